@@ -1,0 +1,41 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step they use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client,
+# gettext's msgfmt, fonts covering Vietnamese and Chinese for printed cover sheets.
+APT_TOOLS := qpdf poppler-utils openssh-client gettext fonts-dejavu-core fonts-noto-cjk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint format system-tools catalogs clean
+
+demo: $(VENV)/.installed system-tools
+	$(VENV)/bin/ssr-console demo
+
+test: $(VENV)/.installed system-tools
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+system-tools:
+	@if command -v qpdf >/dev/null && command -v pdftotext >/dev/null && command -v ssh >/dev/null \
+	   && command -v msgfmt >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then :; else \
+	  $(SUDO) apt-get update -q || true; \
+	  $(SUDO) apt-get install -y $(APT_TOOLS); fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,148 @@
+"""The ``ssr-console`` command: open the console, seed the demo LEA, migrate, verify the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from console import config
+from services import audit, db
+from services.errors import ConsoleError
+from services.settings import Settings
+
+DEMO_OPERATOR = "caaspp"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssr-console", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"ssr-console {version('ssr-console')}"
+    )
+    parser.add_argument("--config", type=Path, help="config file (default: $SSR_CONSOLE_CONFIG)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+    parser.add_argument("--data-dir", help="where the database and reports live")
+    parser.add_argument("--operator", help="sign in as this operator (default: $SSR_OPERATOR)")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("open", help="open the console (the default)")
+    demo = commands.add_parser("demo", help="seed the demo LEA if absent, then open the console")
+    demo.add_argument("--students", type=int, default=600)
+    seed = commands.add_parser("seed", help="seed a synthetic demo LEA")
+    seed.add_argument("--students", type=int, default=600)
+    seed.add_argument("--seed", type=int, default=2026)
+    seed.add_argument("--no-pdfs", action="store_true", help="rows only, no SSR PDF files")
+    database = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command")
+    database.add_parser("upgrade", help="apply migrations up to head")
+    down = database.add_parser("downgrade", help="revert migrations to a revision")
+    down.add_argument("revision")
+    database.add_parser("current", help="print the schema revision")
+    audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
+    audit_cmd.add_parser("verify", help="check the audit hash chain")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = config.load(
+            args.config,
+            database_url=args.database_url,
+            data_dir=args.data_dir,
+            operator=args.operator,
+        )
+        return _dispatch(parser, args, settings)
+    except ConsoleError as error:
+        print(f"ssr-console: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
+    engine = db.make_engine(settings.database_url)
+    command = args.command or "open"
+    if command == "db":
+        return _db(parser, args, engine)
+    if command == "audit":
+        if args.audit_command != "verify":
+            parser.error("audit needs a subcommand: verify")
+        result = audit.verify(engine)
+        if result.ok:
+            print(f"audit log intact: {result.events} events verified")
+            return 0
+        print(
+            f"audit log TAMPERED: {result.problem} ({result.events} events read)", file=sys.stderr
+        )
+        return 1
+    if command == "seed":
+        from services import demo
+
+        db.upgrade(engine)
+        summary = demo.seed(
+            engine,
+            settings,
+            students=args.students,
+            seed=args.seed,
+            pdfs=not args.no_pdfs,
+            progress=_progress,
+        )
+        print(f"\n{summary}")
+        return 0
+    if command == "demo":
+        from services import demo
+
+        db.upgrade(engine)
+        if not demo.exists(engine):
+            print(demo.seed(engine, settings, students=args.students, progress=_progress))
+        settings = _with_operator(settings, settings.operator or DEMO_OPERATOR)
+    elif db.needs_upgrade(engine):
+        print(
+            "ssr-console: the database schema is not current; run `ssr-console db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
+    return _open(engine, settings)
+
+
+def _db(parser: argparse.ArgumentParser, args: argparse.Namespace, engine) -> int:  # type: ignore[no-untyped-def]
+    if args.db_command == "upgrade":
+        db.upgrade(engine)
+        print(f"database at revision {_revisions(engine)}")
+    elif args.db_command == "downgrade":
+        db.downgrade(engine, args.revision)
+        print(f"database at revision {_revisions(engine)}")
+    elif args.db_command == "current":
+        print(_revisions(engine))
+    else:
+        parser.error("db needs a subcommand: upgrade, downgrade or current")
+    return 0
+
+
+def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(sorted(db.current_revisions(engine))) or "empty (no migrations applied)"
+
+
+def _with_operator(settings: Settings, operator: str) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, operator=operator)
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rseeding: {done}/{total} students", end="", file=sys.stderr, flush=True)
+
+
+def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    from console.app import SSRConsoleApp
+    from services import operators
+    from services.context import ConsoleContext
+
+    operator = operators.resolve(engine, settings.operator)
+    SSRConsoleApp(ConsoleContext(engine, settings, operator)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
