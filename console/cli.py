@@ -135,11 +135,12 @@ def _progress(done: int, total: int) -> None:
 
 
 def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
-    from console.app import SSRConsoleApp
     from services import operators
     from services.context import ConsoleContext
 
-    operator = operators.resolve(engine, settings.operator)
+    operator = operators.resolve(engine, settings.operator)  # refuse before loading the UI
+    from console.app import SSRConsoleApp
+
     SSRConsoleApp(ConsoleContext(engine, settings, operator)).run()
     return 0
 

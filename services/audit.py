@@ -80,13 +80,8 @@ def record(
         .where(AuditHead.id == 1)
         .values(seq=AuditHead.seq + 1)
         .returning(AuditHead.seq, AuditHead.hash)
-    ).one_or_none()
-    if result is None:
-        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
-        session.flush()
-        seq, prev = 1, GENESIS
-    else:
-        seq, prev = int(result[0]), str(result[1])
+    ).one()  # the row is created by the first migration
+    seq, prev = int(result[0]), str(result[1])
     at = utcnow()
     text = _canonical(detail)
     lea = lea_id if lea_id is not None else actor.lea_id

@@ -18,9 +18,9 @@ LANGUAGES: dict[str, str] = {
 GRADES = (3, 4, 5, 6, 7, 8, 11)
 """Grades tested by CAASPP summative assessments."""
 
-_TEN_DIGITS = re.compile(r"\d{10}")
-_SEVEN_DIGITS = re.compile(r"\d{7}")
-_FOURTEEN_DIGITS = re.compile(r"\d{14}")
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
+_SEVEN_DIGITS = re.compile(r"[0-9]{7}")
+_FOURTEEN_DIGITS = re.compile(r"[0-9]{14}")
 
 
 def ssid(value: str) -> str:

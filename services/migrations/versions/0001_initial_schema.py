@@ -41,12 +41,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_event_seq'), ['seq'], unique=True)
         batch_op.create_index(batch_op.f('ix_audit_event_target'), ['target'], unique=False)
 
-    op.create_table('audit_head',
+    audit_head = op.create_table('audit_head',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    # the chain's tip exists from the start, so concurrent first writers queue on it
+    op.bulk_insert(audit_head, [{'id': 1, 'seq': 0, 'hash': '0' * 64}])
     op.create_table('lea',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cds_code', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
