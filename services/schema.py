@@ -1,3 +1,7 @@
-"""Imports every module that declares tables, so the metadata Alembic compares is complete."""
+"""Imports every module that declares tables, so the metadata Alembic compares is complete.
 
-from services import models  # noqa: F401
+One `import services.<module>` line per table module, kept sorted.
+"""
+
+import services.intake_records  # noqa: F401
+import services.models  # noqa: F401
