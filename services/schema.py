@@ -3,5 +3,7 @@
 One `import services.<module>` line per table module, kept sorted.
 """
 
+import services.credential_tables  # noqa: F401
 import services.intake_records  # noqa: F401
 import services.models  # noqa: F401
+import services.plan_tables  # noqa: F401
