@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     down = database.add_parser("downgrade", help="revert migrations to a revision")
     down.add_argument("revision")
     database.add_parser("current", help="print the schema revision")
+    ssh = commands.add_parser("serve-ssh", help="serve the console over SSH (public keys only)")
+    ssh.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    ssh.add_argument("--port", type=int, help="port to listen on (default 2222)")
+    ssh.add_argument("--host-key", type=Path, help="host key file, created on first start")
+    ssh.add_argument("--authorized-keys", type=Path, help="keys and the operators they sign in as")
+    ssh.add_argument("--idle-minutes", type=float, help="close sessions idle this long (0: never)")
     audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
     audit_cmd.add_parser("verify", help="check the audit hash chain")
     return parser
@@ -76,6 +82,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
             f"audit log TAMPERED: {result.problem} ({result.events} events read)", file=sys.stderr
         )
         return 1
+    if command == "serve-ssh":
+        return _serve_ssh(args, engine, settings)
     if command == "seed":
         from services import demo
 
@@ -122,6 +130,34 @@ def _db(parser: argparse.ArgumentParser, args: argparse.Namespace, engine) -> in
 
 def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
     return ", ".join(sorted(db.current_revisions(engine))) or "empty (no migrations applied)"
+
+
+def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    from console import ssh_server
+
+    if db.needs_upgrade(engine):
+        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    configured = settings.extra.get("ssh", {})
+    if not isinstance(configured, dict):
+        raise ConsoleError("The [ssh] section of the config file must be a table")
+    idle = args.idle_minutes if args.idle_minutes is not None else configured.get("idle_minutes")
+    options = ssh_server.SSHOptions.in_data_dir(
+        settings.data_dir,
+        host=args.host or configured.get("host"),
+        port=args.port or configured.get("port"),
+        host_key=args.host_key or _path(configured.get("host_key")),
+        authorized_keys=args.authorized_keys or _path(configured.get("authorized_keys")),
+        idle_timeout=float(idle) * 60 if idle is not None else None,
+    )
+    child_args = ["--database-url", settings.database_url, "--data-dir", str(settings.data_dir)]
+    if args.config:
+        child_args += ["--config", str(args.config)]
+    ssh_server.serve(options, engine, ssh_server.console_command(child_args))
+    return 0
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)).expanduser() if value else None
 
 
 def _with_operator(settings: Settings, operator: str) -> Settings:

@@ -1,0 +1,474 @@
+"""The built-in SSH server: one console per session, the operator decided by the public key.
+
+Only public-key authentication is offered, against the authorized-keys list of
+``services.ssh_keys`` (re-read on every connection, so adding a person needs no restart). A session
+gets nothing but the console: exec and subsystem (SFTP) requests, port forwarding in both
+directions, agent and X11 forwarding are all refused. Each session runs the console in a process of
+its own on a pseudo-terminal (``console.ssh_session``), with the client's TERM and window size and
+animations off to save bandwidth; the process is ended when the client leaves, and the session is
+closed after a configurable time without a key press. Connections, logins, refusals and
+disconnects go to the audit log, naming keys by fingerprint only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from sqlalchemy.engine import Engine
+
+from console.ssh_session import PtyProcess
+from services import audit, db, operators, ssh_keys
+from services.audit import SYSTEM_ACTOR, Actor
+from services.errors import ConsoleError, InvalidInput
+from services.models import Operator
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 2222
+DEFAULT_IDLE_MINUTES = 30.0
+HOST_KEY_NAME = "ssh_host_ed25519_key"
+AUTHORIZED_KEYS_NAME = "ssh_authorized_keys"
+# What the client may pass into the console's environment (OpenSSH SendEnv/SetEnv, PuTTY's
+# "Environment variables"); anything else, SSR_OPERATOR above all, is ignored.
+CLIENT_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "COLORTERM", "TZ")
+# Leave the alternate screen, show the cursor, stop mouse reports and bracketed paste: what the
+# console would have undone itself had it exited on its own (used when the server ends it).
+TERMINAL_RESET = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l"
+
+ConsoleCommand = Callable[[str], Sequence[str]]
+"""The argv that opens the console for an operator username."""
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """Where and how the built-in server listens."""
+
+    host: str
+    port: int
+    host_key: Path
+    authorized_keys: Path
+    idle_timeout: float  # seconds without a key press before a session is closed; 0 = never
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, **overrides: Any) -> SSHOptions:
+        values: dict[str, Any] = {
+            "host": DEFAULT_HOST,
+            "port": DEFAULT_PORT,
+            "host_key": data_dir / HOST_KEY_NAME,
+            "authorized_keys": data_dir / AUTHORIZED_KEYS_NAME,
+            "idle_timeout": DEFAULT_IDLE_MINUTES * 60,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def console_command(global_args: Sequence[str] = ()) -> ConsoleCommand:
+    """``ssr-console [global args] --operator NAME open`` with this interpreter."""
+
+    def argv(operator: str) -> list[str]:
+        return [sys.executable, "-m", "console.cli", *global_args, "--operator", operator, "open"]
+
+    return argv
+
+
+def load_host_key(path: Path) -> asyncssh.SSHKey:
+    """The server's Ed25519 host key, generated on first start and kept readable by its owner only."""
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="ssr-console host key")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(key.export_private_key())
+        return key
+    if path.stat().st_mode & 0o077:
+        raise InvalidInput(
+            f"The SSH host key {path} can be read by other users; run `chmod 600 {path}`"
+        )
+    try:
+        return asyncssh.read_private_key(path)
+    except (OSError, asyncssh.KeyImportError) as error:
+        raise InvalidInput(f"Cannot read the SSH host key {path}: {error}") from None
+
+
+class AuditTrail:
+    """Writes the server's audit events one after another, off the event loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: asyncio.Queue[tuple[Actor, str, str, dict[str, Any]] | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def record(self, actor: Actor, action: str, target: str, **detail: Any) -> None:
+        self._queue.put_nowait((actor, action, target, detail))
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _run(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            try:
+                await asyncio.to_thread(self._write, *event)
+            except Exception as error:  # a full disk must not take the server down
+                print(f"ssr-console: audit write failed: {error}", file=sys.stderr)
+
+    def _write(self, actor: Actor, action: str, target: str, detail: dict[str, Any]) -> None:
+        with db.session_scope(self._engine) as session:
+            audit.record(session, actor, action, target, detail)
+
+
+class ConsoleServer:
+    """The running server: shared state of every connection, and the listener."""
+
+    def __init__(self, options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
+        self.options = options
+        self.engine = engine
+        self.command = command
+        self.sessions: set[ConsoleSession] = set()
+        self.trail: AuditTrail | None = None
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self.host_key: asyncssh.SSHKey | None = None
+
+    async def start(self) -> None:
+        ssh_keys.load(self.options.authorized_keys)  # refuse to start on a broken list
+        self.host_key = load_host_key(self.options.host_key)
+        self.trail = AuditTrail(self.engine)
+        self._acceptor = await asyncssh.create_server(
+            lambda: ConnectionHandler(self),
+            self.options.host,
+            self.options.port,
+            server_host_keys=[self.host_key],
+            encoding=None,
+            line_editor=False,
+            allow_pty=True,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_host=None,
+            sftp_factory=None,
+            allow_scp=False,
+            keepalive_interval=60,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._acceptor is not None
+        return int(self._acceptor.get_port())
+
+    async def close(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+        await asyncio.gather(*(s.end("server stopped") for s in list(self.sessions)))
+        if self.trail is not None:
+            await self.trail.close()
+
+    def record(self, actor: Actor, action: str, target: str, **detail: Any) -> None:
+        assert self.trail is not None
+        self.trail.record(actor, action, target, **detail)
+
+
+class ConnectionHandler(asyncssh.SSHServer):
+    """One SSH connection: who it is (from the key), and what it may open (one console per session)."""
+
+    def __init__(self, server: ConsoleServer) -> None:
+        self.server = server
+        self.peer = "?"
+        self.login_name = ""
+        self.keys = ssh_keys.AuthorizedKeys(())
+        self.keys_problem = ""
+        self.offered: list[str] = []
+        self.refusal = ""
+        self._candidates: dict[bytes, Operator] = {}
+        self._last_valid: Operator | None = None
+        self.operator: Operator | None = None
+        self.fingerprint = ""
+        self.started = time.monotonic()
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.of(self.operator) if self.operator else SYSTEM_ACTOR
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        host, port = conn.get_extra_info("peername")[:2]
+        self.peer = f"{host}:{port}"
+        self.server.record(SYSTEM_ACTOR, "ssh.connect", self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        seconds = round(time.monotonic() - self.started, 1)
+        if self.operator is None:
+            reason = self.refusal or ("no public key offered" if not self.offered else "")
+            self.server.record(
+                SYSTEM_ACTOR,
+                "ssh.refused",
+                self.peer,
+                reason=reason or "authentication not completed",
+                login_name=self.login_name,
+                keys_offered=self.offered,
+            )
+        else:
+            self.server.record(
+                self.actor,
+                "ssh.disconnect",
+                self.peer,
+                seconds=seconds,
+                error=str(exc) if exc else "",
+            )
+
+    def begin_auth(self, username: str) -> bool:
+        self.login_name = username[:64]
+        try:
+            self.keys = ssh_keys.load(self.server.options.authorized_keys)
+        except InvalidInput as error:
+            self.keys_problem = str(error)
+            print(f"ssr-console: refusing logins: {error}", file=sys.stderr)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        blob = key.public_data
+        found = self._candidates.get(blob)
+        if found is None:
+            fingerprint = ssh_keys.fingerprint(blob)
+            if fingerprint not in self.offered:
+                self.offered.append(fingerprint)
+            name = self.keys.operator_for(blob)
+            if name is None:
+                self.refusal = self.keys_problem or "unknown key"
+                return False
+            try:
+                found = await asyncio.to_thread(operators.resolve, self.server.engine, name)
+            except ConsoleError:
+                self.refusal = f"key names operator {name!r}, who is unknown or disabled"
+                return False
+            self._candidates[blob] = found
+        self._last_valid = found
+        self.fingerprint = ssh_keys.fingerprint(blob)
+        return True
+
+    def auth_completed(self) -> None:
+        self.operator = self._last_valid
+        self.server.record(
+            self.actor, "ssh.login", self.peer, key=self.fingerprint, login_name=self.login_name
+        )
+
+    def session_requested(self) -> ConsoleSession:
+        assert self.operator is not None
+        return ConsoleSession(self.server, self)
+
+    def connection_requested(self, dest_host: str, dest_port: int, *_: Any) -> bool:
+        self.refuse("local port forwarding", f"{dest_host}:{dest_port}")
+        return False
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        self.refuse("remote port forwarding", f"{listen_host}:{listen_port}")
+        return False
+
+    def unix_connection_requested(self, dest_path: str) -> bool:
+        self.refuse("socket forwarding", dest_path)
+        return False
+
+    def unix_server_requested(self, listen_path: str) -> bool:
+        self.refuse("socket forwarding", listen_path)
+        return False
+
+    def refuse(self, what: str, detail: str = "") -> None:
+        """An authenticated request for something other than the console."""
+        self.server.record(self.actor, "ssh.request_refused", self.peer, request=what, to=detail)
+
+
+class ConsoleSession(asyncssh.SSHServerSession[bytes]):
+    """One SSH session channel: the console process on its pty, and the bytes between them."""
+
+    def __init__(self, server: ConsoleServer, connection: ConnectionHandler) -> None:
+        self.server = server
+        self.connection = connection
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.process: PtyProcess | None = None
+        self.term = ""
+        self.size = (80, 24)
+        self.refusal = ""
+        self.last_input = time.monotonic()
+        self.ended = ""
+        self._idle_task: asyncio.Task[None] | None = None
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
+        self.chan = chan
+
+    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], _: Any) -> bool:
+        self.term = term_type or "xterm-256color"
+        self.size = (term_size[0] or 80, term_size[1] or 24)
+        return True
+
+    def shell_requested(self) -> bool:
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        # Accepted only to tell the person why nothing ran; the command itself is never executed.
+        self.refusal = "exec"
+        return True
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        self.connection.refuse("subsystem", subsystem[:40])
+        return False
+
+    def session_started(self) -> None:
+        asyncio.get_running_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        assert self.chan is not None
+        if self.refusal == "exec":
+            self.connection.refuse("exec")
+            self._refuse_with(
+                "This server only opens SSR Console; commands are refused. "
+                "Connect without a command: ssh -t -p PORT HOST"
+            )
+            return
+        if not self.term:
+            self.connection.refuse("session without a terminal")
+            self._refuse_with("SSR Console needs a terminal: connect with ssh -t")
+            return
+        operator = self.connection.operator
+        assert operator is not None
+        self.process = PtyProcess(self.chan.write, self._process_exited)
+        try:
+            await self.process.start(
+                self.server.command(operator.username), self._environment(), *self.size
+            )
+        except OSError as error:
+            print(f"ssr-console: cannot start a console: {error}", file=sys.stderr)
+            self._refuse_with("SSR Console could not start; the administrator has the details.")
+            return
+        self.server.sessions.add(self)
+        self.server.record(
+            self.connection.actor,
+            "ssh.session_open",
+            self.connection.peer,
+            term=self.term,
+            columns=self.size[0],
+            rows=self.size[1],
+            pid=self.process.pid,
+        )
+        if self.server.options.idle_timeout > 0:
+            self._idle_task = asyncio.get_running_loop().create_task(self._watch_idle())
+
+    def _environment(self) -> dict[str, str]:
+        assert self.chan is not None
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"TERM", "COLUMNS", "LINES", "NO_COLOR", "COLORTERM", "SSR_OPERATOR"}
+        }
+        for key, value in self.chan.get_environment().items():
+            if key in CLIENT_ENV or key.startswith("LC_"):
+                env[key] = value
+        env["TERM"] = self.term
+        env["TEXTUAL_ANIMATIONS"] = "none"
+        return env
+
+    def _refuse_with(self, message: str) -> None:
+        assert self.chan is not None
+        self.chan.write_stderr(f"{message}\r\n".encode())
+        self.chan.exit(1)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.last_input = time.monotonic()
+        if self.process is not None:
+            self.process.write(data)
+
+    def terminal_size_changed(self, width: int, height: int, *_: int) -> None:
+        self.size = (width or self.size[0], height or self.size[1])
+        if self.process is not None:
+            self.process.resize(*self.size)
+
+    def pause_writing(self) -> None:
+        if self.process is not None:
+            self.process.pause_output()
+
+    def resume_writing(self) -> None:
+        if self.process is not None:
+            self.process.resume_output()
+
+    def eof_received(self) -> bool:
+        return True  # keep the channel open: a terminal session ends when the console does
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        asyncio.get_running_loop().create_task(self.end("client left"))
+
+    async def end(self, reason: str) -> None:
+        """End the console's process group (only it) and close the session, once."""
+        if self.ended or self.process is None:
+            return
+        self.ended = reason
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        await self.process.terminate()
+
+    def _process_exited(self, code: int) -> None:
+        self.server.sessions.discard(self)
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        reason = self.ended or "console exited"
+        self.server.record(
+            self.connection.actor,
+            "ssh.session_close",
+            self.connection.peer,
+            reason=reason,
+            exit_code=code,
+        )
+        assert self.chan is not None
+        if reason != "client left":
+            with contextlib.suppress(OSError, asyncssh.Error):
+                if self.ended:
+                    self.chan.write(TERMINAL_RESET + f"\r\nSSR Console: {reason}.\r\n".encode())
+                self.chan.exit(code if code >= 0 else 128 - code)
+
+    async def _watch_idle(self) -> None:
+        timeout = self.server.options.idle_timeout
+        while True:
+            remaining = self.last_input + timeout - time.monotonic()
+            if remaining <= 0:
+                await self.end(f"closed after {_duration(timeout)} without a key press")
+                return
+            await asyncio.sleep(remaining)
+
+
+def _duration(seconds: float) -> str:
+    amount, unit = (seconds / 60, "minute") if seconds >= 60 else (seconds, "second")
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+
+
+def serve(options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
+    """Run the server until SIGINT or SIGTERM, then end every session and stop."""
+
+    async def main() -> None:
+        server = ConsoleServer(options, engine, command)
+        await server.start()
+        assert server.host_key is not None
+        keys = ssh_keys.load(options.authorized_keys)
+        print(
+            f"SSR Console SSH server on {options.host}:{server.port} "
+            f"(host key {server.host_key.get_fingerprint()}, {len(keys)} authorized keys)",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await server.close()
+
+    asyncio.run(main())
