@@ -1,11 +1,16 @@
-"""A small world for the credential tests: two LEAs, each with the five kinds of operator.
+"""A small world for the credential tests: two LEAs with their operators, and a token endpoint.
 
 Built directly (not through the demo seeder) so the credential tests need no PDFs and stay fast.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from sqlalchemy.engine import Engine
 
@@ -71,3 +76,59 @@ def build(engine: Engine) -> World:
         for operator in people.values():
             session.expunge(operator)
         return World(lea.id, other.id, people)
+
+
+class TokenServer:
+    """A TOMS-style token endpoint on loopback: POST /api/v1/token with HTTP Basic credentials.
+
+    It accepts exactly the (username, secret) pair set in ``accepted``, as a vendor system holding
+    the live credential would, and answers 401 to anything else.
+    """
+
+    def __init__(self) -> None:
+        self.accepted: tuple[str, str] | None = None
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                server.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                auth = self.headers.get("Authorization", "")
+                pair = None
+                if auth.startswith("Basic "):
+                    user, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+                    pair = (user, secret)
+                if self.path != "/api/v1/token":
+                    self._answer(404, {"error": "not_found"})
+                elif form.get("grant_type") != ["client_credentials"]:
+                    self._answer(400, {"error": "unsupported_grant_type"})
+                elif pair is None or pair != server.accepted:
+                    self._answer(401, {"error": "invalid_client"})
+                else:
+                    self._answer(200, {"access_token": "tok-123", "token_type": "Bearer"})
+
+            def _answer(self, code: int, body: dict[str, str]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/api/v1/token"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> TokenServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
