@@ -1,0 +1,67 @@
+"""The Textual application: the dashboard first, every destination one key away.
+
+Keys: the destination letters (see console.navigation), ``?`` help, ``esc`` back, ``ctrl+p``
+command palette, ``q``/``ctrl+q`` quit. Textual 8 binds no suspend key (ctrl+z) by default and
+puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it that way.
+"""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+
+from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands
+from screens.help import HelpScreen, describe_keys
+from services import dashboard
+from services.context import ConsoleContext
+from services.errors import ConsoleError
+from services.permissions import require
+
+
+class SSRConsoleApp(App[None]):
+    TITLE = "SSR Console"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {DestinationCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("escape", "back", "Back"),
+        Binding("q", "quit", "Quit"),
+        *(Binding(d.key, f"go({d.key!r})", f"Go to {d.title}", show=False) for d in DESTINATIONS),
+    ]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        operator = ctx.operator
+        self.sub_title = (
+            f"{operator.display_name} · {operator.role.label} · "
+            f"{dashboard.lea_label(ctx.engine, operator)}"
+        )
+
+    def get_default_screen(self):  # type: ignore[no-untyped-def]
+        return DESTINATIONS[0].factory(self.ctx)
+
+    async def action_go(self, key: str) -> None:
+        """Open a destination above the dashboard, or say plainly why the operator may not."""
+        destination = BY_KEY[key]
+        if destination.permission is not None:
+            try:
+                require(self.ctx.operator, destination.permission)
+            except ConsoleError as refusal:
+                self.notify(
+                    str(refusal), title=f"{destination.title}: not allowed", severity="error"
+                )
+                return
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        if destination is not DESTINATIONS[0]:
+            await self.push_screen(destination.factory(self.ctx))
+
+    async def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            await self.pop_screen()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            title = self.screen.title or type(self.screen).__name__
+            self.push_screen(HelpScreen(title, describe_keys(self.screen)))

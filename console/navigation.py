@@ -1,0 +1,123 @@
+"""Where the console can go: one Destination per screen, bound to a key app-wide.
+
+To replace a placeholder with a real screen, point its Destination's factory at the screen class
+(any ``Callable[[ConsoleContext], Screen]``; ``screens.base.ConsoleScreen`` subclasses fit as is).
+The permission here only decides whether the app opens the screen; the services behind it
+enforce data access themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+
+from screens.audit_log import AuditLogScreen
+from screens.dashboard import DashboardScreen
+from screens.placeholder import placeholder
+from screens.students import StudentsScreen
+from services.context import ConsoleContext
+from services.permissions import Permission
+
+
+@dataclass(frozen=True)
+class Destination:
+    key: str
+    title: str
+    factory: Callable[[ConsoleContext], Screen[object]]
+    permission: Permission | None
+    issue: int | None  # the issue that owns the screen's content; None for the shell's own
+
+
+P = Permission
+DESTINATIONS: list[Destination] = [
+    Destination("d", "Dashboard", DashboardScreen, P.VIEW_DASHBOARD, None),
+    Destination("s", "Students", StudentsScreen, P.VIEW_STUDENTS, None),
+    Destination(
+        "c",
+        "Credential",
+        placeholder(
+            "Credential", "issue 3", "generate, show once and reset the SIS-vendor credential"
+        ),
+        P.VIEW_CREDENTIAL_STATUS,
+        3,
+    ),  # fmt: skip
+    Destination(
+        "a",
+        "Advisor",
+        placeholder(
+            "Advisor", "issue 5", "the four guiding questions and a recommended distribution plan"
+        ),
+        P.CHOOSE_PLAN,
+        5,
+    ),  # fmt: skip
+    Destination(
+        "i",
+        "Import",
+        placeholder("Import", "issue 6", "import TOMS bulk downloads and match SSRs to students"),
+        P.IMPORT_REPORTS,
+        6,
+    ),  # fmt: skip
+    Destination(
+        "b",
+        "Batches",
+        placeholder(
+            "Batches", "issues 7 and 8", "secure email, print, paper-order and portal batches"
+        ),
+        P.RUN_BATCHES,
+        7,
+    ),  # fmt: skip
+    Destination(
+        "n",
+        "Notices",
+        placeholder("Notices", "issue 4", "credential-expiry and SSR-deadline reminders"),
+        P.VIEW_CREDENTIAL_STATUS,
+        4,
+    ),  # fmt: skip
+    Destination(
+        "h",
+        "Help desk",
+        placeholder(
+            "Help desk", "issue 10", "look up a student or guardian, read the timeline, resend"
+        ),
+        P.RESEND,
+        10,
+    ),  # fmt: skip
+    Destination(
+        "r",
+        "Reports",
+        placeholder("Reports", "issue 10", "aggregate delivery reports"),
+        P.VIEW_REPORTS,
+        10,
+    ),  # fmt: skip
+    Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT, None),
+]
+BY_KEY = {d.key: d for d in DESTINATIONS}
+
+
+class DestinationCommands(Provider):
+    """Command palette entries "Go to <screen>" for every destination (ctrl+p)."""
+
+    def _entries(self) -> list[tuple[str, str, Callable[[], object]]]:
+        return [
+            (
+                f"Go to {d.title}",
+                f"key {d.key}" + (f" · content from issue {d.issue}" if d.issue else ""),
+                partial(self.app.run_action, f"go({d.key!r})"),
+            )
+            for d in DESTINATIONS
+        ]
+
+    async def discover(self) -> Hits:
+        for text, help_text, command in self._entries():
+            yield DiscoveryHit(text, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, command in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, help=help_text)

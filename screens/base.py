@@ -1,0 +1,35 @@
+"""The frame every console screen shares: header, banners, the screen's own body, key footer.
+
+Screens built on ConsoleScreen get the session context, the standing banners (refreshed each
+time the screen comes back into view) and a footer that shows their keys.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from services import dashboard
+from services.context import ConsoleContext
+from widgets.banner import BannerBar
+
+
+class ConsoleScreen(Screen[None]):
+    """Subclass and implement ``compose_body``; set TITLE to name the screen in the header."""
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield BannerBar()
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(BannerBar).show(dashboard.banners(self.ctx.engine, self.ctx.operator))

@@ -1,0 +1,88 @@
+"""The `?` overlay: every key of the screen it was opened on, read from the live bindings.
+
+It is generated from ``Screen.active_bindings`` (focused widget, screen and app), so it lists
+exactly what works at that moment and never goes stale as screens add keys.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+
+class KeyHelp(NamedTuple):
+    group: str
+    key: str
+    description: str
+
+
+def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
+    """The active keys of ``screen``, grouped by where they apply (widget, screen, everywhere)."""
+    app = screen.app
+    entries: list[KeyHelp] = []
+    seen: set[tuple[str, str]] = set()
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if binding.system:
+            continue
+        node = active.node
+        if node is app:
+            group = "Everywhere"
+        elif node is screen:
+            group = f"This screen ({screen.title or type(screen).__name__})"
+        else:
+            group = node.BINDING_GROUP_TITLE or type(node).__name__
+        description = binding.description or binding.action.replace("_", " ")
+        label = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
+        if (group, label) not in seen:
+            seen.add((group, label))
+            entries.append(KeyHelp(group, label, description))
+    order = {"Everywhere": 2}
+    return sorted(entries, key=lambda e: order.get(e.group, 0 if "screen" in e.group else 1))
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists keys; esc, ? or q closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 72; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; padding: 0 1; background: $surface;
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close help"),
+        Binding("question_mark", "dismiss", "Close help"),
+        Binding("q", "dismiss", "Close help"),
+    ]
+
+    def __init__(self, title: str, keys: list[KeyHelp]) -> None:
+        super().__init__()
+        self.help_title = title
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = f"Keys: {self.help_title}"
+            scroll.border_subtitle = "esc or ? closes"
+            yield Static(Content(self.text), id="keys")
+
+    @property
+    def text(self) -> str:
+        lines: list[str] = []
+        group = None
+        for entry in self.keys:
+            if entry.group != group:
+                if lines:
+                    lines.append("")
+                lines.append(entry.group)
+                group = entry.group
+            lines.append(f"  {entry.key:<14} {entry.description}")
+        return "\n".join(lines)

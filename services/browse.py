@@ -1,0 +1,159 @@
+"""Paged, scoped reads behind the console's tables: one window of rows at a time, never all.
+
+Filters are prefix matches on indexed columns, written as range conditions
+(``col >= x AND col < x || U+FFFF``) so they stay index range scans on 300,000 rows, unlike
+``LIKE '%x%'``. Counts stop at ``COUNT_CAP``: a person needs "10,000+", not an exact scan.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.models import AuditEvent, Operator, School, ScoreReport, Student
+from services.permissions import Permission, allowed, require, school_scope
+
+COUNT_CAP = 10_000
+_TOP = "\uffff"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One window of display rows and how many rows match in all (a lower bound when capped)."""
+
+    rows: list[tuple[str, ...]]
+    total: int
+    capped: bool = False
+
+
+def prefix(column, text: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    """``column`` starts with ``text``, as a range an index can answer."""
+    return and_(column >= text, column < text + _TOP)
+
+
+def name_key(text: str) -> str:
+    """A typed name in Student.name_key's form: lower case, "last first", commas dropped."""
+    return re.sub(r"\s+", " ", text.replace(",", " ")).strip().lower()
+
+
+def student_columns(operator: Operator) -> tuple[str, ...]:
+    """Column headings of the students table; the help desk never sees score-report columns."""
+    require(operator, Permission.VIEW_STUDENTS)
+    base = ("SSID", "Name", "Gr", "School")
+    if allowed(operator, Permission.VIEW_SCORES):
+        return (*base, "Lang", "EL", "SSRs")
+    return base
+
+
+def students_page(
+    engine: Engine, operator: Operator, offset: int, limit: int, filter_text: str = ""
+) -> Page:
+    """Students of the operator's LEA (a site coordinator: their school), by name or SSID prefix."""
+    require(operator, Permission.VIEW_STUDENTS)
+    conditions = [Student.lea_id == operator.lea_id]
+    school_id = school_scope(operator)
+    if school_id is not None:
+        conditions.append(Student.school_id == school_id)
+    text = filter_text.strip()
+    if text.isdigit():
+        conditions.append(prefix(Student.ssid, text))
+        order = (Student.ssid,)
+    else:
+        if text:
+            conditions.append(prefix(Student.name_key, name_key(text)))
+        order = (Student.name_key, Student.id)  # type: ignore[assignment]
+    scores = allowed(operator, Permission.VIEW_SCORES)
+    with Session(engine) as session:
+        found = session.execute(
+            select(
+                Student.id,
+                Student.ssid,
+                Student.last_name,
+                Student.first_name,
+                Student.grade,
+                School.name,
+                Student.primary_language,
+                Student.english_learner,
+            )
+            .join(School, School.id == Student.school_id)  # type: ignore[arg-type]
+            .where(*conditions)
+            .order_by(*order)
+            .offset(max(offset, 0))
+            .limit(limit)
+        ).all()
+        total, capped = _capped_count(session, select(Student.id).where(*conditions))
+        reports = _report_counts(session, [row[0] for row in found]) if scores else {}
+    rows = []
+    for sid, ssid, last, first, grade, school, language, learner in found:
+        row: tuple[str, ...] = (ssid, f"{last}, {first}", str(grade), school)
+        if scores:
+            row += (language, "EL" if learner else "", str(reports.get(sid, 0)))
+        rows.append(row)
+    return Page(rows, total, capped)
+
+
+def audit_columns() -> tuple[str, ...]:
+    return ("#", "When (UTC)", "Operator", "Action", "Target")
+
+
+def audit_page(
+    engine: Engine, operator: Operator, offset: int, limit: int, filter_text: str = ""
+) -> Page:
+    """The LEA's audit events (and the console's own, LEA-less ones), newest first.
+
+    The filter matches the start of the operator name, the action or the target.
+    """
+    require(operator, Permission.VIEW_AUDIT)
+    conditions = [or_(AuditEvent.lea_id == operator.lea_id, AuditEvent.lea_id.is_(None))]  # type: ignore[union-attr]
+    text = filter_text.strip()
+    if text:
+        conditions.append(
+            or_(
+                prefix(AuditEvent.operator, text),
+                prefix(AuditEvent.action, text),
+                prefix(AuditEvent.target, text),
+            )
+        )
+    with Session(engine) as session:
+        found = session.execute(
+            select(
+                AuditEvent.seq,
+                AuditEvent.at,
+                AuditEvent.operator,
+                AuditEvent.action,
+                AuditEvent.target,
+            )
+            .where(*conditions)
+            .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
+            .offset(max(offset, 0))
+            .limit(limit)
+        ).all()
+        total, capped = _capped_count(session, select(AuditEvent.id).where(*conditions))
+    rows = [
+        (str(seq), at.strftime("%Y-%m-%d %H:%M"), name, action, target)
+        for seq, at, name, action, target in found
+    ]
+    return Page(rows, total, capped)
+
+
+def _capped_count(session: Session, query) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+    """How many rows ``query`` yields, counting no further than COUNT_CAP."""
+    limited = query.limit(COUNT_CAP + 1).subquery()
+    count = int(session.scalar(select(func.count()).select_from(limited)) or 0)
+    return min(count, COUNT_CAP), count > COUNT_CAP
+
+
+def _report_counts(session: Session, student_ids: list[int]) -> dict[int, int]:
+    if not student_ids:
+        return {}
+    return dict(
+        session.execute(
+            select(ScoreReport.student_id, func.count())
+            .where(ScoreReport.student_id.in_(student_ids))  # type: ignore[attr-defined]
+            .group_by(ScoreReport.student_id)
+        ).all()
+    )

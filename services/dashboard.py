@@ -1,0 +1,146 @@
+"""What the dashboard shows: roster counts for the operator's scope, and the banners over every screen.
+
+A site coordinator's figures cover their school only. A technology coordinator gets the totals but
+not the breakdown of guardians' contact details, which their role may not view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.errors import NotFound
+from services.models import LEA, Guardian, Operator, School, ScoreReport, Student, StudentGuardian
+from services.permissions import Permission, allowed, require, school_scope
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    """Counts for one LEA, or one school of it; contact breakdowns are None when not shown."""
+
+    lea_name: str
+    lea_cds: str
+    scope: str
+    schools: int
+    students: int
+    guardians: int
+    reports_by_program: dict[str, int] = field(default_factory=dict)
+    guardians_by_language: dict[str, int] | None = None
+    guardians_with_email: int | None = None
+    guardians_using_portal: int | None = None
+    guardians_without_address: int | None = None
+
+    @property
+    def contacts_shown(self) -> bool:
+        return self.guardians_by_language is not None
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A message the console keeps above every screen until its cause is dealt with."""
+
+    level: str  # "info", "warning" or "error"
+    text: str
+
+
+def lea_label(engine: Engine, operator: Operator) -> str:
+    """The operator's LEA as people name it: "Name (CDS 1234567)"."""
+    with Session(engine) as session:
+        lea = session.get(LEA, operator.lea_id)
+        if lea is None:
+            raise NotFound(f"LEA {operator.lea_id} of operator {operator.username} does not exist")
+        return f"{lea.name} (CDS {lea.cds_code})"
+
+
+def summary(engine: Engine, operator: Operator) -> DashboardSummary:
+    """Roster and SSR counts for the operator's scope, each one aggregate query."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    school_id = school_scope(operator)
+    with Session(engine) as session:
+        lea = session.get(LEA, operator.lea_id)
+        if lea is None:
+            raise NotFound(f"LEA {operator.lea_id} of operator {operator.username} does not exist")
+        students = select(Student.id).where(Student.lea_id == lea.id)
+        if school_id is None:
+            scope = "all schools"
+            schools = session.scalar(select(func.count()).where(School.lea_id == lea.id)) or 0
+            guardian_filter = Guardian.lea_id == lea.id
+        else:
+            school = session.get(School, school_id)
+            scope = school.name if school else f"school {school_id}"
+            schools = 1
+            students = students.where(Student.school_id == school_id)
+            guardian_filter = Guardian.id.in_(  # type: ignore[union-attr]
+                select(StudentGuardian.guardian_id).where(
+                    StudentGuardian.student_id.in_(students)  # type: ignore[attr-defined]
+                )
+            )
+        student_count = session.scalar(select(func.count()).select_from(students.subquery())) or 0
+        reports = dict(
+            session.execute(
+                select(ScoreReport.program, func.count())
+                .where(ScoreReport.student_id.in_(students))  # type: ignore[attr-defined]
+                .group_by(ScoreReport.program)
+            ).all()
+        )
+        by_program = {str(program): int(count) for program, count in sorted(reports.items())}
+        contacts = _guardian_breakdown(session, guardian_filter)
+    guardians = sum(contacts.by_language.values())
+    common = {
+        "lea_name": lea.name,
+        "lea_cds": lea.cds_code,
+        "scope": scope,
+        "schools": int(schools),
+        "students": int(student_count),
+        "guardians": guardians,
+        "reports_by_program": by_program,
+    }
+    if not allowed(operator, Permission.VIEW_CONTACTS):
+        return DashboardSummary(**common)  # type: ignore[arg-type]
+    return DashboardSummary(
+        **common,  # type: ignore[arg-type]
+        guardians_by_language=contacts.by_language,
+        guardians_with_email=contacts.with_email,
+        guardians_using_portal=contacts.using_portal,
+        guardians_without_address=contacts.without_address,
+    )
+
+
+@dataclass(frozen=True)
+class _Contacts:
+    by_language: dict[str, int]
+    with_email: int
+    using_portal: int
+    without_address: int
+
+
+def _guardian_breakdown(session: Session, guardian_filter) -> _Contacts:  # type: ignore[no-untyped-def]
+    """One pass over the guardians in scope, grouped by language."""
+    has_email = (Guardian.email.is_not(None)) & (Guardian.email != "")  # type: ignore[union-attr]
+    no_address = or_(Guardian.address_line1.is_(None), Guardian.address_line1 == "")  # type: ignore[union-attr]
+    rows = session.execute(
+        select(
+            Guardian.preferred_language,
+            func.count(),
+            func.count().filter(has_email),
+            func.count().filter(Guardian.uses_portal),
+            func.count().filter(no_address),
+        )
+        .where(guardian_filter)
+        .group_by(Guardian.preferred_language)
+        .order_by(func.count().desc())
+    ).all()
+    return _Contacts(
+        by_language={str(language): int(count) for language, count, *_ in rows},
+        with_email=sum(int(row[2]) for row in rows),
+        using_portal=sum(int(row[3]) for row in rows),
+        without_address=sum(int(row[4]) for row in rows),
+    )
+
+
+def banners(engine: Engine, operator: Operator) -> list[Banner]:
+    """Banners for every screen; the credential lifecycle (issue 3) adds its 14-day expiry warning."""
+    return []
