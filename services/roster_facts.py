@@ -1,0 +1,118 @@
+"""The roster facts the advisor needs, for one LEA or one school, computed by SQL aggregates.
+
+Families are guardians linked to a student in scope. Each family's SSR count is the number of SSRs of
+its children: distinct programs of the latest administration imported for the LEA, or one per student
+while none are imported (then ``ssrs_estimated``). The result is at most eight groups (portal user?
+email? mailing address?) however large the roster: nothing is loaded row by row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from services.advisor import FamilyGroup, RosterFacts
+from services.errors import NotFound
+from services.models import LEA, Guardian, School, ScoreReport, Student, StudentGuardian
+
+
+def latest_year(session: Session, lea_id: int) -> int | None:
+    """The most recent administration year with SSRs imported for the LEA."""
+    return session.execute(
+        select(func.max(ScoreReport.admin_year))
+        .join(Student, Student.id == ScoreReport.student_id)
+        .where(Student.lea_id == lea_id)
+    ).scalar()
+
+
+def _filled(column) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    return and_(column.is_not(None), func.length(func.trim(column)) > 0)
+
+
+HAS_EMAIL = _filled(Guardian.email)
+"""A guardian with an email address on file (SQL); ``has_text`` is the same test in Python."""
+HAS_ADDRESS = and_(_filled(Guardian.address_line1), _filled(Guardian.zip_code))
+"""A guardian with a mailing address: a street line and a ZIP code."""
+
+
+def has_text(value: str | None) -> bool:
+    return bool(value and value.strip())
+
+
+def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> RosterFacts:
+    """Counts of students, families by (portal, email, address), and their SSRs, for a scope."""
+    with Session(engine) as session:
+        lea = session.get(LEA, lea_id)
+        if lea is None:
+            raise NotFound(f"No LEA with id {lea_id}")
+        scope_name = lea.name
+        in_scope = [Student.lea_id == lea_id]
+        if school_id is not None:
+            school = session.get(School, school_id)
+            if school is None or school.lea_id != lea_id:
+                raise NotFound(f"No school with id {school_id} in {lea.name}")
+            scope_name = school.name
+            in_scope.append(Student.school_id == school_id)
+        year = latest_year(session, lea_id)
+        if year is None:
+            per_student = select(Student.id.label("sid"), literal(1).label("ssrs")).where(*in_scope)
+        else:
+            programs = func.count(func.distinct(ScoreReport.program))
+            per_student = (
+                select(
+                    Student.id.label("sid"),
+                    case((programs == 0, 1), else_=programs).label("ssrs"),
+                )
+                .outerjoin(
+                    ScoreReport,
+                    and_(ScoreReport.student_id == Student.id, ScoreReport.admin_year == year),
+                )
+                .where(*in_scope)
+                .group_by(Student.id)
+            )
+        students = per_student.subquery("students")
+        per_family = (
+            select(
+                StudentGuardian.guardian_id.label("gid"),
+                func.sum(students.c.ssrs).label("ssrs"),
+            )
+            .join(students, students.c.sid == StudentGuardian.student_id)
+            .group_by(StudentGuardian.guardian_id)
+            .subquery("families")
+        )
+        flags = (
+            select(
+                case((Guardian.uses_portal, 1), else_=0).label("portal"),
+                case((HAS_EMAIL, 1), else_=0).label("email"),
+                case((HAS_ADDRESS, 1), else_=0).label("address"),
+                per_family.c.ssrs,
+            )
+            .join(per_family, per_family.c.gid == Guardian.id)
+            .subquery("flags")
+        )
+        groups = session.execute(
+            select(
+                flags.c.portal, flags.c.email, flags.c.address, func.count(), func.sum(flags.c.ssrs)
+            ).group_by(flags.c.portal, flags.c.email, flags.c.address)
+        ).all()
+        linked = exists().where(StudentGuardian.student_id == students.c.sid)
+        total, unlinked, unlinked_ssrs = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((~linked, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((~linked, students.c.ssrs), else_=0)), 0),
+            ).select_from(students)
+        ).one()
+    return RosterFacts(
+        scope=scope_name,
+        students=int(total),
+        groups=tuple(
+            FamilyGroup(bool(p), bool(e), bool(a), int(n), int(s or 0))
+            for p, e, a, n, s in sorted(groups, reverse=True)
+        ),
+        unlinked_students=int(unlinked),
+        unlinked_ssrs=int(unlinked_ssrs),
+        ssrs_estimated=year is None,
+    )
