@@ -144,7 +144,7 @@ def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # 
     options = ssh_server.SSHOptions.in_data_dir(
         settings.data_dir,
         host=args.host or configured.get("host"),
-        port=args.port or configured.get("port"),
+        port=args.port if args.port is not None else configured.get("port"),
         host_key=args.host_key or _path(configured.get("host_key")),
         authorized_keys=args.authorized_keys or _path(configured.get("authorized_keys")),
         idle_timeout=float(idle) * 60 if idle is not None else None,

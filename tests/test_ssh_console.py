@@ -1,0 +1,168 @@
+"""The real console over the built-in SSH server, reached with the OpenSSH client on a pty.
+
+One small demo database and one server serve every test here (starting a console takes a second
+or two); each test opens its own sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from console.ssh_server import ConsoleServer, SSHOptions, console_command
+from services import db, demo
+from services.models import AuditEvent
+from services.settings import Settings
+from tests.ssh_harness import Terminal, known_hosts, make_key, ssh_argv
+
+SGR = re.compile(rb"\x1b\[([0-9;]*)m")
+GREY_CODES = {30, 37, 40, 47, 90, 97, 100, 107}  # black, white and their bright forms
+
+
+class Console:
+    """A served demo database and a key per demo operator."""
+
+    def __init__(self, server: ConsoleServer, engine, keys: dict[str, Path], hosts: Path) -> None:  # type: ignore[no-untyped-def]
+        self.server, self.engine, self.keys, self.hosts = server, engine, keys, hosts
+
+    async def open(self, who: str, columns: int = 80, rows: int = 24, **env: str) -> Terminal:
+        term = Terminal()
+        extra = ["-tt"] + [
+            opt for k, v in env.items() if k != "TERM" for opt in ("-o", f"SetEnv={k}={v}")
+        ]
+        await term.start(
+            ssh_argv(self.server.port, self.keys[who], self.hosts, *extra),
+            columns,
+            rows,
+            TERM=env.get("TERM", "xterm-256color"),
+        )
+        return term
+
+    def console_pids(self) -> set[int]:
+        return {s.process.pid for s in self.server.sessions if s.process and s.process.pid}
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[Console]:
+    url = f"sqlite:///{tmp_path / 'ssr.db'}"
+    settings = Settings(database_url=url, data_dir=tmp_path / "data")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    demo.seed(engine, settings, students=12, seed=7, pdfs=False)
+    keys = {who: make_key(tmp_path, who) for who in ("caaspp", "helpdesk")}
+    (tmp_path / "authorized_keys").write_text(
+        "".join(key.with_suffix(".pub").read_text() for key in keys.values())
+    )
+    options = SSHOptions.in_data_dir(
+        settings.data_dir, port=0, authorized_keys=tmp_path / "authorized_keys", idle_timeout=0
+    )
+    command = console_command(["--database-url", url, "--data-dir", str(settings.data_dir)])
+    server = ConsoleServer(options, engine, command)
+    await server.start()
+    assert server.host_key is not None
+    hosts = known_hosts(tmp_path / "known_hosts", server.host_key, server.port)
+    yield Console(server, engine, keys, hosts)
+    await server.close()
+    engine.dispose()
+
+
+async def test_dashboard_keys_resize_and_quit(console: Console) -> None:
+    term = await console.open("caaspp")
+    await term.expect(r"Dashboard")
+    await term.expect(r"Students\s+12")  # the roster panel, counted in the console's worker
+    title = re.escape(f"coordinator · {demo.LEA_NAME}")  # the header: role, then LEA name
+    assert not re.search(title, term.text)  # cut to fit 80 columns
+    [pid] = console.console_pids()
+
+    mark = len(term.output)
+    term.press("?")
+    await term.expect(r"Help", since=mark)
+    term.press("\x1b")
+    mark = len(term.output)
+    term.resize(140, 30)
+    await term.expect(title, since=mark)  # now there is room for all of it
+
+    term.press("q")
+    assert await term.wait() == 0
+    assert pid not in console.console_pids()
+    assert not _alive(pid)
+
+
+async def test_two_keys_two_roles(console: Console) -> None:
+    coordinator, helpdesk = await asyncio.gather(console.open("caaspp"), console.open("helpdesk"))
+    await coordinator.expect(r"LEA CAASPP coordinator")
+    await helpdesk.expect(r"Help desk")
+    await asyncio.gather(coordinator.expect(r"Students\s+12"), helpdesk.expect(r"Students\s+12"))
+
+    mark = len(helpdesk.output)
+    helpdesk.press("l")
+    await helpdesk.expect(r"not allowed", since=mark)
+    await helpdesk.expect(r"A help desk may not view the audit", since=mark)
+
+    mark = len(coordinator.output)
+    coordinator.press("l")
+    await coordinator.expect(r"ssh\.login", since=mark)  # the audit log lists the SSH logins
+
+    await asyncio.gather(coordinator.hang_up(), helpdesk.hang_up())
+    for _ in range(100):
+        if not console.console_pids():
+            break
+        await asyncio.sleep(0.1)
+    assert not console.console_pids()
+    with Session(console.engine) as session:
+        logins = session.exec(select(AuditEvent).where(AuditEvent.action == "ssh.login")).all()
+    assert {(e.operator, e.role) for e in logins} == {
+        ("caaspp", "lea_caaspp"),
+        ("helpdesk", "helpdesk"),
+    }
+
+
+async def test_putty_term_and_no_colour(console: Console) -> None:
+    plain, coloured = await asyncio.gather(
+        console.open("helpdesk", TERM="xterm", NO_COLOR="1"),  # PuTTY's TERM, NO_COLOR sent
+        console.open("helpdesk", TERM="xterm"),
+    )
+    await asyncio.gather(plain.expect(r"Students\s+12"), coloured.expect(r"Students\s+12"))
+    assert _hues(bytes(coloured.output)), "the console should use colour when allowed"
+    assert not _hues(bytes(plain.output)), "NO_COLOR: Textual renders in greys only"
+    for term in (plain, coloured):
+        term.press("q")
+        assert await term.wait() == 0
+
+
+def _hues(output: bytes) -> set[str]:
+    """Colours in the SGR codes that are not a shade of grey."""
+    found: set[str] = set()
+    for match in SGR.finditer(output):
+        params = [int(p) for p in match.group(1).split(b";") if p] or [0]
+        index = 0
+        while index < len(params):
+            code = params[index]
+            if code in (38, 48) and params[index + 1 : index + 2] == [2]:
+                r, g, b = params[index + 2 : index + 5]
+                if not r == g == b:
+                    found.add(f"rgb({r},{g},{b})")
+                index += 5
+                continue
+            if code in (38, 48) and params[index + 1 : index + 2] == [5]:
+                if not (params[index + 2] >= 232 or params[index + 2] in (0, 7, 8, 15, 16, 231)):
+                    found.add(f"256:{params[index + 2]}")
+                index += 3
+                continue
+            if (30 <= code <= 47 or 90 <= code <= 107) and code not in GREY_CODES | {39, 49}:
+                found.add(str(code))
+            index += 1
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
