@@ -1,0 +1,629 @@
+"""Importing SSR PDFs: TOMS bulk downloads (zips, nested zips, folders, merged per-grade PDFs).
+
+Every file ends one of three ways: stored (a new report or a new version of one), recognised as
+already stored (nothing happens), or refused with a reason in ``import_exception``; one bad file
+never stops the rest. A report is tied to a student by the SSID printed on its first page; the
+file name (a configurable pattern) supplies program, test, year and language, and an SSID in the
+name must agree with the one in the PDF. Merged files are split with pikepdf at each page whose
+SSID changes. Work is committed in batches with the run's counts, so a screen can follow it from
+the database, and memory stays flat however many reports a batch holds.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import pikepdf
+from sqlalchemy import func, insert, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from services import audit
+from services.audit import SYSTEM_ACTOR, Actor
+from services.errors import InvalidInput, NotFound
+from services.intake_records import ImportException, ImportRun, Reason, ReportReceipt, RunStatus
+from services.models import LEA, Operator, Program, School, ScoreReport, Student, utcnow
+from services.permissions import Permission, require, school_scope
+from services.report_store import ReportStore, sha256_of
+from services.settings import Settings
+from services.ssid_extract import UnreadablePdf, page_ssids, report_ranges
+from services.validation import language as canonical_language
+from services.zip_safety import MiB, Refusal, ZipLimits, read_zip
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME_PATTERN = (
+    r"^(?:(?P<ssid>\d{10})_|[^_]*_)?(?P<program>CAASPP|ELPAC)_(?P<test>.+?)_(?P<year>\d{4})"
+    r"_(?P<language>[a-z]{2,3}(?:_[a-z]+)?)\.pdf$"
+)
+"""``<ssid>_<program>_<test>_<year>_<lang>.pdf`` for one SSR, ``<anything>_<program>_...`` for a
+merged file (no SSID: it is split by the SSIDs on its pages). Matched case-insensitively."""
+
+
+@dataclass(frozen=True)
+class IntakeOptions:
+    """The knobs of an import; ``from_settings`` reads them from the ``[intake]`` config table."""
+
+    name_pattern: str = DEFAULT_NAME_PATTERN
+    max_pdf_bytes: int = 20 * MiB
+    max_merged_bytes: int = 1024 * MiB
+    zip_limits: ZipLimits = field(default_factory=ZipLimits)
+    version_reason: str = ""
+    commit_every: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> IntakeOptions:
+        table = settings.extra.get("intake", {})
+        values: dict[str, Any] = {}
+        if isinstance(table, dict):
+            if "name_pattern" in table:
+                values["name_pattern"] = str(table["name_pattern"])
+            if "max_pdf_mb" in table:
+                values["max_pdf_bytes"] = int(table["max_pdf_mb"]) * MiB
+            if "max_merged_mb" in table:
+                values["max_merged_bytes"] = int(table["max_merged_mb"]) * MiB
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def compiled_pattern(self) -> re.Pattern[str]:
+        try:
+            pattern = re.compile(self.name_pattern, re.IGNORECASE)
+        except re.error as error:
+            raise InvalidInput(
+                f"The file-name pattern is not a valid regular expression: {error}"
+            ) from None
+        missing = {"program", "test", "year", "language"} - set(pattern.groupindex)
+        if missing:
+            raise InvalidInput(
+                "The file-name pattern needs the named groups program, test, year and language "
+                f"(missing: {', '.join(sorted(missing))})"
+            )
+        return pattern
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """What a file name (or an API listing) says about a report; ``ssid`` is None for merged files."""
+
+    program: Program
+    test: str
+    admin_year: int
+    language: str
+    ssid: str | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    source: str
+    reason: Reason
+    detail: str
+    ssid: str | None = None
+
+
+@dataclass
+class Progress:
+    """Running counts of one import, handed to the progress callback (a copy each time)."""
+
+    run_id: int
+    files: int = 0
+    reports: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    new_versions: int = 0
+    exceptions: int = 0
+    bytes_stored: int = 0
+    elapsed: float = 0.0
+    refused: tuple[Refused, ...] = ()  # refusals since the previous callback
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def reports_per_s(self) -> float:
+        return self.reports / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    school: str
+    grade: int
+    reports: int
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """The outcome of a run: its counts, reports stored per school and grade, refusals by reason."""
+
+    progress: Progress
+    status: str
+    by_school_grade: tuple[GroupCount, ...]
+    reasons: dict[str, int]
+
+    def __str__(self) -> str:
+        p = self.progress
+        lines = [
+            f"import run {p.run_id} {self.status}: {p.files} files, {p.reports} reports, "
+            f"{p.stored} stored ({p.new_versions} new versions), {p.duplicates} already stored, "
+            f"{p.exceptions} exceptions in {p.elapsed:.1f}s ({p.files_per_s:.0f} files/s)"
+        ]
+        lines += [f"  {g.school}, grade {g.grade}: {g.reports}" for g in self.by_school_grade]
+        lines += [f"  refused {count}: {reason}" for reason, count in sorted(self.reasons.items())]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who imports and which students their reports may belong to."""
+
+    actor: Actor
+    lea_id: int | None
+    school_id: int | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def scope_for(engine: Engine, operator: Operator | None, lea_cds: str | None = None) -> Scope:
+    """The import scope: an operator's LEA (and school for a site coordinator), or a named LEA."""
+    lea_id = None
+    if lea_cds:
+        with Session(engine) as session:
+            lea_id = session.exec(select(LEA.id).where(LEA.cds_code == lea_cds.strip())).first()
+        if lea_id is None:
+            raise NotFound(f"No LEA with CDS code {lea_cds}")
+    if operator is None:
+        return Scope(SYSTEM_ACTOR, lea_id)
+    require(operator, Permission.IMPORT_REPORTS, lea_id=lea_id)
+    return Scope(Actor.of(operator), operator.lea_id, school_scope(operator))
+
+
+def import_paths(
+    engine: Engine,
+    settings: Settings,
+    paths: Iterable[str | Path],
+    scope: Scope,
+    options: IntakeOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Import files, folders and zips; every path is checked to exist before anything starts."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InvalidInput("Name at least one file or folder to import")
+    for path in paths:
+        if not path.exists():
+            raise InvalidInput(f"No such file or folder: {path}")
+    label = ", ".join(p.name or str(p) for p in paths)
+    with Importer(engine, settings, scope, label, options, progress) as importer:
+        for path in paths:
+            importer.import_path(path)
+    return importer.summary()
+
+
+class Importer:
+    """One import run: feed it paths or PDFs, then leave the ``with`` block to finish and audit it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        scope: Scope,
+        source: str,
+        options: IntakeOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.engine = engine
+        self.scope = scope
+        self.options = options or IntakeOptions.from_settings(settings)
+        self.pattern = self.options.compiled_pattern()
+        self.store = ReportStore(settings.report_store)
+        self.callback = progress
+        self.session = Session(engine, expire_on_commit=False)
+        run = ImportRun(operator=scope.actor.name, lea_id=scope.lea_id, source=source[:500])
+        self.session.add(run)
+        self.session.commit()
+        assert run.id is not None
+        self.progress = Progress(run.id)
+        self.reasons: Counter[str] = Counter()
+        self.status = RunStatus.RUNNING
+        self._started = time.monotonic()
+        self._last_report = 0.0
+        self._pending = 0
+        self._refused: list[Refused] = []
+
+    def __enter__(self) -> Importer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self.session.rollback()
+        self.finish(RunStatus.FAILED if kind else RunStatus.FINISHED)
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def import_path(self, path: Path) -> None:
+        """A file or folder as given by the operator (a named symlink is followed, once)."""
+        if path.is_dir():
+            for file in _walk(path, self):
+                self._import_file(file)
+        else:
+            self._import_file(path)
+
+    def _import_file(self, path: Path) -> None:
+        name = path.name.lower()
+        if name.endswith(".zip"):
+            with path.open("rb") as handle:
+                for item in read_zip(handle, str(path), self.store.spool, self.options.zip_limits):
+                    if isinstance(item, Refusal):
+                        self.progress.files += 1
+                        self.refuse(item.source, item.reason, item.detail)
+                    else:
+                        self.import_document(item.stream, item.source, item.size, item.sha256)
+        elif name.endswith(".pdf"):
+            with path.open("rb") as handle:
+                self.import_document(handle, str(path), os.fstat(handle.fileno()).st_size)
+        else:
+            self.progress.files += 1
+            self.refuse(str(path), Reason.NOT_A_REPORT, "only .pdf and .zip files are imported")
+
+    def import_document(
+        self,
+        stream: IO[bytes],
+        source: str,
+        size: int,
+        sha: str | None = None,
+        meta: ReportMeta | None = None,
+    ) -> None:
+        """Verify and store one PDF file (one SSR, or a merged file to split)."""
+        self.progress.files += 1
+        name = re.split(r"[!/\\]", source)[-1]
+        if not name.lower().endswith(".pdf"):
+            self.refuse(source, Reason.NOT_A_REPORT, "only .pdf and .zip files are imported")
+            return
+        meta = meta or self._meta(name, source)
+        if meta is None:
+            return
+        limit = self.options.max_pdf_bytes if meta.ssid else self.options.max_merged_bytes
+        if size > limit:
+            self.refuse(source, Reason.PDF_TOO_LARGE, f"{size} bytes; the limit is {limit}")
+            return
+        if meta.ssid:
+            self._single(stream.read(), source, meta, sha)
+        else:
+            self._merged(stream, source, meta)
+        self._tick()
+
+    def _meta(self, name: str, source: str) -> ReportMeta | None:
+        match = self.pattern.search(name)
+        if match is None:
+            self.refuse(source, Reason.BAD_NAME, f"{name!r} does not match the file-name pattern")
+            return None
+        try:
+            return ReportMeta(
+                program=Program(match["program"].upper()),
+                test=match["test"][:40],
+                admin_year=int(match["year"]),
+                language=canonical_language(match["language"]),
+                ssid=match.groupdict().get("ssid"),
+            )
+        except (ValueError, InvalidInput) as error:
+            self.refuse(source, Reason.BAD_NAME, str(error))
+            return None
+
+    def _single(self, data: bytes, source: str, meta: ReportMeta, sha: str | None) -> None:
+        self.progress.reports += 1
+        if self._open_pdf(io.BytesIO(data), source, meta.ssid) is None:
+            return
+        try:
+            found = page_ssids(data, first_only=True)[0]
+        except (UnreadablePdf, IndexError) as error:
+            self.refuse(source, Reason.CORRUPT_PDF, f"text cannot be read: {error}", meta.ssid)
+            return
+        if found is None:
+            self.refuse(source, Reason.NO_SSID, "no 'SSID: ' followed by ten digits on page 1")
+        elif found != meta.ssid:
+            self.refuse(
+                source, Reason.SSID_MISMATCH, f"file name has {meta.ssid}, PDF has {found}", found
+            )
+        else:
+            self.accept(data, source, meta, sha)
+
+    def _merged(self, stream: IO[bytes], source: str, meta: ReportMeta) -> None:
+        pdf = self._open_pdf(stream, source, None)
+        if pdf is None:
+            self.progress.reports += 1
+            return
+        with pdf:
+            try:
+                stream.seek(0)
+                ssids = page_ssids(stream)
+            except UnreadablePdf as error:
+                self.progress.reports += 1
+                self.refuse(source, Reason.CORRUPT_PDF, f"text cannot be read: {error}")
+                return
+            for ssid, first, stop in report_ranges(ssids):
+                self.progress.reports += 1
+                part = f"{source} pages {first + 1}-{stop}"
+                if ssid is None:
+                    self.refuse(part, Reason.NO_SSID, "pages before the first SSID")
+                    continue
+                data = _pages(pdf, first, stop)
+                if len(data) > self.options.max_pdf_bytes:
+                    self.refuse(part, Reason.PDF_TOO_LARGE, f"{len(data)} bytes", ssid)
+                    continue
+                self.accept(data, part, replace(meta, ssid=ssid))
+                self._tick()
+
+    def _open_pdf(self, stream: IO[bytes], source: str, ssid: str | None) -> pikepdf.Pdf | None:
+        try:
+            pdf = pikepdf.open(stream, attempt_recovery=False)
+        except pikepdf.PasswordError:
+            self.refuse(source, Reason.ENCRYPTED_PDF, "the PDF needs a password to open", ssid)
+            return None
+        except (pikepdf.PdfError, ValueError, OSError) as error:
+            self.refuse(source, Reason.CORRUPT_PDF, _first_line(error), ssid)
+            return None
+        if pdf.is_encrypted:
+            pdf.close()
+            self.refuse(source, Reason.ENCRYPTED_PDF, "the PDF is already encrypted", ssid)
+            return None
+        if len(pdf.pages) == 0:
+            pdf.close()
+            self.refuse(source, Reason.CORRUPT_PDF, "the PDF has no pages", ssid)
+            return None
+        if ssid is not None:
+            pdf.close()
+        return pdf
+
+    # -- storing --------------------------------------------------------------------------------
+
+    def accept(self, data: bytes, source: str, meta: ReportMeta, sha: str | None = None) -> None:
+        """Store a verified report for ``meta.ssid``: new, a new version, or nothing if known."""
+        assert meta.ssid is not None
+        student = self._student(meta.ssid)
+        if student is None:
+            self.refuse(source, Reason.UNKNOWN_SSID, self._unknown_detail(), meta.ssid)
+            return
+        sha = sha or sha256_of(data)
+        versions = self.session.exec(
+            select(ScoreReport.id, ScoreReport.version, ScoreReport.sha256)
+            .where(
+                ScoreReport.student_id == student,
+                ScoreReport.program == meta.program,
+                ScoreReport.admin_year == meta.admin_year,
+                ScoreReport.test == meta.test,
+                ScoreReport.language == meta.language,
+            )
+            .order_by(ScoreReport.version)  # type: ignore[arg-type]
+        ).all()
+        if any(row[2] == sha for row in versions):
+            self.progress.duplicates += 1
+            return
+        reason = ""
+        if versions:
+            latest_id, latest_version, _ = versions[-1]
+            receipt = self.session.get(ReportReceipt, latest_id)
+            if receipt is not None and receipt.run_id == self.progress.run_id:
+                self.refuse(
+                    source, Reason.CONFLICT, f"differs from {receipt.source[-300:]}", meta.ssid
+                )
+                return
+            reason = self.options.version_reason or (
+                f"content differs from version {latest_version}"
+            )
+        relative = self.store.put(data, sha)
+        version = versions[-1][1] + 1 if versions else 1
+        report_id = self.session.execute(
+            insert(ScoreReport)
+            .values(
+                student_id=student,
+                program=meta.program,
+                admin_year=meta.admin_year,
+                test=meta.test,
+                language=meta.language,
+                version=version,
+                file_path=relative,
+                sha256=sha,
+                size_bytes=len(data),
+                received_at=utcnow(),
+            )
+            .returning(ScoreReport.id)
+        ).scalar_one()
+        self.session.execute(
+            insert(ReportReceipt).values(
+                score_report_id=report_id,
+                run_id=self.progress.run_id,
+                source=source[-1000:],
+                reason=reason[:500],
+            )
+        )
+        self.progress.stored += 1
+        self.progress.new_versions += version > 1
+        self.progress.bytes_stored += len(data)
+        self._pending += 1
+
+    def has_report(self, meta: ReportMeta) -> bool:
+        """Whether any version of this report is stored (API intake skips those: resumption)."""
+        assert meta.ssid is not None
+        student = self._student(meta.ssid)
+        return student is not None and (
+            self.session.exec(
+                select(ScoreReport.id)
+                .where(
+                    ScoreReport.student_id == student,
+                    ScoreReport.program == meta.program,
+                    ScoreReport.admin_year == meta.admin_year,
+                    ScoreReport.test == meta.test,
+                    ScoreReport.language == meta.language,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    def _student(self, ssid: str) -> int | None:
+        query = select(Student.id).where(Student.ssid == ssid)
+        if self.scope.lea_id is not None:
+            query = query.where(Student.lea_id == self.scope.lea_id)
+        if self.scope.school_id is not None:
+            query = query.where(Student.school_id == self.scope.school_id)
+        return self.session.exec(query).first()
+
+    def _unknown_detail(self) -> str:
+        if self.scope.school_id is not None:
+            return "no student with this SSID at your school"
+        if self.scope.lea_id is not None:
+            return "no student with this SSID in the LEA"
+        return "no student with this SSID"
+
+    def refuse(self, source: str, reason: Reason, detail: str, ssid: str | None = None) -> None:
+        """Record a refusal; the import goes on with the next file."""
+        self.session.add(
+            ImportException(
+                run_id=self.progress.run_id,
+                source=source[-1000:],
+                reason=reason.value,
+                detail=detail[:500],
+                ssid=ssid,
+            )
+        )
+        log.info("import run %s refused %s: %s", self.progress.run_id, source, reason.value)
+        self.progress.exceptions += 1
+        self.reasons[reason.value] += 1
+        self._refused.append(Refused(source, reason, detail, ssid))
+        self._pending += 1
+
+    # -- progress and finishing -----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._pending >= self.options.commit_every:
+            self._commit()
+        now = time.monotonic()
+        if self.callback is not None and (now - self._last_report >= 0.25 or self._refused):
+            self._last_report = now
+            self._report()
+
+    def _report(self) -> None:
+        self.progress.elapsed = time.monotonic() - self._started
+        if self.callback is not None:
+            self.callback(replace(self.progress, refused=tuple(self._refused)))
+        self._refused.clear()
+
+    def _commit(self) -> None:
+        self.session.execute(
+            update(ImportRun).where(ImportRun.id == self.progress.run_id).values(**self._counts())
+        )
+        self.session.commit()
+        self.session.expunge_all()
+        self._pending = 0
+
+    def _counts(self) -> dict[str, int]:
+        p = self.progress
+        return {
+            "files": p.files,
+            "reports": p.reports,
+            "stored": p.stored,
+            "duplicates": p.duplicates,
+            "new_versions": p.new_versions,
+            "exceptions": p.exceptions,
+            "bytes_stored": p.bytes_stored,
+        }
+
+    def finish(self, status: RunStatus) -> None:
+        """Write the final counts and the run's audit event in one transaction."""
+        if self.status is not RunStatus.RUNNING:
+            return
+        self.status = status
+        self.progress.elapsed = time.monotonic() - self._started
+        self.session.execute(
+            update(ImportRun)
+            .where(ImportRun.id == self.progress.run_id)
+            .values(status=status.value, finished_at=utcnow(), **self._counts())
+        )
+        audit.record(
+            self.session,
+            self.scope.actor,
+            "import.run",
+            f"import_run:{self.progress.run_id}",
+            {"status": status.value, **self._counts(), "refused": dict(self.reasons)},
+            lea_id=self.scope.lea_id,
+        )
+        self.session.commit()
+        self._report()
+        self.session.close()
+
+    def summary(self) -> ImportSummary:
+        return ImportSummary(
+            replace(self.progress, refused=()),
+            self.status.value,
+            tuple(by_school_grade(self.engine, self.progress.run_id)),
+            dict(self.reasons),
+        )
+
+
+def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
+    """Reports a run stored, counted per school and grade (an aggregate query, not a row walk)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(School.name, Student.grade, func.count())
+            .select_from(ReportReceipt)
+            .join(ScoreReport, ScoreReport.id == ReportReceipt.score_report_id)  # type: ignore[arg-type]
+            .join(Student, Student.id == ScoreReport.student_id)  # type: ignore[arg-type]
+            .join(School, School.id == Student.school_id)  # type: ignore[arg-type]
+            .where(ReportReceipt.run_id == run_id)
+            .group_by(School.name, Student.grade)
+            .order_by(School.name, Student.grade)
+        ).all()
+    return [GroupCount(school, grade, count) for school, grade, count in rows]
+
+
+def exceptions(engine: Engine, run_id: int, limit: int = 200, offset: int = 0) -> list[Refused]:
+    """A page of a run's refusals, oldest first."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(ImportException)
+            .where(ImportException.run_id == run_id)
+            .order_by(ImportException.id)  # type: ignore[arg-type]
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    return [Refused(r.source, Reason(r.reason), r.detail, r.ssid) for r in rows]
+
+
+def _walk(folder: Path, importer: Importer) -> Iterator[Path]:
+    """Files under ``folder`` in name order; symlinks inside it are refused, never followed."""
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink():
+            importer.progress.files += 1
+            importer.refuse(str(path), Reason.SYMLINK, "links are not followed inside a folder")
+        elif entry.is_dir(follow_symlinks=False):
+            yield from _walk(path, importer)
+        elif entry.is_file(follow_symlinks=False):
+            yield path
+
+
+def _pages(pdf: pikepdf.Pdf, first: int, stop: int) -> bytes:
+    """Pages ``first..stop`` as a PDF of their own, byte-for-byte the same on every run."""
+    part = pikepdf.new()
+    part.pages.extend(pdf.pages[first:stop])
+    buffer = io.BytesIO()
+    part.save(buffer, deterministic_id=True)
+    part.close()
+    return buffer.getvalue()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return re.sub(r"<_io\.\w+ object at 0x[0-9a-f]+>", "stream", text)[:300]

@@ -1,0 +1,74 @@
+"""The content-addressed store of SSR PDFs: a file's name is its SHA-256, so a copy is never kept twice.
+
+Files are written 0600 and folders 0700 (student PII), each through a temporary file in the final
+folder and an atomic rename, so a crash never leaves a half-written report under a real name.
+Nothing from an import is written to disk anywhere else: zip entries too large to hold in memory
+spool into the store's own ``.spool`` folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+CONTENT_DIR = "sha256"
+SPOOL_DIR = ".spool"
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ReportStore:
+    """PDFs under ``root/sha256/ab/cd/<sha>.pdf``; paths handed out are relative to ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        _private_dir(self.root)
+
+    def relative_path(self, sha: str) -> str:
+        return f"{CONTENT_DIR}/{sha[:2]}/{sha[2:4]}/{sha}.pdf"
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def put(self, data: bytes, sha: str | None = None) -> str:
+        """Store ``data`` once and return its relative path; an existing copy is left untouched."""
+        sha = sha or sha256_of(data)
+        relative = self.relative_path(sha)
+        target = self.root / relative
+        if target.exists() and target.stat().st_size == len(data):
+            return relative
+        folder = self.root
+        for part in Path(relative).parent.parts:
+            folder = folder / part
+            _private_dir(folder)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".incoming-")  # created 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def read(self, relative: str) -> bytes:
+        return self.path(relative).read_bytes()
+
+    def spool(self, memory_limit: int) -> IO[bytes]:
+        """A scratch file for one zip entry: in memory while small, then an unnamed file in the store."""
+        folder = self.root / SPOOL_DIR
+        _private_dir(folder)
+        return tempfile.SpooledTemporaryFile(max_size=memory_limit, dir=folder)  # noqa: SIM115
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, exist_ok=True, parents=not path.parent.exists())
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
