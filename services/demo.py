@@ -39,6 +39,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from services import audit, demo_names, demo_scores, roster, ssr_pdf, validation
 from services.db import session_scope
@@ -131,7 +132,9 @@ class SeedSummary:
 def exists(engine: Engine) -> bool:
     """Whether this database already holds the demo LEA."""
     with engine.connect() as connection:
-        return connection.scalar(select(LEA.id).where(LEA.cds_code == LEA_CDS)) is not None
+        return (
+            connection.scalar(select(col(LEA.id)).where(col(LEA.cds_code) == LEA_CDS)) is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,12 @@ def seed(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
 ) -> SeedSummary:
-    """Create the demo LEA with ``students`` students (and their SSR PDFs unless ``pdfs=False``)."""
+    """Create the demo LEA with ``students`` students (and their SSR PDFs unless ``pdfs=False``).
+
+    Rows are committed chunk by chunk (flat memory, short transactions); a seed that fails part
+    way leaves a partial demo LEA, so seed again into a fresh database. ``workers`` defaults to
+    one PDF process per core.
+    """
     if students < 1:
         raise InvalidInput(f"The demo needs at least one student, got {students}")
     if exists(engine):
@@ -173,7 +181,6 @@ def seed(
     started = time.perf_counter()
     summary = SeedSummary(LEA_CDS, LEA_NAME, seed, store=settings.report_store)
     report = (lambda done: progress(done, students)) if progress else (lambda done: None)
-    # The pool starts before any database connection exists, so no worker inherits one.
     pool = _pool(workers) if pdfs else None
     try:
         lea_id, schools = _create_district(engine, students, summary)
@@ -205,6 +212,8 @@ def seed(
 
 
 def _pool(workers: int | None) -> ProcessPoolExecutor:
+    # forkserver: workers start from a clean process that has reportlab loaded and holds none
+    # of this process's database connections or threads.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["services.ssr_pdf"])
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 2, mp_context=context)

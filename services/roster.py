@@ -15,10 +15,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services import validation
 from services.errors import InvalidInput
@@ -136,7 +136,7 @@ def guardian_values(lea_id: int, data: GuardianIn) -> dict[str, Any]:
 
 def create_lea(session: Session, cds_code: str, name: str, county: str = "") -> LEA:
     code = validation.lea_cds(cds_code)
-    if session.scalar(select(LEA.id).where(LEA.cds_code == code)) is not None:
+    if session.scalar(select(col(LEA.id)).where(col(LEA.cds_code) == code)) is not None:
         raise InvalidInput(f"An LEA with CDS code {code} already exists")
     lea = LEA(cds_code=code, name=_name(name, "LEA name"), county=str(county).strip())
     session.add(lea)
@@ -147,9 +147,9 @@ def create_lea(session: Session, cds_code: str, name: str, county: str = "") -> 
 def create_school(session: Session, lea: LEA, cds_code: str, name: str) -> School:
     """A school whose 14-digit CDS code starts with its LEA's 7-digit code."""
     code = validation.school_cds(cds_code, lea.cds_code)
-    if session.scalar(select(School.id).where(School.cds_code == code)) is not None:
+    if session.scalar(select(col(School.id)).where(col(School.cds_code) == code)) is not None:
         raise InvalidInput(f"A school with CDS code {code} already exists")
-    school = School(lea_id=lea.id, cds_code=code, name=_name(name, "School name"))
+    school = School(lea_id=_id(lea), cds_code=code, name=_name(name, "School name"))
     session.add(school)
     session.flush()
     return school
@@ -209,7 +209,7 @@ def _refuse_duplicates(connection: Connection, ssids: Sequence[str]) -> None:
             raise InvalidInput(f"SSID {ssid} appears twice in the same load")
         seen.add(ssid)
     taken = connection.execute(
-        select(Student.ssid).where(Student.ssid.in_(ssids)).limit(1)  # type: ignore[attr-defined]
+        select(col(Student.ssid)).where(col(Student.ssid).in_(ssids)).limit(1)
     ).scalar()
     if taken is not None:
         raise InvalidInput(f"SSID {taken} is already on file for another student")
@@ -227,7 +227,7 @@ class BulkRoster:
         self.connection = connection
         self.lea_id = lea_id
         self.school_ids = frozenset(
-            connection.execute(select(School.id).where(School.lea_id == lea_id)).scalars()
+            connection.execute(select(col(School.id)).where(col(School.lea_id) == lea_id)).scalars()
         )
 
     def guardians(self, rows: Sequence[GuardianIn]) -> list[int]:
@@ -258,7 +258,7 @@ class BulkRoster:
         if not values:
             return []
         result = self.connection.execute(
-            insert(table).returning(table.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+            insert(table).returning(col(table.id), sort_by_parameter_order=True),
             values,
         )
-        return [row[0] for row in result]
+        return cast(list[int], list(result.scalars()))  # primary keys, never NULL
