@@ -11,6 +11,7 @@ the database, and memory stays flat however many reports a batch holds.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
@@ -36,6 +37,7 @@ from services.permissions import Permission, require, school_scope
 from services.report_store import ReportStore, sha256_of
 from services.settings import Settings
 from services.ssid_extract import UnreadablePdf, page_ssids, report_ranges
+from services.toms_api import TomsApiError, TomsClient
 from services.validation import language as canonical_language
 from services.zip_safety import MiB, Refusal, ZipLimits, read_zip
 
@@ -285,13 +287,14 @@ class Importer:
     ) -> None:
         """Verify and store one PDF file (one SSR, or a merged file to split)."""
         self.progress.files += 1
-        name = re.split(r"[!/\\]", source)[-1]
-        if not name.lower().endswith(".pdf"):
-            self.refuse(source, Reason.NOT_A_REPORT, "only .pdf and .zip files are imported")
-            return
-        meta = meta or self._meta(name, source)
         if meta is None:
-            return
+            name = re.split(r"[!/\\]", source)[-1]
+            if not name.lower().endswith(".pdf"):
+                self.refuse(source, Reason.NOT_A_REPORT, "only .pdf and .zip files are imported")
+                return
+            meta = self._meta(name, source)
+            if meta is None:
+                return
         limit = self.options.max_pdf_bytes if meta.ssid else self.options.max_merged_bytes
         if size > limit:
             self.refuse(source, Reason.PDF_TOO_LARGE, f"{size} bytes; the limit is {limit}")
@@ -568,6 +571,73 @@ class Importer:
             tuple(by_school_grade(self.engine, self.progress.run_id)),
             dict(self.reasons),
         )
+
+
+async def import_from_api(
+    engine: Engine,
+    settings: Settings,
+    client: TomsClient,
+    scope: Scope,
+    ssids: Iterable[str] | None = None,
+    options: IntakeOptions | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int = 4,
+) -> ImportSummary:
+    """Fetch every in-scope student's SSRs from the API; reports already stored are skipped, so
+    running it again after an interruption resumes where it stopped."""
+    with Importer(engine, settings, scope, f"API {client!r}", options, progress) as importer:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=workers * 4)
+
+        async def produce() -> None:
+            for ssid in ssids if ssids is not None else students_in_scope(engine, scope):
+                await queue.put(ssid)
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (ssid := await queue.get()) is not None:
+                await _fetch_student(importer, client, ssid)
+
+        await asyncio.gather(produce(), *(work() for _ in range(workers)))
+    return importer.summary()
+
+
+async def _fetch_student(importer: Importer, client: TomsClient, ssid: str) -> None:
+    try:
+        listed = await client.reports(ssid)
+    except TomsApiError as error:
+        importer.progress.files += 1
+        importer.refuse(f"report list of {ssid}", Reason.DOWNLOAD_FAILED, str(error), ssid)
+        return
+    for item in listed:
+        meta = ReportMeta(item.program, item.test, item.admin_year, item.language, ssid)
+        if importer.has_report(meta):
+            importer.progress.duplicates += 1
+            continue
+        try:
+            data = await client.download(item.pdf_url)
+        except TomsApiError as error:
+            importer.progress.files += 1
+            importer.refuse(item.pdf_url, Reason.DOWNLOAD_FAILED, str(error), ssid)
+            continue
+        importer.import_document(io.BytesIO(data), item.pdf_url, len(data), meta=meta)
+
+
+def students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterator[str]:
+    """SSIDs of the students an import may reach, paged by id so memory stays flat."""
+    last = 0
+    while True:
+        query = select(Student.id, Student.ssid).where(Student.id > last)
+        if scope.lea_id is not None:
+            query = query.where(Student.lea_id == scope.lea_id)
+        if scope.school_id is not None:
+            query = query.where(Student.school_id == scope.school_id)
+        with Session(engine) as session:
+            rows = session.exec(query.order_by(Student.id).limit(page)).all()  # type: ignore[arg-type]
+        if not rows:
+            return
+        yield from (ssid for _, ssid in rows)
+        last = rows[-1][0]
 
 
 def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
