@@ -43,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.add_argument("--host-key", type=Path, help="host key file, created on first start")
     ssh.add_argument("--authorized-keys", type=Path, help="keys and the operators they sign in as")
     ssh.add_argument("--idle-minutes", type=float, help="close sessions idle this long (0: never)")
+    intake = commands.add_parser("import", help="import SSR PDFs: zips, folders, merged PDFs")
+    intake.add_argument("paths", nargs="+", metavar="PATH", help="zip files, folders or PDFs")
+    intake.add_argument("--lea", help="only match students of this LEA (7-digit CDS code)")
+    intake.add_argument(
+        "--pattern", help="file-name regex: groups ssid, program, test, year, language"
+    )
+    intake.add_argument(
+        "--reason", help="why reports whose content changed are kept as new versions"
+    )
+    worker = commands.add_parser("worker", help="run delivery batches: package and send")
+    worker.add_argument("--once", action="store_true", help="exit when nothing is due within a minute")
     audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
     audit_cmd.add_parser("verify", help="check the audit hash chain")
     return parser
@@ -84,6 +95,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         return 1
     if command == "serve-ssh":
         return _serve_ssh(args, engine, settings)
+    if command == "import":
+        return _import(args, engine, settings)
+    if command == "worker":
+        return _worker(args, engine, settings)
     if command == "seed":
         from services import demo
 
@@ -128,8 +143,55 @@ def _db(parser: argparse.ArgumentParser, args: argparse.Namespace, engine) -> in
     return 0
 
 
+def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    from services import intake, operators
+
+    if db.needs_upgrade(engine):
+        print(
+            "ssr-console: the database schema is not current; run `ssr-console db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
+    operator = operators.resolve(engine, settings.operator) if settings.operator else None
+    scope = intake.scope_for(engine, operator, args.lea)
+    options = intake.IntakeOptions.from_settings(
+        settings, name_pattern=args.pattern, version_reason=args.reason
+    )
+    summary = intake.import_paths(engine, settings, args.paths, scope, options, _import_progress)
+    print(f"\n{summary}")
+    return 0
+
+
+def _import_progress(progress) -> None:  # type: ignore[no-untyped-def]
+    for refused in progress.refused:
+        print(
+            f"\rrefused {refused.source}: {refused.reason.label} ({refused.detail})",
+            file=sys.stderr,
+        )
+    print(
+        f"\rimporting: {progress.files} files, {progress.stored} stored, "
+        f"{progress.duplicates} already stored, {progress.exceptions} exceptions, "
+        f"{progress.files_per_s:.0f} files/s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
     return ", ".join(sorted(db.current_revisions(engine))) or "empty (no migrations applied)"
+
+
+def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    import logging
+
+    from services import worker
+
+    if db.needs_upgrade(engine):
+        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
+    return 0
 
 
 def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
