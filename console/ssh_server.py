@@ -303,6 +303,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.refusal = ""
         self.last_input = time.monotonic()
         self.ended = ""
+        self.client_gone = False
         self._idle_task: asyncio.Task[None] | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
@@ -343,7 +344,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             return
         operator = self.connection.operator
         assert operator is not None
-        self.process = PtyProcess(self.chan.write, self._process_exited)
+        self.process = PtyProcess(self._to_client, self._process_exited)
         try:
             await self.process.start(
                 self.server.command(operator.username), self._environment(), *self.size
@@ -379,6 +380,10 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         env["TEXTUAL_ANIMATIONS"] = "none"
         return env
 
+    def _to_client(self, data: bytes) -> None:
+        if self.chan is not None and not self.client_gone:
+            self.chan.write(data)
+
     def _refuse_with(self, message: str) -> None:
         assert self.chan is not None
         self.chan.write_stderr(f"{message}\r\n".encode())
@@ -406,6 +411,9 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True  # keep the channel open: a terminal session ends when the console does
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.client_gone = True
+        if self.process is not None:
+            self.process.pause_output()  # nobody to show it to; the pty buffers until the end
         asyncio.get_running_loop().create_task(self.end("client left"))
 
     async def end(self, reason: str) -> None:
@@ -430,7 +438,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             exit_code=code,
         )
         assert self.chan is not None
-        if reason != "client left":
+        if not self.client_gone:
             with contextlib.suppress(OSError, asyncssh.Error):
                 if self.ended:
                     self.chan.write(TERMINAL_RESET + f"\r\nSSR Console: {reason}.\r\n".encode())
@@ -455,6 +463,10 @@ def serve(options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
     """Run the server until SIGINT or SIGTERM, then end every session and stop."""
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         server = ConsoleServer(options, engine, command)
         await server.start()
         assert server.host_key is not None
@@ -464,10 +476,6 @@ def serve(options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
             f"(host key {server.host_key.get_fingerprint()}, {len(keys)} authorized keys)",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         await server.close()
 

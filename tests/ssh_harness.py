@@ -70,6 +70,7 @@ class Terminal:
 
     output: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None
+    started_at: float = 0.0
     first_output_at: float | None = None
     process: PtyProcess | None = None
 
@@ -94,17 +95,20 @@ class Terminal:
         return ANSI.sub(b"", bytes(self.output)).decode("utf-8", "replace")
 
     async def expect(self, pattern: str, timeout: float = 20.0, since: int = 0) -> float:
-        """Wait until ``pattern`` (a regex) shows in the output after byte ``since``; seconds taken."""
+        """Wait until ``pattern`` (a regex) shows in the output after byte ``since``.
+
+        Returns the ``time.monotonic()`` at which it was seen (to within 20 ms).
+        """
         started = time.monotonic()
         while True:
             text = ANSI.sub(b"", bytes(self.output[since:])).decode("utf-8", "replace")
             if re.search(pattern, text):
-                return time.monotonic() - started
+                return time.monotonic()
             if self.exit_code is not None or time.monotonic() - started > timeout:
                 raise AssertionError(
                     f"{pattern!r} not seen (exit {self.exit_code}); output: {text[-1500:]!r}"
                 )
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
     def press(self, keys: str | bytes) -> None:
         assert self.process is not None

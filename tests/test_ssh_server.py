@@ -337,3 +337,25 @@ async def _connect_when_listening(
         except OSError:
             await asyncio.sleep(0.05)
     raise AssertionError(f"ssh never listened on {port}")
+
+
+async def test_serve_ssh_command_starts_keeps_its_host_key_and_stops(
+    engine: Engine, sqlite_url: str, tmp_path: Path
+) -> None:
+    add_operators(engine)
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(make_key(tmp_path, "caaspp").with_suffix(".pub").read_text())
+    data = tmp_path / "data"
+    argv = [sys.executable, "-m", "console.cli", "--database-url", sqlite_url, "--data-dir"]
+    argv += [str(data), "serve-ssh", "--port", "0", "--authorized-keys", str(keys)]
+    server = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    assert server.stdout is not None
+    try:
+        banner = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 30) == 0
+    host_key = data / "ssh_host_ed25519_key"
+    assert f"host key {load_host_key(host_key).get_fingerprint()}" in banner
+    assert "127.0.0.1:" in banner and "1 authorized keys" in banner
+    assert host_key.stat().st_mode & 0o777 == 0o600
