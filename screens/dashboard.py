@@ -13,13 +13,12 @@ from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import dashboard
+from services import dashboard, plan
 from services.dashboard import DashboardSummary
 from services.validation import LANGUAGES
 
 PENDING_PANELS = {
     "credential": ("Credential", "Status and expiry of the SIS-vendor credential: issue 3."),
-    "plan": ("Distribution plan", "The chosen or recommended options A-D: issue 5."),
     "batches": ("Batches", "Delivery batches and their progress: issues 7 and 8."),
     "deadlines": ("Deadlines", "Students at risk of missing the 20/30-day deadlines: issue 4."),
 }
@@ -42,6 +41,7 @@ class DashboardScreen(ConsoleScreen):
             with Grid():
                 yield self._panel("roster", "Roster", "Counting…")
                 yield self._panel("guardians", "Guardians", "Counting…")
+                yield self._panel("plan", "Distribution plan", "Loading…")
                 for key, (title, text) in PENDING_PANELS.items():
                     yield self._panel(key, title, f"Placeholder. {text}", "pending")
             yield Static(
@@ -56,6 +56,15 @@ class DashboardScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self._load()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._load_plan()  # the advisor may have saved a new plan meanwhile
+
+    @work(thread=True, exclusive=True, group="plan")
+    def _load_plan(self) -> None:
+        text = plan.dashboard_text(self.ctx.engine, self.ctx.operator)
+        self.app.call_from_thread(self.query_one("#plan", Static).update, Content(text))
 
     @work(thread=True, exclusive=True)
     def _load(self) -> None:

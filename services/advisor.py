@@ -84,33 +84,33 @@ REASONS = _reasons(
     ("A.sis_portal", "Good option for districts with an SIS and parent portal"),
     (
         "A.third_party",
-        "A third-party portal is in use: confirm its vendor can receive SSRs from TOMS",
+        "Third-party portal: confirm its vendor can receive SSRs from TOMS",
     ),
     ("A.high_usage", "Good option for districts with a high percentage of portal usage"),
     ("A.no_postage", "No cost for postage and mailing"),
     ("B.low_portal", "Good option without a parent portal or with low portal usage"),
-    ("B.secure", "Good option with a mechanism for secure distribution (password-protected PDF)"),
+    ("B.secure", "Good with a secure distribution method (password-protected PDF)"),
     ("B.familiar", "Familiar download process for districts"),
     ("B.avenue", "An avenue for families to become familiar with electronic access"),
     ("C.low_portal", "Good option without a parent portal or with low portal usage"),
-    ("C.no_secure", "Good option for families who cannot be reached by a secure electronic method"),
-    ("C.address", "The parent/guardian address is included on the SSR at no extra charge"),
+    ("C.no_secure", "Good option where there is no secure distribution method"),
+    ("C.address", "Parent/guardian address included on the SSR at no extra charge"),
     ("C.familiar", "Download process is already familiar to districts"),
-    ("D.fit", "Option for districts with no SIS vendor, no parent portal, or low portal usage"),
+    ("D.fit", "Option with no SIS vendor, no parent portal, or low portal usage"),
     ("D.no_printing", "Does not require the ability to download and print locally"),
-    ("D.address", "Ordered by SSID for a class, school or district; includes the guardian address"),
+    ("D.address", "Ordered by SSID for a class, school or district; address included"),
     ("D.august", "Paper SSRs arrive from August: check the deadline to families"),
     # Notes about the answers and the roster, not tied to one option.
-    ("note.no_roster", "No students or guardians on the roster yet: counts and costs are zero"),
+    ("note.no_roster", "No roster yet: counts and costs appear once it is imported"),
     (
         "note.sis_portal_ignored",
-        "Without an SIS there is no SIS parent portal: that answer is ignored",
+        "No SIS, so the SIS parent portal answer is ignored",
     ),
     ("note.share_ignored", "No portal is in use, so the portal-usage share is not used"),
     ("note.share_mismatch", "The share you gave differs from the roster; counts use the roster"),
     ("note.no_email", "No guardian on the roster has an email address"),
-    ("note.no_address", "Some families have no mailing address: hand their SSRs out at school"),
-    ("note.unlinked", "Some students have no guardian on the roster: their SSRs go on paper"),
+    ("note.no_address", "Families without a mailing address get their SSRs at school"),
+    ("note.unlinked", "Students with no guardian on the roster get paper SSRs at school"),
     ("note.estimated", "No SSRs imported yet: one SSR per student is assumed"),
     ("note.ets_not_offered", "ETS no longer offers paper SSRs here: printing locally instead"),
 )
@@ -550,14 +550,14 @@ def administration_year(today: date) -> int:
     return today.year if today.month < 8 else today.year + 1
 
 
-def timing(option: Option, today: date, locale: str = "en") -> str:
-    """When families can have their SSRs on ``option``, as a sentence in ``locale``."""
+def timing(option: Option, today: date, locale: str = "en", *, short: bool = False) -> str:
+    """When families can have their SSRs on ``option``, as words in ``locale`` (short for tables)."""
     if option.electronic:
-        return "As soon as SSRs are available in TOMS"
+        return "On release" if short else "As soon as SSRs are available in TOMS"
     if option is Option.PRINT:
-        return "Days after SSRs are available (download, print, hand out or mail)"
+        return "Days after" if short else "Days after SSRs are available (download, print, mail)"
     august = date(administration_year(today), 8, 1)
-    return f"From {format_date(august, format='long', locale=locale)}"
+    return f"From {format_date(august, format='medium' if short else 'long', locale=locale)}"
 
 
 def money(amount: Decimal, locale: str = "en") -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from babel.dates import format_datetime
 from sqlalchemy import and_, not_, or_, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,13 +28,14 @@ from services.advisor import (
     RosterFacts,
     allocate,
     channel_for,
+    money,
     plan_label,
     recommend,
 )
 from services.db import session_scope
 from services.errors import InvalidInput, NotFound
 from services.models import LEA, Guardian, Operator, School
-from services.permissions import Permission, require
+from services.permissions import Permission, require, school_scope
 from services.plan_tables import DistributionPlan
 from services.roster_facts import HAS_EMAIL, has_text
 
@@ -281,3 +283,26 @@ def channel_filter(plan: SavedPlan, option: Option) -> ColumnElement[bool]:
     if not earlier:
         return reaches[option]
     return and_(reaches[option], not_(or_(*earlier)))
+
+
+def decided_when(moment: datetime, locale: str = "en") -> str:
+    """A decision's time in ``locale``, in UTC and saying so."""
+    return f"{format_datetime(moment, format='short', tzinfo=UTC, locale=locale)} UTC"
+
+
+def summary_text(plan: SavedPlan | None, locale: str = "en") -> str:
+    """A few lines on the plan in force, for the dashboard and the advisor screen."""
+    if plan is None:
+        return "No plan saved yet. Press a to open the advisor."
+    lines = [plan.label + (" (overruled)" if plan.overruled else "")]
+    lines += [f"{f.option.value} {f.option.title}: {f.families} families" for f in plan.figures]
+    lines.append(f"Estimate {money(plan.cost, locale)}")
+    lines.append(f"By {plan.decided_by}, {decided_when(plan.decided_at, locale)}")
+    if plan.reason:
+        lines.append(f"Why: {plan.reason}")
+    return "\n".join(lines)
+
+
+def dashboard_text(engine: Engine, operator: Operator) -> str:
+    """The dashboard's plan panel for the operator's scope (their school's plan, else the LEA's)."""
+    return summary_text(current_for(engine, operator, school_scope(operator)), operator.language)

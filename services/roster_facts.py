@@ -116,3 +116,12 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
         unlinked_ssrs=int(unlinked_ssrs),
         ssrs_estimated=year is None,
     )
+
+
+def schools(engine: Engine, lea_id: int) -> list[tuple[int, str]]:
+    """The LEA's schools as (id, name), by name, for choosing the advisor's scope."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(School.id, School.name).where(School.lea_id == lea_id).order_by(School.name)
+        ).all()
+    return [(int(i), str(n)) for i, n in rows]

@@ -1,0 +1,425 @@
+"""The distribution advisor: four questions, a live recommendation, the four options side by side,
+and keys to save the plan or overrule it with a reason.
+
+Everything is keyboard-driven and fits 80x24 by scrolling: y/n answer a question and move on, the
+share is typed as a percentage, ctrl+s saves the recommendation, ctrl+o opens the overrule dialog.
+Roster facts are counted in a worker thread, so the screen paints at once on any roster size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
+
+from screens.base import ConsoleScreen
+from services import plan, roster_facts
+from services.advisor import (
+    ASSIGNMENT_ORDER,
+    Answers,
+    Draft,
+    Option,
+    Rates,
+    Recommendation,
+    RosterFacts,
+    compare,
+    money,
+    parse_share,
+    percent,
+    plan_label,
+    prefill,
+    recommend,
+    timing,
+)
+from services.context import ConsoleContext
+from services.errors import ConsoleError, InvalidInput
+from services.permissions import Permission, require, school_scope
+from widgets.question_form import YesNo
+
+WHOLE_LEA = -1
+"""The scope selector's value for the whole LEA (schools use their id)."""
+
+QUESTIONS = {
+    "has_sis": "1. Do you have a Student Information System (SIS)?",
+    "sis_portal": "2. Do you use your SIS's parent portal?",
+    "third_party": "3. Do you use a third-party parent portal?",
+}
+APPROACH_WORDS = {
+    "portal-first": "portal first, the rest by other channels",
+    "combined": "a combined approach",
+    "electronic-first": "secure electronic first, paper for the rest",
+    "paper": "paper",
+}
+
+
+class AdvisorScreen(ConsoleScreen):
+    TITLE = "Advisor"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save plan"),
+        Binding("ctrl+o", "overrule", "Overrule"),
+    ]
+    DEFAULT_CSS = """
+    AdvisorScreen #advisor { padding: 0 1; }
+    AdvisorScreen .question { height: 1; margin-top: 1; }
+    AdvisorScreen .question Label { width: 1fr; }
+    AdvisorScreen #share { width: 10; }
+    AdvisorScreen #share-hint, AdvisorScreen #history { color: $text-muted; }
+    AdvisorScreen #recommendation { border: round $primary; padding: 0 1; margin-top: 1; }
+    AdvisorScreen #options { height: auto; margin-top: 1; }
+    AdvisorScreen #history { margin-top: 1; }
+    """
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.locale = ctx.operator.language
+        self.locked_school = school_scope(ctx.operator)
+        self.school_id: int | None = self.locked_school
+        self.facts: RosterFacts | None = None
+        self.recommendation: Recommendation | None = None
+        self.rates_problem = ""
+        try:
+            self.rates = Rates.from_mapping(_table(ctx.settings.extra.get("advisor")))
+        except InvalidInput as problem:
+            self.rates, self.rates_problem = Rates(), f"{problem}; using the default rates."
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="advisor"):
+            yield Select(
+                self._scopes(),
+                value=self.locked_school or WHOLE_LEA,
+                allow_blank=False,
+                disabled=self.locked_school is not None,
+                id="scope",
+                compact=True,
+            )
+            for key, question in QUESTIONS.items():
+                with Horizontal(classes="question"):
+                    yield Label(question)
+                    yield YesNo(id=key)
+            with Horizontal(classes="question"):
+                yield Label("4. What % of guardians actively use the portal?")
+                yield Input(
+                    placeholder="0-100",
+                    restrict=r"[0-9.,%]*",
+                    max_length=6,
+                    id="share",
+                    compact=True,
+                )
+            yield Static("", id="share-hint")
+            yield Static(Content("Counting the roster…"), id="recommendation")
+            yield DataTable(id="options", show_cursor=False, zebra_stripes=True)
+            yield Static("", id="history")
+
+    def _scopes(self) -> list[tuple[str, int]]:
+        schools = roster_facts.schools(self.ctx.engine, self.ctx.operator.lea_id)
+        if self.locked_school is not None:
+            return [(name, i) for i, name in schools if i == self.locked_school]
+        return [("Whole LEA", WHOLE_LEA), *((f"School: {name}", i) for i, name in schools)]
+
+    def on_mount(self) -> None:
+        self.query_one("#recommendation").border_title = "Recommendation"
+        table = self.query_one("#options", DataTable)
+        table.can_focus = False
+        table.border_title = "The four options for these families"
+        table.add_columns("Option", "Families", "SSRs", "Cost", "Ready", "Not reached")
+        self.query_one("#has_sis", YesNo).focus()
+        if self.rates_problem:
+            self.notify(self.rates_problem, title="Advisor rates", severity="warning")
+        self._load(self.school_id, first=True)
+
+    @work(thread=True, exclusive=True, group="advisor-facts")
+    def _load(self, school_id: int | None, first: bool) -> None:
+        facts = roster_facts.roster_facts(self.ctx.engine, self.ctx.operator.lea_id, school_id)
+        saved = plan.current_for(self.ctx.engine, self.ctx.operator, school_id)
+        history = plan.history(self.ctx.engine, self.ctx.operator, school_id, limit=5)
+        self.app.call_from_thread(self._loaded, facts, saved, history, first)
+
+    def _loaded(
+        self,
+        facts: RosterFacts,
+        saved: plan.SavedPlan | None,
+        history: list[plan.SavedPlan],
+        first: bool,
+    ) -> None:
+        self.facts = facts
+        draft = prefill(facts, saved.answers if saved and first else None)
+        for key, value in (
+            ("has_sis", draft.has_sis),
+            ("sis_portal", draft.sis_portal),
+            ("third_party", draft.third_party_portal),
+        ):
+            widget = self.query_one(f"#{key}", YesNo)
+            if widget.value is None and value is not None:
+                widget.answer(value)
+        if draft.portal_share is not None and (first or facts.portal_share is not None):
+            self.query_one("#share", Input).value = f"{round(draft.portal_share * 100, 1):g}"
+        self._show_share_hint()
+        self._show_history(saved, history)
+        self.refresh_recommendation()
+
+    def _show_share_hint(self) -> None:
+        facts = self.facts
+        if facts is None:
+            return
+        if facts.empty:
+            text = f"{facts.scope}: no students or guardians on the roster yet."
+        else:
+            share = facts.portal_share
+            text = (
+                f"{facts.scope}: {facts.portal_families} of {facts.families} families marked as "
+                f"portal users ({percent(share or 0, self.locale)}), {facts.email_families} "
+                f"with email, {facts.address_families} with a mailing address; "
+                f"{facts.students} students, {facts.ssrs} SSRs"
+                + (" (estimated)" if facts.ssrs_estimated else "")
+            )
+        self.query_one("#share-hint", Static).update(Content(text))
+
+    def _show_history(self, saved: plan.SavedPlan | None, history: list[plan.SavedPlan]) -> None:
+        lines = ["Plan in force: " + plan.summary_text(saved, self.locale).replace("\n", "\n  ")]
+        if history:
+            lines.append("History (newest first):")
+            lines += [
+                f"  {plan.decided_when(p.decided_at, self.locale)}  {p.label}  by {p.decided_by}"
+                + (f"  overruled: {p.reason}" if p.overruled else "")
+                for p in history
+            ]
+        self.query_one("#history", Static).update(Content("\n".join(lines)))
+
+    def draft(self) -> Draft:
+        """The answers on screen; raises InvalidInput for a share that is not a percentage."""
+        has_sis = self.query_one("#has_sis", YesNo).value
+        text = self.query_one("#share", Input).value
+        return Draft(
+            has_sis=has_sis,
+            sis_portal=self.query_one("#sis_portal", YesNo).value if has_sis else False,
+            third_party_portal=self.query_one("#third_party", YesNo).value,
+            portal_share=parse_share(text) if text.strip() else None,
+        )
+
+    def answers(self) -> Answers:
+        """Complete answers, or InvalidInput naming the questions still open."""
+        draft = self.draft()
+        answers = draft.complete()
+        if answers is None:
+            missing = [
+                number
+                for number, value in (
+                    ("1", draft.has_sis),
+                    ("2", draft.sis_portal),
+                    ("3", draft.third_party_portal),
+                    ("4", draft.portal_share),
+                )
+                if value is None
+            ]
+            raise InvalidInput(f"Answer question {', '.join(missing)} first")
+        return answers
+
+    @on(YesNo.Changed)
+    @on(Input.Changed, "#share")
+    def refresh_recommendation(self) -> None:
+        """Recompute on every answer; the panel says what is missing or wrong instead."""
+        self.query_one("#sis_portal", YesNo).disabled = (
+            self.query_one("#has_sis", YesNo).value is False
+        )
+        panel = self.query_one("#recommendation", Static)
+        if self.facts is None:
+            return
+        try:
+            answers = self.answers()
+        except InvalidInput as problem:
+            self.recommendation = None
+            panel.update(Content(f"{problem}."))
+            self.query_one("#options", DataTable).clear()
+            return
+        self.recommendation = recommend(answers, self.facts, self.rates)
+        panel.update(Content(self._recommendation_text(self.recommendation)))
+        self._fill_options(answers)
+
+    def _recommendation_text(self, rec: Recommendation) -> str:
+        facts, today = self.facts, date.today()
+        assert facts is not None
+        lines = [
+            f"{rec.label}: {APPROACH_WORDS[rec.approach.value]}.",
+            f"Estimated cost {money(rec.allocation.cost, self.locale)} for {facts.ssrs} SSRs "
+            f"to {facts.families} families.",
+        ]
+        for channel in rec.allocation.channels:
+            lines.append("")
+            lines.append(
+                f"{channel.option.value} {channel.option.title}: {channel.families} families, "
+                f"{channel.ssrs} SSRs, {money(channel.cost, self.locale)}"
+            )
+            lines.append(f"  When: {timing(channel.option, today, self.locale)}")
+            lines += [f"  + {reason.text}" for reason in channel.reasons]
+        if rec.allocation.unreached_families:
+            lines.append(f"\nNot reached: {rec.allocation.unreached_families} families")
+        if rec.notes:
+            lines.append("")
+            lines += [f"Note: {note.text}" for note in rec.notes]
+        lines.append("\nctrl+s saves this plan · ctrl+o overrules it with a reason")
+        return "\n".join(lines)
+
+    def _fill_options(self, answers: Answers) -> None:
+        assert self.facts is not None
+        table = self.query_one("#options", DataTable)
+        table.clear()
+        today = date.today()
+        for row in compare(answers, self.facts, self.rates):
+            channel = row.allocation.channels[0]
+            table.add_row(
+                f"{row.option.value} {row.option.title}",
+                f"{channel.families} of {self.facts.families}",
+                str(channel.ssrs),
+                money(row.allocation.cost, self.locale),
+                timing(row.option, today, self.locale, short=True),
+                row.blocker or str(row.allocation.unreached_families),
+            )
+
+    def _refused(self, action: Callable[[], None]) -> bool:
+        """Run a permission check; show its sentence and return True when refused."""
+        try:
+            action()
+        except ConsoleError as refusal:
+            self.notify(str(refusal), title="Not saved", severity="error")
+            return True
+        return False
+
+    def action_save(self) -> None:
+        """Save the recommendation as the plan of the chosen scope."""
+        try:
+            answers = self.answers()
+            assert self.facts is not None
+            saved = plan.save(
+                self.ctx.engine,
+                self.ctx.operator,
+                answers,
+                self.facts,
+                school_id=self.school_id,
+                rates=self.rates,
+            )
+        except ConsoleError as problem:
+            self.notify(str(problem), title="Not saved", severity="error")
+            return
+        self._saved(saved)
+
+    def _saved(self, saved: plan.SavedPlan | None) -> None:
+        if saved is None:
+            return
+        self.notify(f"Plan saved: {saved.label}", title="Advisor")
+        self._load(self.school_id, first=False)
+
+    def action_overrule(self) -> None:
+        """Choose other channels than recommended, with a reason kept beside the plan."""
+        if self._refused(
+            lambda: require(self.ctx.operator, Permission.CHOOSE_PLAN, school_id=self.school_id)
+        ):
+            return
+        if self.recommendation is None or self.facts is None:
+            self.notify("Answer the four questions first", title="Overrule", severity="error")
+            return
+        answers, facts = self.recommendation.answers, self.facts
+
+        def submit(channels: tuple[Option, ...], reason: str) -> plan.SavedPlan:
+            return plan.save(
+                self.ctx.engine,
+                self.ctx.operator,
+                answers,
+                facts,
+                school_id=self.school_id,
+                channels=channels,
+                reason=reason,
+                rates=self.rates,
+            )
+
+        self.app.push_screen(
+            OverruleDialog(self.recommendation.options, submit), callback=self._saved
+        )
+
+    @on(Select.Changed, "#scope")
+    def _scope_changed(self, event: Select.Changed) -> None:
+        value = event.value
+        school_id = None if value == WHOLE_LEA else int(value)  # type: ignore[arg-type]
+        if school_id != self.school_id:
+            self.school_id, self.facts = school_id, None
+            self.query_one("#recommendation", Static).update(Content("Counting the roster…"))
+            self._load(school_id, first=False)
+
+    @on(Input.Submitted, "#share")
+    def _share_entered(self) -> None:
+        self.focus_next()
+
+
+class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
+    """Pick the channels and say why; the plan is saved here, so a refusal keeps what was typed."""
+
+    DEFAULT_CSS = """
+    OverruleDialog { align: center middle; }
+    OverruleDialog > Vertical {
+        width: 70; max-width: 100%; height: auto; max-height: 100%;
+        border: round $warning; padding: 0 1; background: $surface;
+    }
+    OverruleDialog SelectionList { height: auto; }
+    OverruleDialog #problem { color: $error; }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss_dialog", "Cancel"),
+        Binding("ctrl+s", "submit", "Save overrule"),
+    ]
+
+    def __init__(
+        self,
+        recommended: tuple[Option, ...],
+        submit: Callable[[tuple[Option, ...], str], plan.SavedPlan],
+    ) -> None:
+        super().__init__()
+        self.recommended = recommended
+        self.submit = submit
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = "Overrule the recommendation"
+            box.border_subtitle = "space toggles · tab · enter saves · esc cancels"
+            yield Label(f"Recommended: {plan_label(self.recommended)}. Channels to use instead:")
+            yield SelectionList[str](
+                *(
+                    (f"{o.value} {o.title}", o.value, o in self.recommended)
+                    for o in ASSIGNMENT_ORDER
+                ),
+                id="channels",
+            )
+            yield Label("Reason (kept with the plan and in the audit log):")
+            yield Input(placeholder="why these channels", max_length=500, id="reason")
+            yield Static("", id="problem")
+
+    def on_mount(self) -> None:
+        self.query_one("#channels", SelectionList).focus()
+
+    @on(Input.Submitted, "#reason")
+    def action_submit(self) -> None:
+        letters = self.query_one("#channels", SelectionList).selected
+        reason = self.query_one("#reason", Input).value
+        try:
+            saved = self.submit(tuple(Option(letter) for letter in letters), reason)
+        except ConsoleError as problem:
+            self.query_one("#problem", Static).update(Content(str(problem)))
+            return
+        self.dismiss(saved)
+
+    def action_dismiss_dialog(self) -> None:
+        self.dismiss(None)
+
+
+def _table(value: object) -> dict[str, object]:
+    """The ``[advisor]`` config table, or nothing; any other shape is refused plainly."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("The [advisor] setting must be a table of rates")
+    return value
