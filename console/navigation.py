@@ -15,6 +15,7 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
+from screens.advisor import AdvisorScreen
 from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
 from screens.placeholder import placeholder
@@ -45,15 +46,7 @@ DESTINATIONS: list[Destination] = [
         P.VIEW_CREDENTIAL_STATUS,
         3,
     ),  # fmt: skip
-    Destination(
-        "a",
-        "Advisor",
-        placeholder(
-            "Advisor", "issue 5", "the four guiding questions and a recommended distribution plan"
-        ),
-        P.CHOOSE_PLAN,
-        5,
-    ),  # fmt: skip
+    Destination("a", "Advisor", AdvisorScreen, P.VIEW_DASHBOARD, None),
     Destination(
         "i",
         "Import",
