@@ -1,0 +1,303 @@
+"""The notice ledger: every reminder the scheduler plans or sends, one row per notice and recipient.
+
+A row's unique key is (kind, subject, offset, recipient), so a notice can be written once only. The
+row is written (``planned``) before the notice is due, claimed (``sending``, with its Message-ID) in
+its own committed transaction *before* the SMTP conversation, and marked ``sent`` after it; a failed
+send becomes ``failed`` with a next-attempt time (backoff), retried until it goes or becomes moot.
+``cancelled`` rows say why: superseded by a more recent notice after downtime, or moot after a reset
+or a delivery. The same rows are the console's notice inbox.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from services import audit
+from services.audit import Actor
+from services.db import session_scope
+from services.models import _enum, utcnow
+
+
+class NoticeKind(enum.StrEnum):
+    CREDENTIAL_EXPIRY = "credential_expiry"
+    SSR_DEADLINE = "ssr_deadline"
+
+
+class NoticeState(enum.StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+OPEN_STATES = (NoticeState.PLANNED, NoticeState.SENDING, NoticeState.FAILED)
+
+# Waits between SMTP attempts of one notice: quick at first, then hourly; never given up, because
+# a dropped reminder is the failure this ledger exists to prevent.
+RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the ``attempts``-th failed attempt."""
+    return RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+
+
+class Notice(SQLModel, table=True):
+    """One reminder to one coordinator: what it is about, when it is due and where it stands."""
+
+    __tablename__ = "notice"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "offset", "recipient", name="uq_notice_key"),
+        Index("ix_notice_state_due", "state", "due_on"),
+        Index("ix_notice_recipient_due", "recipient", "due_on"),
+        Index("ix_notice_lea_due", "lea_id", "due_on"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: NoticeKind = Field(sa_column=Column(_enum(NoticeKind, "notice_kind"), nullable=False))
+    # credential:<id> or ssr:<lea id>:<program>:<receipt date>
+    subject: str = Field(max_length=80)
+    # days before the event (expiry, deadline); negative after it; working days for SSR deadlines
+    offset: int
+    recipient: str = Field(max_length=64)  # operator username
+    lea_id: int = Field(foreign_key="lea.id")
+    due_on: date
+    event_on: date  # the expiry day or the delivery deadline
+    program: str | None = Field(default=None, max_length=16)
+    pending: int = 0  # SSRs not yet delivered, for deadline notices
+    email: str | None = Field(default=None, max_length=254)  # None: inbox only
+    language: str = Field(default="en", max_length=16)
+    state: NoticeState = Field(
+        default=NoticeState.PLANNED,
+        sa_column=Column(_enum(NoticeState, "notice_state"), nullable=False),
+    )
+    late: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+    message_id: str | None = Field(default=None, max_length=200)
+    cancel_reason: str | None = Field(default=None, max_length=100)
+    planned_at: datetime = Field(default_factory=utcnow)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    read_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NoticeCounts:
+    """Ledger totals per state, for the scheduler status panel and the benchmark."""
+
+    planned: int = 0
+    sending: int = 0
+    sent: int = 0
+    cancelled: int = 0
+    failed: int = 0
+
+
+def counts(engine: Engine, lea_id: int | None = None) -> NoticeCounts:
+    query = select(Notice.state, func.count()).group_by(Notice.state)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    with Session(engine) as session:
+        found = {NoticeState(state).value: int(n) for state, n in session.exec(query).all()}
+    return NoticeCounts(**found)
+
+
+def inbox(engine: Engine, recipient: str, limit: int = 200) -> list[Notice]:
+    """The notices that reached ``recipient`` (sent, or failing by email but shown here), newest first."""
+    query = (
+        select(Notice)
+        .where(Notice.recipient == recipient)
+        .where(Notice.state.in_([NoticeState.SENT, NoticeState.SENDING, NoticeState.FAILED]))  # type: ignore[attr-defined]
+        .order_by(Notice.due_on.desc(), Notice.id.desc())  # type: ignore[attr-defined, union-attr]
+        .limit(limit)
+    )
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def upcoming(
+    engine: Engine, today: date, lea_id: int | None = None, limit: int = 200
+) -> list[Notice]:
+    """Planned notices not yet due, soonest first (``lea_id`` None: every LEA)."""
+    query = select(Notice).where(Notice.state == NoticeState.PLANNED).where(Notice.due_on > today)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    query = query.order_by(Notice.due_on, Notice.id).limit(limit)  # type: ignore[arg-type]
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def failures(engine: Engine, lea_id: int | None = None, limit: int = 200) -> list[Notice]:
+    """Notices whose email has failed at least once and is still being retried."""
+    query = select(Notice).where(Notice.state == NoticeState.FAILED)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    query = query.order_by(Notice.next_attempt_at, Notice.id).limit(limit)  # type: ignore[arg-type]
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def mark_read(engine: Engine, notice_id: int, recipient: str) -> None:
+    """The recipient has seen it in the inbox (only their own notices)."""
+    with Session(engine) as session:
+        notice = session.get(Notice, notice_id)
+        if notice is not None and notice.recipient == recipient and notice.read_at is None:
+            notice.read_at = utcnow()
+            session.add(notice)
+            session.commit()
+
+
+# --- the state machine the scheduler drives ---------------------------------------------------
+
+SCHEDULER = Actor("scheduler", "system")
+_OPEN = list(OPEN_STATES)
+
+
+def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Write notices not yet in the ledger; a key already there (in any state) is left alone."""
+    if not rows:
+        return 0
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = insert(Notice.__table__).on_conflict_do_nothing(
+        index_elements=["kind", "subject", "offset", "recipient"]
+    )
+    written = 0
+    for start in range(0, len(rows), 1000):
+        result = session.execute(statement, [_row(r) for r in rows[start : start + 1000]])
+        written += max(result.rowcount, 0)  # type: ignore[attr-defined]
+    return written
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state": NoticeState.PLANNED,
+        "planned_at": utcnow(),
+        "late": False,
+        "attempts": 0,
+        "pending": 0,
+    } | values
+
+
+def open_keys(session: Session) -> list[tuple[int, NoticeKind, str, str]]:
+    """(id, kind, subject, recipient) of every notice not yet sent or cancelled."""
+    rows = session.execute(
+        select(Notice.id, Notice.kind, Notice.subject, Notice.recipient).where(
+            col(Notice.state).in_(_OPEN)
+        )
+    ).all()
+    return [(int(i), NoticeKind(k), s, r) for i, k, s, r in rows]
+
+
+def due(session: Session, today: date, now: datetime) -> list[Notice]:
+    """Notices to act on now: planned and due, failed and past their backoff, or left ``sending``."""
+    query = select(Notice).where(
+        ((Notice.state == NoticeState.PLANNED) & (col(Notice.due_on) <= today))
+        | ((Notice.state == NoticeState.FAILED) & (col(Notice.next_attempt_at) <= now))
+        | (Notice.state == NoticeState.SENDING)
+    )
+    return list(session.exec(query.order_by(col(Notice.id))).all())
+
+
+def cancel(session: Session, ids: Sequence[int], reason: str) -> int:
+    """Cancel open notices (superseded, or moot after a reset or a delivery), with an audit event."""
+    cancelled = 0
+    for notice_id in ids:
+        changed = session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice_id, col(Notice.state).in_(_OPEN))
+            .values(state=NoticeState.CANCELLED, cancel_reason=reason[:100])
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            cancelled += 1
+            audit.record(
+                session, SCHEDULER, "notice.cancelled", f"notice:{notice_id}", {"reason": reason}
+            )
+    return cancelled
+
+
+def claim(
+    engine: Engine,
+    notice_id: int,
+    now: datetime,
+    today: date,
+    message_id: str,
+    pending: int | None = None,
+) -> Notice | None:
+    """Mark the notice ``sending`` and commit, before any byte goes to the SMTP server.
+
+    The Message-ID is fixed at the first claim and kept on every retry, so a message that did
+    leave before a crash and is sent again is recognisably the same message.
+    """
+    with session_scope(engine) as session:
+        notice = session.get(Notice, notice_id)
+        if notice is None or notice.state not in OPEN_STATES:
+            return None
+        notice.state = NoticeState.SENDING
+        notice.claimed_at = now
+        notice.attempts += 1
+        notice.late = notice.due_on < today
+        notice.message_id = notice.message_id or message_id
+        if pending is not None:
+            notice.pending = pending
+        session.add(notice)
+    return notice
+
+
+def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
+    with session_scope(engine) as session:
+        session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, Notice.state == NoticeState.SENDING)
+            .values(state=NoticeState.SENT, sent_at=now, last_error=None, next_attempt_at=None)
+        )
+        audit.record(
+            session,
+            SCHEDULER,
+            "notice.sent",
+            f"notice:{notice.id}",
+            {
+                "kind": notice.kind.value,
+                "subject": notice.subject,
+                "offset": notice.offset,
+                "recipient": notice.recipient,
+                "late": notice.late,
+                "email": bool(notice.email),
+            },
+            lea_id=notice.lea_id,
+        )
+
+
+def mark_failed(engine: Engine, notice: Notice, now: datetime, error: str) -> datetime:
+    """Record a failed attempt and when the next one is due; returns that time."""
+    retry_at = now + retry_delay(notice.attempts)
+    with session_scope(engine) as session:
+        session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, Notice.state == NoticeState.SENDING)
+            .values(state=NoticeState.FAILED, last_error=error[:300], next_attempt_at=retry_at)
+        )
+        audit.record(
+            session,
+            SCHEDULER,
+            "notice.failed",
+            f"notice:{notice.id}",
+            {"attempts": notice.attempts, "error": error[:200], "retry_at": retry_at.isoformat()},
+            lea_id=notice.lea_id,
+        )
+    return retry_at

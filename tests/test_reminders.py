@@ -1,0 +1,239 @@
+"""Reminder planning and the scan, driven by an injected clock against a real SMTP server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from services import notice_ledger, reminders
+from services.models import Program, Role
+from services.notice_ledger import Notice, NoticeKind, NoticeState
+from services.notice_mail import NoticeMailer, SmtpConfig
+from services.reminders import Coordinator, CredentialFact, PendingGroup, ReminderPolicy
+from services.working_days import WorkingCalendar
+from tests.reminders_world import SmtpServer, add_reports, at, build, days, issue
+
+EXPIRY = date(2027, 1, 12)
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    with SmtpServer() as server:
+        yield server
+
+
+def mailer(smtp: SmtpServer) -> NoticeMailer:
+    return NoticeMailer(
+        SmtpConfig(host="127.0.0.1", port=smtp.port, sender="console@ranchos.example")
+    )
+
+
+def run(engine, smtp, day, hour=8):  # type: ignore[no-untyped-def]
+    return reminders.scan(engine, at(day, hour), mailer(smtp))
+
+
+def ledger(engine) -> list[Notice]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return list(session.exec(select(Notice).order_by(Notice.id)).all())
+
+
+# --- pure planning --------------------------------------------------------------------------
+
+PEOPLE = [
+    Coordinator("caaspp", 1, Role.LEA_CAASPP, "a@x.example", "en"),
+    Coordinator("elpac", 1, Role.LEA_ELPAC, None, "vi"),
+]
+
+
+def test_choose_keeps_only_the_latest_fallen_due_and_the_horizon() -> None:
+    expiry = date(2027, 1, 12)
+    schedule = reminders.credential_schedule(expiry, expiry - timedelta(days=2), (14, 7, 3, 1, 0))
+    chosen = reminders.choose(schedule, expiry - timedelta(days=2), horizon_days=14)
+    assert [offset for offset, _ in chosen] == [3, 1, 0]
+
+
+def test_daily_notice_after_expiry_is_todays_only() -> None:
+    expiry = date(2027, 1, 12)
+    today = expiry + timedelta(days=5)
+    chosen = reminders.choose(
+        reminders.credential_schedule(expiry, today, (14, 7, 3, 1, 0)), today, 14
+    )
+    assert chosen == [(-5, today)]
+
+
+def test_credential_notices_go_to_both_coordinators() -> None:
+    fact = CredentialFact(7, 1, at(EXPIRY, 23))
+    planned = reminders.plan_credential(fact, PEOPLE, EXPIRY - timedelta(days=20), ReminderPolicy())
+    # the horizon (14 days) reaches day -6: the 14- and 7-day notices are planned ahead
+    assert {(p.recipient, p.offset) for p in planned} == {
+        (r, o) for r in ("caaspp", "elpac") for o in (14, 7)
+    }
+    assert all(p.subject == "credential:7" and p.event_on == EXPIRY for p in planned)
+
+
+def test_ssr_deadline_counts_working_days_and_skips_holidays() -> None:
+    calendar = WorkingCalendar([date(2026, 5, 25)])  # Memorial Day
+    received = date(2026, 5, 1)  # a Friday
+    assert calendar.deadline(Program.CAASPP, received) == date(2026, 6, 1)
+    assert WorkingCalendar().deadline(Program.CAASPP, received) == date(2026, 5, 29)
+    assert calendar.deadline(Program.ELPAC, received) == date(2026, 5, 31)
+    policy = ReminderPolicy(calendar=calendar)
+    group = PendingGroup(1, Program.CAASPP, received, pending=40)
+    planned = reminders.plan_ssr(group, PEOPLE, date(2026, 5, 22), policy)
+    # only the CAASPP coordinator; 5 working days before June 1 skips the holiday: May 22
+    assert [(p.recipient, p.offset, p.due_on) for p in planned] == [
+        ("caaspp", 5, date(2026, 5, 22)),
+        ("caaspp", 1, date(2026, 5, 29)),
+        ("caaspp", 0, date(2026, 6, 1)),
+    ]
+
+
+def test_bad_holiday_is_refused_with_its_value() -> None:
+    from services.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="2026-13-01"):
+        WorkingCalendar.parse(["2026-07-03", "2026-13-01"])
+
+
+# --- the scan against a real SMTP server ----------------------------------------------------
+
+
+def test_a_full_credential_year_sends_each_notice_once(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    issued = EXPIRY - timedelta(days=365)
+    world = build(engine, EXPIRY)
+    for day in days(issued, EXPIRY + timedelta(days=3)):
+        run(engine, smtp, day)
+        if day >= EXPIRY - timedelta(days=15):
+            run(engine, smtp, day, hour=15)  # a second scan the same day changes nothing
+    issue(engine, world.lea_id, EXPIRY + timedelta(days=368))  # the reset stops the daily notices
+    for day in days(EXPIRY + timedelta(days=4), EXPIRY + timedelta(days=10)):
+        run(engine, smtp, day)
+
+    received = Counter(smtp.inbox.subjects())
+    assert all(n == 1 for n in received.values()), received
+    by_person = Counter(to for to, _ in received)
+    assert by_person == {"ana@ranchos.example": 8, "eli@ranchos.example": 8}
+    sent = [(n.recipient, n.offset) for n in ledger(engine) if n.state is NoticeState.SENT]
+    expected_offsets = [14, 7, 3, 1, 0, -1, -2, -3]
+    assert sorted(sent) == sorted((r, o) for r in ("caaspp", "elpac") for o in expected_offsets)
+    assert not any(n.late for n in ledger(engine))
+    subjects = [s for to, s in smtp.inbox.subjects() if to == "ana@ranchos.example"]
+    assert subjects[0] == (
+        "SIS-vendor credential for Los Ranchos Unified expires in 14 days "
+        "(Tuesday, January 12, 2027)"
+    )
+    assert "expires today" in subjects[4]
+    assert "EXPIRED 1 day ago" in subjects[5] and "EXPIRED 3 days ago" in subjects[7]
+    spanish = [s for to, s in smtp.inbox.subjects() if to == "eli@ranchos.example"]
+    assert spanish[0].startswith("La credencial del proveedor SIS de Los Ranchos Unified vence")
+    assert "martes, 12 de enero de 2027" in spanish[0]
+
+
+def test_downtime_sends_one_late_notice_then_resumes_on_time(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    build(engine, EXPIRY)
+    run(engine, smtp, EXPIRY - timedelta(days=15))  # plans 14, 7, 3, 1 and 0 ahead
+    assert smtp.inbox.subjects() == []
+    # down from day -15 to day -2
+    run(engine, smtp, EXPIRY - timedelta(days=2))
+    late = [n for n in ledger(engine) if n.state is NoticeState.SENT]
+    assert [(n.recipient, n.offset, n.late) for n in late] == [
+        ("caaspp", 3, True),
+        ("elpac", 3, True),
+    ]
+    assert len(smtp.inbox.messages) == 2
+    assert "late" in smtp.inbox.messages[0].get_payload()
+    superseded = [n for n in ledger(engine) if n.state is NoticeState.CANCELLED]
+    assert {(n.offset, n.cancel_reason) for n in superseded} == {
+        (14, "superseded by a later notice"),
+        (7, "superseded by a later notice"),
+    }
+    run(engine, smtp, EXPIRY - timedelta(days=1))
+    on_time = [n for n in ledger(engine) if n.state is NoticeState.SENT and n.offset == 1]
+    assert [(n.recipient, n.late) for n in on_time] == [("caaspp", False), ("elpac", False)]
+    assert len(smtp.inbox.messages) == 4
+
+
+def test_a_reset_cancels_planned_notices(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    world = build(engine, EXPIRY)
+    run(engine, smtp, EXPIRY - timedelta(days=10))  # sends 14 late, plans 7, 3, 1, 0
+    issue(engine, world.lea_id, EXPIRY + timedelta(days=365))
+    run(engine, smtp, EXPIRY - timedelta(days=7))
+    states = Counter((n.state, n.cancel_reason) for n in ledger(engine))
+    assert states == {
+        (NoticeState.SENT, None): 2,
+        (NoticeState.CANCELLED, "credential was reset or regenerated"): 8,
+    }
+    assert len(smtp.inbox.messages) == 2
+
+
+def test_smtp_failure_is_retried_with_backoff_and_visible(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    build(engine, EXPIRY)
+    smtp.inbox.refuse = True
+    day = EXPIRY - timedelta(days=7)
+    report = run(engine, smtp, day)
+    assert report.failed == 2 and report.sent == 0
+    failing = notice_ledger.failures(engine)
+    assert {n.recipient for n in failing} == {"caaspp", "elpac"}
+    assert all("451" in (n.last_error or "") and n.attempts == 1 for n in failing)
+    # before the backoff has passed nothing is tried; after it the notice goes, once
+    reminders.scan(engine, at(day) + timedelta(seconds=30), mailer(smtp))
+    assert notice_ledger.failures(engine)[0].attempts == 1
+    smtp.inbox.refuse = False
+    report = reminders.scan(engine, at(day) + timedelta(minutes=2), mailer(smtp))
+    assert report.sent == 2 and notice_ledger.failures(engine) == []
+    assert len(smtp.inbox.messages) == 2
+    assert {n.attempts for n in ledger(engine) if n.state is NoticeState.SENT} == {2}
+
+
+def test_unreachable_smtp_server_is_a_recorded_failure(engine) -> None:  # type: ignore[no-untyped-def]
+    build(engine, EXPIRY)
+    dead = NoticeMailer(SmtpConfig(host="127.0.0.1", port=1, timeout=2))
+    report = reminders.scan(engine, at(EXPIRY), dead)
+    assert report.failed == 2
+    assert all("127.0.0.1:1" in (n.last_error or "") for n in notice_ledger.failures(engine))
+
+
+def test_inbox_only_coordinator_without_email(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from services.db import session_scope
+    from services.models import Operator
+
+    build(engine, EXPIRY)
+    with session_scope(engine) as session:
+        session.execute(update(Operator).where(Operator.username == "elpac").values(email=None))
+    run(engine, smtp, EXPIRY - timedelta(days=3))
+    assert [to for to, _ in smtp.inbox.subjects()] == ["ana@ranchos.example"]
+    assert [n.offset for n in notice_ledger.inbox(engine, "elpac")] == [3]
+
+
+def test_ssr_deadline_notices_aggregate_per_receipt_day(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    world = build(engine, date(2027, 12, 1), languages=("zh_Hans", "fil"))
+    received = date(2026, 5, 1)
+    add_reports(engine, world, Program.CAASPP, at(received, 10), 30)
+    add_reports(engine, world, Program.ELPAC, at(received, 11), 12, first=100)
+    deadline = date(2026, 5, 29)  # 20 working days after Friday May 1
+    for day in days(received, deadline + timedelta(days=3)):
+        run(engine, smtp, day)
+    sent = sorted(
+        (n.recipient, n.program, n.offset, n.due_on, n.pending)
+        for n in ledger(engine)
+        if n.state is NoticeState.SENT and n.kind is NoticeKind.SSR_DEADLINE
+    )
+    assert sent == [
+        ("caaspp", "CAASPP", 0, deadline, 30),
+        ("caaspp", "CAASPP", 1, date(2026, 5, 28), 30),
+        ("caaspp", "CAASPP", 5, date(2026, 5, 22), 30),
+        ("elpac", "ELPAC", 0, date(2026, 5, 31), 12),
+        ("elpac", "ELPAC", 1, date(2026, 5, 29), 12),
+        ("elpac", "ELPAC", 5, date(2026, 5, 25), 12),
+    ]
+    chinese = [s for to, s in smtp.inbox.subjects() if to == "ana@ranchos.example"]
+    assert (
+        chinese[0]
+        == "Los Ranchos Unified 有 30 份 CAASPP 成绩报告尚未送达：截止 2026年5月29日星期五"
+    )
+    assert len(smtp.inbox.messages) == 6
