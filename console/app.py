@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands
 from screens.help import HelpScreen, describe_keys
@@ -26,12 +27,14 @@ class SSRConsoleApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("escape", "back", "Back"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+p", "command_palette", "Command palette: find a screen", show=False),
         *(Binding(d.key, f"go({d.key!r})", f"Go to {d.title}", show=False) for d in DESTINATIONS),
     ]
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__()
         self.ctx = ctx
+        self._opened: dict[str, Screen[object]] = {}  # destination key -> its screen while open
         operator = ctx.operator
         self.sub_title = (
             f"{operator.display_name} · {operator.role.label} · "
@@ -42,7 +45,11 @@ class SSRConsoleApp(App[None]):
         return DESTINATIONS[0].factory(self.ctx)
 
     async def action_go(self, key: str) -> None:
-        """Open a destination above the dashboard, or say plainly why the operator may not."""
+        """Open a destination above the dashboard, or say plainly why the operator may not.
+
+        The stack stays shallow: the dashboard, the destination, and whatever that screen opened.
+        A destination already open is returned to (keeping its filter) rather than opened twice.
+        """
         destination = BY_KEY[key]
         if destination.permission is not None:
             try:
@@ -52,10 +59,19 @@ class SSRConsoleApp(App[None]):
                     str(refusal), title=f"{destination.title}: not allowed", severity="error"
                 )
                 return
-        while len(self.screen_stack) > 1:
+        target = self.screen_stack[0] if destination is DESTINATIONS[0] else self._opened.get(key)
+        if target not in self.screen_stack:
+            target = None
+        while len(self.screen_stack) > 1 and self.screen is not target:
             await self.pop_screen()
-        if destination is not DESTINATIONS[0]:
-            await self.push_screen(destination.factory(self.ctx))
+        if target is None:
+            try:
+                screen = destination.factory(self.ctx)
+            except ConsoleError as error:
+                self.notify(str(error), title=destination.title, severity="error")
+                return
+            self._opened[key] = screen
+            await self.push_screen(screen)
 
     async def action_back(self) -> None:
         if len(self.screen_stack) > 1:

@@ -24,8 +24,5 @@ class AuditLogScreen(ConsoleScreen):
             placeholder="operator, action or target prefix; esc clears",
         )
 
-    def on_mount(self) -> None:
-        self.query_one(PagedTable).query_one("DataTable").focus()
-
     def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
         self.notify(str(event.error), title="Audit log", severity="error")

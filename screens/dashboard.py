@@ -13,12 +13,11 @@ from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import dashboard, plan
+from services import credentials, dashboard, plan
 from services.dashboard import DashboardSummary
 from services.validation import LANGUAGES
 
 PENDING_PANELS = {
-    "credential": ("Credential", "Status and expiry of the SIS-vendor credential: issue 3."),
     "batches": ("Batches", "Delivery batches and their progress: issues 7 and 8."),
     "deadlines": ("Deadlines", "Students at risk of missing the 20/30-day deadlines: issue 4."),
 }
@@ -42,6 +41,7 @@ class DashboardScreen(ConsoleScreen):
                 yield self._panel("roster", "Roster", "Counting…")
                 yield self._panel("guardians", "Guardians", "Counting…")
                 yield self._panel("plan", "Distribution plan", "Loading…")
+                yield self._panel("credential", "Credential", "Loading…")
                 for key, (title, text) in PENDING_PANELS.items():
                     yield self._panel(key, title, f"Placeholder. {text}", "pending")
             yield Static(
@@ -60,6 +60,12 @@ class DashboardScreen(ConsoleScreen):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self._load_plan()  # the advisor may have saved a new plan meanwhile
+        self._load_credential()  # or a coordinator generated or reset the credential
+
+    @work(thread=True, exclusive=True, group="credential")
+    def _load_credential(self) -> None:
+        text = credentials.dashboard_text(self.ctx.engine, self.ctx.operator)
+        self.app.call_from_thread(self.query_one("#credential", Static).update, Content(text))
 
     @work(thread=True, exclusive=True, group="plan")
     def _load_plan(self) -> None:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
@@ -37,7 +37,7 @@ def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
         elif node is screen:
             group = f"This screen ({screen.title or type(screen).__name__})"
         else:
-            group = node.BINDING_GROUP_TITLE or type(node).__name__
+            group = node.BINDING_GROUP_TITLE or f"Focused: {type(node).__name__}"
         description = binding.description or binding.action.replace("_", " ")
         label = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
         if (group, label) not in seen:
@@ -48,14 +48,16 @@ def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Lists keys; esc, ? or q closes it."""
+    """Lists keys in two columns so a whole screen's keys fit 80x24; esc, ? or q closes it."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 72; max-width: 100%; height: auto; max-height: 100%;
+        width: 100%; max-width: 100; height: auto; max-height: 100%;
         border: round $primary; padding: 0 1; background: $surface;
     }
+    HelpScreen Horizontal { height: auto; }
+    HelpScreen Horizontal > Static { width: 1fr; }
     """
     BINDINGS = [
         Binding("escape", "dismiss", "Close help"),
@@ -69,20 +71,35 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
+        left, right = self.columns
         with VerticalScroll() as scroll:
             scroll.border_title = f"Keys: {self.help_title}"
             scroll.border_subtitle = "esc or ? closes"
-            yield Static(Content(self.text), id="keys")
+            with Horizontal():
+                yield Static(left, id="left")
+                yield Static(right, id="right")
 
     @property
-    def text(self) -> str:
-        lines: list[str] = []
+    def lines(self) -> list[Content]:
+        """Group headings (bold) each followed by its keys."""
+        lines: list[Content] = []
         group = None
         for entry in self.keys:
             if entry.group != group:
-                if lines:
-                    lines.append("")
-                lines.append(entry.group)
                 group = entry.group
-            lines.append(f"  {entry.key:<14} {entry.description}")
-        return "\n".join(lines)
+                lines.append(Content.styled(group, "bold"))
+            lines.append(Content(f" {entry.key:<10} {entry.description}"))
+        return lines
+
+    @property
+    def columns(self) -> tuple[Content, Content]:
+        """The lines split in two halves, never leaving a heading alone at the foot of a column."""
+        lines = self.lines
+        half = (len(lines) + 1) // 2
+        if (
+            half
+            and lines[half - 1].plain not in {e.key for e in self.keys}
+            and any(lines[half - 1].plain == e.group for e in self.keys)
+        ):
+            half -= 1
+        return Content("\n").join(lines[:half]), Content("\n").join(lines[half:])

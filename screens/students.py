@@ -25,8 +25,5 @@ class StudentsScreen(ConsoleScreen):
             placeholder="name (last first) or SSID prefix; enter keeps it, esc clears",
         )
 
-    def on_mount(self) -> None:
-        self.query_one(PagedTable).query_one("DataTable").focus()
-
     def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
         self.notify(str(event.error), title="Students", severity="error")

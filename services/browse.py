@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from services.models import AuditEvent, Operator, School, ScoreReport, Student
 from services.permissions import Permission, allowed, require, school_scope
+from services.roster import fold
 
 COUNT_CAP = 10_000
 _TOP = "\uffff"
@@ -36,8 +37,8 @@ def prefix(column, text: str) -> ColumnElement[bool]:  # type: ignore[no-untyped
 
 
 def name_key(text: str) -> str:
-    """A typed name in Student.name_key's form: lower case, "last first", commas dropped."""
-    return re.sub(r"\s+", " ", text.replace(",", " ")).strip().lower()
+    """A typed name in Student.name_key's form: "last first", lower case, diacritics folded."""
+    return fold(re.sub(r"\s+", " ", text.replace(",", " ")).strip()).lower()
 
 
 def student_columns(operator: Operator) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from services import credentials
 from services.errors import NotFound
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student, StudentGuardian
 from services.permissions import Permission, allowed, require, school_scope
@@ -142,5 +143,6 @@ def _guardian_breakdown(session: Session, guardian_filter) -> _Contacts:  # type
 
 
 def banners(engine: Engine, operator: Operator) -> list[Banner]:
-    """Banners for every screen; the credential lifecycle (issue 3) adds its 14-day expiry warning."""
-    return []
+    """Banners for every screen: the SIS-vendor credential from 14 days before expiry (issue 3)."""
+    credential = credentials.banner(engine, operator.lea_id)
+    return [Banner(*credential)] if credential else []

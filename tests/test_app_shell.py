@@ -3,107 +3,185 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 from sqlmodel import Session
+from textual.filter import Monochrome
 
 from console.app import SSRConsoleApp
 from console.navigation import DESTINATIONS
+from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
 from screens.help import HelpScreen
 from screens.placeholder import PlaceholderScreen
+from screens.students import StudentsScreen
+from services import demo, operators
 from services.context import ConsoleContext
-from services.models import LEA, Guardian, Operator, Role, School, Student, StudentGuardian
+from services.dashboard import Banner
+from services.models import Guardian, Student
+from widgets.banner import BannerBar
 
 SIZE = (80, 24)
 
 
 @pytest.fixture
-def world(engine):  # type: ignore[no-untyped-def]
-    """One LEA, two schools, 60 students with a guardian each, one operator per role."""
-    with Session(engine, expire_on_commit=False) as session:
-        lea = LEA(cds_code="1234567", name="Shell Unified", county="Test")
-        session.add(lea)
-        session.flush()
-        schools = [
-            School(lea_id=lea.id, cds_code=f"1234567{n:07d}", name=f"School {n}") for n in (1, 2)
-        ]
-        session.add_all(schools)
-        session.flush()
-        for i in range(60):
-            school = schools[i % 2]
-            last, first = f"Last{i:02d}", f"First{i:02d}"
-            student = Student(
-                ssid=f"{1000000000 + i}",
-                lea_id=lea.id,
-                school_id=school.id,
-                first_name=first,
-                last_name=last,
-                name_key=f"{last} {first}".lower(),
-                grade=3 + i % 6,
-            )
-            guardian = Guardian(
-                lea_id=lea.id,
-                first_name="G",
-                last_name=last,
-                name_key=f"{last} g".lower(),
-                preferred_language=["en", "es", "vi"][i % 3],
-                email=f"g{i}@example.org" if i % 4 else None,
-                uses_portal=i % 5 == 0,
-                address_line1=f"{i} Main St" if i % 7 else None,
-            )
-            session.add_all([student, guardian])
-            session.flush()
-            session.add(StudentGuardian(student_id=student.id, guardian_id=guardian.id))
-        operators = {
-            role: Operator(
-                username=role.value,
-                display_name=f"{role.label} person",
-                role=role,
-                lea_id=lea.id,
-                school_id=schools[0].id if role is Role.SITE else None,
-            )
-            for role in Role
-        }
-        session.add_all(operators.values())
-        session.commit()
-    return engine, operators
+def seeded(engine, settings):  # type: ignore[no-untyped-def]
+    """The demo LEA (rows only): three schools, one operator per role."""
+    demo.seed(engine, settings, students=150, seed=7, pdfs=False)
+    return engine
 
 
-def make_app(world, role: Role, settings) -> SSRConsoleApp:  # type: ignore[no-untyped-def]
-    engine, operators = world
-    return SSRConsoleApp(ConsoleContext(engine, settings, operators[role]))
+def console(seeded, settings, username: str) -> SSRConsoleApp:  # type: ignore[no-untyped-def]
+    return SSRConsoleApp(ConsoleContext(seeded, settings, operators.resolve(seeded, username)))
 
 
-async def test_dashboard_first_with_operator_in_title(world, settings) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(world, Role.LEA_CAASPP, settings)
+def notices(app: SSRConsoleApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_dashboard_opens_first_with_operator_role_and_lea_in_title(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot)
         assert isinstance(app.screen, DashboardScreen)
-        assert "LEA CAASPP coordinator person" in app.sub_title
-        assert "Shell Unified (CDS 1234567)" in app.sub_title
+        assert app.sub_title.startswith("Dana Whitfield · LEA CAASPP coordinator · Sierra Vista")
+        with Session(seeded) as session:
+            students = session.scalar(select(func.count()).select_from(Student))
+            guardians = session.scalar(select(func.count()).select_from(Guardian))
         roster = str(app.screen.query_one("#roster").render())
-        assert "Students   60" in roster
+        assert f"Students   {students:,}" in roster and f"Guardians  {guardians:,}" in roster
+        for issue in ("issue 3", "issue 5", "issues 7 and 8", "issue 4"):
+            assert any(issue in str(p.render()) for p in app.screen.query(".pending"))
 
 
-async def test_every_destination_by_key_with_help_and_back(world, settings) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(world, Role.LEA_CAASPP, settings)
+async def test_every_destination_by_key_with_help_overlay_and_esc_back(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         for destination in DESTINATIONS:
             await pilot.press(destination.key)
-            await pilot.pause()
+            await settle(app, pilot)
             screen = app.screen
-            assert screen.title == destination.title or destination.key == "d"
-            if destination.issue:
-                assert isinstance(screen, PlaceholderScreen)
-                assert "issue" in screen.owner
+            assert len(app.screen_stack) == (1 if destination.key == "d" else 2)
+            if isinstance(screen, PlaceholderScreen):  # until its issue replaces it
+                assert screen.title == destination.title
+                text = str(screen.query_one("#placeholder").render())
+                assert f"issue {destination.issue}" in text or f"issues {destination.issue}" in text
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
-            keys = [entry.key for entry in app.screen.keys]
-            assert "?" in keys and "esc" in keys
+            listed = {(k.key, k.description) for k in app.screen.keys}
+            assert {("?", "Help"), ("esc", "Back"), ("q", "Quit")} <= listed
+            assert all((d.key, f"Go to {d.title}") in listed for d in DESTINATIONS)
             await pilot.press("escape")
             await pilot.pause()
             assert app.screen is screen
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, DashboardScreen)
+            assert len(app.screen_stack) == 1
+
+
+async def test_help_lists_the_screens_own_keys(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        table_keys = {k.key: k.description for k in app.screen.keys if k.group == "Table"}
+        assert table_keys["/"] == "Filter"
+        assert {"pgup", "pgdn", "home", "end"} <= set(table_keys)
+        await pilot.press("question_mark")  # ? toggles it closed too
+        await pilot.pause()
+        assert isinstance(app.screen, StudentsScreen)
+
+
+async def test_command_palette_opens_a_destination(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"audit log")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, AuditLogScreen)
+
+
+async def test_moving_between_destinations_keeps_the_stack_shallow(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        for key in "scailsd":
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert len(app.screen_stack) == (1 if key == "d" else 2)
+
+
+async def test_tech_coordinator_is_refused_students_with_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "tech")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert any("may not view students" in n for n in notices(app))
+        guardians = str(app.screen.query_one("#guardians").render())
+        assert "does not view guardian contact details" in guardians
+
+
+async def test_help_desk_is_refused_the_audit_log(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "helpdesk")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert any(
+            "Audit log: not allowed: A help desk may not view the audit log" in n
+            for n in notices(app)
+        )
+        await pilot.press("s")  # but may look students up
+        await settle(app, pilot)
+        assert isinstance(app.screen, StudentsScreen)
+
+
+async def test_banners_show_on_every_screen(seeded, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from services import dashboard
+
+    warning = Banner("warning", "The SIS-vendor credential expires in 9 days")
+    monkeypatch.setattr(dashboard, "banners", lambda engine, operator: [warning])
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        for key in "dsc":
+            await pilot.press(key)
+            await settle(app, pilot)
+            bar = app.screen.query_one(BannerBar)
+            assert bar.display and "WARNING: The SIS-vendor credential expires" in str(bar.render())
+
+
+async def test_ctrl_z_is_unbound_and_q_quits(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        bound = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "suspend_process" not in bound and "app.suspend_process" not in bound
+        assert "ctrl+z" not in app.screen.active_bindings
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, DashboardScreen)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_no_color_renders_monochrome(seeded, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = console(seeded, settings, "caaspp")
+    assert app.no_color
+    assert any(isinstance(f, Monochrome) for f in app.get_line_filters())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, StudentsScreen)

@@ -46,6 +46,9 @@ class _Window(DataTable[str]):
     def paged(self) -> PagedTable:
         return self.query_ancestor(PagedTable)
 
+    def on_resize(self) -> None:
+        self.paged.reload()  # the window's height is the page size
+
     def action_cursor_down(self) -> None:
         if self.cursor_row >= self.row_count - 1:
             self.paged.scroll_rows(1)
@@ -85,8 +88,8 @@ class PagedTable(Vertical):
     ]
     DEFAULT_CSS = """
     PagedTable { height: 1fr; }
-    PagedTable > Input { display: none; height: 1; border: none; padding: 0 1; }
-    PagedTable > Input.-open { display: block; }
+    PagedTable > Input, PagedTable > Input:focus { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
+    PagedTable > Input.-open, PagedTable > Input.-open:focus { display: block; }
     PagedTable > _Window { height: 1fr; overflow-y: hidden; }
     PagedTable > #status { height: 1; padding: 0 1; color: $text-muted; }
     """
@@ -142,6 +145,7 @@ class PagedTable(Vertical):
         yield Static("", id="status")
 
     def on_mount(self) -> None:
+        self.query_one(Input).can_focus = False  # only while open, so auto-focus picks the rows
         table = self.query_one(_Window)
         for column in self._columns:
             table.add_column(column.label, width=column.width)
@@ -150,9 +154,6 @@ class PagedTable(Vertical):
     def page_size(self) -> int:
         table = self.query_one(_Window)
         return max(1, table.scrollable_content_region.height - table.header_height)
-
-    def on_resize(self) -> None:
-        self.reload()
 
     def reload(self) -> None:
         """Fetch the current window again (after a resize, or when the data changed)."""
@@ -179,12 +180,12 @@ class PagedTable(Vertical):
     def action_open_filter(self) -> None:
         field = self.query_one(Input)
         field.add_class("-open")
+        field.can_focus = True
         field.focus()
 
     def action_clear_filter(self) -> None:
         field = self.query_one(Input)
-        field.remove_class("-open")
-        self.query_one(_Window).focus()
+        self._close_filter(field)
         if field.value:
             field.value = ""  # Input.Changed refetches
 
@@ -201,9 +202,15 @@ class PagedTable(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if not event.value:
-            event.input.remove_class("-open")
+        if event.value:
+            self.query_one(_Window).focus()
+        else:
+            self._close_filter(event.input)
+
+    def _close_filter(self, field: Input) -> None:
+        field.remove_class("-open")
         self.query_one(_Window).focus()
+        field.can_focus = False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
