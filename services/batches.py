@@ -1,0 +1,604 @@
+"""Delivery batches as operators see them: choose families, dry-run, create, watch progress.
+
+A batch is chosen by school, grade, a list of guardians, the whole LEA, or the plan's
+secure-electronic families (``services.plan``). Families are guardians; each gets their children's
+SSRs in the batch's scope (the newest version of each report). The items are inserted with one
+``INSERT ... SELECT`` so a 300,000-SSR batch never passes through Python, and every figure shown
+(dry run, progress, per school) is an SQL aggregate.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, literal, or_
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from services import audit, messages, packaging, plan
+from services.advisor import Option
+from services.audit import Actor
+from services.db import session_scope
+from services.delivery_ledger import (
+    BatchStatus,
+    DeliveryBatch,
+    DeliveryItem,
+    ItemState,
+    SendQuota,
+)
+from services.errors import InvalidInput, NotFound
+from services.models import (
+    LEA,
+    Guardian,
+    Operator,
+    Program,
+    School,
+    ScoreReport,
+    Student,
+    StudentGuardian,
+    utcnow,
+)
+from services.permissions import Permission, require, school_scope
+from services.roster_facts import HAS_EMAIL
+from services.validation import LANGUAGES
+
+
+class Source(enum.StrEnum):
+    LEA = "lea"
+    SCHOOL = "school"
+    GRADE = "grade"
+    LIST = "list"
+    PLAN = "plan"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which families a batch is for; ``program``/``admin_year`` narrow which SSRs are sent."""
+
+    source: Source = Source.LEA
+    school_id: int | None = None
+    grade: int | None = None
+    guardian_ids: tuple[int, ...] = ()
+    program: Program | None = None
+    admin_year: int | None = None
+
+    def check(self) -> None:
+        if self.source is Source.SCHOOL and self.school_id is None:
+            raise InvalidInput("Choose a school for a school batch")
+        if self.source is Source.GRADE and self.grade is None:
+            raise InvalidInput("Choose a grade for a grade batch")
+        if self.source is Source.LIST and not self.guardian_ids:
+            raise InvalidInput("A list batch needs at least one guardian")
+
+
+def _scoped(operator: Operator, selection: Selection) -> Selection:
+    """A site coordinator's batch is held to their school whatever they chose."""
+    school = school_scope(operator)
+    if school is None:
+        return selection
+    if selection.school_id not in (None, school):
+        raise InvalidInput("A site coordinator can only send for their own school")
+    from dataclasses import replace
+
+    return replace(selection, school_id=school)
+
+
+def _latest_report() -> Any:
+    """Only the newest version of a report (a corrected SSR replaces the earlier one)."""
+    newer = aliased(ScoreReport)
+    return ~(
+        select(newer.id)
+        .where(
+            newer.student_id == ScoreReport.student_id,
+            newer.program == ScoreReport.program,
+            newer.admin_year == ScoreReport.admin_year,
+            newer.test == ScoreReport.test,
+            newer.language == ScoreReport.language,
+            newer.version > ScoreReport.version,
+        )
+        .exists()
+    )
+
+
+def _report_filters(
+    lea_id: int,
+    school_id: int | None,
+    grade: int | None,
+    program: str | None,
+    admin_year: int | None,
+) -> list[Any]:
+    conditions: list[Any] = [Student.lea_id == lea_id, _latest_report()]
+    if school_id is not None:
+        conditions.append(Student.school_id == school_id)
+    if grade is not None:
+        conditions.append(Student.grade == grade)
+    if program is not None:
+        conditions.append(ScoreReport.program == program)
+    if admin_year is not None:
+        conditions.append(ScoreReport.admin_year == admin_year)
+    return conditions
+
+
+def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
+    """One row per guardian in scope: id, school, language, email, phone, SSR count."""
+    conditions = _report_filters(
+        lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
+    )
+    conditions.append(Guardian.lea_id == lea_id)
+    if selection.source is Source.LIST:
+        conditions.append(Guardian.id.in_(selection.guardian_ids))  # type: ignore[union-attr]
+    if selection.source is Source.PLAN:
+        current = plan.current(engine, lea_id, selection.school_id)
+        if current is None:
+            raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
+        conditions.append(plan.channel_filter(current, Option.SECURE))
+    return (
+        select(
+            Guardian.id.label("guardian_id"),  # type: ignore[union-attr]
+            func.min(Student.school_id).label("school_id"),
+            Guardian.preferred_language.label("language"),  # type: ignore[attr-defined]
+            Guardian.email.label("email"),  # type: ignore[union-attr]
+            Guardian.phone.label("phone"),  # type: ignore[union-attr]
+            func.count(ScoreReport.id).label("ssrs"),
+        )
+        .select_from(Guardian)
+        .join(StudentGuardian, StudentGuardian.guardian_id == Guardian.id)
+        .join(Student, Student.id == StudentGuardian.student_id)
+        .join(ScoreReport, ScoreReport.student_id == Student.id)
+        .where(*conditions)
+        .group_by(Guardian.id, Guardian.preferred_language, Guardian.email, Guardian.phone)
+    )
+
+
+@dataclass(frozen=True)
+class LanguageSample:
+    language: str
+    families: int
+    document: messages.Rendered
+    password: messages.Rendered
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a batch would do, before anything is sent."""
+
+    families: int
+    ssrs: int
+    without_email: int
+    by_language: dict[str, int]
+    samples: list[LanguageSample] = field(default_factory=list)
+
+
+def dry_run(engine: Engine, operator: Operator, selection: Selection) -> DryRun:
+    """Counts, families without email, and both messages rendered in every language."""
+    require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
+    selection = _scoped(operator, selection)
+    selection.check()
+    families = _families(engine, operator.lea_id, selection).subquery()
+    has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                families.c.language,
+                has_email.label("has_email"),
+                func.count(),
+                func.coalesce(func.sum(families.c.ssrs), 0),
+            ).group_by(families.c.language, has_email)
+        ).all()
+        lea_name = _lea_name(session, operator.lea_id)
+    by_language: dict[str, int] = {}
+    total = ssrs = without = 0
+    for language, reachable, count, reports in rows:
+        if not reachable:
+            without += count
+            continue
+        code = messages.message_language(language)
+        by_language[code] = by_language.get(code, 0) + count
+        total += count
+        ssrs += int(reports)
+    samples = [
+        LanguageSample(
+            code,
+            by_language.get(code, 0),
+            messages.document_message(
+                code, guardian_name="Maria Garcia", lea_name=lea_name, count=2
+            ),
+            messages.password_message(
+                code,
+                guardian_name="Maria Garcia",
+                lea_name=lea_name,
+                password=packaging.passphrase(),
+            ),
+        )
+        for code in LANGUAGES
+    ]
+    return DryRun(total, ssrs, without, by_language, samples)
+
+
+def _lea_name(session: Session, lea_id: int) -> str:
+    lea = session.get(LEA, lea_id)
+    if lea is None:
+        raise NotFound(f"There is no LEA {lea_id}")
+    return lea.name
+
+
+def create(
+    engine: Engine,
+    operator: Operator,
+    selection: Selection,
+    *,
+    name: str,
+    password_channel: str = "email",  # noqa: S107 - a channel name
+    password_delay: timedelta = timedelta(minutes=5),
+) -> int:
+    """Create a running batch with one pending item per family that has an email address."""
+    require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
+    selection = _scoped(operator, selection)
+    selection.check()
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("A batch needs a name of 1 to 200 characters")
+    if password_channel not in ("email", "sms"):
+        raise InvalidInput("The password goes by email or sms")
+    if password_delay < timedelta(0):
+        raise InvalidInput("The password delay cannot be negative")
+    families = _families(engine, operator.lea_id, selection).where(HAS_EMAIL).subquery()
+    now = utcnow()
+    with session_scope(engine) as session:
+        batch = DeliveryBatch(
+            lea_id=operator.lea_id,
+            name=name,
+            source=selection.source.value,
+            school_id=selection.school_id,
+            grade=selection.grade,
+            program=selection.program.value if selection.program else None,
+            admin_year=selection.admin_year,
+            status=BatchStatus.RUNNING,
+            password_channel=password_channel,
+            password_delay_seconds=int(password_delay.total_seconds()),
+            created_by=operator.username,
+        )
+        session.add(batch)
+        session.flush()
+        columns = DeliveryItem.__table__.c  # type: ignore[attr-defined]
+        source = select(
+            literal(batch.id),
+            families.c.guardian_id,
+            families.c.school_id,
+            families.c.language,
+            func.trim(families.c.email),
+            families.c.phone,
+            families.c.ssrs,
+            literal(ItemState.PENDING.value),
+            literal(0),
+            literal(now, type_=columns.next_attempt_at.type),
+            literal(now, type_=columns.updated_at.type),
+        ).order_by(families.c.school_id, families.c.guardian_id)
+        inserted = session.execute(
+            insert(DeliveryItem).from_select(
+                [
+                    "batch_id",
+                    "guardian_id",
+                    "school_id",
+                    "language",
+                    "address",
+                    "phone",
+                    "ssr_count",
+                    "state",
+                    "attempts",
+                    "next_attempt_at",
+                    "updated_at",
+                ],
+                source,
+            )
+        ).rowcount
+        if not inserted:
+            raise InvalidInput("No family in this selection has an email address and an SSR")
+        batch.total_items = inserted
+        session.add(batch)
+        audit.record(
+            session,
+            Actor.of(operator),
+            "batch.create",
+            f"delivery_batch:{batch.id}",
+            {
+                "name": name,
+                "source": selection.source.value,
+                "school_id": selection.school_id,
+                "grade": selection.grade,
+                "families": inserted,
+            },
+            lea_id=operator.lea_id,
+        )
+        return batch.id  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class FamilyReport:
+    """One SSR to package for a family; the student is named by SSID only."""
+
+    report_id: int
+    ssid: str
+    program: str
+    test: str
+    admin_year: int
+    language: str
+    file_path: str
+
+    @property
+    def attachment_name(self) -> str:
+        return f"SSR_{self.program}_{self.test}_{self.admin_year}_{self.language}_{self.ssid}.pdf"
+
+
+def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
+    """The SSRs of one guardian's children in the batch's scope, in a stable order."""
+    rows = session.exec(
+        select(
+            ScoreReport.id,
+            Student.ssid,
+            ScoreReport.program,
+            ScoreReport.test,
+            ScoreReport.admin_year,
+            ScoreReport.language,
+            ScoreReport.file_path,
+        )
+        .join(Student, Student.id == ScoreReport.student_id)
+        .join(StudentGuardian, StudentGuardian.student_id == Student.id)
+        .where(
+            StudentGuardian.guardian_id == guardian_id,
+            *_report_filters(
+                batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
+            ),
+        )
+        .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
+    ).all()
+    return [
+        FamilyReport(rid, ssid, Program(program).value, test, year, language, path)
+        for rid, ssid, program, test, year, language, path in rows
+    ]
+
+
+# --- reading batches -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    id: int
+    name: str
+    status: BatchStatus
+    total: int
+    done: int
+    failed: int
+    uncertain: int
+    created_by: str
+    created_at: datetime
+
+
+def _visible(operator: Operator) -> list[Any]:
+    conditions: list[Any] = [DeliveryBatch.lea_id == operator.lea_id]
+    if (school := school_scope(operator)) is not None:
+        conditions.append(DeliveryBatch.school_id == school)
+    return conditions
+
+
+def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[BatchSummary]:
+    """The operator's batches, newest first, with their headline counts."""
+    require(operator, Permission.RUN_BATCHES)
+    counts = (
+        select(
+            DeliveryItem.batch_id,
+            func.sum(case((DeliveryItem.state == ItemState.DONE, 1), else_=0)).label("done"),
+            func.sum(case((DeliveryItem.state == ItemState.FAILED, 1), else_=0)).label("failed"),
+            func.sum(case((DeliveryItem.state == ItemState.UNCERTAIN, 1), else_=0)).label(
+                "uncertain"
+            ),
+        )
+        .group_by(DeliveryItem.batch_id)
+        .subquery()
+    )
+    with Session(engine) as session:
+        rows = session.execute(
+            select(DeliveryBatch, counts.c.done, counts.c.failed, counts.c.uncertain)
+            .outerjoin(counts, counts.c.batch_id == DeliveryBatch.id)
+            .where(*_visible(operator))
+            .order_by(DeliveryBatch.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    return [
+        BatchSummary(
+            b.id,
+            b.name,
+            b.status,
+            b.total_items,
+            int(done or 0),
+            int(failed or 0),
+            int(uncertain or 0),
+            b.created_by,
+            b.created_at,
+        )
+        for b, done, failed, uncertain in rows
+    ]
+
+
+def get_batch(engine: Engine, operator: Operator, batch_id: int) -> DeliveryBatch:
+    """A batch the operator may see, or NotFound."""
+    require(operator, Permission.RUN_BATCHES)
+    with Session(engine) as session:
+        batch = session.exec(
+            select(DeliveryBatch).where(DeliveryBatch.id == batch_id, *_visible(operator))
+        ).first()
+    if batch is None:
+        raise NotFound(f"There is no delivery batch {batch_id} you can see")
+    return batch
+
+
+@dataclass(frozen=True)
+class SchoolProgress:
+    school: str
+    total: int
+    done: int
+    failed: int
+    uncertain: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    item_id: int
+    guardian_id: int
+    school: str
+    state: ItemState
+    reason: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Everything the progress screen shows, read in a handful of aggregate queries."""
+
+    batch: DeliveryBatch
+    counts: dict[ItemState, int]
+    schools: list[SchoolProgress]
+    problems: list[Failure]
+    messages_last_5_min: int
+    per_minute_cap: int
+    per_day_cap: int
+    sent_today: int
+    remaining_messages: int
+    eta: timedelta | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return self.counts.get(ItemState.DONE, 0)
+
+    @property
+    def rate_per_minute(self) -> float:
+        return self.messages_last_5_min / 5
+
+
+def progress(
+    engine: Engine,
+    operator: Operator,
+    batch_id: int,
+    *,
+    per_minute_cap: int = 0,
+    per_day_cap: int = 0,
+    now: datetime | None = None,
+    problems_limit: int = 50,
+) -> Progress:
+    """Per-state counts, per-school breakdown, failures and uncertain items, rate and ETA."""
+    batch = get_batch(engine, operator, batch_id)
+    now = now or utcnow()
+    since = now - timedelta(minutes=5)
+    with Session(engine) as session:
+        counts = {
+            ItemState(state): n
+            for state, n in session.exec(
+                select(DeliveryItem.state, func.count())
+                .where(DeliveryItem.batch_id == batch_id)
+                .group_by(DeliveryItem.state)
+            ).all()
+        }
+        school_rows = session.execute(
+            select(
+                func.coalesce(School.name, "(no school)"),
+                func.count(),
+                func.sum(case((DeliveryItem.state == ItemState.DONE, 1), else_=0)),
+                func.sum(case((DeliveryItem.state == ItemState.FAILED, 1), else_=0)),
+                func.sum(case((DeliveryItem.state == ItemState.UNCERTAIN, 1), else_=0)),
+            )
+            .select_from(DeliveryItem)
+            .outerjoin(School, School.id == DeliveryItem.school_id)
+            .where(DeliveryItem.batch_id == batch_id)
+            .group_by(School.name)
+            .order_by(School.name)
+        ).all()
+        problem_rows = session.execute(
+            select(
+                DeliveryItem.id,
+                DeliveryItem.guardian_id,
+                func.coalesce(School.name, ""),
+                DeliveryItem.state,
+                func.coalesce(DeliveryItem.error, ""),
+            )
+            .outerjoin(School, School.id == DeliveryItem.school_id)
+            .where(
+                DeliveryItem.batch_id == batch_id,
+                DeliveryItem.state.in_([ItemState.FAILED, ItemState.UNCERTAIN]),  # type: ignore[attr-defined]
+            )
+            .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+            .limit(problems_limit)
+        ).all()
+        recent = session.execute(
+            select(
+                func.sum(case((DeliveryItem.document_sent_at >= since, 1), else_=0)),  # type: ignore[operator]
+                func.sum(case((DeliveryItem.password_sent_at >= since, 1), else_=0)),  # type: ignore[operator]
+            ).where(
+                DeliveryItem.batch_id == batch_id,
+                or_(DeliveryItem.document_sent_at >= since, DeliveryItem.password_sent_at >= since),  # type: ignore[operator]
+            )
+        ).one()
+        day = session.get(SendQuota, f"d:{now:%Y%m%d}")
+    recent_messages = int(recent[0] or 0) + int(recent[1] or 0)
+    remaining = 2 * sum(
+        counts.get(s, 0)
+        for s in (ItemState.PENDING, ItemState.PACKAGED, ItemState.SENDING_DOCUMENT)
+    ) + sum(counts.get(s, 0) for s in (ItemState.DOCUMENT_SENT, ItemState.SENDING_PASSWORD))
+    sent_today = day.count if day else 0
+    return Progress(
+        batch=batch,
+        counts=counts,
+        schools=[
+            SchoolProgress(name, int(t), int(d or 0), int(f or 0), int(u or 0))
+            for name, t, d, f, u in school_rows
+        ],
+        problems=[
+            Failure(i, g, school, ItemState(state), reason)
+            for i, g, school, state, reason in problem_rows
+        ],
+        messages_last_5_min=recent_messages,
+        per_minute_cap=per_minute_cap,
+        per_day_cap=per_day_cap,
+        sent_today=sent_today,
+        remaining_messages=remaining,
+        eta=estimate(remaining, recent_messages / 5, per_minute_cap, per_day_cap, sent_today, now),
+    )
+
+
+def estimate(
+    remaining: int,
+    rate_per_minute: float,
+    per_minute_cap: int,
+    per_day_cap: int,
+    sent_today: int,
+    now: datetime,
+) -> timedelta | None:
+    """Time to send ``remaining`` messages at the observed rate, held to the caps.
+
+    None when nothing has been sent recently (no rate to go by). With a daily cap, whatever does not
+    fit today waits for the following days, which start at midnight UTC.
+    """
+    if remaining <= 0:
+        return timedelta(0)
+    rate = rate_per_minute
+    if per_minute_cap:
+        rate = min(rate, per_minute_cap) if rate > 0 else per_minute_cap
+    if rate <= 0:
+        return None
+    if not per_day_cap:
+        return timedelta(minutes=remaining / rate)
+    today = max(0, per_day_cap - sent_today)
+    if remaining <= today:
+        return timedelta(minutes=remaining / rate)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    left = remaining - today
+    full_days, last = divmod(left, per_day_cap)
+    if last == 0:
+        full_days, last = full_days - 1, per_day_cap
+    return (midnight - now) + timedelta(days=full_days) + timedelta(minutes=last / rate)

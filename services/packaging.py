@@ -1,0 +1,140 @@
+"""Packaging: each SSR encrypted with AES-256 (PDF 2.0, R=6) and verified by reopening it.
+
+A family's PDFs share one user password, a passphrase of common English words a parent can type on
+any keyboard: six words from a 2048-word list, at most 32 characters in all, because Poppler-based
+readers (Evince, Okular, many phone viewers) silently cut longer passwords even for AES-256. Drawing
+uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bits``). Each file gets
+its own random owner password, which is never stored. A package is written to a temporary name and renamed only after it opens with
+the user password and refuses to open without it, so nothing unverified can be attached.
+
+``package_files`` is a plain function of paths and strings so a process pool can run it on every core.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pikepdf
+
+from services.errors import ConsoleError
+
+WORDS_FILE = Path(__file__).with_name("passphrase_words.txt")
+PASSPHRASE_WORDS = 6
+MAX_PASSWORD_LENGTH = 32
+
+
+class PackagingError(ConsoleError):
+    """An SSR could not be encrypted or did not verify; the item fails with this message."""
+
+
+@cache
+def word_list() -> tuple[str, ...]:
+    words = tuple(
+        line.strip()
+        for line in WORDS_FILE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    if len(set(words)) < 2048:
+        raise PackagingError(f"The passphrase word list {WORDS_FILE} has fewer than 2048 words")
+    return words
+
+
+def passphrase(words: int = PASSPHRASE_WORDS) -> str:
+    """A random passphrase like ``maple-river-...`` of at most 32 characters (system randomness).
+
+    Rejection sampling keeps every fitting phrase equally likely; about one draw in twenty fits.
+    """
+    vocabulary = word_list()
+    while True:
+        phrase = "-".join(secrets.choice(vocabulary) for _ in range(words))
+        if len(phrase) <= MAX_PASSWORD_LENGTH:
+            return phrase
+
+
+@cache
+def passphrase_bits(words: int = PASSPHRASE_WORDS) -> float:
+    """The entropy of ``passphrase``: log2 of how many phrases fit in 32 characters."""
+    lengths = Counter(len(word) for word in word_list())
+    letters = MAX_PASSWORD_LENGTH - (words - 1)
+    ways = {0: 1}  # total letters so far -> number of word sequences
+    for _ in range(words):
+        step: dict[int, int] = {}
+        for total, count in ways.items():
+            for length, options in lengths.items():
+                if total + length <= letters:
+                    step[total + length] = step.get(total + length, 0) + count * options
+        ways = step
+    return math.log2(sum(ways.values()))
+
+
+def owner_password() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    source: str
+    output: str
+    pages: int
+    size_bytes: int
+
+
+def encrypt_pdf(source: Path, output: Path, user_password: str) -> PackagedFile:
+    """Encrypt one PDF to ``output`` (AES-256, R=6) and verify it before it takes its final name."""
+    temp = output.with_name(output.name + ".part")
+    try:
+        with pikepdf.open(source) as pdf:
+            pdf.save(
+                temp,
+                encryption=pikepdf.Encryption(
+                    user=user_password, owner=owner_password(), R=6, aes=True
+                ),
+            )
+        pages = verify(temp, user_password)
+    except (pikepdf.PdfError, OSError) as error:
+        temp.unlink(missing_ok=True)
+        raise PackagingError(f"{source.name} could not be encrypted: {error}") from None
+    os.replace(temp, output)
+    return PackagedFile(str(source), str(output), pages, output.stat().st_size)
+
+
+def verify(path: Path, user_password: str) -> int:
+    """Reopen an encrypted PDF: it must open with the password (R=6, AES) and not without it."""
+    try:
+        with pikepdf.open(path):
+            pass
+    except pikepdf.PasswordError:
+        pass
+    else:
+        raise PackagingError(f"{path.name} opens without a password")
+    try:
+        with pikepdf.open(path, password=user_password) as pdf:
+            encryption = pdf.encryption
+            if not pdf.is_encrypted or encryption.R < 6 or encryption.stream_method.name != "aesv3":
+                raise PackagingError(f"{path.name} is not AES-256 encrypted")
+            pages = len(pdf.pages)
+    except pikepdf.PasswordError:
+        raise PackagingError(f"{path.name} does not open with its password") from None
+    if pages == 0:
+        raise PackagingError(f"{path.name} has no pages")
+    return pages
+
+
+def package_files(jobs: list[tuple[str, str]], user_password: str) -> list[PackagedFile]:
+    """Encrypt and verify each (source, output) pair with one password; all or nothing."""
+    done: list[PackagedFile] = []
+    try:
+        for source, output in jobs:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            done.append(encrypt_pdf(Path(source), Path(output), user_password))
+    except PackagingError:
+        for packaged in done:
+            Path(packaged.output).unlink(missing_ok=True)
+        raise
+    return done

@@ -1,0 +1,456 @@
+"""The batch runner behind ``ssr-console worker``: packages and sends, outside any SSH session.
+
+One asyncio loop runs a packager (encryption on every core through a process pool, only a little
+ahead of sending, so passwords spend little time at rest and 300,000 SSRs never sit on disk at once)
+and one sender per SMTP connection. Everything it knows is in the ledger, so a worker can be killed
+at any moment and restarted: on start it settles what a dead worker left (``ledger.recover``).
+
+Logs name items, batches and students by id and SSID only; passwords never appear in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+
+from sqlalchemy import case, func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from services import batches, messages, packaging, password_vault
+from services import delivery_ledger as ledger
+from services.db import session_scope
+from services.delivery_ledger import (
+    BatchStatus,
+    Claim,
+    DeliveryBatch,
+    DeliveryItem,
+    ItemState,
+    Step,
+)
+from services.errors import InvalidInput
+from services.mailer import (
+    MailConfig,
+    Outcome,
+    Quota,
+    SendResult,
+    SmtpConnection,
+    backoff,
+    build_message,
+    prune_quota,
+)
+from services.models import Guardian, utcnow
+from services.settings import Settings
+from services.sms_gateway import SmsConfig, SmsGateway
+
+log = logging.getLogger("ssr.delivery")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The ``[delivery]`` section: how far to package ahead and how the runner paces itself."""
+
+    lookahead: int = 64
+    processes: int = 0  # encryption processes; 0: one per core
+    poll_seconds: float = 0.5
+    heartbeat_seconds: float = 10.0
+    stale_after_seconds: float = 120.0
+    once_horizon_seconds: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        section = settings.extra.get("delivery") or {}
+        if not isinstance(section, dict):
+            raise InvalidInput("The [delivery] configuration must be a table of keys")
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name in section:
+                kind = type(getattr(cls, name))
+                try:
+                    values[name] = kind(section[name])
+                except (TypeError, ValueError):
+                    raise InvalidInput(f"[delivery] {name} must be a {kind.__name__}") from None
+        return cls(**values)
+
+
+@dataclass
+class Tally:
+    """What one run did, for the command's last line and the tests."""
+
+    packaged: int = 0
+    documents: int = 0
+    passwords: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    recovered_uncertain: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"packaged={self.packaged} documents={self.documents} passwords={self.passwords} "
+            f"retried={self.retried} failed={self.failed} uncertain={self.uncertain} "
+            f"recovered_uncertain={self.recovered_uncertain}"
+        )
+
+
+@dataclass
+class _BatchInfo:
+    lea_name: str
+    channel: str
+    delay: timedelta
+
+
+@dataclass
+class Worker:
+    engine: Engine
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+    mail: MailConfig | None = None
+    config: WorkerConfig | None = None
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+
+    def __post_init__(self) -> None:
+        self.mail = self.mail or MailConfig.from_settings(self.settings)
+        self.config = self.config or WorkerConfig.from_settings(self.settings)
+        sms = SmsConfig.from_settings(self.settings)
+        self._sms = SmsGateway(sms) if sms else None
+        self.vault = password_vault.load(self.settings)
+        self.quota = Quota(self.mail.per_minute, self.mail.per_day)
+        self.outbox = self.settings.data_dir / "outbox"
+        self.tally = Tally()
+        self._stop = asyncio.Event()
+        self._busy = 0
+        self._batches: dict[int, _BatchInfo] = {}
+
+    def stop(self) -> None:
+        """Finish the messages being sent, then return from ``run``."""
+        self._stop.set()
+
+    async def run(self, once: bool = False) -> Tally:
+        """Work until stopped; with ``once``, until nothing is due within the once-horizon."""
+        assert self.mail is not None and self.config is not None
+        ledger.register_worker(self.engine, self.worker_id, socket.gethostname(), os.getpid())
+        self.tally.recovered_uncertain = ledger.recover(
+            self.engine, self.worker_id, timedelta(seconds=self.config.stale_after_seconds)
+        )
+        if self.tally.recovered_uncertain:
+            log.warning(
+                "%d in-flight items marked uncertain after a crash", self.tally.recovered_uncertain
+            )
+        pool = self._pool()
+        connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
+        tasks = [asyncio.create_task(self._packager(pool))]
+        tasks += [asyncio.create_task(self._sender(c)) for c in connections]
+        beat = self.clock()
+        try:
+            while not self._stop.is_set():
+                self._finish_sent()
+                if any(t.done() for t in tasks):
+                    for task in tasks:
+                        if task.done() and task.exception():
+                            raise task.exception()  # type: ignore[misc]
+                if once and self._busy == 0 and self._idle_until_horizon():
+                    break
+                if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
+                    ledger.heartbeat(self.engine, self.worker_id)
+                    with session_scope(self.engine) as session:
+                        prune_quota(session, self.clock())
+                    beat = self.clock()
+                await asyncio.sleep(self.config.poll_seconds)
+        finally:
+            self._stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for connection in connections:
+                await connection.close()
+            if self._sms:
+                await self._sms.close()
+            pool.shutdown(cancel_futures=True)
+            self._finish_sent()
+            ledger.unregister_worker(self.engine, self.worker_id)
+        return self.tally
+
+    def _pool(self) -> Executor:
+        assert self.config is not None
+        processes = self.config.processes or os.cpu_count() or 1
+        # forkserver: the pool must not inherit the parent's database connections.
+        return ProcessPoolExecutor(max_workers=processes, mp_context=get_context("forkserver"))
+
+    def _idle_until_horizon(self) -> bool:
+        assert self.config is not None
+        now = self.clock()
+        horizon = now + timedelta(seconds=self.config.once_horizon_seconds)
+        if self.quota.blocked_until is not None and self.quota.blocked_until > horizon:
+            return True
+        due = next_due(self.engine)
+        return due is None or due > horizon
+
+    # --- packaging -------------------------------------------------------------------------------
+
+    async def _packager(self, pool: Executor) -> None:
+        assert self.config is not None
+        while not self._stop.is_set():
+            room = self.config.lookahead - ledger.packaged_backlog(self.engine)
+            limit = min(room, 2 * (self.config.processes or os.cpu_count() or 1))
+            ids = ledger.claim_for_packaging(self.engine, self.worker_id, limit) if room > 0 else []
+            if not ids:
+                await self._pause()
+                continue
+            self._busy += 1
+            try:
+                await asyncio.gather(*(self._package(pool, item_id) for item_id in ids))
+            finally:
+                self._busy -= 1
+
+    async def _package(self, pool: Executor, item_id: int) -> None:
+        with Session(self.engine) as session:
+            item = session.get(DeliveryItem, item_id)
+            batch = session.get(DeliveryBatch, item.batch_id) if item else None
+            if item is None or batch is None:
+                return
+            reports = batches.family_reports(session, batch, item.guardian_id)
+        if not reports:
+            ledger.mark_failed(
+                self.engine, item_id, [ItemState.PENDING], "no SSR is on record for this family"
+            )
+            self.tally.failed += 1
+            return
+        folder = self.outbox / str(batch.id) / str(item_id)
+        shutil.rmtree(folder, ignore_errors=True)  # what a killed worker may have left
+        password = packaging.passphrase()
+        jobs = [(r.file_path, str(folder / r.attachment_name)) for r in reports]
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(pool, packaging.package_files, jobs, password)
+        except packaging.PackagingError as error:
+            ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], str(error))
+            self.tally.failed += 1
+            log.warning("item %s could not be packaged: %s", item_id, error)
+            return
+        if ledger.mark_packaged(
+            self.engine, item_id, str(folder), self.vault.seal(password), len(reports)
+        ):
+            self.tally.packaged += 1
+            log.info("item %s packaged: %s", item_id, ", ".join(sorted({r.ssid for r in reports})))
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    async def _sender(self, connection: SmtpConnection) -> None:
+        while not self._stop.is_set():
+            claim = ledger.claim_send(self.engine, self.worker_id, self.clock(), self.quota)
+            if claim is None:
+                await self._pause()
+                continue
+            self._busy += 1
+            try:
+                result = await self._send(connection, claim)
+                pause = self._record(claim, result)
+            finally:
+                self._busy -= 1
+            if pause:
+                await self._pause(pause)
+
+    async def _pause(self, seconds: float | None = None) -> None:
+        assert self.config is not None
+        delay = self.config.poll_seconds if seconds is None else seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    def _batch(self, batch_id: int) -> _BatchInfo:
+        if batch_id not in self._batches:
+            with Session(self.engine) as session:
+                batch = session.get(DeliveryBatch, batch_id)
+                assert batch is not None
+                self._batches[batch_id] = _BatchInfo(
+                    batches._lea_name(session, batch.lea_id),
+                    batch.password_channel,
+                    timedelta(seconds=batch.password_delay_seconds),
+                )
+        return self._batches[batch_id]
+
+    async def _send(self, connection: SmtpConnection, claim: Claim) -> SendResult:
+        assert self.mail is not None
+        info = self._batch(claim.batch_id)
+        with Session(self.engine) as session:
+            guardian = session.get(Guardian, claim.guardian_id)
+            name = f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
+        reference = f"{claim.item_id}; {claim.step.value}"
+        if claim.step is Step.DOCUMENT:
+            files = sorted(Path(claim.package_dir or "").glob("*.pdf")) if claim.package_dir else []
+            if not files:
+                return SendResult(
+                    Outcome.FAILED, "the encrypted package is missing; retry to rebuild it"
+                )
+            text = messages.document_message(
+                claim.language, guardian_name=name, lea_name=info.lea_name, count=len(files)
+            )
+            message = build_message(
+                self.mail,
+                to=claim.address,
+                subject=text.subject,
+                body=text.body,
+                reference=reference,
+                attachments=files,
+                now=self.clock(),
+            )
+            return await connection.send(message)
+        password = self.vault.open(claim.sealed_password or "")
+        if info.channel == "sms":
+            if self._sms is None:
+                return SendResult(
+                    Outcome.FAILED, "the batch sends passwords by SMS but [sms] is not configured"
+                )
+            if not claim.phone:
+                return SendResult(
+                    Outcome.FAILED, "no mobile phone number on file for the password SMS"
+                )
+            sms = messages.password_sms(claim.language, lea_name=info.lea_name, password=password)
+            return await self._sms.send(claim.phone, sms)
+        text = messages.password_message(
+            claim.language, guardian_name=name, lea_name=info.lea_name, password=password
+        )
+        message = build_message(
+            self.mail,
+            to=claim.address,
+            subject=text.subject,
+            body=text.body,
+            reference=reference,
+            now=self.clock(),
+        )
+        return await connection.send(message)
+
+    def _record(self, claim: Claim, result: SendResult) -> float:
+        """Write the outcome; returns how long this connection should rest before the next claim."""
+        assert self.mail is not None
+        now = self.clock()
+        info = self._batch(claim.batch_id)
+        log.info("item %s %s: %s", claim.item_id, claim.step.value, result.outcome.value)
+        if result.outcome is Outcome.ACCEPTED:
+            ledger.record_accepted(
+                self.engine, claim, result.detail[:200], now=now, password_delay=info.delay
+            )
+            if claim.step is Step.DOCUMENT:
+                self.tally.documents += 1
+            else:
+                self.tally.passwords += 1
+            return 0
+        if result.outcome is Outcome.RETRY:
+            if not result.connection_error and claim.attempts >= self.mail.max_attempts:
+                ledger.record_failed(
+                    self.engine, claim, f"gave up after {claim.attempts} attempts: {result.detail}"
+                )
+                self.tally.failed += 1
+                return 0
+            wait = backoff(self.mail, claim.attempts)
+            ledger.record_retry(
+                self.engine,
+                claim,
+                now + wait,
+                result.detail,
+                count_attempt=not result.connection_error,
+            )
+            self.tally.retried += 1
+            return min(wait.total_seconds(), 5.0) if result.connection_error else 0
+        if result.outcome is Outcome.FAILED:
+            ledger.record_failed(self.engine, claim, result.detail)
+            self.tally.failed += 1
+            return 0
+        ledger.record_uncertain(self.engine, claim, result.detail)
+        self.tally.uncertain += 1
+        return 0
+
+    def _finish_sent(self) -> None:
+        """Delete the packages of families whose password went out (and of cancelled items)."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.package_dir)
+                .where(
+                    or_(
+                        DeliveryItem.state == ItemState.PASSWORD_SENT,
+                        (DeliveryItem.state == ItemState.CANCELLED)
+                        & DeliveryItem.package_dir.is_not(None),  # type: ignore[union-attr]
+                    )
+                )
+                .limit(500)
+            ).all()
+        for item_id, state, folder in rows:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+            if state == ItemState.PASSWORD_SENT:
+                ledger.mark_done(self.engine, item_id)
+            else:
+                ledger.clear_package(self.engine, item_id)
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """When the earliest open item of a running batch can next move (now for work in hand)."""
+    running = select(DeliveryBatch.id).where(DeliveryBatch.status == BatchStatus.RUNNING)
+    now = utcnow()
+    with Session(engine) as session:
+        base = (
+            select(func.count()).select_from(DeliveryItem).where(DeliveryItem.batch_id.in_(running))
+        )  # type: ignore[attr-defined]
+        in_hand = session.exec(
+            base.where(
+                DeliveryItem.state.in_(  # type: ignore[attr-defined]
+                    [
+                        ItemState.PENDING,
+                        ItemState.SENDING_DOCUMENT,
+                        ItemState.SENDING_PASSWORD,
+                        ItemState.PASSWORD_SENT,
+                    ]
+                )
+            )
+        ).one()
+        if in_hand:
+            return now
+        packaged = session.exec(
+            select(func.min(DeliveryItem.next_attempt_at)).where(
+                DeliveryItem.batch_id.in_(running),  # type: ignore[attr-defined]
+                DeliveryItem.state == ItemState.PACKAGED,
+            )
+        ).one()
+        waiting = session.exec(
+            select(
+                func.min(
+                    case(
+                        (
+                            DeliveryItem.password_due_at > DeliveryItem.next_attempt_at,  # type: ignore[operator]
+                            DeliveryItem.password_due_at,
+                        ),
+                        else_=DeliveryItem.next_attempt_at,
+                    )
+                )
+            ).where(
+                DeliveryItem.batch_id.in_(running),  # type: ignore[attr-defined]
+                DeliveryItem.state == ItemState.DOCUMENT_SENT,
+            )
+        ).one()
+    times = [t for t in (packaged, waiting) if t is not None]
+    return min(times) if times else None
+
+
+def run(engine: Engine, settings: Settings, *, once: bool = False) -> Tally:
+    """Run a worker until SIGTERM or SIGINT (or, with ``once``, until nothing is due)."""
+
+    async def main() -> Tally:
+        worker = Worker(engine, settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        return await worker.run(once=once)
+
+    return asyncio.run(main())

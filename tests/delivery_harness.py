@@ -1,0 +1,183 @@
+"""A real SMTP server (aiosmtpd on loopback) that records what it received and can misbehave, plus
+the helpers the delivery tests use to check received mail with independent PDF readers.
+
+``MailSink`` keeps every accepted message; ``faults`` are rules consulted at RCPT and DATA time that
+answer with a chosen SMTP reply (421, 451, 550...) or delay, the way a district relay does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+PASSWORD_LINE = re.compile(r"^\s{4}([a-z]+(?:-[a-z]+){5})\s*$", re.MULTILINE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Received:
+    index: int
+    recipient: str
+    message: EmailMessage
+
+    @property
+    def item_id(self) -> int:
+        return int(str(self.message["X-SSR-Delivery"]).split(";")[0])
+
+    @property
+    def step(self) -> str:
+        return str(self.message["X-SSR-Delivery"]).split(";")[1].strip()
+
+    @property
+    def body(self) -> str:
+        return self.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    def attachments(self) -> list[tuple[str, bytes]]:
+        return [
+            (part.get_filename() or "", part.get_payload(decode=True))
+            for part in self.message.iter_attachments()
+        ]
+
+    def password(self) -> str:
+        found = PASSWORD_LINE.search(self.body)
+        assert found, f"no password line in message {self.index}"
+        return found.group(1)
+
+
+Rule = Callable[[str, int], str | None]
+"""(recipient, number of DATA commands so far) -> an SMTP reply to give instead, or None."""
+
+
+@dataclass
+class MailSink:
+    port: int = field(default_factory=free_port)
+    received: list[Received] = field(default_factory=list)
+    rcpt_rules: list[Rule] = field(default_factory=list)
+    data_rules: list[Rule] = field(default_factory=list)
+    delay: float = 0.0
+    data_count: int = 0
+    _controller: Controller | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        for rule in self.rcpt_rules:
+            if reply := rule(address, self.data_count):
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.data_count += 1
+            count = self.data_count
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        for rule in self.data_rules:
+            if reply := rule(envelope.rcpt_tos[0], count):
+                return reply
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self._lock:
+            self.received.append(Received(len(self.received), envelope.rcpt_tos[0], message))  # type: ignore[arg-type]
+        return "250 2.0.0 queued"
+
+    def start(self) -> MailSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def by_item(self) -> dict[int, dict[str, list[Received]]]:
+        items: dict[int, dict[str, list[Received]]] = {}
+        for received in list(self.received):
+            items.setdefault(received.item_id, {"document": [], "password": []})[
+                received.step
+            ].append(received)
+        return items
+
+
+def smtp_settings(sink: MailSink, **overrides: object) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": sink.port,
+        "connections": 3,
+        "backoff_seconds": 0.05,
+        "timeout": 10.0,
+        **overrides,
+    }
+
+
+def check_family(tmp: Path, document: Received, password: Received) -> int:
+    """Open every attachment of ``document`` with qpdf and pdftotext using the password taken from
+    the separate ``password`` message; each must refuse to open without it. Returns files checked."""
+    secret = password.password()
+    assert secret not in document.body, "the password must not travel with the document"
+    files = document.attachments()
+    assert files, "the document message has no attachment"
+    for name, data in files:
+        path = tmp / f"{document.index}-{name}"
+        path.write_bytes(data)
+        ssid = re.search(r"_(\d{10})\.pdf$", name)
+        assert ssid, name
+        locked = subprocess.run(
+            ["qpdf", "--decrypt", str(path), str(path) + ".plain"], capture_output=True
+        )
+        assert locked.returncode != 0, f"{name} opened without a password"
+        opened = subprocess.run(
+            ["qpdf", f"--password={secret}", "--decrypt", str(path), str(path) + ".plain"],
+            capture_output=True,
+        )
+        assert opened.returncode == 0, opened.stderr
+        text = subprocess.run(
+            ["pdftotext", "-upw", secret, str(path), "-"], capture_output=True, text=True
+        )
+        assert text.returncode == 0 and ssid.group(1) in text.stdout
+        assert subprocess.run(["pdftotext", str(path), "-"], capture_output=True).returncode != 0
+    return len(files)
+
+
+def copy_database(template: Path, target: Path) -> None:
+    """A private copy of a seeded SQLite database (the SSR files are shared, read-only)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+
+
+_TEMPLATES: dict[tuple[int, int], Path] = {}
+
+
+def seeded_template(base: Path, students: int, seed: int) -> Path:
+    """A demo LEA with real SSR PDFs, seeded once per test session and size, checkpointed."""
+    from services import db, demo
+    from services.settings import Settings
+
+    key = (students, seed)
+    if key not in _TEMPLATES:
+        folder = base / f"demo-{students}-{seed}"
+        settings = Settings(database_url=f"sqlite:///{folder / 'ssr.db'}", data_dir=folder)
+        engine = db.make_engine(settings.database_url)
+        db.upgrade(engine)
+        demo.seed(engine, settings, students=students, seed=seed, pdfs=True, workers=2)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _TEMPLATES[key] = folder / "ssr.db"
+    return _TEMPLATES[key]
