@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -53,7 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", help="why reports whose content changed are kept as new versions"
     )
     worker = commands.add_parser("worker", help="run delivery batches: package and send")
-    worker.add_argument("--once", action="store_true", help="exit when nothing is due within a minute")
+    worker.add_argument(
+        "--once", action="store_true", help="exit when nothing is due within a minute"
+    )
+    sched = commands.add_parser("scheduler", help="run the reminder scheduler (one per deployment)")
+    sched.add_argument("--once", action="store_true", help="run one notice scan, then exit")
+    sched.add_argument(
+        "--now", type=_moment, help="with --once: scan as of this ISO time (catch-up, tests)"
+    )
+    sched.add_argument("--scan-minutes", type=float, help="minutes between scans (default 5)")
     audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
     audit_cmd.add_parser("verify", help="check the audit hash chain")
     return parser
@@ -99,6 +108,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         return _import(args, engine, settings)
     if command == "worker":
         return _worker(args, engine, settings)
+    if command == "scheduler":
+        return _scheduler(args, engine, settings)
     if command == "seed":
         from services import demo
 
@@ -192,6 +203,29 @@ def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
     return 0
+
+
+def _scheduler(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    from console import scheduler
+
+    if db.needs_upgrade(engine):
+        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    if args.now and not args.once:
+        raise ConsoleError("--now only goes with --once: a running scheduler uses the real clock")
+    return scheduler.run(
+        engine, settings, once=args.once, now=args.now, scan_minutes=args.scan_minutes
+    )
+
+
+def _moment(text: str) -> datetime:
+    """An ISO time for --now; without an offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO time like 2027-01-10T08:00-08:00: {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
