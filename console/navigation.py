@@ -18,6 +18,7 @@ from textual.screen import Screen
 from screens.advisor import AdvisorScreen
 from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
+from screens.import_reports import ImportReportsScreen
 from screens.placeholder import placeholder
 from screens.students import StudentsScreen
 from services.context import ConsoleContext
@@ -47,13 +48,7 @@ DESTINATIONS: list[Destination] = [
         3,
     ),  # fmt: skip
     Destination("a", "Advisor", AdvisorScreen, P.VIEW_DASHBOARD, None),
-    Destination(
-        "i",
-        "Import",
-        placeholder("Import", "issue 6", "import TOMS bulk downloads and match SSRs to students"),
-        P.IMPORT_REPORTS,
-        6,
-    ),  # fmt: skip
+    Destination("i", "Import", ImportReportsScreen, P.IMPORT_REPORTS, None),
     Destination(
         "b",
         "Batches",

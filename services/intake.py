@@ -656,6 +656,17 @@ def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
     return [GroupCount(school, grade, count) for school, grade, count in rows]
 
 
+def latest_run(engine: Engine, lea_id: int | None, operator: str | None = None) -> ImportRun | None:
+    """The most recent import of an LEA (or one operator's), for the import screen to show."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(ImportRun).order_by(ImportRun.id.desc())  # type: ignore[union-attr]
+        if lea_id is not None:
+            query = query.where(ImportRun.lea_id == lea_id)
+        if operator is not None:
+            query = query.where(ImportRun.operator == operator)
+        return session.exec(query.limit(1)).first()
+
+
 def exceptions(engine: Engine, run_id: int, limit: int = 200, offset: int = 0) -> list[Refused]:
     """A page of a run's refusals, oldest first."""
     with Session(engine) as session:

@@ -1,0 +1,145 @@
+"""Import SSRs from TOMS bulk downloads: type a path, watch the counts, read every refusal.
+
+The import runs in a thread worker that calls ``services.intake``; its progress arrives through
+the service's callback (posted back to the UI thread) and is also committed to the database, so
+the last run's counts, refusals and per-school summary are here again when the screen reopens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Static
+
+from screens.base import ConsoleScreen
+from services import intake
+from services.errors import ConsoleError
+from services.intake import GroupCount, ImportSummary, Progress, Refused
+from services.permissions import school_scope
+
+MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the database
+
+
+class ImportReportsScreen(ConsoleScreen):
+    TITLE = "Import score reports"
+    DEFAULT_CSS = """
+    ImportReportsScreen #paths { margin: 0 1; }
+    ImportReportsScreen #stats { height: 2; padding: 0 1; }
+    ImportReportsScreen #tables { height: 1fr; }
+    ImportReportsScreen #exceptions { width: 2fr; }
+    ImportReportsScreen #summary { width: 1fr; min-width: 24; }
+    """
+    BINDINGS = [Binding("slash", "focus_paths", "Path", show=True)]
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(
+            placeholder="zip, folder or PDF path (several: separate with ;), enter to import",
+            id="paths",
+        )
+        yield Static("No import yet.", id="stats")
+        with Horizontal(id="tables"):
+            yield DataTable(id="exceptions", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="summary", cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#exceptions", DataTable).add_columns("Reason", "Source", "Detail")
+        self.query_one("#summary", DataTable).add_columns("School", "Grade", "SSRs")
+        self.query_one("#paths", Input).focus()
+        self._show_last_run()
+
+    def action_focus_paths(self) -> None:
+        self.query_one("#paths", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        paths = [Path(p.strip()).expanduser() for p in event.value.split(";") if p.strip()]
+        if not paths:
+            self.notify("Type the path of a zip file, a folder or a PDF", severity="warning")
+            return
+        if any(w.name == "import" and w.is_running for w in self.workers):
+            self.notify("An import is already running", severity="warning")
+            return
+        self.query_one("#exceptions", DataTable).clear()
+        self.query_one("#summary", DataTable).clear()
+        self.query_one("#stats", Static).update("Starting…")
+        self._run_import(paths)
+
+    @work(thread=True, exclusive=True, name="import")
+    def _run_import(self, paths: list[Path]) -> None:
+        """Off the UI thread: the service does the work and reports through the callback."""
+        ctx = self.ctx
+        try:
+            scope = intake.scope_for(ctx.engine, ctx.operator)
+            summary = intake.import_paths(
+                ctx.engine,
+                ctx.settings,
+                paths,
+                scope,
+                progress=lambda p: self.app.call_from_thread(self._show_progress, p),
+            )
+        except ConsoleError as error:
+            self.app.call_from_thread(self._failed, str(error))
+            return
+        self.app.call_from_thread(self._show_summary, summary)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#stats", Static).update(f"Import not started: {message}")
+        self.notify(message, title="Import", severity="error")
+
+    def _show_progress(self, progress: Progress, status: str = "running") -> None:
+        self.query_one("#stats", Static).update(
+            f"Run {progress.run_id} {status}: {progress.files:,} files · "
+            f"{progress.files_per_s:,.0f} files/s · matched {progress.stored:,} "
+            f"({progress.new_versions:,} new versions) · already stored {progress.duplicates:,}\n"
+            f"Exceptions {progress.exceptions:,}"
+        )
+        self._add_refusals(progress.refused)
+
+    def _add_refusals(self, refused: tuple[Refused, ...] | list[Refused]) -> None:
+        table = self.query_one("#exceptions", DataTable)
+        for item in refused:
+            if table.row_count >= MAX_ROWS:
+                break
+            table.add_row(item.reason.label, _tail(item.source, 48), item.detail)
+
+    def _show_groups(self, groups: tuple[GroupCount, ...] | list[GroupCount]) -> None:
+        table = self.query_one("#summary", DataTable)
+        table.clear()
+        for group in groups:
+            table.add_row(group.school, str(group.grade), f"{group.reports:,}")
+
+    def _show_summary(self, summary: ImportSummary) -> None:
+        self._show_progress(summary.progress, summary.status)
+        self._show_groups(summary.by_school_grade)
+        self.notify(
+            f"{summary.progress.stored:,} stored, {summary.progress.exceptions:,} exceptions",
+            title=f"Import run {summary.progress.run_id} {summary.status}",
+        )
+
+    def _show_last_run(self) -> None:
+        ctx = self.ctx
+        mine = ctx.operator.username if school_scope(ctx.operator) else None
+        run = intake.latest_run(ctx.engine, ctx.operator.lea_id, operator=mine)
+        if run is None or run.id is None:
+            return
+        counts = Progress(
+            run.id,
+            files=run.files,
+            reports=run.reports,
+            stored=run.stored,
+            duplicates=run.duplicates,
+            new_versions=run.new_versions,
+            exceptions=run.exceptions,
+            elapsed=((run.finished_at or run.started_at) - run.started_at).total_seconds(),
+        )
+        self._show_progress(counts, run.status)
+        self._add_refusals(intake.exceptions(ctx.engine, run.id, limit=MAX_ROWS))
+        self._show_groups(intake.by_school_grade(ctx.engine, run.id))
+
+
+def _tail(text: str, width: int) -> str:
+    """The end of a long source path, which is the part that names the file."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
