@@ -102,3 +102,29 @@ async def test_help_desk_views_but_cannot_save(engine, settings) -> None:  # typ
         assert any(
             "may not choose the distribution plan" in str(n.message) for n in app._notifications
         )
+
+
+async def test_demo_lea_end_to_end(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    """On the shared demo data: pre-filled from the roster, saved by keys, shown on the dashboard."""
+    from services import demo, operators
+    from services.roster_facts import roster_facts
+
+    demo.seed(engine, settings, students=120, seed=7, pdfs=False)
+    caaspp = operators.resolve(engine, "caaspp")
+    facts = roster_facts(engine, caaspp.lea_id)
+    assert facts.ssrs_estimated and 0.2 < (facts.portal_share or 0) < 0.8
+    app = SSRConsoleApp(ConsoleContext(engine, settings, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await _settle(app, pilot)
+        assert app.screen.query_one("#share").value == f"{round(facts.portal_share * 100, 1):g}"
+        await pilot.press("y", "y", "n", "enter")
+        await pilot.pause()
+        panel = _text(app, "#recommendation")
+        assert panel.startswith("Combined: A + B + C: a combined approach.")
+        assert f"A Parent portal: {facts.portal_families} families" in panel
+        await pilot.press("ctrl+s")
+        await _settle(app, pilot)
+        await pilot.press("d")
+        await _settle(app, pilot)
+        assert f"A Parent portal: {facts.portal_families} families" in _text(app, "#plan")
