@@ -630,6 +630,40 @@ def status(
         )
 
 
+def banner(engine: Engine, lea_id: int, *, now: datetime | None = None) -> tuple[str, str] | None:
+    """The (level, text) standing over every screen: from 14 days before expiry, once expired,
+    and after an emergency reset until the other coordinator acknowledges it."""
+    state = status(engine, lea_id, now=now)
+    if not state.needs_attention:
+        return None
+    loud = state.status is CredentialStatus.EXPIRED or (
+        state.emergency and not state.emergency_acknowledged
+    )
+    return ("error" if loud else "warning", state.summary + " (key c)")
+
+
+def dashboard_text(engine: Engine, operator: Operator, *, now: datetime | None = None) -> str:
+    """The dashboard's credential panel: status, countdown, expiry, emergency flag, checklist."""
+    require(operator, Permission.VIEW_CREDENTIAL_STATUS)
+    state = status(engine, operator.lea_id, now=now)
+    if state.status is CredentialStatus.NONE:
+        return "Not generated yet.\nLEA coordinators generate it (key c)."
+    days = f" · {_days(state.days_left)} left" if state.days_left and state.days_left > 0 else ""
+    lines = [
+        f"{state.status.value.upper()}{days}",
+        f"Expires {state.expires_at:%Y-%m-%d}" if state.expires_at else "",
+        f"Key {state.username} ({state.fingerprint})",
+    ]
+    if state.emergency:
+        lines.append(
+            "EMERGENCY reset"
+            + (", acknowledged" if state.emergency_acknowledged else ", NOT acknowledged")
+        )
+    if state.systems_pending:
+        lines.append(f"{state.systems_pending} system(s) still on the old key")
+    return "\n".join(line for line in lines if line)
+
+
 def history(
     engine: Engine, operator: Operator, lea_id: int, *, now: datetime | None = None
 ) -> list[HistoryEntry]:
