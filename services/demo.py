@@ -306,12 +306,14 @@ class _Generator:
         ]
         surname = rng.choice(group.last)
         address = self._address() if rng.random() >= 0.02 else None
-        first_role = self._pick({"mother": 60, "father": 30, "grandmother": 5, "guardian": 5})
-        guardians = [(self._guardian(group, surname, language, address), first_role)]
+        # relationships stay gender-neutral: the name lists do not record gender
+        first_role = self._pick({"parent": 90, "grandparent": 5, "guardian": 5})
+        primary = self._guardian(group, surname, language, address)
+        guardians = [(primary, first_role)]
         if rng.random() < 0.35:
-            other = "father" if first_role == "mother" else "mother"
             other_surname = rng.choice(group.last) if rng.random() < 0.3 else surname
-            guardians.append((self._guardian(group, other_surname, language, address), other))
+            other = self._guardian(group, other_surname, language, address, primary.first_name)
+            guardians.append((other, "parent"))
         size = min(remaining, 1 if rng.random() < 0.8 else rng.choice((2, 2, 3)))
         family = _Family(guardians)
         for _ in range(size):
@@ -331,9 +333,10 @@ class _Generator:
         surname: str,
         language: str,
         address: tuple[str, str | None, str, str] | None,
+        unlike: str = "",
     ) -> GuardianIn:
         rng = self.rng
-        first = rng.choice(group.adult)
+        first = rng.choice([name for name in group.adult if name != unlike])
         email = None
         if rng.random() >= 0.15:
             local = roster.fold(f"{first}.{surname}").lower().replace(" ", "")
