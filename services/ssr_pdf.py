@@ -3,10 +3,12 @@
 The layout follows the real SSR's first page in spirit: program title, the guardian address block
 where a window envelope shows it, the student's identifiers (``SSID: 1234567890`` on its own line,
 which intake finds with pdftotext), then one row per test with scale score and achievement level.
-reportlab draws it on a canvas (no flowables: about twice as fast), with DejaVu Sans embedded so
+reportlab draws it straight on a canvas (fixed layout, no flowables), with DejaVu Sans embedded so
 Vietnamese and Spanish diacritics print; without DejaVu it falls back to Helvetica and folds the
 diacritics away. Output is byte-for-byte reproducible (reportlab's invariant mode fixes the dates
-and document id), so the same seed gives the same files and the same sha256.
+and document id), so the same seed gives the same files and the same sha256. Measured: about 180
+PDFs/s per idle core (~5.5 ms each, most of it reportlab serialising and subsetting the font),
+~45 KB per file with page compression (~83 KB without, for only ~10% more speed).
 """
 
 from __future__ import annotations
