@@ -132,33 +132,35 @@ class AdvisorScreen(ConsoleScreen):
         self.query_one("#has_sis", YesNo).focus()
         if self.rates_problem:
             self.notify(self.rates_problem, title="Advisor rates", severity="warning")
-        self._load(self.school_id, first=True)
+        self._load(self.school_id, fill="all")
 
     @work(thread=True, exclusive=True, group="advisor-facts")
-    def _load(self, school_id: int | None, first: bool) -> None:
+    def _load(self, school_id: int | None, fill: str) -> None:
+        """Count the scope's roster; ``fill`` says which answers to pre-fill: all, share, none."""
         facts = roster_facts.roster_facts(self.ctx.engine, self.ctx.operator.lea_id, school_id)
         saved = plan.current_for(self.ctx.engine, self.ctx.operator, school_id)
         history = plan.history(self.ctx.engine, self.ctx.operator, school_id, limit=5)
-        self.app.call_from_thread(self._loaded, facts, saved, history, first)
+        self.app.call_from_thread(self._loaded, facts, saved, history, fill)
 
     def _loaded(
         self,
         facts: RosterFacts,
         saved: plan.SavedPlan | None,
         history: list[plan.SavedPlan],
-        first: bool,
+        fill: str,
     ) -> None:
         self.facts = facts
-        draft = prefill(facts, saved.answers if saved and first else None)
-        for key, value in (
-            ("has_sis", draft.has_sis),
-            ("sis_portal", draft.sis_portal),
-            ("third_party", draft.third_party_portal),
-        ):
-            widget = self.query_one(f"#{key}", YesNo)
-            if widget.value is None and value is not None:
-                widget.answer(value)
-        if draft.portal_share is not None and (first or facts.portal_share is not None):
+        own = saved if saved and saved.school_id == self.school_id else None
+        draft = prefill(facts, own.answers if own else None)
+        if fill == "all":
+            for key, value in (
+                ("has_sis", draft.has_sis),
+                ("sis_portal", draft.sis_portal),
+                ("third_party", draft.third_party_portal),
+            ):
+                if value is not None:
+                    self.query_one(f"#{key}", YesNo).answer(value)
+        if fill in ("all", "share") and draft.portal_share is not None:
             self.query_one("#share", Input).value = f"{round(draft.portal_share * 100, 1):g}"
         self._show_share_hint()
         self._show_history(saved, history)
@@ -293,9 +295,11 @@ class AdvisorScreen(ConsoleScreen):
 
     def action_save(self) -> None:
         """Save the recommendation as the plan of the chosen scope."""
+        if self.facts is None:
+            self.notify("Still counting the roster; try again in a moment", title="Not saved")
+            return
         try:
             answers = self.answers()
-            assert self.facts is not None
             saved = plan.save(
                 self.ctx.engine,
                 self.ctx.operator,
@@ -313,7 +317,7 @@ class AdvisorScreen(ConsoleScreen):
         if saved is None:
             return
         self.notify(f"Plan saved: {saved.label}", title="Advisor")
-        self._load(self.school_id, first=False)
+        self._load(self.school_id, fill="none")
 
     def action_overrule(self) -> None:
         """Choose other channels than recommended, with a reason kept beside the plan."""
@@ -349,7 +353,7 @@ class AdvisorScreen(ConsoleScreen):
         if school_id != self.school_id:
             self.school_id, self.facts = school_id, None
             self.query_one("#recommendation", Static).update(Content("Counting the roster…"))
-            self._load(school_id, first=False)
+            self._load(school_id, fill="share")
 
     @on(Input.Submitted, "#share")
     def _share_entered(self) -> None:

@@ -56,6 +56,7 @@ async def test_answer_read_save_and_see_it_on_the_dashboard(engine, settings) ->
         assert saved is not None and saved.channels == (Option.PORTAL, Option.SECURE, Option.PRINT)
         assert saved.answers.portal_share == 0.5 and not saved.overruled
         assert "by caaspp" in _text(app, "#history")
+        assert app.screen.query_one("#share").value == "50"  # the answers stay as given
         await pilot.press("d")
         await _settle(app, pilot)
         assert isinstance(app.screen, DashboardScreen)
@@ -128,3 +129,24 @@ async def test_demo_lea_end_to_end(engine, settings) -> None:  # type: ignore[no
         await pilot.press("d")
         await _settle(app, pilot)
         assert f"A Parent portal: {facts.portal_families} families" in _text(app, "#plan")
+
+
+async def test_answer_for_one_school(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    roster, app = _app(engine, settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await _settle(app, pilot)
+        await pilot.press("shift+tab", "enter", "down", "down", "enter")  # scope: Birch Middle
+        await _settle(app, pilot)
+        assert "Birch Middle: 2 of 4 families" in _text(app, "#share-hint")
+        assert app.screen.query_one("#share").value == "50"
+        await pilot.press("tab", "y", "y", "n", "enter", "ctrl+s")
+        await _settle(app, pilot)
+    birch = plan.current(engine, roster.lea_id, roster.birch_id)
+    assert birch is not None and birch.school_id == roster.birch_id
+    assert [(f.option, f.families) for f in birch.figures] == [
+        (Option.PORTAL, 2),
+        (Option.SECURE, 1),
+        (Option.PRINT, 1),
+    ]
+    assert plan.current(engine, roster.lea_id) is None  # the LEA itself has no plan yet
