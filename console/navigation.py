@@ -17,6 +17,7 @@ from textual.screen import Screen
 
 from screens.advisor import AdvisorScreen
 from screens.audit_log import AuditLogScreen
+from screens.credential import CredentialScreen
 from screens.dashboard import DashboardScreen
 from screens.import_reports import ImportReportsScreen
 from screens.placeholder import placeholder
@@ -38,15 +39,7 @@ P = Permission
 DESTINATIONS: list[Destination] = [
     Destination("d", "Dashboard", DashboardScreen, P.VIEW_DASHBOARD, None),
     Destination("s", "Students", StudentsScreen, P.VIEW_STUDENTS, None),
-    Destination(
-        "c",
-        "Credential",
-        placeholder(
-            "Credential", "issue 3", "generate, show once and reset the SIS-vendor credential"
-        ),
-        P.VIEW_CREDENTIAL_STATUS,
-        3,
-    ),  # fmt: skip
+    Destination("c", "Credential", CredentialScreen, P.VIEW_CREDENTIAL_STATUS, None),
     Destination("a", "Advisor", AdvisorScreen, P.VIEW_DASHBOARD, None),
     Destination("i", "Import", ImportReportsScreen, P.IMPORT_REPORTS, None),
     Destination(

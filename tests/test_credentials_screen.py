@@ -1,0 +1,356 @@
+"""The credential screen driven by keys at 80x24, then a scan of every trace for the secrets."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from textual.widgets import DataTable
+
+from console.app import SSRConsoleApp
+from screens.credential import CredentialScreen
+from screens.credential_forms import FormDialog
+from screens.help import HelpScreen
+from services import credentials
+from services.context import ConsoleContext
+from services.errors import PermissionDenied
+from services.models import AuditEvent
+from tests import credentials_world
+from tests.credentials_world import TokenServer
+from widgets.secret_reveal import MASK, SecretReveal
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def world(engine):
+    return credentials_world.build(engine)
+
+
+def _app(engine, settings, world, who: str) -> SSRConsoleApp:
+    return SSRConsoleApp(ConsoleContext(engine, settings, world[who]))
+
+
+async def _open(pilot) -> CredentialScreen:
+    await pilot.press("c")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, CredentialScreen)
+    return screen
+
+
+async def _type(pilot, text: str) -> None:
+    await pilot.press(*text)
+
+
+async def _fill(pilot, *values: str) -> FormDialog:
+    """Type each value into the dialog's fields in turn (enter moves on, then submits)."""
+    dialog = pilot.app.screen
+    assert isinstance(dialog, FormDialog)
+    for value in values:
+        await _type(pilot, value)
+        await pilot.press("enter")
+    if not values:
+        await pilot.press("enter")
+    await pilot.pause()
+    return dialog
+
+
+def _shown_secret(screen: CredentialScreen) -> str:
+    """Reveal the key with `v` was pressed already; read it off the widget's rendering."""
+    return str(screen.query_one(SecretReveal).render()).splitlines()[1]
+
+
+def _screen_text(app) -> str:
+    return app.export_screenshot()
+
+
+def _systems(screen: CredentialScreen) -> list[list[str]]:
+    table = screen.query_one("#systems", DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def _generate_and_reveal(pilot, engine, world) -> str:
+    screen = await _open(pilot)
+    await pilot.press("g")
+    await pilot.pause()
+    reveal = screen.query_one(SecretReveal)
+    assert reveal.holding and reveal.has_focus
+    assert set(str(reveal.render()).splitlines()[1]) == {MASK}
+    await pilot.press("v")
+    await pilot.pause()
+    secret = _shown_secret(screen)
+    assert len(secret) >= 20 and credentials.verify_secret(engine, world.lea_id, secret)
+    return secret
+
+
+async def test_generate_reveal_copy_close_reopen(engine, settings, world):
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        secret = await _generate_and_reveal(pilot, engine, world)
+        assert secret in _screen_text(app)
+        written: list[str] = []
+        app._driver.write = written.append  # the terminal's side of OSC 52
+        await pilot.press("y")
+        await pilot.pause()
+        osc52 = f"\x1b]52;c;{base64.b64encode(secret.encode()).decode()}\a"
+        assert osc52 in written
+        assert app.clipboard == ""  # Textual's in-app copy is cleared straight away
+        await pilot.press("v")
+        await pilot.pause()
+        assert secret not in _screen_text(app)
+        old = app.screen.query_one(SecretReveal)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not old.holding
+        screen = await _open(pilot)
+        assert not screen.query_one(SecretReveal).holding
+        await pilot.press("v")
+        await pilot.pause()
+        assert secret not in _screen_text(app)
+        assert "ACTIVE" in str(screen.query_one("#status").render())
+
+
+async def test_forget_drops_the_secret_at_once(engine, settings, world):
+    app = _app(engine, settings, world, "elpac")
+    async with app.run_test(size=SIZE) as pilot:
+        secret = await _generate_and_reveal(pilot, engine, world)
+        await pilot.press("f")
+        await pilot.pause()
+        assert not app.screen.query_one(SecretReveal).holding
+        assert secret not in _screen_text(app)
+
+
+async def _write_note(pilot) -> None:
+    await pilot.press("w")
+    await pilot.pause()
+    await _fill(pilot, "Vendor moved hosting", "Friday 18:00", "Jo Park PowerPortal")
+
+
+async def test_reset_refused_without_coordination(engine, settings, world):
+    old = credentials.generate(engine, world["caaspp"], world.lea_id)
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await _write_note(pilot)
+        assert "Waiting for the LEA ELPAC coordinator" in str(screen.query_one("#request").render())
+        await pilot.press("x")
+        await pilot.pause()
+        dialog = await _fill(pilot)
+        assert app.screen is dialog  # refused: the dialog stays, with the reason
+        error = str(dialog.query_one("#error").render())
+        assert "Reset refused" in error and "LEA ELPAC coordinator" in error
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not screen.query_one(SecretReveal).holding
+    assert credentials.verify_secret(engine, world.lea_id, old.secret)
+
+
+async def _acknowledge_as(engine, settings, world, who: str) -> None:
+    app = _app(engine, settings, world, who)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("k")
+        await pilot.pause()
+        await _fill(pilot)
+        assert "Acknowledged by" in str(screen.query_one("#request").render()) or (
+            "acknowledged" in str(screen.query_one("#status").render())
+        )
+
+
+async def test_reset_with_acknowledgement_by_the_other_coordinator(engine, settings, world):
+    old = credentials.generate(engine, world["caaspp"], world.lea_id)
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await _open(pilot)
+        await _write_note(pilot)
+    await _acknowledge_as(engine, settings, world, "elpac")
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        await _fill(pilot)
+        assert isinstance(app.screen, CredentialScreen)
+        await pilot.press("v")
+        await pilot.pause()
+        new = _shown_secret(screen)
+    assert credentials.verify_secret(engine, world.lea_id, new)
+    assert not credentials.verify_secret(engine, world.lea_id, old.secret)
+    [latest, _] = credentials.history(engine, world["caaspp"], world.lea_id)
+    assert latest.reset.acknowledged_by == "elpac"
+
+
+async def test_emergency_override_needs_a_reason_and_shows_on_the_dashboard(
+    engine, settings, world
+):
+    credentials.generate(engine, world["elpac"], world.lea_id)
+    app = _app(engine, settings, world, "elpac")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = await _fill(pilot, "")
+        assert "reason" in str(dialog.query_one("#error").render())
+        await _fill(pilot, "Key pasted in a ticket")
+        assert isinstance(app.screen, CredentialScreen)
+        assert screen.query_one(SecretReveal).holding
+        assert "NOT YET ACKNOWLEDGED" in str(screen.query_one("#status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "EMERGENCY" in _screen_text(app)
+    with Session(engine) as session:
+        actions = list(session.exec(select(AuditEvent.action)))
+    assert "credential.reset.EMERGENCY" in actions
+    await _acknowledge_as(engine, settings, world, "caaspp")
+    assert credentials.status(engine, world.lea_id).emergency_acknowledged
+
+
+@pytest.mark.parametrize("who", ["helpdesk", "site"])
+async def test_readers_see_status_but_cannot_reach_generate_or_reset(engine, settings, world, who):
+    credentials.generate(engine, world["caaspp"], world.lea_id)
+    app = _app(engine, settings, world, who)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        assert "ACTIVE" in str(screen.query_one("#status").render())
+        for key in ("g", "w", "x", "e", "k", "o", "plus", "m", "t"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen is screen, key
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        descriptions = " ".join(k.description for k in app.screen.keys)
+        assert "Generate" not in descriptions and "Reset" not in descriptions
+        assert "Emergency" not in descriptions
+    with pytest.raises(PermissionDenied):
+        credentials.emergency_reset(engine, world[who], world.lea_id, reason="trying anyway")
+    assert len(credentials.history(engine, world[who], world.lea_id)) == 1
+
+
+async def _add_system(pilot, name: str, url: str) -> None:
+    await pilot.press("plus")
+    await pilot.pause()
+    await _fill(pilot, name, url)
+
+
+async def _test_connection(pilot, secret: str) -> str:
+    await pilot.press("t")
+    await pilot.pause()
+    await pilot.press("enter")  # the username is filled in: the live credential's
+    await _fill(pilot, secret)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    return _systems(pilot.app.screen)[0][2]
+
+
+async def test_checklist_after_reset_against_a_loopback_token_endpoint(engine, settings, world):
+    credentials.generate(engine, world["caaspp"], world.lea_id)
+    with TokenServer() as server:
+        app = _app(engine, settings, world, "caaspp")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _open(pilot)
+            await _add_system(pilot, "Parent portal", server.url)
+            await _write_note(pilot)
+            await pilot.press("o")
+            await pilot.pause()
+            await _fill(pilot, "Eli by phone", "today 9am")
+            await pilot.press("x")
+            await pilot.pause()
+            await _fill(pilot)
+            await pilot.press("v")
+            await pilot.pause()
+            secret = _shown_secret(screen)
+            username = credentials.status(engine, world.lea_id).username
+            server.accepted = (username, secret)
+            items = credentials.checklist(engine, world["helpdesk"], world.lea_id)
+            assert [(i.system.name, i.updated) for i in items] == [("Parent portal", False)]
+            assert _systems(screen)[0][1] == "STILL ON OLD KEY"
+
+            tested = await _test_connection(pilot, "Wrong" + secret[5:])
+            assert tested.startswith("FAILED: Refused (HTTP 401)")
+            [item] = credentials.checklist(engine, world["helpdesk"], world.lea_id)
+            assert item.entry.test_ok is False
+            assert item.entry.test_message.startswith("Refused (HTTP 401)")
+
+            assert (await _test_connection(pilot, secret)).startswith("OK: Token issued")
+            [item] = credentials.checklist(engine, world["helpdesk"], world.lea_id)
+            assert item.entry.test_ok and "accepts" in item.entry.test_message
+            assert server.requests == 2
+
+            await pilot.press("m")
+            await pilot.pause()
+            [item] = credentials.checklist(engine, world["helpdesk"], world.lea_id)
+            assert item.updated and item.entry.updated_by == "caaspp"
+            assert _systems(screen)[0][1].startswith("updated ")
+
+
+async def test_no_trace_of_any_secret_in_database_logs_or_audit(
+    engine, settings, world, sqlite_url, caplog
+):
+    """Run every flow, collecting each secret shown, then look for them everywhere they must not be."""
+    caplog.set_level(logging.DEBUG)
+    keeper = engine.connect()  # holds the database open so SQLite keeps its -wal file to scan
+    keeper.exec_driver_sql("SELECT 1")
+    secrets: list[str] = []
+    with TokenServer() as server:
+        app = _app(engine, settings, world, "caaspp")
+        async with app.run_test(size=SIZE) as pilot:
+            secrets.append(await _generate_and_reveal(pilot, engine, world))
+            await pilot.press("y")
+            await pilot.pause()
+            await pilot.press("escape")
+            screen = await _open(pilot)
+            await _add_system(pilot, "Parent portal", server.url)
+            await _write_note(pilot)
+        await _acknowledge_as(engine, settings, world, "elpac")
+        app = _app(engine, settings, world, "caaspp")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await _open(pilot)
+            await pilot.press("x")
+            await pilot.pause()
+            await _fill(pilot)
+            await pilot.press("v")
+            await pilot.pause()
+            secrets.append(_shown_secret(screen))
+            server.accepted = (credentials.status(engine, world.lea_id).username, secrets[-1])
+            await _test_connection(pilot, secrets[-1])
+            await _test_connection(pilot, secrets[0])  # the revoked key: refused
+            await pilot.press("e")
+            await pilot.pause()
+            await _fill(pilot, "Key read out on a recorded call")
+            await pilot.press("v")
+            await pilot.pause()
+            secrets.append(_shown_secret(screen))
+    assert len(set(secrets)) == 3
+
+    needles = set()
+    for secret in secrets:
+        needles |= {secret.encode(), secret.encode("utf-16-le")}
+        needles.add(base64.b64encode(secret.encode()))
+    for entry in credentials.history(engine, world["caaspp"], world.lea_id):
+        user = entry.credential.username
+        needles |= {base64.b64encode(f"{user}:{s}".encode()) for s in secrets}
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
+    files = [p for p in database.parent.glob(database.name + "*") if p.is_file()]
+    assert database in files and any(p.name.endswith("-wal") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert not any(n in data for n in needles), path.name
+    keeper.close()
+
+    logged = (
+        "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records) + caplog.text
+    )
+    assert "credential.reset.EMERGENCY" in logged or "EMERGENCY" in logged
+    assert not any(n.decode(errors="ignore") in logged for n in needles)
+
+    with Session(engine) as session:
+        events = session.exec(select(AuditEvent)).all()
+    assert len(events) >= 8
+    for event in events:
+        row = " ".join(str(v) for v in event.model_dump().values())
+        assert not any(s in row for s in secrets), event.action
