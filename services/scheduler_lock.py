@@ -12,6 +12,7 @@ scheduler is alive, when it last scanned and what that scan did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -190,7 +191,12 @@ class SchedulerLock:
             )
             session.commit()
         if self._pg is not None:
-            self._pg.close()  # closing the session releases the advisory lock
+            # unlock now (the server frees a closed session's locks a moment later), then make
+            # sure the connection is really closed rather than returned to the pool
+            with contextlib.suppress(Exception):  # a dead connection has dropped the lock already
+                self._pg.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            self._pg.invalidate()
+            self._pg.close()
             self._pg = None
 
     # --- SQLite: the row is the lock ---------------------------------------------------------
