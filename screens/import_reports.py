@@ -1,4 +1,4 @@
-"""Import SSRs from TOMS bulk downloads: type a path, watch the counts, read every refusal.
+"""Import SSRs from TOMS bulk downloads: `/`, type a path, watch the counts, read every refusal.
 
 The import runs in a thread worker that calls ``services.intake``; its progress arrives through
 the service's callback (posted back to the UI thread) and is also committed to the database, so
@@ -37,7 +37,7 @@ class ImportReportsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="zip, folder or PDF path (several: separate with ;), enter to import",
+            placeholder="/ then a zip, folder or PDF path (several: separate with ;), enter",
             id="paths",
         )
         yield Static("No import yet.", id="stats")
@@ -48,7 +48,7 @@ class ImportReportsScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.query_one("#exceptions", DataTable).add_columns("Reason", "Source", "Detail")
         self.query_one("#summary", DataTable).add_columns("School", "Grade", "SSRs")
-        self.query_one("#paths", Input).focus()
+        self.query_one("#exceptions", DataTable).focus()  # letters stay navigation keys until /
         self._show_last_run()
 
     def action_focus_paths(self) -> None:
