@@ -8,6 +8,7 @@ real OpenSSH client (each on a pty, 80x24), and measures:
 
     .venv/bin/python bench/ssh.py              # 20 sessions (the acceptance figure)
     .venv/bin/python bench/ssh.py --full       # 40 sessions
+    .venv/bin/python bench/ssh.py --exec       # exec each console instead of forking it
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the harness lives in tests/
 
-from console.ssh_server import ConsoleServer, SSHOptions, console_command  # noqa: E402
+from console.ssh_launcher import ExecLauncher  # noqa: E402
+from console.ssh_server import ConsoleServer, SSHOptions, prepared_launcher  # noqa: E402
 from services import db, demo  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from tests.ssh_harness import Terminal, known_hosts, make_key, ssh_argv  # noqa: E402
@@ -64,7 +66,7 @@ def memory_kb(pid: int, field: str) -> int:
     return 0
 
 
-async def run(sessions: int, students: int) -> None:
+async def run(sessions: int, students: int, exec_each: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ssr-bench-ssh-") as name:
         tmp = Path(name)
         url = f"sqlite:///{tmp / 'ssr.db'}"
@@ -83,12 +85,20 @@ async def run(sessions: int, students: int) -> None:
         options = SSHOptions.in_data_dir(
             settings.data_dir, port=0, authorized_keys=tmp / "authorized_keys", idle_timeout=0
         )
-        command = console_command(["--database-url", url, "--data-dir", str(settings.data_dir)])
-        server = ConsoleServer(options, engine, command)
+        args = ["--database-url", url, "--data-dir", str(settings.data_dir)]
+        launcher = (
+            ExecLauncher(
+                lambda who: [sys.executable, "-m", "console.cli", *args, "--operator", who, "open"]
+            )
+            if exec_each
+            else prepared_launcher(args)
+        )
+        server = ConsoleServer(options, engine, launcher)
         await server.start()
         assert server.host_key is not None
         hosts = known_hosts(tmp / "known_hosts", server.host_key, server.port)
-        print(f"{sessions} sessions on 127.0.0.1:{server.port}, demo LEA of {students} students")
+        how = "exec per session" if exec_each else "forked from the prepared launcher"
+        print(f"{sessions} sessions ({how}), demo LEA of {students} students")
 
         terms = [Terminal() for _ in range(sessions)]
         await asyncio.gather(
@@ -138,7 +148,8 @@ async def run(sessions: int, students: int) -> None:
         await server.close()
         engine.dispose()
         print(
-            f"result: sessions={sessions} first_frame_p50_ms={percentile(first, 0.5):.0f} "
+            f"result: sessions={sessions} launcher={'exec' if exec_each else 'prepared'} "
+            f"first_frame_p50_ms={percentile(first, 0.5):.0f} "
             f"first_frame_p95_ms={percentile(first, 0.95):.0f} "
             f"key_p50_ms={percentile(keys_ms, 0.5):.0f} key_p95_ms={percentile(keys_ms, 0.95):.0f} "
             f"rss_per_session_mb={statistics.mean(rss):.1f} "
@@ -151,9 +162,10 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="40 sessions")
     parser.add_argument("--sessions", type=int, help="how many concurrent sessions")
     parser.add_argument("--students", type=int, default=200)
+    parser.add_argument("--exec", action="store_true", help="exec each console (for comparison)")
     args = parser.parse_args()
     sessions = args.sessions or (40 if args.full else 20)
-    asyncio.run(run(sessions, args.students))
+    asyncio.run(run(sessions, args.students, args.exec))
 
 
 if __name__ == "__main__":

@@ -248,7 +248,7 @@ def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # 
     child_args = ["--database-url", settings.database_url, "--data-dir", str(settings.data_dir)]
     if args.config:
         child_args += ["--config", str(args.config)]
-    ssh_server.serve(options, engine, ssh_server.console_command(child_args))
+    ssh_server.serve(options, engine, ssh_server.prepared_launcher(child_args))
     return 0
 
 

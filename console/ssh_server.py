@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import asyncssh
 from sqlalchemy.engine import Engine
 
+from console.ssh_launcher import Launcher, PreparedLauncher
 from console.ssh_session import PtyProcess
 from services import audit, db, operators, ssh_keys
 from services.audit import SYSTEM_ACTOR, Actor
@@ -43,9 +44,6 @@ CLIENT_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "COLORTERM", "TZ")
 # Leave the alternate screen, show the cursor, stop mouse reports and bracketed paste: what the
 # console would have undone itself had it exited on its own (used when the server ends it).
 TERMINAL_RESET = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l"
-
-ConsoleCommand = Callable[[str], Sequence[str]]
-"""The argv that opens the console for an operator username."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +69,20 @@ class SSHOptions:
         return cls(**values)
 
 
-def console_command(global_args: Sequence[str] = ()) -> ConsoleCommand:
-    """``ssr-console [global args] --operator NAME open`` with this interpreter."""
+def console_environment(client_env: Mapping[str, str], term: str) -> dict[str, str]:
+    """The console's environment: the server's, the client's allowed variables, TERM, no animations."""
+    env = {k: v for k, v in os.environ.items() if k not in {*CLIENT_ENV, "TERM", "SSR_OPERATOR"}}
+    for key, value in client_env.items():
+        if key in CLIENT_ENV or key.startswith("LC_"):
+            env[key] = value
+    env["TERM"] = term
+    env["TEXTUAL_ANIMATIONS"] = "none"
+    return env
 
-    def argv(operator: str) -> list[str]:
-        return [sys.executable, "-m", "console.cli", *global_args, "--operator", operator, "open"]
 
-    return argv
+def prepared_launcher(global_args: Sequence[str]) -> PreparedLauncher:
+    """Sessions forked from a helper that runs ``ssr-console [global args] --operator NAME open``."""
+    return PreparedLauncher(global_args, console_environment({}, "xterm-256color"))
 
 
 def load_host_key(path: Path) -> asyncssh.SSHKey:
@@ -129,10 +134,10 @@ class AuditTrail:
 class ConsoleServer:
     """The running server: shared state of every connection, and the listener."""
 
-    def __init__(self, options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
+    def __init__(self, options: SSHOptions, engine: Engine, launcher: Launcher) -> None:
         self.options = options
         self.engine = engine
-        self.command = command
+        self.launcher = launcher
         self.sessions: set[ConsoleSession] = set()
         self.trail: AuditTrail | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
@@ -141,6 +146,7 @@ class ConsoleServer:
     async def start(self) -> None:
         ssh_keys.load(self.options.authorized_keys)  # refuse to start on a broken list
         self.host_key = load_host_key(self.options.host_key)
+        await self.launcher.start()
         self.trail = AuditTrail(self.engine)
         self._acceptor = await asyncssh.create_server(
             lambda: ConnectionHandler(self),
@@ -171,6 +177,7 @@ class ConsoleServer:
             self._acceptor.close()
             await self._acceptor.wait_closed()
         await asyncio.gather(*(s.end("server stopped") for s in list(self.sessions)))
+        await self.launcher.close()
         if self.trail is not None:
             await self.trail.close()
 
@@ -345,9 +352,10 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         operator = self.connection.operator
         assert operator is not None
         self.process = PtyProcess(self._to_client, self._process_exited)
+        env = console_environment(self.chan.get_environment(), self.term)
         try:
             await self.process.start(
-                self.server.command(operator.username), self._environment(), *self.size
+                lambda tty: self.server.launcher.spawn(operator.username, env, tty), *self.size
             )
         except OSError as error:
             print(f"ssr-console: cannot start a console: {error}", file=sys.stderr)
@@ -365,20 +373,6 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         )
         if self.server.options.idle_timeout > 0:
             self._idle_task = asyncio.get_running_loop().create_task(self._watch_idle())
-
-    def _environment(self) -> dict[str, str]:
-        assert self.chan is not None
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in {"TERM", "COLUMNS", "LINES", "NO_COLOR", "COLORTERM", "SSR_OPERATOR"}
-        }
-        for key, value in self.chan.get_environment().items():
-            if key in CLIENT_ENV or key.startswith("LC_"):
-                env[key] = value
-        env["TERM"] = self.term
-        env["TEXTUAL_ANIMATIONS"] = "none"
-        return env
 
     def _to_client(self, data: bytes) -> None:
         if self.chan is not None and not self.client_gone:
@@ -459,7 +453,7 @@ def _duration(seconds: float) -> str:
     return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
 
 
-def serve(options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
+def serve(options: SSHOptions, engine: Engine, launcher: Launcher) -> None:
     """Run the server until SIGINT or SIGTERM, then end every session and stop."""
 
     async def main() -> None:
@@ -467,7 +461,7 @@ def serve(options: SSHOptions, engine: Engine, command: ConsoleCommand) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        server = ConsoleServer(options, engine, command)
+        server = ConsoleServer(options, engine, launcher)
         await server.start()
         assert server.host_key is not None
         keys = ssh_keys.load(options.authorized_keys)

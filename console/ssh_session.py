@@ -18,7 +18,9 @@ import os
 import signal
 import struct
 import termios
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
+
+from console.ssh_launcher import Spawned
 
 READ_CHUNK = 65536
 HANGUP_GRACE_SECONDS = 2.0
@@ -27,12 +29,6 @@ HANGUP_GRACE_SECONDS = 2.0
 def set_window_size(fd: int, columns: int, rows: int) -> None:
     """TIOCSWINSZ on a pty: the kernel tells the foreground process group with SIGWINCH."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-
-
-def _take_controlling_terminal() -> None:
-    # Runs in the child after setsid(): make the pty (already on fd 0) its controlling terminal,
-    # so resizes raise SIGWINCH and a hangup reaches it like a real login.
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class PtyProcess:
@@ -52,7 +48,7 @@ class PtyProcess:
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
         self._master = -1
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: Spawned | None = None
         self._pending = bytearray()
         self._reading = False
         self._closed = asyncio.Event()
@@ -62,21 +58,17 @@ class PtyProcess:
         return self._process.pid if self._process else None
 
     async def start(
-        self, argv: Sequence[str], env: Mapping[str, str], columns: int, rows: int
+        self, spawn: Callable[[int], Awaitable[Spawned]], columns: int, rows: int
     ) -> None:
+        """Open a pty of ``columns`` x ``rows`` and ``spawn`` the process on its slave side.
+
+        ``spawn`` gets the slave's fd and must start a process that leads a new session with that
+        pty as its controlling terminal (see ``console.ssh_launcher``).
+        """
         master, slave = os.openpty()
         try:
             set_window_size(slave, columns or 80, rows or 24)
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                env=dict(env),
-                start_new_session=True,
-                preexec_fn=_take_controlling_terminal,  # after setsid, before exec
-                close_fds=True,
-            )
+            self._process = await spawn(slave)
         except BaseException:
             os.close(master)
             raise
@@ -110,8 +102,7 @@ class PtyProcess:
 
     async def terminate(self, grace: float = HANGUP_GRACE_SECONDS) -> None:
         """SIGHUP the session's process group, then SIGKILL it if it has not gone after ``grace``."""
-        process = self._process
-        if process is None or process.returncode is not None:
+        if self._process is None or self._closed.is_set():
             return
         self._signal_group(signal.SIGHUP)
         try:

@@ -13,10 +13,12 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import asyncssh
 
+from console.ssh_launcher import exec_on
 from console.ssh_session import PtyProcess
 
 SSH = "/usr/bin/ssh"
@@ -79,7 +81,7 @@ class Terminal:
         self.process = PtyProcess(self._output, self._exited)
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm-256color"}
         environment.update(env)
-        await self.process.start(argv, environment, columns, rows)
+        await self.process.start(partial(exec_on, argv, environment), columns, rows)
 
     def _output(self, data: bytes) -> None:
         if self.first_output_at is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from console.ssh_server import ConsoleServer, SSHOptions, console_command
+from console.ssh_server import ConsoleServer, SSHOptions, prepared_launcher
 from services import db, demo
 from services.models import AuditEvent
 from services.settings import Settings
@@ -61,8 +61,8 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     options = SSHOptions.in_data_dir(
         settings.data_dir, port=0, authorized_keys=tmp_path / "authorized_keys", idle_timeout=0
     )
-    command = console_command(["--database-url", url, "--data-dir", str(settings.data_dir)])
-    server = ConsoleServer(options, engine, command)
+    launcher = prepared_launcher(["--database-url", url, "--data-dir", str(settings.data_dir)])
+    server = ConsoleServer(options, engine, launcher)
     await server.start()
     assert server.host_key is not None
     hosts = known_hosts(tmp_path / "known_hosts", server.host_key, server.port)
@@ -90,7 +90,7 @@ async def test_dashboard_keys_resize_and_quit(console: Console) -> None:
     term.press("q")
     assert await term.wait() == 0
     assert pid not in console.console_pids()
-    assert not _alive(pid)
+    assert await _gone(pid)
 
 
 async def test_two_keys_two_roles(console: Console) -> None:
@@ -108,12 +108,15 @@ async def test_two_keys_two_roles(console: Console) -> None:
     coordinator.press("l")
     await coordinator.expect(r"ssh\.login", since=mark)  # the audit log lists the SSH logins
 
+    pids = console.console_pids()
+    assert len(pids) == 2
     await asyncio.gather(coordinator.hang_up(), helpdesk.hang_up())
     for _ in range(100):
         if not console.console_pids():
             break
         await asyncio.sleep(0.1)
     assert not console.console_pids()
+    assert all([await _gone(pid) for pid in pids])
     with Session(console.engine) as session:
         logins = session.exec(select(AuditEvent).where(AuditEvent.action == "ssh.login")).all()
     assert {(e.operator, e.role) for e in logins} == {
@@ -133,6 +136,23 @@ async def test_putty_term_and_no_colour(console: Console) -> None:
     for term in (plain, coloured):
         term.press("q")
         assert await term.wait() == 0
+
+
+async def test_launcher_death_ends_its_sessions_and_the_next_login_restarts_it(
+    console: Console,
+) -> None:
+    """If the prepared launcher is killed its sessions end cleanly and the next login restarts it."""
+    term = await console.open("caaspp")
+    await term.expect(r"Students\s+12")
+    [pid] = console.console_pids()
+    helper = console.server.launcher._helper  # type: ignore[attr-defined]
+    helper.kill()
+    assert await term.wait() != 0
+    assert await _gone(pid)
+    again = await console.open("caaspp")
+    await again.expect(r"Students\s+12")
+    again.press("q")
+    assert await again.wait() == 0
 
 
 def _hues(output: bytes) -> set[str]:
@@ -158,6 +178,15 @@ def _hues(output: bytes) -> set[str]:
                 found.add(str(code))
             index += 1
     return found
+
+
+async def _gone(pid: int) -> bool:
+    """Whether the process has ended within a few seconds (a SIGKILL waits for a CPU to land)."""
+    for _ in range(100):
+        if not _alive(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def _alive(pid: int) -> bool:

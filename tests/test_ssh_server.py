@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from console.ssh_launcher import ExecLauncher
 from console.ssh_server import ConsoleServer, SSHOptions, load_host_key
 from services.errors import InvalidInput
 from services.models import LEA, AuditEvent, Operator, Role
@@ -103,7 +104,7 @@ async def open_lab(
     options = SSHOptions.in_data_dir(
         tmp / "data", port=0, authorized_keys=tmp / "authorized_keys", idle_timeout=idle
     )
-    server = ConsoleServer(options, engine, command)
+    server = ConsoleServer(options, engine, ExecLauncher(command))
     await server.start()
     assert server.host_key is not None
     hosts = known_hosts(tmp / "known_hosts", server.host_key, server.port)
@@ -304,10 +305,10 @@ async def test_server_refuses_to_start_without_a_valid_key_list(
 ) -> None:
     options = SSHOptions.in_data_dir(tmp_path, port=0)
     with pytest.raises(InvalidInput, match="does not exist"):
-        await ConsoleServer(options, engine, stand_in).start()
+        await ConsoleServer(options, engine, ExecLauncher(stand_in)).start()
     options.authorized_keys.write_text("ssh-ed25519 not-base64!! caaspp\n")
     with pytest.raises(InvalidInput, match="line 1"):
-        await ConsoleServer(options, engine, stand_in).start()
+        await ConsoleServer(options, engine, ExecLauncher(stand_in)).start()
 
 
 def _fingerprint(private_key: Path) -> str:
