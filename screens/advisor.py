@@ -67,6 +67,7 @@ class AdvisorScreen(ConsoleScreen):
     ]
     DEFAULT_CSS = """
     AdvisorScreen #advisor { padding: 0 1; }
+    AdvisorScreen #scope-row { height: 1; }
     AdvisorScreen .question { height: 1; margin-top: 1; }
     AdvisorScreen .question Label { width: 1fr; }
     AdvisorScreen #share { width: 10; }
@@ -91,14 +92,16 @@ class AdvisorScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="advisor"):
-            yield Select(
-                self._scopes(),
-                value=self.locked_school or WHOLE_LEA,
-                allow_blank=False,
-                disabled=self.locked_school is not None,
-                id="scope",
-                compact=True,
-            )
+            with Horizontal(id="scope-row"):
+                yield Label("Answer for ")
+                yield Select(
+                    self._scopes(),
+                    value=self.locked_school or WHOLE_LEA,
+                    allow_blank=False,
+                    disabled=self.locked_school is not None,
+                    id="scope",
+                    compact=True,
+                )
             for key, question in QUESTIONS.items():
                 with Horizontal(classes="question"):
                     yield Label(question)
@@ -255,7 +258,7 @@ class AdvisorScreen(ConsoleScreen):
         for channel in rec.allocation.channels:
             lines.append("")
             lines.append(
-                f"{channel.option.value} {channel.option.title}: {channel.families} families, "
+                f"{channel.option.value} {channel.option.caption}: {channel.families} families, "
                 f"{channel.ssrs} SSRs, {money(channel.cost, self.locale)}"
             )
             lines.append(f"  When: {timing(channel.option, today, self.locale)}")
@@ -276,7 +279,7 @@ class AdvisorScreen(ConsoleScreen):
         for row in compare(answers, self.facts, self.rates):
             channel = row.allocation.channels[0]
             table.add_row(
-                f"{row.option.value} {row.option.title}",
+                f"{row.option.value} {row.option.caption}",
                 f"{channel.families} of {self.facts.families}",
                 str(channel.ssrs),
                 money(row.allocation.cost, self.locale),
@@ -393,7 +396,7 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
             yield Label(f"Recommended: {plan_label(self.recommended)}. Channels to use instead:")
             yield SelectionList[str](
                 *(
-                    (f"{o.value} {o.title}", o.value, o in self.recommended)
+                    (f"{o.value} {o.caption}", o.value, o in self.recommended)
                     for o in ASSIGNMENT_ORDER
                 ),
                 id="channels",

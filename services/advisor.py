@@ -49,7 +49,7 @@ class Option(enum.StrEnum):
     PAPER = "D"
 
     @property
-    def title(self) -> str:
+    def caption(self) -> str:
         return OPTION_TITLES[self]
 
     @property
@@ -411,7 +411,7 @@ def plan_label(options: Iterable[Option]) -> str:
     """ "A Parent portal" or "Combined: A + B + C" for a set of channels."""
     ordered = [o for o in ASSIGNMENT_ORDER if o in set(options)]
     if len(ordered) == 1:
-        return f"{ordered[0].value} {ordered[0].title}"
+        return f"{ordered[0].value} {ordered[0].caption}"
     return "Combined: " + " + ".join(o.value for o in ordered)
 
 

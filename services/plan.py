@@ -16,7 +16,7 @@ from babel.dates import format_datetime
 from sqlalchemy import and_, not_, or_, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services import audit
 from services.advisor import (
@@ -271,8 +271,8 @@ def channel_filter(plan: SavedPlan, option: Option) -> ColumnElement[bool]:
 
     It mirrors ``channel_for`` in SQL, so a batch can stream its recipients from the database.
     """
-    reaches = {
-        Option.PORTAL: Guardian.uses_portal == true(),
+    reaches: dict[Option, ColumnElement[bool]] = {
+        Option.PORTAL: col(Guardian.uses_portal) == true(),
         Option.SECURE: HAS_EMAIL,
         Option.PRINT: true(),
         Option.PAPER: true(),
@@ -295,7 +295,7 @@ def summary_text(plan: SavedPlan | None, locale: str = "en") -> str:
     if plan is None:
         return "No plan saved yet. Press a to open the advisor."
     lines = [plan.label + (" (overruled)" if plan.overruled else "")]
-    lines += [f"{f.option.value} {f.option.title}: {f.families} families" for f in plan.figures]
+    lines += [f"{f.option.value} {f.option.caption}: {f.families} families" for f in plan.figures]
     lines.append(f"Estimate {money(plan.cost, locale)}")
     lines.append(f"By {plan.decided_by}, {decided_when(plan.decided_at, locale)}")
     if plan.reason:

@@ -8,10 +8,12 @@ email? mailing address?) however large the roster: nothing is loaded row by row.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from typing import Any
+
+from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services.advisor import FamilyGroup, RosterFacts
 from services.errors import NotFound
@@ -22,18 +24,18 @@ def latest_year(session: Session, lea_id: int) -> int | None:
     """The most recent administration year with SSRs imported for the LEA."""
     return session.execute(
         select(func.max(ScoreReport.admin_year))
-        .join(Student, Student.id == ScoreReport.student_id)
-        .where(Student.lea_id == lea_id)
+        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        .where(col(Student.lea_id) == lea_id)
     ).scalar()
 
 
-def _filled(column) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+def _filled(column: Any) -> ColumnElement[bool]:
     return and_(column.is_not(None), func.length(func.trim(column)) > 0)
 
 
-HAS_EMAIL = _filled(Guardian.email)
+HAS_EMAIL = _filled(col(Guardian.email))
 """A guardian with an email address on file (SQL); ``has_text`` is the same test in Python."""
-HAS_ADDRESS = and_(_filled(Guardian.address_line1), _filled(Guardian.zip_code))
+HAS_ADDRESS = and_(_filled(col(Guardian.address_line1)), _filled(col(Guardian.zip_code)))
 """A guardian with a mailing address: a street line and a ZIP code."""
 
 
@@ -48,48 +50,54 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
         if lea is None:
             raise NotFound(f"No LEA with id {lea_id}")
         scope_name = lea.name
-        in_scope = [Student.lea_id == lea_id]
+        in_scope = [col(Student.lea_id) == lea_id]
         if school_id is not None:
             school = session.get(School, school_id)
             if school is None or school.lea_id != lea_id:
                 raise NotFound(f"No school with id {school_id} in {lea.name}")
             scope_name = school.name
-            in_scope.append(Student.school_id == school_id)
+            in_scope.append(col(Student.school_id) == school_id)
         year = latest_year(session, lea_id)
+        per_student: Select[Any, Any]
         if year is None:
-            per_student = select(Student.id.label("sid"), literal(1).label("ssrs")).where(*in_scope)
+            per_student = select(col(Student.id).label("sid"), literal(1).label("ssrs")).where(
+                *in_scope
+            )
         else:
-            programs = func.count(func.distinct(ScoreReport.program))
+            programs = func.count(func.distinct(col(ScoreReport.program)))
             per_student = (
                 select(
-                    Student.id.label("sid"),
+                    col(Student.id).label("sid"),
                     case((programs == 0, 1), else_=programs).label("ssrs"),
                 )
                 .outerjoin(
                     ScoreReport,
-                    and_(ScoreReport.student_id == Student.id, ScoreReport.admin_year == year),
+                    and_(
+                        col(ScoreReport.student_id) == col(Student.id),
+                        col(ScoreReport.admin_year) == year,
+                    ),
                 )
                 .where(*in_scope)
-                .group_by(Student.id)
+                .group_by(col(Student.id))
             )
         students = per_student.subquery("students")
         per_family = (
             select(
-                StudentGuardian.guardian_id.label("gid"),
+                col(StudentGuardian.guardian_id).label("gid"),
                 func.sum(students.c.ssrs).label("ssrs"),
             )
-            .join(students, students.c.sid == StudentGuardian.student_id)
-            .group_by(StudentGuardian.guardian_id)
+            .join(students, students.c.sid == col(StudentGuardian.student_id))
+            .group_by(col(StudentGuardian.guardian_id))
             .subquery("families")
         )
         flags = (
             select(
-                case((Guardian.uses_portal, 1), else_=0).label("portal"),
+                case((col(Guardian.uses_portal), 1), else_=0).label("portal"),
                 case((HAS_EMAIL, 1), else_=0).label("email"),
                 case((HAS_ADDRESS, 1), else_=0).label("address"),
                 per_family.c.ssrs,
             )
-            .join(per_family, per_family.c.gid == Guardian.id)
+            .join(per_family, per_family.c.gid == col(Guardian.id))
             .subquery("flags")
         )
         groups = session.execute(
@@ -97,7 +105,7 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
                 flags.c.portal, flags.c.email, flags.c.address, func.count(), func.sum(flags.c.ssrs)
             ).group_by(flags.c.portal, flags.c.email, flags.c.address)
         ).all()
-        linked = exists().where(StudentGuardian.student_id == students.c.sid)
+        linked = exists().where(col(StudentGuardian.student_id) == students.c.sid)
         total, unlinked, unlinked_ssrs = session.execute(
             select(
                 func.count(),
@@ -122,6 +130,8 @@ def schools(engine: Engine, lea_id: int) -> list[tuple[int, str]]:
     """The LEA's schools as (id, name), by name, for choosing the advisor's scope."""
     with Session(engine) as session:
         rows = session.execute(
-            select(School.id, School.name).where(School.lea_id == lea_id).order_by(School.name)
+            select(col(School.id), col(School.name))
+            .where(col(School.lea_id) == lea_id)
+            .order_by(col(School.name))
         ).all()
     return [(int(i), str(n)) for i, n in rows]

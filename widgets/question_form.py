@@ -1,5 +1,8 @@
 """Question widgets for short keyboard-first forms: a one-line yes/no answered with y or n.
 
+The pressed answer shows as a dot and the highlighted one is underlined, so both read under
+NO_COLOR.
+
 Answering by letter moves on to the next question, so a form of yes/no questions is a few
 keystrokes; arrows and space still work as in any RadioSet.
 """
@@ -8,6 +11,14 @@ from __future__ import annotations
 
 from textual.binding import Binding
 from textual.widgets import RadioButton, RadioSet
+
+
+class _Choice(RadioButton):
+    """A radio button whose dot shows only when pressed, so the answer reads without colour."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "●" if self.value else " "
 
 
 class YesNo(RadioSet):
@@ -21,12 +32,13 @@ class YesNo(RadioSet):
     DEFAULT_CSS = """
     YesNo { layout: horizontal; height: 1; width: auto; }
     YesNo > RadioButton { width: auto; margin-right: 2; }
+    YesNo:focus > RadioButton.-selected > .toggle--label { text-style: bold underline; }
     """
 
     def __init__(self, value: bool | None = None, *, id: str | None = None) -> None:
         super().__init__(
-            RadioButton("Yes", value=value is True),
-            RadioButton("No", value=value is False),
+            _Choice("Yes", value=value is True),
+            _Choice("No", value=value is False),
             id=id,
             compact=True,
         )
