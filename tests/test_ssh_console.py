@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -195,3 +196,18 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_openssh_mode_per_key_command_picks_the_operator(console: Console) -> None:
+    """What sshd runs for a key with command="env SSR_OPERATOR=helpdesk ssr-console open"."""
+    ssr_console = Path(sys.executable).with_name("ssr-console")
+    url = str(console.engine.url)
+    forced = (
+        f"env SSR_OPERATOR=helpdesk TEXTUAL_ANIMATIONS=none {ssr_console} --database-url {url} open"
+    )
+    term = Terminal()
+    await term.start(["/bin/sh", "-c", forced], TERM="xterm-256color")
+    await term.expect(r"Help desk")
+    await term.expect(r"Students\s+12")
+    term.press("q")
+    assert await term.wait() == 0
