@@ -25,6 +25,7 @@ class SSRConsoleApp(App[None]):
     COMMANDS = App.COMMANDS | {DestinationCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
+        Binding("f1", "help", "Help (also while typing)", show=False, priority=True),
         Binding("escape", "back", "Back"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+p", "command_palette", "Command palette: find a screen", show=False),
