@@ -20,6 +20,7 @@ from screens.audit_log import AuditLogScreen
 from screens.credential import CredentialScreen
 from screens.dashboard import DashboardScreen
 from screens.import_reports import ImportReportsScreen
+from screens.notices import NoticesScreen
 from screens.placeholder import placeholder
 from screens.students import StudentsScreen
 from services.context import ConsoleContext
@@ -51,13 +52,7 @@ DESTINATIONS: list[Destination] = [
         P.RUN_BATCHES,
         7,
     ),  # fmt: skip
-    Destination(
-        "n",
-        "Notices",
-        placeholder("Notices", "issue 4", "credential-expiry and SSR-deadline reminders"),
-        P.VIEW_CREDENTIAL_STATUS,
-        4,
-    ),  # fmt: skip
+    Destination("n", "Notices", NoticesScreen, P.VIEW_CREDENTIAL_STATUS, None),
     Destination(
         "h",
         "Help desk",

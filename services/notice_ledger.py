@@ -123,32 +123,31 @@ def inbox(engine: Engine, recipient: str, limit: int = 200) -> list[Notice]:
     query = (
         select(Notice)
         .where(Notice.recipient == recipient)
-        .where(Notice.state.in_([NoticeState.SENT, NoticeState.SENDING, NoticeState.FAILED]))  # type: ignore[attr-defined]
-        .order_by(Notice.due_on.desc(), Notice.id.desc())  # type: ignore[attr-defined, union-attr]
+        .where(col(Notice.state).in_([NoticeState.SENT, NoticeState.SENDING, NoticeState.FAILED]))
+        .order_by(col(Notice.due_on).desc(), col(Notice.id).desc())
         .limit(limit)
     )
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(query).all())
 
 
-def upcoming(
-    engine: Engine, today: date, lea_id: int | None = None, limit: int = 200
-) -> list[Notice]:
-    """Planned notices not yet due, soonest first (``lea_id`` None: every LEA)."""
-    query = select(Notice).where(Notice.state == NoticeState.PLANNED).where(Notice.due_on > today)
+def upcoming(engine: Engine, lea_id: int | None = None, limit: int = 200) -> list[Notice]:
+    """Planned notices, soonest first (``lea_id`` None: every LEA); a past due day means the
+    scheduler has not run since."""
+    query = select(Notice).where(col(Notice.state) == NoticeState.PLANNED)
     if lea_id is not None:
         query = query.where(Notice.lea_id == lea_id)
-    query = query.order_by(Notice.due_on, Notice.id).limit(limit)  # type: ignore[arg-type]
+    query = query.order_by(col(Notice.due_on), col(Notice.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(query).all())
 
 
 def failures(engine: Engine, lea_id: int | None = None, limit: int = 200) -> list[Notice]:
     """Notices whose email has failed at least once and is still being retried."""
-    query = select(Notice).where(Notice.state == NoticeState.FAILED)
+    query = select(Notice).where(col(Notice.state) == NoticeState.FAILED)
     if lea_id is not None:
         query = query.where(Notice.lea_id == lea_id)
-    query = query.order_by(Notice.next_attempt_at, Notice.id).limit(limit)  # type: ignore[arg-type]
+    query = query.order_by(col(Notice.next_attempt_at), col(Notice.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(query).all())
 
@@ -174,7 +173,8 @@ def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    statement = insert(Notice.__table__).on_conflict_do_nothing(
+    table = Notice.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing(
         index_elements=["kind", "subject", "offset", "recipient"]
     )
     written = 0
@@ -207,9 +207,9 @@ def open_keys(session: Session) -> list[tuple[int, NoticeKind, str, str]]:
 def due(session: Session, today: date, now: datetime) -> list[Notice]:
     """Notices to act on now: planned and due, failed and past their backoff, or left ``sending``."""
     query = select(Notice).where(
-        ((Notice.state == NoticeState.PLANNED) & (col(Notice.due_on) <= today))
-        | ((Notice.state == NoticeState.FAILED) & (col(Notice.next_attempt_at) <= now))
-        | (Notice.state == NoticeState.SENDING)
+        ((col(Notice.state) == NoticeState.PLANNED) & (col(Notice.due_on) <= today))
+        | ((col(Notice.state) == NoticeState.FAILED) & (col(Notice.next_attempt_at) <= now))
+        | (col(Notice.state) == NoticeState.SENDING)
     )
     return list(session.exec(query.order_by(col(Notice.id))).all())
 
@@ -263,7 +263,7 @@ def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
     with session_scope(engine) as session:
         session.execute(
             update(Notice)
-            .where(col(Notice.id) == notice.id, Notice.state == NoticeState.SENDING)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
             .values(state=NoticeState.SENT, sent_at=now, last_error=None, next_attempt_at=None)
         )
         audit.record(
@@ -289,7 +289,7 @@ def mark_failed(engine: Engine, notice: Notice, now: datetime, error: str) -> da
     with session_scope(engine) as session:
         session.execute(
             update(Notice)
-            .where(col(Notice.id) == notice.id, Notice.state == NoticeState.SENDING)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
             .values(state=NoticeState.FAILED, last_error=error[:300], next_attempt_at=retry_at)
         )
         audit.record(

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services import credentials, notice_ledger
-from services.db import is_sqlite, session_scope
+from services.db import session_scope
 from services.models import LEA, Operator, Program, Role, ScoreReport, Student
 from services.notice_ledger import Notice, NoticeKind
 from services.working_days import WorkingCalendar
@@ -264,7 +264,7 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
     tz = ZoneInfo(policy.timezone)
     earliest = policy.calendar.earliest_open_receipt(today) - timedelta(days=1)
     since = datetime.combine(earliest, datetime.min.time(), tz).astimezone(UTC)
-    if is_sqlite(session.get_bind()):
+    if session.get_bind().dialect.name == "sqlite":
         hour = func.strftime("%Y-%m-%d %H", ScoreReport.received_at)
     else:
         hour = func.to_char(func.timezone("UTC", ScoreReport.received_at), "YYYY-MM-DD HH24")
@@ -272,7 +272,7 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
         select(Student.lea_id, ScoreReport.program, hour, func.count())
         .join(Student, col(Student.id) == ScoreReport.student_id)
         .where(col(ScoreReport.received_at) >= since, undelivered_clause())
-        .group_by(Student.lea_id, ScoreReport.program, hour)
+        .group_by(col(Student.lea_id), col(ScoreReport.program), hour)
     ).all()
     counts: dict[tuple[int, Program, date], int] = defaultdict(int)
     for lea_id, program, bucket, n in rows:
