@@ -36,6 +36,8 @@ from services.models import Operator
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 2222
 DEFAULT_IDLE_MINUTES = 30.0
+SESSIONS_PER_CONNECTION = 4  # one person, a few windows; not a way to start processes at will
+KEYS_RECORDED = 10  # fingerprints kept for the audit of a refused connection
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 AUTHORIZED_KEYS_NAME = "ssh_authorized_keys"
 # What the client may pass into the console's environment (OpenSSH SendEnv/SetEnv, PuTTY's
@@ -201,6 +203,7 @@ class ConnectionHandler(asyncssh.SSHServer):
         self._last_valid: Operator | None = None
         self.operator: Operator | None = None
         self.fingerprint = ""
+        self.sessions: set[ConsoleSession] = set()
         self.started = time.monotonic()
 
     @property
@@ -250,7 +253,7 @@ class ConnectionHandler(asyncssh.SSHServer):
         found = self._candidates.get(blob)
         if found is None:
             fingerprint = ssh_keys.fingerprint(blob)
-            if fingerprint not in self.offered:
+            if fingerprint not in self.offered and len(self.offered) < KEYS_RECORDED:
                 self.offered.append(fingerprint)
             name = self.keys.operator_for(blob)
             if name is None:
@@ -272,9 +275,14 @@ class ConnectionHandler(asyncssh.SSHServer):
             self.actor, "ssh.login", self.peer, key=self.fingerprint, login_name=self.login_name
         )
 
-    def session_requested(self) -> ConsoleSession:
+    def session_requested(self) -> ConsoleSession | bool:
         assert self.operator is not None
-        return ConsoleSession(self.server, self)
+        if len(self.sessions) >= SESSIONS_PER_CONNECTION:
+            self.refuse(f"more than {SESSIONS_PER_CONNECTION} sessions on one connection")
+            return False
+        session = ConsoleSession(self.server, self)
+        self.sessions.add(session)
+        return session
 
     def connection_requested(self, dest_host: str, dest_port: int, *_: Any) -> bool:
         self.refuse("local port forwarding", f"{dest_host}:{dest_port}")
@@ -405,6 +413,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True  # keep the channel open: a terminal session ends when the console does
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.connection.sessions.discard(self)
         self.client_gone = True
         if self.process is not None:
             self.process.pause_output()  # nobody to show it to; the pty buffers until the end

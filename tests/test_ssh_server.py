@@ -11,17 +11,24 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncssh
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from console.ssh_launcher import ExecLauncher
-from console.ssh_server import ConsoleServer, SSHOptions, load_host_key
+from console.ssh_server import (
+    SESSIONS_PER_CONNECTION,
+    ConsoleServer,
+    SSHOptions,
+    load_host_key,
+)
 from services.errors import InvalidInput
 from services.models import LEA, AuditEvent, Operator, Role
 from tests.ssh_harness import Terminal, known_hosts, make_key, run_ssh, ssh_argv
@@ -312,8 +319,6 @@ async def test_server_refuses_to_start_without_a_valid_key_list(
 
 
 def _fingerprint(private_key: Path) -> str:
-    import subprocess
-
     out = subprocess.run(
         ["ssh-keygen", "-l", "-E", "sha256", "-f", str(private_key.with_suffix(".pub"))],
         capture_output=True,
@@ -360,3 +365,25 @@ async def test_serve_ssh_command_starts_keeps_its_host_key_and_stops(
     assert f"host key {load_host_key(host_key).get_fingerprint()}" in banner
     assert "127.0.0.1:" in banner and "1 authorized keys" in banner
     assert host_key.stat().st_mode & 0o777 == 0o600
+
+
+async def test_one_connection_may_open_only_a_few_sessions(lab: Lab) -> None:
+    async with asyncssh.connect(
+        "127.0.0.1",
+        lab.server.port,
+        username="console",
+        client_keys=[str(lab.keys["caaspp"])],
+        known_hosts=str(lab.hosts),
+        agent_path=None,
+        config=None,
+    ) as conn:
+        opened = [
+            await conn.create_session(asyncssh.SSHClientSession, term_type="xterm")
+            for _ in range(SESSIONS_PER_CONNECTION)
+        ]
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.create_session(asyncssh.SSHClientSession, term_type="xterm")
+        for channel, _session in opened:
+            channel.close()
+    refused = await lab.flushed_audit("ssh.request_refused")
+    assert "sessions on one connection" in json.loads(refused[0].detail)["request"]
