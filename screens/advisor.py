@@ -30,6 +30,7 @@ from services.advisor import (
     Recommendation,
     RosterFacts,
     compare,
+    counted,
     money,
     parse_share,
     percent,
@@ -178,7 +179,8 @@ class AdvisorScreen(ConsoleScreen):
         else:
             share = facts.portal_share
             text = (
-                f"{facts.scope}: {facts.portal_families} of {facts.families} families marked as "
+                f"{facts.scope}: {facts.portal_families} of "
+                f"{counted(facts.families, 'family', 'families')} marked as "
                 f"portal users ({percent(share or 0, self.locale)}), {facts.email_families} "
                 f"with email, {facts.address_families} with a mailing address; "
                 f"{facts.students} students, {facts.ssrs} SSRs"
@@ -252,19 +254,21 @@ class AdvisorScreen(ConsoleScreen):
         assert facts is not None
         lines = [
             f"{rec.label}: {APPROACH_WORDS[rec.approach.value]}.",
-            f"Estimated cost {money(rec.allocation.cost, self.locale)} for {facts.ssrs} SSRs "
-            f"to {facts.families} families.",
+            f"Estimated cost {money(rec.allocation.cost, self.locale)} for "
+            f"{counted(facts.ssrs, 'SSR', 'SSRs')} to {counted(facts.families, 'family', 'families')}.",
         ]
         for channel in rec.allocation.channels:
             lines.append("")
             lines.append(
-                f"{channel.option.value} {channel.option.caption}: {channel.families} families, "
-                f"{channel.ssrs} SSRs, {money(channel.cost, self.locale)}"
+                f"{channel.option.value} {channel.option.caption}: "
+                f"{counted(channel.families, 'family', 'families')}, "
+                f"{counted(channel.ssrs, 'SSR', 'SSRs')}, {money(channel.cost, self.locale)}"
             )
             lines.append(f"  When: {timing(channel.option, today, self.locale)}")
             lines += [f"  + {reason.text}" for reason in channel.reasons]
         if rec.allocation.unreached_families:
-            lines.append(f"\nNot reached: {rec.allocation.unreached_families} families")
+            unreached = rec.allocation.unreached_families
+            lines.append(f"\nNot reached: {counted(unreached, 'family', 'families')}")
         if rec.notes:
             lines.append("")
             lines += [f"Note: {note.text}" for note in rec.notes]

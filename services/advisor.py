@@ -560,6 +560,11 @@ def timing(option: Option, today: date, locale: str = "en", *, short: bool = Fal
     return f"From {format_date(august, format='medium' if short else 'long', locale=locale)}"
 
 
+def counted(number: int, one: str, many: str) -> str:
+    """ "1 family", "2 families": a count with its noun in the right number."""
+    return f"{number:,} {one if number == 1 else many}"
+
+
 def money(amount: Decimal, locale: str = "en") -> str:
     return format_currency(amount, "USD", locale=locale)
 

@@ -28,13 +28,14 @@ from services.advisor import (
     RosterFacts,
     allocate,
     channel_for,
+    counted,
     money,
     plan_label,
     recommend,
 )
 from services.db import session_scope
 from services.errors import InvalidInput, NotFound
-from services.models import LEA, Guardian, Operator, School
+from services.models import LEA, Guardian, Operator, School, Student, StudentGuardian
 from services.permissions import Permission, require, school_scope
 from services.plan_tables import DistributionPlan
 from services.roster_facts import HAS_EMAIL, has_text
@@ -266,6 +267,24 @@ def guardian_channel(
     return plan.channel_for(guardian) if plan else None
 
 
+def student_channel(engine: Engine, student_id: int) -> Option | None:
+    """The one channel of a student's SSRs: that of their family (primary) guardian under the plan
+    in force for their school; None when no plan reaches them or they have no guardian."""
+    with Session(engine) as session:
+        student = session.get(Student, student_id)
+        if student is None:
+            raise NotFound(f"No student with id {student_id}")
+        guardian = session.exec(
+            select(Guardian)
+            .join(StudentGuardian, col(StudentGuardian.guardian_id) == col(Guardian.id))
+            .where(col(StudentGuardian.student_id) == student_id)
+            .order_by(col(StudentGuardian.is_primary).desc(), col(Guardian.id))
+            .limit(1)
+        ).first()
+    in_force = current(engine, student.lea_id, student.school_id)
+    return in_force.channel_for(guardian) if in_force and guardian else None
+
+
 def channel_filter(plan: SavedPlan, option: Option) -> ColumnElement[bool]:
     """A WHERE clause on Guardian selecting the families ``plan`` puts on ``option``.
 
@@ -295,7 +314,10 @@ def summary_text(plan: SavedPlan | None, locale: str = "en") -> str:
     if plan is None:
         return "No plan saved yet. Press a to open the advisor."
     lines = [plan.label + (" (overruled)" if plan.overruled else "")]
-    lines += [f"{f.option.value} {f.option.caption}: {f.families} families" for f in plan.figures]
+    lines += [
+        f"{f.option.value} {f.option.caption}: {counted(f.families, 'family', 'families')}"
+        for f in plan.figures
+    ]
     lines.append(f"Estimate {money(plan.cost, locale)}")
     lines.append(f"By {plan.decided_by}, {decided_when(plan.decided_at, locale)}")
     if plan.reason:

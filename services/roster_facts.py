@@ -1,9 +1,12 @@
 """The roster facts the advisor needs, for one LEA or one school, computed by SQL aggregates.
 
-Families are guardians linked to a student in scope. Each family's SSR count is the number of SSRs of
-its children: distinct programs of the latest administration imported for the LEA, or one per student
-while none are imported (then ``ssrs_estimated``). The result is at most eight groups (portal user?
-email? mailing address?) however large the roster: nothing is loaded row by row.
+A family is the guardian who receives a student's SSRs: the student's primary guardian (the lowest
+id when several are marked primary, any linked guardian when none is); siblings sharing that
+guardian are one family, and a second guardian of the same student is not counted again, so every
+SSR is counted once. A family's SSR count is the number of SSRs of its children: distinct programs
+of the latest administration imported for the LEA, or one per student while none are imported
+(then ``ssrs_estimated``). The result is at most eight groups (portal user? email? mailing
+address?) however large the roster: nothing is loaded row by row.
 """
 
 from __future__ import annotations
@@ -41,6 +44,22 @@ HAS_ADDRESS = and_(_filled(col(Guardian.address_line1)), _filled(col(Guardian.zi
 
 def has_text(value: str | None) -> bool:
     return bool(value and value.strip())
+
+
+def delivery_guardians(students: Any) -> Any:
+    """Per student of ``students`` (columns ``sid``, ``ssrs``): ``gid``, the family's guardian."""
+    link = col(StudentGuardian.guardian_id)
+    primary = func.min(case((col(StudentGuardian.is_primary), link)))
+    return (
+        select(
+            students.c.sid,
+            students.c.ssrs,
+            func.coalesce(primary, func.min(link)).label("gid"),
+        )
+        .join(students, students.c.sid == col(StudentGuardian.student_id))
+        .group_by(students.c.sid, students.c.ssrs)
+        .subquery("family_of")
+    )
 
 
 def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> RosterFacts:
@@ -81,13 +100,10 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
                 .group_by(col(Student.id))
             )
         students = per_student.subquery("students")
+        family_of = delivery_guardians(students)
         per_family = (
-            select(
-                col(StudentGuardian.guardian_id).label("gid"),
-                func.sum(students.c.ssrs).label("ssrs"),
-            )
-            .join(students, students.c.sid == col(StudentGuardian.student_id))
-            .group_by(col(StudentGuardian.guardian_id))
+            select(family_of.c.gid, func.sum(family_of.c.ssrs).label("ssrs"))
+            .group_by(family_of.c.gid)
             .subquery("families")
         )
         flags = (

@@ -5,7 +5,8 @@ LEA 1234567 "Sample Unified" with two schools. Families (guardians) and their ch
   g2 email + address: s3 (a 2025 ELPAC report only, so one estimated SSR)
   g3 address only: s4          g4 blank email, no address: s5
   g5 portal, address, no email: s6 at Birch
-  g6 email + address and g7 address only: both guardians of s9 at Birch
+  g6 email + address (not primary) and g7 address only (primary): guardians of s9 at Birch,
+  so s9's family is g7 and g6 is not counted as a family
   s8 at Birch has no guardian on the roster.
 """
 
@@ -92,7 +93,9 @@ def build(engine: Engine, *, reports: bool = True, other_lea: bool = True) -> Ro
         for student_key, guardian_key in links:
             session.add(
                 StudentGuardian(
-                    student_id=students[student_key].id, guardian_id=guardians[guardian_key].id
+                    student_id=students[student_key].id,
+                    guardian_id=guardians[guardian_key].id,
+                    is_primary=guardian_key != "g6",
                 )
             )
         if reports:

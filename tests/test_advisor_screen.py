@@ -38,8 +38,8 @@ async def test_answer_read_save_and_see_it_on_the_dashboard(engine, settings) ->
         await _settle(app, pilot)
         assert isinstance(app.screen, AdvisorScreen)
         assert "No plan saved yet" in _text(app, "#history")
-        # The roster knows portal users, so questions 1, 2 and the share (2 of 7) are pre-filled.
-        assert app.screen.query_one("#share").value == "28.6"
+        # The roster knows portal users, so questions 1, 2 and the share (2 of 6) are pre-filled.
+        assert app.screen.query_one("#share").value == "33.3"
         # Keyboard only: y/n answer and move on; the share is typed over the pre-filled value.
         await pilot.press("y", "y", "n")
         await pilot.press(*"50", "enter")
@@ -47,7 +47,7 @@ async def test_answer_read_save_and_see_it_on_the_dashboard(engine, settings) ->
         panel = _text(app, "#recommendation")
         assert "Combined: A + B + C" in panel
         assert "A Parent portal: 2 families, 5 SSRs" in panel
-        assert "B Secure electronic: 2 families, 2 SSRs" in panel
+        assert "B Secure electronic: 1 family, 1 SSR," in panel
         assert "C Print locally: 3 families, 4 SSRs, $2.46" in panel
         assert "Good option for districts with an SIS and parent portal" in panel
         await pilot.press("ctrl+s")
@@ -138,15 +138,15 @@ async def test_answer_for_one_school(engine, settings) -> None:  # type: ignore[
         await _settle(app, pilot)
         await pilot.press("shift+tab", "enter", "down", "down", "enter")  # scope: Birch Middle
         await _settle(app, pilot)
-        assert "Birch Middle: 2 of 4 families" in _text(app, "#share-hint")
-        assert app.screen.query_one("#share").value == "50"
+        assert "Birch Middle: 2 of 3 families" in _text(app, "#share-hint")
+        assert app.screen.query_one("#share").value == "66.7"
         await pilot.press("tab", "y", "y", "n", "enter", "ctrl+s")
         await _settle(app, pilot)
     birch = plan.current(engine, roster.lea_id, roster.birch_id)
     assert birch is not None and birch.school_id == roster.birch_id
+    # Birch's only family off the portal has no email: portal and print, no secure email.
     assert [(f.option, f.families) for f in birch.figures] == [
         (Option.PORTAL, 2),
-        (Option.SECURE, 1),
         (Option.PRINT, 1),
     ]
     assert plan.current(engine, roster.lea_id) is None  # the LEA itself has no plan yet

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from services import audit, db, plan
 from services.advisor import Answers, FamilyGroup, Option, RosterFacts
 from services.errors import InvalidInput, NotFound, PermissionDenied
-from services.models import AuditEvent, Guardian
+from services.models import AuditEvent, Guardian, Student
 from services.roster_facts import roster_facts
 from tests import advisor_roster
 
@@ -32,16 +32,16 @@ def test_roster_facts_count_families_and_ssrs(any_engine: Engine) -> None:
     roster = advisor_roster.build(any_engine)
     facts = roster_facts(any_engine, roster.lea_id)
     assert facts.scope == "Sample Unified"
-    assert facts.students == 9 and facts.families == 7
+    assert facts.students == 9 and facts.families == 6  # g6 is s9's second guardian
     assert facts.groups == (
         FamilyGroup(portal=True, email=True, address=True, families=1, ssrs=4),
         FamilyGroup(portal=True, email=False, address=True, families=1, ssrs=1),
-        FamilyGroup(portal=False, email=True, address=True, families=2, ssrs=2),
+        FamilyGroup(portal=False, email=True, address=True, families=1, ssrs=1),
         FamilyGroup(portal=False, email=False, address=True, families=2, ssrs=2),
         FamilyGroup(portal=False, email=False, address=False, families=1, ssrs=1),
     )
-    assert (facts.unlinked_students, facts.unlinked_ssrs, facts.ssrs) == (1, 1, 11)
-    assert facts.portal_share == pytest.approx(2 / 7)
+    assert (facts.unlinked_students, facts.unlinked_ssrs, facts.ssrs) == (1, 1, 10)
+    assert facts.portal_share == pytest.approx(2 / 6)
     assert not facts.ssrs_estimated
 
     alder = roster_facts(any_engine, roster.lea_id, roster.alder_id)
@@ -58,7 +58,7 @@ def test_roster_facts_estimate_one_ssr_per_student_before_intake(engine: Engine)
     roster = advisor_roster.build(engine, reports=False)
     facts = roster_facts(engine, roster.lea_id)
     assert facts.ssrs_estimated
-    assert facts.ssrs == 10  # 9 students, s9 counted for both of its guardians
+    assert facts.ssrs == 9  # one per student, each counted once
 
 
 def test_roster_facts_of_an_empty_lea_and_unknown_scopes(engine: Engine) -> None:
@@ -79,7 +79,7 @@ def test_save_history_and_overrule_with_audit(any_engine: Engine) -> None:
     facts = roster_facts(any_engine, roster.lea_id)
     first = plan.save(any_engine, caaspp, HALF, facts)
     assert first.channels == (A, B, C) and not first.overruled
-    assert [f.families for f in first.figures] == [2, 2, 3]
+    assert [f.families for f in first.figures] == [2, 1, 3]
     with pytest.raises(InvalidInput, match="Say why"):
         plan.save(any_engine, elpac, HALF, facts, channels=[B, D], reason="  ")
     second = plan.save(
@@ -163,6 +163,21 @@ def test_family_channels_in_python_and_sql_agree(any_engine: Engine) -> None:
             ), option
     with pytest.raises(NotFound):
         plan.guardian_channel(any_engine, 999)
+
+
+def test_each_student_is_on_exactly_one_channel(engine: Engine) -> None:
+    roster = advisor_roster.build(engine)
+    caaspp = roster.operators["caaspp"]
+    plan.save(engine, caaspp, HALF, roster_facts(engine, roster.lea_id))
+    with Session(engine) as session:
+        ids = {s.ssid[-1]: s.id for s in session.exec(select(Student)).all()}
+    channels = {f"s{n}": plan.student_channel(engine, ids[str(n)]) for n in range(1, 10)}
+    # s9's family is its primary guardian g7 (print), not g6 (email); s8 has no guardian.
+    assert channels == {
+        "s1": A, "s2": A, "s3": B, "s4": C, "s5": C, "s6": A, "s7": A, "s8": None, "s9": C,
+    }  # fmt: skip
+    with pytest.raises(NotFound):
+        plan.student_channel(engine, 999)
 
 
 def test_saving_with_no_roster_records_zero_counts(engine: Engine) -> None:
