@@ -43,6 +43,8 @@ AUTHORIZED_KEYS_NAME = "ssh_authorized_keys"
 # What the client may pass into the console's environment (OpenSSH SendEnv/SetEnv, PuTTY's
 # "Environment variables"); anything else, SSR_OPERATOR above all, is ignored.
 CLIENT_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "COLORTERM", "TZ")
+# The server's own terminal and operator say nothing about a client's session.
+SERVER_ONLY_ENV = {"TERM", "NO_COLOR", "COLORTERM", "COLUMNS", "LINES", "SSR_OPERATOR"}
 # Leave the alternate screen, show the cursor, stop mouse reports and bracketed paste: what the
 # console would have undone itself had it exited on its own (used when the server ends it).
 TERMINAL_RESET = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l"
@@ -73,7 +75,7 @@ class SSHOptions:
 
 def console_environment(client_env: Mapping[str, str], term: str) -> dict[str, str]:
     """The console's environment: the server's, the client's allowed variables, TERM, no animations."""
-    env = {k: v for k, v in os.environ.items() if k not in {*CLIENT_ENV, "TERM", "SSR_OPERATOR"}}
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ONLY_ENV}
     for key, value in client_env.items():
         if key in CLIENT_ENV or key.startswith("LC_"):
             env[key] = value
