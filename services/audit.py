@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.models import AuditEvent, AuditHead, Operator, utcnow
 
@@ -77,9 +77,9 @@ def record(
     """Append an event to the chain within the caller's transaction (committed with its change)."""
     result = session.execute(
         update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
+        .where(col(AuditHead.id) == 1)
+        .values(seq=col(AuditHead.seq) + 1)
+        .returning(col(AuditHead.seq), col(AuditHead.hash))
     ).one()  # the row is created by the first migration
     seq, prev = int(result[0]), str(result[1])
     at = utcnow()
@@ -99,7 +99,7 @@ def record(
         hash=digest,
     )
     session.add(event)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    session.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(hash=digest))
     return event
 
 
@@ -152,7 +152,10 @@ def _stream(session: Session, batch: int) -> Iterator[AuditEvent]:
     last = 0
     while True:
         rows = session.exec(
-            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+            select(AuditEvent)
+            .where(col(AuditEvent.seq) > last)
+            .order_by(col(AuditEvent.seq))
+            .limit(batch)
         ).all()
         if not rows:
             return
