@@ -72,7 +72,9 @@ class AdvisorScreen(ConsoleScreen):
     AdvisorScreen .question { height: 1; margin-top: 1; }
     AdvisorScreen .question Label { width: 1fr; }
     AdvisorScreen #share { width: 10; }
-    AdvisorScreen #share-hint, AdvisorScreen #history { color: $text-muted; }
+    AdvisorScreen #share-hint, AdvisorScreen #history, AdvisorScreen #blockers {
+        color: $text-muted;
+    }
     AdvisorScreen #recommendation { border: round $primary; padding: 0 1; margin-top: 1; }
     AdvisorScreen #options { height: auto; margin-top: 1; }
     AdvisorScreen #history { margin-top: 1; }
@@ -119,6 +121,7 @@ class AdvisorScreen(ConsoleScreen):
             yield Static("", id="share-hint")
             yield Static(Content("Counting the roster…"), id="recommendation")
             yield DataTable(id="options", show_cursor=False, zebra_stripes=True)
+            yield Static("", id="blockers")
             yield Static("", id="history")
 
     def _scopes(self) -> list[tuple[str, int]]:
@@ -132,7 +135,7 @@ class AdvisorScreen(ConsoleScreen):
         table = self.query_one("#options", DataTable)
         table.can_focus = False
         table.border_title = "The four options for these families"
-        table.add_columns("Option", "Families", "SSRs", "Cost", "Ready", "Not reached")
+        table.add_columns("Option", "Families", "SSRs", "Cost", "Ready", "Left out")
         self.query_one("#has_sis", YesNo).focus()
         if self.rates_problem:
             self.notify(self.rates_problem, title="Advisor rates", severity="warning")
@@ -244,6 +247,7 @@ class AdvisorScreen(ConsoleScreen):
             self.recommendation = None
             panel.update(Content(f"{problem}."))
             self.query_one("#options", DataTable).clear()
+            self.query_one("#blockers", Static).update("")
             return
         self.recommendation = recommend(answers, self.facts, self.rates)
         panel.update(Content(self._recommendation_text(self.recommendation)))
@@ -280,16 +284,20 @@ class AdvisorScreen(ConsoleScreen):
         table = self.query_one("#options", DataTable)
         table.clear()
         today = date.today()
-        for row in compare(answers, self.facts, self.rates):
+        rows = compare(answers, self.facts, self.rates)
+        for row in rows:
             channel = row.allocation.channels[0]
             table.add_row(
                 f"{row.option.value} {row.option.caption}",
-                f"{channel.families} of {self.facts.families}",
+                str(channel.families),
                 str(channel.ssrs),
                 money(row.allocation.cost, self.locale),
                 timing(row.option, today, self.locale, short=True),
-                row.blocker or str(row.allocation.unreached_families),
+                str(row.allocation.unreached_families),
             )
+        self.query_one("#blockers", Static).update(
+            Content("\n".join(f"{r.option.value}: {r.blocker}" for r in rows if r.blocker))
+        )
 
     def _refused(self, action: Callable[[], None]) -> bool:
         """Run a permission check; show its sentence and return True when refused."""

@@ -105,6 +105,7 @@ def test_every_answer_combination(
     rec = recommend(Answers(has_sis, sis_portal, third, share), facts)
 
     assert rec.options == expected
+    assert rec.primary is expected[0]
     assert rec.approach is approach
     assert rec.combined == (len(expected) > 1)
     reasons = expected_reasons(has_sis, sis_portal, third, share, portal)
