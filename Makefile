@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client,
-# gettext's msgfmt, fonts covering Vietnamese and Chinese for printed cover sheets.
-APT_TOOLS := qpdf poppler-utils openssh-client gettext fonts-dejavu-core fonts-noto-cjk
+# gettext's msgfmt, fonts covering Vietnamese and Chinese for printed cover sheets (reportlab embeds
+# only TrueType outlines: Noto CJK is CFF, so cover sheets use WenQuanYi Zen Hei for Chinese).
+APT_TOOLS := qpdf poppler-utils openssh-client gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint format system-tools catalogs clean
@@ -33,7 +34,8 @@ $(VENV)/.installed: pyproject.toml
 system-tools:
 	@if command -v qpdf >/dev/null && command -v pdftotext >/dev/null && command -v ssh >/dev/null \
 	   && command -v msgfmt >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
-	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then :; else \
+	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
+	   && [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then :; else \
 	  $(SUDO) apt-get update -q || true; \
 	  $(SUDO) apt-get install -y $(APT_TOOLS); fi
 
