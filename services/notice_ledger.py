@@ -11,7 +11,7 @@ or a delivery. The same rows are the console's notice inbox.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -233,30 +233,33 @@ def cancel(session: Session, ids: Sequence[int], reason: str) -> int:
 
 def claim(
     engine: Engine,
-    notice_id: int,
+    ids: Sequence[int],
     now: datetime,
     today: date,
-    message_id: str,
-    pending: int | None = None,
-) -> Notice | None:
-    """Mark the notice ``sending`` and commit, before any byte goes to the SMTP server.
+    message_id: Callable[[], str],
+    pending: Mapping[str, int],
+) -> list[Notice]:
+    """Mark notices ``sending`` and commit, before any byte of them goes to the SMTP server.
 
-    The Message-ID is fixed at the first claim and kept on every retry, so a message that did
-    leave before a crash and is sent again is recognisably the same message.
+    Claimed together in one transaction (each is still marked sent on its own). The Message-ID is
+    fixed at the first claim and kept on every retry, so a message that did leave before a crash
+    and is sent again is recognisably the same message. Notices no longer open are skipped.
     """
     with session_scope(engine) as session:
-        notice = session.get(Notice, notice_id)
-        if notice is None or notice.state not in OPEN_STATES:
-            return None
-        notice.state = NoticeState.SENDING
-        notice.claimed_at = now
-        notice.attempts += 1
-        notice.late = notice.due_on < today
-        notice.message_id = notice.message_id or message_id
-        if pending is not None:
-            notice.pending = pending
-        session.add(notice)
-    return notice
+        rows = session.exec(
+            select(Notice)
+            .where(col(Notice.id).in_(list(ids)), col(Notice.state).in_(_OPEN))
+            .order_by(col(Notice.id))
+        ).all()
+        for notice in rows:
+            notice.state = NoticeState.SENDING
+            notice.claimed_at = now
+            notice.attempts += 1
+            notice.late = notice.due_on < today
+            notice.message_id = notice.message_id or message_id()
+            notice.pending = pending.get(notice.subject, notice.pending)
+            session.add(notice)
+    return list(rows)
 
 
 def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:

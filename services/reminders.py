@@ -33,6 +33,7 @@ from services.working_days import WorkingCalendar
 
 CREDENTIAL_OFFSETS = (14, 7, 3, 1, 0)  # days before expiry (seed 001), then daily after it
 SSR_OFFSETS = (5, 1, 0)  # working days before the delivery deadline
+CLAIM_BATCH = 100  # notices claimed per transaction; each is still marked sent on its own
 PROGRAM_COORDINATOR = {Program.CAASPP: Role.LEA_CAASPP, Program.ELPAC: Role.LEA_ELPAC}
 
 
@@ -324,7 +325,7 @@ def scan(
 ) -> ScanReport:
     """Plan the notices due by ``now``, cancel moot ones and send what is due, each exactly once.
 
-    ``guard`` is called before each claim and raises if this process lost the scheduler lock;
+    ``guard`` is called before each batch claim and raises if this process lost the scheduler lock;
     ``fault`` is a test hook called at ``after-claim`` and ``after-send``.
     """
     started = time.perf_counter()
@@ -349,8 +350,9 @@ def scan(
         report.cancelled += notice_ledger.cancel(
             session, [n.id for n in superseded if n.id is not None], "superseded by a later notice"
         )
-    for notice in send:
-        _dispatch(engine, notice, now, today, sender, pending, report, guard, fault)
+    for start in range(0, len(send), CLAIM_BATCH):
+        chunk = send[start : start + CLAIM_BATCH]
+        _dispatch(engine, chunk, now, today, sender, pending, report, guard, fault)
     report.ms = int((time.perf_counter() - started) * 1000)
     return report
 
@@ -375,7 +377,7 @@ def _cancel_moot(session: Session, planned: list[PlannedNotice]) -> int:
 
 def _dispatch(
     engine: Engine,
-    notice: Notice,
+    notices: list[Notice],
     now: datetime,
     today: date,
     sender: NoticeSender,
@@ -384,37 +386,39 @@ def _dispatch(
     guard: Callable[[], None],
     fault: Callable[[str], None],
 ) -> None:
-    assert notice.id is not None
-    if notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
-        credential_id = int(notice.subject.split(":", 1)[1])
-        if not credentials.is_current(engine, credential_id):  # reset since the scan began
-            with session_scope(engine) as session:
-                report.cancelled += notice_ledger.cancel(
-                    session, [notice.id], "credential was reset or regenerated"
-                )
-            return
+    """Claim a batch (committed), then send each notice and mark it sent or failed on its own."""
+    live = {f"credential:{c.credential_id}" for c in live_credentials(engine)}
+    moot = [
+        n.id
+        for n in notices
+        if n.kind is NoticeKind.CREDENTIAL_EXPIRY and n.subject not in live and n.id is not None
+    ]
+    if moot:  # the credential was reset since the scan began
+        with session_scope(engine) as session:
+            report.cancelled += notice_ledger.cancel(
+                session, moot, "credential was reset or regenerated"
+            )
     guard()
-    claimed = notice_ledger.claim(
-        engine, notice.id, now, today, sender.message_id(), pending.get(notice.subject)
-    )
-    if claimed is None:
-        return
-    fault("after-claim")
-    if claimed.email:
-        try:
-            sender.send(claimed, _lea_name(engine, claimed.lea_id))
-        except Exception as error:  # any failure is recorded and retried
-            notice_ledger.mark_failed(engine, claimed, now, str(error))
-            report.failed += 1
-            report.errors.append(str(error))
-            return
-    fault("after-send")
-    notice_ledger.mark_sent(engine, claimed, now)
-    report.sent += 1
-    report.late += int(claimed.late)
+    wanted = [n.id for n in notices if n.id is not None and n.id not in moot]
+    claimed = notice_ledger.claim(engine, wanted, now, today, sender.message_id, pending)
+    names = _lea_names(engine, {n.lea_id for n in claimed})
+    for notice in claimed:
+        fault("after-claim")
+        if notice.email:
+            try:
+                sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
+            except Exception as error:  # any failure is recorded and retried
+                notice_ledger.mark_failed(engine, notice, now, str(error))
+                report.failed += 1
+                report.errors.append(str(error))
+                continue
+        fault("after-send")
+        notice_ledger.mark_sent(engine, notice, now)
+        report.sent += 1
+        report.late += int(notice.late)
 
 
-def _lea_name(engine: Engine, lea_id: int) -> str:
+def _lea_names(engine: Engine, lea_ids: set[int]) -> dict[int, str]:
     with Session(engine) as session:
-        lea = session.get(LEA, lea_id)
-        return lea.name if lea else f"LEA {lea_id}"
+        rows = session.exec(select(LEA.id, LEA.name).where(col(LEA.id).in_(lea_ids))).all()
+    return {int(lea_id): name for lea_id, name in rows if lea_id is not None}

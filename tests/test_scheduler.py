@@ -141,7 +141,8 @@ def test_sigkill_between_ledger_write_and_send_loses_nothing(tmp_path, smtp, fau
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
     claimed = [n for n in notices(engine) if n.state is NoticeState.SENDING]
-    assert len(claimed) == 1 and claimed[0].message_id  # written and committed before the send
+    # both notices were claimed (with their Message-IDs) and committed before the first send
+    assert len(claimed) == 2 and all(n.message_id for n in claimed)
     before = len(smtp.inbox.messages)
     assert before == (1 if fault == "after-send" else 0)
 
