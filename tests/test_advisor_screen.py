@@ -150,3 +150,25 @@ async def test_answer_for_one_school(engine, settings) -> None:  # type: ignore[
         (Option.PRINT, 1),
     ]
     assert plan.current(engine, roster.lea_id) is None  # the LEA itself has no plan yet
+
+
+async def test_configured_rates_apply_and_bad_ones_are_reported(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    roster = advisor_roster.build(engine)
+    caaspp = roster.operators["caaspp"]
+    handed_out = replace(settings, extra={"advisor": {"postage": 0, "envelope": 0}})
+    app = SSRConsoleApp(ConsoleContext(engine, handed_out, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await _settle(app, pilot)
+        await pilot.press("y", "y", "n", *"50", "enter")
+        await pilot.pause()
+        assert "C Print locally: 3 families, 4 SSRs, $0.80" in _text(app, "#recommendation")
+    broken = replace(settings, extra={"advisor": {"postage": "free"}})
+    app = SSRConsoleApp(ConsoleContext(engine, broken, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, AdvisorScreen)
+        assert any("using the default rates" in str(n.message) for n in app._notifications)
