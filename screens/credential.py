@@ -87,6 +87,7 @@ class CredentialScreen(ConsoleScreen):
         self.to_acknowledge: CredentialReset | None = None
         self.system_ids: list[int] = []
         self._focus_secret = False
+        self.replaced = False  # the live key replaced an earlier one that systems may still hold
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
@@ -114,6 +115,7 @@ class CredentialScreen(ConsoleScreen):
         self.state = credentials.status(engine, self.lea_id, warning_days=self.policy.warning_days)
         self.pending = credentials.open_request(engine, self.lea_id)
         entries = credentials.history(engine, operator, self.lea_id)
+        self.replaced = len(entries) > 1
         latest_reset = entries[0].reset if entries else None
         self.to_acknowledge = self.pending or (
             latest_reset
@@ -152,7 +154,9 @@ class CredentialScreen(ConsoleScreen):
             if item.updated and entry is not None:
                 given = f"updated {_when(entry.updated_at)} by {entry.updated_by}"
             else:
-                given = "STILL ON OLD KEY" if self.state.credential_id else "no key yet"
+                given = "STILL ON OLD KEY" if self.replaced else "not given yet"
+                if self.state.credential_id is None:
+                    given = "no key yet"
             tested = "never"
             if entry is not None and entry.tested_at is not None:
                 tested = f"{'OK' if entry.test_ok else 'FAILED'}: {entry.test_message}"
@@ -214,8 +218,8 @@ class CredentialScreen(ConsoleScreen):
     def _roles_text(self) -> str:
         if self.manager:
             return (
-                "g generate · w reset note · k acknowledge · o out-of-band · x reset · u withdraw"
-                " · e EMERGENCY · + add/- retire system · m mark updated · t test · ? all keys"
+                "g generate · w reset note · k ack · o out-of-band · x reset · u withdraw · "
+                "e EMERGENCY · +/- system · m updated · t test · ? explains"
             )
         return "You can see status, notes and the checklist; only the LEA coordinators change it."
 

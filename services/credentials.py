@@ -246,6 +246,7 @@ def generate(
     require(operator, Permission.MANAGE_CREDENTIAL, lea_id=lea_id)
     policy = policy or CredentialPolicy()
     now = now or utcnow()
+    key = _new_key(policy)
     with _writing(engine) as session:
         lea = _lea(session, lea_id)
         live = _live(session, lea_id, lock=True)
@@ -255,8 +256,16 @@ def generate(
                 f"{live.fingerprint}, expires {live.expires_at:%Y-%m-%d}); replacing it needs a "
                 "coordinated reset"
             )
-        issued = _issue(session, operator, lea, live, policy, now, action="credential.generate")
+        issued = _issue(
+            session, operator, lea, live, policy, now, key, action="credential.generate"
+        )
     return issued
+
+
+def _new_key(policy: CredentialPolicy) -> tuple[str, str]:
+    """A secret and its argon2id hash, made before the transaction so no lock waits on argon2."""
+    secret = new_secret(policy.secret_length)
+    return secret, _HASHER.hash(secret)
 
 
 def _issue(
@@ -266,6 +275,7 @@ def _issue(
     previous: Credential | None,
     policy: CredentialPolicy,
     now: datetime,
+    key: tuple[str, str],
     *,
     action: str,
     emergency: bool = False,
@@ -278,8 +288,7 @@ def _issue(
         previous.revoked_by = operator.username
         session.add(previous)
         session.flush()  # the revocation must land before the new live row (unique index)
-    secret = new_secret(policy.secret_length)
-    secret_hash = _HASHER.hash(secret)
+    secret, secret_hash = key
     credential = Credential(
         lea_id=lea.id,
         username=f"ssr-{lea.cds_code}-{''.join(secrets.choice(_USERNAME_ALPHABET) for _ in range(4))}",
@@ -483,6 +492,7 @@ def reset(
     """Replace the live credential once the request is acknowledged or confirmed out of band."""
     policy = policy or CredentialPolicy()
     now = now or utcnow()
+    key = _new_key(policy)
     with _writing(engine) as session:
         request = _request(session, reset_id)
         require(operator, Permission.MANAGE_CREDENTIAL, lea_id=request.lea_id)
@@ -508,6 +518,7 @@ def reset(
             live,
             policy,
             now,
+            key,
             action="credential.reset",
             detail={
                 "reset": reset_id,
@@ -535,6 +546,7 @@ def emergency_reset(
     reason = _text(reason, "the reason for the emergency reset", MIN_REASON_LENGTH, 1000)
     policy = policy or CredentialPolicy()
     now = now or utcnow()
+    key = _new_key(policy)
     with _writing(engine) as session:
         lea = _lea(session, lea_id)
         live = _live(session, lea_id, lock=True)
@@ -561,6 +573,7 @@ def emergency_reset(
             live,
             policy,
             now,
+            key,
             action="credential.reset.EMERGENCY",
             emergency=True,
             detail={"reset": request.id, "emergency_reason": reason},

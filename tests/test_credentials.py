@@ -315,3 +315,25 @@ def test_credential_tables_work_on_postgresql(pg_url):
         ]
     finally:
         engine.dispose()
+
+
+def test_banner_from_fourteen_days_before_expiry_and_the_dashboard_panel(engine, world):
+    from services import dashboard
+
+    assert credentials.banner(engine, world.lea_id) is None
+    assert "Not generated" in credentials.dashboard_text(engine, world["helpdesk"])
+    issued = credentials.generate(engine, world["caaspp"], world.lea_id, now=NOW)
+    expiry = issued.expires_at
+    assert credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=15)) is None
+    level, text = credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=14))
+    assert level == "warning" and "14 days left" in text
+    level, text = credentials.banner(engine, world.lea_id, now=expiry + timedelta(seconds=1))
+    assert level == "error" and "EXPIRED" in text
+    panel = credentials.dashboard_text(engine, world["site"], now=NOW + timedelta(days=300))
+    assert panel.splitlines()[:2] == ["ACTIVE · 65 days left", "Expires 2027-03-01"]
+    credentials.emergency_reset(
+        engine, world["elpac"], world.lea_id, reason="Laptop with key stolen"
+    )
+    [banner] = dashboard.banners(engine, world["helpdesk"])
+    assert banner.level == "error" and "EMERGENCY" in banner.text
+    assert "NOT acknowledged" in credentials.dashboard_text(engine, world["tech"])

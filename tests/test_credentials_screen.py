@@ -42,16 +42,19 @@ async def _open(pilot) -> CredentialScreen:
     return screen
 
 
-async def _type(pilot, text: str) -> None:
-    await pilot.press(*text)
+async def _fill(pilot, *values: str, typed: bool = False) -> FormDialog:
+    """Enter each value into the dialog's fields in turn (enter moves on, then submits).
 
-
-async def _fill(pilot, *values: str) -> FormDialog:
-    """Type each value into the dialog's fields in turn (enter moves on, then submits)."""
+    Values are inserted at the focused input's cursor, as a paste would; ``typed`` presses every
+    key instead (slower, so only one test does it).
+    """
     dialog = pilot.app.screen
     assert isinstance(dialog, FormDialog)
     for value in values:
-        await _type(pilot, value)
+        if typed:
+            await pilot.press(*value)
+        else:
+            pilot.app.focused.insert_text_at_cursor(value)
         await pilot.press("enter")
     if not values:
         await pilot.press("enter")
@@ -124,10 +127,10 @@ async def test_forget_drops_the_secret_at_once(engine, settings, world):
         assert secret not in _screen_text(app)
 
 
-async def _write_note(pilot) -> None:
+async def _write_note(pilot, typed: bool = False) -> None:
     await pilot.press("w")
     await pilot.pause()
-    await _fill(pilot, "Vendor moved hosting", "Friday 18:00", "Jo Park PowerPortal")
+    await _fill(pilot, "Vendor moved hosting", "Friday 18:00", "Jo Park PowerPortal", typed=typed)
 
 
 async def test_reset_refused_without_coordination(engine, settings, world):
@@ -135,7 +138,7 @@ async def test_reset_refused_without_coordination(engine, settings, world):
     app = _app(engine, settings, world, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot)
-        await _write_note(pilot)
+        await _write_note(pilot, typed=True)
         assert "Waiting for the LEA ELPAC coordinator" in str(screen.query_one("#request").render())
         await pilot.press("x")
         await pilot.pause()
