@@ -361,7 +361,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             return
         operator = self.connection.operator
         assert operator is not None
-        self.process = PtyProcess(self._to_client, self._process_exited)
+        self.process = PtyProcess(self._to_client, self._process_exited, self.chan.resume_reading)
         env = console_environment(self.chan.get_environment(), self.term)
         try:
             await self.process.start(
@@ -381,7 +381,9 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             rows=self.size[1],
             pid=self.process.pid,
         )
-        if self.server.options.idle_timeout > 0:
+        if self.client_gone:  # they left while the console was starting
+            await self.end("client left")
+        elif self.server.options.idle_timeout > 0:
             self._idle_task = asyncio.get_running_loop().create_task(self._watch_idle())
 
     def _to_client(self, data: bytes) -> None:
@@ -395,8 +397,9 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         self.last_input = time.monotonic()
-        if self.process is not None:
-            self.process.write(data)
+        if self.process is not None and not self.process.write(data):
+            assert self.chan is not None
+            self.chan.pause_reading()  # a huge paste: let SSH flow control hold the rest
 
     def terminal_size_changed(self, width: int, height: int, *_: int) -> None:
         self.size = (width or self.size[0], height or self.size[1])

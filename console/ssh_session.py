@@ -4,8 +4,8 @@ Textual's driver owns the whole process (stdin, signals, terminal modes), so eve
 the console as a child process whose stdin/stdout/stderr are the slave side of a fresh pty and whose
 controlling terminal that pty is: resizes set the window size on the pty and the kernel sends the
 child SIGWINCH. The child leads its own session and process group, so ending it (SIGHUP, then
-SIGKILL) reaches only that group; a batch worker the console starts in a session of its own keeps
-running when the SSH connection drops.
+SIGKILL) reaches only that group. Delivery batches run in worker processes of their own
+(``ssr-console worker``), never in a session's group, so a dropped connection cannot stop one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from console.ssh_launcher import Spawned
 
 READ_CHUNK = 65536
+INPUT_BACKLOG = 1 << 20  # bytes of keystrokes/paste held for a busy console before the client waits
 HANGUP_GRACE_SECONDS = 2.0
 
 
@@ -32,20 +33,24 @@ def set_window_size(fd: int, columns: int, rows: int) -> None:
 
 
 class PtyProcess:
-    """A child process attached to a pty, pumping bytes through two callbacks.
+    """A child process attached to a pty, pumping bytes through callbacks.
 
     ``on_output(data)`` receives what the process writes to its terminal; ``on_exit(code)`` is
     called once, after the last output, when the process has ended. ``pause_output`` and
-    ``resume_output`` let a slow client apply back-pressure.
+    ``resume_output`` let a slow client apply back-pressure; in the other direction ``write``
+    returns False once a large backlog of input waits, and ``on_input_drained`` says when the
+    backlog is gone.
     """
 
     def __init__(
         self,
         on_output: Callable[[bytes], None],
         on_exit: Callable[[int], None],
+        on_input_drained: Callable[[], None] = lambda: None,
     ) -> None:
         self._on_output = on_output
         self._on_exit = on_exit
+        self._on_input_drained = on_input_drained
         self._loop = asyncio.get_running_loop()
         self._master = -1
         self._process: Spawned | None = None
@@ -79,12 +84,17 @@ class PtyProcess:
         self.resume_output()
         self._loop.create_task(self._wait())
 
-    def write(self, data: bytes) -> None:
-        """Keystrokes from the client; queued when the pty's input buffer is full."""
+    def write(self, data: bytes) -> bool:
+        """Keystrokes from the client, queued when the pty's input buffer is full.
+
+        Returns False when the backlog is so large that the caller should stop reading input
+        until ``on_input_drained``.
+        """
         if self._master < 0:
-            return
+            return True
         self._pending += data
         self._flush()
+        return len(self._pending) < INPUT_BACKLOG
 
     def resize(self, columns: int, rows: int) -> None:
         if self._master >= 0 and columns > 0 and rows > 0:
@@ -145,6 +155,8 @@ class PtyProcess:
         self._loop.remove_writer(self._master)
         if self._pending:
             self._loop.add_writer(self._master, self._flush)
+        elif written:
+            self._on_input_drained()
 
     async def _wait(self) -> None:
         assert self._process is not None

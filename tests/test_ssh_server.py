@@ -387,3 +387,33 @@ async def test_one_connection_may_open_only_a_few_sessions(lab: Lab) -> None:
             channel.close()
     refused = await lab.flushed_audit("ssh.request_refused")
     assert "sessions on one connection" in json.loads(refused[0].detail)["request"]
+
+
+COUNTER = r"""
+import os, sys, time, tty
+tty.setraw(0)
+os.write(1, b"READY\r\n")
+time.sleep(1)  # busy: the paste piles up in the server until the client is held back
+total = 0
+while total < int(sys.argv[2]):
+    total += len(os.read(0, 65536))
+os.write(1, f"COUNT={total}\r\n".encode())
+"""
+
+
+async def test_a_huge_paste_arrives_whole(engine: Engine, tmp_path: Path) -> None:
+    """Input beyond the backlog holds the client back (SSH flow control) instead of piling up."""
+    size = 3 * 1024 * 1024
+    add_operators(engine)
+    lab = await open_lab(
+        engine, tmp_path, lambda op: [sys.executable, "-c", COUNTER, op, str(size)]
+    )
+    try:
+        term = Terminal()
+        await term.start(lab.argv("caaspp", "-tt"))
+        await term.expect("READY")
+        term.press(b"x" * size)
+        await term.expect(f"COUNT={size}", timeout=60)
+        assert await term.wait() == 0
+    finally:
+        await lab.server.close()
