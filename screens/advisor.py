@@ -76,7 +76,8 @@ class AdvisorScreen(ConsoleScreen):
         color: $text-muted;
     }
     AdvisorScreen #recommendation { border: round $primary; padding: 0 1; margin-top: 1; }
-    AdvisorScreen #options { height: auto; margin-top: 1; }
+    AdvisorScreen #options-title { margin-top: 1; text-style: bold; }
+    AdvisorScreen #options { height: auto; }
     AdvisorScreen #history { margin-top: 1; }
     """
 
@@ -120,6 +121,7 @@ class AdvisorScreen(ConsoleScreen):
                 )
             yield Static("", id="share-hint")
             yield Static(Content("Counting the roster…"), id="recommendation")
+            yield Static("Each option alone for these families:", id="options-title")
             yield DataTable(id="options", show_cursor=False, zebra_stripes=True)
             yield Static("", id="blockers")
             yield Static("", id="history")
@@ -134,7 +136,6 @@ class AdvisorScreen(ConsoleScreen):
         self.query_one("#recommendation").border_title = "Recommendation"
         table = self.query_one("#options", DataTable)
         table.can_focus = False
-        table.border_title = "The four options for these families"
         table.add_columns("Option", "Families", "SSRs", "Cost", "Ready", "Left out")
         self.query_one("#has_sis", YesNo).focus()
         if self.rates_problem:
@@ -144,9 +145,14 @@ class AdvisorScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="advisor-facts")
     def _load(self, school_id: int | None, fill: str) -> None:
         """Count the scope's roster; ``fill`` says which answers to pre-fill: all, share, none."""
-        facts = roster_facts.roster_facts(self.ctx.engine, self.ctx.operator.lea_id, school_id)
-        saved = plan.current_for(self.ctx.engine, self.ctx.operator, school_id)
-        history = plan.history(self.ctx.engine, self.ctx.operator, school_id, limit=5)
+        engine, operator = self.ctx.engine, self.ctx.operator
+        try:
+            facts = roster_facts.roster_facts(engine, operator.lea_id, school_id)
+            saved = plan.current_for(engine, operator, school_id)
+            history = plan.history(engine, operator, school_id, limit=5)
+        except ConsoleError as problem:
+            self.app.call_from_thread(self.notify, str(problem), severity="error")
+            return
         self.app.call_from_thread(self._loaded, facts, saved, history, fill)
 
     def _loaded(
