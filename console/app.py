@@ -11,7 +11,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands
+from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
 from screens.help import HelpScreen, describe_keys
 from services import dashboard
 from services.context import ConsoleContext
@@ -41,6 +41,10 @@ class SSRConsoleApp(App[None]):
             f"{operator.display_name} · {operator.role.label} · "
             f"{dashboard.lea_label(ctx.engine, operator)}"
         )
+
+    def on_ready(self) -> None:
+        """After the first frame, import the other screens so opening them later is instant."""
+        self.run_worker(preload, thread=True, name="preload screens")
 
     def get_default_screen(self):  # type: ignore[no-untyped-def]
         return DESTINATIONS[0].factory(self.ctx)

@@ -1,13 +1,16 @@
 """Where the console can go: one Destination per screen, bound to a key app-wide.
 
-To replace a placeholder with a real screen, point its Destination's factory at the screen class
-(any ``Callable[[ConsoleContext], Screen]``; ``screens.base.ConsoleScreen`` subclasses fit as is).
+To replace a placeholder with a real screen, point its Destination's factory at the screen:
+``lazy("screens.module:ScreenClass")`` imports the module when the screen is first opened, which
+keeps the console's cold start to the dashboard's own imports (any
+``Callable[[ConsoleContext], Screen]`` works; ``screens.base.ConsoleScreen`` subclasses fit).
 The permission here only decides whether the app opens the screen; the services behind it
 enforce data access themselves.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,12 +18,8 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from screens.advisor import AdvisorScreen
 from screens.audit_log import AuditLogScreen
-from screens.credential import CredentialScreen
 from screens.dashboard import DashboardScreen
-from screens.import_reports import ImportReportsScreen
-from screens.notices import NoticesScreen
 from screens.placeholder import placeholder
 from screens.students import StudentsScreen
 from services.context import ConsoleContext
@@ -36,41 +35,46 @@ class Destination:
     issue: int | None  # the issue that owns the screen's content; None for the shell's own
 
 
+@dataclass(frozen=True)
+class LazyScreen:
+    """A screen factory that imports its module only when the screen is first opened."""
+
+    module: str
+    name: str
+
+    def __call__(self, ctx: ConsoleContext) -> Screen[object]:
+        return getattr(importlib.import_module(self.module), self.name)(ctx)
+
+
+def lazy(target: str) -> LazyScreen:
+    """``lazy("screens.module:ScreenClass")``: a factory for DESTINATIONS."""
+    module, _, name = target.partition(":")
+    return LazyScreen(module, name)
+
+
+def preload() -> None:
+    """Import every lazily loaded screen; the app runs this in the background once it is up."""
+    for destination in DESTINATIONS:
+        if isinstance(destination.factory, LazyScreen):
+            importlib.import_module(destination.factory.module)
+
+
 P = Permission
+# One line per destination, so replacing a placeholder is a one-line edit.
+# fmt: off
 DESTINATIONS: list[Destination] = [
     Destination("d", "Dashboard", DashboardScreen, P.VIEW_DASHBOARD, None),
     Destination("s", "Students", StudentsScreen, P.VIEW_STUDENTS, None),
-    Destination("c", "Credential", CredentialScreen, P.VIEW_CREDENTIAL_STATUS, None),
-    Destination("a", "Advisor", AdvisorScreen, P.VIEW_DASHBOARD, None),
-    Destination("i", "Import", ImportReportsScreen, P.IMPORT_REPORTS, None),
-    Destination(
-        "b",
-        "Batches",
-        placeholder(
-            "Batches", "issues 7 and 8", "secure email, print, paper-order and portal batches"
-        ),
-        P.RUN_BATCHES,
-        7,
-    ),  # fmt: skip
-    Destination("n", "Notices", NoticesScreen, P.VIEW_CREDENTIAL_STATUS, None),
-    Destination(
-        "h",
-        "Help desk",
-        placeholder(
-            "Help desk", "issue 10", "look up a student or guardian, read the timeline, resend"
-        ),
-        P.RESEND,
-        10,
-    ),  # fmt: skip
-    Destination(
-        "r",
-        "Reports",
-        placeholder("Reports", "issue 10", "aggregate delivery reports"),
-        P.VIEW_REPORTS,
-        10,
-    ),  # fmt: skip
+    Destination("c", "Credential", lazy("screens.credential:CredentialScreen"), P.VIEW_CREDENTIAL_STATUS, None),
+    Destination("a", "Advisor", lazy("screens.advisor:AdvisorScreen"), P.VIEW_DASHBOARD, None),
+    Destination("i", "Import", lazy("screens.import_reports:ImportReportsScreen"), P.IMPORT_REPORTS, None),
+    Destination("b", "Batches", placeholder("Batches", "issues 7 and 8", "secure email, print, paper-order and portal batches"), P.RUN_BATCHES, 7),
+    Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS, None),
+    Destination("h", "Help desk", placeholder("Help desk", "issue 10", "look up a student or guardian, read the timeline, resend"), P.RESEND, 10),
+    Destination("r", "Reports", placeholder("Reports", "issue 10", "aggregate delivery reports"), P.VIEW_REPORTS, 10),
     Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT, None),
 ]
+# fmt: on
 BY_KEY = {d.key: d for d in DESTINATIONS}
 
 

@@ -2,7 +2,8 @@
 
 Filters are prefix matches on indexed columns, written as range conditions
 (``col >= x AND col < x || U+FFFF``) so they stay index range scans on 300,000 rows, unlike
-``LIKE '%x%'``. Counts stop at ``COUNT_CAP``: a person needs "10,000+", not an exact scan.
+``LIKE '%x%'``. A filtered count stops at ``COUNT_CAP``: "1,000+ matching" is all a person
+needs while typing, and an SSID-prefix count beyond that costs a row lookup per match.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from services.models import AuditEvent, Operator, School, ScoreReport, Student
 from services.permissions import Permission, allowed, require, school_scope
 from services.roster import fold
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 _TOP = "\uffff"
 
 
@@ -55,12 +56,17 @@ def students_page(
 ) -> Page:
     """Students of the operator's LEA (a site coordinator: their school), by name or SSID prefix."""
     require(operator, Permission.VIEW_STUDENTS)
-    conditions = [Student.lea_id == operator.lea_id]
     school_id = school_scope(operator)
+    text = filter_text.strip()
+    by_ssid = text.isdigit()
+    # Steer each query to its best index: (lea_id, name_key) for the LEA in name order, the school
+    # index for one school, the SSID index for an SSID prefix. "lea_id + 0" still scopes to the
+    # LEA but keeps SQLite (which has no statistics) from picking the LEA index instead.
+    lea = Student.lea_id if school_id is None and not by_ssid else Student.lea_id + 0
+    conditions = [lea == operator.lea_id]
     if school_id is not None:
         conditions.append(Student.school_id == school_id)
-    text = filter_text.strip()
-    if text.isdigit():
+    if by_ssid:
         conditions.append(prefix(Student.ssid, text))
         order = (Student.ssid,)
     else:
@@ -69,6 +75,15 @@ def students_page(
         order = (Student.name_key, Student.id)  # type: ignore[assignment]
     scores = allowed(operator, Permission.VIEW_SCORES)
     with Session(engine) as session:
+        # Offsets skip through the index alone; only the window's rows are read in full.
+        window = (
+            select(Student.id)
+            .where(*conditions)
+            .order_by(*order)
+            .offset(max(offset, 0))
+            .limit(limit)
+            .subquery()
+        )
         found = session.execute(
             select(
                 Student.id,
@@ -80,13 +95,11 @@ def students_page(
                 Student.primary_language,
                 Student.english_learner,
             )
+            .join(window, window.c.id == Student.id)
             .join(School, School.id == Student.school_id)  # type: ignore[arg-type]
-            .where(*conditions)
             .order_by(*order)
-            .offset(max(offset, 0))
-            .limit(limit)
         ).all()
-        total, capped = _capped_count(session, select(Student.id).where(*conditions))
+        total, capped = _count(session, select(Student.id).where(*conditions), exact=not text)
         reports = _report_counts(session, [row[0] for row in found]) if scores else {}
     rows = []
     for sid, ssid, last, first, grade, school, language, learner in found:
@@ -133,7 +146,7 @@ def audit_page(
             .offset(max(offset, 0))
             .limit(limit)
         ).all()
-        total, capped = _capped_count(session, select(AuditEvent.id).where(*conditions))
+        total, capped = _count(session, select(AuditEvent.id).where(*conditions), exact=not text)
     rows = [
         (str(seq), at.strftime("%Y-%m-%d %H:%M"), name, action, target)
         for seq, at, name, action, target in found
@@ -141,8 +154,10 @@ def audit_page(
     return Page(rows, total, capped)
 
 
-def _capped_count(session: Session, query) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
-    """How many rows ``query`` yields, counting no further than COUNT_CAP."""
+def _count(session: Session, query, *, exact: bool) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+    """How many rows ``query`` yields; a filtered count stops at COUNT_CAP (and says so)."""
+    if exact:
+        return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0), False
     limited = query.limit(COUNT_CAP + 1).subquery()
     count = int(session.scalar(select(func.count()).select_from(limited)) or 0)
     return min(count, COUNT_CAP), count > COUNT_CAP

@@ -62,10 +62,15 @@ def test_ssid_filter_is_a_prefix_in_ssid_order(seeded) -> None:  # type: ignore[
     assert [row[0] for row in page.rows] == expected
 
 
-def test_counts_stop_at_the_cap(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(browse, "COUNT_CAP", 100)
-    page = browse.students_page(seeded, op(seeded, "caaspp"), 0, 10)
-    assert page.total == 100 and page.capped
+def test_filtered_counts_stop_at_the_cap_and_the_full_count_is_exact(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(browse, "COUNT_CAP", 5)
+    caaspp = op(seeded, "caaspp")
+    initial = all_students(seeded)[0].name_key[0]
+    matches = [s for s in all_students(seeded) if s.name_key.startswith(initial)]
+    assert len(matches) > 5
+    page = browse.students_page(seeded, caaspp, 0, 10, initial)
+    assert (page.total, page.capped) == (5, True) and len(page.rows) == min(10, len(matches))
+    assert browse.students_page(seeded, caaspp, 0, 10).total == len(all_students(seeded))
 
 
 def test_site_coordinator_sees_only_their_school(seeded) -> None:  # type: ignore[no-untyped-def]
