@@ -482,19 +482,20 @@ def record_accepted(
             )
 
 
-def mark_done(engine: Engine, item_id: int) -> None:
-    """The package files are gone and the password erased: nothing of this family is left."""
+def clear_packages(engine: Engine, item_ids: list[int]) -> None:
+    """The package files of these items are deleted: sent families are done, cancelled ones
+    forget their password too."""
     with session_scope(engine) as session:
-        _set_state(
-            session, item_id, [ItemState.PASSWORD_SENT], state=ItemState.DONE, package_dir=None
-        )
+        for state, values in (
+            (ItemState.PASSWORD_SENT, {"state": ItemState.DONE}),
+            (ItemState.CANCELLED, {"sealed_password": None}),
+        ):
+            session.execute(
+                update(DeliveryItem)
+                .where(DeliveryItem.id.in_(item_ids), DeliveryItem.state == state)  # type: ignore[union-attr]
+                .values(package_dir=None, updated_at=utcnow(), **values)
+            )
         _finish_batches(session)
-
-
-def clear_package(engine: Engine, item_id: int) -> None:
-    """A cancelled item's package files were deleted: forget them and the password."""
-    with session_scope(engine) as session:
-        _set_state(session, item_id, [ItemState.CANCELLED], package_dir=None, sealed_password=None)
 
 
 def record_retry(

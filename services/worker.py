@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 
 from services import batches, messages, packaging, password_vault
 from services import delivery_ledger as ledger
-from services.db import session_scope
+from services.db import is_sqlite, session_scope
 from services.delivery_ledger import (
     BatchStatus,
     Claim,
@@ -151,6 +151,9 @@ class Worker:
             log.warning(
                 "%d in-flight items marked uncertain after a crash", self.tally.recovered_uncertain
             )
+        # On SQLite, closing the last connection checkpoints the WAL; one connection held open for
+        # the run keeps each short transaction from paying for a checkpoint.
+        keepalive = self.engine.connect() if is_sqlite(self.engine) else None
         pool = self._pool()
         connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
         tasks = [asyncio.create_task(self._packager(pool))]
@@ -181,6 +184,8 @@ class Worker:
             pool.shutdown(cancel_futures=True)
             self._finish_sent()
             ledger.unregister_worker(self.engine, self.worker_id)
+            if keepalive is not None:
+                keepalive.close()
         return self.tally
 
     def _pool(self) -> Executor:
@@ -386,13 +391,11 @@ class Worker:
                 )
                 .limit(500)
             ).all()
-        for item_id, state, folder in rows:
+        for _, _, folder in rows:
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
-            if state == ItemState.PASSWORD_SENT:
-                ledger.mark_done(self.engine, item_id)
-            else:
-                ledger.clear_package(self.engine, item_id)
+        if rows:
+            ledger.clear_packages(self.engine, [item_id for item_id, _, _ in rows])
 
 
 def next_due(engine: Engine) -> datetime | None:

@@ -1,0 +1,235 @@
+"""SMTP faults against a real aiosmtpd server: refused connection, 421, 451, 550, a slow server, a
+server that never answers, and the per-minute and per-day caps on a controllable clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from services import batches, db, operators
+from services import delivery_ledger as ledger
+from services.audit import Actor
+from services.delivery_ledger import DeliveryItem, ItemState, Resolution
+from services.settings import Settings
+from services.worker import Worker, WorkerConfig
+from tests.delivery_harness import MailSink, copy_database, seeded_template, smtp_settings
+
+FAST = WorkerConfig(processes=1, poll_seconds=0.05, heartbeat_seconds=1.0, once_horizon_seconds=5)
+GRADE = 3  # a grade batch keeps these tests to a handful of families
+
+
+@pytest.fixture
+def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
+    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+    copy_database(template, tmp_path / "ssr.db")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    server = MailSink()
+    yield server
+    server.stop()
+
+
+def settings(tmp_path: Path, sink: MailSink, **smtp: object) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'ssr.db'}",
+        data_dir=tmp_path / "data",
+        extra={"smtp": smtp_settings(sink, **smtp)},
+    )
+
+
+def make_batch(engine: Engine) -> int:
+    operator = operators.resolve(engine, "caaspp")
+    return batches.create(
+        engine,
+        operator,
+        batches.Selection(source=batches.Source.GRADE, grade=GRADE),
+        name="faults",
+        password_delay=timedelta(0),
+    )
+
+
+def items(engine: Engine, batch_id: int) -> list[DeliveryItem]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(DeliveryItem)
+                .where(DeliveryItem.batch_id == batch_id)
+                .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+            ).all()
+        )
+
+
+def exactly_once(sink: MailSink, engine: Engine, batch_id: int) -> None:
+    received = sink.by_item()
+    for item in items(engine, batch_id):
+        assert item.state == ItemState.DONE, (item.id, item.state, item.error)
+        parts = received[item.id]  # type: ignore[index]
+        assert len(parts["document"]) == 1 and len(parts["password"]) == 1
+
+
+async def test_refused_connection_is_retried_until_the_relay_is_back(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    batch_id = make_batch(engine)
+    # max_attempts=1: were a refused connection counted as the family's attempt, it would fail
+    worker = Worker(engine, settings(tmp_path, sink, max_attempts=1), config=FAST)
+    run = asyncio.create_task(worker.run(once=True))
+    await asyncio.sleep(1.5)  # nothing listens on the port yet: connections are refused
+    assert not run.done()
+    assert all(i.document_sent_at is None for i in items(engine, batch_id))
+    assert any("unreachable" in (i.error or "") for i in items(engine, batch_id))
+    sink.start()
+    tally = await asyncio.wait_for(run, 60)
+    assert tally.retried > 0 and tally.failed == 0
+    exactly_once(sink, engine, batch_id)
+
+
+async def test_421_and_451_mid_batch_are_retried_without_duplicates(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    replies = {3: "421 4.3.2 Service shutting down", 4: "451 4.3.0 Try again later"}
+    replies[6] = replies[4]
+    sink.data_rules.append(lambda rcpt, n: replies.get(n))
+    sink.start()
+    batch_id = make_batch(engine)
+    tally = await Worker(engine, settings(tmp_path, sink), config=FAST).run(once=True)
+    assert tally.retried == 3 and tally.failed == 0
+    exactly_once(sink, engine, batch_id)
+
+
+async def test_550_fails_the_item_with_the_servers_words_and_retry_failed_resends(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    batch_id = make_batch(engine)
+    victims = items(engine, batch_id)
+    no_mailbox, refuses_password = victims[1].address, victims[2].address
+    sink.rcpt_rules.append(
+        lambda rcpt, n: f"550 5.1.1 <{rcpt}>: mailbox unavailable" if rcpt == no_mailbox else None
+    )
+    password_refused = True
+
+    def refuse_password(rcpt: str, n: int) -> str | None:
+        sent = sink.by_item()
+        first = victims[2].id
+        if rcpt == refuses_password and password_refused and sent.get(first, {}).get("document"):
+            return "554 5.7.1 Message rejected as spam"
+        return None
+
+    sink.data_rules.append(refuse_password)
+    sink.start()
+    config = settings(tmp_path, sink)
+    await Worker(engine, config, config=FAST).run(once=True)
+    states = {i.id: i for i in items(engine, batch_id)}
+    failed = states[victims[1].id]
+    assert failed.state == ItemState.FAILED
+    assert "550 5.1.1" in (failed.error or "") and "mailbox unavailable" in (failed.error or "")
+    spam = states[victims[2].id]
+    assert spam.state == ItemState.FAILED and "554 5.7.1" in (spam.error or "")
+    assert spam.document_sent_at is not None and spam.sealed_password is not None
+    received = sink.by_item()
+    assert victims[1].id not in received, "no password without its document"
+    assert received[victims[2].id]["password"] == []
+
+    password_refused = False
+    sink.rcpt_rules.clear()
+    operator = operators.resolve(engine, "caaspp")
+    assert ledger.retry_failed(engine, Actor.of(operator), batch_id) == 2
+    await Worker(engine, config, config=FAST).run(once=True)
+    exactly_once(sink, engine, batch_id)
+    assert len(sink.by_item()[victims[2].id]["document"]) == 1, "the document was not resent"
+
+
+async def test_slow_server_within_the_timeout_delivers_everything(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    sink.delay = 0.3
+    sink.start()
+    batch_id = make_batch(engine)
+    await Worker(engine, settings(tmp_path, sink, timeout=5.0), config=FAST).run(once=True)
+    exactly_once(sink, engine, batch_id)
+
+
+async def test_no_answer_after_data_is_uncertain_then_resolved_by_an_operator(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    sink.delay = 1.5  # longer than the client waits for the answer to DATA
+    sink.start()
+    batch_id = make_batch(engine)
+    config = settings(tmp_path, sink, timeout=0.5, connections=1)
+    tally = await Worker(engine, config, config=FAST).run(once=True)
+    assert tally.uncertain == len(items(engine, batch_id)) and tally.passwords == 0
+    sink.delay = 0
+    operator = operators.resolve(engine, "caaspp")
+    uncertain = ledger.uncertain_items(engine, batch_id)
+    assert {i.uncertain_step for i in uncertain} == {"document"}
+    assert all(i.password_sent_at is None for i in items(engine, batch_id))
+    for item in uncertain:  # the operator checked the relay log: nothing was queued
+        ledger.resolve_uncertain(engine, Actor.of(operator), item.id, Resolution.RESEND)  # type: ignore[arg-type]
+    await Worker(engine, settings(tmp_path, sink), config=FAST).run(once=True)
+    exactly_once(sink, engine, batch_id)
+
+
+class Clock:
+    """A clock the test moves by hand; the worker reads it for caps and due times."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_daily_cap_holds_across_restarts_and_resumes_the_next_day(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    sink.start()
+    batch_id = make_batch(engine)
+    families = len(items(engine, batch_id))
+    assert families >= 3
+    clock = Clock((datetime.now(UTC) + timedelta(days=1)).replace(hour=20, minute=0))
+    config = settings(tmp_path, sink, per_day=3)
+    sent_per_day = []
+    for _ in range(2 * families):
+        before = len(sink.received)
+        # a fresh worker each time: the count must come from the database, not memory
+        await Worker(engine, config, clock=clock, config=FAST).run(once=True)
+        await Worker(engine, config, clock=clock, config=FAST).run(once=True)
+        sent_per_day.append(len(sink.received) - before)
+        if all(i.state == ItemState.DONE for i in items(engine, batch_id)):
+            break
+        clock.now += timedelta(days=1)
+    assert all(n == 3 for n in sent_per_day[:-1]) and 0 < sent_per_day[-1] <= 3, sent_per_day
+    assert sum(sent_per_day) == 2 * families
+    exactly_once(sink, engine, batch_id)
+    received = sink.by_item()
+    assert all(
+        parts["document"][0].index < parts["password"][0].index for parts in received.values()
+    )
+
+
+async def test_per_minute_cap_waits_for_the_next_minute(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    sink.start()
+    batch_id = make_batch(engine)
+    clock = Clock((datetime.now(UTC) + timedelta(minutes=1)).replace(second=0))
+    config = settings(tmp_path, sink, per_minute=2)
+    await Worker(engine, config, clock=clock, config=FAST).run(once=True)
+    assert len(sink.received) == 2
+    clock.now += timedelta(minutes=1)
+    await Worker(engine, config, clock=clock, config=FAST).run(once=True)
+    assert len(sink.received) == 4
+    operator = operators.resolve(engine, "caaspp")
+    progress = batches.progress(engine, operator, batch_id, per_minute_cap=2, now=clock.now)
+    assert progress.eta is not None and progress.remaining_messages > 0
