@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pikepdf
-from sqlalchemy import func, insert, update
+from sqlalchemy import Select, and_, bindparam, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -229,6 +229,7 @@ class Importer:
         self.pattern = self.options.compiled_pattern()
         self.store = ReportStore(settings.report_store)
         self.callback = progress
+        self._versions_query = _versions_query(scope)
         self.session = Session(engine, expire_on_commit=False)
         run = ImportRun(operator=scope.actor.name, lea_id=scope.lea_id, source=source[:500])
         self.session.add(run)
@@ -391,23 +392,12 @@ class Importer:
 
     def accept(self, data: bytes, source: str, meta: ReportMeta, sha: str | None = None) -> None:
         """Store a verified report for ``meta.ssid``: new, a new version, or nothing if known."""
-        assert meta.ssid is not None
-        student = self._student(meta.ssid)
-        if student is None:
+        found = self._versions(meta)
+        if found is None:
             self.refuse(source, Reason.UNKNOWN_SSID, self._unknown_detail(), meta.ssid)
             return
+        student, versions = found
         sha = sha or sha256_of(data)
-        versions = self.session.exec(
-            select(ScoreReport.id, ScoreReport.version, ScoreReport.sha256)
-            .where(
-                ScoreReport.student_id == student,
-                ScoreReport.program == meta.program,
-                ScoreReport.admin_year == meta.admin_year,
-                ScoreReport.test == meta.test,
-                ScoreReport.language == meta.language,
-            )
-            .order_by(ScoreReport.version)  # type: ignore[arg-type]
-        ).all()
         if any(row[2] == sha for row in versions):
             self.progress.duplicates += 1
             return
@@ -426,28 +416,28 @@ class Importer:
         relative = self.store.put(data, sha)
         version = versions[-1][1] + 1 if versions else 1
         report_id = self.session.execute(
-            insert(ScoreReport)
-            .values(
-                student_id=student,
-                program=meta.program,
-                admin_year=meta.admin_year,
-                test=meta.test,
-                language=meta.language,
-                version=version,
-                file_path=relative,
-                sha256=sha,
-                size_bytes=len(data),
-                received_at=utcnow(),
-            )
-            .returning(ScoreReport.id)
+            _INSERT_REPORT,
+            {
+                "student_id": student,
+                "program": meta.program,
+                "admin_year": meta.admin_year,
+                "test": meta.test,
+                "language": meta.language,
+                "version": version,
+                "file_path": relative,
+                "sha256": sha,
+                "size_bytes": len(data),
+                "received_at": utcnow(),
+            },
         ).scalar_one()
         self.session.execute(
-            insert(ReportReceipt).values(
-                score_report_id=report_id,
-                run_id=self.progress.run_id,
-                source=source[-1000:],
-                reason=reason[:500],
-            )
+            _INSERT_RECEIPT,
+            {
+                "score_report_id": report_id,
+                "run_id": self.progress.run_id,
+                "source": source[-1000:],
+                "reason": reason[:500],
+            },
         )
         self.progress.stored += 1
         self.progress.new_versions += version > 1
@@ -456,30 +446,24 @@ class Importer:
 
     def has_report(self, meta: ReportMeta) -> bool:
         """Whether any version of this report is stored (API intake skips those: resumption)."""
-        assert meta.ssid is not None
-        student = self._student(meta.ssid)
-        return student is not None and (
-            self.session.exec(
-                select(ScoreReport.id)
-                .where(
-                    ScoreReport.student_id == student,
-                    ScoreReport.program == meta.program,
-                    ScoreReport.admin_year == meta.admin_year,
-                    ScoreReport.test == meta.test,
-                    ScoreReport.language == meta.language,
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
+        found = self._versions(meta)
+        return found is not None and bool(found[1])
 
-    def _student(self, ssid: str) -> int | None:
-        query = select(Student.id).where(Student.ssid == ssid)
-        if self.scope.lea_id is not None:
-            query = query.where(Student.lea_id == self.scope.lea_id)
-        if self.scope.school_id is not None:
-            query = query.where(Student.school_id == self.scope.school_id)
-        return self.session.exec(query).first()
+    def _versions(self, meta: ReportMeta) -> tuple[int, list[tuple[int, int, str]]] | None:
+        """The in-scope student with ``meta.ssid`` and the stored versions of this report, or None."""
+        rows = self.session.execute(
+            self._versions_query,
+            {
+                "ssid": meta.ssid,
+                "program": meta.program,
+                "admin_year": meta.admin_year,
+                "test": meta.test,
+                "language": meta.language,
+            },
+        ).all()
+        if not rows:
+            return None
+        return rows[0][0], [(r[1], r[2], r[3]) for r in rows if r[1] is not None]
 
     def _unknown_detail(self) -> str:
         if self.scope.school_id is not None:
@@ -525,6 +509,7 @@ class Importer:
         self.session.execute(
             update(ImportRun).where(ImportRun.id == self.progress.run_id).values(**self._counts())
         )
+        self.store.sync()
         self.session.commit()
         self.session.expunge_all()
         self._pending = 0
@@ -560,6 +545,7 @@ class Importer:
             {"status": status.value, **self._counts(), "refused": dict(self.reasons)},
             lea_id=self.scope.lea_id,
         )
+        self.store.sync()
         self.session.commit()
         self._report()
         self.session.close()
@@ -638,6 +624,33 @@ def students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterato
             return
         yield from (ssid for _, ssid in rows)
         last = rows[-1][0]
+
+
+_INSERT_REPORT = insert(ScoreReport).returning(ScoreReport.id)
+_INSERT_RECEIPT = insert(ReportReceipt)
+
+
+def _versions_query(scope: Scope) -> Select[Any]:
+    """One query, built once per run: the in-scope student left-joined to the stored versions of
+    one report, so an unknown SSID gives no row and a report not yet stored one row of NULLs."""
+    same_report = and_(
+        ScoreReport.student_id == Student.id,
+        ScoreReport.program == bindparam("program"),
+        ScoreReport.admin_year == bindparam("admin_year"),
+        ScoreReport.test == bindparam("test"),
+        ScoreReport.language == bindparam("language"),
+    )
+    query = (
+        select(Student.id, ScoreReport.id, ScoreReport.version, ScoreReport.sha256)
+        .outerjoin(ScoreReport, same_report)
+        .where(Student.ssid == bindparam("ssid"))
+        .order_by(ScoreReport.version)
+    )
+    if scope.lea_id is not None:
+        query = query.where(Student.lea_id == scope.lea_id)
+    if scope.school_id is not None:
+        query = query.where(Student.school_id == scope.school_id)
+    return query
 
 
 def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:

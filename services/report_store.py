@@ -2,6 +2,8 @@
 
 Files are written 0600 and folders 0700 (student PII), each through a temporary file in the final
 folder and an atomic rename, so a crash never leaves a half-written report under a real name.
+``sync`` makes every file written so far durable in one flush; intake calls it before committing
+the rows that point at them (one fsync per file cost 6 ms each, a third of an import's time).
 Nothing from an import is written to disk anywhere else: zip entries too large to hold in memory
 spool into the store's own ``.spool`` folder.
 """
@@ -28,6 +30,8 @@ class ReportStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         _private_dir(self.root)
+        self._folders: set[Path] = set()  # at most 65,536 (two levels of two hex digits)
+        self._unsynced = 0
 
     def relative_path(self, sha: str) -> str:
         return f"{CONTENT_DIR}/{sha[:2]}/{sha[2:4]}/{sha}.pdf"
@@ -42,21 +46,29 @@ class ReportStore:
         target = self.root / relative
         if target.exists() and target.stat().st_size == len(data):
             return relative
-        folder = self.root
-        for part in Path(relative).parent.parts:
-            folder = folder / part
-            _private_dir(folder)
+        folder = target.parent
+        if folder not in self._folders:
+            path = self.root
+            for part in Path(relative).parent.parts:
+                path = path / part
+                _private_dir(path)
+            self._folders.add(folder)
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".incoming-")  # created 0600
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temp, target)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+        self._unsynced += 1
         return relative
+
+    def sync(self) -> None:
+        """Flush the files written since the last call to disk (before rows that name them commit)."""
+        if self._unsynced:
+            os.sync()
+            self._unsynced = 0
 
     def read(self, relative: str) -> bytes:
         return self.path(relative).read_bytes()

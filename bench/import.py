@@ -1,0 +1,124 @@
+"""Benchmark of SSR intake: SSRs/s and peak memory importing the demo LEA's SSR PDFs.
+
+Default: 1,700 demo students (about 2,000 SSRs: every student has a CAASPP SSR, English learners
+an ELPAC one too). ``--full``: 255,000 students, about 300,000 SSRs. ``--students N``: any size.
+The demo (database and PDFs) is generated once into ``--workdir`` and reused; before each run its
+``score_report`` rows and the content store are cleared so every PDF is imported afresh, through
+the same code as ``ssr-console import``. The import runs in a child process, so its peak RSS is
+the import's alone, and RSS is sampled at each quarter of the run to show it stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from services import db, demo, intake
+from services.intake_records import ImportException, ImportRun, ReportReceipt
+from services.models import ScoreReport
+from services.report_store import CONTENT_DIR
+from services.settings import Settings
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="about 300,000 SSRs")
+    parser.add_argument("--students", type=int, help="demo students (overrides --full)")
+    parser.add_argument("--workdir", type=Path, help="where the demo is kept between runs")
+    args = parser.parse_args()
+    students = args.students or (255_000 if args.full else 1_700)
+    workdir = args.workdir or Path(f"/tmp/ssr-bench-import-{students}")
+    settings = Settings(database_url=f"sqlite:///{workdir / 'bench.db'}", data_dir=workdir)
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    if not demo.exists(engine):
+        started = time.perf_counter()
+        summary = demo.seed(engine, settings, students=students, progress=_seed_progress)
+        print(f"\ndemo generated in {time.perf_counter() - started:.0f}s: {summary.reports} SSRs")
+    expected = _reset(engine, settings)
+    engine.dispose()
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    worker = context.Process(target=_import, args=(settings, child))
+    worker.start()
+    result = parent.recv()
+    worker.join()
+    ssrs, seconds, peak, samples, stored = result
+    print()
+    print(f"imported {stored} of {expected} demo SSRs ({ssrs} SSRs read) in {seconds:.1f}s")
+    print("RSS by progress: " + ", ".join(f"{pct}%: {mb:.0f} MB" for pct, mb in samples))
+    print(f"SSRs/s: {ssrs / seconds:.0f}")
+    print(f"peak RSS: {peak:.0f} MB")
+    print(
+        f"result: ssrs={ssrs} seconds={seconds:.1f} ssrs_per_s={ssrs / seconds:.0f} "
+        f"peak_rss_mb={peak:.0f}"
+    )
+
+
+def _reset(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    """Forget earlier imports so the demo's PDFs are all new to intake; returns how many there are."""
+    with Session(engine) as session:
+        count = session.scalar(select(func.count()).select_from(ScoreReport)) or 0
+        if count:
+            session.execute(delete(ReportReceipt))
+            session.execute(delete(ImportException))
+            session.execute(delete(ImportRun))
+            session.execute(delete(ScoreReport))
+            session.commit()
+            (settings.data_dir / "expected").write_text(str(count))
+    shutil.rmtree(settings.report_store / CONTENT_DIR, ignore_errors=True)
+    return int((settings.data_dir / "expected").read_text())
+
+
+def _import(settings: Settings, pipe) -> None:  # type: ignore[no-untyped-def]
+    """The child: import the demo folder, sampling RSS at each quarter of the expected SSRs."""
+    engine = db.make_engine(settings.database_url)
+    expected = int((settings.data_dir / "expected").read_text())
+    marks = [expected * q // 4 for q in (1, 2, 3)]
+    samples: list[tuple[int, float]] = []
+
+    def progress(p: intake.Progress) -> None:
+        while marks and p.reports >= marks[0]:
+            samples.append((25 * (len(samples) + 1), _rss_mb()))
+            marks.pop(0)
+        print(
+            f"\rimporting: {p.reports} SSRs, {p.reports_per_s:.0f}/s, {_rss_mb():.0f} MB",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    folder = settings.report_store / demo.LEA_CDS
+    started = time.perf_counter()
+    summary = intake.import_paths(
+        engine, settings, [folder], intake.scope_for(engine, None), progress=progress
+    )
+    seconds = time.perf_counter() - started
+    samples.append((100, _rss_mb()))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pipe.send((summary.progress.reports, seconds, peak, samples, summary.progress.stored))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE / 1024 / 1024
+
+
+def _seed_progress(done: int, total: int) -> None:
+    print(f"\rgenerating demo: {done}/{total} students", end="", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
