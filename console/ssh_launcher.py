@@ -32,6 +32,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from services.errors import ConsoleError
+
 MAX_MESSAGE = 1 << 16
 PRELOAD = ("console.cli", "console.app", "sqlalchemy.dialects.sqlite")
 
@@ -137,7 +139,7 @@ class PreparedLauncher:
         self._sock = ours
         self._ready = loop.create_future()
         loop.add_reader(ours.fileno(), self._receive)
-        await asyncio.wait_for(asyncio.shield(self._ready), 120)
+        await self._ready
 
     async def spawn(self, operator: str, env: Mapping[str, str], tty: int) -> Spawned:
         async with self._lock:
@@ -176,7 +178,7 @@ class PreparedLauncher:
                 self._children[message["pid"]] = exited
                 answer.set_result(_Child(message["pid"], exited))
             else:
-                answer.set_exception(OSError(message.get("error", "spawn failed")))
+                answer.set_exception(ConsoleError(f"Cannot start a console: {message['error']}"))
         elif "exited" in message:
             exited = self._children.pop(message["exited"], None)
             if exited is not None and not exited.done():
@@ -191,8 +193,12 @@ class PreparedLauncher:
             exited.set_result(-signal.SIGKILL)
         self._children.clear()
         for answer in self._pending.values():
-            answer.set_exception(OSError("the console launcher stopped"))
+            answer.set_exception(ConsoleError("The console launcher stopped; try again"))
         self._pending.clear()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                ConsoleError("The console could not be prepared: its error is printed above")
+            )
 
     def _stop_reading(self) -> None:
         if self._sock is not None:
@@ -224,7 +230,7 @@ def _helper_main(fd: int) -> None:
                 data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 1)
                 if not data:
                     return  # the server has gone; the sessions go with their ptys
-                _spawn(sock, json.loads(data), fds, (wake_read, wake_write))
+                _spawn(sock, json.loads(data), fds, (wake_read, wake_write, selector.fileno()))
             else:
                 os.read(wake_read, 512)
                 _report_exits(sock)
@@ -271,9 +277,9 @@ def _run_console(tty: int, argv: list[str], env: dict[str, str]) -> None:
     code = 1
     try:
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         take_terminal(tty)
         os.environ.clear()
         os.environ.update(env)

@@ -367,7 +367,7 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             await self.process.start(
                 lambda tty: self.server.launcher.spawn(operator.username, env, tty), *self.size
             )
-        except OSError as error:
+        except (OSError, ConsoleError) as error:
             print(f"ssr-console: cannot start a console: {error}", file=sys.stderr)
             self._refuse_with("SSR Console could not start; the administrator has the details.")
             return

@@ -22,14 +22,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from console.ssh_launcher import ExecLauncher
+from console.ssh_launcher import ExecLauncher, PreparedLauncher
 from console.ssh_server import (
     SESSIONS_PER_CONNECTION,
     ConsoleServer,
     SSHOptions,
     load_host_key,
 )
-from services.errors import InvalidInput
+from services.errors import ConsoleError, InvalidInput
 from services.models import LEA, AuditEvent, Operator, Role
 from tests.ssh_harness import Terminal, known_hosts, make_key, run_ssh, ssh_argv
 
@@ -417,3 +417,9 @@ async def test_a_huge_paste_arrives_whole(engine: Engine, tmp_path: Path) -> Non
         assert await term.wait() == 0
     finally:
         await lab.server.close()
+
+
+async def test_a_launcher_that_cannot_start_says_so() -> None:
+    broken = PreparedLauncher([], {"PYTHONHOME": "/nonexistent"})  # Python itself cannot start
+    with pytest.raises(ConsoleError, match="could not be prepared"):
+        await broken.start()
