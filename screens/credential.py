@@ -78,7 +78,6 @@ class CredentialScreen(ConsoleScreen):
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
         self.lea_id = ctx.operator.lea_id
-        self.policy = CredentialPolicy.from_settings(ctx.settings)
         self.manager = ctx.operator.role in COORDINATORS and allowed(
             ctx.operator, Permission.MANAGE_CREDENTIAL
         )
@@ -112,7 +111,7 @@ class CredentialScreen(ConsoleScreen):
 
     def reload(self) -> None:
         engine, operator = self.ctx.engine, self.ctx.operator
-        self.state = credentials.status(engine, self.lea_id, warning_days=self.policy.warning_days)
+        self.state = credentials.status(engine, self.lea_id)
         self.pending = credentials.open_request(engine, self.lea_id)
         entries = credentials.history(engine, operator, self.lea_id)
         self.replaced = len(entries) > 1
@@ -256,7 +255,9 @@ class CredentialScreen(ConsoleScreen):
         self._run(
             lambda: self._reveal(
                 "New secret key",
-                credentials.generate(self.ctx.engine, self.ctx.operator, self.lea_id, self.policy),
+                credentials.generate(
+                    self.ctx.engine, self.ctx.operator, self.lea_id, self._policy()
+                ),
             )
         )
 
@@ -330,7 +331,7 @@ class CredentialScreen(ConsoleScreen):
             [],
             lambda _: self._reveal(
                 "New secret key (after reset)",
-                credentials.reset(self.ctx.engine, self.ctx.operator, reset_id, self.policy),
+                credentials.reset(self.ctx.engine, self.ctx.operator, reset_id, self._policy()),
             ),
         )
 
@@ -359,7 +360,7 @@ class CredentialScreen(ConsoleScreen):
                     self.ctx.operator,
                     self.lea_id,
                     reason=v["reason"],
-                    policy=self.policy,
+                    policy=self._policy(),
                 ),
             ),
             loud=True,
@@ -434,6 +435,10 @@ class CredentialScreen(ConsoleScreen):
             f"{label} for {issued.username} (fingerprint {issued.fingerprint})", issued.secret
         )
         self._focus_secret = True
+
+    def _policy(self) -> CredentialPolicy:
+        """Read when a key is issued, so a bad ``[credential]`` config is refused in a sentence."""
+        return CredentialPolicy.from_settings(self.ctx.settings)
 
     def _selected_system(self) -> int | None:
         table = self.query_one("#systems", DataTable)

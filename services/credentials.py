@@ -53,6 +53,8 @@ SECRET_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"  # n
 _USERNAME_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 MIN_SECRET_LENGTH = 20
 MIN_REASON_LENGTH = 10
+WARNING_DAYS = 14
+"""Expiring from two weeks before expiry, when TOMS sends its first reminder."""
 _HASHER = PasswordHasher()  # argon2id, 3 passes over 64 MiB: slow to guess, ~0.1 s to issue
 COORDINATORS = (Role.LEA_CAASPP, Role.LEA_ELPAC)
 
@@ -71,10 +73,9 @@ class CredentialStatus(StrEnum):
 
 @dataclass(frozen=True)
 class CredentialPolicy:
-    """How long a credential lives and when warnings start; configurable per deployment."""
+    """How long a credential lives; the ``[credential]`` table of the config can change it."""
 
     lifetime_days: int | None = None  # None: one calendar year, as TOMS does
-    warning_days: int = 14
     secret_length: int = 24
 
     def __post_init__(self) -> None:
@@ -85,13 +86,17 @@ class CredentialPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CredentialPolicy:
-        """Reads ``credential_lifetime_days`` and ``credential_warning_days`` from the config."""
-        lifetime = settings.extra.get("credential_lifetime_days")
-        warning = settings.extra.get("credential_warning_days", 14)
-        return cls(
-            lifetime_days=int(str(lifetime)) if lifetime is not None else None,
-            warning_days=int(str(warning)),
-        )
+        """``[credential] lifetime_days = N`` (default: one calendar year)."""
+        table = settings.extra.get("credential") or {}
+        lifetime = table.get("lifetime_days") if isinstance(table, dict) else None
+        if lifetime is None:
+            return cls()
+        try:
+            return cls(lifetime_days=int(str(lifetime)))
+        except ValueError:
+            raise InvalidInput(
+                f"[credential] lifetime_days must be a whole number of days, got {lifetime!r}"
+            ) from None
 
     def expiry(self, issued: datetime) -> datetime:
         if self.lifetime_days is not None:
@@ -144,8 +149,6 @@ class StatusView:
         date = f"{self.expires_at:%Y-%m-%d}" if self.expires_at else "?"
         if self.status is CredentialStatus.EXPIRED:
             text = f"SIS-vendor credential EXPIRED on {date}: the parent portal is cut off"
-        elif self.status is CredentialStatus.REVOKED:
-            text = "SIS-vendor credential revoked; none is valid"
         else:
             text = f"SIS-vendor credential {self.status.value}: {_days(self.days_left)} left (expires {date})"
         if self.emergency:
@@ -191,7 +194,7 @@ def _days(days: int | None) -> str:
 
 
 def classify(
-    credential: Credential, now: datetime, warning_days: int = 14
+    credential: Credential, now: datetime, warning_days: int = WARNING_DAYS
 ) -> tuple[CredentialStatus, int | None]:
     """Status and whole days left (rounded up, so an hour left is "1 day"; 0 or less when expired)."""
     if credential.revoked_at is not None:
@@ -596,9 +599,7 @@ def open_request(engine: Engine, lea_id: int) -> CredentialReset | None:
 # --- status, history, and what the scheduler needs ------------------------------------------
 
 
-def status(
-    engine: Engine, lea_id: int, *, now: datetime | None = None, warning_days: int = 14
-) -> StatusView:
+def status(engine: Engine, lea_id: int, *, now: datetime | None = None) -> StatusView:
     """The LEA's credential status for the dashboard and banners (no secret, no permission)."""
     now = now or utcnow()
     with Session(engine) as session:
@@ -610,7 +611,7 @@ def status(
         ).first()
         if latest is None:
             return StatusView(lea_id, CredentialStatus.NONE)
-        state, days_left = classify(latest, now, warning_days)
+        state, days_left = classify(latest, now)
         emergency_ack = False
         if latest.emergency:
             emergency_ack = (

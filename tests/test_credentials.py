@@ -101,7 +101,7 @@ def test_policy_lifetime_is_configurable_and_leap_days_fold(engine, world, setti
     from dataclasses import replace
 
     policy = CredentialPolicy.from_settings(
-        replace(settings, extra={"credential_lifetime_days": "90"})
+        replace(settings, extra={"credential": {"lifetime_days": 90}})
     )
     issued = credentials.generate(engine, world["caaspp"], world.lea_id, policy, now=NOW)
     assert issued.expires_at == NOW + timedelta(days=90)
@@ -109,6 +109,10 @@ def test_policy_lifetime_is_configurable_and_leap_days_fold(engine, world, setti
     assert CredentialPolicy().expiry(leap) == datetime(2029, 2, 28, tzinfo=UTC)
     with pytest.raises(InvalidInput):
         CredentialPolicy(secret_length=16)
+    with pytest.raises(InvalidInput, match="whole number"):
+        CredentialPolicy.from_settings(
+            replace(settings, extra={"credential": {"lifetime_days": "a year"}})
+        )
 
 
 @pytest.mark.parametrize("who", ["site", "tech", "helpdesk"])
