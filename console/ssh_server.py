@@ -484,6 +484,11 @@ def serve(options: SSHOptions, engine: Engine, launcher: Launcher) -> None:
             f"(host key {server.host_key.get_fingerprint()}, {len(keys)} authorized keys)",
             flush=True,
         )
+        for name in sorted(keys.operators):
+            try:
+                operators.resolve(engine, name)
+            except ConsoleError as error:
+                print(f"ssr-console: warning: a listed key cannot sign in: {error}", flush=True)
         await stop.wait()
         await server.close()
 

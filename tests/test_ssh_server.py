@@ -350,7 +350,10 @@ async def test_serve_ssh_command_starts_keeps_its_host_key_and_stops(
 ) -> None:
     add_operators(engine)
     keys = tmp_path / "authorized_keys"
-    keys.write_text(make_key(tmp_path, "caaspp").with_suffix(".pub").read_text())
+    lines = [
+        make_key(tmp_path, who).with_suffix(".pub").read_text() for who in ("caaspp", "nobody")
+    ]
+    keys.write_text("".join(lines))
     data = tmp_path / "data"
     argv = [sys.executable, "-m", "console.cli", "--database-url", sqlite_url, "--data-dir"]
     argv += [str(data), "serve-ssh", "--port", "0", "--authorized-keys", str(keys)]
@@ -358,12 +361,14 @@ async def test_serve_ssh_command_starts_keeps_its_host_key_and_stops(
     assert server.stdout is not None
     try:
         banner = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+        warning = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
     finally:
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), 30) == 0
     host_key = data / "ssh_host_ed25519_key"
     assert f"host key {load_host_key(host_key).get_fingerprint()}" in banner
-    assert "127.0.0.1:" in banner and "1 authorized keys" in banner
+    assert "127.0.0.1:" in banner and "2 authorized keys" in banner
+    assert "cannot sign in: Unknown operator 'nobody'" in warning
     assert host_key.stat().st_mode & 0o777 == 0o600
 
 
