@@ -36,6 +36,9 @@ class CountingSender:
     def message_id(self) -> str:
         return f"<bench-{self.sent}@bench.example>"
 
+    def backoff(self, attempts: int) -> timedelta:
+        return timedelta(minutes=attempts)
+
     def send(self, notice: Notice, lea_name: str) -> None:
         self.sent += 1
 

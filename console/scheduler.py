@@ -17,10 +17,10 @@ Configuration, from the config file::
     timezone = "America/Los_Angeles"
     holidays = ["2026-07-03", "2026-09-07"]
 
-    [smtp]
+    [smtp]            # shared with the delivery mailer (services.mailer.MailConfig)
     host = "smtp.example.org"
     port = 587
-    sender = "ssr-console@district.example"
+    from_address = "ssr-console@district.example"
     starttls = true
 
 ``SSR_CONSOLE_FAULT=after-claim`` (or ``after-send``) makes the process SIGKILL itself at that point
@@ -43,9 +43,11 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
 from services import reminders
+from services.db import is_sqlite
 from services.errors import InvalidInput
+from services.mailer import MailConfig
 from services.models import utcnow
-from services.notice_mail import NoticeMailer, SmtpConfig
+from services.notice_mail import NoticeMailer
 from services.reminders import ReminderPolicy
 from services.scheduler_lock import LockLost, SchedulerLock
 from services.settings import Settings
@@ -62,7 +64,7 @@ class SchedulerConfig:
     scan_minutes: float = 5
     heartbeat_seconds: float = 30
     policy: ReminderPolicy = field(default_factory=ReminderPolicy)
-    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    smtp: MailConfig = field(default_factory=MailConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SchedulerConfig:
@@ -76,7 +78,7 @@ class SchedulerConfig:
                 scan_minutes=float(section.get("scan_minutes", cls.scan_minutes)),  # type: ignore[arg-type]
                 heartbeat_seconds=float(section.get("heartbeat_seconds", cls.heartbeat_seconds)),  # type: ignore[arg-type]
                 policy=policy,
-                smtp=SmtpConfig.from_mapping(_table(settings, "smtp")),
+                smtp=MailConfig.from_settings(settings),
             )
         except (TypeError, ValueError) as error:
             raise InvalidInput(
@@ -181,6 +183,9 @@ def run(
     config = SchedulerConfig.from_settings(settings)
     lock = SchedulerLock(engine)
     lock.acquire()  # SchedulerBusy: the CLI prints its message and exits
+    # SQLite checkpoints and removes its WAL each time the last connection closes (the engine
+    # does not pool them); one connection held open for the process keeps each commit cheap.
+    keeper = engine.connect() if is_sqlite(engine) else None
     runtime = Runtime(
         engine,
         lock,
@@ -205,6 +210,8 @@ def run(
     finally:
         _runtime = None
         lock.release()
+        if keeper is not None:
+            keeper.close()
 
 
 def _scheduler(engine: Engine, config: SchedulerConfig, scan_minutes: float) -> BlockingScheduler:

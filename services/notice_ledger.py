@@ -6,6 +6,15 @@ its own committed transaction *before* the SMTP conversation, and marked ``sent`
 send becomes ``failed`` with a next-attempt time (backoff), retried until it goes or becomes moot.
 ``cancelled`` rows say why: superseded by a more recent notice after downtime, or moot after a reset
 or a delivery. The same rows are the console's notice inbox.
+
+A row found ``sending`` by a scan was left by a process that died between claim and mark (only the
+lock holder sends, one scan at a time), and it is sent again with the Message-ID recorded at the
+claim. A process killed before the SMTP conversation (the claim commits before connecting) thus
+still delivers the notice exactly once. Killed in the instant after the server accepted the message
+and before the mark committed, the notice goes out twice as the same message (same Message-ID,
+which mail clients such as Gmail show once). SMTP offers no way to ask a server whether it has
+seen a Message-ID, so the choice is between that rare repeat and a possible loss; a lost reminder
+is the worse failure here, so the ledger resends.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, UniqueConstraint, func, update
@@ -42,20 +51,6 @@ class NoticeState(enum.StrEnum):
 
 
 OPEN_STATES = (NoticeState.PLANNED, NoticeState.SENDING, NoticeState.FAILED)
-
-# Waits between SMTP attempts of one notice: quick at first, then hourly; never given up, because
-# a dropped reminder is the failure this ledger exists to prevent.
-RETRY_BACKOFF = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """How long to wait after the ``attempts``-th failed attempt."""
-    return RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
 
 
 class Notice(SQLModel, table=True):
@@ -286,9 +281,8 @@ def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
         )
 
 
-def mark_failed(engine: Engine, notice: Notice, now: datetime, error: str) -> datetime:
-    """Record a failed attempt and when the next one is due; returns that time."""
-    retry_at = now + retry_delay(notice.attempts)
+def mark_failed(engine: Engine, notice: Notice, error: str, retry_at: datetime) -> None:
+    """Record a failed attempt and when the next one is due (the mailer's backoff)."""
     with session_scope(engine) as session:
         session.execute(
             update(Notice)
@@ -303,4 +297,3 @@ def mark_failed(engine: Engine, notice: Notice, now: datetime, error: str) -> da
             {"attempts": notice.attempts, "error": error[:200], "retry_at": retry_at.isoformat()},
             lea_id=notice.lea_id,
         )
-    return retry_at

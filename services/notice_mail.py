@@ -1,15 +1,15 @@
 """The text of a reminder notice in the coordinator's language, and its SMTP send.
 
 Notice texts are short and few, so they live here as one small table per language (en, es,
-zh_Hans, vi, fil), with dates and "in N days" formatted by Babel for that language. Each message
-carries the Message-ID the ledger recorded before the send, so a resend after a crash is the *same*
-message to mail clients, which show it once.
+zh_Hans, vi, fil), with dates and "in N days" formatted by Babel for that language. Sending reuses
+the delivery mailer (``services.mailer``): the same ``[smtp]`` settings, message builder, relay
+connection and backoff. Each message carries the Message-ID the ledger recorded before the send,
+so a resend after a crash is the *same* message to mail clients.
 """
 
 from __future__ import annotations
 
-import smtplib
-import ssl
+import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
 from email.message import EmailMessage
@@ -17,34 +17,15 @@ from email.utils import make_msgid
 
 from babel.dates import format_date, format_timedelta
 
+from services import mailer
 from services.errors import ConsoleError
+from services.mailer import MailConfig
 from services.notice_ledger import Notice, NoticeKind
 from services.validation import LANGUAGES
 
 
 class NoticeSendError(ConsoleError):
-    """The SMTP server could not be reached or refused the notice; the ledger retries it."""
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where notices are sent from (the ``[smtp]`` table of the config)."""
-
-    host: str = "localhost"
-    port: int = 25
-    sender: str = "ssr-console@localhost"
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    use_tls: bool = False
-    timeout: float = 30.0
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, object]) -> SmtpConfig:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        if "port" in known:
-            known["port"] = int(str(known["port"]))
-        return cls(**known)  # type: ignore[arg-type]
+    """The SMTP relay could not be reached or did not accept the notice; the ledger retries it."""
 
 
 # {when}: "in 3 days" or "3 days ago" (Babel); {date}: the expiry day or deadline; {lea}; {count}; {program};
@@ -169,50 +150,43 @@ def _received_on(notice: Notice) -> date:
     return date.fromisoformat(notice.subject.rsplit(":", 1)[1])
 
 
-def new_message_id(config: SmtpConfig) -> str:
-    """A Message-ID in the sender's domain, recorded in the ledger before the send."""
-    return make_msgid("notice", domain=config.sender.rpartition("@")[2] or "localhost")
-
-
 class NoticeMailer:
-    """Sends one notice per call over SMTP; any failure becomes ``NoticeSendError``."""
+    """Sends one notice per call through the relay; anything but acceptance is ``NoticeSendError``."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: MailConfig) -> None:
         self.config = config
 
     def message_id(self) -> str:
-        return new_message_id(self.config)
+        """A Message-ID in the sender's domain, recorded in the ledger before the send."""
+        return make_msgid(
+            "notice", domain=self.config.from_address.rpartition("@")[2] or "localhost"
+        )
+
+    def backoff(self, attempts: int) -> timedelta:
+        return mailer.backoff(self.config, attempts)
 
     def send(self, notice: Notice, lea_name: str) -> None:
         if not notice.email or not notice.message_id:
             raise NoticeSendError("A notice needs an address and a Message-ID before it is sent")
         text = render(notice, lea_name)
-        message = EmailMessage()
-        message["From"] = self.config.sender
-        message["To"] = notice.email
-        message["Subject"] = text.subject
-        message["Message-ID"] = notice.message_id
+        message = mailer.build_message(
+            self.config,
+            to=notice.email,
+            subject=text.subject,
+            body=text.body,
+            reference=f"notice:{notice.id}",
+        )
+        message.replace_header("Message-ID", notice.message_id)
         message["Content-Language"] = notice.language.replace("_", "-")
-        message.set_content(text.body)
-        try:
-            self._deliver(message)
-        except (OSError, smtplib.SMTPException) as error:
-            raise NoticeSendError(f"SMTP {self.config.host}:{self.config.port}: {error}") from None
-
-    def _deliver(self, message: EmailMessage) -> None:
-        config = self.config
-        if config.use_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.host,
-                config.port,
-                timeout=config.timeout,
-                context=ssl.create_default_context(),
+        result = asyncio.run(self._deliver(message))
+        if result.outcome is not mailer.Outcome.ACCEPTED:
+            raise NoticeSendError(
+                f"SMTP {self.config.host}:{self.config.port} {result.outcome.value}: {result.detail}"
             )
-        else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-        with client:
-            if config.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if config.username:
-                client.login(config.username, config.password or "")
-            client.send_message(message)
+
+    async def _deliver(self, message: EmailMessage) -> mailer.SendResult:
+        connection = mailer.SmtpConnection(self.config)
+        try:
+            return await connection.send(message)
+        finally:
+            await connection.close()

@@ -288,6 +288,8 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
 class NoticeSender(Protocol):
     def message_id(self) -> str: ...
 
+    def backoff(self, attempts: int) -> timedelta: ...
+
     def send(self, notice: Notice, lea_name: str) -> None: ...
 
 
@@ -408,7 +410,8 @@ def _dispatch(
             try:
                 sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
             except Exception as error:  # any failure is recorded and retried
-                notice_ledger.mark_failed(engine, notice, now, str(error))
+                retry_at = now + sender.backoff(notice.attempts)
+                notice_ledger.mark_failed(engine, notice, str(error), retry_at)
                 report.failed += 1
                 report.errors.append(str(error))
                 continue

@@ -35,7 +35,7 @@ def smtp():  # type: ignore[no-untyped-def]
 def config_file(tmp_path: Path, smtp: SmtpServer, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsender = "console@ranchos.example"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nfrom_address = "console@ranchos.example"\n'
         + extra
     )
     return path

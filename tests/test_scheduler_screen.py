@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 from sqlmodel import Session, select
@@ -11,8 +12,9 @@ from console.app import SSRConsoleApp
 from screens.notices import NoticesScreen
 from services import notice_ledger, reminders
 from services.context import ConsoleContext
+from services.mailer import MailConfig
 from services.models import Operator, utcnow
-from services.notice_mail import NoticeMailer, SmtpConfig
+from services.notice_mail import NoticeMailer
 from services.scheduler_lock import SchedulerLock
 from tests.reminders_world import SmtpServer, at, build
 
@@ -27,10 +29,11 @@ def _rows(screen: NoticesScreen, table: str) -> list[list[str]]:
 async def test_notices_screen_shows_status_inbox_upcoming_and_failures(engine, settings) -> None:  # type: ignore[no-untyped-def]
     build(engine, EXPIRY)
     with SmtpServer() as smtp:
-        mailer = NoticeMailer(SmtpConfig(host="127.0.0.1", port=smtp.port))
-        reminders.scan(engine, at(EXPIRY - timedelta(days=7)), mailer)  # 7-day notice sent
-        smtp.inbox.refuse = True
-        reminders.scan(engine, at(EXPIRY - timedelta(days=3)), mailer)  # 3-day notice failing
+        mailer = NoticeMailer(MailConfig(host="127.0.0.1", port=smtp.port))
+        # the scheduler runs outside any event loop; so does the scan here
+        await asyncio.to_thread(reminders.scan, engine, at(EXPIRY - timedelta(days=7)), mailer)
+        smtp.inbox.refuse = True  # the 3-day notice fails
+        await asyncio.to_thread(reminders.scan, engine, at(EXPIRY - timedelta(days=3)), mailer)
     lock = SchedulerLock(engine)
     lock.acquire()
     lock.record_scan(utcnow(), 42, "2027-01-09: sent 0, failed 2")
@@ -41,7 +44,7 @@ async def test_notices_screen_shows_status_inbox_upcoming_and_failures(engine, s
         await pilot.press("n")
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, NoticesScreen)
+        assert isinstance(screen, NoticesScreen), [n.message for n in app._notifications]
         await app.workers.wait_for_complete()
         await pilot.pause()
         status = str(screen.query_one("#scheduler", Static).render())
