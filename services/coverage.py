@@ -1,0 +1,281 @@
+"""Coverage: which channel each student's SSRs are on, so that every SSR is on exactly one.
+
+A student with an SSR (the newest version of each report) is on a channel when a batch of that
+channel holds them and has not given up on them:
+
+- B (secure email, ``services.delivery_ledger``): an item for one of the student's guardians in a
+  batch that is not cancelled, the item neither cancelled nor failed, the batch's school and grade
+  (if set) being the student's;
+- A, C, D (``services.channel_batches``): an item for the student that is pending or done (a
+  print run's family without a usable address is listed, not covered).
+
+Students on no channel are the uncovered, listed with their family (the primary guardian, as in
+``services.roster_facts``) and why; students on two channels are counted too, because a family
+that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
+query over the students in scope; lists are paged. The same rules choose the students of a new
+batch (``students_for``): the plan's families of a channel, everyone in scope, or only the
+uncovered, so a hand-off never puts a student on a second channel.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, true
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services import plan
+from services.advisor import ASSIGNMENT_ORDER, Option
+from services.batches import _report_filters  # the newest-version and scope rules of batch B
+from services.channel_batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState, Scope
+from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.errors import InvalidInput
+from services.models import Guardian, Operator, School, ScoreReport, Student, StudentGuardian
+from services.permissions import Permission, require, school_scope
+from services.roster_facts import delivery_guardians
+
+
+def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any]:
+    """Students of the scope with at least one SSR: ``sid``, ``ssrs`` (newest versions)."""
+    return (
+        select(col(Student.id).label("sid"), func.count(col(ScoreReport.id)).label("ssrs"))
+        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        .where(
+            *_report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year)
+        )
+        .group_by(col(Student.id))
+    )
+
+
+def families(lea_id: int, scope: Scope) -> Any:
+    """Subquery ``sid``, ``gid``: each student with an SSR and their family's guardian."""
+    return delivery_guardians(students_with_ssrs(lea_id, scope).subquery("with_ssrs"))
+
+
+def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any) -> Any:
+    """SQL: the student ``sid`` (in ``school_id``, ``grade``) is on channel ``option``."""
+    if option is Option.SECURE:
+        return exists().where(
+            col(StudentGuardian.student_id) == sid,
+            col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id),
+            col(DeliveryBatch.id) == col(DeliveryItem.batch_id),
+            col(DeliveryBatch.lea_id) == lea_id,
+            col(DeliveryBatch.status) != BatchStatus.CANCELLED,
+            col(DeliveryItem.state).not_in([ItemState.CANCELLED, ItemState.FAILED]),
+            or_(col(DeliveryBatch.school_id).is_(None), col(DeliveryBatch.school_id) == school_id),
+            or_(col(DeliveryBatch.grade).is_(None), col(DeliveryBatch.grade) == grade),
+        )
+    return exists().where(
+        col(ChannelItem.student_id) == sid,
+        col(ChannelItem.state).in_(COVERING),
+        col(ChannelBatch.id) == col(ChannelItem.batch_id),
+        col(ChannelBatch.channel) == option.value,
+    )
+
+
+def _flags(lea_id: int, scope: Scope) -> Any:
+    """Per student in scope: sid, gid (NULL without a guardian) and one 0/1 column per channel."""
+    with_ssrs = students_with_ssrs(lea_id, scope).subquery("with_ssrs")
+    family = delivery_guardians(with_ssrs)
+    columns = [
+        case(
+            (on_channel(o, lea_id, with_ssrs.c.sid, Student.school_id, Student.grade), 1), else_=0
+        ).label(o.value)
+        for o in ASSIGNMENT_ORDER
+    ]
+    return (
+        select(with_ssrs.c.sid, family.c.gid, *columns)
+        .select_from(with_ssrs)
+        .join(Student, col(Student.id) == with_ssrs.c.sid)
+        .outerjoin(family, family.c.sid == with_ssrs.c.sid)
+        .subquery("flags")
+    )
+
+
+def _channels(flags: Any) -> Any:
+    return sum((flags.c[o.value] for o in ASSIGNMENT_ORDER), literal(0))
+
+
+@dataclass(frozen=True)
+class CoverageSummary:
+    """How many students with SSRs are on one channel, on several, on none; per channel."""
+
+    students: int
+    once: int
+    several: int
+    uncovered: int
+    by_channel: dict[Option, int]
+
+    @property
+    def complete(self) -> bool:
+        return self.students > 0 and self.once == self.students
+
+    def text(self) -> str:
+        """The dashboard's coverage panel."""
+        if not self.students:
+            return "No SSRs received yet."
+        share = self.once / self.students
+        lines = [
+            f"On one channel {self.once:,} of {self.students:,} ({share:.0%})",
+            " · ".join(f"{o.value} {n:,}" for o, n in self.by_channel.items()),
+            f"Uncovered      {self.uncovered:,}",
+        ]
+        if self.several:
+            lines.append(f"On 2+ channels {self.several:,}: fix the plan")
+        return "\n".join(lines)
+
+
+def _operator_scope(operator: Operator) -> Scope:
+    return Scope(school_id=school_scope(operator))
+
+
+def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> CoverageSummary:
+    """Coverage of the operator's LEA (a site coordinator: their school), one aggregate query."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    flags = _flags(operator.lea_id, scope or _operator_scope(operator))
+    channels = _channels(flags)
+    with Session(engine) as session:
+        row = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((channels == 1, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((channels > 1, 1), else_=0)), 0),
+                *(func.coalesce(func.sum(flags.c[o.value]), 0) for o in ASSIGNMENT_ORDER),
+            ).select_from(flags)
+        ).one()
+    students, once, several, *per_channel = (int(v) for v in row)
+    return CoverageSummary(
+        students=students,
+        once=once,
+        several=several,
+        uncovered=students - once - several,
+        by_channel=dict(zip(ASSIGNMENT_ORDER, per_channel, strict=True)),
+    )
+
+
+class Why(enum.StrEnum):
+    """Why a student is on no channel."""
+
+    NO_GUARDIAN = "no guardian on file"
+    NO_ADDRESS = "no usable mailing address"
+    NOT_IN_BATCH = "in no batch yet"
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """One uncovered student, named by SSID, with their family and the reason."""
+
+    ssid: str
+    school: str
+    grade: int
+    guardian_id: int | None
+    guardian: str
+    why: Why
+
+
+def uncovered(
+    engine: Engine, operator: Operator, *, limit: int = 50, offset: int = 0
+) -> list[Uncovered]:
+    """A page of the uncovered students, by family then SSID."""
+    require(operator, Permission.VIEW_STUDENTS)
+    flags = _flags(operator.lea_id, _operator_scope(operator))
+    listed_without_address = exists().where(
+        col(ChannelItem.student_id) == flags.c.sid,
+        col(ChannelItem.state) == ChannelItemState.NO_ADDRESS,
+    )
+    why = case(
+        (flags.c.gid.is_(None), Why.NO_GUARDIAN.value),
+        (listed_without_address, Why.NO_ADDRESS.value),
+        else_=Why.NOT_IN_BATCH.value,
+    )
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                Student.ssid,
+                School.name,
+                Student.grade,
+                flags.c.gid,
+                func.coalesce(Guardian.last_name + ", " + Guardian.first_name, ""),
+                why,
+            )
+            .select_from(flags)
+            .join(Student, col(Student.id) == flags.c.sid)
+            .join(School, col(School.id) == col(Student.school_id))
+            .outerjoin(Guardian, col(Guardian.id) == flags.c.gid)
+            .where(_channels(flags) == 0)
+            .order_by(flags.c.gid, Student.ssid)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return [Uncovered(s, sc, int(g), gid, name, Why(w)) for s, sc, g, gid, name, w in rows]
+
+
+def uncovered_families(engine: Engine, operator: Operator) -> Iterator[int | None]:
+    """The family (guardian id; None for students without one) of every uncovered student,
+    each once, streamed in id order."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    flags = _flags(operator.lea_id, _operator_scope(operator))
+    with Session(engine) as session:
+        result = session.execute(
+            select(flags.c.gid)
+            .where(_channels(flags) == 0)
+            .group_by(flags.c.gid)
+            .order_by(flags.c.gid)
+            .execution_options(yield_per=1000)
+        )
+        for (gid,) in result:
+            yield gid
+
+
+class Who(enum.StrEnum):
+    """Which families of the scope a new batch takes."""
+
+    PLAN = "plan"  # the families the plan in force puts on the batch's channel
+    ALL = "all"  # every family of the scope
+    UNCOVERED = "uncovered"  # families of students on no channel yet
+    HANDOFF = "handoff"  # uncovered families that do not use the portal (portal readiness)
+
+
+def students_for(
+    engine: Engine,
+    lea_id: int,
+    scope: Scope,
+    who: Who,
+    channel: Option,
+    *,
+    exclude: Iterable[int] = (),
+) -> Select[Any]:
+    """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
+    families (guardian ids) on purpose. Students already on a channel are never taken twice."""
+    family = families(lea_id, scope)
+
+    def on(option: Option) -> Any:
+        return on_channel(option, lea_id, family.c.sid, Student.school_id, Student.grade)
+
+    anywhere = who in (Who.UNCOVERED, Who.HANDOFF)
+    conditions: list[Any] = [~or_(*(on(o) for o in (ASSIGNMENT_ORDER if anywhere else (channel,))))]
+    if who is Who.PLAN:
+        current = plan.current(engine, lea_id, scope.school_id)
+        if current is None:
+            raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
+        if channel not in current.channels:
+            raise InvalidInput(
+                f"The plan in force ({current.label}) does not use {channel.value} "
+                f"{channel.caption}; choose the families another way"
+            )
+        conditions.append(plan.channel_filter(current, channel))
+    if who is Who.HANDOFF:
+        conditions.append(col(Guardian.uses_portal) != true())
+    excluded = sorted(set(exclude))
+    if excluded:
+        conditions.append(col(Guardian.id).not_in(excluded))
+    return (
+        select(family.c.sid, family.c.gid)
+        .join(Student, col(Student.id) == family.c.sid)
+        .join(Guardian, col(Guardian.id) == family.c.gid)
+        .where(and_(*conditions))
+    )
