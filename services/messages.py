@@ -72,8 +72,8 @@ class Rendered:
 
 @cache
 def translations(language: str) -> NullTranslations:
-    """The catalog for a language, or English (the message ids themselves) when there is none."""
-    if language == "en" or language not in LANGUAGES:
+    """The catalog for a language, or the message ids themselves (English) when there is none."""
+    if language not in LANGUAGES:
         return NullTranslations()
     return Translations.load(str(LOCALE_DIR), [language], domain=DOMAIN)
 
