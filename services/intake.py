@@ -21,12 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import pikepdf
 from sqlalchemy import Select, and_, bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services import audit
 from services.audit import SYSTEM_ACTOR, Actor
@@ -198,15 +199,15 @@ def import_paths(
     progress: ProgressCallback | None = None,
 ) -> ImportSummary:
     """Import files, folders and zips; every path is checked to exist before anything starts."""
-    paths = [Path(p) for p in paths]
-    if not paths:
+    targets = [Path(p) for p in paths]
+    if not targets:
         raise InvalidInput("Name at least one file or folder to import")
-    for path in paths:
+    for path in targets:
         if not path.exists():
             raise InvalidInput(f"No such file or folder: {path}")
-    label = ", ".join(p.name or str(p) for p in paths)
+    label = ", ".join(p.name or str(p) for p in targets)
     with Importer(engine, settings, scope, label, options, progress) as importer:
-        for path in paths:
+        for path in targets:
             importer.import_path(path)
     return importer.summary()
 
@@ -369,7 +370,7 @@ class Importer:
 
     def _open_pdf(self, stream: IO[bytes], source: str, ssid: str | None) -> pikepdf.Pdf | None:
         try:
-            pdf = pikepdf.open(stream, attempt_recovery=False)
+            pdf = pikepdf.open(cast(BinaryIO, stream), attempt_recovery=False)
         except pikepdf.PasswordError:
             self.refuse(source, Reason.ENCRYPTED_PDF, "the PDF needs a password to open", ssid)
             return None
@@ -507,7 +508,9 @@ class Importer:
 
     def _commit(self) -> None:
         self.session.execute(
-            update(ImportRun).where(ImportRun.id == self.progress.run_id).values(**self._counts())
+            update(ImportRun)
+            .where(col(ImportRun.id) == self.progress.run_id)
+            .values(**self._counts())
         )
         self.store.sync()
         self.session.commit()
@@ -534,7 +537,7 @@ class Importer:
         self.progress.elapsed = time.monotonic() - self._started
         self.session.execute(
             update(ImportRun)
-            .where(ImportRun.id == self.progress.run_id)
+            .where(col(ImportRun.id) == self.progress.run_id)
             .values(status=status.value, finished_at=utcnow(), **self._counts())
         )
         audit.record(
@@ -613,43 +616,45 @@ def students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterato
     """SSIDs of the students an import may reach, paged by id so memory stays flat."""
     last = 0
     while True:
-        query = select(Student.id, Student.ssid).where(Student.id > last)
+        query = select(col(Student.id), Student.ssid).where(col(Student.id) > last)
         if scope.lea_id is not None:
             query = query.where(Student.lea_id == scope.lea_id)
         if scope.school_id is not None:
             query = query.where(Student.school_id == scope.school_id)
         with Session(engine) as session:
-            rows = session.exec(query.order_by(Student.id).limit(page)).all()  # type: ignore[arg-type]
+            rows = session.exec(query.order_by(col(Student.id)).limit(page)).all()
         if not rows:
             return
         yield from (ssid for _, ssid in rows)
-        last = rows[-1][0]
+        last = cast(int, rows[-1][0])
 
 
-_INSERT_REPORT = insert(ScoreReport).returning(ScoreReport.id)
+_INSERT_REPORT = insert(ScoreReport).returning(col(ScoreReport.id))
 _INSERT_RECEIPT = insert(ReportReceipt)
 
 
-def _versions_query(scope: Scope) -> Select[Any]:
+def _versions_query(scope: Scope) -> Select[int | None, int | None, int, str]:
     """One query, built once per run: the in-scope student left-joined to the stored versions of
     one report, so an unknown SSID gives no row and a report not yet stored one row of NULLs."""
     same_report = and_(
-        ScoreReport.student_id == Student.id,
-        ScoreReport.program == bindparam("program"),
-        ScoreReport.admin_year == bindparam("admin_year"),
-        ScoreReport.test == bindparam("test"),
-        ScoreReport.language == bindparam("language"),
+        col(ScoreReport.student_id) == col(Student.id),
+        col(ScoreReport.program) == bindparam("program"),
+        col(ScoreReport.admin_year) == bindparam("admin_year"),
+        col(ScoreReport.test) == bindparam("test"),
+        col(ScoreReport.language) == bindparam("language"),
     )
     query = (
-        select(Student.id, ScoreReport.id, ScoreReport.version, ScoreReport.sha256)
+        sa_select(
+            col(Student.id), col(ScoreReport.id), col(ScoreReport.version), col(ScoreReport.sha256)
+        )
         .outerjoin(ScoreReport, same_report)
-        .where(Student.ssid == bindparam("ssid"))
-        .order_by(ScoreReport.version)
+        .where(col(Student.ssid) == bindparam("ssid"))
+        .order_by(col(ScoreReport.version))
     )
     if scope.lea_id is not None:
-        query = query.where(Student.lea_id == scope.lea_id)
+        query = query.where(col(Student.lea_id) == scope.lea_id)
     if scope.school_id is not None:
-        query = query.where(Student.school_id == scope.school_id)
+        query = query.where(col(Student.school_id) == scope.school_id)
     return query
 
 
@@ -663,8 +668,8 @@ def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
             .join(Student, Student.id == ScoreReport.student_id)  # type: ignore[arg-type]
             .join(School, School.id == Student.school_id)  # type: ignore[arg-type]
             .where(ReportReceipt.run_id == run_id)
-            .group_by(School.name, Student.grade)
-            .order_by(School.name, Student.grade)
+            .group_by(col(School.name), col(Student.grade))
+            .order_by(col(School.name), col(Student.grade))
         ).all()
     return [GroupCount(school, grade, count) for school, grade, count in rows]
 

@@ -77,7 +77,7 @@ class ReportStore:
         """A scratch file for one zip entry: in memory while small, then an unnamed file in the store."""
         folder = self.root / SPOOL_DIR
         _private_dir(folder)
-        return tempfile.SpooledTemporaryFile(max_size=memory_limit, dir=folder)  # noqa: SIM115
+        return tempfile.SpooledTemporaryFile(max_size=memory_limit, mode="w+b", dir=str(folder))  # noqa: SIM115
 
 
 def _private_dir(path: Path) -> None:
