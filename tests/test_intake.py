@@ -15,7 +15,7 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services import audit
+from services import audit, db
 from services.errors import InvalidInput, PermissionDenied
 from services.intake import (
     Importer,
@@ -291,3 +291,27 @@ def test_zip_entry_is_not_treated_as_a_path(
     (tmp_path / "one.zip").write_bytes(buffer.getvalue())
     assert run(engine, settings, tmp_path / "one.zip").progress.stored == 1
     assert not (tmp_path / "deep").exists()
+
+
+def test_same_rules_on_sqlite_and_postgresql(any_url: str, tmp_path: Path) -> None:
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    try:
+        settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
+        seed_roster(engine)
+        inbox = tmp_path / "inbox"
+        (inbox / "a").mkdir(parents=True)
+        (inbox / "b").mkdir()
+        (inbox / "a" / name(SSIDS[0])).write_bytes(ssr(SSIDS[0]))
+        (inbox / "a" / name(SSIDS[1])).write_bytes(ssr(SSIDS[1]))
+        (inbox / "b" / name(SSIDS[1])).write_bytes(ssr(SSIDS[1], score=2001))
+        first = run(engine, settings, inbox)
+        assert (first.progress.stored, first.reasons) == (2, {"conflict": 1})
+        second = run(engine, settings, inbox / "b")
+        assert (second.progress.stored, second.progress.new_versions) == (1, 1)
+        assert run(engine, settings, inbox).progress.duplicates == 3
+        assert [(g.school, g.grade, g.reports) for g in second.by_school_grade] == [
+            ("Alder Elementary", 5, 1)
+        ]
+    finally:
+        engine.dispose()
