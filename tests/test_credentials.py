@@ -341,3 +341,35 @@ def test_banner_from_fourteen_days_before_expiry_and_the_dashboard_panel(engine,
     [banner] = dashboard.banners(engine, world["helpdesk"])
     assert banner.level == "error" and "EMERGENCY" in banner.text
     assert "NOT acknowledged" in credentials.dashboard_text(engine, world["tech"])
+
+
+def test_two_coordinators_generating_at_once_get_one_credential(any_url):
+    import threading
+
+    engine = db.make_engine(any_url)
+    try:
+        db.upgrade(engine)
+        world = credentials_world.build(engine)
+        start = threading.Barrier(2)
+        outcomes: list[object] = []
+
+        def attempt(who: str) -> None:
+            start.wait()
+            try:
+                outcomes.append(credentials.generate(engine, world[who], world.lea_id))
+            except ConsoleError as refusal:
+                outcomes.append(refusal)
+
+        threads = [threading.Thread(target=attempt, args=(w,)) for w in ("caaspp", "elpac")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        issued = [o for o in outcomes if isinstance(o, credentials.IssuedCredential)]
+        refused = [o for o in outcomes if isinstance(o, ConsoleError)]
+        assert len(issued) == 1 and len(refused) == 1, outcomes
+        assert credentials.verify_secret(engine, world.lea_id, issued[0].secret)
+        assert len(list(credentials.current_credentials(engine))) == 1
+        assert audit.verify(engine).ok
+    finally:
+        engine.dispose()

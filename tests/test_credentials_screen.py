@@ -357,3 +357,25 @@ async def test_no_trace_of_any_secret_in_database_logs_or_audit(
     for event in events:
         row = " ".join(str(v) for v in event.model_dump().values())
         assert not any(s in row for s in secrets), event.action
+
+
+async def test_on_the_demo_district_both_coordinators_share_one_credential(engine, settings):
+    from services import demo, operators
+
+    demo.seed(engine, settings, students=6, seed=3, pdfs=False)
+    caaspp, elpac = (operators.resolve(engine, name) for name in ("caaspp", "elpac"))
+    app = SSRConsoleApp(ConsoleContext(engine, settings, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("g")
+        await pilot.pause()
+        assert screen.query_one(SecretReveal).holding
+    app = SSRConsoleApp(ConsoleContext(engine, settings, elpac))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        assert not screen.query_one(SecretReveal).holding
+        assert "ACTIVE" in str(screen.query_one("#status").render())
+        await pilot.press("g")  # a valid key exists: generating again is not offered
+        await pilot.pause()
+        assert not screen.query_one(SecretReveal).holding
+    assert len(credentials.history(engine, elpac, elpac.lea_id)) == 1
