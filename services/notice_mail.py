@@ -28,6 +28,10 @@ class NoticeSendError(ConsoleError):
     """The SMTP relay could not be reached or did not accept the notice; the ledger retries it."""
 
 
+class RelayUnavailable(NoticeSendError):
+    """The relay itself is unreachable: no point trying the scan's other notices now."""
+
+
 # {when}: "in 3 days" or "3 days ago" (Babel); {date}: the expiry day or deadline; {lea}; {count}; {program};
 # {received}: the day the SSRs were received.
 TEXTS: dict[str, dict[str, str]] = {
@@ -180,7 +184,8 @@ class NoticeMailer:
         message["Content-Language"] = notice.language.replace("_", "-")
         result = asyncio.run(self._deliver(message))
         if result.outcome is not mailer.Outcome.ACCEPTED:
-            raise NoticeSendError(
+            error = RelayUnavailable if result.connection_error else NoticeSendError
+            raise error(
                 f"SMTP {self.config.host}:{self.config.port} {result.outcome.value}: {result.detail}"
             )
 

@@ -29,6 +29,7 @@ from services import credentials, notice_ledger
 from services.db import session_scope
 from services.models import LEA, Operator, Program, Role, ScoreReport, Student
 from services.notice_ledger import Notice, NoticeKind
+from services.notice_mail import RelayUnavailable
 from services.working_days import WorkingCalendar
 
 CREDENTIAL_OFFSETS = (14, 7, 3, 1, 0)  # days before expiry (seed 001), then daily after it
@@ -307,6 +308,7 @@ class ScanReport:
     cancelled: int = 0
     ms: int = 0
     errors: list[str] = field(default_factory=list)
+    relay_down: bool = False
 
     def summary(self) -> str:
         return (
@@ -353,6 +355,8 @@ def scan(
             session, [n.id for n in superseded if n.id is not None], "superseded by a later notice"
         )
     for start in range(0, len(send), CLAIM_BATCH):
+        if report.relay_down:  # the rest stay due and go at the next scan
+            break
         chunk = send[start : start + CLAIM_BATCH]
         _dispatch(engine, chunk, now, today, sender, pending, report, guard, fault)
     report.ms = int((time.perf_counter() - started) * 1000)
@@ -408,12 +412,15 @@ def _dispatch(
         fault("after-claim")
         if notice.email:
             try:
+                if report.relay_down:  # one wait for an unreachable relay per scan is enough
+                    raise RelayUnavailable(f"not tried, relay down: {report.errors[-1]}")
                 sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
             except Exception as error:  # any failure is recorded and retried
                 retry_at = now + sender.backoff(notice.attempts)
                 notice_ledger.mark_failed(engine, notice, str(error), retry_at)
                 report.failed += 1
                 report.errors.append(str(error))
+                report.relay_down = report.relay_down or isinstance(error, RelayUnavailable)
                 continue
         fault("after-send")
         notice_ledger.mark_sent(engine, notice, now)
