@@ -10,8 +10,10 @@ SSRs in the batch's scope (the newest version of each report). The items are ins
 from __future__ import annotations
 
 import enum
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, case, func, insert, literal, or_
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from services import audit, messages, packaging, plan
+from services import audit, mailer, messages, packaging, plan
 from services.advisor import Option
 from services.audit import Actor
 from services.db import session_scope
@@ -30,7 +32,7 @@ from services.delivery_ledger import (
     ItemState,
     SendQuota,
 )
-from services.errors import InvalidInput, NotFound
+from services.errors import ConsoleError, InvalidInput, NotFound
 from services.models import (
     LEA,
     Guardian,
@@ -44,6 +46,7 @@ from services.models import (
 )
 from services.permissions import Permission, require, school_scope
 from services.roster_facts import HAS_EMAIL
+from services.settings import Settings
 from services.validation import LANGUAGES
 
 
@@ -602,3 +605,70 @@ def estimate(
     if last == 0:
         full_days, last = full_days - 1, per_day_cap
     return (midnight - now) + timedelta(days=full_days) + timedelta(minutes=last / rate)
+
+
+async def test_send(
+    engine: Engine, settings: Settings, operator: Operator, language: str = "en"
+) -> str:
+    """Send both messages, with a sample encrypted PDF (no student data), to the operator's own
+    address, so the wording and the relay can be checked before a batch. Returns the address."""
+    require(operator, Permission.RUN_BATCHES)
+    if not operator.email:
+        raise InvalidInput(f"Operator {operator.username} has no email address for a test send")
+    config = mailer.MailConfig.from_settings(settings)
+    with Session(engine) as session:
+        lea_name = _lea_name(session, operator.lea_id)
+    password = packaging.passphrase()
+    with tempfile.TemporaryDirectory() as folder:
+        sample = Path(folder) / "SAMPLE.pdf"
+        _sample_pdf(sample)
+        packaged = Path(folder) / "SSR_SAMPLE_0000000000.pdf"
+        packaging.encrypt_pdf(sample, packaged, password)
+        name = operator.display_name
+        document = messages.document_message(
+            language, guardian_name=name, lea_name=lea_name, count=1
+        )
+        secret = messages.password_message(
+            language, guardian_name=name, lea_name=lea_name, password=password
+        )
+        connection = mailer.SmtpConnection(config)
+        try:
+            for text, files in ((document, [packaged]), (secret, [])):
+                result = await connection.send(
+                    mailer.build_message(
+                        config,
+                        to=operator.email,
+                        subject=f"[TEST] {text.subject}",
+                        body=text.body,
+                        reference=f"test; {operator.username}",
+                        attachments=files,
+                    )
+                )
+                if result.outcome is not mailer.Outcome.ACCEPTED:
+                    raise ConsoleError(
+                        f"The relay did not accept the test message: {result.detail}"
+                    )
+        finally:
+            await connection.close()
+    with session_scope(engine) as session:
+        audit.record(
+            session,
+            Actor.of(operator),
+            "batch.test_send",
+            f"operator:{operator.username}",
+            {"language": language},
+        )
+    return operator.email
+
+
+def _sample_pdf(path: Path) -> None:
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    page = canvas.Canvas(str(path), pagesize=letter)
+    page.setFont("Helvetica-Bold", 18)
+    page.drawString(72, 700, "SAMPLE Student Score Report")
+    page.setFont("Helvetica", 12)
+    page.drawString(72, 676, "A test send from SSR Console. It holds no student data.")
+    page.drawString(72, 652, "SSID: 0000000000 (sample)")
+    page.save()
