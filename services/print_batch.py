@@ -1,0 +1,473 @@
+"""Print locally (option C): print-ready PDFs of families' SSRs, each behind a cover sheet.
+
+``create`` records a print batch (``services.channel_batches``): the families chosen (the plan's
+print families, everyone in a scope, or the uncovered), one item per student. ``run`` then
+streams the batch's reports from the database in hand-out or mailing order, one family at a
+time, and writes:
+
+- PDF files of whole families, each family's cover sheet (``services.cover_sheet``) followed by
+  its children's SSRs, a new file started before one would pass ``split_bytes`` (print shops cap
+  uploads; 50 MB by default), so memory holds at most one file's pages;
+- ``manifest.csv``: per family its reference, guardian, language, SSIDs, pages, file and page
+  range, and a status: printed, or why not (no usable address for a mailing, an unreadable SSR),
+  so no family is silently dropped.
+
+Order: by school, then grade, then family name (to hand out or to mail from each school), or by
+ZIP code then family name (presorted bulk mail). A family with children in several schools or
+grades is printed once, under its first child's. Cost: every page (covers included) at the
+print rate, plus envelope and postage per mailed family (``services.advisor.Rates``).
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import itertools
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services import channel_batches, cover_sheet, coverage
+from services.advisor import Option, Rates
+from services.audit import Actor
+from services.batches import _report_filters  # the newest-version and scope rules of batch B
+from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState, Scope
+from services.db import session_scope
+from services.delivery_ledger import BatchStatus
+from services.errors import InvalidInput
+from services.models import LEA, Guardian, Operator, School, ScoreReport, Student
+from services.permissions import Permission, require
+from services.roster_facts import HAS_ADDRESS
+
+MB = 1024 * 1024
+DEFAULT_SPLIT_MB = 50
+PROGRESS_EVERY = 200
+"""Families between two progress commits."""
+ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
+MANIFEST_FIELDS = (
+    "family",
+    "guardian",
+    "language",
+    "ssids",
+    "reports",
+    "pages",
+    "file",
+    "first_page",
+    "last_page",
+    "status",
+)
+
+
+class Order(enum.StrEnum):
+    SCHOOL = "school"  # school, grade, family name
+    ZIP = "zip"  # ZIP code, family name: presorted bulk mail
+
+
+class Handling(enum.StrEnum):
+    MAIL = "mail"  # mailed in #10 window envelopes: needs a usable address
+    HAND_OUT = "hand_out"  # handed out at school: printed whatever the address
+
+
+class Status(enum.StrEnum):
+    PRINTED = "printed"
+    NO_ADDRESS = "no usable address"
+    UNREADABLE = "SSR file unreadable"
+
+
+@dataclass(frozen=True)
+class PrintOptions:
+    """How a print batch is laid out; kept with the batch so a rerun prints the same way."""
+
+    order: Order = Order.SCHOOL
+    handling: Handling = Handling.MAIL
+    split_mb: int = DEFAULT_SPLIT_MB
+
+    def __post_init__(self) -> None:
+        if self.order is Order.ZIP and self.handling is Handling.HAND_OUT:
+            raise InvalidInput("ZIP order is for mailing; hand-outs go by school and grade")
+        if not 1 <= self.split_mb <= 2000:
+            raise InvalidInput("Split files at 1 to 2,000 MB")
+
+    def as_detail(self) -> dict[str, Any]:
+        return {
+            "order": self.order.value,
+            "handling": self.handling.value,
+            "split_mb": self.split_mb,
+        }
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any]) -> PrintOptions:
+        return cls(Order(detail["order"]), Handling(detail["handling"]), int(detail["split_mb"]))
+
+
+def create(
+    engine: Engine,
+    operator: Operator,
+    *,
+    name: str,
+    scope: Scope | None = None,
+    who: coverage.Who = coverage.Who.PLAN,
+    exclude: Iterable[int] = (),
+    options: PrintOptions | None = None,
+) -> ChannelBatch:
+    """Record a print batch for the chosen families; ``run`` prints it."""
+    require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
+    scope = channel_batches.scoped(operator, scope or Scope())
+    options = options or PrintOptions()
+    students = coverage.students_for(
+        engine, operator.lea_id, scope, who, Option.PRINT, exclude=exclude
+    )
+    with session_scope(engine) as session:
+        return channel_batches.create(
+            session,
+            operator,
+            Option.PRINT,
+            name=name,
+            source=who.value,
+            scope=scope,
+            students=students,
+            detail=options.as_detail(),
+        )
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One SSR of one family, as streamed from the database in print order."""
+
+    guardian_id: int
+    family_name: str
+    language: str
+    address: tuple[str, ...]
+    ssid: str
+    student: str
+    grade: int
+    school: str
+    year: int
+    file_path: str
+
+
+@dataclass
+class PrintResult:
+    """What a run wrote: files, manifest, figures."""
+
+    batch_id: int
+    files: list[Path] = field(default_factory=list)
+    manifest: Path | None = None
+    families: int = 0
+    printed: int = 0
+    not_printed: int = 0
+    pages: int = 0
+    reports: int = 0
+    mailed: int = 0
+    cost: Decimal = Decimal(0)
+
+
+def usable_address(guardian: Guardian) -> tuple[str, ...]:
+    """A mailing address block, or () when a street, city, state or valid ZIP is missing."""
+    parts = (guardian.address_line1, guardian.city, guardian.state, guardian.zip_code)
+    if not all(p and p.strip() for p in parts):
+        return ()
+    if not re.match(ZIP_PATTERN, (guardian.zip_code or "").strip()):
+        return ()
+    lines = [f"{guardian.first_name} {guardian.last_name}", guardian.address_line1.strip()]  # type: ignore[union-attr]
+    if guardian.address_line2 and guardian.address_line2.strip():
+        lines.append(guardian.address_line2.strip())
+    lines.append(f"{guardian.city.strip()}, {guardian.state.strip()} {guardian.zip_code.strip()}")  # type: ignore[union-attr]
+    return tuple(lines)
+
+
+def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[ReportRow]:
+    """Every pending item's SSRs in print order, streamed (one family's rows are adjacent)."""
+    family_key = (
+        select(
+            col(ChannelItem.guardian_id).label("gid"),
+            func.min(School.name).label("school"),
+            func.min(Student.grade).label("grade"),
+        )
+        .join(Student, col(Student.id) == col(ChannelItem.student_id))
+        .join(School, col(School.id) == col(Student.school_id))
+        .where(col(ChannelItem.batch_id) == batch.id)
+        .group_by(col(ChannelItem.guardian_id))
+        .subquery("family_key")
+    )
+    ordering: list[Any] = (
+        [family_key.c.school, family_key.c.grade]
+        if order is Order.SCHOOL
+        else [func.coalesce(Guardian.zip_code, "99999")]
+    )
+    statement = (
+        select(Guardian, Student, School.name, ScoreReport.admin_year, ScoreReport.file_path)
+        .select_from(ChannelItem)
+        .join(Student, col(Student.id) == col(ChannelItem.student_id))
+        .join(School, col(School.id) == col(Student.school_id))
+        .join(Guardian, col(Guardian.id) == col(ChannelItem.guardian_id))
+        .join(family_key, family_key.c.gid == col(ChannelItem.guardian_id))
+        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        .where(
+            col(ChannelItem.batch_id) == batch.id,
+            col(ChannelItem.state) == ChannelItemState.PENDING,
+            *_report_filters(
+                batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
+            ),
+        )
+        .order_by(
+            *ordering,
+            Guardian.last_name,
+            Guardian.first_name,
+            Guardian.id,
+            Student.ssid,
+            ScoreReport.program,
+            ScoreReport.test,
+            ScoreReport.language,
+        )
+        .execution_options(yield_per=500)
+    )
+    for guardian, student, school, year, path in session.execute(statement):
+        yield ReportRow(
+            guardian_id=guardian.id,
+            family_name=f"{guardian.last_name}, {guardian.first_name}",
+            language=guardian.preferred_language,
+            address=usable_address(guardian),
+            ssid=student.ssid,
+            student=f"{student.first_name} {student.last_name}",
+            grade=student.grade,
+            school=school,
+            year=year,
+            file_path=path,
+        )
+
+
+class _Part:
+    """The print file being filled; saved and closed before the next one starts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pdf = pikepdf.new()
+        self.sources: list[pikepdf.Pdf] = []
+        self.bytes = 0
+
+    @property
+    def pages(self) -> int:
+        return len(self.pdf.pages)
+
+    def add(self, sources: list[pikepdf.Pdf], size: int) -> None:
+        for source in sources:
+            self.pdf.pages.extend(source.pages)
+        self.sources.extend(sources)
+        self.bytes += size
+
+    def save(self) -> None:
+        self.pdf.save(self.path)
+        self.close()
+
+    def close(self) -> None:
+        self.pdf.close()
+        for source in self.sources:
+            source.close()
+        self.sources.clear()
+
+
+def run(
+    engine: Engine,
+    operator: Operator,
+    batch_id: int,
+    out_dir: Path,
+    *,
+    rates: Rates | None = None,
+) -> PrintResult:
+    """Print a batch's pending families into ``out_dir``; progress is committed as it goes."""
+    require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
+    batch = channel_batches.get(engine, operator, batch_id)
+    if batch.channel != Option.PRINT.value:
+        raise InvalidInput(f"Batch {batch_id} is not a print batch")
+    if batch.status is not BatchStatus.RUNNING:
+        raise InvalidInput(f"Batch {batch_id} is {batch.status.value}, not waiting to print")
+    options = PrintOptions.from_detail(channel_batches.details(batch))
+    rates = rates or Rates()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = PrintResult(batch_id, manifest=out_dir / f"print-{batch_id}-manifest.csv")
+    with Session(engine) as session:
+        lea = session.get(LEA, batch.lea_id)
+        sender = (lea.name,) if lea else ()
+    writer = _Writer(engine, batch, options, out_dir, sender, result)
+    with result.manifest.open("w", newline="", encoding="utf-8") as manifest, Session(engine) as s:
+        table = csv.writer(manifest)
+        table.writerow(MANIFEST_FIELDS)
+        rows = _rows(s, batch, options.order)
+        for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
+            table.writerow(writer.family(list(family)))
+        writer.close()
+    mailed_cost = (rates.envelope + rates.postage) * result.mailed
+    result.cost = rates.print_per_page * result.pages + mailed_cost
+    with session_scope(engine) as session:
+        final = session.get(ChannelBatch, batch_id)
+        assert final is not None
+        final.pages, final.ssrs = result.pages, result.reports
+        final.cost_cents = int((result.cost * 100).to_integral_value())
+        detail = channel_batches.details(final)
+        detail.update(
+            folder=str(out_dir),
+            files=[p.name for p in result.files],
+            manifest=result.manifest.name,
+        )
+        final.detail = json.dumps(detail, sort_keys=True)
+        channel_batches.finish(
+            session,
+            final,
+            Actor.of(operator),
+            families=result.families,
+            printed=result.printed,
+            not_printed=result.not_printed,
+            pages=result.pages,
+            files=len(result.files),
+            cost=str(result.cost),
+        )
+    return result
+
+
+class _Writer:
+    """Appends families to split files and commits their item states every few hundred."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        batch: ChannelBatch,
+        options: PrintOptions,
+        out_dir: Path,
+        sender: tuple[str, ...],
+        result: PrintResult,
+    ) -> None:
+        self.engine = engine
+        self.batch = batch
+        self.options = options
+        self.out_dir = out_dir
+        self.sender = sender
+        self.result = result
+        self.part: _Part | None = None
+        self.pending: dict[ChannelItemState, list[int]] = {}
+
+    def family(self, rows: list[ReportRow]) -> list[object]:
+        """Print one family (or say why not); returns its manifest row."""
+        first = rows[0]
+        ssids = sorted({r.ssid for r in rows})
+        self.result.families += 1
+        base: list[object] = [
+            first.guardian_id,
+            first.family_name,
+            cover_sheet.note_language(first.language),
+            " ".join(ssids),
+            len(rows),
+        ]
+        mail = self.options.handling is Handling.MAIL
+        if mail and not first.address:
+            return self._skip(first, base, Status.NO_ADDRESS, ChannelItemState.NO_ADDRESS)
+        try:
+            # Read into memory: an open file per report would run out of descriptors on a
+            # 50 MB part (~1,000 SSRs); memory stays bounded by the split size instead.
+            data = [Path(r.file_path).read_bytes() for r in rows]
+            reports = [pikepdf.open(BytesIO(d)) for d in data]
+        except (OSError, pikepdf.PdfError):
+            return self._skip(first, base, Status.UNREADABLE, ChannelItemState.FAILED)
+        report_pages = sum(len(r.pages) for r in reports)
+        children = {r.ssid: cover_sheet.Child(r.student, r.ssid, r.grade, r.school) for r in rows}
+        cover_bytes = cover_sheet.render(
+            cover_sheet.Cover(
+                sender=self.sender,
+                address=first.address if mail else (),
+                language=first.language,
+                year=first.year,
+                children=tuple(children[s] for s in ssids),
+                pages=report_pages,
+                reference=f"Print batch {self.batch.id} · family {first.guardian_id}",
+            )
+        )
+        cover = pikepdf.open(BytesIO(cover_bytes))
+        size = len(cover_bytes) + sum(len(d) for d in data)
+        part = self._part_for(size)
+        start = part.pages + 1
+        part.add([cover, *reports], size)
+        pages = 1 + report_pages
+        self.result.printed += 1
+        self.result.pages += pages
+        self.result.reports += len(rows)
+        self.result.mailed += int(mail)
+        self._mark(first.guardian_id, ChannelItemState.DONE)
+        return [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
+
+    def _skip(
+        self, first: ReportRow, base: list[object], status: Status, state: ChannelItemState
+    ) -> list[object]:
+        self.result.not_printed += 1
+        self._mark(first.guardian_id, state)
+        return [*base, 0, "", "", "", status.value]
+
+    def _part_for(self, size: int) -> _Part:
+        limit = self.options.split_mb * MB
+        if self.part is not None and self.part.pages and self.part.bytes + size > limit:
+            self.part.save()
+            self.part = None
+        if self.part is None:
+            number = len(self.result.files) + 1
+            self.part = _Part(self.out_dir / f"print-{self.batch.id}-{number:03d}.pdf")
+            self.result.files.append(self.part.path)
+        return self.part
+
+    def _mark(self, guardian_id: int, state: ChannelItemState) -> None:
+        self.pending.setdefault(state, []).append(guardian_id)
+        if sum(len(ids) for ids in self.pending.values()) >= PROGRESS_EVERY:
+            self._commit()
+
+    def _commit(self) -> None:
+        with session_scope(self.engine) as session:
+            for state, ids in self.pending.items():
+                channel_batches.set_items(session, self.batch.id, ids, state)  # type: ignore[arg-type]
+        self.pending = {}
+
+    def close(self) -> None:
+        if self.part is not None:
+            self.part.save()
+            self.part = None
+        self._commit()
+
+
+@dataclass(frozen=True)
+class PrintPreview:
+    """What a print batch would hold, before anything is recorded."""
+
+    families: int
+    students: int
+    without_address: int
+
+
+def preview(
+    engine: Engine,
+    operator: Operator,
+    *,
+    scope: Scope | None = None,
+    who: coverage.Who = coverage.Who.PLAN,
+) -> PrintPreview:
+    """Families and students a print batch would take, and how many lack a mailing address."""
+    require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
+    scope = channel_batches.scoped(operator, scope or Scope())
+    chosen = coverage.students_for(engine, operator.lea_id, scope, who, Option.PRINT).subquery()
+    with Session(engine) as session:
+        families, students, without = session.execute(
+            select(
+                func.count(func.distinct(chosen.c.gid)),
+                func.count(),
+                func.count(func.distinct(chosen.c.gid)).filter(~HAS_ADDRESS),
+            )
+            .select_from(chosen)
+            .join(Guardian, col(Guardian.id) == chosen.c.gid)
+        ).one()
+    return PrintPreview(int(families), int(students), int(without))
