@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, true
 from sqlalchemy.engine import Engine
@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from services import credentials, notice_ledger
 from services.db import session_scope
+from services.errors import InvalidInput
 from services.models import LEA, Operator, Program, Role, ScoreReport, Student
 from services.notice_ledger import Notice, NoticeKind
 from services.notice_mail import RelayUnavailable
@@ -48,11 +49,17 @@ class ReminderPolicy:
     ssr_offsets: tuple[int, ...] = SSR_OFFSETS
     horizon_days: int = 14
 
-    def today(self, now: datetime) -> date:
-        return now.astimezone(ZoneInfo(self.timezone)).date()
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"Time zone {self.timezone!r} is unknown; use a name like America/Los_Angeles"
+            ) from None
 
     def local_day(self, moment: datetime) -> date:
-        return self.today(moment)
+        """The calendar day ``moment`` falls on where the LEA is."""
+        return moment.astimezone(ZoneInfo(self.timezone)).date()
 
 
 @dataclass(frozen=True)
@@ -334,7 +341,7 @@ def scan(
     """
     started = time.perf_counter()
     policy = policy or ReminderPolicy()
-    today = policy.today(now)
+    today = policy.local_day(now)
     report = ScanReport(today)
     with session_scope(engine) as session:
         people = coordinators_by_lea(session)

@@ -209,3 +209,7 @@ def test_bad_scheduler_config_is_a_clear_error(tmp_path, smtp) -> None:  # type:
     assert bad.returncode == 2
     assert "Holiday 'July 4th' is not a date like 2026-07-03" in err
     assert "Traceback" not in err
+    config = config_file(tmp_path, smtp, '[scheduler]\ntimezone = "Pacific/Nowhere"\n')
+    bad = console(url, config, "scheduler", "--once")
+    _, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "Time zone 'Pacific/Nowhere' is unknown" in err
