@@ -49,11 +49,11 @@ def _when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
     seconds = int((now - moment).total_seconds())
-    if seconds < 0:
+    if -7200 < seconds < 0:
         return f"in {-seconds // 60 + 1} min"
-    if seconds < 120:
+    if 0 <= seconds < 120:
         return f"{seconds} s ago"
-    if seconds < 7200:
+    if 0 <= seconds < 7200:
         return f"{seconds // 60} min ago"
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
