@@ -13,8 +13,8 @@ Students on no channel are the uncovered, listed with their family (the primary 
 ``services.roster_facts``) and why; students on two channels are counted too, because a family
 that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
 query over the students in scope; lists are paged. The same rules choose the students of a new
-batch (``students_for``): the plan's families of a channel, everyone in scope, or only the
-uncovered, so a hand-off never puts a student on a second channel.
+batch (``students_for``): the plan's families of a channel, every family in scope, or those the
+portal does not reach; never a student already on a channel.
 """
 
 from __future__ import annotations
@@ -232,12 +232,11 @@ def uncovered_families(engine: Engine, operator: Operator) -> Iterator[int | Non
 
 
 class Who(enum.StrEnum):
-    """Which families of the scope a new batch takes."""
+    """Which families of the scope a new batch takes (never students already on a channel)."""
 
     PLAN = "plan"  # the families the plan in force puts on the batch's channel
     ALL = "all"  # every family of the scope
-    UNCOVERED = "uncovered"  # families of students on no channel yet
-    HANDOFF = "handoff"  # uncovered families that do not use the portal (portal readiness)
+    HANDOFF = "handoff"  # families that do not use the portal (portal readiness hand-off)
 
 
 def students_for(
@@ -250,14 +249,13 @@ def students_for(
     exclude: Iterable[int] = (),
 ) -> Select[Any]:
     """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
-    families (guardian ids) on purpose. Students already on a channel are never taken twice."""
+    families (guardian ids) on purpose. A student already on any channel is never taken, so a
+    new batch cannot put an SSR on a second channel."""
     family = families(lea_id, scope)
-
-    def on(option: Option) -> Any:
-        return on_channel(option, lea_id, family.c.sid, Student.school_id, Student.grade)
-
-    anywhere = who in (Who.UNCOVERED, Who.HANDOFF)
-    conditions: list[Any] = [~or_(*(on(o) for o in (ASSIGNMENT_ORDER if anywhere else (channel,))))]
+    conditions: list[Any] = [
+        ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
+        for o in ASSIGNMENT_ORDER
+    ]
     if who is Who.PLAN:
         current = plan.current(engine, lea_id, scope.school_id)
         if current is None:

@@ -247,7 +247,7 @@ def test_zip_order_for_bulk_mail_and_hand_out_prints_families_without_address(
 
     # The family left out of the mailing is handed out at school instead.
     hand_out = print_batch.create(
-        w.engine, operator, name="Hand out", who=coverage.Who.UNCOVERED,
+        w.engine, operator, name="Hand out", who=coverage.Who.ALL,
         options=PrintOptions(handling=Handling.HAND_OUT),
     )  # fmt: skip
     result = print_batch.run(w.engine, operator, hand_out.id, w.folder / "hand")
@@ -278,4 +278,4 @@ def test_refusals_leave_nothing_behind(demo: World) -> None:
     with pytest.raises(InvalidInput, match="finished, not waiting to print"):
         print_batch.run(w.engine, operator, batch.id, w.folder / "once")
     with pytest.raises(InvalidInput, match="No student with an SSR"):
-        print_batch.create(w.engine, operator, name="Again", who=coverage.Who.UNCOVERED)
+        print_batch.create(w.engine, operator, name="Again", who=coverage.Who.ALL)
