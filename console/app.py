@@ -21,7 +21,6 @@ from services.permissions import require
 
 class SSRConsoleApp(App[None]):
     TITLE = "SSR Console"
-    CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {DestinationCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
@@ -43,8 +42,8 @@ class SSRConsoleApp(App[None]):
         )
 
     def on_ready(self) -> None:
-        """After the first frame, import the other screens so opening them later is instant."""
-        self.run_worker(preload, thread=True, name="preload screens")
+        """Soon after the first frame, import the other screens so opening them is instant."""
+        self.set_timer(0.5, lambda: self.run_worker(preload, thread=True, name="preload screens"))
 
     def get_default_screen(self):  # type: ignore[no-untyped-def]
         return DESTINATIONS[0].factory(self.ctx)

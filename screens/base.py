@@ -1,11 +1,12 @@
 """The frame every console screen shares: header, banners, the screen's own body, key footer.
 
-Screens built on ConsoleScreen get the session context, the standing banners (refreshed each
-time the screen comes back into view) and a footer that shows their keys.
+Screens built on ConsoleScreen get the session context, the standing banners (read in a worker
+each time the screen comes back into view) and a footer that shows their keys.
 """
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header
@@ -32,4 +33,9 @@ class ConsoleScreen(Screen[None]):
         yield from ()
 
     def on_screen_resume(self) -> None:
-        self.query_one(BannerBar).show(dashboard.banners(self.ctx.engine, self.ctx.operator))
+        self._load_banners()
+
+    @work(thread=True, exclusive=True, group="banners")
+    def _load_banners(self) -> None:
+        found = dashboard.banners(self.ctx.engine, self.ctx.operator)
+        self.app.call_from_thread(self.query_one(BannerBar).show, found)

@@ -1,10 +1,16 @@
 """The first screen: the operator's LEA (or school) at a glance.
 
-Roster and SSR counts come from services.dashboard in a worker thread, so the screen paints at
-once even on 300,000 students. Panels whose content a later issue owns say which issue.
+Every figure is read in a worker thread, so the screen paints at once even on 300,000 students.
+The panels below the roster come from PANELS: a service function ``dashboard_text(engine,
+operator) -> str`` each, imported in its worker (off the first frame's path) and read again
+whenever the dashboard comes back into view. A panel whose issue has not landed yet says which
+issue owns it; adding or replacing a panel is a one-line edit.
 """
 
 from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
@@ -13,15 +19,28 @@ from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import credentials, dashboard, plan
+from services import dashboard
 from services.dashboard import DashboardSummary
+from services.errors import ConsoleError
 from services.validation import LANGUAGES
 
-PENDING_PANELS = {
-    "batches": ("Batches", "Delivery batches and their progress: issues 7 and 8."),
-    "deadlines": ("Deadlines", "Students at risk of missing the 20/30-day deadlines: issue 4."),
-}
-"""Panels shown as placeholders until the issue named in their text replaces them."""
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    title: str
+    source: str | None  # "module:function" returning the panel's text, or None: a placeholder
+    placeholder: str = ""
+
+
+# fmt: off
+PANELS = [
+    Panel("credential", "Credential", "services.credentials:dashboard_text"),
+    Panel("plan", "Distribution plan", "services.plan:dashboard_text"),
+    Panel("batches", "Batches", None, "Delivery batches and their progress: issues 7 and 8."),
+    Panel("deadlines", "Deadlines", None, "Students at risk of missing the 20/30-day deadlines: issue 4."),
+]
+# fmt: on
 
 
 class DashboardScreen(ConsoleScreen):
@@ -40,10 +59,12 @@ class DashboardScreen(ConsoleScreen):
             with Grid():
                 yield self._panel("roster", "Roster", "Counting…")
                 yield self._panel("guardians", "Guardians", "Counting…")
-                yield self._panel("plan", "Distribution plan", "Loading…")
-                yield self._panel("credential", "Credential", "Loading…")
-                for key, (title, text) in PENDING_PANELS.items():
-                    yield self._panel(key, title, f"Placeholder. {text}", "pending")
+                for panel in PANELS:
+                    if panel.source:
+                        yield self._panel(panel.key, panel.title, "Loading…")
+                    else:
+                        text = f"Placeholder. {panel.placeholder}"
+                        yield self._panel(panel.key, panel.title, text, "pending")
             yield Static(
                 "? lists every key · ctrl+p opens a screen by name · esc goes back", id="hint"
             )
@@ -55,27 +76,32 @@ class DashboardScreen(ConsoleScreen):
         return panel
 
     def on_mount(self) -> None:
-        self._load()
+        self._load_summary()
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        self._load_plan()  # the advisor may have saved a new plan meanwhile
-        self._load_credential()  # or a coordinator generated or reset the credential
+        for panel in PANELS:  # a plan saved or a credential reset meanwhile shows on return
+            if panel.source:
+                self._load_panel(panel)
 
-    @work(thread=True, exclusive=True, group="credential")
-    def _load_credential(self) -> None:
-        text = credentials.dashboard_text(self.ctx.engine, self.ctx.operator)
-        self.app.call_from_thread(self.query_one("#credential", Static).update, Content(text))
-
-    @work(thread=True, exclusive=True, group="plan")
-    def _load_plan(self) -> None:
-        text = plan.dashboard_text(self.ctx.engine, self.ctx.operator)
-        self.app.call_from_thread(self.query_one("#plan", Static).update, Content(text))
-
-    @work(thread=True, exclusive=True)
-    def _load(self) -> None:
+    @work(thread=True, exclusive=True, group="summary")
+    def _load_summary(self) -> None:
         summary = dashboard.summary(self.ctx.engine, self.ctx.operator)
         self.app.call_from_thread(self.show_summary, summary)
+
+    def _load_panel(self, panel: Panel) -> None:
+        self.run_worker(
+            lambda: self._read_panel(panel), thread=True, exclusive=True, group=panel.key
+        )
+
+    def _read_panel(self, panel: Panel) -> None:
+        module, _, function = (panel.source or "").partition(":")
+        read = getattr(importlib.import_module(module), function)
+        try:
+            text = read(self.ctx.engine, self.ctx.operator)
+        except ConsoleError as error:
+            text = str(error)
+        self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, Content(text))
 
     def show_summary(self, summary: DashboardSummary) -> None:
         self.query_one("#where", Static).update(

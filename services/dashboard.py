@@ -12,7 +12,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from services import credentials
 from services.errors import NotFound
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student, StudentGuardian
 from services.permissions import Permission, allowed, require, school_scope
@@ -144,5 +143,7 @@ def _guardian_breakdown(session: Session, guardian_filter) -> _Contacts:  # type
 
 def banners(engine: Engine, operator: Operator) -> list[Banner]:
     """Banners for every screen: the SIS-vendor credential from 14 days before expiry (issue 3)."""
+    from services import credentials  # imported on first use: keeps it off the cold start's path
+
     credential = credentials.banner(engine, operator.lea_id)
     return [Banner(*credential)] if credential else []
