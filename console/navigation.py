@@ -68,7 +68,7 @@ DESTINATIONS: list[Destination] = [
     Destination("c", "Credential", lazy("screens.credential:CredentialScreen"), P.VIEW_CREDENTIAL_STATUS, None),
     Destination("a", "Advisor", lazy("screens.advisor:AdvisorScreen"), P.VIEW_DASHBOARD, None),
     Destination("i", "Import", lazy("screens.import_reports:ImportReportsScreen"), P.IMPORT_REPORTS, None),
-    Destination("b", "Batches", placeholder("Batches", "issues 7 and 8", "secure email, print, paper-order and portal batches"), P.RUN_BATCHES, 7),
+    Destination("b", "Batches", lazy("screens.batches:BatchesScreen"), P.RUN_BATCHES, 7),
     Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS, None),
     Destination("h", "Help desk", placeholder("Help desk", "issue 10", "look up a student or guardian, read the timeline, resend"), P.RESEND, 10),
     Destination("r", "Reports", placeholder("Reports", "issue 10", "aggregate delivery reports"), P.VIEW_REPORTS, 10),

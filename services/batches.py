@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from services import audit, mailer, messages, packaging, plan
+from services import delivery_ledger as ledger
 from services.advisor import Option
 from services.audit import Actor
 from services.db import session_scope
@@ -672,3 +673,58 @@ def _sample_pdf(path: Path) -> None:
     page.drawString(72, 676, "A test send from SSR Console. It holds no student data.")
     page.drawString(72, 652, "SSID: 0000000000 (sample)")
     page.save()
+
+
+# --- operator actions (permission and scope checked here, state rules in the ledger) -------------
+
+
+def set_status(engine: Engine, operator: Operator, batch_id: int, status: BatchStatus) -> None:
+    """Pause, resume or cancel a batch the operator can see."""
+    get_batch(engine, operator, batch_id)
+    ledger.set_batch_status(engine, Actor.of(operator), batch_id, status)
+
+
+def retry_failed(engine: Engine, operator: Operator, batch_id: int) -> int:
+    """Send failed items again from where they failed; returns how many."""
+    get_batch(engine, operator, batch_id)
+    return ledger.retry_failed(engine, Actor.of(operator), batch_id)
+
+
+def resolve(
+    engine: Engine,
+    operator: Operator,
+    item_id: int,
+    resolution: ledger.Resolution,
+    reason: str = "",
+) -> ItemState:
+    """The operator's decision for an uncertain item of a batch they can see."""
+    with Session(engine) as session:
+        item = session.get(DeliveryItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no delivery item {item_id}")
+    get_batch(engine, operator, item.batch_id)
+    return ledger.resolve_uncertain(engine, Actor.of(operator), item_id, resolution, reason)
+
+
+def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
+    """Read a scope typed by an operator: ``lea``, ``plan``, ``grade 5`` or ``school <CDS code>``."""
+    words = text.strip().lower().split()
+    if not words or words == ["lea"]:
+        return Selection()
+    if words == ["plan"]:
+        return Selection(Source.PLAN)
+    if len(words) == 2 and words[0] == "grade":
+        from services.validation import grade
+
+        return Selection(Source.GRADE, grade=grade(words[1]))
+    if len(words) == 2 and words[0] == "school":
+        with Session(engine) as session:
+            school_id = session.exec(
+                select(School.id).where(
+                    School.cds_code == words[1], School.lea_id == operator.lea_id
+                )
+            ).first()
+        if school_id is None:
+            raise InvalidInput(f"No school of your LEA has the CDS code {words[1]}")
+        return Selection(Source.SCHOOL, school_id=school_id)
+    raise InvalidInput("Type a scope: lea, plan, grade <number> or school <14-digit CDS code>")

@@ -1,0 +1,290 @@
+"""One delivery batch, live: progress bar, per-state counts, rate and ETA under the relay's caps,
+per-school breakdown, failures and uncertain items, and the actions an operator takes on them.
+
+Everything shown is read from the database once a second in a thread worker (the batch runs in
+``ssr-console worker``, not here), so closing this screen or the SSH session changes nothing.
+Keys: ``p`` pause/resume, ``x`` cancel (asks first), ``f`` retry failed, ``u`` decide the highlighted
+uncertain item (resend, count as sent, or give up).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, ProgressBar, Static
+
+from screens.base import ConsoleScreen
+from services import batches, mailer
+from services.context import ConsoleContext
+from services.delivery_ledger import BatchStatus, ItemState, Resolution
+from services.errors import ConsoleError
+
+REFRESH_SECONDS = 1.0
+SHOWN_STATES = (
+    ItemState.PENDING,
+    ItemState.PACKAGED,
+    ItemState.SENDING_DOCUMENT,
+    ItemState.DOCUMENT_SENT,
+    ItemState.SENDING_PASSWORD,
+    ItemState.PASSWORD_SENT,
+    ItemState.DONE,
+    ItemState.FAILED,
+    ItemState.UNCERTAIN,
+    ItemState.CANCELLED,
+)
+
+
+def duration(value: timedelta | None) -> str:
+    """``2d 3h``, ``1h 20m``, ``4m``: an ETA as a person reads it."""
+    if value is None:
+        return "unknown until sending starts"
+    minutes = int(value.total_seconds() // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else "under a minute"
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question for a destructive action; ``y`` confirms, ``n`` or ``esc`` does not."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Static { width: 60; border: thick $error; padding: 1 2; background: $surface; }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{self.question}\n\n[b]y[/b] yes · [b]n[/b] no")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class ResolveScreen(ModalScreen[Resolution | None]):
+    """The decision for one uncertain item, after checking the relay's log or with the family."""
+
+    DEFAULT_CSS = """
+    ResolveScreen { align: center middle; }
+    ResolveScreen > Static { width: 64; border: thick $warning; padding: 1 2; background: $surface; }
+    """
+    BINDINGS = [
+        Binding("r", "choose('resend')", "Resend"),
+        Binding("s", "choose('sent')", "It arrived"),
+        Binding("g", "choose('fail')", "Give up"),
+        Binding("escape", "choose('')", "Not now"),
+    ]
+
+    def __init__(self, item_id: int, reason: str) -> None:
+        super().__init__()
+        self.item_id = item_id
+        self.reason = reason
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            f"Item {self.item_id} is uncertain: {self.reason}\n\n"
+            "The message may or may not have reached the family.\n"
+            "[b]r[/b] resend it · [b]s[/b] it arrived (count as sent) · "
+            "[b]g[/b] give up · [b]esc[/b] decide later"
+        )
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(Resolution(choice) if choice else None)
+
+
+class BatchProgressScreen(ConsoleScreen):
+    TITLE = "Batch progress"
+    DEFAULT_CSS = """
+    BatchProgressScreen #headline { height: 1; padding: 0 1; text-style: bold; }
+    BatchProgressScreen ProgressBar { padding: 0 1; }
+    BatchProgressScreen #figures { height: 3; padding: 0 1; }
+    BatchProgressScreen #tables { height: 1fr; }
+    BatchProgressScreen #schools { width: 2fr; }
+    BatchProgressScreen #problems { width: 3fr; }
+    """
+    BINDINGS = [
+        Binding("p", "pause_resume", "Pause/resume"),
+        Binding("x", "cancel_batch", "Cancel"),
+        Binding("f", "retry_failed", "Retry failed"),
+        Binding("u", "resolve", "Resolve uncertain"),
+    ]
+
+    def __init__(self, ctx: ConsoleContext, batch_id: int) -> None:
+        super().__init__(ctx)
+        self.batch_id = batch_id
+        self.progress: batches.Progress | None = None
+        try:
+            config = mailer.MailConfig.from_settings(ctx.settings)
+            self.caps = (config.per_minute, config.per_day)
+        except ConsoleError:
+            self.caps = (0, 0)
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Loading…", id="headline")
+        yield ProgressBar(total=None, show_eta=False, id="bar")
+        yield Static("", id="figures")
+        with Horizontal(id="tables"):
+            with Vertical(id="schools"):
+                yield DataTable(id="school-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="problems"):
+                yield DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#school-table", DataTable).add_columns("School", "Done", "Fail", "Unc")
+        self.query_one("#problem-table", DataTable).add_columns("Item", "State", "Reason")
+        self.query_one("#problem-table", DataTable).focus()
+        self.refresh_progress()
+        self.set_interval(REFRESH_SECONDS, self.refresh_progress)
+
+    @work(thread=True, exclusive=True, group="progress")
+    def refresh_progress(self) -> None:
+        ctx = self.ctx
+        try:
+            found = batches.progress(
+                ctx.engine,
+                ctx.operator,
+                self.batch_id,
+                per_minute_cap=self.caps[0],
+                per_day_cap=self.caps[1],
+            )
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._show, found)
+
+    def _show(self, progress: batches.Progress) -> None:
+        self.progress = progress
+        batch = progress.batch
+        self.title = f"Batch {batch.id}: {batch.name}"
+        self.query_one("#headline", Static).update(
+            f"Batch {batch.id} · {batch.name} · {batch.status.value} · "
+            f"{progress.done:,}/{progress.total:,} families done"
+        )
+        self.query_one("#bar", ProgressBar).update(
+            total=max(progress.total, 1), progress=progress.done
+        )
+        counts = " · ".join(
+            f"{state.label} {progress.counts[state]:,}"
+            for state in SHOWN_STATES
+            if progress.counts.get(state)
+        )
+        per_minute, per_day = self.caps
+        caps = ", ".join(
+            text
+            for text in (
+                f"{per_minute:,}/min" if per_minute else "",
+                f"{per_day:,}/day ({progress.sent_today:,} today)" if per_day else "",
+            )
+            if text
+        )
+        self.query_one("#figures", Static).update(
+            f"{counts}\n"
+            f"Rate {progress.rate_per_minute:,.1f} msg/min"
+            + (f" · caps {caps}" if caps else "")
+            + f" · {progress.remaining_messages:,} messages left · ETA {duration(progress.eta)}"
+        )
+        self._fill_schools(progress)
+        self._fill_problems(progress)
+
+    def _fill_schools(self, progress: batches.Progress) -> None:
+        table = self.query_one("#school-table", DataTable)
+        table.clear()
+        for school in progress.schools:
+            table.add_row(
+                school.school[:28],
+                f"{school.done:,}/{school.total:,}",
+                f"{school.failed:,}",
+                f"{school.uncertain:,}",
+            )
+
+    def _fill_problems(self, progress: batches.Progress) -> None:
+        table = self.query_one("#problem-table", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for problem in progress.problems:
+            table.add_row(
+                str(problem.item_id), problem.state.label, problem.reason, key=str(problem.item_id)
+            )
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def _act(self, done: str, action: object) -> None:
+        try:
+            result = action() if callable(action) else None
+        except ConsoleError as error:
+            self.notify(str(error), severity="error")
+            return
+        self.notify(done.format(result=result))
+        self.refresh_progress()
+
+    def action_pause_resume(self) -> None:
+        if self.progress is None:
+            return
+        running = self.progress.batch.status is BatchStatus.RUNNING
+        target = BatchStatus.PAUSED if running else BatchStatus.RUNNING
+        self._act(
+            "Batch paused" if running else "Batch resumed",
+            lambda: batches.set_status(self.ctx.engine, self.ctx.operator, self.batch_id, target),
+        )
+
+    def action_cancel_batch(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(
+                    "Batch cancelled",
+                    lambda: batches.set_status(
+                        self.ctx.engine, self.ctx.operator, self.batch_id, BatchStatus.CANCELLED
+                    ),
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel batch {self.batch_id}? Families not yet sent their document will not be."
+            ),
+            answered,
+        )
+
+    def action_retry_failed(self) -> None:
+        self._act(
+            "{result} failed items will be sent again",
+            lambda: batches.retry_failed(self.ctx.engine, self.ctx.operator, self.batch_id),
+        )
+
+    def action_resolve(self) -> None:
+        table = self.query_one("#problem-table", DataTable)
+        if self.progress is None or not table.row_count:
+            self.notify("No failed or uncertain item to decide", severity="warning")
+            return
+        problem = self.progress.problems[table.cursor_row]
+        if problem.state is not ItemState.UNCERTAIN:
+            self.notify(f"Item {problem.item_id} is {problem.state.label}, not uncertain")
+            return
+
+        def chosen(resolution: Resolution | None) -> None:
+            if resolution is not None:
+                self._act(
+                    f"Item {problem.item_id}: now {{result}}",
+                    lambda: (
+                        batches.resolve(
+                            self.ctx.engine, self.ctx.operator, problem.item_id, resolution
+                        ).label
+                    ),
+                )
+
+        self.app.push_screen(ResolveScreen(problem.item_id, problem.reason), chosen)

@@ -1,0 +1,117 @@
+"""Start a delivery batch: name it, choose its families, read the dry run, then create it.
+
+The scope is typed (``lea``, ``plan``, ``grade 5``, ``school <CDS>``). ``enter`` in either field runs
+the dry run: counts, families without email, and the first lines of both messages in every language.
+Create stays disabled until a dry run of exactly this name and scope has been shown.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from services import batches
+from services.context import ConsoleContext
+from services.errors import ConsoleError
+from services.validation import LANGUAGES
+
+
+class NewBatchScreen(ModalScreen[int | None]):
+    DEFAULT_CSS = """
+    NewBatchScreen { align: center middle; }
+    NewBatchScreen > VerticalScroll { width: 78; height: 22; border: thick $accent; background: $surface; }
+    NewBatchScreen Input { margin: 0 1; }
+    NewBatchScreen #preview { padding: 0 1; }
+    NewBatchScreen Horizontal { height: 3; }
+    """
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.previewed: tuple[str, str] | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Input(placeholder="Batch name, e.g. Spring 2026 ELPAC", id="name")
+            yield Input(
+                placeholder="Scope: lea, plan, grade 5, school <CDS> (enter: dry run)", id="scope"
+            )
+            with Horizontal():
+                yield Button("Dry run", id="dry-run")
+                yield Button("Create batch", id="create", variant="primary", disabled=True)
+            yield Static("Type a name and a scope, then press enter for the dry run.", id="preview")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+
+    def _fields(self) -> tuple[str, str]:
+        return self.query_one("#name", Input).value.strip(), self.query_one("#scope", Input).value
+
+    def on_input_changed(self, _: Input.Changed) -> None:
+        self.query_one("#create", Button).disabled = self._fields() != self.previewed
+
+    def on_input_submitted(self, _: Input.Submitted) -> None:
+        self._dry_run()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "dry-run":
+            self._dry_run()
+        elif event.button.id == "create":
+            self._create()
+
+    @work(thread=True, exclusive=True, group="dry-run")
+    def _dry_run(self) -> None:
+        name, scope = self._fields()
+        ctx = self.ctx
+        try:
+            selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
+            preview = batches.dry_run(ctx.engine, ctx.operator, selection)
+        except ConsoleError as error:
+            self.app.call_from_thread(self._show_error, str(error))
+            return
+        self.app.call_from_thread(self._show_preview, (name, scope), preview)
+
+    def _show_error(self, message: str) -> None:
+        self.previewed = None
+        self.query_one("#create", Button).disabled = True
+        self.query_one("#preview", Static).update(f"[b]Not possible:[/b] {message}")
+
+    def _show_preview(self, fields: tuple[str, str], preview: batches.DryRun) -> None:
+        languages = ", ".join(
+            f"{LANGUAGES[code]} {count:,}" for code, count in sorted(preview.by_language.items())
+        )
+        samples = "\n".join(
+            f"[b]{LANGUAGES[s.language]}[/b]\n  1: {s.document.subject}\n  2: {s.password.subject}"
+            for s in preview.samples
+        )
+        self.query_one("#preview", Static).update(
+            f"{preview.families:,} families will get {preview.ssrs:,} SSRs by email.\n"
+            f"{preview.without_email:,} families in this scope have no email address "
+            "(plan print or paper for them).\n"
+            f"By language: {languages or 'none'}\n\n{samples}"
+        )
+        self.previewed = fields if preview.families else None
+        self.query_one("#create", Button).disabled = self._fields() != self.previewed
+
+    def _create(self) -> None:
+        name, scope = self._fields()
+        if (name, scope) != self.previewed:
+            self.notify("Run the dry run for this name and scope first", severity="warning")
+            return
+        ctx = self.ctx
+        try:
+            selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
+            batch_id = batches.create(ctx.engine, ctx.operator, selection, name=name)
+        except ConsoleError as error:
+            self._show_error(str(error))
+            return
+        self.notify(f"Batch {batch_id} created; the worker starts sending it", title="New batch")
+        self.dismiss(batch_id)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

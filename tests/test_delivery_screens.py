@@ -1,0 +1,205 @@
+"""The batch list and live progress screens at 80x24, driven by keys with Textual's Pilot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from textual.widgets import DataTable, Static
+
+from console.app import SSRConsoleApp
+from screens.batch_progress import BatchProgressScreen, ResolveScreen
+from screens.batches import BatchesScreen
+from screens.new_batch import NewBatchScreen
+from services import batches, db, operators
+from services.context import ConsoleContext
+from services.db import session_scope
+from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.settings import Settings
+from tests.delivery_harness import copy_database, seeded_template
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
+    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+    copy_database(template, tmp_path / "ssr.db")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    yield engine
+    engine.dispose()
+
+
+def app_for(engine: Engine, tmp_path: Path, username: str = "caaspp") -> SSRConsoleApp:
+    config = Settings(database_url=str(engine.url), data_dir=tmp_path / "data")
+    return SSRConsoleApp(ConsoleContext(engine, config, operators.resolve(engine, username)))
+
+
+def batch_with_problems(engine: Engine) -> tuple[int, list[int]]:
+    """A batch whose first item failed (550) and second is uncertain mid-document."""
+    batch_id = batches.create(
+        engine, operators.resolve(engine, "caaspp"), batches.Selection(), name="Spring SSRs"
+    )
+    with session_scope(engine) as session:
+        ids = list(
+            session.exec(
+                select(DeliveryItem.id)
+                .where(DeliveryItem.batch_id == batch_id)
+                .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+            ).all()
+        )
+        session.execute(
+            update(DeliveryItem)
+            .where(DeliveryItem.id == ids[0])  # type: ignore[arg-type]
+            .values(state=ItemState.FAILED, error="document: 550 5.1.1 mailbox unavailable")
+        )
+        session.execute(
+            update(DeliveryItem)
+            .where(DeliveryItem.id == ids[1])  # type: ignore[arg-type]
+            .values(
+                state=ItemState.UNCERTAIN,
+                uncertain_step="document",
+                sealed_password="x",
+                error="no answer after the message data",
+            )
+        )
+    return batch_id, ids  # type: ignore[return-value]
+
+
+def state_of(engine: Engine, item_id: int) -> ItemState:
+    with Session(engine) as session:
+        item = session.get(DeliveryItem, item_id)
+        assert item is not None
+        return item.state
+
+
+def status_of(engine: Engine, batch_id: int) -> BatchStatus:
+    with Session(engine) as session:
+        batch = session.get(DeliveryBatch, batch_id)
+        assert batch is not None
+        return batch.status
+
+
+def text(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return str(screen.query_one(selector, Static).render())
+
+
+async def settle(pilot, seconds: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause(seconds)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_progress_screen_keys_pause_resume_retry_resolve_cancel(
+    engine: Engine, tmp_path: Path
+) -> None:
+    batch_id, ids = batch_with_problems(engine)
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, BatchesScreen)
+        assert app.screen.query_one(DataTable).row_count == 1
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, BatchProgressScreen)
+        assert "running" in text(screen, "#headline")
+        figures = text(screen, "#figures")
+        assert "failed 1" in figures and "uncertain 1" in figures and "ETA" in figures
+        problems = screen.query_one("#problem-table", DataTable)
+        assert problems.row_count == 2
+        assert "550 5.1.1" in str(problems.get_row_at(0)[2])
+
+        await pilot.press("p")
+        await settle(pilot)
+        assert status_of(engine, batch_id) is BatchStatus.PAUSED
+        assert "paused" in text(screen, "#headline")
+        await pilot.press("p")
+        await settle(pilot)
+        assert status_of(engine, batch_id) is BatchStatus.RUNNING
+
+        await pilot.press("f")
+        await settle(pilot)
+        assert state_of(engine, ids[0]) is ItemState.PENDING
+
+        problems.move_cursor(row=0)  # the uncertain item is now the only problem
+        await pilot.press("u")
+        await settle(pilot)
+        assert isinstance(app.screen, ResolveScreen)
+        await pilot.press("r")
+        await settle(pilot)
+        assert state_of(engine, ids[1]) is ItemState.PACKAGED
+
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("n")  # not confirmed: nothing happens
+        await settle(pilot)
+        assert status_of(engine, batch_id) is BatchStatus.RUNNING
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert status_of(engine, batch_id) is BatchStatus.CANCELLED
+        assert state_of(engine, ids[0]) is ItemState.CANCELLED
+
+
+async def test_progress_refreshes_from_the_database_within_a_second(
+    engine: Engine, tmp_path: Path
+) -> None:
+    batch_id, ids = batch_with_problems(engine)
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
+        await settle(pilot)
+        screen = app.screen
+        assert "0/" in text(screen, "#headline")
+        with session_scope(engine) as session:  # a worker elsewhere finishes three families
+            session.execute(
+                update(DeliveryItem)
+                .where(DeliveryItem.id.in_(ids[2:5]))  # type: ignore[union-attr]
+                .values(state=ItemState.DONE)
+            )
+        await asyncio.sleep(1.2)
+        await settle(pilot)
+        assert "3/" in text(screen, "#headline")
+
+
+async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, tmp_path: Path) -> None:
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, NewBatchScreen)
+        await pilot.press(*"Grade 3 spring", "tab", *"grade 33", "enter")
+        await settle(pilot)
+        assert "Not possible" in text(app.screen, "#preview")
+        assert app.screen.query_one("#create").disabled
+        for _ in range(2):
+            await pilot.press("backspace")
+        await pilot.press("3", "enter")
+        await settle(pilot)
+        preview = text(app.screen, "#preview")
+        assert "families will get" in preview and "Spanish" in preview
+        assert not app.screen.query_one("#create").disabled
+        await pilot.click("#create")
+        await settle(pilot)
+        assert isinstance(app.screen, BatchesScreen)
+        operator = operators.resolve(engine, "caaspp")
+        [created] = batches.list_batches(engine, operator)
+        assert created.name == "Grade 3 spring" and created.total > 0
+
+
+async def test_helpdesk_may_not_open_batches(engine: Engine, tmp_path: Path) -> None:
+    app = app_for(engine, tmp_path, "helpdesk")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        assert not isinstance(app.screen, BatchesScreen)
