@@ -1,0 +1,133 @@
+"""Coverage on the demo LEA: after portal (A), secure email (B) and print (C) batches made from a
+combined plan, the uncovered are exactly the families left out on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from services import (
+    batches,
+    channel_batches,
+    coverage,
+    credentials,
+    paper_order,
+    plan,
+    portal_readiness,
+    print_batch,
+)
+from services.advisor import Answers, Option, channel_for
+from services.channel_batches import Scope
+from services.models import Guardian, StudentGuardian
+from services.print_batch import Handling, PrintOptions
+from services.roster_facts import has_text, roster_facts
+from tests.channel_world import World, world
+
+
+@pytest.fixture
+def demo(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> World:
+    return world(tmp_path_factory.getbasetemp(), tmp_path)
+
+
+def family_channels(w: World, channels: tuple[Option, ...]) -> dict[int, Option | None]:
+    """Each family (primary guardian) and its channel under ``channels``, computed in Python."""
+    with Session(w.engine) as session:
+        links = session.exec(select(StudentGuardian)).all()
+        people = {g.id: g for g in session.exec(select(Guardian)).all()}
+    primary: dict[int, int] = {}
+    for link in sorted(links, key=lambda k: (not k.is_primary, k.guardian_id)):
+        primary.setdefault(link.student_id, link.guardian_id)
+    return {
+        gid: channel_for(
+            channels, portal=people[gid].uses_portal, email=has_text(people[gid].email)
+        )
+        for gid in set(primary.values())
+    }
+
+
+def combined_plan(w: World) -> tuple[Option, ...]:
+    operator = w.operator()
+    chosen = (Option.PORTAL, Option.SECURE, Option.PRINT)
+    plan.save(
+        w.engine,
+        operator,
+        Answers(True, True, False, 0.6),
+        roster_facts(w.engine, operator.lea_id),
+        channels=chosen,
+        reason="portal first, email, then print for the rest",
+    )
+    return chosen
+
+
+def portal_ready(w: World) -> None:
+    operator = w.operator()
+    credentials.generate(w.engine, operator, operator.lea_id)
+    portal_readiness.save_setup(
+        w.engine, operator, portal_readiness.Setup(True, "Aeries", True, None)
+    )
+
+
+def test_after_a_b_and_c_only_the_families_left_out_are_uncovered(demo: World) -> None:
+    w = demo
+    operator = w.operator()
+    channels = combined_plan(w)
+    by_family = family_channels(w, channels)
+    print_families = sorted(g for g, o in by_family.items() if o is Option.PRINT)
+    assert len(print_families) >= 3 and any(o is Option.PORTAL for o in by_family.values())
+    left_out = set(print_families[:2])
+
+    before = coverage.summary(w.engine, operator)
+    assert before.uncovered == before.students > 0
+
+    portal_ready(w)
+    portal = portal_readiness.publish(w.engine, operator)
+    email = batches.create(
+        w.engine, operator, batches.Selection(source=batches.Source.PLAN), name="Email"
+    )
+    printed = print_batch.create(
+        w.engine,
+        operator,
+        name="Print the rest",
+        exclude=left_out,
+        options=PrintOptions(handling=Handling.HAND_OUT),
+    )
+    print_batch.run(w.engine, operator, printed.id, w.folder / "print")
+
+    assert set(coverage.uncovered_families(w.engine, operator)) == left_out
+    listed = coverage.uncovered(w.engine, operator, limit=1000)
+    assert {u.guardian_id for u in listed} == left_out
+    assert {u.why for u in listed} == {coverage.Why.NOT_IN_BATCH}
+
+    after = coverage.summary(w.engine, operator)
+    assert after.uncovered == len(listed)
+    assert after.by_channel[Option.PORTAL] == portal.students
+    assert after.by_channel[Option.PRINT] == printed.students
+    assert after.by_channel[Option.SECURE] > 0 and email > 0
+    assert after.by_channel[Option.PAPER] == 0
+    print(after)
+    assert after.once + after.several + after.uncovered == after.students
+    assert f"Uncovered      {after.uncovered:,}" in after.text()
+
+    # The families left out get paper from ETS: nothing is uncovered and no one is counted twice
+    # by the batches made here (A, C, D never take a student already on a channel).
+    paper_order.create(w.engine, operator, name="ETS for the rest", who=coverage.Who.ALL)
+    final = coverage.summary(w.engine, operator)
+    assert final.uncovered == 0 and final.several == 0
+    assert final.by_channel[Option.PAPER] == sum(u.guardian_id in left_out for u in listed)
+
+    # Cancelling the print batch takes its students off channel C again.
+    channel_batches.cancel(w.engine, operator, printed.id)
+    assert coverage.summary(w.engine, operator).uncovered == printed.students
+
+
+def test_site_coordinator_sees_their_school_only(demo: World) -> None:
+    w = demo
+    site = w.operator("site")
+    whole = coverage.summary(w.engine, w.operator())
+    school = coverage.summary(w.engine, site)
+    assert 0 < school.students < whole.students
+    assert school.uncovered == school.students
+    scoped = coverage.summary(w.engine, w.operator(), Scope(school_id=site.school_id))
+    assert scoped == school
