@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, UniqueConstraint, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -189,14 +190,24 @@ def _row(values: dict[str, Any]) -> dict[str, Any]:
     } | values
 
 
-def open_keys(session: Session) -> list[tuple[int, NoticeKind, str, str]]:
-    """(id, kind, subject, recipient) of every notice not yet sent or cancelled."""
-    rows = session.execute(
-        select(Notice.id, Notice.kind, Notice.subject, Notice.recipient).where(
-            col(Notice.state).in_(_OPEN)
-        )
-    ).all()
-    return [(int(i), NoticeKind(k), s, r) for i, k, s, r in rows]
+@dataclass(frozen=True)
+class OpenKey:
+    """An open notice's identity, as the planner compares it with what it wants."""
+
+    id: int
+    kind: NoticeKind
+    subject: str
+    offset: int
+    recipient: str
+
+
+def open_keys(session: Session) -> list[OpenKey]:
+    """Every notice not yet sent or cancelled."""
+    columns = [
+        col(c) for c in (Notice.id, Notice.kind, Notice.subject, Notice.offset, Notice.recipient)
+    ]
+    rows = session.execute(sa.select(*columns).where(col(Notice.state).in_(_OPEN))).all()
+    return [OpenKey(int(i), NoticeKind(k), s, int(o), r) for i, k, s, o, r in rows]
 
 
 def due(session: Session, today: date, now: datetime) -> list[Notice]:

@@ -353,8 +353,13 @@ def scan(
         report.ssr_groups = len(groups)
         for group in groups:
             planned += plan_ssr(group, people.get(group.lea_id, ()), today, policy)
-        report.planned = notice_ledger.plan(session, [p.values() for p in planned])
-        report.cancelled += _cancel_moot(session, planned)
+        open_now = notice_ledger.open_keys(session)
+        known = {(k.kind, k.subject, k.offset, k.recipient) for k in open_now}
+        fresh = [
+            p.values() for p in planned if (p.kind, p.subject, p.offset, p.recipient) not in known
+        ]
+        report.planned = notice_ledger.plan(session, fresh)  # a key already sent stays as it is
+        report.cancelled += _cancel_moot(session, planned, open_now)
     pending = {group.subject: group.pending for group in groups}
     with session_scope(engine) as session:
         send, superseded = latest_per_recipient(notice_ledger.due(session, today, now))
@@ -370,21 +375,23 @@ def scan(
     return report
 
 
-def _cancel_moot(session: Session, planned: list[PlannedNotice]) -> int:
+def _cancel_moot(
+    session: Session, planned: list[PlannedNotice], open_now: list[notice_ledger.OpenKey]
+) -> int:
     """Open notices nothing plans any more: the credential was reset, the SSRs were delivered (or
     their deadline passed), or the recipient is no longer a coordinator."""
     wanted = {p.key for p in planned}
     subjects = {p.subject for p in planned}
     reasons: dict[str, list[int]] = defaultdict(list)
-    for notice_id, kind, subject, recipient in notice_ledger.open_keys(session):
-        if (kind, subject, recipient) in wanted:
+    for key in open_now:
+        if (key.kind, key.subject, key.recipient) in wanted:
             continue
-        if subject in subjects:
-            reasons["recipient is no longer an active coordinator"].append(notice_id)
-        elif kind is NoticeKind.CREDENTIAL_EXPIRY:
-            reasons["credential was reset or regenerated"].append(notice_id)
+        if key.subject in subjects:
+            reasons["recipient is no longer an active coordinator"].append(key.id)
+        elif key.kind is NoticeKind.CREDENTIAL_EXPIRY:
+            reasons["credential was reset or regenerated"].append(key.id)
         else:
-            reasons["SSRs delivered or deadline passed"].append(notice_id)
+            reasons["SSRs delivered or deadline passed"].append(key.id)
     return sum(notice_ledger.cancel(session, ids, reason) for reason, ids in reasons.items())
 
 
