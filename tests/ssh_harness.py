@@ -96,7 +96,7 @@ class Terminal:
         """What was printed, escape sequences removed (enough to find words on the screen)."""
         return ANSI.sub(b"", bytes(self.output)).decode("utf-8", "replace")
 
-    async def expect(self, pattern: str, timeout: float = 20.0, since: int = 0) -> float:
+    async def expect(self, pattern: str, timeout: float = 30.0, since: int = 0) -> float:
         """Wait until ``pattern`` (a regex) shows in the output after byte ``since``.
 
         Returns the ``time.monotonic()`` at which it was seen (to within 20 ms).

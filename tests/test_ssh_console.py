@@ -1,7 +1,7 @@
 """The real console over the built-in SSH server, reached with the OpenSSH client on a pty.
 
-One small demo database and one server serve every test here (starting a console takes a second
-or two); each test opens its own sessions.
+One small demo database and one server (with its prepared launcher) serve every test here, as
+they take a few seconds to set up; each test opens its own sessions.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlmodel import Session, select
 
 from console.ssh_server import ConsoleServer, SSHOptions, prepared_launcher
@@ -48,8 +49,12 @@ class Console:
         return {s.process.pid for s in self.server.sessions if s.process and s.process.pid}
 
 
-@pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[Console]:
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+    tmp_path = tmp_path_factory.mktemp("ssh-console")
     url = f"sqlite:///{tmp_path / 'ssr.db'}"
     settings = Settings(database_url=url, data_dir=tmp_path / "data")
     engine = db.make_engine(url)
