@@ -27,7 +27,7 @@ class SSRConsoleApp(App[None]):
         Binding("f1", "help", "Help (also while typing)", show=False, priority=True),
         Binding("escape", "back", "Back"),
         Binding("q", "quit", "Quit"),
-        Binding("ctrl+p", "command_palette", "Command palette: find a screen", show=False),
+        Binding("ctrl+p", "command_palette", "Palette", show=False),
         *(Binding(d.key, f"go({d.key!r})", f"Go to {d.title}", show=False) for d in DESTINATIONS),
     ]
 

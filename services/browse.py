@@ -1,8 +1,9 @@
 """Paged, scoped reads behind the console's tables: one window of rows at a time, never all.
 
 Filters are prefix matches on indexed columns, written as range conditions
-(``col >= x AND col < x || U+FFFF``) so they stay index range scans on 300,000 rows, unlike
-``LIKE '%x%'``. A filtered count stops at ``COUNT_CAP``: "1,000+ matching" is all a person
+(``col >= "gar" AND col < "gas"``) so they stay index range scans on 300,000 rows, unlike
+``LIKE '%x%'``; the bound is the prefix's successor rather than ``x || U+FFFF``, which a
+linguistic PostgreSQL collation may ignore. A filtered count stops at ``COUNT_CAP``: "1,000+ matching" is all a person
 needs while typing, and an SSID-prefix count beyond that costs a row lookup per match.
 """
 
@@ -20,7 +21,6 @@ from services.permissions import Permission, allowed, require, school_scope
 from services.roster import fold
 
 COUNT_CAP = 1_000
-_TOP = "\uffff"
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Page:
 
 
 def prefix(column, text: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
-    """``column`` starts with ``text``, as a range an index can answer."""
-    return and_(column >= text, column < text + _TOP)
+    """``column`` starts with ``text`` (not empty), as a range an index can answer."""
+    return and_(column >= text, column < text[:-1] + chr(ord(text[-1]) + 1))
 
 
 def name_key(text: str) -> str:

@@ -220,3 +220,26 @@ async def test_pgup_and_up_at_the_top_stay_put() -> None:
         await pilot.press("pageup", "up", "pagedown")
         await settle(app, pilot)
         assert table.first_row == 0 and len(table.rows) == 5
+
+
+def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from services.settings import Settings
+
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    demo.seed(engine, Settings(any_url, tmp_path), students=120, seed=3, pdfs=False)
+    try:
+        caaspp, site = op(engine, "caaspp"), op(engine, "site")
+        everyone = all_students(engine)
+        name = everyone[60].name_key[:3]
+        got = browse.students_page(engine, caaspp, 0, 500, name)
+        assert [r[0] for r in got.rows] == [s.ssid for s in everyone if s.name_key.startswith(name)]
+        ssid = everyone[7].ssid[:2]
+        got = browse.students_page(engine, caaspp, 0, 500, ssid)
+        assert [r[0] for r in got.rows] == sorted(
+            s.ssid for s in everyone if s.ssid.startswith(ssid)
+        )
+        own = [s.ssid for s in everyone if s.school_id == site.school_id]
+        assert [r[0] for r in browse.students_page(engine, site, 0, 500).rows] == own
+    finally:
+        engine.dispose()
