@@ -171,7 +171,7 @@ def create(
         )
     ).rowcount  # type: ignore[attr-defined]
     if not inserted:
-        raise InvalidInput("No student with an SSR is in this selection")
+        raise InvalidInput("No student with an SSR and not yet on a channel is in this selection")
     families, students_count = session.execute(
         select(func.count(func.distinct(ChannelItem.guardian_id)), func.count()).where(
             ChannelItem.batch_id == batch.id
