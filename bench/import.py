@@ -6,6 +6,7 @@ The demo (database and PDFs) is generated once into ``--workdir`` and reused; be
 ``score_report`` rows and the content store are cleared so every PDF is imported afresh, through
 the same code as ``ssr-console import``. The import runs in a child process, so its peak RSS is
 the import's alone, and RSS is sampled at each quarter of the run to show it stays flat.
+``--workers`` sets the PDF-checking processes (default: one per core); their own peak is shown.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="about 300,000 SSRs")
     parser.add_argument("--students", type=int, help="demo students (overrides --full)")
     parser.add_argument("--workdir", type=Path, help="where the demo is kept between runs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="PDF checkers")
     args = parser.parse_args()
     students = args.students or (255_000 if args.full else 1_700)
     workdir = args.workdir or Path(f"/tmp/ssr-bench-import-{students}")
@@ -51,16 +53,18 @@ def main() -> None:
 
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    worker = context.Process(target=_import, args=(settings, child))
+    worker = context.Process(target=_import, args=(settings, args.workers, child))
     worker.start()
     result = parent.recv()
     worker.join()
-    ssrs, seconds, peak, samples, stored = result
+    ssrs, seconds, peak, cpu, samples, stored = result
     print()
     print(f"imported {stored} of {expected} demo SSRs ({ssrs} SSRs read) in {seconds:.1f}s")
     print("RSS by progress: " + ", ".join(f"{pct}%: {mb:.0f} MB" for pct, mb in samples))
     print(f"SSRs/s: {ssrs / seconds:.0f}")
-    print(f"peak RSS: {peak:.0f} MB")
+    print(f"importing process CPU: {cpu:.1f}s ({1000 * cpu / max(ssrs, 1):.1f} ms per SSR)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"peak RSS: {peak:.0f} MB (each of {args.workers} PDF-check workers holds one PDF)")
     print(
         f"result: ssrs={ssrs} seconds={seconds:.1f} ssrs_per_s={ssrs / seconds:.0f} "
         f"peak_rss_mb={peak:.0f}"
@@ -82,7 +86,7 @@ def _reset(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     return int((settings.data_dir / "expected").read_text())
 
 
-def _import(settings: Settings, pipe) -> None:  # type: ignore[no-untyped-def]
+def _import(settings: Settings, workers: int, pipe) -> None:  # type: ignore[no-untyped-def]
     """The child: import the demo folder, sampling RSS at each quarter of the expected SSRs."""
     engine = db.make_engine(settings.database_url)
     expected = int((settings.data_dir / "expected").read_text())
@@ -102,13 +106,16 @@ def _import(settings: Settings, pipe) -> None:  # type: ignore[no-untyped-def]
 
     folder = settings.report_store / demo.LEA_CDS
     started = time.perf_counter()
+    options = intake.IntakeOptions(workers=workers)
     summary = intake.import_paths(
-        engine, settings, [folder], intake.scope_for(engine, None), progress=progress
+        engine, settings, [folder], intake.scope_for(engine, None), options, progress
     )
     seconds = time.perf_counter() - started
     samples.append((100, _rss_mb()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    pipe.send((summary.progress.reports, seconds, peak, samples, summary.progress.stored))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    pipe.send((summary.progress.reports, seconds, peak, cpu, samples, summary.progress.stored))
 
 
 def _rss_mb() -> float:

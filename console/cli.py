@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intake.add_argument(
         "--reason", help="why reports whose content changed are kept as new versions"
+    )
+    intake.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="processes checking PDFs (default: cores)",
     )
     worker = commands.add_parser("worker", help="run delivery batches: package and send")
     worker.add_argument(
@@ -166,7 +173,7 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     operator = operators.resolve(engine, settings.operator) if settings.operator else None
     scope = intake.scope_for(engine, operator, args.lea)
     options = intake.IntakeOptions.from_settings(
-        settings, name_pattern=args.pattern, version_reason=args.reason
+        settings, name_pattern=args.pattern, version_reason=args.reason, workers=args.workers
     )
     summary = intake.import_paths(engine, settings, args.paths, scope, options, _import_progress)
     print(f"\n{summary}")

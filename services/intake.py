@@ -14,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import multiprocessing
 import os
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, cast
 
 import pikepdf
 from sqlalchemy import Select, and_, bindparam, func, insert, update
@@ -34,6 +37,7 @@ from services.audit import SYSTEM_ACTOR, Actor
 from services.errors import InvalidInput, NotFound
 from services.intake_records import ImportException, ImportRun, Reason, ReportReceipt, RunStatus
 from services.models import LEA, Operator, Program, School, ScoreReport, Student, utcnow
+from services.pdf_checks import Verdict, check_single, open_checked
 from services.permissions import Permission, require, school_scope
 from services.report_store import ReportStore, sha256_of
 from services.settings import Settings
@@ -62,6 +66,7 @@ class IntakeOptions:
     zip_limits: ZipLimits = field(default_factory=ZipLimits)
     version_reason: str = ""
     commit_every: int = 500
+    workers: int = 1  # processes checking single-SSR PDFs; 1 checks them in this process
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IntakeOptions:
@@ -74,6 +79,8 @@ class IntakeOptions:
                 values["max_pdf_bytes"] = int(table["max_pdf_mb"]) * MiB
             if "max_merged_mb" in table:
                 values["max_merged_bytes"] = int(table["max_merged_mb"]) * MiB
+            if "workers" in table:
+                values["workers"] = max(1, int(table["workers"]))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -243,13 +250,17 @@ class Importer:
         self._last_report = 0.0
         self._pending = 0
         self._refused: list[Refused] = []
+        self._checks = _Checks(self.options.workers)
 
     def __enter__(self) -> Importer:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is not None:
+        if kind is None:
+            self._settle_checks(keep=0)
+        else:
             self.session.rollback()
+        self._checks.close()
         self.finish(RunStatus.FAILED if kind else RunStatus.FINISHED)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -325,27 +336,32 @@ class Importer:
             return None
 
     def _single(self, data: bytes, source: str, meta: ReportMeta, sha: str | None) -> None:
+        """Check the PDF (in a worker process when there is a pool) and store it once it passes."""
+        assert meta.ssid is not None
         self.progress.reports += 1
-        if self._open_pdf(io.BytesIO(data), source, meta.ssid) is None:
-            return
-        try:
-            found = page_ssids(data, first_only=True)[0]
-        except (UnreadablePdf, IndexError) as error:
-            self.refuse(source, Reason.CORRUPT_PDF, f"text cannot be read: {error}", meta.ssid)
-            return
-        if found is None:
-            self.refuse(source, Reason.NO_SSID, "no 'SSID: ' followed by ten digits on page 1")
-        elif found != meta.ssid:
-            self.refuse(
-                source, Reason.SSID_MISMATCH, f"file name has {meta.ssid}, PDF has {found}", found
-            )
+        if self._checks.pool is None:
+            self._settle(check_single(data, meta.ssid), data, source, meta, sha)
         else:
+            self._checks.submit(data, meta.ssid, (data, source, meta, sha))
+            self._settle_checks(keep=self._checks.window)
+
+    def _settle_checks(self, keep: int) -> None:
+        for verdict, (data, source, meta, sha) in self._checks.ready(keep):
+            self._settle(verdict, data, source, meta, sha)
+
+    def _settle(
+        self, verdict: Verdict, data: bytes, source: str, meta: ReportMeta, sha: str | None
+    ) -> None:
+        if verdict.reason is None:
             self.accept(data, source, meta, sha)
+        else:
+            self.refuse(source, verdict.reason, verdict.detail, verdict.ssid or meta.ssid)
 
     def _merged(self, stream: IO[bytes], source: str, meta: ReportMeta) -> None:
-        pdf = self._open_pdf(stream, source, None)
+        pdf, verdict = open_checked(stream)
         if pdf is None:
             self.progress.reports += 1
+            self.refuse(source, verdict.reason or Reason.CORRUPT_PDF, verdict.detail)
             return
         with pdf:
             try:
@@ -367,27 +383,6 @@ class Importer:
                     continue
                 self.accept(data, part, replace(meta, ssid=ssid))
                 self._tick()
-
-    def _open_pdf(self, stream: IO[bytes], source: str, ssid: str | None) -> pikepdf.Pdf | None:
-        try:
-            pdf = pikepdf.open(cast(BinaryIO, stream), attempt_recovery=False)
-        except pikepdf.PasswordError:
-            self.refuse(source, Reason.ENCRYPTED_PDF, "the PDF needs a password to open", ssid)
-            return None
-        except (pikepdf.PdfError, ValueError, OSError) as error:
-            self.refuse(source, Reason.CORRUPT_PDF, _first_line(error), ssid)
-            return None
-        if pdf.is_encrypted:
-            pdf.close()
-            self.refuse(source, Reason.ENCRYPTED_PDF, "the PDF is already encrypted", ssid)
-            return None
-        if len(pdf.pages) == 0:
-            pdf.close()
-            self.refuse(source, Reason.CORRUPT_PDF, "the PDF has no pages", ssid)
-            return None
-        if ssid is not None:
-            pdf.close()
-        return pdf
 
     # -- storing --------------------------------------------------------------------------------
 
@@ -723,6 +718,53 @@ def _pages(pdf: pikepdf.Pdf, first: int, stop: int) -> bytes:
     return buffer.getvalue()
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return re.sub(r"<_io\.\w+ object at 0x[0-9a-f]+>", "stream", text)[:300]
+class _Checks:
+    """A bounded window of PDF checks running in worker processes, settled in submission order.
+
+    The window is counted in files and bytes, so memory stays flat; a worker that dies on a
+    hostile PDF fails only the checks in flight (refused, never lost) and the pool is renewed.
+    """
+
+    MAX_BYTES = 64 * MiB
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.window = workers * 8
+        self.pool = self._new_pool() if workers > 1 else None
+        self._flight: deque[tuple[Future[Verdict], Any]] = deque()
+        self._bytes = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["services.pdf_checks"])
+        return ProcessPoolExecutor(self.workers, mp_context=context)
+
+    def submit(
+        self, data: bytes, ssid: str, payload: tuple[bytes, str, ReportMeta, str | None]
+    ) -> None:
+        assert self.pool is not None
+        self._flight.append((self.pool.submit(check_single, data, ssid), payload))
+        self._bytes += len(data)
+
+    def ready(
+        self, keep: int
+    ) -> Iterator[tuple[Verdict, tuple[bytes, str, ReportMeta, str | None]]]:
+        while self._flight and (len(self._flight) > keep or self._bytes > self.MAX_BYTES):
+            future, payload = self._flight.popleft()
+            self._bytes -= len(payload[0])
+            try:
+                verdict = future.result()
+            except BrokenProcessPool:
+                verdict = Verdict(Reason.CORRUPT_PDF, "the PDF reader process failed on this batch")
+                self._renew()
+            yield verdict, payload
+
+    def _renew(self) -> None:
+        if self.pool is not None and getattr(self.pool, "_broken", False):
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

@@ -143,8 +143,9 @@ def test_merged_grade_pdf_is_split_by_the_ssid_on_each_first_page(
     assert run(engine, settings, grade_file).progress.duplicates == 2  # splitting is reproducible
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "worker-pool"])
 def test_hostile_zip_each_case_refused_exactly_and_nothing_escapes(
-    engine: Engine, settings: Settings, roster: dict[str, int], tmp_path: Path
+    engine: Engine, settings: Settings, roster: dict[str, int], tmp_path: Path, workers: int
 ) -> None:
     good = ssr(SSIDS[0])
     nested = zip_bytes({name(SSIDS[1]): ssr(SSIDS[1]), "../../escape.pdf": good})
@@ -176,7 +177,7 @@ def test_hostile_zip_each_case_refused_exactly_and_nothing_escapes(
     (upload / "toms.zip").write_bytes(mark_encrypted(data, "locked.pdf"))
     before = files_under(tmp_path)
 
-    summary = run(engine, settings, upload)
+    summary = run(engine, settings, upload, workers=workers)
 
     z = f"{upload / 'toms.zip'}!"
     got = {r.source: r.reason.value for r in exceptions(engine, summary.progress.run_id)}
