@@ -23,6 +23,3 @@ class AuditLogScreen(ConsoleScreen):
             partial(browse.audit_page, ctx.engine, ctx.operator),
             placeholder="operator, action or target prefix; esc clears",
         )
-
-    def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
-        self.notify(str(event.error), title="Audit log", severity="error")

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header
 from services import dashboard
 from services.context import ConsoleContext
 from widgets.banner import BannerBar
+from widgets.paged_table import PagedTable
 
 
 class ConsoleScreen(Screen[None]):
@@ -31,6 +32,10 @@ class ConsoleScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
+        """A table's fetch was refused or failed: say so in a notification, keep the console up."""
+        self.notify(str(event.error), title=self.title or "Table", severity="error")
 
     def on_screen_resume(self) -> None:
         self._load_banners()

@@ -24,6 +24,3 @@ class StudentsScreen(ConsoleScreen):
             partial(browse.students_page, ctx.engine, ctx.operator),
             placeholder="name (last first) or SSID prefix; enter keeps it, esc clears",
         )
-
-    def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
-        self.notify(str(event.error), title="Students", severity="error")

@@ -200,3 +200,15 @@ async def test_no_color_renders_monochrome(seeded, settings, monkeypatch) -> Non
         await pilot.press("s")
         await settle(app, pilot)
         assert isinstance(app.screen, StudentsScreen)
+
+
+async def test_a_refused_table_fetch_is_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    app = console(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await settle(app, pilot)
+        app.ctx.operator.active = False  # e.g. disabled while the screen is open
+        await pilot.press("slash", "a")
+        await settle(app, pilot)
+        assert isinstance(app.screen, StudentsScreen) and app.is_running
+        assert "Students: Operator caaspp is disabled" in notices(app)
