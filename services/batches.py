@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from services import audit, mailer, messages, packaging, plan
+from services import audit, channel_batches, mailer, messages, packaging, plan
 from services import delivery_ledger as ledger
 from services.advisor import Option
 from services.audit import Actor
@@ -380,6 +380,7 @@ class BatchSummary:
     uncertain: int
     created_by: str
     created_at: datetime
+    channel: str = Option.SECURE.value  # A, C and D batches: services.channel_batches (issue 8)
 
 
 def _visible(operator: Operator) -> list[Any]:
@@ -412,7 +413,7 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
             .order_by(DeliveryBatch.id.desc())  # type: ignore[union-attr]
             .limit(limit)
         ).all()
-    return [
+    secure = [
         BatchSummary(
             b.id,
             b.name,
@@ -426,6 +427,9 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
         )
         for b, done, failed, uncertain in rows
     ]
+    # Portal, print and paper-order batches share the list (issue 8); ids are per channel.
+    others = [BatchSummary(**asdict(c)) for c in channel_batches.summaries(engine, operator, limit)]
+    return sorted(secure + others, key=lambda b: b.created_at, reverse=True)[:limit]
 
 
 def get_batch(engine: Engine, operator: Operator, batch_id: int) -> DeliveryBatch:

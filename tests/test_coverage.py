@@ -20,6 +20,7 @@ from services import (
 )
 from services.advisor import Answers, Option, channel_for
 from services.channel_batches import Scope
+from services.delivery_ledger import BatchStatus
 from services.models import Guardian, StudentGuardian
 from services.print_batch import Handling, PrintOptions
 from services.roster_facts import has_text, roster_facts
@@ -115,6 +116,14 @@ def test_after_a_b_and_c_only_the_families_left_out_are_uncovered(demo: World) -
     final = coverage.summary(w.engine, operator)
     assert final.uncovered == 0 and final.several == 0
     assert final.by_channel[Option.PAPER] == sum(u.guardian_id in left_out for u in listed)
+
+    # All four appear in the one batch list, newest first, with state and families done.
+    listed_batches = batches.list_batches(w.engine, operator)
+    assert [b.channel for b in listed_batches] == ["D", "C", "B", "A"]
+    by_channel = {b.channel: b for b in listed_batches}
+    assert by_channel["C"].status is BatchStatus.FINISHED
+    assert by_channel["C"].done == by_channel["C"].total == printed.families
+    assert by_channel["D"].status is BatchStatus.RUNNING and by_channel["D"].done == 0
 
     # Cancelling the print batch takes its students off channel C again.
     channel_batches.cancel(w.engine, operator, printed.id)
