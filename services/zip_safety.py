@@ -34,6 +34,7 @@ class ZipLimits:
     max_ratio: float = 100.0  # PDFs barely compress; 100x is a bomb, not a report
     ratio_floor_bytes: int = 1 * MiB  # tiny entries may compress well without harm
     max_depth: int = 3
+    max_entries: int = 400_000  # zipfile holds the whole directory in memory (~0.5 KB an entry)
     memory_bytes: int = 16 * MiB  # an entry larger than this spools to the store's scratch folder
 
 
@@ -98,6 +99,13 @@ def _read(
         return
     with zf:
         members = zf.infolist()
+        if len(members) > limits.max_entries:
+            yield Refusal(
+                source,
+                Reason.TOTAL_TOO_LARGE,
+                f"{len(members)} entries; the limit is {limits.max_entries}",
+            )
+            return
         for index, info in enumerate(members):
             name = f"{source}!{info.filename}"
             if info.is_dir():

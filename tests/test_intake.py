@@ -28,7 +28,7 @@ from services.intake import (
 from services.intake_records import ImportException, ImportRun, Reason, ReportReceipt
 from services.models import AuditEvent, Operator, Program, Role, ScoreReport
 from services.settings import Settings
-from services.zip_safety import MiB
+from services.zip_safety import MiB, ZipLimits
 from tests.intake_fixtures import (
     LEA_CDS,
     SSIDS,
@@ -316,3 +316,14 @@ def test_same_rules_on_sqlite_and_postgresql(any_url: str, tmp_path: Path) -> No
         ]
     finally:
         engine.dispose()
+
+
+def test_merged_pdf_inside_a_nested_zip_is_split_from_its_scratch_copy(
+    engine: Engine, settings: Settings, roster: dict[str, int], tmp_path: Path
+) -> None:
+    grade = merged(ssr(SSIDS[0]), ssr(SSIDS[1]), ssr(SSIDS[2]))
+    inner = zip_bytes({"grade05_CAASPP_SB_2026_en.pdf": grade})
+    (tmp_path / "lea.zip").write_bytes(zip_bytes({"school1.zip": inner}))
+    summary = run(engine, settings, tmp_path / "lea.zip", zip_limits=ZipLimits(memory_bytes=1024))
+    assert (summary.progress.stored, summary.progress.exceptions) == (3, 0)
+    assert not list((settings.report_store / ".spool").iterdir())

@@ -132,3 +132,11 @@ def test_large_entries_spool_inside_the_store_only(tmp_path: Path) -> None:
     assert list(items) == []
     assert {p.name for p in tmp_path.iterdir()} == {"store"}
     assert stat.S_IMODE((tmp_path / "store" / ".spool").stat().st_mode) == 0o700
+
+
+def test_entry_count_limit(tmp_path: Path) -> None:
+    store = ReportStore(tmp_path / "store")
+    data = zip_bytes({f"{n}.pdf": b"x" for n in range(5)})
+    assert outcomes(data, store, ZipLimits(max_entries=4)) == {
+        "in.zip": Reason.TOTAL_TOO_LARGE.value
+    }
