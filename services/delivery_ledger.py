@@ -706,6 +706,93 @@ def resolve_uncertain(
         return values["state"]
 
 
+# --- help desk: resend and readdress (called by services.helpdesk, in its transaction) ----------
+
+RESENDABLE = (
+    ItemState.DOCUMENT_SENT,
+    ItemState.PASSWORD_SENT,
+    ItemState.DONE,
+    ItemState.FAILED,
+    ItemState.UNCERTAIN,
+)
+"""States a family can be sent its reports again from: something went out, or gave up."""
+
+
+def request_resend(
+    session: Session, actor: Actor, item_id: int, step: Step, reason: str, address: str
+) -> ItemState:
+    """Send a family its package again because they lost the ``step`` message.
+
+    A sent password is erased from the vault, and the old one must not open anything new, so a
+    resend is always a new package under a new password followed by both messages: the item
+    goes back to ``pending`` and the worker repackages it. ``address`` is where to send now (a
+    corrected email). Runs in the caller's transaction and writes the audit event there.
+    """
+    item = session.get(DeliveryItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no delivery item {item_id}")
+    batch = _batch(session, item.batch_id)
+    if batch.status is BatchStatus.CANCELLED:
+        raise InvalidInput(f"Batch {batch.id} was cancelled; start a new batch for this family")
+    if item.state in IN_FLIGHT:
+        raise InvalidInput("A message to this family is being sent right now; try again shortly")
+    if item.state not in RESENDABLE:
+        raise InvalidInput(
+            f"Nothing has been sent to this family yet ({item.state.label}); "
+            "it goes out with its batch"
+        )
+    previous = item.state
+    now = utcnow()
+    _set_state(
+        session,
+        item_id,
+        RESENDABLE,
+        state=ItemState.PENDING,
+        address=address,
+        sealed_password=None,
+        document_message_id=None,
+        document_sent_at=None,
+        password_due_at=None,
+        password_sent_at=None,
+        uncertain_step=None,
+        attempts=0,
+        next_attempt_at=now,
+        claimed_by=None,
+        claimed_at=None,
+        error=None,
+    )
+    if batch.status is BatchStatus.FINISHED:
+        batch.status, batch.finished_at = BatchStatus.RUNNING, None
+        session.add(batch)
+    audit.record(
+        session,
+        actor,
+        f"delivery.resend_{step.value}",
+        _item_target(item_id),
+        {"batch": batch.id, "from": previous.value, "reason": reason, "new_password": True},
+        lea_id=batch.lea_id,
+    )
+    return ItemState.PENDING
+
+
+def readdress(session: Session, guardian_id: int, address: str) -> list[int]:
+    """Point a family's items that have not sent their document yet at a corrected address;
+    returns the item ids changed (the caller audits the correction)."""
+    waiting = [ItemState.PENDING, ItemState.PACKAGED, ItemState.FAILED, ItemState.UNCERTAIN]
+    ids = list(
+        session.exec(
+            select(DeliveryItem.id).where(
+                DeliveryItem.guardian_id == guardian_id,
+                DeliveryItem.state.in_(waiting),  # type: ignore[attr-defined]
+                DeliveryItem.document_sent_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+    for item_id in ids:
+        _set_state(session, item_id, waiting, address=address)  # type: ignore[arg-type]
+    return ids  # type: ignore[return-value]
+
+
 def uncertain_items(engine: Engine, batch_id: int, limit: int = 200) -> list[DeliveryItem]:
     with Session(engine) as session:
         return list(

@@ -1,0 +1,235 @@
+"""The help desk's services: indexed lookup, the family timeline, and the audited actions, with a
+resend that really goes out again (aiosmtpd) under a new password the old one does not open."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services import audit, batches, db, helpdesk, operators
+from services.advisor import Option
+from services.delivery_ledger import DeliveryItem, ItemState, Step
+from services.errors import InvalidInput, NotFound, PermissionDenied
+from services.models import AuditEvent, Guardian, School, Student, StudentGuardian
+from services.settings import Settings
+from services.worker import Worker, WorkerConfig
+from tests.delivery_harness import (
+    MailSink,
+    check_family,
+    copy_database,
+    seeded_template,
+    smtp_settings,
+)
+
+FAST = WorkerConfig(processes=1, poll_seconds=0.05, heartbeat_seconds=1.0, once_horizon_seconds=5)
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    server = MailSink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
+    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+    copy_database(template, tmp_path / "ssr.db")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def settings_for(tmp_path: Path, sink: MailSink) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'ssr.db'}",
+        data_dir=tmp_path / "data",
+        extra={"smtp": smtp_settings(sink)},
+    )
+
+
+async def deliver_first_school(engine: Engine, tmp_path: Path, sink: MailSink) -> int:
+    """A secure-email batch for the first school, sent through the real SMTP sink."""
+    caaspp = operators.resolve(engine, "caaspp")
+    with Session(engine) as session:
+        school_id = session.exec(select(School.id).order_by(School.id)).first()
+    batch_id = batches.create(
+        engine,
+        caaspp,
+        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
+        name="Spring SSRs",
+        password_delay=timedelta(0),
+    )
+    await Worker(engine, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    return batch_id
+
+
+def a_delivered_family(engine: Engine, batch_id: int) -> tuple[DeliveryItem, Guardian, Student]:
+    with Session(engine) as session:
+        item = session.exec(
+            select(DeliveryItem)
+            .where(DeliveryItem.batch_id == batch_id, DeliveryItem.state == ItemState.DONE)
+            .order_by(col(DeliveryItem.id))
+        ).first()
+        assert item is not None
+        guardian = session.get(Guardian, item.guardian_id)
+        student = session.exec(
+            select(Student)
+            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+            .where(StudentGuardian.guardian_id == item.guardian_id)
+            .order_by(col(Student.id))
+        ).first()
+    assert guardian is not None and student is not None
+    return item, guardian, student
+
+
+def test_search_by_ssid_name_email_and_phone(world: Engine) -> None:
+    helper = operators.resolve(world, "helpdesk")
+    with Session(world) as session:
+        student, guardian = session.exec(
+            select(Student, Guardian)
+            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+            .join(Guardian, col(Guardian.id) == col(StudentGuardian.guardian_id))
+            .where(col(Guardian.email).is_not(None), col(Guardian.phone).is_not(None))
+            .order_by(col(Student.id))
+        ).first()  # type: ignore[misc]
+    assert student is not None and guardian is not None and guardian.phone
+    found = {
+        "ssid": helpdesk.search(world, helper, student.ssid[:6]),
+        "student": helpdesk.search(
+            world, helper, f"{student.last_name.upper()} {student.first_name}"
+        ),
+        "guardian": helpdesk.search(world, helper, f"{guardian.last_name}, {guardian.first_name}"),
+        "email": helpdesk.search(world, helper, (guardian.email or "").upper()[:8]),
+        "phone": helpdesk.search(world, helper, "".join(c for c in guardian.phone if c.isdigit())),
+        "phone as written": helpdesk.search(world, helper, guardian.phone),
+    }
+    for how, hits in found.items():
+        assert student.ssid in {h.ssid for h in hits}, how
+    assert any(h.guardian_id == guardian.id for h in found["email"])
+    assert helpdesk.search(world, helper, "   ") == []
+    assert helpdesk.search(world, helper, "zzzz-nobody") == []
+
+
+def test_site_coordinator_finds_only_their_school(world: Engine) -> None:
+    site = operators.resolve(world, "site")
+    with Session(world) as session:
+        outside = session.exec(
+            select(Student).where(Student.school_id != site.school_id).order_by(Student.id)
+        ).first()
+    assert outside is not None
+    assert helpdesk.search(world, site, outside.ssid) == []
+    with pytest.raises(NotFound):
+        helpdesk.family(world, site, outside.id)  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied):
+        helpdesk.search(world, operators.resolve(world, "tech"), outside.ssid)
+
+
+async def test_timeline_then_resend_with_a_new_password(
+    world: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    batch_id = await deliver_first_school(world, tmp_path, sink)
+    item, guardian, student = a_delivered_family(world, batch_id)
+    helper = operators.resolve(world, "helpdesk")
+    first = [r for r in sink.received if r.item_id == item.id]
+    old_document, old_password = first[0], first[1]
+
+    seen = helpdesk.family(world, helper, student.id)  # type: ignore[arg-type]
+    texts = [e.text for e in seen.events]
+    assert any(t.startswith("SSR received: CAASPP") for t in texts)
+    assert any("Secure email batch" in t for t in texts)
+    assert any(t.startswith("Document email accepted by the mail server") for t in texts)
+    assert any(t.startswith("Password message accepted") for t in texts)
+    assert seen.contacts[0].email == guardian.email  # the help desk sees contact details...
+    assert old_password.password() not in " ".join(texts)  # ...never the password
+    assert [d.item_id for d in seen.deliveries] == [item.id]
+
+    with pytest.raises(InvalidInput, match="reason"):
+        helpdesk.resend(world, helper, item.id, Step.DOCUMENT, "  ")  # type: ignore[arg-type]
+    helpdesk.resend(world, helper, item.id, Step.PASSWORD, "Guardian deleted the password email")  # type: ignore[arg-type]
+    with Session(world) as session:
+        again = session.get(DeliveryItem, item.id)
+        rows = session.exec(
+            select(AuditEvent).where(AuditEvent.target == f"delivery_item:{item.id}")
+        ).all()
+    assert again is not None and again.state is ItemState.PENDING
+    resend = rows[-1]
+    assert (resend.action, resend.operator) == ("delivery.resend_password", "helpdesk")
+    assert "Guardian deleted the password email" in resend.detail
+    with pytest.raises(InvalidInput, match="Nothing has been sent"):
+        helpdesk.resend(world, helper, item.id, Step.DOCUMENT, "twice in a row")  # type: ignore[arg-type]
+
+    await Worker(world, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    second = [r for r in sink.received if r.item_id == item.id][2:]
+    assert [r.step for r in second] == ["document", "password"]
+    new_secret = second[1].password()
+    assert new_secret != old_password.password()
+    check_family(tmp_path, second[0], second[1])
+    _, data = second[0].attachments()[0]
+    resent = tmp_path / "resent.pdf"
+    resent.write_bytes(data)
+    refused = subprocess.run(
+        ["qpdf", f"--password={old_password.password()}", "--decrypt", str(resent), "/dev/null"],
+        capture_output=True,
+    )
+    assert refused.returncode != 0, "the old password must not open the resent report"
+    assert old_document.index < second[0].index
+    later = [e.text for e in helpdesk.family(world, helper, student.id).events]  # type: ignore[arg-type]
+    assert any("Resend of the password requested" in t and "helpdesk" in t for t in later)
+    assert audit.verify(world).ok
+
+
+async def test_correct_email_readdresses_and_move_channel(
+    world: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    batch_id = await deliver_first_school(world, tmp_path, sink)
+    item, guardian, student = a_delivered_family(world, batch_id)
+    helper = operators.resolve(world, "helpdesk")
+    with pytest.raises(InvalidInput, match="not an email address"):
+        helpdesk.correct_email(world, helper, guardian.id, "no-at-sign", "typo on the form")  # type: ignore[arg-type]
+    helpdesk.correct_email(
+        world, helper, guardian.id, "New.Address@Example.org", "typo on the form"
+    )  # type: ignore[arg-type]
+    helpdesk.resend(world, helper, item.id, Step.DOCUMENT, "sent to the wrong address")  # type: ignore[arg-type]
+    await Worker(world, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    resent = [r for r in sink.received if r.item_id == item.id][2:]
+    assert {r.recipient for r in resent} == {"new.address@example.org"}
+
+    helpdesk.move_channel(world, helper, guardian.id, Option.PRINT, "asked for paper at home")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="already on C"):
+        helpdesk.move_channel(world, helper, guardian.id, Option.PRINT, "asked twice")  # type: ignore[arg-type]
+    seen = helpdesk.family(world, helper, student.id)  # type: ignore[arg-type]
+    assert seen.channel.startswith("C Print locally")
+    texts = [e.text for e in seen.events]
+    assert any(
+        "guardian.email corrected by helpdesk" in t and "typo on the form" in t for t in texts
+    )
+    assert any(t.startswith("Moved to C Print locally by helpdesk") for t in texts)
+    with Session(world) as session:
+        actions = session.exec(
+            select(AuditEvent.action, AuditEvent.detail).where(
+                AuditEvent.target == f"guardian:{guardian.id}"
+            )
+        ).all()
+    assert [a for a, _ in actions] == ["guardian.email_corrected", "family.channel_moved"]
+    assert "new.address@example.org" not in actions[0][1]  # the log keeps a masked address
+    assert audit.verify(world).ok
+
+
+def test_site_coordinator_may_not_act_for_another_school(world: Engine) -> None:
+    site = operators.resolve(world, "site")
+    with Session(world) as session:
+        gid = session.exec(
+            select(StudentGuardian.guardian_id)
+            .join(Student, col(Student.id) == col(StudentGuardian.student_id))
+            .where(Student.school_id != site.school_id)
+        ).first()
+    with pytest.raises(PermissionDenied, match="no child at your school"):
+        helpdesk.move_channel(world, site, gid, Option.PAPER, "wants paper")  # type: ignore[arg-type]
