@@ -271,3 +271,35 @@ def test_a_coordinator_who_leaves_gets_no_more_notices(engine, smtp) -> None:  #
     }
     cancelled = {n.cancel_reason for n in ledger(engine) if n.recipient == "elpac" and n.offset < 7}
     assert cancelled == {"recipient is no longer an active coordinator"}
+
+
+@pytest.mark.parametrize("language", ["en", "es", "zh_Hans", "vi", "fil"])
+def test_every_notice_text_renders_in_every_language(language: str) -> None:
+    from services.notice_mail import render
+
+    def notice(kind: NoticeKind, offset: int, late: bool = False) -> Notice:
+        subject = (
+            "credential:1" if kind is NoticeKind.CREDENTIAL_EXPIRY else "ssr:1:ELPAC:2026-05-01"
+        )
+        return Notice(
+            kind=kind,
+            subject=subject,
+            offset=offset,
+            recipient="x",
+            lea_id=1,
+            due_on=EXPIRY,
+            event_on=EXPIRY,
+            program="ELPAC",
+            pending=12,
+            language=language,
+            late=late,
+        )
+
+    texts = [
+        render(notice(NoticeKind.CREDENTIAL_EXPIRY, offset, late=offset == 3), "Ranchos")
+        for offset in (14, 3, 1, 0, -2)
+    ] + [render(notice(NoticeKind.SSR_DEADLINE, 1), "Ranchos")]
+    assert len({t.subject for t in texts}) == len(texts)  # each says something different
+    assert all("Ranchos" in t.subject and "2027" in t.subject for t in texts)
+    assert "12" in texts[-1].subject and "ELPAC" in texts[-1].body
+    assert texts[1].body != render(notice(NoticeKind.CREDENTIAL_EXPIRY, 3), "Ranchos").body  # late
