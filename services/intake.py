@@ -482,7 +482,8 @@ class Importer:
         log.info("import run %s refused %s: %s", self.progress.run_id, source, reason.value)
         self.progress.exceptions += 1
         self.reasons[reason.value] += 1
-        self._refused.append(Refused(source, reason, detail, ssid))
+        if self.callback is not None:  # handed over (and cleared) at the next progress report
+            self._refused.append(Refused(source, reason, detail, ssid))
         self._pending += 1
 
     # -- progress and finishing -----------------------------------------------------------------

@@ -30,7 +30,7 @@ class ReportStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         _private_dir(self.root)
-        self._folders: set[Path] = set()  # at most 65,536 (two levels of two hex digits)
+        self._folders: set[str] = set()  # "ab/cd" prefixes made: at most 65,536 short strings
         self._unsynced = 0
 
     def relative_path(self, sha: str) -> str:
@@ -47,12 +47,12 @@ class ReportStore:
         if target.exists() and target.stat().st_size == len(data):
             return relative
         folder = target.parent
-        if folder not in self._folders:
+        if sha[:4] not in self._folders:
             path = self.root
             for part in Path(relative).parent.parts:
                 path = path / part
                 _private_dir(path)
-            self._folders.add(folder)
+            self._folders.add(sha[:4])
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".incoming-")  # created 0600
         try:
             with os.fdopen(fd, "wb") as handle:
