@@ -94,7 +94,11 @@ class Terminal:
     @property
     def text(self) -> str:
         """What was printed, escape sequences removed (enough to find words on the screen)."""
-        return ANSI.sub(b"", bytes(self.output)).decode("utf-8", "replace")
+        return self.text_since(0)
+
+    def text_since(self, mark: int) -> str:
+        """The text printed after byte ``mark`` of the output."""
+        return ANSI.sub(b"", bytes(self.output[mark:])).decode("utf-8", "replace")
 
     async def expect(self, pattern: str, timeout: float = 30.0, since: int = 0) -> float:
         """Wait until ``pattern`` (a regex) shows in the output after byte ``since``.
@@ -103,7 +107,7 @@ class Terminal:
         """
         started = time.monotonic()
         while True:
-            text = ANSI.sub(b"", bytes(self.output[since:])).decode("utf-8", "replace")
+            text = self.text_since(since)
             if re.search(pattern, text):
                 return time.monotonic()
             if self.exit_code is not None or time.monotonic() - started > timeout:
