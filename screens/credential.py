@@ -58,7 +58,9 @@ class CredentialScreen(ConsoleScreen):
     CredentialScreen #status { border: round $primary; padding: 0 1; height: auto; }
     CredentialScreen #status.-alert { border: heavy $error; }
     CredentialScreen #request { height: auto; padding: 0 1; }
-    CredentialScreen DataTable { height: auto; max-height: 8; margin-top: 1; }
+    CredentialScreen DataTable {
+        height: auto; max-height: 9; margin-top: 1; border-top: solid $primary;
+    }
     CredentialScreen #roles { color: $text-muted; }
     """
     BINDINGS = [
@@ -94,12 +96,15 @@ class CredentialScreen(ConsoleScreen):
             yield SecretReveal(id="secret")
             yield Static("", id="request")
             systems = DataTable(id="systems", cursor_type="row", zebra_stripes=True)
-            systems.border_title = "Systems holding the credential"
+            systems.border_title = "Systems holding the credential (+ add, m updated, t test)"
             systems.add_columns("System", "Current key", "Last test", "Token URL")
             yield systems
             history = DataTable(id="history", cursor_type="row")
             history.add_columns("Key", "Status", "Issued", "By", "Expires", "How")
             yield history
+            notes = DataTable(id="notes", cursor_type="row")
+            notes.add_columns("#", "By", "Written", "Outcome", "Why", "When", "Vendor told")
+            yield notes
             yield Static(Content(self._roles_text()), id="roles")
 
     def on_mount(self) -> None:
@@ -139,6 +144,20 @@ class CredentialScreen(ConsoleScreen):
                 c.created_by,
                 f"{c.expires_at:%Y-%m-%d}",
                 _how(entry.reset),
+            )
+        notes = self.query_one("#notes", DataTable)
+        requests = credentials.reset_requests(engine, operator, self.lea_id)
+        notes.border_title = f"Coordination notes ({len(requests)})"
+        notes.clear()
+        for r in requests:
+            notes.add_row(
+                f"#{r.id}",
+                r.requested_by,
+                _when(r.requested_at),
+                _outcome(r),
+                r.reason,
+                r.planned_for or "-",
+                r.vendor_contact or "-",
             )
         self.refresh_bindings()
 
@@ -475,6 +494,21 @@ class CredentialScreen(ConsoleScreen):
 
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "?"
+
+
+def _outcome(r: CredentialReset) -> str:
+    if r.emergency_reason:
+        return "EMERGENCY" + (f", ack {r.acknowledged_by}" if r.acknowledged_by else ", not ack")
+    if r.cancelled_at:
+        return f"withdrawn by {r.cancelled_by}"
+    agreed = (
+        f"ack {r.acknowledged_by}"
+        if r.acknowledged_by
+        else f"confirmed with {r.confirmed_with}"
+        if r.confirmed_at
+        else "waiting"
+    )
+    return ("carried out, " if r.credential_id else "") + agreed
 
 
 def _how(reset: CredentialReset | None) -> str:

@@ -215,10 +215,24 @@ async def test_emergency_override_needs_a_reason_and_shows_on_the_dashboard(
 @pytest.mark.parametrize("who", ["helpdesk", "site"])
 async def test_readers_see_status_but_cannot_reach_generate_or_reset(engine, settings, world, who):
     credentials.generate(engine, world["caaspp"], world.lea_id)
+    credentials.request_reset(
+        engine,
+        world["caaspp"],
+        world.lea_id,
+        reason="Portal vendor rotating keys",
+        planned_for="Monday",
+        vendor_contact="Kim at PowerPortal",
+    )
     app = _app(engine, settings, world, who)
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot)
         assert "ACTIVE" in str(screen.query_one("#status").render())
+        assert "Why: Portal vendor rotating keys" in str(screen.query_one("#request").render())
+        notes = screen.query_one("#notes", DataTable)
+        assert [str(c) for c in notes.get_row_at(0)][3:5] == [
+            "waiting",
+            "Portal vendor rotating keys",
+        ]
         for key in ("g", "w", "x", "e", "k", "o", "plus", "m", "t"):
             await pilot.press(key)
             await pilot.pause()
