@@ -19,6 +19,8 @@ from services import batches
 from services.errors import ConsoleError
 
 REFRESH_SECONDS = 1.0
+CHANNEL_SCREENS = {"A": "w", "C": "p", "D": "o"}
+"""Destination keys of the screens for portal, print and paper-order batches (issue 8)."""
 
 
 class BatchesScreen(ConsoleScreen):
@@ -58,21 +60,26 @@ class BatchesScreen(ConsoleScreen):
         table.clear()
         for batch in found:
             table.add_row(
-                str(batch.id),
+                f"{batch.channel}{batch.id}",
                 batch.name[:24],
                 batch.status.value,
                 f"{batch.done:,}/{batch.total:,}",
                 f"{batch.failed:,}",
                 f"{batch.uncertain:,}",
                 batch.created_by,
-                key=str(batch.id),
+                key=f"{batch.channel}{batch.id}",  # ids are per channel (issue 8)
             )
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """``enter`` on a row opens that batch's progress."""
-        self.app.push_screen(BatchProgressScreen(self.ctx, int(str(event.row_key.value))))
+        """``enter`` on a row opens that batch's progress; print, paper-order and portal batches
+        open their own screen (issue 8)."""
+        key = str(event.row_key.value)
+        if key[0] in CHANNEL_SCREENS:
+            self.app.run_action(f"go({CHANNEL_SCREENS[key[0]]!r})")
+            return
+        self.app.push_screen(BatchProgressScreen(self.ctx, int(key[1:])))
 
     def action_new_batch(self) -> None:
         self.app.push_screen(NewBatchScreen(self.ctx), lambda _: self.refresh_batches())

@@ -37,6 +37,7 @@ class Panel:
 PANELS = [
     Panel("credential", "Credential", "services.credentials:dashboard_text"),
     Panel("plan", "Distribution plan", "services.plan:dashboard_text"),
+    Panel("coverage", "Coverage: one channel per SSR", "services.coverage:dashboard_text"),
     Panel("batches", "Batches", None, "Delivery batches and their progress: issues 7 and 8."),
     Panel("deadlines", "Deadlines", None, "Students at risk of missing the 20/30-day deadlines: issue 4."),
 ]

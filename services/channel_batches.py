@@ -23,13 +23,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services import audit
-from services.advisor import Option
+from services.advisor import Option, Rates
 from services.audit import Actor
 from services.db import session_scope
 from services.delivery_ledger import BatchStatus
 from services.errors import InvalidInput, NotFound
 from services.models import Operator, _enum, utcnow
 from services.permissions import Permission, require, school_scope
+from services.settings import Settings
 
 CHANNELS = (Option.PORTAL, Option.PRINT, Option.PAPER)
 
@@ -356,3 +357,13 @@ def progress(engine: Engine, operator: Operator, batch_id: int) -> dict[ChannelI
 
 def details(batch: ChannelBatch) -> dict[str, Any]:
     return dict(json.loads(batch.detail or "{}"))
+
+
+def configured_rates(settings: Settings) -> Rates:
+    """Print, postage and ETS rates from the ``[advisor]`` config table (defaults without one)."""
+    table = settings.extra.get("advisor")
+    if table is None:
+        return Rates()
+    if not isinstance(table, dict):
+        raise InvalidInput("The [advisor] setting must be a table of rates")
+    return Rates.from_mapping(table)

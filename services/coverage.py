@@ -157,6 +157,11 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
     )
 
 
+def dashboard_text(engine: Engine, operator: Operator) -> str:
+    """The dashboard's coverage panel for the operator's scope."""
+    return summary(engine, operator).text()
+
+
 class Why(enum.StrEnum):
     """Why a student is on no channel."""
 

@@ -1,0 +1,186 @@
+"""Paper SSRs from ETS (option D, key o): an order by SSID for a class, a school or the LEA.
+
+Keys only: k school (the LEA, then each school in turn), j grade (a class: one grade of the
+school), f families (the plan's paper families, or every family not yet on a channel), ctrl+s
+place the order and write its CSV, v mark the selected order received from ETS. The count and
+cost show before anything is recorded; where ETS no longer offers paper the note says so and the
+order is refused.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Static
+
+from screens.base import ConsoleScreen
+from services import channel_batches, coverage, paper_order, roster_facts
+from services.advisor import Option, Rates, money
+from services.channel_batches import Scope
+from services.context import ConsoleContext
+from services.errors import ConsoleError, InvalidInput
+from services.models import utcnow
+from services.permissions import school_scope
+from services.validation import GRADES
+from widgets.channel_batch_table import ChannelBatchTable
+
+WHO = (coverage.Who.PLAN, coverage.Who.ALL)
+WHO_TEXT = {
+    coverage.Who.PLAN: "the plan's paper families",
+    coverage.Who.ALL: "every family not yet on a channel",
+}
+
+
+class PaperOrderScreen(ConsoleScreen):
+    TITLE = "Paper from ETS (D)"
+    DEFAULT_CSS = """
+    PaperOrderScreen #choices, PaperOrderScreen #figures, PaperOrderScreen #last {
+        height: auto; padding: 0 1;
+    }
+    PaperOrderScreen #note { height: auto; padding: 0 1; text-style: bold; }
+    PaperOrderScreen ChannelBatchTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("k", "school", "School"),
+        Binding("j", "grade", "Grade"),
+        Binding("f", "families", "Families"),
+        Binding("ctrl+s", "order", "Place order"),
+        Binding("v", "received", "Received"),
+    ]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.problem = ""
+        try:
+            self.rates = channel_batches.configured_rates(ctx.settings)
+        except InvalidInput as error:
+            self.rates, self.problem = Rates(), f"{error}; using the default rates"
+        locked = school_scope(ctx.operator)
+        all_schools = roster_facts.schools(ctx.engine, ctx.operator.lea_id)
+        self.schools: list[tuple[int | None, str]] = (
+            [(i, n) for i, n in all_schools if i == locked]
+            if locked is not None
+            else [(None, "the whole LEA"), *all_schools]
+        )
+        self.school_index = 0
+        self.grade: int | None = None
+        self.who = coverage.Who.PLAN
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="choices")
+        yield Static("Counting…", id="figures")
+        yield Static("", id="note")
+        yield ChannelBatchTable(id="orders", not_done="-")
+        yield Static("", id="last")
+
+    def on_mount(self) -> None:
+        if self.problem:
+            self.notify(self.problem, title="ETS rates", severity="warning")
+        self._show_choices()
+        self.query_one(ChannelBatchTable).focus()
+        self._refresh()
+
+    def _scope(self) -> Scope:
+        return Scope(school_id=self.schools[self.school_index][0], grade=self.grade)
+
+    def _show_choices(self) -> None:
+        school = self.schools[self.school_index][1]
+        grade = "all grades" if self.grade is None else f"grade {self.grade} (a class)"
+        self.query_one("#choices", Static).update(
+            Content(f"k School    {school}\nj Grade     {grade}\nf Families  {WHO_TEXT[self.who]}")
+        )
+        self._figures()
+
+    @work(thread=True, exclusive=True, group="figures")
+    def _figures(self) -> None:
+        note = ""
+        try:
+            seen = paper_order.preview(
+                self.ctx.engine,
+                self.ctx.operator,
+                scope=self._scope(),
+                who=self.who,
+                rates=self.rates,
+            )
+            language = self.ctx.operator.language
+            kind = "stuffed" if seen.stuffed else "per SSR"
+            text = (
+                f"{seen.ssrs:,} SSRs for {seen.students:,} students in {seen.families:,} families\n"
+                f"ETS {money(seen.rate, language)} {kind}: {money(seen.ets_cost, language)}"
+                f" · mailing {money(seen.mailing_cost, language)}"
+                f" · total {money(seen.cost, language)}"
+            )
+            note = seen.note
+        except ConsoleError as error:
+            text = str(error)
+        self.app.call_from_thread(self._show_figures, text, note)
+
+    def _show_figures(self, text: str, note: str) -> None:
+        self.query_one("#figures", Static).update(Content(text))
+        self.query_one("#note", Static).update(Content(f"NOTE: {note}" if note else ""))
+
+    @work(thread=True, exclusive=True, group="list")
+    def _refresh(self) -> None:
+        try:
+            rows = [
+                s
+                for s in channel_batches.summaries(self.ctx.engine, self.ctx.operator)
+                if s.channel == Option.PAPER.value
+            ]
+        except ConsoleError:
+            return
+        self.app.call_from_thread(self.query_one(ChannelBatchTable).show, rows)
+
+    def action_school(self) -> None:
+        self.school_index = (self.school_index + 1) % len(self.schools)
+        self.grade = None
+        self._show_choices()
+
+    def action_grade(self) -> None:
+        if self.schools[self.school_index][0] is None:
+            self.notify("Choose a school first (k): a class is a grade of one school")
+            return
+        grades = [None, *GRADES]
+        self.grade = grades[(grades.index(self.grade) + 1) % len(grades)]
+        self._show_choices()
+
+    def action_families(self) -> None:
+        self.who = WHO[(WHO.index(self.who) + 1) % len(WHO)]
+        self._show_choices()
+
+    def action_order(self) -> None:
+        try:
+            batch = paper_order.create(
+                self.ctx.engine,
+                self.ctx.operator,
+                name=f"ETS order {utcnow():%Y-%m-%d %H:%M}",
+                scope=self._scope(),
+                who=self.who,
+                rates=self.rates,
+            )
+            assert batch.id is not None
+            path = self.ctx.settings.data_dir / "orders" / f"ets-order-{batch.id}.csv"
+            count = paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch.id, path)
+        except ConsoleError as error:
+            self.notify(str(error), title="Not ordered", severity="error")
+            return
+        self.query_one("#last", Static).update(
+            Content(f"Order {batch.id}: {count:,} SSRs listed in {path}")
+        )
+        self._refresh()
+        self._figures()
+
+    def action_received(self) -> None:
+        selected = self.query_one(ChannelBatchTable).selected_id
+        if selected is None:
+            self.notify("No order yet: press ctrl+s to place one", title="ETS paper")
+            return
+        try:
+            paper_order.mark_received(self.ctx.engine, self.ctx.operator, selected)
+        except ConsoleError as error:
+            self.notify(str(error), title="Not changed", severity="error")
+            return
+        self.notify(f"Order {selected} marked received", title="ETS paper")
+        self._refresh()

@@ -1,0 +1,161 @@
+"""Portal readiness (option A, key w): seed 001's checklist, the operator's answers, and the
+families the portal does not reach, each one key from another channel.
+
+Keys: x portal active yes/no, y vendor on the integration list yes/no, tab to the vendor name and
+the CALPADS date, ctrl+s save the answers; u publish the portal batch (the plan's portal families
+are then covered by A); m hand the families the portal does not reach to print, t to ETS paper,
+e to secure email. Marks read without colour: [ok], [!!] (attention), [no].
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import DataTable, Input, Label, Static
+
+from screens.base import ConsoleScreen
+from services import channel_batches, portal_readiness
+from services.advisor import Option, Rates
+from services.context import ConsoleContext
+from services.errors import ConsoleError, InvalidInput
+from services.models import utcnow
+from services.portal_readiness import Readiness, Setup
+
+HANDOFF_KEYS = {"m": Option.PRINT, "t": Option.PAPER, "e": Option.SECURE}
+
+
+class PortalReadinessScreen(ConsoleScreen):
+    TITLE = "Portal readiness (A)"
+    DEFAULT_CSS = """
+    PortalReadinessScreen #checklist { height: auto; padding: 0 1; }
+    PortalReadinessScreen .answer { height: 1; padding: 0 1; }
+    PortalReadinessScreen .answer Label { width: 22; }
+    PortalReadinessScreen .answer Input { width: 30; }
+    PortalReadinessScreen #families { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("x", "toggle('portal_active')", "Portal on/off"),
+        Binding("y", "toggle('vendor_listed')", "Listed"),
+        Binding("ctrl+s", "save", "Save answers"),
+        Binding("u", "publish", "Publish A"),
+        Binding("m", "handoff('m')", "To print"),
+        Binding("t", "handoff('t')", "To ETS"),
+        Binding("e", "handoff('e')", "To email"),
+    ]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.answers = Setup()
+        try:
+            self.rates = channel_batches.configured_rates(ctx.settings)
+        except InvalidInput:
+            self.rates = Rates()
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Checking…", id="checklist")
+        with Horizontal(classes="answer"):
+            yield Label("Vendor (tab here)")
+            yield Input(placeholder="vendor name", max_length=200, id="vendor", compact=True)
+        with Horizontal(classes="answer"):
+            yield Label("CALPADS updated")
+            yield Input(
+                placeholder="YYYY-MM-DD", max_length=10, restrict=r"[0-9-]*", id="calpads",
+                compact=True,
+            )  # fmt: skip
+        yield DataTable(id="families", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#families", DataTable)
+        table.add_columns("Family (not reached)", "Lang", "Email", "Address", "Students")
+        table.focus()
+        self._load()
+
+    @work(thread=True, exclusive=True, group="check")
+    def _load(self) -> None:
+        try:
+            state = portal_readiness.check(self.ctx.engine, self.ctx.operator)
+            families = portal_readiness.not_reached(self.ctx.engine, self.ctx.operator, limit=200)
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self._show, state, families)
+
+    def _show(self, state: Readiness, families: list[portal_readiness.Family]) -> None:
+        self.answers = state.setup
+        self._show_checklist(state)
+        self.query_one("#vendor", Input).value = state.setup.vendor_name
+        on = state.setup.calpads_updated_on
+        self.query_one("#calpads", Input).value = f"{on:%Y-%m-%d}" if on else ""
+        table = self.query_one("#families", DataTable)
+        table.clear()
+        for family in families:
+            table.add_row(
+                family.name[:30],
+                family.language,
+                "yes" if family.email else "no",
+                "yes" if family.address else "no",
+                str(family.students),
+            )
+
+    def _show_checklist(self, state: Readiness) -> None:
+        lines = [f"{i.mark.symbol} {i.label}: {i.detail}" for i in state.items]
+        self.query_one("#checklist", Static).update(Content("\n".join(lines)))
+
+    def action_toggle(self, field: str) -> None:
+        self.answers = replace(self.answers, **{field: not getattr(self.answers, field)})
+        lines = [
+            f"Portal active: {'yes' if self.answers.portal_active else 'no'}",
+            f"on the Vendor Integration list: {'yes' if self.answers.vendor_listed else 'no'}",
+        ]
+        self.notify(", ".join(lines) + " (ctrl+s saves)", title="Portal answers")
+
+    def action_save(self) -> None:
+        try:
+            calpads = portal_readiness.parse_date(
+                self.query_one("#calpads", Input).value, utcnow().date()
+            )
+            answers = replace(
+                self.answers,
+                vendor_name=self.query_one("#vendor", Input).value,
+                calpads_updated_on=calpads,
+            )
+            portal_readiness.save_setup(self.ctx.engine, self.ctx.operator, answers)
+        except ConsoleError as error:
+            self.notify(str(error), title="Not saved", severity="error")
+            return
+        self.notify("Portal answers saved", title="Portal readiness")
+        self._load()
+
+    def action_publish(self) -> None:
+        try:
+            batch = portal_readiness.publish(self.ctx.engine, self.ctx.operator)
+        except ConsoleError as error:
+            self.notify(str(error), title="Not published", severity="error")
+            return
+        self.notify(
+            f"Portal batch {batch.id}: {batch.families:,} families covered by the portal",
+            title="Portal readiness",
+        )
+        self._load()
+
+    def action_handoff(self, key: str) -> None:
+        channel = HANDOFF_KEYS[key]
+        try:
+            done = portal_readiness.handoff(
+                self.ctx.engine, self.ctx.operator, channel, rates=self.rates
+            )
+        except ConsoleError as error:
+            self.notify(str(error), title="Not handed off", severity="error")
+            return
+        where = {Option.PRINT: "key p", Option.PAPER: "key o", Option.SECURE: "key b"}[channel]
+        self.notify(
+            f"{done.families:,} families handed to {channel.value} {channel.caption}: "
+            f"batch {done.batch_id} ({where})",
+            title="Hand-off",
+        )
+        self._load()

@@ -1,0 +1,207 @@
+"""Print locally (option C, key p): choose families and layout, create and print, watch progress.
+
+Keys only: f families (the plan's print families, or every family not yet on a channel), g order
+(school and grade, or ZIP for bulk mail), m mail or hand out at school, + / - file size, ctrl+s
+create and print, ctrl+r print the selected batch (one made by a portal hand-off, say). Printing
+runs in a worker thread and commits progress as it goes, so the table below fills in while it
+runs; the files land in the data folder under ``print/batch-<id>``.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Static
+
+from screens.base import ConsoleScreen
+from services import channel_batches, coverage, print_batch
+from services.advisor import Option, Rates, money
+from services.context import ConsoleContext
+from services.delivery_ledger import BatchStatus
+from services.errors import ConsoleError, InvalidInput
+from services.models import utcnow
+from services.print_batch import Handling, Order, PrintOptions
+from widgets.channel_batch_table import ChannelBatchTable
+
+SPLIT_SIZES = (10, 25, 50, 100, 200, 500)
+WHO = (coverage.Who.PLAN, coverage.Who.ALL)
+WHO_TEXT = {
+    coverage.Who.PLAN: "the plan's print families",
+    coverage.Who.ALL: "every family not yet on a channel",
+}
+REFRESH_SECONDS = 1.0
+
+
+class PrintBatchScreen(ConsoleScreen):
+    TITLE = "Print locally (C)"
+    DEFAULT_CSS = """
+    PrintBatchScreen #choices, PrintBatchScreen #preview, PrintBatchScreen #last {
+        height: auto; padding: 0 1;
+    }
+    PrintBatchScreen #preview { color: $text-muted; }
+    PrintBatchScreen ChannelBatchTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("f", "families", "Families"),
+        Binding("g", "grouping", "Order"),
+        Binding("m", "handling", "Mail/hand out"),
+        Binding("plus,equals_sign", "split(1)", "Bigger files", show=False),
+        Binding("minus", "split(-1)", "Smaller files", show=False),
+        Binding("ctrl+s", "create", "Create and print"),
+        Binding("ctrl+r", "print_selected", "Print selected"),
+    ]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.who = coverage.Who.PLAN
+        self.order = Order.SCHOOL
+        self.handling = Handling.MAIL
+        self.problem = ""
+        try:
+            self.rates = channel_batches.configured_rates(ctx.settings)
+        except InvalidInput as error:
+            self.rates, self.problem = Rates(), f"{error}; using the default rates"
+        self.split_mb = self._configured_split()
+
+    def _configured_split(self) -> int:
+        raw = self.ctx.settings.extra.get("print_split_mb", 50)
+        if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 2000:
+            return raw
+        self.problem = "print_split_mb must be a whole number of MB from 1 to 2,000; using 50"
+        return 50
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="choices")
+        yield Static("Counting…", id="preview")
+        yield ChannelBatchTable(id="batches", not_done="No addr")
+        yield Static("", id="last")
+
+    def on_mount(self) -> None:
+        if self.problem:
+            self.notify(self.problem, title="Print settings", severity="warning")
+        self._show_choices()
+        self.query_one(ChannelBatchTable).focus()
+        self.set_interval(REFRESH_SECONDS, self._refresh)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._refresh()
+
+    def _options(self) -> PrintOptions:
+        handling = Handling.MAIL if self.order is Order.ZIP else self.handling
+        return PrintOptions(self.order, handling, self.split_mb)
+
+    def _show_choices(self) -> None:
+        options = self._options()
+        handling = (
+            "mail (#10 window envelopes)"
+            if options.handling is Handling.MAIL
+            else ("hand out at school")
+        )
+        order = "school, grade, name" if options.order is Order.SCHOOL else "ZIP code (bulk mail)"
+        self.query_one("#choices", Static).update(
+            Content(
+                f"f Families  {WHO_TEXT[self.who]}\n"
+                f"g Order     {order}\n"
+                f"m Handling  {handling}\n"
+                f"+/- Files   split at {options.split_mb} MB"
+            )
+        )
+        self._preview()
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _preview(self) -> None:
+        try:
+            seen = print_batch.preview(self.ctx.engine, self.ctx.operator, who=self.who)
+            text = (
+                f"{seen.families:,} families, {seen.students:,} students; "
+                f"{seen.without_address:,} without a usable address"
+                + (" (listed, not printed)" if self._options().handling is Handling.MAIL else "")
+            )
+        except ConsoleError as error:
+            text = str(error)
+        self.app.call_from_thread(self.query_one("#preview", Static).update, Content(text))
+
+    @work(thread=True, exclusive=True, group="list")
+    def _refresh(self) -> None:
+        try:
+            rows = [
+                s
+                for s in channel_batches.summaries(self.ctx.engine, self.ctx.operator)
+                if s.channel == Option.PRINT.value
+            ]
+        except ConsoleError:
+            return
+        self.app.call_from_thread(self.query_one(ChannelBatchTable).show, rows)
+
+    def action_families(self) -> None:
+        self.who = WHO[(WHO.index(self.who) + 1) % len(WHO)]
+        self._show_choices()
+
+    def action_grouping(self) -> None:
+        self.order = Order.ZIP if self.order is Order.SCHOOL else Order.SCHOOL
+        self._show_choices()
+
+    def action_handling(self) -> None:
+        if self.order is Order.ZIP:
+            self.notify("ZIP order is for mailing; press g for school order first", title="Print")
+            return
+        self.handling = Handling.HAND_OUT if self.handling is Handling.MAIL else Handling.MAIL
+        self._show_choices()
+
+    def action_split(self, step: int) -> None:
+        sizes = sorted({*SPLIT_SIZES, self.split_mb})
+        index = min(max(sizes.index(self.split_mb) + step, 0), len(sizes) - 1)
+        self.split_mb = sizes[index]
+        self._show_choices()
+
+    def action_create(self) -> None:
+        try:
+            batch = print_batch.create(
+                self.ctx.engine,
+                self.ctx.operator,
+                name=f"Print {utcnow():%Y-%m-%d %H:%M}",
+                who=self.who,
+                options=self._options(),
+            )
+        except ConsoleError as error:
+            self.notify(str(error), title="Not created", severity="error")
+            return
+        assert batch.id is not None
+        self._refresh()
+        self._print(batch.id)
+
+    def action_print_selected(self) -> None:
+        selected = self.query_one(ChannelBatchTable).selected_id
+        if selected is None:
+            self.notify("No print batch yet: press ctrl+s to create one", title="Print")
+            return
+        self._print(selected)
+
+    @work(thread=True, exclusive=True, group="print")
+    def _print(self, batch_id: int) -> None:
+        notify = self.app.call_from_thread
+        try:
+            batch = channel_batches.get(self.ctx.engine, self.ctx.operator, batch_id)
+            if batch.status is not BatchStatus.RUNNING:
+                raise InvalidInput(f"Batch {batch_id} is {batch.status.value}: nothing to print")
+            notify(self._say, f"Printing batch {batch_id} ({batch.families:,} families)…")
+            folder = self.ctx.settings.data_dir / "print" / f"batch-{batch_id}"
+            result = print_batch.run(
+                self.ctx.engine, self.ctx.operator, batch_id, folder, rates=self.rates
+            )
+        except ConsoleError as error:
+            notify(self.notify, str(error), title="Not printed", severity="error")
+            return
+        notify(
+            self._say,
+            f"Batch {batch_id}: {result.printed:,} families printed, {result.not_printed:,} "
+            f"listed; {result.pages:,} pages in {len(result.files)} file(s), "
+            f"{money(result.cost, self.ctx.operator.language)}\n{folder}",
+        )
+        notify(self._refresh)
+
+    def _say(self, text: str) -> None:
+        self.query_one("#last", Static).update(Content(text))
