@@ -55,9 +55,12 @@ def main() -> None:
     parent, child = context.Pipe()
     worker = context.Process(target=_import, args=(settings, args.workers, child))
     worker.start()
-    result = parent.recv()
+    child.close()  # so recv() ends with EOFError if the import process dies
+    try:
+        ssrs, seconds, peak, cpu, samples, stored = parent.recv()
+    except EOFError:
+        sys.exit(f"the import process failed (exit code {worker.join() or worker.exitcode})")
     worker.join()
-    ssrs, seconds, peak, cpu, samples, stored = result
     print()
     print(f"imported {stored} of {expected} demo SSRs ({ssrs} SSRs read) in {seconds:.1f}s")
     print("RSS by progress: " + ", ".join(f"{pct}%: {mb:.0f} MB" for pct, mb in samples))
