@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from services import notice_ledger, reminders
+from services import db, notice_ledger, reminders
 from services.mailer import MailConfig
 from services.models import Program, Role
 from services.notice_ledger import Notice, NoticeKind, NoticeState
@@ -24,6 +24,15 @@ EXPIRY = date(2027, 1, 12)
 def smtp():  # type: ignore[no-untyped-def]
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture
+def any_engine(any_url: str):  # type: ignore[no-untyped-def]
+    """A migrated database, SQLite then PostgreSQL."""
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 def mailer(smtp: SmtpServer) -> NoticeMailer:
@@ -133,7 +142,8 @@ def test_a_full_credential_year_sends_each_notice_once(engine, smtp) -> None:  #
     assert "martes, 12 de enero de 2027" in spanish[0]
 
 
-def test_downtime_sends_one_late_notice_then_resumes_on_time(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_downtime_sends_one_late_notice_then_resumes_on_time(any_engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    engine = any_engine
     build(engine, EXPIRY)
     run(engine, smtp, EXPIRY - timedelta(days=15))  # plans 14, 7, 3, 1 and 0 ahead
     assert smtp.inbox.subjects() == []
@@ -157,7 +167,8 @@ def test_downtime_sends_one_late_notice_then_resumes_on_time(engine, smtp) -> No
     assert len(smtp.inbox.messages) == 4
 
 
-def test_a_reset_cancels_planned_notices(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_reset_cancels_planned_notices(any_engine, smtp) -> None:  # type: ignore[no-untyped-def]
+    engine = any_engine
     world = build(engine, EXPIRY)
     run(engine, smtp, EXPIRY - timedelta(days=10))  # sends 14 late, plans 7, 3, 1, 0
     issue(engine, world.lea_id, EXPIRY + timedelta(days=365))
@@ -303,3 +314,21 @@ def test_every_notice_text_renders_in_every_language(language: str) -> None:
     assert all("Ranchos" in t.subject and "2027" in t.subject for t in texts)
     assert "12" in texts[-1].subject and "ELPAC" in texts[-1].body
     assert texts[1].body != render(notice(NoticeKind.CREDENTIAL_EXPIRY, 3), "Ranchos").body  # late
+
+
+def test_pending_groups_agree_on_both_databases(any_engine) -> None:  # type: ignore[no-untyped-def]
+    """Receipt days are the LEA's local days: 23:00 Pacific on May 1 is May 2 in UTC."""
+    from services.db import session_scope
+
+    engine = any_engine
+    world = build(engine, date(2027, 12, 1))
+    add_reports(engine, world, Program.CAASPP, at(date(2026, 5, 1), 23), 4)
+    add_reports(engine, world, Program.CAASPP, at(date(2026, 5, 4), 9), 2, first=10)
+    add_reports(engine, world, Program.ELPAC, at(date(2026, 5, 1), 8), 3, first=20)
+    with session_scope(engine) as session:
+        groups = reminders.pending_groups(session, date(2026, 5, 20), ReminderPolicy())
+    assert [(g.program, g.received_on, g.pending) for g in groups] == [
+        (Program.CAASPP, date(2026, 5, 1), 4),
+        (Program.CAASPP, date(2026, 5, 4), 2),
+        (Program.ELPAC, date(2026, 5, 1), 3),
+    ]
