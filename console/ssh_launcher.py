@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import io
 import itertools
 import json
@@ -36,6 +37,7 @@ from services.errors import ConsoleError
 
 MAX_MESSAGE = 1 << 16
 PRELOAD = ("console.cli", "console.app", "sqlalchemy.dialects.sqlite")
+"""Imported by the helper before any fork; ``console.navigation.preload`` adds every screen."""
 
 
 class Spawned(Protocol):
@@ -214,6 +216,10 @@ def _helper_main(fd: int) -> None:
     """Import the console, then fork one child per request and report each child's exit."""
     for module in PRELOAD:
         __import__(module)
+    from console import navigation
+
+    navigation.preload()  # the screens a session opens later, shared instead of imported each time
+    gc.freeze()  # the children's collector then never writes to (and so copies) the shared objects
     sock = socket.socket(fileno=fd)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
