@@ -4,8 +4,9 @@ A family's PDFs share one user password, a passphrase of common English words a 
 any keyboard: six words from a 2048-word list, at most 32 characters in all, because Poppler-based
 readers (Evince, Okular, many phone viewers) silently cut longer passwords even for AES-256. Drawing
 uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bits``). Each file gets
-its own random owner password, which is never stored. A package is written to a temporary name and renamed only after it opens with
-the user password and refuses to open without it, so nothing unverified can be attached.
+its own random owner password, which is never stored. A package is written to a temporary name and
+renamed only after PDFium (a second, independent PDF implementation) opened it with the user
+password, so nothing unverified can be attached.
 
 ``package_files`` is a plain function of paths and strings so a process pool can run it on every core.
 """
@@ -21,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import pikepdf
+import pypdfium2 as pdfium
 
 from services.errors import ConsoleError
 
@@ -74,7 +76,8 @@ def passphrase_bits(words: int = PASSPHRASE_WORDS) -> float:
 
 
 def owner_password() -> str:
-    return secrets.token_urlsafe(32)
+    """128 random bits; short, because R=6 hashes the password with every key check."""
+    return secrets.token_urlsafe(16)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class PackagedFile:
 
 def encrypt_pdf(source: Path, output: Path, user_password: str) -> PackagedFile:
     """Encrypt one PDF to ``output`` (AES-256, R=6) and verify it before it takes its final name."""
+    if not user_password:
+        raise PackagingError("An SSR package needs a non-empty password")
     temp = output.with_name(output.name + ".part")
     try:
         with pikepdf.open(source) as pdf:
@@ -105,22 +110,26 @@ def encrypt_pdf(source: Path, output: Path, user_password: str) -> PackagedFile:
 
 
 def verify(path: Path, user_password: str) -> int:
-    """Reopen an encrypted PDF: it must open with the password (R=6, AES) and not without it."""
+    """Reopen an encrypted PDF with its password in PDFium, an implementation independent of the
+    qpdf that wrote it: it must open, use the AES-256 security handler (R=6) and have pages.
+
+    An unencrypted file reports revision -1 and is refused. Each R=6 password check is deliberately
+    slow (Algorithm 2.B), so one reopen is the whole check; ``encrypt_pdf`` never writes an empty
+    user password, and the tests show with qpdf and pdftotext that the files refuse to open without it.
+    """
     try:
-        with pikepdf.open(path):
-            pass
-    except pikepdf.PasswordError:
-        pass
-    else:
+        document = pdfium.PdfDocument(str(path), password=user_password)
+    except pdfium.PdfiumError as error:
+        raise PackagingError(f"{path.name} does not open with its password ({error})") from None
+    try:
+        revision = pdfium.raw.FPDF_GetSecurityHandlerRevision(document.raw)
+        pages = len(document)
+    finally:
+        document.close()
+    if revision < 0:
         raise PackagingError(f"{path.name} opens without a password")
-    try:
-        with pikepdf.open(path, password=user_password) as pdf:
-            encryption = pdf.encryption
-            if not pdf.is_encrypted or encryption.R < 6 or encryption.stream_method.name != "aesv3":
-                raise PackagingError(f"{path.name} is not AES-256 encrypted")
-            pages = len(pdf.pages)
-    except pikepdf.PasswordError:
-        raise PackagingError(f"{path.name} does not open with its password") from None
+    if revision < 6:
+        raise PackagingError(f"{path.name} is not AES-256 encrypted (revision {revision})")
     if pages == 0:
         raise PackagingError(f"{path.name} has no pages")
     return pages
