@@ -131,7 +131,7 @@ async def test_command_palette_opens_a_destination(seeded, settings) -> None:  #
 async def test_moving_between_destinations_keeps_the_stack_shallow(seeded, settings) -> None:  # type: ignore[no-untyped-def]
     app = console(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
-        for key in "scailsd":
+        for key in "slhsd":  # straight from one destination to the next, no esc
             await pilot.press(key)
             await settle(app, pilot)
             assert len(app.screen_stack) == (1 if key == "d" else 2)
