@@ -45,7 +45,7 @@ class SSRConsoleApp(App[None]):
         """Soon after the first frame, import the other screens so opening them is instant."""
         self.set_timer(0.5, lambda: self.run_worker(preload, thread=True, name="preload screens"))
 
-    def get_default_screen(self):  # type: ignore[no-untyped-def]
+    def get_default_screen(self) -> Screen[object]:
         return DESTINATIONS[0].factory(self.ctx)
 
     async def action_go(self, key: str) -> None:

@@ -23,28 +23,27 @@ class KeyHelp(NamedTuple):
 
 
 def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
-    """The active keys of ``screen``, grouped by where they apply (widget, screen, everywhere)."""
+    """The active keys of ``screen``: its own first, then the focused widget's, then app-wide."""
     app = screen.app
-    entries: list[KeyHelp] = []
-    seen: set[tuple[str, str]] = set()
+    ranked: dict[tuple[int, str, str], str] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
         if binding.system:
             continue
         node = active.node
-        if node is app:
-            group = "Everywhere"
-        elif node is screen:
-            group = f"This screen ({screen.title or type(screen).__name__})"
+        if node is screen:
+            rank, group = 0, f"This screen ({screen.title or type(screen).__name__})"
+        elif node is app:
+            rank, group = 2, "Everywhere"
         else:
-            group = node.BINDING_GROUP_TITLE or f"Focused: {type(node).__name__}"
-        description = binding.description or binding.action.replace("_", " ")
+            rank, group = 1, node.BINDING_GROUP_TITLE or f"Focused: {type(node).__name__}"
         label = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
-        if (group, label) not in seen:
-            seen.add((group, label))
-            entries.append(KeyHelp(group, label, description))
-    order = {"Everywhere": 2}
-    return sorted(entries, key=lambda e: order.get(e.group, 0 if "screen" in e.group else 1))
+        description = binding.description or binding.action.replace("_", " ")
+        ranked.setdefault((rank, group, label), description)
+    return [
+        KeyHelp(group, label, text)
+        for (_, group, label), text in sorted(ranked.items(), key=lambda item: item[0][:2])
+    ]
 
 
 class HelpScreen(ModalScreen[None]):
