@@ -191,12 +191,16 @@ class TableApp(App[None]):
         super().__init__()
         self.source = source
         self.failures: list[str] = []
+        self.chosen: list[tuple[str, ...]] = []
 
     def compose(self) -> ComposeResult:
         yield PagedTable(["Key", "Text"], self.source)
 
     def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
         self.failures.append(str(event.error))
+
+    def on_paged_table_row_chosen(self, event: PagedTable.RowChosen) -> None:
+        self.chosen.append(event.row)
 
 
 async def test_a_refused_fetch_is_a_message_not_a_traceback() -> None:
@@ -243,3 +247,15 @@ def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path) -> 
         assert [r[0] for r in browse.students_page(engine, site, 0, 500).rows] == own
     finally:
         engine.dispose()
+
+
+async def test_enter_chooses_the_row_under_the_cursor_across_pages() -> None:
+    app = TableApp(Rows(100))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        size = app.query_one(PagedTable).page_size
+        await pilot.press("pagedown", "down", "down")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.chosen == [(f"{size + 2:05d}", f"row {size + 2}")]
