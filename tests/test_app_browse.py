@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 
 from console.app import SSRConsoleApp
 from screens.students import StudentsScreen
-from services import audit, browse, db, demo, operators
+from services import audit, browse, dashboard, db, demo, operators
 from services.browse import Page
 from services.context import ConsoleContext
 from services.errors import InvalidInput, PermissionDenied
@@ -245,6 +245,10 @@ def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path) -> 
         )
         own = [s.ssid for s in everyone if s.school_id == site.school_id]
         assert [r[0] for r in browse.students_page(engine, site, 0, 500).rows] == own
+        lea_wide, school = dashboard.summary(engine, caaspp), dashboard.summary(engine, site)
+        assert (lea_wide.students, school.students, school.schools) == (120, len(own), 1)
+        assert sum(lea_wide.guardians_by_language.values()) == lea_wide.guardians
+        assert 0 < school.guardians < lea_wide.guardians
     finally:
         engine.dispose()
 
