@@ -1,7 +1,8 @@
 """The SIS-vendor credential of the operator's LEA: status, the key shown once, coordinated reset,
 and the checklist of vendor systems that must be given the new key.
 
-Coordinators (LEA CAASPP, LEA ELPAC) get the keys that change things; everyone else sees status,
+Coordinators (LEA CAASPP, LEA ELPAC) get the keys that change things (none of them shadows an
+app-wide destination key; the shifted ones, R K X, are the weighty ones); everyone else sees status,
 dates, notes and the checklist only (and the services refuse them anyway). A newly issued secret
 goes straight from the service into the SecretReveal widget and nowhere else on the screen.
 """
@@ -65,12 +66,12 @@ class CredentialScreen(ConsoleScreen):
     """
     BINDINGS = [
         Binding("g", "generate", "Generate"),
-        Binding("w", "write_note", "Reset note"),
+        Binding("R", "write_note", "Request reset"),
         Binding("k", "acknowledge", "Acknowledge"),
-        Binding("o", "confirm", "Out-of-band OK"),
+        Binding("K", "confirm", "Agreed elsewhere"),
         Binding("x", "carry_out", "Reset now"),
-        Binding("u", "withdraw", "Withdraw note", show=False),
-        Binding("e", "emergency", "Emergency", show=False),
+        Binding("u", "withdraw", "Withdraw request", show=False),
+        Binding("X", "emergency", "EMERGENCY reset", show=False),
         Binding("plus", "add_system", "Add system", show=False),
         Binding("minus", "retire_system", "Retire system", show=False),
         Binding("m", "mark_updated", "Mark updated"),
@@ -187,9 +188,7 @@ class CredentialScreen(ConsoleScreen):
         if s.status is CredentialStatus.NONE:
             return "No credential yet." + (" Press g to generate one." if self.manager else "")
         lines = [
-            f"Status    {s.status.value.upper()}"
-            + (f" · {s.days_left} days left" if s.days_left and s.days_left > 0 else "")
-            + f" · expires {s.expires_at:%Y-%m-%d}",
+            f"Status    {s.status.value.upper()} · {s.countdown} · expires {s.expires_at:%Y-%m-%d}",
             f"Username  {s.username} · fingerprint {s.fingerprint}",
             f"Issued    {_when(s.created_at)} by {s.created_by}",
         ]
@@ -229,15 +228,15 @@ class CredentialScreen(ConsoleScreen):
             other = "ELPAC" if r.requested_role == Role.LEA_CAASPP.value else "CAASPP"
             lines.append(
                 f"  Waiting for the LEA {other} coordinator to acknowledge (k), or an "
-                "out-of-band confirmation (o)."
+                "out-of-band confirmation (K)."
             )
         return "\n".join(lines)
 
     def _roles_text(self) -> str:
         if self.manager:
             return (
-                "g generate · w reset note · k ack · o out-of-band · x reset · u withdraw · "
-                "e EMERGENCY · +/- system · m updated · t test · ? explains"
+                "g generate · R request reset · k acknowledge · K agreed elsewhere · x reset · "
+                "u withdraw · X EMERGENCY · +/- system · m updated · t test · ? explains"
             )
         return "You can see status, notes and the checklist; only the LEA coordinators change it."
 

@@ -142,15 +142,27 @@ class StatusView:
         )
 
     @property
+    def countdown(self) -> str:
+        """ "12 days left", "expired today", "expired 3 days ago"."""
+        if self.days_left is None:
+            return ""
+        if self.days_left > 0:
+            return f"{_days(self.days_left)} left"
+        return "expired today" if self.days_left == 0 else f"expired {_days(-self.days_left)} ago"
+
+    @property
     def summary(self) -> str:
         """One line for a dashboard or banner."""
         if self.status is CredentialStatus.NONE:
             return "No SIS-vendor credential has been generated"
         date = f"{self.expires_at:%Y-%m-%d}" if self.expires_at else "?"
         if self.status is CredentialStatus.EXPIRED:
-            text = f"SIS-vendor credential EXPIRED on {date}: the parent portal is cut off"
+            text = (
+                f"SIS-vendor credential EXPIRED on {date} ({self.countdown}): "
+                "the parent portal is cut off"
+            )
         else:
-            text = f"SIS-vendor credential {self.status.value}: {_days(self.days_left)} left (expires {date})"
+            text = f"SIS-vendor credential {self.status.value}: {self.countdown} (expires {date})"
         if self.emergency:
             text += " — EMERGENCY reset" + (
                 "" if self.emergency_acknowledged else ", unacknowledged"
@@ -662,9 +674,8 @@ def dashboard_text(engine: Engine, operator: Operator, *, now: datetime | None =
     state = status(engine, operator.lea_id, now=now)
     if state.status is CredentialStatus.NONE:
         return "Not generated yet.\nLEA coordinators generate it (key c)."
-    days = f" · {_days(state.days_left)} left" if state.days_left and state.days_left > 0 else ""
     lines = [
-        f"{state.status.value.upper()}{days}",
+        f"{state.status.value.upper()} · {state.countdown}",
         f"Expires {state.expires_at:%Y-%m-%d}" if state.expires_at else "",
         f"Key {state.username} ({state.fingerprint})",
     ]

@@ -94,6 +94,9 @@ def test_status_counts_down_through_expiring_to_expired(engine, world):
     assert at(expiry - timedelta(hours=1)).days_left == 1
     assert at(expiry).status is CredentialStatus.EXPIRED
     assert "EXPIRED" in at(expiry + timedelta(days=3)).summary
+    assert at(expiry + timedelta(days=3)).countdown == "expired 3 days ago"
+    assert at(expiry + timedelta(hours=2)).countdown == "expired today"
+    assert at(expiry - timedelta(hours=2)).countdown == "1 day left"
     assert at(expiry - timedelta(days=3)).needs_attention
 
 

@@ -128,7 +128,7 @@ async def test_forget_drops_the_secret_at_once(engine, settings, world):
 
 
 async def _write_note(pilot, typed: bool = False) -> None:
-    await pilot.press("w")
+    await pilot.press("R")
     await pilot.pause()
     await _fill(pilot, "Vendor moved hosting", "Friday 18:00", "Jo Park PowerPortal", typed=typed)
 
@@ -194,7 +194,7 @@ async def test_emergency_override_needs_a_reason_and_shows_on_the_dashboard(
     app = _app(engine, settings, world, "elpac")
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot)
-        await pilot.press("e")
+        await pilot.press("X")
         await pilot.pause()
         dialog = await _fill(pilot, "")
         assert "reason" in str(dialog.query_one("#error").render())
@@ -233,16 +233,16 @@ async def test_readers_see_status_but_cannot_reach_generate_or_reset(engine, set
             "waiting",
             "Portal vendor rotating keys",
         ]
-        for key in ("g", "w", "x", "e", "k", "o", "plus", "m", "t"):
+        for key in ("g", "R", "x", "X", "k", "K", "u", "plus", "minus", "m", "t"):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen is screen, key
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        descriptions = " ".join(k.description for k in app.screen.keys)
-        assert "Generate" not in descriptions and "Reset" not in descriptions
-        assert "Emergency" not in descriptions
+        descriptions = " ".join(k.description for k in app.screen.keys).lower()
+        for word in ("generate", "reset", "emergency", "acknowledge", "test", "system"):
+            assert word not in descriptions, word
     with pytest.raises(PermissionDenied):
         credentials.emergency_reset(engine, world[who], world.lea_id, reason="trying anyway")
     assert len(credentials.history(engine, world[who], world.lea_id)) == 1
@@ -272,7 +272,7 @@ async def test_checklist_after_reset_against_a_loopback_token_endpoint(engine, s
             screen = await _open(pilot)
             await _add_system(pilot, "Parent portal", server.url)
             await _write_note(pilot)
-            await pilot.press("o")
+            await pilot.press("K")
             await pilot.pause()
             await _fill(pilot, "Eli by phone", "today 9am")
             await pilot.press("x")
@@ -336,7 +336,7 @@ async def test_no_trace_of_any_secret_in_database_logs_or_audit(
             server.accepted = (credentials.status(engine, world.lea_id).username, secrets[-1])
             await _test_connection(pilot, secrets[-1])
             await _test_connection(pilot, secrets[0])  # the revoked key: refused
-            await pilot.press("e")
+            await pilot.press("X")
             await pilot.pause()
             await _fill(pilot, "Key read out on a recorded call")
             await pilot.press("v")
@@ -393,3 +393,10 @@ async def test_on_the_demo_district_both_coordinators_share_one_credential(engin
         await pilot.pause()
         assert not screen.query_one(SecretReveal).holding
     assert len(credentials.history(engine, elpac, elpac.lea_id)) == 1
+
+
+def test_credential_keys_do_not_shadow_app_destinations():
+    from console.navigation import DESTINATIONS
+
+    ours = {b.key for b in CredentialScreen.BINDINGS + SecretReveal.BINDINGS}
+    assert ours.isdisjoint({d.key for d in DESTINATIONS} | {"q", "question_mark", "escape"})
