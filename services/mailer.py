@@ -21,7 +21,9 @@ import enum
 import random
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from email.header import Header
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
@@ -155,7 +157,7 @@ class SmtpConnection:
             await self.close()
             return SendResult(Outcome.RETRY, f"connection lost before the message: {error}", True)
         try:
-            response = await client.data(message.as_bytes())
+            response = await client.data(wire_bytes(message))
         except aiosmtplib.SMTPResponseException as error:
             await self._reset(error)
             if 500 <= error.code < 600:
@@ -182,6 +184,26 @@ class SmtpConnection:
                 await client.quit()
             except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 client.close()
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as sent, CRLF line ends, with the Subject folded by ``email.header.Header``.
+
+    The standard library's header folder puts the space between two words at a fold between two
+    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrives as "con emquý vị");
+    ``Header`` keeps spaces inside the encoded text.
+    """
+    subject = message["Subject"]
+    if subject is None:
+        return message.as_bytes(policy=SMTP)
+    del message["Subject"]
+    try:
+        rest = message.as_bytes(policy=SMTP)
+    finally:
+        message["Subject"] = str(subject)
+    charset = "us-ascii" if str(subject).isascii() else "utf-8"
+    folded = Header(str(subject), charset, header_name="Subject").encode(linesep="\r\n")
+    return b"Subject: " + folded.encode("ascii") + b"\r\n" + rest
 
 
 def _address(header: str) -> str:
