@@ -8,7 +8,8 @@ time to open the students screen, and from each filter keypress to the refilled 
 repaint follows in the same refresh cycle).
 
 Default: 20,000 demo students seeded (rows only) into a temporary SQLite database. ``--full``:
-300,000, using /work/notes/db300k.db when it exists (else seeding one, which takes minutes).
+300,000, using a copy of /work/notes/db300k.db when it exists (else seeding one, which takes
+minutes).
 The last line printed is ``result: first_frame_ms=... open_students_ms=... filter_ms=...``.
 """
 
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 SHARED_300K = Path("/work/notes/db300k.db")
@@ -126,7 +129,17 @@ def prepare(full: bool, students: int | None, workdir: Path) -> tuple[str, int]:
     from services.settings import Settings
 
     if full and students is None and SHARED_300K.exists():
-        url = f"sqlite:///{SHARED_300K}"
+        # A copy, brought to the current schema, so the shared file is never changed.
+        copy = workdir / "db300k.db"
+        with (
+            closing(sqlite3.connect(f"file:{SHARED_300K}?mode=ro", uri=True)) as source,
+            closing(sqlite3.connect(copy)) as target,
+        ):
+            source.backup(target)
+        url = f"sqlite:///{copy}"
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
     else:
         url = f"sqlite:///{workdir / 'bench.db'}"
         engine = db.make_engine(url)
