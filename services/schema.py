@@ -12,5 +12,6 @@ import services.models  # noqa: F401
 import services.notice_ledger  # noqa: F401
 import services.plan_tables  # noqa: F401
 import services.portal_tables  # noqa: F401
+import services.report_tables  # noqa: F401
 import services.scheduler_lock  # noqa: F401
 import services.student_group_tables  # noqa: F401

@@ -1,4 +1,4 @@
-"""student groups and family channel choices
+"""student groups, family channel choices and the report units behind aggregate reports
 
 Revision ID: 0009
 Revises: 0001
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-
 
 revision: str = '0009'
 down_revision: str | None = '0001'
@@ -34,6 +33,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('family_channel', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_family_channel_guardian_id'), ['guardian_id'], unique=False)
+
+    op.create_table('report_unit',
+    sa.Column('student_id', sa.Integer(), nullable=False),
+    sa.Column('program', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('lea_id', sa.Integer(), nullable=False),
+    sa.Column('school_id', sa.Integer(), nullable=False),
+    sa.Column('grade', sa.Integer(), nullable=False),
+    sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('received', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('code', sa.Integer(), nullable=False),
+    sa.Column('refreshed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['lea_id'], ['lea.id'], ),
+    sa.ForeignKeyConstraint(['school_id'], ['school.id'], ),
+    sa.ForeignKeyConstraint(['student_id'], ['student.id'], ),
+    sa.PrimaryKeyConstraint('student_id', 'program')
+    )
+    with op.batch_alter_table('report_unit', schema=None) as batch_op:
+        batch_op.create_index('ix_report_unit_breakdown', ['lea_id', 'school_id', 'grade', 'language', 'program', 'code'], unique=False)
+        batch_op.create_index('ix_report_unit_risk', ['lea_id', 'code', 'program', 'received'], unique=False)
 
     op.create_table('student_group',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -83,6 +101,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_student_group_lea_school')
 
     op.drop_table('student_group')
+    with op.batch_alter_table('report_unit', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_unit_risk')
+        batch_op.drop_index('ix_report_unit_breakdown')
+
+    op.drop_table('report_unit')
     with op.batch_alter_table('family_channel', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_family_channel_guardian_id'))
 
