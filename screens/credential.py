@@ -419,9 +419,14 @@ class CredentialScreen(ConsoleScreen):
         system_id = self._selected_system()
         if system_id is None:
             return
+        try:
+            system = credentials.system_for_test(self.ctx.engine, self.ctx.operator, system_id)
+        except ConsoleError as refusal:
+            self.notify(str(refusal), title="Test connection", severity="error")
+            return
         self._dialog(
-            "Test connection",
-            "Requests a token from the system's endpoint with the username and secret key you "
+            f"Test connection: {system.name}",
+            f"Requests a token from {system.token_url} with the username and secret key you "
             "type. The key is used for this one request and not kept.",
             [
                 FormField("username", "Username", value=self.state.username or ""),
@@ -432,9 +437,12 @@ class CredentialScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="credential-test")
     def _test(self, system_id: int, username: str, secret: str) -> None:
-        result = credential_check.check_system(
-            self.ctx.engine, self.ctx.operator, system_id, username, secret
-        )
+        try:
+            result = credential_check.check_system(
+                self.ctx.engine, self.ctx.operator, system_id, username, secret
+            )
+        except ConsoleError as refusal:  # e.g. the system was retired meanwhile
+            result = credential_check.ConnectionResult(False, str(refusal))
         self.app.call_from_thread(self._tested, result)
 
     def _tested(self, result: credential_check.ConnectionResult) -> None:

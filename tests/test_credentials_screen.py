@@ -400,3 +400,17 @@ def test_credential_keys_do_not_shadow_app_destinations():
 
     ours = {b.key for b in CredentialScreen.BINDINGS + SecretReveal.BINDINGS}
     assert ours.isdisjoint({d.key for d in DESTINATIONS} | {"q", "question_mark", "escape"})
+
+
+async def test_test_connection_without_a_token_url_is_refused_in_a_sentence(
+    engine, settings, world
+):
+    credentials.generate(engine, world["caaspp"], world.lea_id)
+    credentials.add_system(engine, world["caaspp"], world.lea_id, "CERS roster sync")
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.screen is screen
+        assert any("has no token URL" in n.message for n in app._notifications)
