@@ -3,16 +3,20 @@
 The import runs in a thread worker that calls ``services.intake``; its progress arrives through
 the service's callback (posted back to the UI thread) and is also committed to the database, so
 the last run's counts, refusals and per-school summary are here again when the screen reopens.
+Leaving the screen does not stop an import: updates for a screen no longer shown are dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
@@ -78,12 +82,23 @@ class ImportReportsScreen(ConsoleScreen):
                 ctx.settings,
                 paths,
                 scope,
-                progress=lambda p: self.app.call_from_thread(self._show_progress, p),
+                progress=lambda p: self._post(self._show_progress, p),
             )
         except ConsoleError as error:
-            self.app.call_from_thread(self._failed, str(error))
+            self._post(self._failed, str(error))
             return
-        self.app.call_from_thread(self._show_summary, summary)
+        self._post(self._show_summary, summary)
+
+    def _post(self, show: Callable[..., None], *args: object) -> None:
+        """Hand a result to the UI thread; once the operator has left the screen (or closed the
+        session) the import carries on regardless and its counts stay in the database."""
+        with suppress(RuntimeError):  # the app is no longer running
+            self.app.call_from_thread(self._if_shown, show, *args)
+
+    def _if_shown(self, show: Callable[..., None], *args: object) -> None:
+        with suppress(NoMatches):  # the screen is being taken down: its widgets are going
+            if self.is_attached:
+                show(*args)
 
     def _failed(self, message: str) -> None:
         self.query_one("#stats", Static).update(f"Import not started: {message}")

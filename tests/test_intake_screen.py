@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, Static
 
 from console.app import SSRConsoleApp
 from screens.import_reports import ImportReportsScreen
+from services import intake
 from services.context import ConsoleContext
 from services.models import Operator, Role
 from services.settings import Settings
@@ -83,3 +84,27 @@ async def test_import_screen_runs_an_import_off_the_ui_thread(
         await again.workers.wait_for_complete()
         await pilot.pause()
         assert "No such file or folder" in str(again.query_one("#stats", Static).render())
+
+
+async def test_leaving_the_screen_does_not_stop_the_import(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    seed_roster(engine)
+    operator = coordinator(engine)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for ssid in SSIDS:
+        (inbox / name(ssid)).write_bytes(ssr(ssid))
+    app = SSRConsoleApp(ConsoleContext(engine, settings, operator))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("i", "slash")
+        screen = app.screen
+        screen.query_one("#paths", Input).value = str(inbox)
+        await pilot.press("enter", "escape")  # gone before the first progress report arrives
+        for _ in range(100):
+            run = intake.latest_run(engine, operator.lea_id)
+            if run is not None and run.status != "running":
+                break
+            await pilot.pause(0.1)
+        assert run is not None and (run.status, run.stored) == ("finished", 6)
+        assert not screen.is_attached
