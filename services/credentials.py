@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,9 @@ MIN_SECRET_LENGTH = 20
 MIN_REASON_LENGTH = 10
 WARNING_DAYS = 14
 """Expiring from two weeks before expiry, when TOMS sends its first reminder."""
-_HASHER = PasswordHasher()  # argon2id, 3 passes over 64 MiB: slow to guess, ~0.1 s to issue
+_HASHER = (
+    PasswordHasher()
+)  # argon2id, 3 passes over 64 MiB: slow to guess, a fraction of a second to issue
 COORDINATORS = (Role.LEA_CAASPP, Role.LEA_ELPAC)
 
 
@@ -378,11 +381,12 @@ def request_reset(
         live = _live(session, lea_id, lock=True)
         if live is None:
             raise ConsoleError("There is no credential to reset yet; generate one instead")
+        _refuse_live_secret(session, lea_id, reason, planned_for, vendor_contact)
         pending = _open_request(session, lea_id)
         if pending is not None:
             raise ConsoleError(
                 f"Reset request #{pending.id} by {pending.requested_by} is already open; "
-                "complete or cancel it first"
+                "carry it out or withdraw it first"
             )
         request = CredentialReset(
             lea_id=lea_id,
@@ -461,6 +465,7 @@ def confirm_out_of_band(
                 "records an out-of-band confirmation; you can acknowledge it instead"
             )
         _still_open(request)
+        _refuse_live_secret(session, request.lea_id, confirmed_with, confirmed_on)
         request.confirmed_with = confirmed_with
         request.confirmed_on = confirmed_on
         request.confirmed_by = operator.username
@@ -564,6 +569,7 @@ def emergency_reset(
     key = _new_key(policy)
     with _writing(engine) as session:
         lea = _lea(session, lea_id)
+        _refuse_live_secret(session, lea_id, reason)
         live = _live(session, lea_id, lock=True)
         pending = _open_request(session, lea_id)
         if pending is not None:  # superseded by the override
@@ -785,6 +791,7 @@ def add_system(
     url = validate_token_url(token_url) if token_url and token_url.strip() else None
     with _writing(engine) as session:
         _lea(session, lea_id)
+        _refuse_live_secret(session, lea_id, name, url)
         if session.exec(
             select(CredentialSystem).where(
                 CredentialSystem.lea_id == lea_id,
@@ -939,6 +946,30 @@ def _text(value: str, what: str, shortest: int, longest: int) -> str:
     if len(text) > longest:
         raise InvalidInput(f"Keep {what} under {longest} characters")
     return text
+
+
+_KEY_LIKE = re.compile(f"[{SECRET_ALPHABET}]{{{MIN_SECRET_LENGTH},64}}")
+
+
+def _refuse_live_secret(session: Session, lea_id: int, *texts: str | None) -> None:
+    """Notes end up in the audit log forever: refuse one that contains the live secret key.
+
+    Only words that look like a key (20+ characters of the key alphabet) are checked, each with
+    one argon2 verification, so ordinary notes cost nothing.
+    """
+    candidates = {w for text in texts if text for w in _KEY_LIKE.findall(text)}
+    live = _live(session, lea_id) if candidates else None
+    if live is None:
+        return
+    for word in candidates:
+        try:
+            _HASHER.verify(live.secret_hash, word)
+        except VerificationError:
+            continue
+        raise InvalidInput(
+            "That text contains the live secret key; never write the key in a note "
+            "(if it was exposed, use the emergency reset)"
+        )
 
 
 def _lea(session: Session, lea_id: int) -> LEA:

@@ -376,3 +376,34 @@ def test_two_coordinators_generating_at_once_get_one_credential(any_url):
         assert audit.verify(engine).ok
     finally:
         engine.dispose()
+
+
+def test_a_note_containing_the_live_key_is_refused(engine, world):
+    issued = credentials.generate(engine, world["caaspp"], world.lea_id)
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        credentials.request_reset(
+            engine,
+            world["caaspp"],
+            world.lea_id,
+            reason=f"Vendor says key {issued.secret} stopped working",
+            planned_for="today",
+            vendor_contact="Jo",
+        )
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        credentials.emergency_reset(
+            engine, world["caaspp"], world.lea_id, reason=f"Posted {issued.secret}!"
+        )
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        credentials.add_system(engine, world["caaspp"], world.lea_id, f"Portal {issued.secret}")
+    lookalike = "Q" * 24  # key-shaped but not the key: accepted
+    credentials.request_reset(
+        engine,
+        world["caaspp"],
+        world.lea_id,
+        reason=f"Ticket {lookalike} from the vendor",
+        planned_for="today",
+        vendor_contact="Jo",
+    )
+    with Session(engine) as session:
+        details = " ".join(session.exec(select(AuditEvent.detail)))
+    assert issued.secret not in details and lookalike in details
