@@ -20,7 +20,6 @@ from textual.screen import Screen
 
 from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
-from screens.placeholder import placeholder
 from screens.students import StudentsScreen
 from services.context import ConsoleContext
 from services.permissions import Permission
@@ -73,8 +72,8 @@ DESTINATIONS: list[Destination] = [
     Destination("o", "Paper from ETS", lazy("screens.paper_order:PaperOrderScreen"), P.RUN_BATCHES, 8),
     Destination("w", "Portal readiness", lazy("screens.portal_readiness:PortalReadinessScreen"), P.VIEW_DASHBOARD, 8),
     Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS, None),
-    Destination("h", "Help desk", placeholder("Help desk", "issue 10", "look up a student or guardian, read the timeline, resend"), P.RESEND, 10),
-    Destination("r", "Reports", placeholder("Reports", "issue 10", "aggregate delivery reports"), P.VIEW_REPORTS, 10),
+    Destination("h", "Help desk", lazy("screens.helpdesk:HelpDeskScreen"), P.RESEND, 10),
+    Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS, 10),
     Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT, None),
 ]
 # fmt: on

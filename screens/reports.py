@@ -1,0 +1,288 @@
+"""Reports: coverage and delivery by school, grade, language, program or channel, as a table and a
+bar chart; the students at risk of missing their deadline; cost so far by channel; CSV export.
+
+Keys: 1-5 choose the breakdown, g limits to a student group (empty: everyone), k lists the
+students at risk, x exports what is shown to CSV, u works the figures out again now. Figures
+older than ten minutes are worked out again in the background when the screen opens, while the
+last ones stay on screen with their time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
+from screens.base import ConsoleScreen
+from screens.credential_forms import FormDialog, FormField
+from services import csv_export, reports, student_groups
+from services.browse import Page
+from services.context import ConsoleContext
+from services.errors import ConsoleError, InvalidInput
+from services.models import utcnow
+from services.reports import AtRisk, ChannelCost, Dimension, Row, Scope
+from services.working_days import WorkingCalendar
+from widgets.bar_chart import Bar, BarChart
+from widgets.paged_table import Column, PagedTable
+
+WIDTHS = (20, 8, 9, 9, 7, 6, 6)
+KEYS = {str(i): d for i, d in enumerate(Dimension, start=1)}
+RISK_COLUMNS = ("SSID", "School", "Gr", "Prog", "Received", "Deadline", "State")
+RISK_WIDTHS = (10, 18, 2, 6, 10, 10, 12)
+
+
+@dataclass(frozen=True)
+class _Figures:
+    rows: list[Row]
+    risk: int
+    costs: list[ChannelCost]
+    as_of: datetime | None
+
+
+def _calendar(ctx: ConsoleContext) -> WorkingCalendar:
+    """The LEA's holidays from the [scheduler] config table, as the reminders use them."""
+    scheduler = ctx.settings.extra.get("scheduler", {})
+    return WorkingCalendar.parse(
+        scheduler.get("holidays", []) if isinstance(scheduler, dict) else []
+    )
+
+
+def _exports(ctx: ConsoleContext) -> Path:
+    return Path(ctx.settings.data_dir) / "exports"
+
+
+def _export_path(ctx: ConsoleContext, what: str) -> str:
+    return str(_exports(ctx) / f"{what}-{utcnow():%Y%m%d-%H%M}.csv")
+
+
+def _target(ctx: ConsoleContext, typed: str) -> Path:
+    """The file typed in the export dialog; the console's own exports folder is made on demand."""
+    path = Path(typed.strip()).expanduser()
+    if path.parent == _exports(ctx):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class ReportsScreen(ConsoleScreen):
+    TITLE = "Reports"
+    BINDINGS = [
+        *(Binding(k, f"breakdown({k!r})", f"By {d.value}", show=k == "1") for k, d in KEYS.items()),
+        Binding("g", "group", "Group"),
+        Binding("k", "at_risk", "At risk"),
+        Binding("x", "export", "Export CSV"),
+        Binding("u", "refresh", "Update"),
+    ]
+    DEFAULT_CSS = """
+    ReportsScreen #summary { height: auto; padding: 0 1; background: $boost; }
+    ReportsScreen #table { height: 1fr; }
+    ReportsScreen #chart { height: auto; max-height: 7; }
+    """
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.scope: Scope = reports.scope_for(ctx.engine, ctx.operator)
+        self.group_name = ""
+        self.dimension = Dimension.SCHOOL
+        self.figures: _Figures | None = None
+        self.refreshing = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Loading…", id="summary")
+        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield BarChart(id="chart")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#table", DataTable)
+        for label, width in zip(reports.COLUMNS, WIDTHS, strict=True):
+            table.add_column(label, width=width)
+        self._load(refresh_if_stale=True)
+
+    # --- loading -----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="reports")
+    def _load(self, refresh_if_stale: bool = False, force: bool = False) -> None:
+        ctx, scope = self.ctx, self.scope
+        try:
+            as_of = reports.refreshed_at(ctx.engine, scope)
+            if force or (refresh_if_stale and reports.is_stale(as_of)):
+                if as_of is not None:
+                    self.app.call_from_thread(self._show, self._read(as_of), "working out…")
+                self.app.call_from_thread(self._note, "Working out the figures…")
+                reports.refresh(ctx.engine, scope)
+                as_of = reports.refreshed_at(ctx.engine, scope)
+            figures = self._read(as_of)
+        except ConsoleError as error:
+            self.app.call_from_thread(self._note, str(error))
+            return
+        if not get_current_worker().is_cancelled:  # a newer breakdown was asked for meanwhile
+            self.app.call_from_thread(self._show, figures, "")
+
+    def _read(self, as_of: datetime | None) -> _Figures:
+        ctx, scope = self.ctx, self.scope
+        rows = reports.coverage(ctx.engine, scope, self.dimension)
+        risk = reports.at_risk_count(ctx.engine, scope, date.today(), _calendar(ctx))
+        costs = [] if scope.group_id else reports.cost_by_channel(ctx.engine, scope)
+        return _Figures(rows, risk, costs, as_of)
+
+    def _note(self, text: str) -> None:
+        self.query_one("#summary", Static).update(Content(text))
+
+    def _show(self, figures: _Figures, state: str) -> None:
+        self.figures = figures
+        whole = reports.total(figures.rows)
+        when = f"{figures.as_of:%Y-%m-%d %H:%M} UTC" if figures.as_of else "never"
+        who = (
+            f"group “{self.group_name}”"
+            if self.group_name
+            else ("your school" if self.scope.school_id else "the LEA")
+        )
+        cost = " · ".join(f"{c.option.value} ${c.cost:,.2f}" for c in figures.costs)
+        lines = [
+            f"By {self.dimension.value} · {who} · as of {when}{' · ' + state if state else ''}",
+            f"{whole.units:,} students×program · delivered {whole.delivered_share:.0%} · "
+            f"at risk {figures.risk:,} (k)",
+        ]
+        if cost:
+            lines.append(f"Cost so far: {cost}")
+        self._note("\n".join(lines))
+        table = self.query_one("#table", DataTable)
+        table.clear()
+        table.add_rows([reports.as_cells(r) for r in figures.rows])
+        if figures.rows:
+            table.add_row(*reports.as_cells(whole))
+        self.query_one(BarChart).show(
+            [Bar(r.label, r.delivered_share, f"{r.delivered_share:.0%}") for r in figures.rows],
+            "Delivered, share of students:",
+        )
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def action_breakdown(self, key: str) -> None:
+        self.dimension = KEYS[key]
+        self._load()
+
+    def action_refresh(self) -> None:
+        self._load(force=True)
+
+    def action_group(self) -> None:
+        ctx = self.ctx
+
+        def submit(values: dict[str, str]) -> None:
+            text = values["group"].strip()
+            if not text:
+                self.scope = reports.scope_for(ctx.engine, ctx.operator)
+                self.group_name = ""
+                return
+            if not text.isdigit():
+                raise InvalidInput("Type a group number from the list, or leave it empty")
+            group = student_groups.get(ctx.engine, ctx.operator, int(text))
+            self.scope = reports.scope_for(ctx.engine, ctx.operator, group.id)
+            self.group_name = group.name
+
+        groups = student_groups.list_groups(ctx.engine, ctx.operator, limit=8)
+        listing = "\n".join(
+            f"{g.id:>4}  {g.name} ({g.school_year}, {g.subject or 'any subject'}, {g.students:,})"
+            for g in groups
+        )
+        self.app.push_screen(
+            FormDialog(
+                "Limit to a student group",
+                (listing or "No groups yet.") + "\nEmpty: every student in your scope.",
+                [FormField("group", "Group number", value=str(self.scope.group_id or ""))],
+                submit,
+            ),
+            lambda done: self._load() if done else None,
+        )
+
+    def action_at_risk(self) -> None:
+        self.app.push_screen(AtRiskScreen(self.ctx, self.scope))
+
+    def action_export(self) -> None:
+        if self.figures is None:
+            return
+        rows = [*self.figures.rows, reports.total(self.figures.rows)]
+        dimension, ctx = self.dimension, self.ctx
+
+        def submit(values: dict[str, str]) -> None:
+            path = _target(ctx, values["path"])
+            count = csv_export.export(path, reports.COLUMNS, ([*reports.as_cells(r)] for r in rows))
+            self.notify(f"{count} rows written to {path}", title="Export")
+
+        self.app.push_screen(
+            FormDialog(
+                "Export to CSV",
+                f"The breakdown by {dimension.value}, as shown.",
+                [
+                    FormField(
+                        "path", "File", value=_export_path(self.ctx, f"coverage-{dimension.value}")
+                    )
+                ],
+                submit,
+            )
+        )
+
+
+class AtRiskScreen(ConsoleScreen):
+    """The students whose SSRs may miss the statutory deadline, oldest receipt first."""
+
+    TITLE = "At risk of missing the deadline"
+    BINDINGS = [Binding("x", "export", "Export CSV")]
+
+    def __init__(self, ctx: ConsoleContext, scope: Scope) -> None:
+        super().__init__(ctx)
+        self.scope = scope
+        self.calendar = _calendar(ctx)
+        self.today = date.today()
+
+    def compose_body(self) -> ComposeResult:
+        yield PagedTable(
+            [Column(c, w) for c, w in zip(RISK_COLUMNS, RISK_WIDTHS, strict=True)],
+            self._page,
+            placeholder="(no filter here)",
+        )
+
+    def _page(self, offset: int, limit: int, _filter: str) -> Page:
+        found = reports.at_risk(
+            self.ctx.engine, self.scope, self.today, self.calendar, limit=limit, offset=offset
+        )
+        total = reports.at_risk_count(self.ctx.engine, self.scope, self.today, self.calendar)
+        return Page([_cells(r) for r in found], total)
+
+    def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
+        self.notify(str(event.error), title="At risk", severity="error")
+
+    def action_export(self) -> None:
+        ctx, scope, today, calendar = self.ctx, self.scope, self.today, self.calendar
+
+        def rows():  # type: ignore[no-untyped-def]
+            offset = 0
+            while page := reports.at_risk(
+                ctx.engine, scope, today, calendar, limit=1000, offset=offset
+            ):
+                yield from (_cells(r) for r in page)
+                offset += len(page)
+
+        def submit(values: dict[str, str]) -> None:
+            path = _target(ctx, values["path"])
+            count = csv_export.export(path, RISK_COLUMNS, rows())
+            self.notify(f"{count} rows written to {path}", title="Export")
+
+        self.app.push_screen(
+            FormDialog(
+                "Export to CSV",
+                "Every student at risk, oldest receipt first.",
+                [FormField("path", "File", value=_export_path(ctx, "at-risk"))],
+                submit,
+            )
+        )
+
+
+def _cells(r: AtRisk) -> tuple[str, ...]:
+    return (r.ssid, r.school, str(r.grade), r.program, f"{r.received}", f"{r.deadline}", r.state)
