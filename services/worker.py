@@ -133,7 +133,8 @@ class Worker:
         self.outbox = self.settings.data_dir / "outbox"
         self.tally = Tally()
         self._stop = asyncio.Event()
-        self._busy = 0
+        self._busy = 0  # sends in progress
+        self._packaging = 0  # packages being encrypted
         self._batches: dict[int, _BatchInfo] = {}
 
     def stop(self) -> None:
@@ -166,7 +167,7 @@ class Worker:
                     for task in tasks:
                         if task.done() and task.exception():
                             raise task.exception()  # type: ignore[misc]
-                if once and self._busy == 0 and self._idle_until_horizon():
+                if once and not (self._busy or self._packaging) and self._idle_until_horizon():
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
                     ledger.heartbeat(self.engine, self.worker_id)
@@ -206,19 +207,34 @@ class Worker:
     # --- packaging -------------------------------------------------------------------------------
 
     async def _packager(self, pool: Executor) -> None:
+        """Keep every encryption process busy, and the packaged backlog under ``lookahead``."""
         assert self.config is not None
-        while not self._stop.is_set():
-            room = self.config.lookahead - ledger.packaged_backlog(self.engine)
-            limit = min(room, 2 * (self.config.processes or os.cpu_count() or 1))
-            ids = ledger.claim_for_packaging(self.engine, self.worker_id, limit) if room > 0 else []
-            if not ids:
-                await self._pause()
-                continue
-            self._busy += 1
-            try:
-                await asyncio.gather(*(self._package(pool, item_id) for item_id in ids))
-            finally:
-                self._busy -= 1
+        slots = 2 * (self.config.processes or os.cpu_count() or 1)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stop.is_set():
+                room = self.config.lookahead - ledger.packaged_backlog(self.engine) - len(running)
+                limit = min(room, slots - len(running))
+                ids = (
+                    ledger.claim_for_packaging(self.engine, self.worker_id, limit)
+                    if limit > 0
+                    else []
+                )
+                for item_id in ids:
+                    running.add(asyncio.create_task(self._package(pool, item_id)))
+                self._packaging = len(running)
+                if not running:
+                    await self._pause()
+                    continue
+                finished, running = await asyncio.wait(
+                    running, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in finished:
+                    task.result()  # an unexpected error stops the worker rather than vanishing
+        finally:
+            if running:
+                await asyncio.wait(running)
+            self._packaging = 0
 
     async def _package(self, pool: Executor, item_id: int) -> None:
         with Session(self.engine) as session:

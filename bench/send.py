@@ -1,0 +1,202 @@
+"""Benchmark of sending: messages/s to an aiosmtpd server on loopback, and a whole batch end to end.
+
+1. SMTP alone: ``--messages`` messages (each with a 45 KB PDF attached) through the mailer's
+   connections (``[smtp] connections``, default 4), as fast as the server takes them.
+2. A batch end to end (ledger, encryption on every core, both messages per family): the demo LEA
+   with real SSRs by default (300 students); ``--full`` makes it 50,000 SSRs, seeding rows only and
+   pointing every report at a few rendered SSR files, and samples the worker's RSS at 10% of the
+   batch and at the end to show memory stays flat.
+The server counts messages and bytes and keeps nothing, so its memory does not grow either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import socket
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import update
+from sqlmodel import Session, func, select
+
+from services import batches, db, demo, mailer, operators
+from services.delivery_ledger import DeliveryItem, ItemState
+from services.models import ScoreReport
+from services.settings import Settings
+from services.worker import Worker, WorkerConfig
+
+
+class CountingServer:
+    """An SMTP server that accepts everything and remembers only how much."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.messages = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.messages += 1
+            self.bytes += len(envelope.content)
+        return "250 OK"
+
+    def __enter__(self) -> CountingServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._controller.stop()
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def smtp_alone(config: mailer.MailConfig, attachment: Path, count: int) -> float:
+    connections = [mailer.SmtpConnection(config) for _ in range(config.connections)]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def drain(connection: mailer.SmtpConnection) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            message = mailer.build_message(
+                config,
+                to=f"family{i}@example.org",
+                subject="Sierra Vista USD: your child's Student Score Report",
+                body="A report is attached.",
+                reference=f"{i}; document",
+                attachments=[attachment],
+            )
+            result = await connection.send(message)
+            assert result.outcome is mailer.Outcome.ACCEPTED, result.detail
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain(c) for c in connections))
+    seconds = time.perf_counter() - started
+    for connection in connections:
+        await connection.close()
+    return count / seconds
+
+
+def seed(folder: Path, students: int, full: bool) -> Settings:
+    settings = Settings(database_url=f"sqlite:///{folder / 'bench.db'}", data_dir=folder / "data")
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    if not full:
+        demo.seed(engine, settings, students=students, seed=2026, pdfs=True)
+        engine.dispose()
+        return settings
+    # 50,000 SSRs: rows only, then every report points at one of a few real rendered SSRs
+    samples = Settings(database_url=f"sqlite:///{folder / 'samples.db'}", data_dir=folder / "s")
+    sample_engine = db.make_engine(samples.database_url)
+    db.upgrade(sample_engine)
+    demo.seed(sample_engine, samples, students=20, seed=1, pdfs=True)
+    with Session(sample_engine) as session:
+        files = list(session.exec(select(ScoreReport.file_path)).all())
+    demo.seed(engine, settings, students=students, seed=2026, pdfs=False)
+    with engine.begin() as connection:
+        for index, path in enumerate(files):
+            connection.execute(
+                update(ScoreReport)
+                .where(ScoreReport.id % len(files) == index)  # type: ignore[operator]
+                .values(file_path=path)
+            )
+    engine.dispose()
+    return settings
+
+
+async def batch_end_to_end(settings: Settings, port: int) -> dict[str, float]:
+    engine = db.make_engine(settings.database_url)
+    caaspp = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine, caaspp, batches.Selection(), name="bench", password_delay=timedelta(0)
+    )
+    with Session(engine) as session:
+        families, ssrs = session.exec(
+            select(func.count(), func.sum(DeliveryItem.ssr_count)).where(
+                DeliveryItem.batch_id == batch_id
+            )
+        ).one()
+    settings.extra["smtp"] = {"host": "127.0.0.1", "port": port, "connections": 4}
+    worker = Worker(engine, settings, config=WorkerConfig(poll_seconds=0.05))
+    samples: list[tuple[int, float]] = []
+
+    async def watch() -> None:
+        while True:
+            with Session(engine) as session:
+                done = session.exec(
+                    select(func.count()).where(
+                        DeliveryItem.batch_id == batch_id, DeliveryItem.state == ItemState.DONE
+                    )
+                ).one()
+            samples.append((done, rss_mb()))
+            await asyncio.sleep(2)
+
+    watcher = asyncio.create_task(watch())
+    started = time.perf_counter()
+    tally = await worker.run(once=True)
+    seconds = time.perf_counter() - started
+    watcher.cancel()
+    early = next((rss for done, rss in samples if done >= families / 10), rss_mb())
+    engine.dispose()
+    messages = tally.documents + tally.passwords
+    return {
+        "families": families,
+        "ssrs": int(ssrs or 0),
+        "messages": messages,
+        "seconds": seconds,
+        "messages_per_s": messages / seconds,
+        "ssrs_per_s": (ssrs or 0) / seconds,
+        "rss_10pct_mb": early,
+        "rss_end_mb": rss_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="a 50,000-SSR batch")
+    parser.add_argument("--students", type=int, help="demo students (default 300; full 42,000)")
+    parser.add_argument("--messages", type=int, default=2000, help="messages for the SMTP-only run")
+    args = parser.parse_args()
+    students = args.students or (42_000 if args.full else 300)
+    with tempfile.TemporaryDirectory(prefix="ssr-bench-") as scratch, CountingServer() as server:
+        folder = Path(scratch)
+        settings = seed(folder, students, args.full)
+        with Session(db.make_engine(settings.database_url)) as session:
+            attachment = Path(session.exec(select(ScoreReport.file_path)).first() or "")
+        config = mailer.MailConfig(port=server.port, connections=4)
+        smtp_rate = asyncio.run(smtp_alone(config, attachment, args.messages))
+        print(f"SMTP alone: {smtp_rate:.0f} messages/s over {config.connections} connections")
+        figures = asyncio.run(batch_end_to_end(settings, server.port))
+        print(
+            f"batch: {figures['families']:,.0f} families, {figures['ssrs']:,.0f} SSRs, "
+            f"{figures['messages']:,.0f} messages in {figures['seconds']:.1f} s "
+            f"({figures['messages_per_s']:.1f} messages/s, {figures['ssrs_per_s']:.1f} SSRs/s)"
+        )
+        print(f"server received {server.messages:,} messages, {server.bytes / 1e6:.1f} MB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"result: smtp_messages_per_s={smtp_rate:.0f} batch_families={figures['families']:.0f} "
+        f"batch_ssrs={figures['ssrs']:.0f} batch_messages_per_s={figures['messages_per_s']:.1f} "
+        f"batch_ssrs_per_s={figures['ssrs_per_s']:.1f} rss_10pct_mb={figures['rss_10pct_mb']:.0f} "
+        f"rss_end_mb={figures['rss_end_mb']:.0f} peak_rss_mb={peak:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
