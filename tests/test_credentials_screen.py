@@ -20,6 +20,7 @@ from services.errors import PermissionDenied
 from services.models import AuditEvent
 from tests import credentials_world
 from tests.credentials_world import TokenServer
+from widgets.banner import BannerBar
 from widgets.secret_reveal import MASK, SecretReveal
 
 SIZE = (80, 24)
@@ -203,8 +204,11 @@ async def test_emergency_override_needs_a_reason_and_shows_on_the_dashboard(
         assert screen.query_one(SecretReveal).holding
         assert "NOT YET ACKNOWLEDGED" in str(screen.query_one("#status").render())
         await pilot.press("escape")
+        await app.workers.wait_for_complete()  # the dashboard panels load in threads
         await pilot.pause()
-        assert "EMERGENCY" in _screen_text(app)
+        banner = str(app.screen.query_one(BannerBar).render())
+        assert banner.startswith("ERROR: ") and "EMERGENCY reset, unacknowledged" in banner
+        assert "EMERGENCY" in str(app.screen.query_one("#credential").render())
     with Session(engine) as session:
         actions = list(session.exec(select(AuditEvent.action)))
     assert "credential.reset.EMERGENCY" in actions
