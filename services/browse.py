@@ -3,18 +3,20 @@
 Filters are prefix matches on indexed columns, written as range conditions
 (``col >= "gar" AND col < "gas"``) so they stay index range scans on 300,000 rows, unlike
 ``LIKE '%x%'``; the bound is the prefix's successor rather than ``x || U+FFFF``, which a
-linguistic PostgreSQL collation may ignore. A filtered count stops at ``COUNT_CAP``: "1,000+ matching" is all a person
-needs while typing, and an SSID-prefix count beyond that costs a row lookup per match.
+linguistic PostgreSQL collation may ignore. A filtered count stops at ``COUNT_CAP``: "1,000+
+matching" is all a person needs while typing, and an SSID-prefix count beyond that costs a row
+lookup per match.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services.models import AuditEvent, Operator, School, ScoreReport, Student
 from services.permissions import Permission, allowed, require, school_scope
@@ -32,7 +34,7 @@ class Page:
     capped: bool = False
 
 
-def prefix(column, text: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+def prefix(column: Any, text: str) -> ColumnElement[bool]:
     """``column`` starts with ``text`` (not empty), as a range an index can answer."""
     return and_(column >= text, column < text[:-1] + chr(ord(text[-1]) + 1))
 
@@ -62,22 +64,23 @@ def students_page(
     # Steer each query to its best index: (lea_id, name_key) for the LEA in name order, the school
     # index for one school, the SSID index for an SSID prefix. "lea_id + 0" still scopes to the
     # LEA but keeps SQLite (which has no statistics) from picking the LEA index instead.
-    lea = Student.lea_id if school_id is None and not by_ssid else Student.lea_id + 0
-    conditions = [lea == operator.lea_id]
+    lea = col(Student.lea_id) if school_id is None and not by_ssid else col(Student.lea_id) + 0
+    conditions: list[ColumnElement[bool]] = [lea == operator.lea_id]
     if school_id is not None:
-        conditions.append(Student.school_id == school_id)
+        conditions.append(col(Student.school_id) == school_id)
+    order: list[Any]
     if by_ssid:
         conditions.append(prefix(Student.ssid, text))
-        order = (Student.ssid,)
+        order = [col(Student.ssid)]
     else:
         if text:
             conditions.append(prefix(Student.name_key, name_key(text)))
-        order = (Student.name_key, Student.id)  # type: ignore[assignment]
+        order = [col(Student.name_key), col(Student.id)]
     scores = allowed(operator, Permission.VIEW_SCORES)
     with Session(engine) as session:
         # Offsets skip through the index alone; only the window's rows are read in full.
         window = (
-            select(Student.id)
+            select(col(Student.id))
             .where(*conditions)
             .order_by(*order)
             .offset(max(offset, 0))
@@ -86,22 +89,23 @@ def students_page(
         )
         found = session.execute(
             select(
-                Student.id,
-                Student.ssid,
-                Student.last_name,
-                Student.first_name,
-                Student.grade,
-                School.name,
-                Student.primary_language,
-                Student.english_learner,
+                col(Student.id),
+                col(Student.ssid),
+                col(Student.last_name),
+                col(Student.first_name),
+                col(Student.grade),
+                col(School.name),
+                col(Student.primary_language),
+                col(Student.english_learner),
             )
-            .join(window, window.c.id == Student.id)
-            .join(School, School.id == Student.school_id)  # type: ignore[arg-type]
+            .join(window, window.c.id == col(Student.id))
+            .join(School, col(School.id) == col(Student.school_id))
             .order_by(*order)
         ).all()
-        total, capped = _count(session, select(Student.id).where(*conditions), exact=not text)
+        matching = select(col(Student.id)).where(*conditions)
+        total, capped = _count(session, matching, exact=not text)
         reports = _report_counts(session, [row[0] for row in found]) if scores else {}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for sid, ssid, last, first, grade, school, language, learner in found:
         row: tuple[str, ...] = (ssid, f"{last}, {first}", str(grade), school)
         if scores:
@@ -122,7 +126,8 @@ def audit_page(
     The filter matches the start of the operator name, the action or the target.
     """
     require(operator, Permission.VIEW_AUDIT)
-    conditions = [or_(AuditEvent.lea_id == operator.lea_id, AuditEvent.lea_id.is_(None))]  # type: ignore[union-attr]
+    lea = col(AuditEvent.lea_id)
+    conditions: list[ColumnElement[bool]] = [or_(lea == operator.lea_id, lea.is_(None))]
     text = filter_text.strip()
     if text:
         conditions.append(
@@ -135,26 +140,27 @@ def audit_page(
     with Session(engine) as session:
         found = session.execute(
             select(
-                AuditEvent.seq,
-                AuditEvent.at,
-                AuditEvent.operator,
-                AuditEvent.action,
-                AuditEvent.target,
+                col(AuditEvent.seq),
+                col(AuditEvent.at),
+                col(AuditEvent.operator),
+                col(AuditEvent.action),
+                col(AuditEvent.target),
             )
             .where(*conditions)
-            .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
+            .order_by(col(AuditEvent.seq).desc())
             .offset(max(offset, 0))
             .limit(limit)
         ).all()
-        total, capped = _count(session, select(AuditEvent.id).where(*conditions), exact=not text)
-    rows = [
+        matching = select(col(AuditEvent.id)).where(*conditions)
+        total, capped = _count(session, matching, exact=not text)
+    rows: list[tuple[str, ...]] = [
         (str(seq), at.strftime("%Y-%m-%d %H:%M"), name, action, target)
         for seq, at, name, action, target in found
     ]
     return Page(rows, total, capped)
 
 
-def _count(session: Session, query, *, exact: bool) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+def _count(session: Session, query: Select[Any], *, exact: bool) -> tuple[int, bool]:
     """How many rows ``query`` yields; a filtered count stops at COUNT_CAP (and says so)."""
     if exact:
         return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0), False
@@ -168,8 +174,8 @@ def _report_counts(session: Session, student_ids: list[int]) -> dict[int, int]:
         return {}
     return dict(
         session.execute(
-            select(ScoreReport.student_id, func.count())
-            .where(ScoreReport.student_id.in_(student_ids))  # type: ignore[attr-defined]
-            .group_by(ScoreReport.student_id)
+            select(col(ScoreReport.student_id), func.count())
+            .where(col(ScoreReport.student_id).in_(student_ids))
+            .group_by(col(ScoreReport.student_id))
         ).all()
     )

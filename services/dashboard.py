@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services.errors import NotFound
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student, StudentGuardian
@@ -63,49 +63,43 @@ def summary(engine: Engine, operator: Operator) -> DashboardSummary:
         lea = session.get(LEA, operator.lea_id)
         if lea is None:
             raise NotFound(f"LEA {operator.lea_id} of operator {operator.username} does not exist")
-        students = select(Student.id).where(Student.lea_id == lea.id)
+        students = select(col(Student.id)).where(col(Student.lea_id) == lea.id)
+        guardian_filter: ColumnElement[bool]
         if school_id is None:
             scope = "all schools"
-            schools = session.scalar(select(func.count()).where(School.lea_id == lea.id)) or 0
-            guardian_filter = Guardian.lea_id == lea.id
+            schools = session.scalar(select(func.count()).where(col(School.lea_id) == lea.id))
+            guardian_filter = col(Guardian.lea_id) == lea.id
         else:
             school = session.get(School, school_id)
             scope = school.name if school else f"school {school_id}"
             schools = 1
-            students = students.where(Student.school_id == school_id)
-            guardian_filter = Guardian.id.in_(  # type: ignore[union-attr]
-                select(StudentGuardian.guardian_id).where(
-                    StudentGuardian.student_id.in_(students)  # type: ignore[attr-defined]
+            students = students.where(col(Student.school_id) == school_id)
+            guardian_filter = col(Guardian.id).in_(
+                select(col(StudentGuardian.guardian_id)).where(
+                    col(StudentGuardian.student_id).in_(students)
                 )
             )
-        student_count = session.scalar(select(func.count()).select_from(students.subquery())) or 0
-        reports = dict(
-            session.execute(
-                select(ScoreReport.program, func.count())
-                .where(ScoreReport.student_id.in_(students))  # type: ignore[attr-defined]
-                .group_by(ScoreReport.program)
-            ).all()
-        )
-        by_program = {str(program): int(count) for program, count in sorted(reports.items())}
+        student_count = session.scalar(select(func.count()).select_from(students.subquery()))
+        reports = session.execute(
+            select(col(ScoreReport.program), func.count())
+            .where(col(ScoreReport.student_id).in_(students))
+            .group_by(col(ScoreReport.program))
+            .order_by(col(ScoreReport.program))
+        ).all()
         contacts = _guardian_breakdown(session, guardian_filter)
-    guardians = sum(contacts.by_language.values())
-    common = {
-        "lea_name": lea.name,
-        "lea_cds": lea.cds_code,
-        "scope": scope,
-        "schools": int(schools),
-        "students": int(student_count),
-        "guardians": guardians,
-        "reports_by_program": by_program,
-    }
-    if not allowed(operator, Permission.VIEW_CONTACTS):
-        return DashboardSummary(**common)  # type: ignore[arg-type]
+    shown = allowed(operator, Permission.VIEW_CONTACTS)
     return DashboardSummary(
-        **common,  # type: ignore[arg-type]
-        guardians_by_language=contacts.by_language,
-        guardians_with_email=contacts.with_email,
-        guardians_using_portal=contacts.using_portal,
-        guardians_without_address=contacts.without_address,
+        lea_name=lea.name,
+        lea_cds=lea.cds_code,
+        scope=scope,
+        schools=int(schools or 0),
+        students=int(student_count or 0),
+        guardians=sum(contacts.by_language.values()),
+        reports_by_program={str(program): int(count) for program, count in reports},
+        guardians_by_language=contacts.by_language if shown else None,
+        guardians_with_email=contacts.with_email if shown else None,
+        guardians_using_portal=contacts.using_portal if shown else None,
+        guardians_without_address=contacts.without_address if shown else None,
     )
 
 
@@ -117,20 +111,21 @@ class _Contacts:
     without_address: int
 
 
-def _guardian_breakdown(session: Session, guardian_filter) -> _Contacts:  # type: ignore[no-untyped-def]
+def _guardian_breakdown(session: Session, guardian_filter: ColumnElement[bool]) -> _Contacts:
     """One pass over the guardians in scope, grouped by language."""
-    has_email = (Guardian.email.is_not(None)) & (Guardian.email != "")  # type: ignore[union-attr]
-    no_address = or_(Guardian.address_line1.is_(None), Guardian.address_line1 == "")  # type: ignore[union-attr]
+    email, address = col(Guardian.email), col(Guardian.address_line1)
+    has_email = and_(email.is_not(None), email != "")
+    no_address = or_(address.is_(None), address == "")
     rows = session.execute(
         select(
-            Guardian.preferred_language,
+            col(Guardian.preferred_language),
             func.count(),
             func.count().filter(has_email),
-            func.count().filter(Guardian.uses_portal),
+            func.count().filter(col(Guardian.uses_portal)),
             func.count().filter(no_address),
         )
         .where(guardian_filter)
-        .group_by(Guardian.preferred_language)
+        .group_by(col(Guardian.preferred_language))
         .order_by(func.count().desc())
     ).all()
     return _Contacts(

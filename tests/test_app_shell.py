@@ -131,10 +131,18 @@ async def test_command_palette_opens_a_destination(seeded, settings) -> None:  #
 async def test_moving_between_destinations_keeps_the_stack_shallow(seeded, settings) -> None:  # type: ignore[no-untyped-def]
     app = console(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
-        for key in "slhsd":  # straight from one destination to the next, no esc
-            await pilot.press(key)
-            await settle(app, pilot)
-            assert len(app.screen_stack) == (1 if key == "d" else 2)
+        await pilot.press("s")
+        await settle(app, pilot)
+        students = app.screen
+        await pilot.press("s")  # already open: the same screen, filter and all
+        await settle(app, pilot)
+        assert app.screen is students and len(app.screen_stack) == 2
+        await pilot.press("l")  # straight from one destination to the next, no esc
+        await settle(app, pilot)
+        assert app.screen is not students and len(app.screen_stack) == 2
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
 
 
 async def test_tech_coordinator_is_refused_students_with_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
