@@ -418,3 +418,22 @@ async def test_test_connection_without_a_token_url_is_refused_in_a_sentence(
         await pilot.pause()
         assert app.screen is screen
         assert any("has no token URL" in n.message for n in app._notifications)
+
+
+async def test_withdraw_a_request_and_retire_a_system_by_keys(engine, settings, world):
+    credentials.generate(engine, world["caaspp"], world.lea_id)
+    app = _app(engine, settings, world, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot)
+        await _add_system(pilot, "Special-ed system", "")
+        await _write_note(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        await _fill(pilot)
+        assert credentials.open_request(engine, world.lea_id) is None
+        assert str(screen.query_one("#notes", DataTable).get_row_at(0)[3]).startswith("withdrawn")
+        await pilot.press("minus")
+        await pilot.pause()
+        await _fill(pilot)
+        assert credentials.checklist(engine, world["caaspp"], world.lea_id) == []
+        assert _systems(screen) == []
