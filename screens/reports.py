@@ -73,7 +73,12 @@ def _target(ctx: ConsoleContext, typed: str) -> Path:
 class ReportsScreen(ConsoleScreen):
     TITLE = "Reports"
     BINDINGS = [
-        *(Binding(k, f"breakdown({k!r})", f"By {d.value}", show=k == "1") for k, d in KEYS.items()),
+        *(
+            Binding(k, f"breakdown({k!r})", f"By {d.value}", show=False)
+            for k, d in KEYS.items()
+            if k != "1"
+        ),
+        Binding("1", "breakdown('1')", "Breakdown (1-5)"),
         Binding("g", "group", "Group"),
         Binding("k", "at_risk", "At risk"),
         Binding("x", "export", "Export CSV"),

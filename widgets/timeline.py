@@ -19,7 +19,7 @@ class Timeline(OptionList):
     """Events as options, so arrows, page keys and home/end move through them."""
 
     DEFAULT_CSS = """
-    Timeline { height: 1fr; border: none; padding: 0; }
+    Timeline, Timeline:focus { height: 1fr; border: none; padding: 0; }
     """
 
     def show(self, events: Sequence[tuple[str, str]]) -> None:

@@ -1,0 +1,144 @@
+"""The reports screen at 80x24: figures worked out on opening, breakdowns by key, a chart, a group
+limit, the at-risk list and a CSV export whose formula-looking cells are quoted."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from textual.app import App
+from textual.widgets import DataTable
+
+from console.app import SSRConsoleApp
+from screens.credential_forms import FormDialog
+from screens.reports import AtRiskScreen, ReportsScreen
+from services import db, demo, operators, student_groups
+from services.context import ConsoleContext
+from services.models import School, ScoreReport, Student
+from services.settings import Settings
+from services.student_groups import Filter
+from widgets.bar_chart import BarChart, bar
+from widgets.paged_table import PagedTable
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def world(sqlite_url: str, tmp_path: Path) -> Engine:
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    demo.seed(engine, Settings(sqlite_url, tmp_path), students=60, seed=3, pdfs=False)
+    with Session(engine) as session:
+        for s in session.exec(select(Student)).all():
+            session.add(
+                ScoreReport(
+                    student_id=s.id,  # type: ignore[arg-type]
+                    program="CAASPP",  # type: ignore[arg-type]
+                    admin_year=2026,
+                    test="SB",
+                    file_path=f"/nowhere/{s.ssid}.pdf",
+                    sha256=f"{s.id:064d}",
+                    received_at=datetime(2020, 1, 6, tzinfo=UTC),  # long overdue: all at risk
+                )
+            )
+        # a school whose name a spreadsheet would run as a formula
+        school = session.exec(select(School).order_by(School.id)).first()
+        assert school is not None
+        school.name = '=HYPERLINK("http://evil")'
+        session.add(school)
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def,type-arg]
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_bar_is_block_characters_to_the_eighth() -> None:
+    assert bar(0.5, 4) == "██  "
+    assert bar(1 / 32, 4) == "▏   "
+    assert bar(2.0, 3) == "███" and bar(-1, 3) == "   "
+
+
+async def test_breakdowns_chart_group_risk_and_export(world: Engine, tmp_path: Path) -> None:
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    caaspp = operators.resolve(world, "caaspp")
+    with Session(world) as session:
+        students = len(session.exec(select(Student.id)).all())
+        schools = len(session.exec(select(School.id)).all())
+    app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ReportsScreen)
+        table = screen.query_one("#table", DataTable)
+        assert table.row_count == schools + 1  # one per school and the total
+        summary = str(screen.query_one("#summary").render())
+        assert "By school" in summary and f"at risk {students:,}" in summary
+        assert "Cost so far: A $0.00" in summary
+        assert len(screen.query_one(BarChart).bars) == schools
+
+        await pilot.press("2")  # by grade
+        await settle(app, pilot)
+        assert str(table.get_row_at(0)[0]).startswith("Grade ")
+        assert str(table.get_row_at(table.row_count - 1)[1]) == f"{students:,}"
+
+        await pilot.press("1", "x")  # export the breakdown by school
+        await settle(app, pilot)
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.screen is screen
+        [exported] = list((tmp_path / "data" / "exports").glob("coverage-school-*.csv"))
+        with exported.open(encoding="utf-8-sig", newline="") as handle:
+            cells = [row[0] for row in csv.reader(handle)]
+        assert '\'=HYPERLINK("http://evil")' in cells and cells[-1] == "All"
+
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert isinstance(app.screen, AtRiskScreen)
+        risk = app.screen.query_one(PagedTable)
+        assert risk.total == students and risk.rows[0][6] == "in no batch"
+        await pilot.press("escape")
+        await pilot.pause()
+
+        site_school = operators.resolve(world, "site").school_id
+        group = student_groups.create_from_filter(
+            world, caaspp, "First school", "2025-26", Filter(school_id=site_school)
+        )
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, FormDialog)
+        app.screen.query_one("#field-group").insert_text_at_cursor(str(group.id))  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "group “First school”" in str(screen.query_one("#summary").render())
+        assert table.row_count == 2 and str(table.get_row_at(1)[1]) == f"{group.students:,}"
+
+
+async def test_site_coordinator_sees_their_school_only(world: Engine, tmp_path: Path) -> None:
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "site")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        table = app.screen.query_one("#table", DataTable)
+        assert table.row_count == 2  # their school and the total
+        assert "your school" in str(app.screen.query_one("#summary").render())
+
+
+async def test_help_desk_may_not_open_reports(world: Engine, tmp_path: Path) -> None:
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "helpdesk")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ReportsScreen)
