@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from services import audit_filter
 from services.models import AuditEvent, Operator, School, ScoreReport, Student
 from services.permissions import Permission, allowed, require, school_scope
 from services.roster import fold
@@ -123,20 +124,14 @@ def audit_page(
 ) -> Page:
     """The LEA's audit events (and the console's own, LEA-less ones), newest first.
 
-    The filter matches the start of the operator name, the action or the target.
+    The filter (``services.audit_filter``) narrows by operator, action, target and time; a plain
+    word matches the start of the operator name, the action or the target.
     """
     require(operator, Permission.VIEW_AUDIT)
     lea = col(AuditEvent.lea_id)
     conditions: list[ColumnElement[bool]] = [or_(lea == operator.lea_id, lea.is_(None))]
     text = filter_text.strip()
-    if text:
-        conditions.append(
-            or_(
-                prefix(AuditEvent.operator, text),
-                prefix(AuditEvent.action, text),
-                prefix(AuditEvent.target, text),
-            )
-        )
+    conditions += audit_filter.conditions(text)
     with Session(engine) as session:
         found = session.execute(
             select(
