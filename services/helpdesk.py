@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy import select as select_columns  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -172,7 +173,7 @@ def _with_primary(session: Session, student_ids: list[int]) -> list[Hit]:
     if not student_ids:
         return []
     rows = session.execute(
-        select(*_hit_columns())
+        select_columns(*_hit_columns())
         .join(School, col(School.id) == col(Student.school_id))
         .outerjoin(
             StudentGuardian,
@@ -189,7 +190,7 @@ def _children(session: Session, guardian_ids: list[int], scope: list[Any]) -> li
     if not guardian_ids:
         return []
     rows = session.execute(
-        select(*_hit_columns())
+        select_columns(*_hit_columns())
         .select_from(StudentGuardian)
         .join(Student, col(Student.id) == col(StudentGuardian.student_id))
         .join(School, col(School.id) == col(Student.school_id))
@@ -312,14 +313,14 @@ def _order(event: Event) -> tuple[int, datetime | str]:
 
 def _report_events(session: Session, student_id: int) -> list[Event]:
     rows = session.execute(
-        select(
-            ScoreReport.received_at,
-            ScoreReport.program,
-            ScoreReport.admin_year,
-            ScoreReport.test,
-            ScoreReport.language,
-            ScoreReport.version,
-            ReportReceipt.run_id,
+        select_columns(
+            col(ScoreReport.received_at),
+            col(ScoreReport.program),
+            col(ScoreReport.admin_year),
+            col(ScoreReport.test),
+            col(ScoreReport.language),
+            col(ScoreReport.version),
+            col(ReportReceipt.run_id),
         )
         .outerjoin(ReportReceipt, col(ReportReceipt.score_report_id) == col(ScoreReport.id))
         .where(col(ScoreReport.student_id) == student_id)

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_
+from sqlalchemy import select as select_columns  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -166,14 +167,14 @@ def _channel_code() -> Any:
 def _unit_rows(school_ids: list[int], now: datetime) -> Any:
     """The report_unit rows of some schools' students (one per student and program)."""
     return (
-        select(
-            Student.id,
-            ScoreReport.program,
-            Student.lea_id,
-            Student.school_id,
-            Student.grade,
-            Student.primary_language,
-            func.min(ScoreReport.received_at),
+        select_columns(
+            col(Student.id),
+            col(ScoreReport.program),
+            col(Student.lea_id),
+            col(Student.school_id),
+            col(Student.grade),
+            col(Student.primary_language),
+            func.min(col(ScoreReport.received_at)),
             _best(_secure_code(), _channel_code()),
             literal(now, type_=ReportUnit.__table__.c.refreshed_at.type),  # type: ignore[attr-defined]
         )
@@ -295,9 +296,9 @@ def coverage(engine: Engine, scope: Scope, dimension: Dimension) -> list[Row]:
         Dimension.CHANNEL: None,
     }
     key = keys[dimension]
-    grouping = [col(ReportUnit.code)] if key is None else [key, col(ReportUnit.code)]
+    grouping: list[Any] = [col(ReportUnit.code)] if key is None else [key, col(ReportUnit.code)]
     # GROUP BY (key, code) over the covering index; the few result rows are folded here.
-    query = select(*grouping, func.count()).where(*_view(scope)).group_by(*grouping)
+    query = select_columns(*grouping, func.count()).where(*_view(scope)).group_by(*grouping)
     with Session(engine) as session:
         found = session.execute(query).all()
         names = _school_names(session, scope) if dimension is Dimension.SCHOOL else {}
@@ -429,13 +430,13 @@ def at_risk(
         .subquery("window")
     )
     query = (
-        select(
-            Student.ssid,
-            School.name,
-            ReportUnit.grade,
-            ReportUnit.program,
-            ReportUnit.received,
-            ReportUnit.code,
+        select_columns(
+            col(Student.ssid),
+            col(School.name),
+            col(ReportUnit.grade),
+            col(ReportUnit.program),
+            col(ReportUnit.received),
+            col(ReportUnit.code),
         )
         .join(
             window,

@@ -481,7 +481,7 @@ def delete_group(engine: Engine, operator: Operator, group_id: int) -> None:
     found = get(engine, operator, group_id)
     with session_scope(engine) as session:
         for table in (StudentGroupMember, StudentGroupLogin):
-            session.execute(delete(table).where(table.group_id == group_id))  # type: ignore[attr-defined]
+            session.execute(delete(table).where(col(table.group_id) == group_id))
         session.execute(delete(StudentGroup).where(col(StudentGroup.id) == group_id))
         audit.record(
             session,
