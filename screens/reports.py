@@ -1,8 +1,8 @@
 """Reports: coverage and delivery by school, grade, language, program or channel, as a table and a
 bar chart; the students at risk of missing their deadline; cost so far by channel; CSV export.
 
-Keys: 1-5 choose the breakdown, g limits to a student group (empty: everyone), k lists the
-students at risk, x exports what is shown to CSV, u works the figures out again now. Figures
+Keys: 1-5 choose the breakdown, g limits to a student group (empty: everyone), f makes groups
+from a CERS group file, m makes one by filter, k lists the students at risk, x exports what is shown to CSV, u works the figures out again now. Figures
 older than ten minutes are worked out again in the background when the screen opens, while the
 last ones stay on screen with their time.
 """
@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
-from services import csv_export, reports, student_groups
+from services import csv_export, reports, student_groups, validation
 from services.browse import Page
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
@@ -80,6 +80,8 @@ class ReportsScreen(ConsoleScreen):
         ),
         Binding("1", "breakdown('1')", "Breakdown (1-5)"),
         Binding("g", "group", "Group"),
+        Binding("f", "group_file", "Group from file"),
+        Binding("m", "group_filter", "Make group"),
         Binding("k", "at_risk", "At risk"),
         Binding("x", "export", "Export CSV"),
         Binding("u", "refresh", "Update"),
@@ -204,6 +206,84 @@ class ReportsScreen(ConsoleScreen):
                 submit,
             ),
             lambda done: self._load() if done else None,
+        )
+
+    def action_group_file(self) -> None:
+        ctx = self.ctx
+        outcome: list[str] = []
+
+        def submit(values: dict[str, str]) -> None:
+            report = student_groups.import_file(
+                ctx.engine, ctx.operator, Path(values["path"].strip()).expanduser()
+            )
+            outcome.append(
+                f"{report.lines:,} lines read: {report.added:,} students added to "
+                f"{report.groups:,} group(s)."
+            )
+            refused = report.problem_count + report.unknown_count
+            if refused:
+                path = _target(ctx, _export_path(ctx, "group-import-problems"))
+                csv_export.export(
+                    path, ("line", "kind", "detail"), student_groups.problem_rows(report)
+                )
+                outcome.append(f"{refused:,} line(s) not used, all listed in {path}:")
+                outcome.extend(
+                    f"  line {line}: {kind} {detail}"
+                    for line, kind, detail in list(student_groups.problem_rows(report))[:6]
+                )
+
+        def show(done: bool | None) -> None:
+            if done:
+                self.app.push_screen(
+                    FormDialog("Group file imported", "\n".join(outcome), [], lambda _: None)
+                )
+
+        self.app.push_screen(
+            FormDialog(
+                "Student groups from a CERS file",
+                "Columns: group_name, school id, school year, subject, SSID, login.",
+                [FormField("path", "CSV file", "/path/to/groups.csv")],
+                submit,
+            ),
+            show,
+        )
+
+    def action_group_filter(self) -> None:
+        ctx = self.ctx
+
+        def submit(values: dict[str, str]) -> None:
+            grade, language = values["grade"].strip(), values["language"].strip()
+            made = student_groups.create_from_filter(
+                ctx.engine,
+                ctx.operator,
+                values["name"],
+                values["year"],
+                student_groups.Filter(
+                    school_id=student_groups.school_id_for(
+                        ctx.engine, ctx.operator, values["school"]
+                    ),
+                    grade=validation.grade(grade) if grade else None,
+                    language=language or None,
+                ),
+            )
+            self.notify(
+                f"Group {made.id} “{made.name}”: {made.students:,} students", title="Groups"
+            )
+
+        year = utcnow().year if utcnow().month >= 7 else utcnow().year - 1
+        self.app.push_screen(
+            FormDialog(
+                "Make a student group by filter",
+                "Leave a field empty for any. The group keeps the students the filter selects now.",
+                [
+                    FormField("name", "Group name"),
+                    FormField("year", "School year", value=f"{year}-{(year + 1) % 100:02d}"),
+                    FormField("school", "School CDS code (14 digits)"),
+                    FormField("grade", "Grade"),
+                    FormField("language", "Primary language (en, es, zh_Hans, vi, fil)"),
+                ],
+                submit,
+            )
         )
 
     def action_at_risk(self) -> None:

@@ -15,6 +15,7 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Select, delete, func, insert, literal
@@ -235,6 +236,26 @@ def import_csv(engine: Engine, operator: Operator, handle: IO[str]) -> GroupImpo
     return report
 
 
+def import_file(engine: Engine, operator: Operator, path: Path) -> GroupImport:
+    """``import_csv`` from a file (UTF-8, with or without a byte-order mark, as CERS exports)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return import_csv(engine, operator, handle)
+    except FileNotFoundError:
+        raise InvalidInput(f"There is no file {path}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path.name} is not UTF-8 text; save it as CSV UTF-8") from None
+    except OSError as error:
+        raise InvalidInput(f"Could not read {path}: {error.strerror or error}") from None
+
+
+def problem_rows(report: GroupImport) -> Iterator[tuple[object, ...]]:
+    """Every line the import did not use, for a CSV the coordinator can fix the file from."""
+    rows = [(p.line, "refused", p.message) for p in report.problems]
+    rows += [(p.line, "unknown SSID", p.message) for p in report.unknown_ssids]
+    yield from sorted(rows)
+
+
 def _schools(session: Session, lea_id: int) -> dict[str, int]:
     return dict(
         session.execute(select(School.cds_code, School.id).where(School.lea_id == lea_id)).all()  # type: ignore[arg-type]
@@ -316,6 +337,20 @@ class Filter:
         if self.english_learner is not None:
             parts.append("English learners" if self.english_learner else "not English learners")
         return ", ".join(parts)
+
+
+def school_id_for(engine: Engine, operator: Operator, cds: str) -> int | None:
+    """The id of a school of the operator's LEA from its CDS code; None for an empty code."""
+    if not cds.strip():
+        return None
+    code = validation.school_cds(cds)
+    with Session(engine) as session:
+        found = session.exec(
+            select(School.id).where(col(School.cds_code) == code, School.lea_id == operator.lea_id)
+        ).first()
+    if found is None:
+        raise NotFound(f"School {code} is not a school of your LEA")
+    return found
 
 
 def create_from_filter(

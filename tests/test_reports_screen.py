@@ -142,3 +142,53 @@ async def test_help_desk_may_not_open_reports(world: Engine, tmp_path: Path) -> 
         await pilot.press("r")
         await settle(app, pilot)
         assert not isinstance(app.screen, ReportsScreen)
+
+
+async def test_groups_from_a_cers_file_and_by_filter(world: Engine, tmp_path: Path) -> None:
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    caaspp = operators.resolve(world, "caaspp")
+    with Session(world) as session:
+        school = session.exec(select(School).order_by(School.id)).first()
+        kids = session.exec(select(Student).where(Student.school_id == school.id)).all()  # type: ignore[union-attr]
+    assert school is not None
+    grade = kids[0].grade
+    groups_file = tmp_path / "groups.csv"
+    groups_file.write_text(
+        "group_name,school id,school year,subject,SSID,login\n"
+        f"Room 4,{school.cds_code},2025-26,ELA,{kids[0].ssid},t@svusd.example.org\n"
+        f"Room 4,{school.cds_code},2025-26,ELA,0000000001,\n"
+        f"Room 4,{school.cds_code},2025-26,ELA,12,\n",
+        encoding="utf-8",
+    )
+    app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        app.screen.query_one("#field-path").insert_text_at_cursor(str(groups_file))  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, FormDialog)  # the outcome
+        text = str(app.screen.query_one(".intro").render())
+        assert "3 lines read: 1 students added to 1 group(s)" in text
+        assert "line 3: unknown SSID 0000000001" in text and "line 4: refused" in text
+        await pilot.press("enter")
+        await pilot.pause()
+
+        await pilot.press("m")
+        await pilot.pause()
+        for name, value in (
+            ("name", "Grade group"),
+            ("school", school.cds_code),
+            ("grade", str(grade)),
+        ):
+            app.screen.query_one(f"#field-{name}").insert_text_at_cursor(value)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ReportsScreen)
+    made = {g.name: g for g in student_groups.list_groups(world, caaspp)}
+    assert made["Room 4"].students == 1
+    assert made["Grade group"].students == sum(1 for k in kids if k.grade == grade)
+    [problems] = list((tmp_path / "data" / "exports").glob("group-import-problems-*.csv"))
+    assert problems.read_text(encoding="utf-8-sig").count("\n") == 3  # header and two lines

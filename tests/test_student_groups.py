@@ -151,3 +151,15 @@ def test_site_coordinator_is_held_to_their_school(seeded) -> None:  # type: igno
     student_groups.delete_group(seeded, caaspp, theirs.id)
     with pytest.raises(NotFound):
         student_groups.get(seeded, caaspp, theirs.id)
+
+
+def test_a_group_file_that_cannot_be_read_is_named(seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    caaspp = operators.resolve(seeded, "caaspp")
+    with pytest.raises(InvalidInput, match="There is no file"):
+        student_groups.import_file(seeded, caaspp, tmp_path / "missing.csv")
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(
+        "group_name,school_id,school_year,subject,ssid,login\nÉcole,".encode("latin-1")
+    )
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        student_groups.import_file(seeded, caaspp, latin)
