@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, case, func, insert, literal, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services import audit, channel_batches, mailer, messages, packaging, plan
 from services import delivery_ledger as ledger
@@ -141,20 +142,20 @@ def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
             raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
         conditions.append(plan.channel_filter(current, Option.SECURE))
     return (
-        select(
-            Guardian.id.label("guardian_id"),  # type: ignore[union-attr]
+        sa_select(
+            col(Guardian.id).label("guardian_id"),
             func.min(Student.school_id).label("school_id"),
-            Guardian.preferred_language.label("language"),  # type: ignore[attr-defined]
-            Guardian.email.label("email"),  # type: ignore[union-attr]
-            Guardian.phone.label("phone"),  # type: ignore[union-attr]
-            func.count(ScoreReport.id).label("ssrs"),
+            col(Guardian.preferred_language).label("language"),
+            col(Guardian.email).label("email"),
+            col(Guardian.phone).label("phone"),
+            func.count(col(ScoreReport.id)).label("ssrs"),
         )
         .select_from(Guardian)
-        .join(StudentGuardian, StudentGuardian.guardian_id == Guardian.id)
-        .join(Student, Student.id == StudentGuardian.student_id)
-        .join(ScoreReport, ScoreReport.student_id == Student.id)
+        .join(StudentGuardian, StudentGuardian.guardian_id == Guardian.id)  # type: ignore[arg-type]
+        .join(Student, Student.id == StudentGuardian.student_id)  # type: ignore[arg-type]
+        .join(ScoreReport, ScoreReport.student_id == Student.id)  # type: ignore[arg-type]
         .where(*conditions)
-        .group_by(Guardian.id, Guardian.preferred_language, Guardian.email, Guardian.phone)
+        .group_by(Guardian.id, Guardian.preferred_language, Guardian.email, Guardian.phone)  # type: ignore[arg-type]
     )
 
 
@@ -269,7 +270,7 @@ def create(
         session.add(batch)
         session.flush()
         columns = DeliveryItem.__table__.c  # type: ignore[attr-defined]
-        source = select(
+        source = sa_select(
             literal(batch.id),
             families.c.guardian_id,
             families.c.school_id,
@@ -299,7 +300,7 @@ def create(
                 ],
                 source,
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not inserted:
             raise InvalidInput("No family in this selection has an email address and an SSR")
         batch.total_items = inserted
@@ -340,8 +341,8 @@ class FamilyReport:
 
 def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
     """The SSRs of one guardian's children in the batch's scope, in a stable order."""
-    rows = session.exec(
-        select(
+    rows = session.execute(
+        sa_select(  # type: ignore[call-overload]
             ScoreReport.id,
             Student.ssid,
             ScoreReport.program,
@@ -396,13 +397,15 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
     counts = (
         select(
             DeliveryItem.batch_id,
-            func.sum(case((DeliveryItem.state == ItemState.DONE, 1), else_=0)).label("done"),
-            func.sum(case((DeliveryItem.state == ItemState.FAILED, 1), else_=0)).label("failed"),
-            func.sum(case((DeliveryItem.state == ItemState.UNCERTAIN, 1), else_=0)).label(
+            func.sum(case((col(DeliveryItem.state) == ItemState.DONE, 1), else_=0)).label("done"),
+            func.sum(case((col(DeliveryItem.state) == ItemState.FAILED, 1), else_=0)).label(
+                "failed"
+            ),
+            func.sum(case((col(DeliveryItem.state) == ItemState.UNCERTAIN, 1), else_=0)).label(
                 "uncertain"
             ),
         )
-        .group_by(DeliveryItem.batch_id)
+        .group_by(DeliveryItem.batch_id)  # type: ignore[arg-type]
         .subquery()
     )
     with Session(engine) as session:
@@ -514,21 +517,21 @@ def progress(
             ).all()
         }
         school_rows = session.execute(
-            select(
+            sa_select(
                 func.coalesce(School.name, "(no school)"),
                 func.count(),
-                func.sum(case((DeliveryItem.state == ItemState.DONE, 1), else_=0)),
-                func.sum(case((DeliveryItem.state == ItemState.FAILED, 1), else_=0)),
-                func.sum(case((DeliveryItem.state == ItemState.UNCERTAIN, 1), else_=0)),
+                func.sum(case((col(DeliveryItem.state) == ItemState.DONE, 1), else_=0)),
+                func.sum(case((col(DeliveryItem.state) == ItemState.FAILED, 1), else_=0)),
+                func.sum(case((col(DeliveryItem.state) == ItemState.UNCERTAIN, 1), else_=0)),
             )
             .select_from(DeliveryItem)
-            .outerjoin(School, School.id == DeliveryItem.school_id)
-            .where(DeliveryItem.batch_id == batch_id)
-            .group_by(School.name)
-            .order_by(School.name)
+            .outerjoin(School, School.id == DeliveryItem.school_id)  # type: ignore[arg-type]
+            .where(DeliveryItem.batch_id == batch_id)  # type: ignore[arg-type]
+            .group_by(col(School.name))
+            .order_by(col(School.name))
         ).all()
         problem_rows = session.execute(
-            select(
+            sa_select(  # type: ignore[call-overload]
                 DeliveryItem.id,
                 DeliveryItem.guardian_id,
                 func.coalesce(School.name, ""),
@@ -545,11 +548,14 @@ def progress(
         ).all()
         recent = session.execute(
             select(
-                func.sum(case((DeliveryItem.document_sent_at >= since, 1), else_=0)),  # type: ignore[operator]
-                func.sum(case((DeliveryItem.password_sent_at >= since, 1), else_=0)),  # type: ignore[operator]
+                func.sum(case((col(DeliveryItem.document_sent_at) >= since, 1), else_=0)),
+                func.sum(case((col(DeliveryItem.password_sent_at) >= since, 1), else_=0)),
             ).where(
                 DeliveryItem.batch_id == batch_id,
-                or_(DeliveryItem.document_sent_at >= since, DeliveryItem.password_sent_at >= since),  # type: ignore[operator]
+                or_(
+                    col(DeliveryItem.document_sent_at) >= since,
+                    col(DeliveryItem.password_sent_at) >= since,
+                ),
             )
         ).one()
         day = session.get(SendQuota, f"d:{now:%Y%m%d}")

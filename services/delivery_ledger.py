@@ -18,11 +18,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from services import audit
 from services.audit import SYSTEM_ACTOR, Actor
@@ -177,18 +178,21 @@ def _runnable(session: Session) -> Any:
     return select(DeliveryBatch.id).where(DeliveryBatch.status == BatchStatus.RUNNING)
 
 
-def _lock(statement: Any, engine: Engine) -> Any:
+_S = TypeVar("_S", bound=GenerativeSelect)
+
+
+def _lock(statement: _S, engine: Engine) -> _S:
     return statement if is_sqlite(engine) else statement.with_for_update(skip_locked=True)
 
 
 def _set_state(
-    session: Session, item_id: int, expected: Sequence[ItemState], **values: Any
+    session: Session, item_id: int | None, expected: Sequence[str], **values: Any
 ) -> bool:
     """Move an item only if it is still in an expected state: a lost race changes nothing."""
     values.setdefault("updated_at", utcnow())
     result = session.execute(
         update(DeliveryItem)
-        .where(DeliveryItem.id == item_id, DeliveryItem.state.in_(list(expected)))  # type: ignore[attr-defined]
+        .where(col(DeliveryItem.id) == item_id, col(DeliveryItem.state).in_(list(expected)))
         .values(**values)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -265,7 +269,7 @@ def recover(engine: Engine, worker_id: str, stale_after: timedelta = timedelta(m
                         session,
                         SYSTEM_ACTOR,
                         "delivery.uncertain",
-                        _item_target(item_id),
+                        f"delivery_item:{item_id}",
                         {"batch": batch_id, "step": step.value},
                     )
             else:
@@ -299,9 +303,9 @@ def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]
                 engine,
             )
         ).all()
-        claimed = []
+        claimed: list[int] = []
         for item_id in ids:
-            if _set_state(
+            if item_id is not None and _set_state(
                 session, item_id, [ItemState.PENDING], claimed_by=worker_id, claimed_at=now
             ):
                 claimed.append(item_id)
@@ -492,7 +496,7 @@ def clear_packages(engine: Engine, item_ids: list[int]) -> None:
         ):
             session.execute(
                 update(DeliveryItem)
-                .where(DeliveryItem.id.in_(item_ids), DeliveryItem.state == state)  # type: ignore[union-attr]
+                .where(col(DeliveryItem.id).in_(item_ids), col(DeliveryItem.state) == state)
                 .values(package_dir=None, updated_at=utcnow(), **values)
             )
         _finish_batches(session)
@@ -567,7 +571,7 @@ def _finish_batches(session: Session) -> None:
     )
     session.execute(
         update(DeliveryBatch)
-        .where(DeliveryBatch.status == BatchStatus.RUNNING, ~open_items)
+        .where(col(DeliveryBatch.status) == BatchStatus.RUNNING, ~open_items)
         .values(status=BatchStatus.FINISHED, finished_at=utcnow())
     )
 
@@ -607,8 +611,8 @@ def set_batch_status(engine: Engine, actor: Actor, batch_id: int, status: BatchS
             session.execute(
                 update(DeliveryItem)
                 .where(
-                    DeliveryItem.batch_id == batch_id,
-                    DeliveryItem.state.in_([ItemState.PENDING, ItemState.PACKAGED]),  # type: ignore[attr-defined]
+                    col(DeliveryItem.batch_id) == batch_id,
+                    col(DeliveryItem.state).in_([ItemState.PENDING, ItemState.PACKAGED]),
                 )
                 .values(state=ItemState.CANCELLED, sealed_password=None, updated_at=utcnow())
             )
@@ -631,7 +635,7 @@ def retry_failed(engine: Engine, actor: Actor, batch_id: int) -> int:
         if batch.status in (BatchStatus.CANCELLED,):
             raise InvalidInput("A cancelled batch cannot be retried")
         base = update(DeliveryItem).where(
-            DeliveryItem.batch_id == batch_id, DeliveryItem.state == ItemState.FAILED
+            col(DeliveryItem.batch_id) == batch_id, col(DeliveryItem.state) == ItemState.FAILED
         )
         common = {"attempts": 0, "next_attempt_at": now, "error": None, "updated_at": now}
         count = 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiosmtplib
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services.delivery_ledger import SendQuota
 from services.errors import InvalidInput
@@ -279,7 +279,7 @@ def _increment(session: Session, window: str) -> int:
         insert(SendQuota)
         .values(window=window, count=1)
         .on_conflict_do_update(index_elements=["window"], set_={"count": SendQuota.count + 1})
-        .returning(SendQuota.count)
+        .returning(col(SendQuota.count))
     )
     return int(session.execute(statement).scalar_one())
 

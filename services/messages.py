@@ -99,7 +99,11 @@ def document_message(language: str, *, guardian_name: str, lea_name: str, count:
 def password_message(
     language: str, *, guardian_name: str, lea_name: str, password: str
 ) -> Rendered:
-    values = {"guardian_name": guardian_name, "lea_name": lea_name, "password": password}
+    values: dict[str, object] = {
+        "guardian_name": guardian_name,
+        "lea_name": lea_name,
+        "password": password,
+    }
     return Rendered(
         message_language(language),
         _text(language, PASSWORD_SUBJECT, values),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import case, func, or_
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services import batches, messages, packaging, password_vault
 from services import delivery_ledger as ledger
@@ -400,9 +400,9 @@ class Worker:
                 select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.package_dir)
                 .where(
                     or_(
-                        DeliveryItem.state == ItemState.PASSWORD_SENT,
-                        (DeliveryItem.state == ItemState.CANCELLED)
-                        & DeliveryItem.package_dir.is_not(None),  # type: ignore[union-attr]
+                        col(DeliveryItem.state) == ItemState.PASSWORD_SENT,
+                        (col(DeliveryItem.state) == ItemState.CANCELLED)
+                        & col(DeliveryItem.package_dir).is_not(None),
                     )
                 )
                 .limit(500)
@@ -411,7 +411,7 @@ class Worker:
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
         if rows:
-            ledger.clear_packages(self.engine, [item_id for item_id, _, _ in rows])
+            ledger.clear_packages(self.engine, [item_id for item_id, _, _ in rows if item_id])
 
 
 def next_due(engine: Engine) -> datetime | None:
@@ -420,8 +420,10 @@ def next_due(engine: Engine) -> datetime | None:
     now = utcnow()
     with Session(engine) as session:
         base = (
-            select(func.count()).select_from(DeliveryItem).where(DeliveryItem.batch_id.in_(running))
-        )  # type: ignore[attr-defined]
+            select(func.count())
+            .select_from(DeliveryItem)
+            .where(col(DeliveryItem.batch_id).in_(running))
+        )
         in_hand = session.exec(
             base.where(
                 DeliveryItem.state.in_(  # type: ignore[attr-defined]
@@ -447,7 +449,7 @@ def next_due(engine: Engine) -> datetime | None:
                 func.min(
                     case(
                         (
-                            DeliveryItem.password_due_at > DeliveryItem.next_attempt_at,  # type: ignore[operator]
+                            col(DeliveryItem.password_due_at) > DeliveryItem.next_attempt_at,
                             DeliveryItem.password_due_at,
                         ),
                         else_=DeliveryItem.next_attempt_at,
