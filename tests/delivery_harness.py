@@ -126,10 +126,11 @@ def smtp_settings(sink: MailSink, **overrides: object) -> dict[str, object]:
     }
 
 
-def check_family(tmp: Path, document: Received, password: Received) -> int:
+def check_family(tmp: Path, document: Received, password: Received | str) -> int:
     """Open every attachment of ``document`` with qpdf and pdftotext using the password taken from
-    the separate ``password`` message; each must refuse to open without it. Returns files checked."""
-    secret = password.password()
+    the separate ``password`` message (or SMS text); each must refuse to open without it. Returns
+    the number of files checked."""
+    secret = password if isinstance(password, str) else password.password()
     assert secret not in document.body, "the password must not travel with the document"
     files = document.attachments()
     assert files, "the document message has no attachment"
