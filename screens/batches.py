@@ -77,7 +77,8 @@ class BatchesScreen(ConsoleScreen):
         open their own screen (issue 8)."""
         key = str(event.row_key.value)
         if key[0] in CHANNEL_SCREENS:
-            self.app.run_action(f"go({CHANNEL_SCREENS[key[0]]!r})")
+            # After this handler returns: going there pops this screen.
+            self.app.call_later(self.app.run_action, f"go({CHANNEL_SCREENS[key[0]]!r})")
             return
         self.app.push_screen(BatchProgressScreen(self.ctx, int(key[1:])))
 
