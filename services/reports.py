@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from services.advisor import ASSIGNMENT_ORDER, Option
 from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState
-from services.db import session_scope
+from services.db import is_sqlite, session_scope
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
 from services.models import (
@@ -100,12 +100,9 @@ def scope_for(engine: Engine, operator: Operator, group_id: int | None = None) -
 # --- the per-unit state, worked out in SQL and kept in report_unit ----------------------------
 
 
-def _best(*codes: Any) -> Any:
-    """The greatest of some codes, in SQL both databases speak."""
-    best = codes[0]
-    for other in codes[1:]:
-        best = case((other > best, other), else_=best)
-    return best
+def _best(engine: Engine, *codes: Any) -> Any:
+    """The greatest of some codes, each evaluated once: SQLite's scalar max(), else greatest()."""
+    return func.max(*codes) if is_sqlite(engine) else func.greatest(*codes)
 
 
 def _secure_code() -> Any:
@@ -164,7 +161,7 @@ def _channel_code() -> Any:
     )
 
 
-def _unit_rows(school_ids: list[int], now: datetime) -> Any:
+def _unit_rows(engine: Engine, school_ids: list[int], now: datetime) -> Any:
     """The report_unit rows of some schools' students (one per student and program)."""
     return (
         select_columns(
@@ -175,7 +172,7 @@ def _unit_rows(school_ids: list[int], now: datetime) -> Any:
             col(Student.grade),
             col(Student.primary_language),
             func.min(col(ScoreReport.received_at)),
-            _best(_secure_code(), _channel_code()),
+            _best(engine, _secure_code(), _channel_code()),
             literal(now, type_=ReportUnit.__table__.c.refreshed_at.type),  # type: ignore[attr-defined]
         )
         .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
@@ -215,12 +212,18 @@ def refresh(engine: Engine, scope: Scope) -> int:
     for start in range(0, len(schools), REFRESH_SCHOOLS):
         chunk = schools[start : start + REFRESH_SCHOOLS]
         with session_scope(engine) as session:
-            session.execute(delete(ReportUnit).where(col(ReportUnit.school_id).in_(chunk)))
-            session.execute(insert(ReportUnit).from_select(columns, _unit_rows(chunk, now)))
+            session.execute(
+                delete(ReportUnit).where(
+                    col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(chunk)
+                )
+            )
+            session.execute(insert(ReportUnit).from_select(columns, _unit_rows(engine, chunk, now)))
     with Session(engine) as session:  # psycopg reports no rowcount for INSERT ... SELECT
         return int(
             session.execute(
-                select(func.count()).where(col(ReportUnit.school_id).in_(schools))
+                select(func.count()).where(
+                    col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(schools)
+                )
             ).scalar_one()
         )
 
