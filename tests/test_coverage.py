@@ -13,18 +13,21 @@ from services import (
     channel_batches,
     coverage,
     credentials,
+    db,
     paper_order,
     plan,
     portal_readiness,
     print_batch,
 )
+from services import demo as demo_lea
 from services.advisor import Answers, Option, channel_for
 from services.channel_batches import Scope
 from services.delivery_ledger import BatchStatus
 from services.models import Guardian, StudentGuardian
 from services.print_batch import Handling, PrintOptions
 from services.roster_facts import has_text, roster_facts
-from tests.channel_world import World, world
+from services.settings import Settings
+from tests.channel_world import SEED, STUDENTS, World, world
 
 
 @pytest.fixture
@@ -71,7 +74,22 @@ def portal_ready(w: World) -> None:
 
 
 def test_after_a_b_and_c_only_the_families_left_out_are_uncovered(demo: World) -> None:
-    w = demo
+    after_a_b_and_c(demo)
+
+
+def test_the_same_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    settings = Settings(database_url=pg_url, data_dir=tmp_path / "data")
+    demo_lea.seed(engine, settings, students=STUDENTS, seed=SEED, pdfs=True, workers=2)
+    try:
+        after_a_b_and_c(World(engine, settings, tmp_path))
+    finally:
+        engine.dispose()
+
+
+def after_a_b_and_c(w: World) -> None:
+    """A + B + C from a combined plan, two print families left out; then D and a cancel."""
     operator = w.operator()
     channels = combined_plan(w)
     by_family = family_channels(w, channels)
