@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, batches, db, helpdesk, operators
+from services import audit, batches, coverage, db, helpdesk, operators, paper_order, print_batch
 from services.advisor import Option
+from services.channel_batches import Scope as ChannelScope
 from services.delivery_ledger import DeliveryItem, ItemState, Step
 from services.errors import InvalidInput, NotFound, PermissionDenied
 from services.models import AuditEvent, Guardian, School, Student, StudentGuardian
@@ -233,3 +234,45 @@ def test_site_coordinator_may_not_act_for_another_school(world: Engine) -> None:
         ).first()
     with pytest.raises(PermissionDenied, match="no child at your school"):
         helpdesk.move_channel(world, site, gid, Option.PAPER, "wants paper")  # type: ignore[arg-type]
+
+
+def test_timeline_names_print_file_and_pages_and_the_paper_order(
+    world: Engine, tmp_path: Path
+) -> None:
+    caaspp = operators.resolve(world, "caaspp")
+    helper = operators.resolve(world, "helpdesk")
+    first, second = [s.id for s in _schools(world)[:2]]
+    printed = print_batch.create(
+        world,
+        caaspp,
+        name="Hand-out",
+        scope=ChannelScope(school_id=first),
+        who=coverage.Who.ALL,
+        options=print_batch.PrintOptions(handling=print_batch.Handling.HAND_OUT),
+    )
+    print_batch.run(world, caaspp, printed.id, tmp_path / "print")  # type: ignore[arg-type]
+    paper_order.create(
+        world, caaspp, name="ETS order", scope=ChannelScope(school_id=second), who=coverage.Who.ALL
+    )
+    manifest = next((tmp_path / "print").glob("*manifest.csv")).read_text().splitlines()
+    family, *_, file_name, first_page, last_page, _status = manifest[1].split(",")
+    with Session(world) as session:
+        child = session.exec(
+            select(Student.id)
+            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+            .where(StudentGuardian.guardian_id == int(family), Student.school_id == first)
+        ).first()
+        ordered = session.exec(select(Student.id).where(Student.school_id == second)).first()
+    texts = [e.text for e in helpdesk.family(world, helper, child).events]  # type: ignore[arg-type]
+    assert any(
+        t.startswith(f"Print locally batch {printed.id}")
+        and f"file {file_name} pages {first_page}–{last_page}" in t
+        for t in texts
+    ), texts
+    ordered_texts = [e.text for e in helpdesk.family(world, helper, ordered).events]  # type: ignore[arg-type]
+    assert any(t.startswith("Paper from ETS batch") and "ordered" in t for t in ordered_texts)
+
+
+def _schools(engine: Engine) -> list[School]:
+    with Session(engine) as session:
+        return list(session.exec(select(School).order_by(School.id)))
