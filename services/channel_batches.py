@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, Select, UniqueConstraint, case, func, insert, literal, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -128,7 +129,7 @@ def create(
     name: str,
     source: str,
     scope: Scope,
-    students: Select[Any],
+    students: Select[Any, Any],
     state: ChannelItemState = ChannelItemState.PENDING,
     detail: dict[str, Any] | None = None,
 ) -> ChannelBatch:
@@ -162,7 +163,7 @@ def create(
     inserted = session.execute(
         insert(ChannelItem).from_select(
             ["batch_id", "student_id", "guardian_id", "state", "updated_at"],
-            select(
+            sa.select(
                 literal(batch.id),
                 rows.c.sid,
                 rows.c.gid,
@@ -315,7 +316,7 @@ def summaries(engine: Engine, operator: Operator, limit: int = 100) -> list[Chan
                 )
             ).label("failed"),
         )
-        .group_by(ChannelItem.batch_id)
+        .group_by(col(ChannelItem.batch_id))
         .subquery()
     )
     with Session(engine) as session:
@@ -350,7 +351,7 @@ def progress(engine: Engine, operator: Operator, batch_id: int) -> dict[ChannelI
         rows = session.execute(
             select(ChannelItem.state, func.count())
             .where(ChannelItem.batch_id == batch_id)
-            .group_by(ChannelItem.state)
+            .group_by(col(ChannelItem.state))
         ).all()
     return {ChannelItemState(state): int(n) for state, n in rows}
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Select, and_, case, exists, func, literal, or_, true
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -39,10 +40,10 @@ from services.permissions import Permission, require, school_scope
 from services.roster_facts import delivery_guardians
 
 
-def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any]:
+def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any, Any]:
     """Students of the scope with at least one SSR: ``sid``, ``ssrs`` (newest versions)."""
     return (
-        select(col(Student.id).label("sid"), func.count(col(ScoreReport.id)).label("ssrs"))
+        sa.select(col(Student.id).label("sid"), func.count(col(ScoreReport.id)).label("ssrs"))
         .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
         .where(
             *_report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year)
@@ -199,10 +200,10 @@ def uncovered(
     )
     with Session(engine) as session:
         rows = session.execute(
-            select(
-                Student.ssid,
-                School.name,
-                Student.grade,
+            sa.select(
+                col(Student.ssid),
+                col(School.name),
+                col(Student.grade),
                 flags.c.gid,
                 func.coalesce(Guardian.last_name + ", " + Guardian.first_name, ""),
                 why,
@@ -252,7 +253,7 @@ def students_for(
     channel: Option,
     *,
     exclude: Iterable[int] = (),
-) -> Select[Any]:
+) -> Select[Any, Any]:
     """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
     families (guardian ids) on purpose. A student already on any channel is never taken, so a
     new batch cannot put an SSR on a second channel."""

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -171,17 +172,17 @@ def rows(engine: Engine, operator: Operator, batch_id: int) -> Iterator[tuple[ob
     """The order's lines (one per SSR, by SSID), streamed from the batch's items."""
     batch = _order(engine, operator, batch_id)
     statement = (
-        select(
-            Student.ssid,
-            Student.last_name,
-            Student.first_name,
-            Student.grade,
-            School.cds_code,
-            School.name,
-            ScoreReport.program,
-            ScoreReport.test,
-            ScoreReport.admin_year,
-            ScoreReport.language,
+        sa.select(
+            col(Student.ssid),
+            col(Student.last_name),
+            col(Student.first_name),
+            col(Student.grade),
+            col(School.cds_code),
+            col(School.name),
+            col(ScoreReport.program),
+            col(ScoreReport.test),
+            col(ScoreReport.admin_year),
+            col(ScoreReport.language),
         )
         .select_from(ChannelItem)
         .join(Student, col(Student.id) == col(ChannelItem.student_id))

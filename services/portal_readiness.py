@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Select, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -275,7 +276,7 @@ def _calpads_item(answers: Setup, today: date) -> Item:
     return Item("calpads", label, Mark.WARN, f"{when}: update them before SSRs go out")
 
 
-def _handoff_students(engine: Engine, operator: Operator, channel: Option) -> Select[Any]:
+def _handoff_students(engine: Engine, operator: Operator, channel: Option) -> Select[Any, Any]:
     return coverage.students_for(
         engine,
         operator.lea_id,
@@ -311,17 +312,17 @@ def not_reached(
     chosen = _handoff_students(engine, operator, Option.PRINT).subquery()
     with Session(engine) as session:
         rows = session.execute(
-            select(
-                Guardian.id,
-                Guardian.last_name + ", " + Guardian.first_name,
-                Guardian.preferred_language,
+            sa.select(
+                col(Guardian.id),
+                col(Guardian.last_name) + ", " + col(Guardian.first_name),
+                col(Guardian.preferred_language),
                 HAS_EMAIL,
                 HAS_ADDRESS,
                 func.count(),
             )
             .join(chosen, chosen.c.gid == col(Guardian.id))
-            .group_by(Guardian.id, Guardian.last_name, Guardian.first_name)
-            .order_by(Guardian.last_name, Guardian.first_name, Guardian.id)
+            .group_by(col(Guardian.id), col(Guardian.last_name), col(Guardian.first_name))
+            .order_by(col(Guardian.last_name), col(Guardian.first_name), col(Guardian.id))
             .limit(limit)
             .offset(offset)
         ).all()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -206,7 +207,13 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
         else [func.coalesce(Guardian.zip_code, "99999")]
     )
     statement = (
-        select(Guardian, Student, School.name, ScoreReport.admin_year, ScoreReport.file_path)
+        sa.select(
+            Guardian,
+            Student,
+            col(School.name),
+            col(ScoreReport.admin_year),
+            col(ScoreReport.file_path),
+        )
         .select_from(ChannelItem)
         .join(Student, col(Student.id) == col(ChannelItem.student_id))
         .join(School, col(School.id) == col(Student.school_id))
@@ -222,13 +229,13 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
         )
         .order_by(
             *ordering,
-            Guardian.last_name,
-            Guardian.first_name,
-            Guardian.id,
-            Student.ssid,
-            ScoreReport.program,
-            ScoreReport.test,
-            ScoreReport.language,
+            col(Guardian.last_name),
+            col(Guardian.first_name),
+            col(Guardian.id),
+            col(Student.ssid),
+            col(ScoreReport.program),
+            col(ScoreReport.test),
+            col(ScoreReport.language),
         )
         .execution_options(yield_per=500)
     )
@@ -295,12 +302,13 @@ def run(
     options = PrintOptions.from_detail(channel_batches.details(batch))
     rates = rates or Rates()
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = PrintResult(batch_id, manifest=out_dir / f"print-{batch_id}-manifest.csv")
+    manifest_path = out_dir / f"print-{batch_id}-manifest.csv"
+    result = PrintResult(batch_id, manifest=manifest_path)
     with Session(engine) as session:
         lea = session.get(LEA, batch.lea_id)
         sender = (lea.name,) if lea else ()
     writer = _Writer(engine, batch, options, out_dir, sender, result)
-    with result.manifest.open("w", newline="", encoding="utf-8") as manifest, Session(engine) as s:
+    with manifest_path.open("w", newline="", encoding="utf-8") as manifest, Session(engine) as s:
         table = csv.writer(manifest)
         table.writerow(MANIFEST_FIELDS)
         rows = _rows(s, batch, options.order)
@@ -318,7 +326,7 @@ def run(
         detail.update(
             folder=str(out_dir),
             files=[p.name for p in result.files],
-            manifest=result.manifest.name,
+            manifest=manifest_path.name,
         )
         final.detail = json.dumps(detail, sort_keys=True)
         channel_batches.finish(
