@@ -105,42 +105,46 @@ def search(engine: Engine, operator: Operator, text: str, limit: int = SEARCH_LI
     if (school := school_scope(operator)) is not None:
         student_scope.append(Student.school_id + 0 == school)
     guardian_scope = [Guardian.lea_id + 0 == lea]
-    students: list[Any] = []
-    guardians: list[Any] = []
+    # (column, typed prefix) pairs; each is one query in the column's index order, so LIMIT
+    # stops the range scan early even when the prefix matches most of the LEA.
+    students: list[tuple[Any, str]] = []
+    guardians: list[tuple[Any, str]] = []
     if "@" in text:
-        guardians.append(prefix(Guardian.email, text.lower()))
+        guardians.append((Guardian.email, text.lower()))
     elif _PHONE_LIKE.fullmatch(text):
         digits = _DIGITS.sub("", text)
         if text.isdigit():
-            students.append(prefix(Student.ssid, digits))
+            students.append((Student.ssid, digits))
         if len(digits) >= 3:
-            guardians.append(
-                or_(prefix(Guardian.phone, phone_prefix(digits)), prefix(Guardian.phone, text))
-            )
+            guardians += [(Guardian.phone, p) for p in dict.fromkeys((phone_prefix(digits), text))]
     else:
         key = name_key(text)
-        students.append(prefix(Student.name_key, key))
-        guardians.append(prefix(Guardian.name_key, key))
+        students.append((Student.name_key, key))
+        guardians.append((Guardian.name_key, key))
         if not any(c.isspace() for c in text):  # "jeffrey.mitch" may be the start of an email
-            guardians.append(prefix(Guardian.email, text.lower()))
+            guardians.append((Guardian.email, text.lower()))
     hits: dict[tuple[int, int | None], Hit] = {}
     with Session(engine) as session:
-        for condition in students:
+        for column, typed in students:
             ids = session.exec(
                 select(Student.id)
-                .where(condition, *student_scope)
-                .order_by(Student.name_key)
+                .where(prefix(column, typed), *student_scope)
+                .order_by(column)
                 .limit(limit)
             ).all()
             for hit in _with_primary(session, list(ids)):  # type: ignore[arg-type]
                 hits.setdefault((hit.student_id, hit.guardian_id), hit)
-        for condition in guardians:
-            gids = session.exec(
-                select(Guardian.id)
-                .where(condition, *guardian_scope)
-                .order_by(Guardian.name_key)
-                .limit(limit)
-            ).all()
+        for column, typed in guardians:
+            query = select(Guardian.id).where(prefix(column, typed), *guardian_scope)
+            if school is not None:  # from the school's few students, not the LEA's guardians
+                query = (
+                    select(Guardian.id)
+                    .distinct()
+                    .join(StudentGuardian, col(StudentGuardian.guardian_id) == col(Guardian.id))
+                    .join(Student, col(Student.id) == col(StudentGuardian.student_id))
+                    .where(col(Student.school_id) == school, prefix(column, typed))
+                )
+            gids = session.exec(query.order_by(column).limit(limit)).all()
             for hit in _children(session, list(gids), student_scope):  # type: ignore[arg-type]
                 hits.setdefault((hit.student_id, hit.guardian_id), hit)
     return sorted(hits.values(), key=lambda h: (h.student.lower(), h.ssid))[:limit]
