@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services import db, demo, operators, reports
+from services import db, demo, helpdesk, operators, reports
 from services.settings import Settings
 from services.working_days import WorkingCalendar
 
@@ -148,7 +148,25 @@ def main() -> None:
         timed(
             "site", lambda: reports.coverage(engine, site_scope, reports.Dimension.GRADE), figures
         )
-        students = engine.connect().execute(text("SELECT count(*) FROM student")).scalar_one()
+        with engine.connect() as connection:
+            students = connection.execute(text("SELECT count(*) FROM student")).scalar_one()
+            ssid, phone = connection.execute(
+                text(
+                    "SELECT s.ssid, g.phone FROM student s JOIN student_guardian sg"
+                    " ON sg.student_id = s.id JOIN guardian g ON g.id = sg.guardian_id"
+                    " WHERE g.phone IS NOT NULL ORDER BY s.id DESC LIMIT 1"
+                )
+            ).one()
+        desk = operators.resolve(engine, "helpdesk")
+        lookups = {"ssid": ssid, "name": "smith", "phone": phone, "broad": phone[:5]}
+        for what, typed in lookups.items():
+            hits = timed(
+                f"lookup_{what}", lambda t=typed: helpdesk.search(engine, desk, t), figures
+            )  # type: ignore[misc]
+            print(
+                f"help desk lookup {what:5} {typed!r:18} {len(hits):3} hits "
+                f"{figures[f'lookup_{what}']:6.1f} ms"
+            )
         engine.dispose()
     # A screen shows one breakdown, the risk count and the cost table at once.
     screen_ms = max(figures[d.value] for d in reports.Dimension) + figures["risk"] + figures["cost"]
@@ -156,7 +174,8 @@ def main() -> None:
         f"result: students={students} report_ms={screen_ms:.0f} "
         f"worst_breakdown_ms={max(figures[d.value] for d in reports.Dimension):.0f} "
         f"risk_ms={figures['risk']:.0f} cost_ms={figures['cost']:.0f} "
-        f"site_grade_ms={figures['site']:.0f} refresh_s={figures['refresh'] / 1000:.1f} "
+        f"site_grade_ms={figures['site']:.0f} "
+        f"lookup_ms={max(v for k, v in figures.items() if k.startswith('lookup_')):.0f} refresh_s={figures['refresh'] / 1000:.1f} "
         f"prepare_s={prepare_s:.1f}"
     )
 

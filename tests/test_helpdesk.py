@@ -127,6 +127,16 @@ def test_site_coordinator_finds_only_their_school(world: Engine) -> None:
         ).first()
     assert outside is not None
     assert helpdesk.search(world, site, outside.ssid) == []
+    with Session(world) as session:
+        own, phone = session.exec(
+            select(Student.ssid, Guardian.phone)
+            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+            .join(Guardian, col(Guardian.id) == col(StudentGuardian.guardian_id))
+            .where(Student.school_id == site.school_id, col(Guardian.phone).is_not(None))
+        ).first()  # type: ignore[misc]
+    found = helpdesk.search(world, site, phone[:9])  # a prefix most of the LEA shares
+    assert own in {h.ssid for h in found}
+    assert {h.school for h in found} == {found[0].school}
     with pytest.raises(NotFound):
         helpdesk.family(world, site, outside.id)  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):
