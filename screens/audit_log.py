@@ -47,6 +47,8 @@ class AuditLogScreen(ConsoleScreen):
         self._verify()
 
     def _chain(self, text: str) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         line = self.query_one("#chain", Static)
         line.add_class("-shown")
         line.update(Content(text))

@@ -69,9 +69,13 @@ class HelpDeskScreen(ConsoleScreen):
         self.app.call_from_thread(self._show, text, hits)
 
     def _status(self, text: str) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.query_one("#status", Static).update(Content(text))
 
     def _show(self, text: str, hits: list[Hit]) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.hits = hits
         table = self.query_one("#hits", DataTable)
         table.clear()
@@ -128,9 +132,13 @@ class FamilyScreen(ConsoleScreen):
         self.app.call_from_thread(self._show, found)
 
     def _refused(self, text: str) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.query_one("#card", Static).update(Content(text))
 
     def _show(self, family: Family) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.family = family
         self.sub_title = family.ssid
         lines = [f"{family.student} · SSID {family.ssid} · grade {family.grade} · {family.school}"]

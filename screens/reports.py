@@ -139,9 +139,13 @@ class ReportsScreen(ConsoleScreen):
         return _Figures(rows, risk, costs, as_of)
 
     def _note(self, text: str) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.query_one("#summary", Static).update(Content(text))
 
     def _show(self, figures: _Figures, state: str) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
         self.figures = figures
         whole = reports.total(figures.rows)
         when = f"{figures.as_of:%Y-%m-%d %H:%M} UTC" if figures.as_of else "never"

@@ -192,3 +192,27 @@ async def test_groups_from_a_cers_file_and_by_filter(world: Engine, tmp_path: Pa
     assert made["Grade group"].students == sum(1 for k in kids if k.grade == grade)
     [problems] = list((tmp_path / "data" / "exports").glob("group-import-problems-*.csv"))
     assert problems.read_text(encoding="utf-8-sig").count("\n") == 3  # header and two lines
+
+
+async def test_leaving_while_figures_are_worked_out_is_harmless(
+    world: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from services import reports
+
+    slow = reports.refresh
+
+    def refresh(engine, scope):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)
+        return slow(engine, scope)
+
+    monkeypatch.setattr(reports, "refresh", refresh)
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "caaspp")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.is_running and not isinstance(app.screen, ReportsScreen)
