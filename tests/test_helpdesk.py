@@ -286,3 +286,29 @@ def test_timeline_names_print_file_and_pages_and_the_paper_order(
 def _schools(engine: Engine) -> list[School]:
     with Session(engine) as session:
         return list(session.exec(select(School).order_by(School.id)))
+
+
+def test_lookup_and_actions_on_both_databases(any_url: str, tmp_path: Path) -> None:
+    from services import demo
+
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    demo.seed(engine, Settings(any_url, tmp_path), students=30, seed=4, pdfs=False)
+    helper = operators.resolve(engine, "helpdesk")
+    with Session(engine) as session:
+        student, guardian = session.exec(
+            select(Student, Guardian)
+            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+            .join(Guardian, col(Guardian.id) == col(StudentGuardian.guardian_id))
+            .where(col(Guardian.phone).is_not(None))
+            .order_by(col(Student.id))
+        ).first()  # type: ignore[misc]
+    assert student.ssid in {h.ssid for h in helpdesk.search(engine, helper, guardian.phone[:9])}
+    assert student.ssid in {h.ssid for h in helpdesk.search(engine, helper, student.last_name)}
+    helpdesk.correct_email(engine, helper, guardian.id, "moved@example.org", "new address")
+    helpdesk.move_channel(engine, helper, guardian.id, Option.PAPER, "no internet at home")
+    seen = helpdesk.family(engine, helper, student.id)  # type: ignore[arg-type]
+    assert seen.channel.startswith("D Paper from ETS")
+    assert any("No SSR received" in e.text for e in seen.events)
+    assert audit.verify(engine).ok
+    engine.dispose()
