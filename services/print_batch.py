@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pikepdf
 import sqlalchemy as sa
@@ -53,7 +53,7 @@ from services.roster_facts import HAS_ADDRESS
 MB = 1024 * 1024
 DEFAULT_SPLIT_MB = 50
 PROGRESS_EVERY = 200
-"""Families between two progress commits."""
+"""Families listed without printing (no address) between two commits, while no file is open."""
 ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
 MANIFEST_FIELDS = (
     "family",
@@ -292,7 +292,13 @@ def run(
     *,
     rates: Rates | None = None,
 ) -> PrintResult:
-    """Print a batch's pending families into ``out_dir``; progress is committed as it goes."""
+    """Print a batch's pending families into ``out_dir``.
+
+    Item states, figures and manifest lines are committed each time a print file is saved, never
+    before: a run that stops part way (a crash, a closed session) leaves the families of saved
+    files done and the rest pending, and running the batch again prints only the rest, into new
+    files numbered after the existing ones, its lines appended to the same manifest.
+    """
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     batch = channel_batches.get(engine, operator, batch_id)
     if batch.channel != Option.PRINT.value:
@@ -307,28 +313,31 @@ def run(
     with Session(engine) as session:
         lea = session.get(LEA, batch.lea_id)
         sender = (lea.name,) if lea else ()
-    writer = _Writer(engine, batch, options, out_dir, sender, result)
-    with manifest_path.open("w", newline="", encoding="utf-8") as manifest, Session(engine) as s:
+    resumed = manifest_path.exists()
+    with manifest_path.open("a", newline="", encoding="utf-8") as manifest, Session(engine) as s:
         table = csv.writer(manifest)
-        table.writerow(MANIFEST_FIELDS)
+        if not resumed:
+            table.writerow(MANIFEST_FIELDS)
+        writer = _Writer(engine, batch, options, out_dir, sender, result, manifest)
         rows = _rows(s, batch, options.order)
         for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
-            table.writerow(writer.family(list(family)))
+            writer.family(list(family))
         writer.close()
-    mailed_cost = (rates.envelope + rates.postage) * result.mailed
-    result.cost = rates.print_per_page * result.pages + mailed_cost
     with session_scope(engine) as session:
         final = session.get(ChannelBatch, batch_id)
         assert final is not None
-        final.pages, final.ssrs = result.pages, result.reports
-        final.cost_cents = int((result.cost * 100).to_integral_value())
-        detail = channel_batches.details(final)
-        detail.update(
-            folder=str(out_dir),
-            files=[p.name for p in result.files],
-            manifest=manifest_path.name,
+        mailed = 0
+        if options.handling is Handling.MAIL:
+            mailed = session.execute(
+                select(func.count(func.distinct(col(ChannelItem.guardian_id)))).where(
+                    col(ChannelItem.batch_id) == batch_id,
+                    col(ChannelItem.state) == ChannelItemState.DONE,
+                )
+            ).scalar_one()
+        result.cost = rates.print_per_page * final.pages + (rates.envelope + rates.postage) * int(
+            mailed
         )
-        final.detail = json.dumps(detail, sort_keys=True)
+        final.cost_cents = int((result.cost * 100).to_integral_value())
         channel_batches.finish(
             session,
             final,
@@ -336,15 +345,16 @@ def run(
             families=result.families,
             printed=result.printed,
             not_printed=result.not_printed,
-            pages=result.pages,
+            pages=final.pages,
             files=len(result.files),
             cost=str(result.cost),
+            resumed=resumed,
         )
     return result
 
 
 class _Writer:
-    """Appends families to split files and commits their item states every few hundred."""
+    """Appends families to split files; commits their states and manifest lines per saved file."""
 
     def __init__(
         self,
@@ -354,6 +364,7 @@ class _Writer:
         out_dir: Path,
         sender: tuple[str, ...],
         result: PrintResult,
+        manifest: TextIO,
     ) -> None:
         self.engine = engine
         self.batch = batch
@@ -361,11 +372,16 @@ class _Writer:
         self.out_dir = out_dir
         self.sender = sender
         self.result = result
+        self.manifest = manifest
+        self.table = csv.writer(manifest)
         self.part: _Part | None = None
-        self.pending: dict[ChannelItemState, list[int]] = {}
+        self.numbered = len(list(out_dir.glob(f"print-{batch.id}-[0-9]*.pdf")))
+        self.lines: list[list[object]] = []  # manifest lines of the families not yet committed
+        self.states: dict[ChannelItemState, list[int]] = {}
+        self.pages = self.reports = 0  # of the part being filled
 
-    def family(self, rows: list[ReportRow]) -> list[object]:
-        """Print one family (or say why not); returns its manifest row."""
+    def family(self, rows: list[ReportRow]) -> None:
+        """Print one family, or list why not."""
         first = rows[0]
         ssids = sorted({r.ssid for r in rows})
         self.result.families += 1
@@ -409,42 +425,56 @@ class _Writer:
         self.result.pages += pages
         self.result.reports += len(rows)
         self.result.mailed += int(mail)
-        self._mark(first.guardian_id, ChannelItemState.DONE)
-        return [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
+        self.pages += pages
+        self.reports += len(rows)
+        self.states.setdefault(ChannelItemState.DONE, []).append(first.guardian_id)
+        self.lines.append(
+            [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
+        )
 
     def _skip(
         self, first: ReportRow, base: list[object], status: Status, state: ChannelItemState
-    ) -> list[object]:
+    ) -> None:
         self.result.not_printed += 1
-        self._mark(first.guardian_id, state)
-        return [*base, 0, "", "", "", status.value]
+        self.states.setdefault(state, []).append(first.guardian_id)
+        self.lines.append([*base, 0, "", "", "", status.value])
+        if len(self.lines) >= PROGRESS_EVERY and self.part is None:
+            self._commit()
 
     def _part_for(self, size: int) -> _Part:
         limit = self.options.split_mb * MB
         if self.part is not None and self.part.pages and self.part.bytes + size > limit:
-            self.part.save()
-            self.part = None
+            self._commit()
         if self.part is None:
-            number = len(self.result.files) + 1
-            self.part = _Part(self.out_dir / f"print-{self.batch.id}-{number:03d}.pdf")
+            self.numbered += 1
+            self.part = _Part(self.out_dir / f"print-{self.batch.id}-{self.numbered:03d}.pdf")
             self.result.files.append(self.part.path)
         return self.part
 
-    def _mark(self, guardian_id: int, state: ChannelItemState) -> None:
-        self.pending.setdefault(state, []).append(guardian_id)
-        if sum(len(ids) for ids in self.pending.values()) >= PROGRESS_EVERY:
-            self._commit()
-
     def _commit(self) -> None:
-        with session_scope(self.engine) as session:
-            for state, ids in self.pending.items():
-                channel_batches.set_items(session, self.batch.id, ids, state)  # type: ignore[arg-type]
-        self.pending = {}
-
-    def close(self) -> None:
+        """Save the part being filled, then record its families as done, in one transaction."""
+        name = None
         if self.part is not None:
             self.part.save()
+            name = self.part.path.name
             self.part = None
+        with session_scope(self.engine) as session:
+            for state, ids in self.states.items():
+                channel_batches.set_items(session, self.batch.id, ids, state)  # type: ignore[arg-type]
+            batch = session.get(ChannelBatch, self.batch.id)
+            assert batch is not None
+            batch.pages += self.pages
+            batch.ssrs += self.reports
+            if name:
+                detail = channel_batches.details(batch)
+                detail.update(folder=str(self.out_dir), files=[*detail.get("files", []), name])
+                batch.detail = json.dumps(detail, sort_keys=True)
+            session.add(batch)
+        self.table.writerows(self.lines)
+        self.manifest.flush()
+        self.states, self.lines, self.pages, self.reports = {}, [], 0, 0
+
+    def close(self) -> None:
         self._commit()
 
 

@@ -279,3 +279,54 @@ def test_refusals_leave_nothing_behind(demo: World) -> None:
         print_batch.run(w.engine, operator, batch.id, w.folder / "once")
     with pytest.raises(InvalidInput, match="No student with an SSR"):
         print_batch.create(w.engine, operator, name="Again", who=coverage.Who.ALL)
+
+
+def test_a_run_that_stops_part_way_resumes_without_printing_twice(
+    demo: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, out = demo, demo.folder / "print"
+    operator = w.operator()
+    batch = print_batch.create(
+        w.engine, operator, name="Crashy", who=coverage.Who.ALL,
+        options=PrintOptions(split_mb=1, handling=Handling.HAND_OUT),
+    )  # fmt: skip
+    real = cover_sheet.render
+    calls = {"n": 0}
+
+    def failing(cover: cover_sheet.Cover) -> bytes:
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError("the machine went away")
+        return real(cover)
+
+    monkeypatch.setattr(cover_sheet, "render", failing)
+    with pytest.raises(RuntimeError):
+        print_batch.run(w.engine, operator, batch.id, out)
+    monkeypatch.setattr(cover_sheet, "render", real)
+    saved = sorted(p.name for p in out.glob("print-*.pdf"))
+    first_lines = manifest_lines(out / f"print-{batch.id}-manifest.csv")
+    states = channel_batches.progress(w.engine, operator, batch.id)
+    # Only the families of saved files are done, and only they are in the manifest so far.
+    done_families = {int(r["family"]) for r in first_lines}
+    assert saved and {r["file"] for r in first_lines} == set(saved)
+    family = families(w)
+    assert states[ChannelItemState.DONE] == sum(len(family[g]) for g in done_families)
+    assert states.get(ChannelItemState.PENDING, 0) > 0
+
+    result = print_batch.run(w.engine, operator, batch.id, out)
+    lines = manifest_lines(out / f"print-{batch.id}-manifest.csv")
+    listed = [int(r["family"]) for r in lines]
+    assert len(listed) == len(set(listed)) == len(family)
+    assert done_families.isdisjoint(int(r["family"]) for r in lines[len(first_lines) :])
+    assert not {p.name for p in result.files} & set(saved)  # numbered after the first run
+    for name in {r["file"] for r in lines}:
+        assert pdf_pages(out / name) == max(int(r["last_page"]) for r in lines if r["file"] == name)
+    final = channel_batches.get(w.engine, operator, batch.id)
+    assert final.status is BatchStatus.FINISHED
+    assert final.pages == sum(int(r["pages"]) for r in lines)
+    assert set(channel_batches.progress(w.engine, operator, batch.id)) == {ChannelItemState.DONE}
+
+
+def manifest_lines(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
