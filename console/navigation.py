@@ -71,6 +71,7 @@ DESTINATIONS: list[Destination] = [
     Destination("p", "Print locally", lazy("screens.print_batch:PrintBatchScreen"), P.RUN_BATCHES, 8),
     Destination("o", "Paper from ETS", lazy("screens.paper_order:PaperOrderScreen"), P.RUN_BATCHES, 8),
     Destination("w", "Portal readiness", lazy("screens.portal_readiness:PortalReadinessScreen"), P.VIEW_DASHBOARD, 8),
+    Destination("u", "Coverage", lazy("screens.coverage:CoverageScreen"), P.VIEW_STUDENTS, 8),
     Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS, None),
     Destination("h", "Help desk", lazy("screens.helpdesk:HelpDeskScreen"), P.RESEND, 10),
     Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS, 10),

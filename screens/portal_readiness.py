@@ -2,7 +2,7 @@
 families the portal does not reach, each one key from another channel.
 
 Keys: x portal active yes/no, y vendor on the integration list yes/no, tab to the vendor name and
-the CALPADS date, ctrl+s save the answers; u publish the portal batch (the plan's portal families
+the CALPADS date, ctrl+s save the answers; ctrl+u publish the portal batch (the plan's portal families
 are then covered by A); m hand the families the portal does not reach to print, t to ETS paper,
 e to secure email. Marks read without colour: [ok], [!!] (attention), [no].
 """
@@ -42,7 +42,7 @@ class PortalReadinessScreen(ConsoleScreen):
         Binding("x", "toggle('portal_active')", "Portal on/off"),
         Binding("y", "toggle('vendor_listed')", "Listed"),
         Binding("ctrl+s", "save", "Save answers"),
-        Binding("u", "publish", "Publish A"),
+        Binding("ctrl+u", "publish", "Publish A"),
         Binding("m", "handoff('m')", "To print"),
         Binding("t", "handoff('t')", "To ETS"),
         Binding("e", "handoff('e')", "To email"),

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from services import plan
 from services.advisor import ASSIGNMENT_ORDER, Option
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
+from services.browse import Page, prefix
 from services.channel_batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState, Scope
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
@@ -184,9 +185,15 @@ class Uncovered:
 
 
 def uncovered(
-    engine: Engine, operator: Operator, *, limit: int = 50, offset: int = 0
+    engine: Engine,
+    operator: Operator,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    ssid_prefix: str = "",
 ) -> list[Uncovered]:
-    """A page of the uncovered students, by family then SSID."""
+    """A page of the uncovered students (optionally those whose SSID starts with
+    ``ssid_prefix``), by family then SSID."""
     require(operator, Permission.VIEW_STUDENTS)
     flags = _flags(operator.lea_id, _operator_scope(operator))
     listed_without_address = exists().where(
@@ -212,12 +219,39 @@ def uncovered(
             .join(Student, col(Student.id) == flags.c.sid)
             .join(School, col(School.id) == col(Student.school_id))
             .outerjoin(Guardian, col(Guardian.id) == flags.c.gid)
-            .where(_channels(flags) == 0)
-            .order_by(flags.c.gid, Student.ssid)
+            .where(
+                _channels(flags) == 0, *([prefix(Student.ssid, ssid_prefix)] if ssid_prefix else [])
+            )
+            .order_by(flags.c.gid, col(Student.ssid))
             .limit(limit)
             .offset(offset)
         ).all()
     return [Uncovered(s, sc, int(g), gid, name, Why(w)) for s, sc, g, gid, name, w in rows]
+
+
+def uncovered_page(
+    engine: Engine, operator: Operator, offset: int, limit: int, filter_text: str = ""
+) -> Page:
+    """A window of the uncovered students for a paged table; a digit filter is an SSID prefix."""
+    require(operator, Permission.VIEW_STUDENTS)
+    text = filter_text.strip()
+    if text and not text.isdigit():
+        raise InvalidInput("Filter the uncovered by SSID: type its first digits")
+    flags = _flags(operator.lea_id, _operator_scope(operator))
+    matching = [_channels(flags) == 0]
+    if text:
+        matching.append(
+            flags.c.sid.in_(sa.select(col(Student.id)).where(prefix(Student.ssid, text)))
+        )
+    with Session(engine) as session:
+        total = session.execute(
+            sa.select(func.count()).select_from(flags).where(*matching)
+        ).scalar_one()
+    rows = uncovered(engine, operator, limit=limit, offset=offset, ssid_prefix=text)
+    return Page(
+        [(u.ssid, u.school[:18], str(u.grade), u.guardian[:22], u.why.value) for u in rows],
+        int(total),
+    )
 
 
 def uncovered_families(engine: Engine, operator: Operator) -> Iterator[int | None]:

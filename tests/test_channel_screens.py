@@ -8,9 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
 from console.app import SSRConsoleApp
 from screens.batches import BatchesScreen
+from screens.coverage import CoverageScreen
 from screens.paper_order import PaperOrderScreen
 from screens.portal_readiness import PortalReadinessScreen
 from screens.print_batch import PrintBatchScreen
@@ -170,3 +172,24 @@ async def test_portal_readiness_screen_answers_and_hand_off(demo: World) -> None
         assert app.screen.query_one("#families").row_count == 0
     summary = coverage.summary(w.engine, operator)
     assert summary.by_channel[Option.PRINT] > 0 and summary.several == 0
+
+
+async def test_coverage_screen_lists_the_uncovered_and_finds_one_by_ssid(demo: World) -> None:
+    w = demo
+    operator = w.operator()
+    first = coverage.uncovered(w.engine, operator, limit=1)[0]
+    app = app_for(w)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CoverageScreen)
+        assert "Uncovered      40" in text(app, "#summary")
+        window = app.screen.query_one(DataTable)
+        assert window.row_count > 0
+        assert str(window.get_row_at(0)[0]) == first.ssid
+        await pilot.press("slash", *first.ssid[:8], "enter")
+        await settle(app, pilot)
+        rows = [window.get_row_at(i) for i in range(window.row_count)]
+        assert rows and all(str(r[0]).startswith(first.ssid[:8]) for r in rows)
+        assert str(rows[0][4]) == "in no batch yet"
