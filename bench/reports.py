@@ -87,8 +87,6 @@ def add_synthetic_rows(engine: Engine) -> None:
             return  # already has reports (a copy made by an earlier run)
         for statement in SYNTHETIC:
             connection.execute(text(statement))
-    with engine.connect() as connection:
-        connection.exec_driver_sql("ANALYZE")
 
 
 def timed(what: str, call, figures: dict[str, float]):  # type: ignore[no-untyped-def]
