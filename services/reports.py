@@ -36,6 +36,7 @@ from services.db import is_sqlite, session_scope
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
 from services.models import (
+    LEA,
     Operator,
     Program,
     School,
@@ -212,6 +213,8 @@ def refresh(engine: Engine, scope: Scope) -> int:
     for start in range(0, len(schools), REFRESH_SCHOOLS):
         chunk = schools[start : start + REFRESH_SCHOOLS]
         with session_scope(engine) as session:
+            if not is_sqlite(engine):  # two refreshes of one LEA take turns (SQLite: write lock)
+                session.execute(select(LEA.id).where(LEA.id == scope.lea_id).with_for_update())
             session.execute(
                 delete(ReportUnit).where(
                     col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(chunk)

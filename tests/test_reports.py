@@ -201,3 +201,13 @@ def test_site_coordinator_and_group_scope(world: Engine) -> None:
     assert reports.is_stale(None)
     moment = reports.refreshed_at(world, own)
     assert moment is not None and not reports.is_stale(moment)
+
+
+def test_two_refreshes_at_once_take_turns(world: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    scope = reports.scope_for(world, operators.resolve(world, "caaspp"))
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(lambda _: reports.refresh(world, scope), range(2)))
+    assert counts[0] == counts[1] > 0
+    assert reports.total(reports.coverage(world, scope, Dimension.PROGRAM)).units == counts[0]
