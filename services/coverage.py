@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ from sqlalchemy import Select, and_, case, exists, func, literal, or_, true
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import plan
+from services import channel_batches, plan
 from services.advisor import ASSIGNMENT_ORDER, Option
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
 from services.browse import Page, prefix
@@ -37,8 +37,8 @@ from services.channel_batches import COVERING, ChannelBatch, ChannelItem, Channe
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
 from services.models import Guardian, Operator, School, ScoreReport, Student, StudentGuardian
-from services.permissions import Permission, require, school_scope
-from services.roster_facts import delivery_guardians
+from services.permissions import Permission, require
+from services.roster_facts import delivery_guardians, latest_year
 
 
 def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any, Any]:
@@ -131,14 +131,21 @@ class CoverageSummary:
         return "\n".join(lines)
 
 
-def _operator_scope(operator: Operator) -> Scope:
-    return Scope(school_id=school_scope(operator))
+def in_force(engine: Engine, operator: Operator, scope: Scope | None = None) -> Scope:
+    """The scope as the operator may see it (a site coordinator: their school), for the latest
+    administration imported unless it names a year: TOMS keeps three years of SSRs, and last
+    year's reports are not this year's to deliver."""
+    scope = channel_batches.scoped(operator, scope or Scope())
+    if scope.admin_year is None:
+        with Session(engine) as session:
+            scope = replace(scope, admin_year=latest_year(session, operator.lea_id))
+    return scope
 
 
 def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> CoverageSummary:
     """Coverage of the operator's LEA (a site coordinator: their school), one aggregate query."""
     require(operator, Permission.VIEW_DASHBOARD)
-    flags = _flags(operator.lea_id, scope or _operator_scope(operator))
+    flags = _flags(operator.lea_id, in_force(engine, operator, scope))
     channels = _channels(flags)
     with Session(engine) as session:
         row = session.execute(
@@ -195,7 +202,7 @@ def uncovered(
     """A page of the uncovered students (optionally those whose SSID starts with
     ``ssid_prefix``), by family then SSID."""
     require(operator, Permission.VIEW_STUDENTS)
-    flags = _flags(operator.lea_id, _operator_scope(operator))
+    flags = _flags(operator.lea_id, in_force(engine, operator))
     listed_without_address = exists().where(
         col(ChannelItem.student_id) == flags.c.sid,
         col(ChannelItem.state) == ChannelItemState.NO_ADDRESS,
@@ -237,7 +244,7 @@ def uncovered_page(
     text = filter_text.strip()
     if text and not text.isdigit():
         raise InvalidInput("Filter the uncovered by SSID: type its first digits")
-    flags = _flags(operator.lea_id, _operator_scope(operator))
+    flags = _flags(operator.lea_id, in_force(engine, operator))
     matching = [_channels(flags) == 0]
     if text:
         matching.append(
@@ -258,7 +265,7 @@ def uncovered_families(engine: Engine, operator: Operator) -> Iterator[int | Non
     """The family (guardian id; None for students without one) of every uncovered student,
     each once, streamed in id order."""
     require(operator, Permission.VIEW_DASHBOARD)
-    flags = _flags(operator.lea_id, _operator_scope(operator))
+    flags = _flags(operator.lea_id, in_force(engine, operator))
     with Session(engine) as session:
         result = session.execute(
             select(flags.c.gid)

@@ -126,7 +126,7 @@ def preview(
 ) -> OrderFigures:
     """What an order for the scope would count and cost (nothing is recorded)."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = channel_batches.scoped(operator, scope or Scope())
+    scope = coverage.in_force(engine, operator, scope)
     students = coverage.students_for(engine, operator.lea_id, scope, who, Option.PAPER)
     return figures(engine, students, operator.lea_id, scope, rates or Rates())
 
@@ -146,7 +146,7 @@ def create(
     rates = rates or Rates()
     if not rates.ets_offered:
         raise InvalidInput(NOT_OFFERED)
-    scope = channel_batches.scoped(operator, scope or Scope())
+    scope = coverage.in_force(engine, operator, scope)
     students = coverage.students_for(
         engine, operator.lea_id, scope, who, Option.PAPER, exclude=exclude
     )

@@ -39,7 +39,7 @@ from services import (
 )
 from services.advisor import PORTAL_FIRST, PORTAL_WORTHWHILE, Option, Rates
 from services.audit import Actor
-from services.channel_batches import ChannelBatch, ChannelItemState, Scope
+from services.channel_batches import ChannelBatch, ChannelItemState
 from services.credentials import CredentialStatus
 from services.db import session_scope
 from services.errors import InvalidInput
@@ -280,7 +280,7 @@ def _handoff_students(engine: Engine, operator: Operator, channel: Option) -> Se
     return coverage.students_for(
         engine,
         operator.lea_id,
-        channel_batches.scoped(operator, Scope()),
+        coverage.in_force(engine, operator),
         coverage.Who.HANDOFF,
         channel,
     )
@@ -393,7 +393,7 @@ def publish(engine: Engine, operator: Operator, *, name: str = "") -> ChannelBat
             if i.key in ("portal", "credential") and i.mark is Mark.FAIL
         )
         raise InvalidInput(f"The portal cannot carry SSRs yet. {problems}")
-    scope = channel_batches.scoped(operator, Scope())
+    scope = coverage.in_force(engine, operator)
     students = coverage.students_for(
         engine, operator.lea_id, scope, coverage.Who.PLAN, Option.PORTAL
     )

@@ -123,7 +123,7 @@ def create(
 ) -> ChannelBatch:
     """Record a print batch for the chosen families; ``run`` prints it."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = channel_batches.scoped(operator, scope or Scope())
+    scope = coverage.in_force(engine, operator, scope)
     options = options or PrintOptions()
     students = coverage.students_for(
         engine, operator.lea_id, scope, who, Option.PRINT, exclude=exclude
@@ -496,7 +496,7 @@ def preview(
 ) -> PrintPreview:
     """Families and students a print batch would take, and how many lack a mailing address."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = channel_batches.scoped(operator, scope or Scope())
+    scope = coverage.in_force(engine, operator, scope)
     chosen = coverage.students_for(engine, operator.lea_id, scope, who, Option.PRINT).subquery()
     with Session(engine) as session:
         families, students, without = session.execute(

@@ -23,7 +23,7 @@ from services import demo as demo_lea
 from services.advisor import Answers, Option, channel_for
 from services.channel_batches import Scope
 from services.delivery_ledger import BatchStatus
-from services.models import Guardian, StudentGuardian
+from services.models import Guardian, ScoreReport, StudentGuardian
 from services.print_batch import Handling, PrintOptions
 from services.roster_facts import has_text, roster_facts
 from services.settings import Settings
@@ -157,3 +157,20 @@ def test_site_coordinator_sees_their_school_only(demo: World) -> None:
     assert school.uncovered == school.students
     scoped = coverage.summary(w.engine, w.operator(), Scope(school_id=site.school_id))
     assert scoped == school
+
+
+def test_last_years_reports_are_neither_counted_nor_printed(demo: World) -> None:
+    w = demo
+    operator = w.operator()
+    with Session(w.engine) as session:
+        report = session.exec(select(ScoreReport)).first()
+        assert report is not None
+        this_year = len(session.exec(select(ScoreReport)).all())
+        old = ScoreReport.model_validate(report.model_dump(exclude={"id"}) | {"admin_year": 2025})
+        session.add(old)
+        session.commit()
+    assert coverage.summary(w.engine, operator).students == STUDENTS
+    batch = print_batch.create(w.engine, operator, name="This year", who=coverage.Who.ALL)
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print")
+    assert result.reports == this_year
+    assert channel_batches.get(w.engine, operator, batch.id).admin_year == 2026
