@@ -747,10 +747,10 @@ def request_resend(
         )
     previous = item.state
     now = utcnow()
-    _set_state(
+    moved = _set_state(
         session,
         item_id,
-        RESENDABLE,
+        [previous],
         state=ItemState.PENDING,
         address=address,
         sealed_password=None,
@@ -765,6 +765,8 @@ def request_resend(
         claimed_at=None,
         error=None,
     )
+    if not moved:  # a worker or another person changed it since it was read
+        raise InvalidInput("This delivery changed a moment ago; look at it again and retry")
     if batch.status is BatchStatus.FINISHED:
         batch.status, batch.finished_at = BatchStatus.RUNNING, None
         session.add(batch)
