@@ -471,9 +471,10 @@ def _channel_items(session: Session, student_id: int) -> list[Event]:
 def _print_place(batch: ChannelBatch, guardian_id: int | None) -> str:
     """ ", file F pages a-b" from the print run's manifest, when it has been printed."""
     detail = details(batch)
-    if not detail.get("folder") or not detail.get("manifest") or guardian_id is None:
+    if not detail.get("folder") or guardian_id is None:
         return ""
-    path = Path(detail["folder"]) / detail["manifest"]
+    # services.print_batch.run writes the manifest beside the files it lists
+    path = Path(detail["folder"]) / detail.get("manifest", f"print-{batch.id}-manifest.csv")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
