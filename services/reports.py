@@ -47,6 +47,7 @@ from services.models import (
 )
 from services.permissions import Permission, require, school_scope
 from services.report_tables import ReportUnit
+from services.roster_facts import latest_year
 from services.student_groups import get as get_group
 from services.student_groups import member_ids
 from services.validation import LANGUAGES
@@ -162,8 +163,9 @@ def _channel_code() -> Any:
     )
 
 
-def _unit_rows(engine: Engine, school_ids: list[int], now: datetime) -> Any:
-    """The report_unit rows of some schools' students (one per student and program)."""
+def _unit_rows(engine: Engine, school_ids: list[int], year: int, now: datetime) -> Any:
+    """The report_unit rows of some schools' students (one per student and program) for the
+    administration ``year``."""
     return (
         select_columns(
             col(Student.id),
@@ -177,7 +179,7 @@ def _unit_rows(engine: Engine, school_ids: list[int], now: datetime) -> Any:
             literal(now, type_=ReportUnit.__table__.c.refreshed_at.type),  # type: ignore[attr-defined]
         )
         .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
-        .where(col(Student.school_id).in_(school_ids))
+        .where(col(Student.school_id).in_(school_ids), col(ScoreReport.admin_year) == year)
         .group_by(col(Student.id), col(ScoreReport.program))
     )
 
@@ -190,8 +192,9 @@ STALE_AFTER = timedelta(minutes=10)
 def refresh(engine: Engine, scope: Scope) -> int:
     """Work out every unit's state in the scope again and keep it in report_unit.
 
-    School by school (``REFRESH_SCHOOLS`` per transaction); returns the number of units. A group
-    scope refreshes the group's schools in full.
+    Only the latest administration imported counts (last year's SSRs went out last year), as in
+    ``services.coverage``. School by school (``REFRESH_SCHOOLS`` per transaction); returns the
+    number of units. A group scope refreshes the group's schools in full.
     """
     now = utcnow()
     conditions: list[Any] = [col(School.lea_id) == scope.lea_id]
@@ -199,6 +202,7 @@ def refresh(engine: Engine, scope: Scope) -> int:
         conditions.append(col(School.id) == scope.school_id)
     with Session(engine) as session:
         schools = [int(i) for i in session.execute(select(School.id).where(*conditions)).scalars()]
+        year = latest_year(session, scope.lea_id) or 0  # no SSRs yet: no units
     columns = [
         "student_id",
         "program",
@@ -220,7 +224,9 @@ def refresh(engine: Engine, scope: Scope) -> int:
                     col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(chunk)
                 )
             )
-            session.execute(insert(ReportUnit).from_select(columns, _unit_rows(engine, chunk, now)))
+            session.execute(
+                insert(ReportUnit).from_select(columns, _unit_rows(engine, chunk, year, now))
+            )
     with Session(engine) as session:  # psycopg reports no rowcount for INSERT ... SELECT
         return int(
             session.execute(

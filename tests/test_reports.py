@@ -211,3 +211,18 @@ def test_two_refreshes_at_once_take_turns(world: Engine) -> None:
         counts = list(pool.map(lambda _: reports.refresh(world, scope), range(2)))
     assert counts[0] == counts[1] > 0
     assert reports.total(reports.coverage(world, scope, Dimension.PROGRAM)).units == counts[0]
+
+
+def test_only_the_latest_administration_counts(world: Engine) -> None:
+    scope = reports.scope_for(world, operators.resolve(world, "caaspp"))
+    before = reports.refresh(world, scope)
+    with Session(world) as session:
+        student = session.exec(select(Student).order_by(Student.id)).first()
+        assert student is not None
+        old = _report(student, Program.CAASPP, "SB", datetime(2025, 6, 2, 16, 0, tzinfo=UTC))
+        old.admin_year, old.sha256 = 2025, "f" * 64
+        session.add(old)
+        session.commit()
+    assert reports.refresh(world, scope) == before
+    # last year's SSR, received long ago, does not make the student overdue now
+    assert reports.at_risk_count(world, scope, date(2026, 5, 21), WorkingCalendar()) == 0
