@@ -15,6 +15,7 @@ written and no glyph is missing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
@@ -161,18 +162,31 @@ def wrap(text: str, font: str, size: float, width: float, *, by_character: bool)
     return lines
 
 
-def render(cover: Cover) -> bytes:
-    """The cover sheet as a one-page PDF with its fonts embedded."""
+def render(covers: Sequence[Cover]) -> bytes:
+    """Cover sheets as one PDF, a page each, sharing one embedded subset of each font.
+
+    A print run renders its covers a few dozen at a time: one document per cover would embed the
+    fonts again for every family (about 46 KB and 10 ms a cover, against under 2 KB and 1 ms).
+    """
+    latin, _ = _fonts()
+    buffer = BytesIO()
+    canvas = Canvas(
+        buffer, pagesize=letter, invariant=True, pageCompression=1, initialFontName=latin
+    )
+    canvas.setTitle("SSR cover sheets")
+    for cover in covers:
+        _draw(canvas, cover)
+        canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def _draw(canvas: Canvas, cover: Cover) -> None:
     latin, bold = _fonts()
     language = note_language(cover.language)
     chinese = language == "zh_Hans"
     note_font = cjk_font() if chinese else latin
     heading_font = note_font if chinese else bold
-    buffer = BytesIO()
-    canvas = Canvas(
-        buffer, pagesize=letter, invariant=True, pageCompression=1, initialFontName=latin
-    )
-    canvas.setTitle("SSR cover sheet")
     top = PAGE_HEIGHT
     # Sender, top left (outside the window).
     canvas.setFont(latin, 9)
@@ -206,6 +220,3 @@ def render(cover: Cover) -> bytes:
         y -= 14
     canvas.setFont(latin, 8)
     canvas.drawString(0.75 * inch, 0.5 * inch, f"{cover.reference} · {cover.pages} report page(s)")
-    canvas.showPage()
-    canvas.save()
-    return buffer.getvalue()

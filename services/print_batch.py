@@ -52,6 +52,8 @@ from services.roster_facts import HAS_ADDRESS
 
 MB = 1024 * 1024
 DEFAULT_SPLIT_MB = 50
+COVER_CHUNK = 50
+"""Families whose cover sheets are rendered as one document, sharing its embedded fonts."""
 PROGRESS_EVERY = 200
 """Families listed without printing (no address) between two commits, while no file is open."""
 ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
@@ -255,33 +257,48 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
 
 
 class _Part:
-    """The print file being filled; saved and closed before the next one starts."""
+    """The print file being filled; saved and closed before the next one starts.
+
+    Its pages stay linked to their source documents until it is saved, so it keeps them open:
+    the families' SSRs, and the cover documents it took pages from.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pdf = pikepdf.new()
         self.sources: list[pikepdf.Pdf] = []
+        self.covers: list[pikepdf.Pdf] = []
         self.bytes = 0
 
     @property
     def pages(self) -> int:
         return len(self.pdf.pages)
 
-    def add(self, sources: list[pikepdf.Pdf], size: int) -> None:
-        for source in sources:
-            self.pdf.pages.extend(source.pages)
-        self.sources.extend(sources)
+    def add(
+        self, cover: pikepdf.Page, covers: pikepdf.Pdf, reports: list[pikepdf.Pdf], size: int
+    ) -> None:
+        self.pdf.pages.append(cover)
+        for report in reports:
+            self.pdf.pages.extend(report.pages)
+        self.sources.extend(reports)
+        if not any(c is covers for c in self.covers):
+            self.covers.append(covers)
         self.bytes += size
 
-    def save(self) -> None:
-        self.pdf.save(self.path)
-        self.close()
+    def uses(self, covers: pikepdf.Pdf) -> bool:
+        return any(c is covers for c in self.covers)
 
-    def close(self) -> None:
+    def save(self, keep: pikepdf.Pdf | None) -> None:
+        """Write the file and close every source but ``keep`` (the cover document still in use)."""
+        self.pdf.save(self.path)
         self.pdf.close()
         for source in self.sources:
             source.close()
+        for covers in self.covers:
+            if covers is not keep:
+                covers.close()
         self.sources.clear()
+        self.covers.clear()
 
 
 def run(
@@ -379,64 +396,113 @@ class _Writer:
         self.lines: list[list[object]] = []  # manifest lines of the families not yet committed
         self.states: dict[ChannelItemState, list[int]] = {}
         self.pages = self.reports = 0  # of the part being filled
+        self.waiting: list[list[ReportRow]] = []  # families queued for the next cover document
+        self.current: pikepdf.Pdf | None = None  # the cover document being printed from
 
     def family(self, rows: list[ReportRow]) -> None:
-        """Print one family, or list why not."""
+        """Queue one family; every ``COVER_CHUNK`` families are printed together."""
+        self.waiting.append(rows)
+        if len(self.waiting) >= COVER_CHUNK:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Print the queued families in order, their covers rendered as one document."""
+        mail = self.options.handling is Handling.MAIL
+        ready: list[tuple[list[ReportRow], list[bytes], list[pikepdf.Pdf]] | Status] = []
+        covers: list[cover_sheet.Cover] = []
+        for rows in self.waiting:
+            first = rows[0]
+            if mail and not first.address:
+                ready.append(Status.NO_ADDRESS)
+                continue
+            try:
+                # Read into memory: an open file per report would run out of descriptors on a
+                # 50 MB part (~1,000 SSRs); memory stays bounded by the split size instead.
+                data = [Path(r.file_path).read_bytes() for r in rows]
+                reports = [pikepdf.open(BytesIO(d)) for d in data]
+            except (OSError, pikepdf.PdfError):
+                ready.append(Status.UNREADABLE)
+                continue
+            ready.append((rows, data, reports))
+            covers.append(self._cover(rows, sum(len(r.pages) for r in reports), mail))
+        rendered = cover_sheet.render(covers) if covers else b""
+        document = pikepdf.open(BytesIO(rendered)) if covers else None
+        self.current = document
+        share = len(rendered) // max(len(covers), 1)
+        printed = 0
+        for rows, outcome in zip(self.waiting, ready, strict=True):
+            if isinstance(outcome, Status):
+                state = (
+                    ChannelItemState.NO_ADDRESS
+                    if outcome is Status.NO_ADDRESS
+                    else ChannelItemState.FAILED
+                )
+                self._skip(rows, outcome, state)
+                continue
+            assert document is not None
+            _, data, reports = outcome
+            self._print(
+                rows, document, document.pages[printed], reports, share + sum(map(len, data))
+            )
+            printed += 1
+        self.waiting = []
+        self.current = None
+        if document is not None and not (self.part and self.part.uses(document)):
+            document.close()
+
+    def _cover(self, rows: list[ReportRow], report_pages: int, mail: bool) -> cover_sheet.Cover:
         first = rows[0]
         ssids = sorted({r.ssid for r in rows})
+        children = {r.ssid: cover_sheet.Child(r.student, r.ssid, r.grade, r.school) for r in rows}
+        return cover_sheet.Cover(
+            sender=self.sender,
+            address=first.address if mail else (),
+            language=first.language,
+            year=first.year,
+            children=tuple(children[s] for s in ssids),
+            pages=report_pages,
+            reference=f"Print batch {self.batch.id} · family {first.guardian_id}",
+        )
+
+    def _base(self, rows: list[ReportRow]) -> list[object]:
+        first = rows[0]
         self.result.families += 1
-        base: list[object] = [
+        return [
             first.guardian_id,
             first.family_name,
             cover_sheet.note_language(first.language),
-            " ".join(ssids),
+            " ".join(sorted({r.ssid for r in rows})),
             len(rows),
         ]
-        mail = self.options.handling is Handling.MAIL
-        if mail and not first.address:
-            return self._skip(first, base, Status.NO_ADDRESS, ChannelItemState.NO_ADDRESS)
-        try:
-            # Read into memory: an open file per report would run out of descriptors on a
-            # 50 MB part (~1,000 SSRs); memory stays bounded by the split size instead.
-            data = [Path(r.file_path).read_bytes() for r in rows]
-            reports = [pikepdf.open(BytesIO(d)) for d in data]
-        except (OSError, pikepdf.PdfError):
-            return self._skip(first, base, Status.UNREADABLE, ChannelItemState.FAILED)
-        report_pages = sum(len(r.pages) for r in reports)
-        children = {r.ssid: cover_sheet.Child(r.student, r.ssid, r.grade, r.school) for r in rows}
-        cover_bytes = cover_sheet.render(
-            cover_sheet.Cover(
-                sender=self.sender,
-                address=first.address if mail else (),
-                language=first.language,
-                year=first.year,
-                children=tuple(children[s] for s in ssids),
-                pages=report_pages,
-                reference=f"Print batch {self.batch.id} · family {first.guardian_id}",
-            )
-        )
-        cover = pikepdf.open(BytesIO(cover_bytes))
-        size = len(cover_bytes) + sum(len(d) for d in data)
+
+    def _print(
+        self,
+        rows: list[ReportRow],
+        document: pikepdf.Pdf,
+        cover: pikepdf.Page,
+        reports: list[pikepdf.Pdf],
+        size: int,
+    ) -> None:
+        base = self._base(rows)
         part = self._part_for(size)
         start = part.pages + 1
-        part.add([cover, *reports], size)
-        pages = 1 + report_pages
+        part.add(cover, document, reports, size)
+        pages = 1 + sum(len(r.pages) for r in reports)
         self.result.printed += 1
         self.result.pages += pages
         self.result.reports += len(rows)
-        self.result.mailed += int(mail)
+        self.result.mailed += int(self.options.handling is Handling.MAIL)
         self.pages += pages
         self.reports += len(rows)
-        self.states.setdefault(ChannelItemState.DONE, []).append(first.guardian_id)
+        self.states.setdefault(ChannelItemState.DONE, []).append(rows[0].guardian_id)
         self.lines.append(
             [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
         )
 
-    def _skip(
-        self, first: ReportRow, base: list[object], status: Status, state: ChannelItemState
-    ) -> None:
+    def _skip(self, rows: list[ReportRow], status: Status, state: ChannelItemState) -> None:
+        base = self._base(rows)
         self.result.not_printed += 1
-        self.states.setdefault(state, []).append(first.guardian_id)
+        self.states.setdefault(state, []).append(rows[0].guardian_id)
         self.lines.append([*base, 0, "", "", "", status.value])
         if len(self.lines) >= PROGRESS_EVERY and self.part is None:
             self._commit()
@@ -455,7 +521,7 @@ class _Writer:
         """Save the part being filled, then record its families as done, in one transaction."""
         name = None
         if self.part is not None:
-            self.part.save()
+            self.part.save(keep=self.current)
             name = self.part.path.name
             self.part = None
         with session_scope(self.engine) as session:
@@ -475,6 +541,7 @@ class _Writer:
         self.states, self.lines, self.pages, self.reports = {}, [], 0, 0
 
     def close(self) -> None:
+        self._drain()
         self._commit()
 
 
