@@ -134,7 +134,11 @@ def main() -> None:
                 f"under_way={whole.on_channel:,} failed={whole.failed:,} none={whole.uncovered:,}"
             )
         risk = timed("risk", lambda: reports.at_risk_count(engine, scope, TODAY, calendar), figures)
-        timed("risk_page", lambda: reports.at_risk(engine, scope, TODAY, calendar), figures)
+        timed(
+            "risk_page",
+            lambda: reports.at_risk(engine, coordinator, scope, TODAY, calendar),
+            figures,
+        )
         costs = timed("cost", lambda: reports.cost_by_channel(engine, scope), figures)
         print(f"at risk {risk:,} ({figures['risk']:.1f} ms; page {figures['risk_page']:.1f} ms)")
         print(

@@ -28,6 +28,7 @@ from services.browse import Page
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
 from services.models import utcnow
+from services.permissions import Permission, require
 from services.reports import AtRisk, ChannelCost, Dimension, Row, Scope
 from services.working_days import WorkingCalendar
 from widgets.bar_chart import Bar, BarChart
@@ -295,6 +296,11 @@ class ReportsScreen(ConsoleScreen):
         )
 
     def action_at_risk(self) -> None:
+        try:
+            require(self.ctx.operator, Permission.VIEW_STUDENTS)  # the list names students
+        except ConsoleError as refusal:
+            self.notify(str(refusal), title="At risk", severity="error")
+            return
         self.app.push_screen(AtRiskScreen(self.ctx, self.scope))
 
     def action_export(self) -> None:
@@ -343,7 +349,13 @@ class AtRiskScreen(ConsoleScreen):
 
     def _page(self, offset: int, limit: int, _filter: str) -> Page:
         found = reports.at_risk(
-            self.ctx.engine, self.scope, self.today, self.calendar, limit=limit, offset=offset
+            self.ctx.engine,
+            self.ctx.operator,
+            self.scope,
+            self.today,
+            self.calendar,
+            limit=limit,
+            offset=offset,
         )
         total = reports.at_risk_count(self.ctx.engine, self.scope, self.today, self.calendar)
         return Page([_cells(r) for r in found], total)
@@ -357,7 +369,7 @@ class AtRiskScreen(ConsoleScreen):
         def rows():  # type: ignore[no-untyped-def]
             offset = 0
             while page := reports.at_risk(
-                ctx.engine, scope, today, calendar, limit=1000, offset=offset
+                ctx.engine, ctx.operator, scope, today, calendar, limit=1000, offset=offset
             ):
                 yield from (_cells(r) for r in page)
                 offset += len(page)

@@ -424,6 +424,7 @@ def at_risk_count(engine: Engine, scope: Scope, today: date, calendar: WorkingCa
 
 def at_risk(
     engine: Engine,
+    operator: Operator,
     scope: Scope,
     today: date,
     calendar: WorkingCalendar,
@@ -431,7 +432,9 @@ def at_risk(
     limit: int = 100,
     offset: int = 0,
 ) -> list[AtRisk]:
-    """A page of the units at risk, oldest receipt first."""
+    """A page of the units at risk, oldest receipt first; it names students by SSID, so only
+    roles that may view students see it (the tech coordinator sees the count)."""
+    require(operator, Permission.VIEW_STUDENTS)
     # The window is chosen from the covering risk index alone; only its rows are joined.
     window = (
         select(ReportUnit.student_id, ReportUnit.program)

@@ -163,7 +163,9 @@ def test_deadline_risk_counts_only_undelivered_units_near_or_past_their_deadline
     assert reports.at_risk_count(world, scope, near_elpac, calendar) == learners
     late = caaspp_due + timedelta(days=1)
     assert reports.at_risk_count(world, scope, late, calendar) == everyone + learners
-    page = reports.at_risk(world, scope, late, calendar, limit=5)
+    page = reports.at_risk(world, caaspp, scope, late, calendar, limit=5)
+    with pytest.raises(PermissionDenied):
+        reports.at_risk(world, operators.resolve(world, "tech"), scope, late, calendar)
     assert len(page) == 5 and page[0].program == "ELPAC" and page[0].deadline == elpac_due
     assert page[0].state == "in no batch"
 

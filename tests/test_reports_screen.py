@@ -216,3 +216,18 @@ async def test_leaving_while_figures_are_worked_out_is_harmless(
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.is_running and not isinstance(app.screen, ReportsScreen)
+
+
+async def test_tech_coordinator_sees_counts_but_not_the_students_at_risk(
+    world: Engine, tmp_path: Path
+) -> None:
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "tech")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ReportsScreen)
+        assert "at risk" in str(app.screen.query_one("#summary").render())
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ReportsScreen)  # refused with a notification
