@@ -135,6 +135,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._busy = 0  # sends in progress
         self._packaging = 0  # packages being encrypted
+        self._relay_failures = 0  # connection failures in a row
         self._batches: dict[int, _BatchInfo] = {}
 
     def stop(self) -> None:
@@ -368,6 +369,9 @@ class Worker:
             else:
                 self.tally.passwords += 1
             return 0
+        # An unreachable relay backs off as a whole (1x, 2x, 4x... up to backoff_max_seconds), so
+        # an outage of hours is retried ever more sparsely instead of every few seconds.
+        self._relay_failures = self._relay_failures + 1 if result.connection_error else 0
         if result.outcome is Outcome.RETRY:
             if not result.connection_error and claim.attempts >= self.mail.max_attempts:
                 ledger.record_failed(
@@ -375,7 +379,9 @@ class Worker:
                 )
                 self.tally.failed += 1
                 return 0
-            wait = backoff(self.mail, claim.attempts)
+            wait = backoff(
+                self.mail, self._relay_failures if result.connection_error else claim.attempts
+            )
             ledger.record_retry(
                 self.engine,
                 claim,

@@ -96,8 +96,9 @@ class MailSink:
             self.received.append(Received(len(self.received), envelope.rcpt_tos[0], message))  # type: ignore[arg-type]
         return "250 2.0.0 queued"
 
-    def start(self) -> MailSink:
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+    def start(self, **smtp_options: object) -> MailSink:
+        """Listen on loopback; ``smtp_options`` go to aiosmtpd's SMTP (TLS, authentication)."""
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **smtp_options)
         self._controller.start()
         return self
 
