@@ -80,14 +80,15 @@ def test_folder_import_stores_each_report_once_with_private_modes(
         ("Alder Elementary", 5, 3)
     ]
     rows = reports(engine)
-    assert [(r.student_id, r.program, r.test, r.admin_year, r.version) for r in rows] == [
+    assert sorted((r.student_id, r.program, r.test, r.admin_year, r.version) for r in rows) == [
         (roster[s], Program.CAASPP, "SB", 2026, 1) for s in SSIDS[:3]
     ]
+    ssid_of = {student: ssid for ssid, student in roster.items()}
     store = settings.report_store
     for row in rows:
         path = store / row.file_path
         assert path.name == f"{row.sha256}.pdf"
-        assert path.read_bytes() == (inbox / "grade5" / name(SSIDS[rows.index(row)])).read_bytes()
+        assert path.read_bytes() == (inbox / "grade5" / name(ssid_of[row.student_id])).read_bytes()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         for folder in (path.parent, path.parent.parent, path.parent.parent.parent, store):
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -300,17 +301,23 @@ def test_same_rules_on_sqlite_and_postgresql(any_url: str, tmp_path: Path) -> No
     try:
         settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
         seed_roster(engine)
-        inbox = tmp_path / "inbox"
-        (inbox / "a").mkdir(parents=True)
-        (inbox / "b").mkdir()
-        (inbox / "a" / name(SSIDS[0])).write_bytes(ssr(SSIDS[0]))
-        (inbox / "a" / name(SSIDS[1])).write_bytes(ssr(SSIDS[1]))
-        (inbox / "b" / name(SSIDS[1])).write_bytes(ssr(SSIDS[1], score=2001))
-        first = run(engine, settings, inbox)
+        changed = ssr(SSIDS[1], score=2001)
+        first_zip, second_zip = tmp_path / "first.zip", tmp_path / "second.zip"
+        first_zip.write_bytes(  # zip order is fixed: the second file for SSIDS[1] conflicts
+            zip_bytes(
+                {
+                    f"a/{name(SSIDS[0])}": ssr(SSIDS[0]),
+                    f"a/{name(SSIDS[1])}": ssr(SSIDS[1]),
+                    f"b/{name(SSIDS[1])}": changed,
+                }
+            )
+        )
+        second_zip.write_bytes(zip_bytes({name(SSIDS[1]): changed}))
+        first = run(engine, settings, first_zip)
         assert (first.progress.stored, first.reasons) == (2, {"conflict": 1})
-        second = run(engine, settings, inbox / "b")
+        second = run(engine, settings, second_zip)
         assert (second.progress.stored, second.progress.new_versions) == (1, 1)
-        assert run(engine, settings, inbox).progress.duplicates == 3
+        assert run(engine, settings, first_zip).progress.duplicates == 3
         assert [(g.school, g.grade, g.reports) for g in second.by_school_grade] == [
             ("Alder Elementary", 5, 1)
         ]
