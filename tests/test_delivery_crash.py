@@ -139,3 +139,44 @@ def test_sigkill_a_2000_family_batch(
     figures = run_crash_scenario(tmp_path, template, sink, kills=6, seed=2)
     print(f"crash run: {figures}")
     assert figures["families"] >= families * 0.9
+
+
+def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
+) -> None:
+    """The server is slow, so the kill certainly lands while a message is in flight."""
+    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+    copy_database(template, tmp_path / "ssr.db")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    operator = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine,
+        operator,
+        batches.Selection(batches.Source.GRADE, grade=3),
+        name="in flight",
+        password_delay=timedelta(0),
+    )
+    config, log = write_config(tmp_path, sink), tmp_path / "worker.log"
+    sink.delay = 30.0
+    with log.open("ab") as out:
+        process = subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while sink.data_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sink.data_count > 0, "the worker never reached DATA"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    sink.delay = 0
+    finish(config, log)
+
+    uncertain = ledger.uncertain_items(engine, batch_id)
+    assert uncertain and len(uncertain) <= 3  # at most one per connection
+    received = sink.by_item()
+    for item in uncertain:
+        assert item.id not in received, "an uncertain item was resent without a decision"
+        assert item.uncertain_step == "document" and "worker stopped" in (item.error or "")
+    for item in uncertain:
+        ledger.resolve_uncertain(engine, Actor.of(operator), item.id, Resolution.RESEND)  # type: ignore[arg-type]
+    finish(config, log)
+    assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
+    engine.dispose()
