@@ -2,9 +2,10 @@
 
 Keys only: f families (the plan's print families, or every family not yet on a channel), g order
 (school and grade, or ZIP for bulk mail), m mail or hand out at school, + / - file size, ctrl+s
-create and print, ctrl+r print the selected batch (one made by a portal hand-off, say). Printing
-runs in a worker thread and commits progress as it goes, so the table below fills in while it
-runs; the files land in the data folder under ``print/batch-<id>``.
+create and print, ctrl+r print the selected batch (one made by a portal hand-off, or one whose run
+stopped part way: it resumes with the families not yet printed). Printing runs in a worker thread
+and commits progress file by file, so the table below fills in while it runs; the files land in
+the data folder under ``print/batch-<id>``.
 """
 
 from __future__ import annotations

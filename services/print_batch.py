@@ -45,7 +45,7 @@ from services.batches import _report_filters  # the newest-version and scope rul
 from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState, Scope
 from services.db import session_scope
 from services.delivery_ledger import BatchStatus
-from services.errors import InvalidInput
+from services.errors import ConsoleError, InvalidInput
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student
 from services.permissions import Permission, require
 from services.roster_facts import HAS_ADDRESS
@@ -324,22 +324,31 @@ def run(
         raise InvalidInput(f"Batch {batch_id} is {batch.status.value}, not waiting to print")
     options = PrintOptions.from_detail(channel_batches.details(batch))
     rates = rates or Rates()
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / f"print-{batch_id}-manifest.csv"
     result = PrintResult(batch_id, manifest=manifest_path)
     with Session(engine) as session:
         lea = session.get(LEA, batch.lea_id)
         sender = (lea.name,) if lea else ()
     resumed = manifest_path.exists()
-    with manifest_path.open("a", newline="", encoding="utf-8") as manifest, Session(engine) as s:
-        table = csv.writer(manifest)
-        if not resumed:
-            table.writerow(MANIFEST_FIELDS)
-        writer = _Writer(engine, batch, options, out_dir, sender, result, manifest)
-        rows = _rows(s, batch, options.order)
-        for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
-            writer.family(list(family))
-        writer.close()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            manifest_path.open("a", newline="", encoding="utf-8") as manifest,
+            Session(engine) as s,
+        ):
+            table = csv.writer(manifest)
+            if not resumed:
+                table.writerow(MANIFEST_FIELDS)
+            writer = _Writer(engine, batch, options, out_dir, sender, result, manifest)
+            rows = _rows(s, batch, options.order)
+            for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
+                writer.family(list(family))
+            writer.close()
+    except OSError as error:
+        raise ConsoleError(
+            f"Could not write the print files in {out_dir} ({error.strerror or error}); "
+            "free the space or fix the folder, then print the batch again: it resumes"
+        ) from error
     with session_scope(engine) as session:
         final = session.get(ChannelBatch, batch_id)
         assert final is not None

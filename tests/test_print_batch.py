@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from services import channel_batches, cover_sheet, coverage, print_batch
 from services.channel_batches import ChannelItem, ChannelItemState
 from services.delivery_ledger import BatchStatus
-from services.errors import InvalidInput, PermissionDenied
+from services.errors import ConsoleError, InvalidInput, PermissionDenied
 from services.models import Guardian, School, Student, StudentGuardian
 from services.print_batch import Handling, Order, PrintOptions
 from tests.channel_world import World, pdf_pages, pdftotext, world
@@ -274,6 +274,11 @@ def test_refusals_leave_nothing_behind(demo: World) -> None:
     with Session(w.engine) as session:
         assert session.exec(select(ChannelItem)).first() is None
     batch = print_batch.create(w.engine, operator, name="Once", who=coverage.Who.ALL)
+    blocked = w.folder / "not-a-folder"
+    blocked.write_text("a file where the print folder should be")
+    with pytest.raises(ConsoleError, match="Could not write the print files"):
+        print_batch.run(w.engine, operator, batch.id, blocked)
+    assert channel_batches.get(w.engine, operator, batch.id).status is BatchStatus.RUNNING
     print_batch.run(w.engine, operator, batch.id, w.folder / "once")
     with pytest.raises(InvalidInput, match="finished, not waiting to print"):
         print_batch.run(w.engine, operator, batch.id, w.folder / "once")
