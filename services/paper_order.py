@@ -33,7 +33,7 @@ from services.batches import _report_filters  # the newest-version and scope rul
 from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState, Scope
 from services.db import session_scope
 from services.delivery_ledger import BatchStatus
-from services.errors import InvalidInput
+from services.errors import ConsoleError, InvalidInput
 from services.models import Guardian, Operator, School, ScoreReport, Student
 from services.permissions import Permission, require
 from services.roster_facts import HAS_ADDRESS
@@ -206,14 +206,20 @@ def rows(engine: Engine, operator: Operator, batch_id: int) -> Iterator[tuple[ob
 
 def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) -> int:
     """Write the order list to ``path`` (CSV, UTF-8, header row); returns the number of SSRs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_FIELDS)
-        for row in rows(engine, operator, batch_id):
-            writer.writerow(row)
-            count += 1
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_FIELDS)
+            for row in rows(engine, operator, batch_id):
+                writer.writerow(row)
+                count += 1
+    except OSError as error:
+        raise ConsoleError(
+            f"Could not write the order list {path} ({error.strerror or error}); the order is "
+            "recorded: export it again once the folder is fixed"
+        ) from error
     with session_scope(engine) as session:
         batch = session.get(ChannelBatch, batch_id)
         assert batch is not None

@@ -13,7 +13,7 @@ from services import channel_batches, coverage, paper_order
 from services.advisor import Option, Rates
 from services.channel_batches import ChannelItemState, Scope
 from services.delivery_ledger import BatchStatus
-from services.errors import InvalidInput, PermissionDenied
+from services.errors import ConsoleError, InvalidInput, PermissionDenied
 from services.models import AuditEvent, School, ScoreReport, Student
 from tests.channel_world import World, world
 
@@ -63,6 +63,9 @@ def test_order_for_a_school_class_and_the_lea(demo: World) -> None:
     assert summary.by_channel[Option.PAPER] == summary.students == summary.once
 
     # The CSV: one line per SSR, by SSID, with the school's CDS code.
+    (w.folder / "blocked").write_text("a file, not a folder")
+    with pytest.raises(ConsoleError, match="Could not write the order list"):
+        paper_order.export_csv(w.engine, operator, batch.id, w.folder / "blocked" / "ets.csv")
     path = w.folder / "orders" / "ets.csv"
     assert paper_order.export_csv(w.engine, operator, batch.id, path) == figures.ssrs
     with path.open(encoding="utf-8") as handle:
