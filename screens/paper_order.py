@@ -2,9 +2,9 @@
 
 Keys only: k school (the LEA, then each school in turn), j grade (a class: one grade of the
 school), f families (the plan's paper families, or every family not yet on a channel), ctrl+s
-place the order and write its CSV, v mark the selected order received from ETS. The count and
-cost show before anything is recorded; where ETS no longer offers paper the note says so and the
-order is refused.
+place the order and write its CSV, x write the selected order's CSV again, v mark the selected
+order received from ETS. The count and cost show before anything is recorded; where ETS no longer
+offers paper the note says so and the order is refused.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class PaperOrderScreen(ConsoleScreen):
         Binding("j", "grade", "Grade"),
         Binding("f", "families", "Families"),
         Binding("ctrl+s", "order", "Place order"),
+        Binding("x", "export", "Write CSV again"),
         Binding("v", "received", "Received"),
     ]
 
@@ -160,17 +161,31 @@ class PaperOrderScreen(ConsoleScreen):
                 who=self.who,
                 rates=self.rates,
             )
-            assert batch.id is not None
-            path = self.ctx.settings.data_dir / "orders" / f"ets-order-{batch.id}.csv"
-            count = paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch.id, path)
         except ConsoleError as error:
             self.notify(str(error), title="Not ordered", severity="error")
             return
-        self.query_one("#last", Static).update(
-            Content(f"Order {batch.id}: {count:,} SSRs listed in {path}")
-        )
+        assert batch.id is not None
         self._refresh()
         self._figures()
+        self._export(batch.id)
+
+    def action_export(self) -> None:
+        selected = self.query_one(ChannelBatchTable).selected_id
+        if selected is None:
+            self.notify("No order yet: press ctrl+s to place one", title="ETS paper")
+            return
+        self._export(selected)
+
+    def _export(self, batch_id: int) -> None:
+        path = self.ctx.settings.data_dir / "orders" / f"ets-order-{batch_id}.csv"
+        try:
+            count = paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch_id, path)
+        except ConsoleError as error:
+            self.notify(str(error), title="Order list not written", severity="error")
+            return
+        self.query_one("#last", Static).update(
+            Content(f"Order {batch_id}: {count:,} SSRs listed in {path}")
+        )
 
     def action_received(self) -> None:
         selected = self.query_one(ChannelBatchTable).selected_id
