@@ -54,6 +54,7 @@ SEARCH_LIMIT = 50
 MAX_REASON = 300
 _DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"[\d\s().+-]+")
+_BOUNCE = re.compile(r"^(document|password): 5\d\d\b")  # a 5xx refusal (services.mailer)
 
 
 # --- search --------------------------------------------------------------------------------------
@@ -434,6 +435,8 @@ def _audit(
             continue
         detail = json.loads(row.detail or "{}")
         text = _ACTION_TEXT.get(row.action, row.action.replace("_", " "))
+        if row.action == "delivery.failed" and _BOUNCE.match(str(detail.get("reason", ""))):
+            text = "Bounced: the mail server refused the message"
         extra = [
             str(detail[k])
             for k in ("message_id", "reason", "step", "resolution", "was", "now")

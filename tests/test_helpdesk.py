@@ -312,3 +312,39 @@ def test_lookup_and_actions_on_both_databases(any_url: str, tmp_path: Path) -> N
     assert any("No SSR received" in e.text for e in seen.events)
     assert audit.verify(engine).ok
     engine.dispose()
+
+
+async def test_a_refused_address_shows_as_bounced(
+    world: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    caaspp = operators.resolve(world, "caaspp")
+    with Session(world) as session:
+        school_id = session.exec(select(School.id).order_by(School.id)).first()
+    batch_id = batches.create(
+        world,
+        caaspp,
+        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
+        name="Spring SSRs",
+        password_delay=timedelta(0),
+    )
+    with Session(world) as session:
+        item = session.exec(
+            select(DeliveryItem)
+            .where(DeliveryItem.batch_id == batch_id)
+            .order_by(col(DeliveryItem.id))
+        ).first()
+        assert item is not None
+        student_id = session.exec(
+            select(StudentGuardian.student_id).where(
+                StudentGuardian.guardian_id == item.guardian_id
+            )
+        ).first()
+    bad = item.address
+    sink.rcpt_rules.append(lambda to, _n: "550 5.1.1 No such user" if to == bad else None)
+    await Worker(world, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    seen = helpdesk.family(world, operators.resolve(world, "helpdesk"), student_id)  # type: ignore[arg-type]
+    texts = [e.text for e in seen.events]
+    assert any(
+        t.startswith("Bounced: the mail server refused the message") and "550" in t for t in texts
+    ), texts
+    assert any(t.startswith("Now: failed") for t in texts)
