@@ -25,7 +25,10 @@ from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
 from services.models import utcnow
 from services.portal_readiness import Readiness, Setup
+from services.portal_tables import PortalShareSample
 
+TREND_POINTS = 5
+"""Daily share samples shown in the trend line (the newest)."""
 HANDOFF_KEYS = {"m": Option.PRINT, "t": Option.PAPER, "e": Option.SECURE}
 
 
@@ -33,6 +36,7 @@ class PortalReadinessScreen(ConsoleScreen):
     TITLE = "Portal readiness (A)"
     DEFAULT_CSS = """
     PortalReadinessScreen #checklist { height: auto; padding: 0 1; }
+    PortalReadinessScreen #trend { height: 1; padding: 0 1; color: $text-muted; }
     PortalReadinessScreen .answer { height: 1; padding: 0 1; }
     PortalReadinessScreen .answer Label { width: 22; }
     PortalReadinessScreen .answer Input { width: 30; }
@@ -58,6 +62,7 @@ class PortalReadinessScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Checking…", id="checklist")
+        yield Static("", id="trend")
         with Horizontal(classes="answer"):
             yield Label("Vendor (tab here)")
             yield Input(placeholder="vendor name", max_length=200, id="vendor", compact=True)
@@ -80,14 +85,26 @@ class PortalReadinessScreen(ConsoleScreen):
         try:
             state = portal_readiness.check(self.ctx.engine, self.ctx.operator)
             families = portal_readiness.not_reached(self.ctx.engine, self.ctx.operator, limit=200)
+            samples = portal_readiness.trend_since(self.ctx.engine, self.ctx.operator.lea_id)
         except ConsoleError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
             return
-        self.app.call_from_thread(self._show, state, families)
+        self.app.call_from_thread(self._show, state, families, samples)
 
-    def _show(self, state: Readiness, families: list[portal_readiness.Family]) -> None:
+    def _show(
+        self,
+        state: Readiness,
+        families: list[portal_readiness.Family],
+        samples: list[PortalShareSample],
+    ) -> None:
         self.answers = state.setup
         self._show_checklist(state)
+        trend = " → ".join(
+            f"{s.taken_on:%m-%d} {s.portal_families / s.families:.0%}"
+            for s in samples[-TREND_POINTS:]
+            if s.families
+        )
+        self.query_one("#trend", Static).update(Content(f"Portal share trend: {trend}"))
         self.query_one("#vendor", Input).value = state.setup.vendor_name
         on = state.setup.calpads_updated_on
         self.query_one("#calpads", Input).value = f"{on:%Y-%m-%d}" if on else ""

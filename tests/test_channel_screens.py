@@ -151,6 +151,7 @@ async def test_portal_readiness_screen_answers_and_hand_off(demo: World) -> None
         checklist = text(app, "#checklist")
         assert "[no] Parent/student portal active" in checklist
         assert "[ok] SIS-vendor credential valid" in checklist
+        assert "Portal share trend: " in text(app, "#trend") and "%" in text(app, "#trend")
         not_reached = app.screen.query_one("#families").row_count
         assert not_reached > 0
         # A bad date is refused and nothing is saved.
