@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Static
 
-from screens.base import ConsoleScreen
+from screens.channel_batch_screen import ChannelBatchScreen
 from services import channel_batches, coverage, paper_order, roster_facts
 from services.advisor import Option, Rates, money
 from services.channel_batches import Scope
@@ -33,7 +33,8 @@ WHO_TEXT = {
 }
 
 
-class PaperOrderScreen(ConsoleScreen):
+class PaperOrderScreen(ChannelBatchScreen):
+    CHANNEL = Option.PAPER
     TITLE = "Paper from ETS (D)"
     DEFAULT_CSS = """
     PaperOrderScreen #choices, PaperOrderScreen #figures, PaperOrderScreen #last {
@@ -121,18 +122,6 @@ class PaperOrderScreen(ConsoleScreen):
     def _show_figures(self, text: str, note: str) -> None:
         self.query_one("#figures", Static).update(Content(text))
         self.query_one("#note", Static).update(Content(f"NOTE: {note}" if note else ""))
-
-    @work(thread=True, exclusive=True, group="list")
-    def _refresh(self) -> None:
-        try:
-            rows = [
-                s
-                for s in channel_batches.summaries(self.ctx.engine, self.ctx.operator)
-                if s.channel == Option.PAPER.value
-            ]
-        except ConsoleError:
-            return
-        self.app.call_from_thread(self.query_one(ChannelBatchTable).show, rows)
 
     def action_school(self) -> None:
         self.school_index = (self.school_index + 1) % len(self.schools)

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import Static
 
-from screens.base import ConsoleScreen
+from screens.channel_batch_screen import ChannelBatchScreen
 from services import channel_batches, coverage, print_batch
 from services.advisor import Option, Rates, money
 from services.context import ConsoleContext
@@ -35,7 +35,8 @@ WHO_TEXT = {
 REFRESH_SECONDS = 1.0
 
 
-class PrintBatchScreen(ConsoleScreen):
+class PrintBatchScreen(ChannelBatchScreen):
+    CHANNEL = Option.PRINT
     TITLE = "Print locally (C)"
     DEFAULT_CSS = """
     PrintBatchScreen #choices, PrintBatchScreen #preview, PrintBatchScreen #last {
@@ -124,18 +125,6 @@ class PrintBatchScreen(ConsoleScreen):
         except ConsoleError as error:
             text = str(error)
         self.app.call_from_thread(self.query_one("#preview", Static).update, Content(text))
-
-    @work(thread=True, exclusive=True, group="list")
-    def _refresh(self) -> None:
-        try:
-            rows = [
-                s
-                for s in channel_batches.summaries(self.ctx.engine, self.ctx.operator)
-                if s.channel == Option.PRINT.value
-            ]
-        except ConsoleError:
-            return
-        self.app.call_from_thread(self.query_one(ChannelBatchTable).show, rows)
 
     def action_families(self) -> None:
         self.who = WHO[(WHO.index(self.who) + 1) % len(WHO)]

@@ -122,6 +122,15 @@ async def test_paper_order_screen_for_a_class_then_received(demo: World) -> None
         await settle(app, pilot)
         assert channel_batches.get(w.engine, w.operator(), 1).status is BatchStatus.FINISHED
         assert "finished" in str(app.screen.query_one("#orders").get_row_at(0))
+        # Cancelling asks for a second ctrl+x; then the students leave channel D.
+        await pilot.press("ctrl+x")
+        await settle(app, pilot)
+        assert any("Press ctrl+x again to cancel batch 1" in n for n in notes(app))
+        assert channel_batches.get(w.engine, w.operator(), 1).status is BatchStatus.FINISHED
+        await pilot.press("ctrl+x")
+        await settle(app, pilot)
+        assert channel_batches.get(w.engine, w.operator(), 1).status is BatchStatus.CANCELLED
+        assert coverage.summary(w.engine, w.operator()).by_channel[Option.PAPER] == 0
 
 
 async def test_paper_order_screen_says_where_ets_offers_no_paper(demo: World) -> None:
