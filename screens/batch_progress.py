@@ -255,7 +255,8 @@ class BatchProgressScreen(ConsoleScreen):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Cancel batch {self.batch_id}? Families not yet sent their document will not be."
+                f"Cancel batch {self.batch_id}? Families not yet sent their document will not be;"
+                " those who have it still get their password."
             ),
             answered,
         )

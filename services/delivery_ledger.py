@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
-from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services import audit
@@ -173,9 +173,15 @@ def _item_target(item_id: int) -> str:
     return f"delivery_item:{item_id}"
 
 
-def _runnable(session: Session) -> Any:
-    """Subquery of batches whose items may move now."""
-    return select(DeliveryBatch.id).where(DeliveryBatch.status == BatchStatus.RUNNING)
+RUNNABLE = (BatchStatus.RUNNING,)
+# A cancelled batch sends no new document, but a family whose document went out still gets its
+# password: cancelling must not strand a locked PDF.
+FINISHING = (BatchStatus.RUNNING, BatchStatus.CANCELLED)
+
+
+def batch_ids(statuses: Sequence[BatchStatus] = RUNNABLE) -> Any:
+    """Subquery of the batches in these statuses (by default those whose items may move now)."""
+    return select(DeliveryBatch.id).where(col(DeliveryBatch.status).in_(statuses))
 
 
 _S = TypeVar("_S", bound=GenerativeSelect)
@@ -296,7 +302,7 @@ def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]
                 .where(
                     DeliveryItem.state == ItemState.PENDING,
                     DeliveryItem.claimed_by.is_(None),  # type: ignore[union-attr]
-                    DeliveryItem.batch_id.in_(_runnable(session)),  # type: ignore[attr-defined]
+                    DeliveryItem.batch_id.in_(batch_ids()),  # type: ignore[attr-defined]
                 )
                 .order_by(DeliveryItem.id)  # type: ignore[arg-type]
                 .limit(limit),
@@ -362,6 +368,7 @@ def mark_failed(engine: Engine, item_id: int, expected: Sequence[ItemState], rea
                 _item_target(item_id),
                 {"batch": batch_id, "reason": reason[:200]},
             )
+            _finish_batches(session)
 
 
 # --- sending -------------------------------------------------------------------------------------
@@ -379,22 +386,23 @@ def claim_send(
     (the mailer's quota) runs in the same transaction and may veto the claim by returning False.
     """
     with session_scope(engine) as session:
-        runnable = _runnable(session)
         candidates = (
             (
                 ItemState.DOCUMENT_SENT,
                 ItemState.SENDING_PASSWORD,
                 Step.PASSWORD,
                 DeliveryItem.password_due_at <= now,  # type: ignore[operator]
+                batch_ids(FINISHING),
             ),
             (
                 ItemState.PACKAGED,
                 ItemState.SENDING_DOCUMENT,
                 Step.DOCUMENT,
                 DeliveryItem.next_attempt_at <= now,
+                batch_ids(),
             ),
         )
-        for source, target, step, due in candidates:
+        for source, target, step, due, runnable in candidates:
             row = session.exec(
                 _lock(
                     select(DeliveryItem)
@@ -557,6 +565,7 @@ def record_uncertain(engine: Engine, claim: Claim, reason: str) -> None:
                 _item_target(claim.item_id),
                 {"batch": claim.batch_id, "step": claim.step.value},
             )
+            _finish_batches(session)
 
 
 def _finish_batches(session: Session) -> None:

@@ -33,7 +33,6 @@ from services import batches, messages, packaging, password_vault
 from services import delivery_ledger as ledger
 from services.db import is_sqlite, session_scope
 from services.delivery_ledger import (
-    BatchStatus,
     Claim,
     DeliveryBatch,
     DeliveryItem,
@@ -421,24 +420,20 @@ class Worker:
 
 
 def next_due(engine: Engine) -> datetime | None:
-    """When the earliest open item of a running batch can next move (now for work in hand)."""
-    running = select(DeliveryBatch.id).where(DeliveryBatch.status == BatchStatus.RUNNING)
+    """When the earliest open item can next move (now for work in hand): items of running batches,
+    and the passwords still owed to families of cancelled batches."""
+    running, finishing = ledger.batch_ids(), ledger.batch_ids(ledger.FINISHING)
+    state, batch = col(DeliveryItem.state), col(DeliveryItem.batch_id)
     now = utcnow()
     with Session(engine) as session:
-        base = (
+        in_hand = session.exec(
             select(func.count())
             .select_from(DeliveryItem)
-            .where(col(DeliveryItem.batch_id).in_(running))
-        )
-        in_hand = session.exec(
-            base.where(
-                DeliveryItem.state.in_(  # type: ignore[attr-defined]
-                    [
-                        ItemState.PENDING,
-                        ItemState.SENDING_DOCUMENT,
-                        ItemState.SENDING_PASSWORD,
-                        ItemState.PASSWORD_SENT,
-                    ]
+            .where(
+                or_(
+                    state.in_([ItemState.PENDING, ItemState.SENDING_DOCUMENT]) & batch.in_(running),
+                    state.in_([ItemState.SENDING_PASSWORD, ItemState.PASSWORD_SENT])
+                    & batch.in_(finishing),
                 )
             )
         ).one()
@@ -446,8 +441,7 @@ def next_due(engine: Engine) -> datetime | None:
             return now
         packaged = session.exec(
             select(func.min(DeliveryItem.next_attempt_at)).where(
-                DeliveryItem.batch_id.in_(running),  # type: ignore[attr-defined]
-                DeliveryItem.state == ItemState.PACKAGED,
+                batch.in_(running), state == ItemState.PACKAGED
             )
         ).one()
         waiting = session.exec(
@@ -461,10 +455,7 @@ def next_due(engine: Engine) -> datetime | None:
                         else_=DeliveryItem.next_attempt_at,
                     )
                 )
-            ).where(
-                DeliveryItem.batch_id.in_(running),  # type: ignore[attr-defined]
-                DeliveryItem.state == ItemState.DOCUMENT_SENT,
-            )
+            ).where(batch.in_(finishing), state == ItemState.DOCUMENT_SENT)
         ).one()
     times = [t for t in (packaged, waiting) if t is not None]
     return min(times) if times else None

@@ -225,3 +225,30 @@ def test_two_workers_share_a_batch_on_postgresql(pg_url: str, tmp_path: Path) ->
         engine.dispose()
     finally:
         sink.stop()
+
+
+async def test_cancel_stops_documents_but_still_sends_passwords_already_owed(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    caaspp = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine,
+        caaspp,
+        batches.Selection(batches.Source.GRADE, grade=3),
+        name="cancel midway",
+        password_delay=timedelta(0),
+    )
+    config = settings(tmp_path, sink, smtp=smtp_settings(sink, per_day=3, connections=1))
+    clock_day = datetime.now(UTC) + timedelta(days=1)
+    # three messages a day: one family done, the next has its document only, then the cap
+    await Worker(engine, config, clock=lambda: clock_day, config=FAST).run(once=True)
+    counts = ledger.state_counts(engine, batch_id)
+    assert counts[ItemState.DONE] == 1 and counts[ItemState.DOCUMENT_SENT] == 1
+    ledger.set_batch_status(engine, Actor.of(caaspp), batch_id, BatchStatus.CANCELLED)
+    next_day = clock_day + timedelta(days=1)
+    await Worker(engine, config, clock=lambda: next_day, config=FAST).run(once=True)
+    counts = ledger.state_counts(engine, batch_id)
+    assert ItemState.DOCUMENT_SENT not in counts, "a family was left with a locked PDF"
+    assert counts[ItemState.CANCELLED] >= 1 and counts[ItemState.DONE] >= 1
+    for parts in sink.by_item().values():
+        assert len(parts["document"]) == len(parts["password"]) == 1
