@@ -18,16 +18,17 @@ import socket
 import tempfile
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import update
-from sqlmodel import Session, func, select
+from sqlalchemy import insert, literal, true, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, func, select
 
 from services import batches, db, demo, mailer, operators
 from services.delivery_ledger import DeliveryItem, ItemState
-from services.models import ScoreReport
+from services.models import ScoreReport, Student
 from services.settings import Settings
 from services.worker import Worker, WorkerConfig
 
@@ -109,7 +110,41 @@ def seed(folder: Path, students: int, full: bool) -> Settings:
     with Session(sample_engine) as session:
         files = list(session.exec(select(ScoreReport.file_path)).all())
     demo.seed(engine, settings, students=students, seed=2026, pdfs=False)
+    # rows only has no reports: one CAASPP SSR per student, an ELPAC one per English learner
+    now = datetime.now(UTC)
     with engine.begin() as connection:
+        for program, test, where in (
+            ("CAASPP", "SB", true()),
+            ("ELPAC", "SUMMATIVE", col(Student.english_learner)),
+        ):
+            connection.execute(
+                insert(ScoreReport).from_select(
+                    [
+                        "student_id",
+                        "program",
+                        "admin_year",
+                        "test",
+                        "language",
+                        "version",
+                        "file_path",
+                        "sha256",
+                        "size_bytes",
+                        "received_at",
+                    ],
+                    sa_select(
+                        col(Student.id),
+                        literal(program),
+                        literal(2026),
+                        literal(test),
+                        literal("en"),
+                        literal(1),
+                        literal(""),
+                        literal(""),
+                        literal(0),
+                        literal(now, type_=ScoreReport.__table__.c.received_at.type),
+                    ).where(where),
+                )
+            )
         for index, path in enumerate(files):
             connection.execute(
                 update(ScoreReport)
