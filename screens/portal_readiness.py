@@ -24,6 +24,7 @@ from services.advisor import Option, Rates
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
 from services.models import utcnow
+from services.permissions import Permission, allowed
 from services.portal_readiness import Readiness, Setup
 from services.portal_tables import PortalShareSample
 
@@ -84,8 +85,12 @@ class PortalReadinessScreen(ConsoleScreen):
     def _load(self) -> None:
         try:
             state = portal_readiness.check(self.ctx.engine, self.ctx.operator)
-            families = portal_readiness.not_reached(self.ctx.engine, self.ctx.operator, limit=200)
             samples = portal_readiness.trend_since(self.ctx.engine, self.ctx.operator.lea_id)
+            families: list[portal_readiness.Family] = []
+            if allowed(self.ctx.operator, Permission.VIEW_CONTACTS):
+                families = portal_readiness.not_reached(
+                    self.ctx.engine, self.ctx.operator, limit=200
+                )
         except ConsoleError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
             return

@@ -203,3 +203,19 @@ async def test_coverage_screen_lists_the_uncovered_and_finds_one_by_ssid(demo: W
         rows = [window.get_row_at(i) for i in range(window.row_count)]
         assert rows and all(str(r[0]).startswith(first.ssid[:8]) for r in rows)
         assert str(rows[0][4]) == "in no batch yet"
+
+
+async def test_portal_checklist_for_the_tech_coordinator_without_family_details(
+    demo: World,
+) -> None:
+    app = app_for(demo, "tech")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("w")
+        await settle(app, pilot)
+        assert isinstance(app.screen, PortalReadinessScreen)
+        assert "[no] Parent/student portal active" in text(app, "#checklist")
+        assert app.screen.query_one("#families").row_count == 0
+        await pilot.press("m")
+        await settle(app, pilot)
+        assert any("Not handed off: A technology coordinator may not" in n for n in notes(app))
