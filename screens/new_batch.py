@@ -34,6 +34,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         super().__init__()
         self.ctx = ctx
         self.previewed: tuple[str, str] | None = None
+        self.policy: batches.PasswordPolicy | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -71,6 +72,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         try:
             selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
             preview = batches.dry_run(ctx.engine, ctx.operator, selection)
+            self.policy = batches.PasswordPolicy.from_settings(ctx.settings)
         except ConsoleError as error:
             self.app.call_from_thread(self._show_error, str(error))
             return
@@ -93,7 +95,9 @@ class NewBatchScreen(ModalScreen[int | None]):
             f"{preview.families:,} families will get {preview.ssrs:,} SSRs by email.\n"
             f"{preview.without_email:,} families in this scope have no email address "
             "(plan print or paper for them).\n"
-            f"By language: {languages or 'none'}\n\n{samples}"
+            f"By language: {languages or 'none'}\n"
+            f"Passwords go by {self.policy.channel if self.policy else 'email'}, "
+            f"{self._delay()} after each document is accepted.\n\n{samples}"
         )
         self.previewed = fields if preview.families else None
         self.query_one("#create", Button).disabled = self._fields() != self.previewed
@@ -106,12 +110,24 @@ class NewBatchScreen(ModalScreen[int | None]):
         ctx = self.ctx
         try:
             selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
-            batch_id = batches.create(ctx.engine, ctx.operator, selection, name=name)
+            policy = self.policy or batches.PasswordPolicy.from_settings(ctx.settings)
+            batch_id = batches.create(
+                ctx.engine,
+                ctx.operator,
+                selection,
+                name=name,
+                password_channel=policy.channel,
+                password_delay=policy.delay,
+            )
         except ConsoleError as error:
             self._show_error(str(error))
             return
         self.notify(f"Batch {batch_id} created; the worker starts sending it", title="New batch")
         self.dismiss(batch_id)
+
+    def _delay(self) -> str:
+        minutes = self.policy.delay.total_seconds() / 60 if self.policy else 5
+        return f"{minutes:g} minutes" if minutes else "right"
 
     def action_close(self) -> None:
         self.dismiss(None)

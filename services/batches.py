@@ -738,3 +738,28 @@ def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
             raise InvalidInput(f"No school of your LEA has the CDS code {words[1]}")
         return Selection(Source.SCHOOL, school_id=school_id)
     raise InvalidInput("Type a scope: lea, plan, grade <number> or school <14-digit CDS code>")
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """How a new batch sends passwords: ``[delivery] password_channel`` (email or sms) and
+    ``password_delay_minutes`` after the document was accepted (default: email, 5 minutes)."""
+
+    channel: str = "email"
+    delay: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PasswordPolicy:
+        section = settings.extra.get("delivery") or {}
+        if not isinstance(section, dict):
+            raise InvalidInput("The [delivery] configuration must be a table of keys")
+        channel = str(section.get("password_channel", cls.channel))
+        if channel not in ("email", "sms"):
+            raise InvalidInput("[delivery] password_channel must be email or sms")
+        try:
+            minutes = float(section.get("password_delay_minutes", 5))
+        except (TypeError, ValueError):
+            raise InvalidInput("[delivery] password_delay_minutes must be a number") from None
+        if minutes < 0:
+            raise InvalidInput("[delivery] password_delay_minutes cannot be negative")
+        return cls(channel, timedelta(minutes=minutes))

@@ -103,6 +103,7 @@ class SendResult:
     outcome: Outcome
     detail: str
     connection_error: bool = False  # the relay itself is unreachable; not this family's fault
+    message_id: str = ""  # the Message-ID of an accepted email, for tracing it in the relay's log
 
 
 def _said(error: aiosmtplib.SMTPResponseException) -> str:
@@ -166,7 +167,11 @@ class SmtpConnection:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
             await self.close()
             return SendResult(Outcome.UNCERTAIN, f"no answer after the message data: {error}")
-        return SendResult(Outcome.ACCEPTED, f"{response.code} {response.message}".strip())
+        return SendResult(
+            Outcome.ACCEPTED,
+            f"{response.code} {response.message}".strip(),
+            message_id=str(message["Message-ID"] or ""),
+        )
 
     async def _reset(self, error: aiosmtplib.SMTPResponseException) -> None:
         if error.code == 421 or self._client is None or not self._client.is_connected:

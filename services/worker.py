@@ -361,7 +361,11 @@ class Worker:
         log.info("item %s %s: %s", claim.item_id, claim.step.value, result.outcome.value)
         if result.outcome is Outcome.ACCEPTED:
             ledger.record_accepted(
-                self.engine, claim, result.detail[:200], now=now, password_delay=info.delay
+                self.engine,
+                claim,
+                (result.message_id or result.detail)[:200],
+                now=now,
+                password_delay=info.delay,
             )
             if claim.step is Step.DOCUMENT:
                 self.tally.documents += 1

@@ -252,3 +252,18 @@ async def test_cancel_stops_documents_but_still_sends_passwords_already_owed(
     assert counts[ItemState.CANCELLED] >= 1 and counts[ItemState.DONE] >= 1
     for parts in sink.by_item().values():
         assert len(parts["document"]) == len(parts["password"]) == 1
+
+
+def test_password_policy_comes_from_the_delivery_settings() -> None:
+    def policy(**delivery: object) -> batches.PasswordPolicy:
+        config = Settings(
+            database_url="sqlite://", data_dir=Path("."), extra={"delivery": delivery}
+        )
+        return batches.PasswordPolicy.from_settings(config)
+
+    assert policy() == batches.PasswordPolicy("email", timedelta(minutes=5))
+    assert policy(password_channel="sms", password_delay_minutes=0).delay == timedelta(0)
+    with pytest.raises(InvalidInput, match="email or sms"):
+        policy(password_channel="fax")
+    with pytest.raises(InvalidInput, match="number"):
+        policy(password_delay_minutes="soon")

@@ -188,6 +188,7 @@ async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, tmp_path:
         await settle(pilot)
         preview = text(app.screen, "#preview")
         assert "families will get" in preview and "Spanish" in preview
+        assert "Passwords go by email, 5 minutes after" in preview
         assert not app.screen.query_one("#create").disabled
         await pilot.click("#create")
         await settle(pilot)
