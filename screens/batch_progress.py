@@ -115,8 +115,8 @@ class BatchProgressScreen(ConsoleScreen):
     BatchProgressScreen ProgressBar { padding: 0 1; }
     BatchProgressScreen #figures { height: 3; padding: 0 1; }
     BatchProgressScreen #tables { height: 1fr; }
-    BatchProgressScreen #schools { width: 2fr; }
-    BatchProgressScreen #problems { width: 3fr; }
+    BatchProgressScreen #schools { width: 38; }
+    BatchProgressScreen #problems { width: 1fr; }
     """
     BINDINGS = [
         Binding("p", "pause_resume", "Pause/resume"),
@@ -207,7 +207,7 @@ class BatchProgressScreen(ConsoleScreen):
         table.clear()
         for school in progress.schools:
             table.add_row(
-                school.school[:28],
+                school.school[:16],
                 f"{school.done:,}/{school.total:,}",
                 f"{school.failed:,}",
                 f"{school.uncertain:,}",
