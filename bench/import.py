@@ -6,7 +6,12 @@ The demo (database and PDFs) is generated once into ``--workdir`` and reused; be
 ``score_report`` rows and the content store are cleared so every PDF is imported afresh, through
 the same code as ``ssr-console import``. The import runs in a child process, so its peak RSS is
 the import's alone, and RSS is sampled at each quarter of the run to show it stays flat.
-``--workers`` sets the PDF-checking processes (default: one per core); their own peak is shown.
+``--workers`` sets the PDF-checking processes (default: one per core).
+
+Measured 2026-11-25 on the shared 2-core machine (load average 6-8 from other work), 2 workers:
+2,090 SSRs 298/s, peak RSS 91 MB; 20,503 SSRs 295/s, 94 MB; 50,459 SSRs 258/s, 99 MB (RSS 92-95
+MB from the first quarter to the end); 1.6-1.7 ms CPU per SSR in the importing process. The
+300,000-SSR demo was not generated (about 80 minutes of rendering at that load).
 """
 
 from __future__ import annotations
