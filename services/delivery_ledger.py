@@ -15,6 +15,7 @@ machines) share a batch; SQLite runs one worker. Each claim is also a guarded up
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from services import audit
 from services.audit import SYSTEM_ACTOR, Actor
 from services.db import is_sqlite, session_scope
-from services.errors import InvalidInput, NotFound
+from services.errors import ConsoleError, InvalidInput, NotFound
 from services.models import _enum, utcnow
 
 
@@ -208,8 +209,27 @@ def _set_state(
 
 
 def register_worker(engine: Engine, worker_id: str, host: str, pid: int) -> None:
+    """Record a starting worker. On SQLite, refuse while another worker process on this host is
+    alive: SQLite runs one worker, and a second would mistake the first's sends for a crash's."""
     with session_scope(engine) as session:
+        if is_sqlite(engine):
+            for other in session.exec(select(DeliveryWorker)).all():
+                if other.id != worker_id and other.host == host and _alive(other.pid):
+                    raise ConsoleError(
+                        f"Another worker (pid {other.pid}) is running on this SQLite database; "
+                        "SQLite runs one worker (use PostgreSQL for several)"
+                    )
         session.merge(DeliveryWorker(id=worker_id, host=host, pid=pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def heartbeat(engine: Engine, worker_id: str) -> None:

@@ -267,3 +267,16 @@ def test_password_policy_comes_from_the_delivery_settings() -> None:
         policy(password_channel="fax")
     with pytest.raises(InvalidInput, match="number"):
         policy(password_delay_minutes="soon")
+
+
+def test_a_second_worker_on_sqlite_is_refused_while_the_first_lives(engine: Engine) -> None:
+    import socket
+
+    ledger.register_worker(engine, "first", socket.gethostname(), os.getpid())
+    with pytest.raises(ConsoleError, match="SQLite runs one worker"):
+        ledger.register_worker(engine, "second", socket.gethostname(), os.getpid() + 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ledger.unregister_worker(engine, "first")
+    ledger.register_worker(engine, "killed", socket.gethostname(), dead.pid)
+    ledger.register_worker(engine, "second", socket.gethostname(), os.getpid())  # killed is dead
