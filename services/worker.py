@@ -39,7 +39,7 @@ from services.delivery_ledger import (
     ItemState,
     Step,
 )
-from services.errors import InvalidInput
+from services.errors import ConsoleError, InvalidInput
 from services.mailer import (
     MailConfig,
     Outcome,
@@ -328,7 +328,10 @@ class Worker:
                 now=self.clock(),
             )
             return await connection.send(message)
-        password = self.vault.open(claim.sealed_password or "")
+        try:
+            password = self.vault.open(claim.sealed_password or "")
+        except ConsoleError as error:  # a replaced vault key: nothing is sent, the item says why
+            return SendResult(Outcome.FAILED, str(error))
         if info.channel == "sms":
             if self._sms is None:
                 return SendResult(

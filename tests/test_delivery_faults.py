@@ -233,3 +233,29 @@ async def test_per_minute_cap_waits_for_the_next_minute(
     operator = operators.resolve(engine, "caaspp")
     progress = batches.progress(engine, operator, batch_id, per_minute_cap=2, now=clock.now)
     assert progress.eta is not None and progress.remaining_messages > 0
+
+
+async def test_a_replaced_vault_key_fails_the_password_step_with_a_reason(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    from cryptography.fernet import Fernet
+
+    sink.start()
+    batch_id = make_batch(engine)
+    clock = Clock((datetime.now(UTC) + timedelta(days=1)).replace(hour=12))
+
+    def config(key: bytes, **smtp: object) -> Settings:
+        base = settings(tmp_path, sink, **smtp)
+        return Settings(
+            database_url=base.database_url,
+            data_dir=base.data_dir,
+            extra={**base.extra, "delivery": {"vault_key": key.decode()}},
+        )
+
+    first, second = Fernet.generate_key(), Fernet.generate_key()
+    await Worker(engine, config(first, per_day=1), clock=clock, config=FAST).run(once=True)
+    [sent] = [i for i in items(engine, batch_id) if i.state == ItemState.DOCUMENT_SENT]
+    await Worker(engine, config(second), clock=clock, config=FAST).run(once=True)
+    failed = {i.id: i for i in items(engine, batch_id)}[sent.id]
+    assert failed.state == ItemState.FAILED and "vault key" in (failed.error or "")
+    assert sink.by_item()[sent.id]["password"] == []
