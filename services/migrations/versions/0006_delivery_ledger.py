@@ -1,7 +1,7 @@
 """delivery ledger: batches, one item per family, worker heartbeats, persisted send quota
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-25 15:29:43.086849
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0006'
-down_revision: str | None = '0001'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

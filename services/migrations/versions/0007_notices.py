@@ -1,7 +1,7 @@
 """notice ledger and scheduler lock
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0006
 Create Date: 2026-11-25 15:50:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0007'
-down_revision: str | None = '0001'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

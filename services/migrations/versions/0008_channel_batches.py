@@ -1,7 +1,7 @@
 """print, paper-order and portal batches (channels A, C, D) and portal readiness answers
 
 Revision ID: 0008
-Revises: 0001
+Revises: 0007
 Create Date: 2026-11-25 16:20:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0001'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """student groups, family channel choices and the report units behind aggregate reports
 
 Revision ID: 0009
-Revises: 0001
+Revises: 0008
 Create Date: 2026-11-25 15:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0001'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
