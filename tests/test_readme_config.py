@@ -1,0 +1,42 @@
+"""The configuration example in README.md is accepted by every section's parser.
+
+Documentation that drifts from the code misleads the technology coordinator who installs the
+console; this test reads the README's TOML block and hands it to the real config loader.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from console import config
+from console.scheduler import SchedulerConfig
+from services.advisor import Rates
+from services.batches import PasswordPolicy
+from services.channel_batches import configured_rates
+from services.credentials import CredentialPolicy
+from services.intake import IntakeOptions
+from services.mailer import MailConfig
+from services.sms_gateway import SmsConfig
+from services.worker import WorkerConfig
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_configuration_example_is_accepted(tmp_path: Path) -> None:
+    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert block, "README.md lost its configuration example"
+    path = tmp_path / "config.toml"
+    path.write_text(block.group(1))
+    settings = config.load(path)
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.operator == "caaspp"
+    assert MailConfig.from_settings(settings).per_day == 10000
+    assert SmsConfig.from_settings(settings) is not None
+    WorkerConfig.from_settings(settings)
+    PasswordPolicy.from_settings(settings)
+    assert CredentialPolicy.from_settings(settings) is not None
+    assert SchedulerConfig.from_settings(settings).scan_minutes == 5
+    IntakeOptions.from_settings(settings)
+    assert isinstance(configured_rates(settings), Rates)
+    assert settings.extra["ssh"]["port"] == 2222
