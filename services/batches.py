@@ -334,10 +334,6 @@ class FamilyReport:
     language: str
     file_path: str
 
-    @property
-    def attachment_name(self) -> str:
-        return f"SSR_{self.program}_{self.test}_{self.admin_year}_{self.language}_{self.ssid}.pdf"
-
 
 def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
     """The SSRs of one guardian's children in the batch's scope, in a stable order."""
@@ -634,7 +630,7 @@ async def test_send(
         sample = Path(folder) / "SAMPLE.pdf"
         _sample_pdf(sample)
         packaged = Path(folder) / "SSR_SAMPLE_0000000000.pdf"
-        packaging.encrypt_pdf(sample, packaged, password)
+        packaging.package([sample], packaged, password)
         name = operator.display_name
         document = messages.document_message(
             language, guardian_name=name, lea_name=lea_name, count=1

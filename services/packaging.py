@@ -1,14 +1,14 @@
-"""Packaging: each SSR encrypted with AES-256 (PDF 2.0, R=6) and verified by reopening it.
+"""Packaging: a family's SSRs in one PDF, encrypted with AES-256 (R=6), verified by reopening it.
 
-A family's PDFs share one user password, a passphrase of common English words a parent can type on
+The user password is a passphrase of common English words a parent can type on
 any keyboard: six words from a 2048-word list, at most 32 characters in all, because Poppler-based
 readers (Evince, Okular, many phone viewers) silently cut longer passwords even for AES-256. Drawing
-uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bits``). Each file gets
-its own random owner password, which is never stored. A package is written to a temporary name and
+uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bits``). Each package
+gets its own random owner password, which is never stored. A package is written to a temporary name and
 renamed only after PDFium (a second, independent PDF implementation) opened it with the user
 password, so nothing unverified can be attached.
 
-``package_files`` is a plain function of paths and strings so a process pool can run it on every core.
+``package`` is a plain function of paths and strings so a process pool can run it on every core.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import math
 import os
 import secrets
 from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -82,20 +84,33 @@ def owner_password() -> str:
 
 @dataclass(frozen=True)
 class PackagedFile:
-    source: str
+    sources: tuple[str, ...]
     output: str
     pages: int
     size_bytes: int
 
 
-def encrypt_pdf(source: Path, output: Path, user_password: str) -> PackagedFile:
-    """Encrypt one PDF to ``output`` (AES-256, R=6) and verify it before it takes its final name."""
+def package(sources: Sequence[Path | str], output: Path, user_password: str) -> PackagedFile:
+    """A family's SSRs merged into one PDF, encrypted (AES-256, R=6) and verified, all or nothing.
+
+    One file per family means one password prompt for the parent and one (deliberately slow) R=6
+    key derivation per family instead of one per SSR. The output takes its final name only after
+    ``verify``; on any failure nothing is left behind.
+    """
     if not user_password:
         raise PackagingError("An SSR package needs a non-empty password")
+    if not sources:
+        raise PackagingError("An SSR package needs at least one SSR")
     temp = output.with_name(output.name + ".part")
+    current = Path(sources[0])
     try:
-        with pikepdf.open(source) as pdf:
-            pdf.save(
+        with ExitStack() as stack:
+            merged = stack.enter_context(pikepdf.open(current))
+            for source in sources[1:]:
+                current = Path(source)
+                merged.pages.extend(stack.enter_context(pikepdf.open(current)).pages)
+            current = output
+            merged.save(
                 temp,
                 encryption=pikepdf.Encryption(
                     user=user_password, owner=owner_password(), R=6, aes=True
@@ -104,9 +119,12 @@ def encrypt_pdf(source: Path, output: Path, user_password: str) -> PackagedFile:
         pages = verify(temp, user_password)
     except (pikepdf.PdfError, OSError) as error:
         temp.unlink(missing_ok=True)
-        raise PackagingError(f"{source.name} could not be encrypted: {error}") from None
+        raise PackagingError(f"{current.name} could not be packaged: {error}") from None
+    except PackagingError:
+        temp.unlink(missing_ok=True)
+        raise
     os.replace(temp, output)
-    return PackagedFile(str(source), str(output), pages, output.stat().st_size)
+    return PackagedFile(tuple(str(s) for s in sources), str(output), pages, output.stat().st_size)
 
 
 def verify(path: Path, user_password: str) -> int:
@@ -114,7 +132,7 @@ def verify(path: Path, user_password: str) -> int:
     qpdf that wrote it: it must open, use the AES-256 security handler (R=6) and have pages.
 
     An unencrypted file reports revision -1 and is refused. Each R=6 password check is deliberately
-    slow (Algorithm 2.B), so one reopen is the whole check; ``encrypt_pdf`` never writes an empty
+    slow (Algorithm 2.B), so one reopen is the whole check; ``package`` never writes an empty
     user password, and the tests show with qpdf and pdftotext that the files refuse to open without it.
     """
     try:
@@ -133,17 +151,3 @@ def verify(path: Path, user_password: str) -> int:
     if pages == 0:
         raise PackagingError(f"{path.name} has no pages")
     return pages
-
-
-def package_files(jobs: list[tuple[str, str]], user_password: str) -> list[PackagedFile]:
-    """Encrypt and verify each (source, output) pair with one password; all or nothing."""
-    done: list[PackagedFile] = []
-    try:
-        for source, output in jobs:
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            done.append(encrypt_pdf(Path(source), Path(output), user_password))
-    except PackagingError:
-        for packaged in done:
-            Path(packaged.output).unlink(missing_ok=True)
-        raise
-    return done

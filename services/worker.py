@@ -252,10 +252,13 @@ class Worker:
         folder = self.outbox / str(batch.id) / str(item_id)
         shutil.rmtree(folder, ignore_errors=True)  # what a killed worker may have left
         password = packaging.passphrase()
-        jobs = [(r.file_path, str(folder / r.attachment_name)) for r in reports]
+        ssids = sorted({r.ssid for r in reports})
+        output = folder / f"SSR_{'_'.join(ssids)}.pdf"
+        sources = [r.file_path for r in reports]
         loop = asyncio.get_running_loop()
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            await loop.run_in_executor(pool, packaging.package_files, jobs, password)
+            await loop.run_in_executor(pool, packaging.package, sources, output, password)
         except packaging.PackagingError as error:
             ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], str(error))
             self.tally.failed += 1
@@ -265,7 +268,7 @@ class Worker:
             self.engine, item_id, str(folder), self.vault.seal(password), len(reports)
         ):
             self.tally.packaged += 1
-            log.info("item %s packaged: %s", item_id, ", ".join(sorted({r.ssid for r in reports})))
+            log.info("item %s packaged: %s", item_id, ", ".join(ssids))
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -316,7 +319,7 @@ class Worker:
                     Outcome.FAILED, "the encrypted package is missing; retry to rebuild it"
                 )
             text = messages.document_message(
-                claim.language, guardian_name=name, lea_name=info.lea_name, count=len(files)
+                claim.language, guardian_name=name, lea_name=info.lea_name, count=claim.ssr_count
             )
             message = build_message(
                 self.mail,

@@ -129,8 +129,8 @@ def smtp_settings(sink: MailSink, **overrides: object) -> dict[str, object]:
 
 def check_family(tmp: Path, document: Received, password: Received | str) -> int:
     """Open every attachment of ``document`` with qpdf and pdftotext using the password taken from
-    the separate ``password`` message (or SMS text); each must refuse to open without it. Returns
-    the number of files checked."""
+    the separate ``password`` message (or SMS text); each must refuse to open without it, and
+    show every SSID its name lists. Returns the number of files checked."""
     secret = password if isinstance(password, str) else password.password()
     assert secret not in document.body, "the password must not travel with the document"
     files = document.attachments()
@@ -138,8 +138,8 @@ def check_family(tmp: Path, document: Received, password: Received | str) -> int
     for name, data in files:
         path = tmp / f"{document.index}-{name}"
         path.write_bytes(data)
-        ssid = re.search(r"_(\d{10})\.pdf$", name)
-        assert ssid, name
+        ssids = re.findall(r"\d{10}", name)
+        assert ssids, name
         locked = subprocess.run(
             ["qpdf", "--decrypt", str(path), str(path) + ".plain"], capture_output=True
         )
@@ -152,7 +152,7 @@ def check_family(tmp: Path, document: Received, password: Received | str) -> int
         text = subprocess.run(
             ["pdftotext", "-upw", secret, str(path), "-"], capture_output=True, text=True
         )
-        assert text.returncode == 0 and ssid.group(1) in text.stdout
+        assert text.returncode == 0 and all(ssid in text.stdout for ssid in ssids)
         assert subprocess.run(["pdftotext", str(path), "-"], capture_output=True).returncode != 0
     return len(files)
 

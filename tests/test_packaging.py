@@ -35,8 +35,9 @@ def test_passphrases_are_typeable_strong_and_short_enough_for_every_reader() -> 
 def test_encrypted_pdf_is_aes256_r6_and_opens_only_with_the_password(tmp_path: Path) -> None:
     source = make_pdf(tmp_path / "in.pdf")
     password = packaging.passphrase()
-    result = packaging.encrypt_pdf(source, tmp_path / "out.pdf", password)
-    assert result.pages == 1
+    second = make_pdf(tmp_path / "in2.pdf", "SSID 2345678901")
+    result = packaging.package([source, second], tmp_path / "out.pdf", password)
+    assert result.pages == 2
     shown = subprocess.run(
         ["qpdf", f"--password={password}", "--show-encryption", str(tmp_path / "out.pdf")],
         capture_output=True,
@@ -49,7 +50,7 @@ def test_encrypted_pdf_is_aes256_r6_and_opens_only_with_the_password(tmp_path: P
         capture_output=True,
         text=True,
     )
-    assert "1234567890" in text.stdout
+    assert "1234567890" in text.stdout and "2345678901" in text.stdout
     locked = subprocess.run(["pdftotext", str(tmp_path / "out.pdf"), "-"], capture_output=True)
     assert locked.returncode != 0
     with pytest.raises(pikepdf.PasswordError):
@@ -67,14 +68,14 @@ def test_a_damaged_source_fails_cleanly_and_leaves_nothing(tmp_path: Path) -> No
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(b"%PDF-1.7\nthis is not a pdf")
     out = tmp_path / "out"
-    jobs = [(str(good), str(out / "a.pdf")), (str(bad), str(out / "b.pdf"))]
-    with pytest.raises(PackagingError, match="bad.pdf could not be encrypted"):
-        packaging.package_files(jobs, packaging.passphrase())
+    out.mkdir()
+    with pytest.raises(PackagingError, match="bad.pdf could not be packaged"):
+        packaging.package([good, bad], out / "family.pdf", packaging.passphrase())
     assert list(out.iterdir()) == [], "a partial package was left behind"
 
 
 def test_a_missing_source_is_a_packaging_error(tmp_path: Path) -> None:
-    with pytest.raises(PackagingError):
-        packaging.package_files(
-            [(str(tmp_path / "gone.pdf"), str(tmp_path / "o.pdf"))], packaging.passphrase()
-        )
+    with pytest.raises(PackagingError, match="gone.pdf"):
+        packaging.package([tmp_path / "gone.pdf"], tmp_path / "o.pdf", packaging.passphrase())
+    with pytest.raises(PackagingError, match="non-empty password"):
+        packaging.package([tmp_path / "gone.pdf"], tmp_path / "o.pdf", "")
