@@ -280,3 +280,48 @@ def test_a_second_worker_on_sqlite_is_refused_while_the_first_lives(engine: Engi
     ledger.unregister_worker(engine, "first")
     ledger.register_worker(engine, "killed", socket.gethostname(), dead.pid)
     ledger.register_worker(engine, "second", socket.gethostname(), os.getpid())  # killed is dead
+
+
+def test_plan_batch_takes_the_plans_secure_electronic_families(engine: Engine) -> None:
+    from services import plan
+    from services.advisor import Answers, Option, channel_for
+    from services.models import ScoreReport, StudentGuardian
+    from services.roster_facts import has_text, roster_facts
+
+    caaspp = operators.resolve(engine, "caaspp")
+    channels = (Option.PORTAL, Option.SECURE, Option.PRINT)
+    plan.save(
+        engine,
+        caaspp,
+        Answers(True, True, False, 0.6),
+        roster_facts(engine, caaspp.lea_id),
+        channels=channels,
+        reason="portal first, then secure email, then print",
+    )
+    with Session(engine) as session:
+        with_reports = set(
+            session.exec(
+                select(StudentGuardian.guardian_id).join(
+                    ScoreReport, ScoreReport.student_id == StudentGuardian.student_id
+                )
+            ).all()
+        )
+        expected = {
+            g.id
+            for g in session.exec(select(Guardian)).all()
+            if g.id in with_reports
+            and channel_for(channels, portal=g.uses_portal, email=has_text(g.email))
+            is Option.SECURE
+        }
+    preview = batches.dry_run(engine, caaspp, batches.Selection(batches.Source.PLAN))
+    assert preview.families == len(expected) > 0 and preview.without_email == 0
+    batch_id = batches.create(engine, caaspp, batches.Selection(batches.Source.PLAN), name="Plan B")
+    with Session(engine) as session:
+        chosen = set(
+            session.exec(
+                select(ledger.DeliveryItem.guardian_id).where(
+                    ledger.DeliveryItem.batch_id == batch_id
+                )
+            ).all()
+        )
+    assert chosen == expected
