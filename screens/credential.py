@@ -70,7 +70,7 @@ class CredentialScreen(ConsoleScreen):
         Binding("k", "acknowledge", "Acknowledge"),
         Binding("K", "confirm", "Agreed elsewhere"),
         Binding("x", "carry_out", "Reset now"),
-        Binding("u", "withdraw", "Withdraw request", show=False),
+        Binding("W", "withdraw", "Withdraw request", show=False),
         Binding("X", "emergency", "EMERGENCY reset", show=False),
         Binding("plus", "add_system", "Add system", show=False),
         Binding("minus", "retire_system", "Retire system", show=False),
@@ -236,7 +236,7 @@ class CredentialScreen(ConsoleScreen):
         if self.manager:
             return (
                 "g generate · R request reset · k acknowledge · K agreed elsewhere · x reset · "
-                "u withdraw · X EMERGENCY · +/- system · m updated · t test · ? explains"
+                "W withdraw · X EMERGENCY · +/- system · m updated · t test · ? explains"
             )
         return "You can see status, notes and the checklist; only the LEA coordinators change it."
 

@@ -237,7 +237,7 @@ async def test_readers_see_status_but_cannot_reach_generate_or_reset(engine, set
             "waiting",
             "Portal vendor rotating keys",
         ]
-        for key in ("g", "R", "x", "X", "k", "K", "u", "plus", "minus", "m", "t"):
+        for key in ("g", "R", "x", "X", "k", "K", "W", "plus", "minus", "m", "t"):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen is screen, key
@@ -427,7 +427,7 @@ async def test_withdraw_a_request_and_retire_a_system_by_keys(engine, settings, 
         screen = await _open(pilot)
         await _add_system(pilot, "Special-ed system", "")
         await _write_note(pilot)
-        await pilot.press("u")
+        await pilot.press("W")
         await pilot.pause()
         await _fill(pilot)
         assert credentials.open_request(engine, world.lea_id) is None
