@@ -247,32 +247,31 @@ def unregister_worker(engine: Engine, worker_id: str) -> None:
             session.delete(row)
 
 
-def recover(engine: Engine, worker_id: str, stale_after: timedelta = timedelta(minutes=2)) -> int:
+def recover(
+    engine: Engine, worker_id: str, host: str, stale_after: timedelta = timedelta(minutes=2)
+) -> int:
     """Settle the items of workers that died: in-flight ones become uncertain, others are released.
 
     On SQLite only one worker runs, so every claim not ours is from a dead worker. On PostgreSQL a
-    claim is dead when its worker's heartbeat is older than ``stale_after``. Returns how many items
-    were marked uncertain.
+    worker is dead when its heartbeat is older than ``stale_after``, or at once when it ran on this
+    host and its process is gone (a SIGKILLed worker restarted by systemd). Runs at start and with
+    every heartbeat. Returns how many items were marked uncertain.
     """
     now = utcnow()
     with session_scope(engine) as session:
-        if is_sqlite(engine):
-            dead = select(DeliveryItem.claimed_by).where(
-                DeliveryItem.claimed_by.is_not(None),  # type: ignore[union-attr]
-                DeliveryItem.claimed_by != worker_id,
-            )
-        else:
-            alive = select(DeliveryWorker.id).where(
-                DeliveryWorker.heartbeat_at >= now - stale_after
-            )
-            dead = select(DeliveryItem.claimed_by).where(
-                DeliveryItem.claimed_by.is_not(None),  # type: ignore[union-attr]
-                DeliveryItem.claimed_by.not_in(alive),  # type: ignore[union-attr]
-            )
+        alive = {worker_id}
+        if not is_sqlite(engine):
+            alive |= {
+                other.id
+                for other in session.exec(select(DeliveryWorker)).all()
+                if other.heartbeat_at >= now - stale_after
+                and not (other.host == host and not _alive(other.pid))
+            }
+        claimed = col(DeliveryItem.claimed_by)
         rows = session.exec(
             _lock(
                 select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.batch_id).where(
-                    DeliveryItem.claimed_by.in_(dead)  # type: ignore[union-attr]
+                    claimed.is_not(None), claimed.not_in(alive)
                 ),
                 engine,
             )
@@ -300,12 +299,11 @@ def recover(engine: Engine, worker_id: str, stale_after: timedelta = timedelta(m
                     )
             else:
                 _set_state(session, item_id, [state], claimed_by=None, claimed_at=None)
-        if not is_sqlite(engine):
-            session.execute(
-                DeliveryWorker.__table__.delete().where(  # type: ignore[attr-defined]
-                    DeliveryWorker.heartbeat_at < now - stale_after
-                )
+        session.execute(
+            DeliveryWorker.__table__.delete().where(  # type: ignore[attr-defined]
+                col(DeliveryWorker.id).not_in(alive)
             )
+        )
     return uncertain
 
 

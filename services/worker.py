@@ -145,9 +145,7 @@ class Worker:
         """Work until stopped; with ``once``, until nothing is due within the once-horizon."""
         assert self.mail is not None and self.config is not None
         ledger.register_worker(self.engine, self.worker_id, socket.gethostname(), os.getpid())
-        self.tally.recovered_uncertain = ledger.recover(
-            self.engine, self.worker_id, timedelta(seconds=self.config.stale_after_seconds)
-        )
+        self.tally.recovered_uncertain = self._recover()
         if self.tally.recovered_uncertain:
             log.warning(
                 "%d in-flight items marked uncertain after a crash", self.tally.recovered_uncertain
@@ -171,6 +169,8 @@ class Worker:
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
                     ledger.heartbeat(self.engine, self.worker_id)
+                    if not is_sqlite(self.engine):  # other workers may have died meanwhile
+                        self.tally.recovered_uncertain += self._recover()
                     with session_scope(self.engine) as session:
                         prune_quota(session, self.clock())
                     beat = self.clock()
@@ -188,6 +188,15 @@ class Worker:
             if keepalive is not None:
                 keepalive.close()
         return self.tally
+
+    def _recover(self) -> int:
+        assert self.config is not None
+        return ledger.recover(
+            self.engine,
+            self.worker_id,
+            socket.gethostname(),
+            timedelta(seconds=self.config.stale_after_seconds),
+        )
 
     def _pool(self) -> Executor:
         assert self.config is not None

@@ -24,11 +24,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services import audit, batches, db, operators
+from services import audit, batches, db, demo, operators
 from services import delivery_ledger as ledger
 from services.audit import Actor
 from services.delivery_ledger import ItemState, Resolution
 from services.models import AuditEvent
+from services.settings import Settings
 from tests.delivery_harness import MailSink, check_family, copy_database, seeded_template
 
 
@@ -39,10 +40,11 @@ def sink() -> Iterator[MailSink]:
     server.stop()
 
 
-def write_config(tmp_path: Path, sink: MailSink) -> Path:
+def write_config(tmp_path: Path, sink: MailSink, database_url: str | None = None) -> Path:
     config = tmp_path / "config.toml"
+    url = database_url or f"sqlite:///{tmp_path / 'ssr.db'}"
     config.write_text(
-        f'database_url = "sqlite:///{tmp_path / "ssr.db"}"\n'
+        f'database_url = "{url}"\n'
         f'data_dir = "{tmp_path / "data"}"\n'
         "[smtp]\n"
         f'host = "127.0.0.1"\nport = {sink.port}\nconnections = 3\nbackoff_seconds = 0.05\n'
@@ -141,13 +143,29 @@ def test_sigkill_a_2000_family_batch(
     assert figures["families"] >= families * 0.9
 
 
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    sink: MailSink,
+    database: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """The server is slow, so the kill certainly lands while a message is in flight."""
-    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
-    copy_database(template, tmp_path / "ssr.db")
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    """The server is slow, so the kill certainly lands while a message is in flight. On
+    PostgreSQL the restarted worker sees at once that the dead worker's process is gone."""
+    if database == "sqlite":
+        template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+        copy_database(template, tmp_path / "ssr.db")
+        url = f"sqlite:///{tmp_path / 'ssr.db'}"
+        engine = db.make_engine(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        seeded = Settings(database_url=url, data_dir=tmp_path / "data")
+        demo.seed(engine, seeded, students=40, seed=7, pdfs=True, workers=2)
     operator = operators.resolve(engine, "caaspp")
     batch_id = batches.create(
         engine,
@@ -156,7 +174,7 @@ def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
         name="in flight",
         password_delay=timedelta(0),
     )
-    config, log = write_config(tmp_path, sink), tmp_path / "worker.log"
+    config, log = write_config(tmp_path, sink, url), tmp_path / "worker.log"
     sink.delay = 30.0
     with log.open("ab") as out:
         process = subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
