@@ -74,11 +74,15 @@ class MailConfig:
             try:
                 values[key] = kind(value) if kind is not bool else _boolean(key, value)
             except (TypeError, ValueError):
-                raise InvalidInput(f"[smtp] {key} must be a {kind.__name__}") from None
+                raise InvalidInput(f"[smtp] {key} must be {KIND_WORDS[kind]}") from None
         config = cls(**values)
         if config.connections < 1 or config.per_minute < 0 or config.per_day < 0:
             raise InvalidInput("[smtp] connections must be at least 1 and caps zero or more")
         return config
+
+
+KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+"""How a setting's expected type is named in an error message."""
 
 
 def _boolean(key: str, value: object) -> bool:

@@ -41,6 +41,7 @@ from services.delivery_ledger import (
 )
 from services.errors import ConsoleError, InvalidInput
 from services.mailer import (
+    KIND_WORDS,
     MailConfig,
     Outcome,
     Quota,
@@ -80,7 +81,7 @@ class WorkerConfig:
                 try:
                     values[name] = kind(section[name])
                 except (TypeError, ValueError):
-                    raise InvalidInput(f"[delivery] {name} must be a {kind.__name__}") from None
+                    raise InvalidInput(f"[delivery] {name} must be {KIND_WORDS[kind]}") from None
         return cls(**values)
 
 

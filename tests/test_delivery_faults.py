@@ -259,3 +259,36 @@ async def test_a_replaced_vault_key_fails_the_password_step_with_a_reason(
     failed = {i.id: i for i in items(engine, batch_id)}[sent.id]
     assert failed.state == ItemState.FAILED and "vault key" in (failed.error or "")
     assert sink.by_item()[sent.id]["password"] == []
+
+
+def test_bad_relay_settings_are_refused_with_a_sentence(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from services.errors import InvalidInput
+    from services.mailer import MailConfig
+
+    def smtp(**section: object) -> Settings:
+        return Settings(database_url="sqlite://", data_dir=tmp_path, extra={"smtp": section})
+
+    with pytest.raises(InvalidInput, match="Unknown \\[smtp\\] setting\\(s\\): hots"):
+        MailConfig.from_settings(smtp(hots="relay"))
+    with pytest.raises(InvalidInput, match="connections must be a whole number"):
+        MailConfig.from_settings(smtp(connections="many"))
+    with pytest.raises(InvalidInput, match="at least 1"):
+        MailConfig.from_settings(smtp(connections=0))
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[smtp]\nstarttls = "perhaps"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "console.cli", "--config", str(config), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "console.cli", "--config", str(config), "worker", "--once"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "starttls must be true or false" in done.stderr
+    assert "Traceback" not in done.stderr
