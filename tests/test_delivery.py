@@ -6,6 +6,7 @@ separate password message, and must refuse to open without it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -67,8 +68,9 @@ def new_batch(engine: Engine, **selection: object) -> int:
 
 
 async def test_batch_delivers_every_family_with_a_separate_password(
-    demo: tuple[Engine, Path], sink: MailSink
+    demo: tuple[Engine, Path], sink: MailSink, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # everything the console side logs, at any level
     engine, tmp_path = demo
     batch_id = new_batch(engine)
     settings = settings_for(tmp_path, sink)
@@ -92,8 +94,13 @@ async def test_batch_delivers_every_family_with_a_separate_password(
         assert opened == len(items), "one encrypted PDF per family"
         assert all(item.sealed_password is None and item.package_dir is None for item in items)
         details = " ".join(e.detail for e in session.exec(select(AuditEvent)).all())
+    logged = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith("mail.log")
+    )  # mail.log is the test's own SMTP server, which logs what it receives
+    assert "packaged: " in logged  # the worker does log, by item id and SSID
     for messages in received.values():
         assert messages["password"][0].password() not in details
+        assert messages["password"][0].password() not in logged
     assert not list((tmp_path / "data" / "outbox").rglob("*.pdf")), "packages left on disk"
     assert audit.verify(engine).ok
 
