@@ -1,7 +1,7 @@
 """Delivery batches as operators see them: choose families, dry-run, create, watch progress.
 
-A batch is chosen by school, grade, a list of guardians, the whole LEA, or the plan's
-secure-electronic families (``services.plan``). Families are guardians; each gets their children's
+A batch is chosen by school, grade, a list of guardians, the whole LEA, the families of a student
+group (``services.student_groups``), or the plan's secure-electronic families (``services.plan``). Families are guardians; each gets their children's
 SSRs in the batch's scope (the newest version of each report). The items are inserted with one
 ``INSERT ... SELECT`` so a 300,000-SSR batch never passes through Python, and every figure shown
 (dry run, progress, per school) is an SQL aggregate.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from services import audit, channel_batches, mailer, messages, packaging, plan
+from services import audit, channel_batches, mailer, messages, packaging, plan, student_groups
 from services import delivery_ledger as ledger
 from services.advisor import Option
 from services.audit import Actor
@@ -47,7 +47,7 @@ from services.models import (
     utcnow,
 )
 from services.permissions import Permission, require, school_scope
-from services.roster_facts import HAS_EMAIL
+from services.roster_facts import HAS_EMAIL, family_guardian
 from services.settings import Settings
 from services.validation import LANGUAGES
 
@@ -58,6 +58,7 @@ class Source(enum.StrEnum):
     GRADE = "grade"
     LIST = "list"
     PLAN = "plan"
+    GROUP = "group"  # the families of a student group's students (services.student_groups)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Selection:
     guardian_ids: tuple[int, ...] = ()
     program: Program | None = None
     admin_year: int | None = None
+    group_id: int | None = None
 
     def check(self) -> None:
         if self.source is Source.SCHOOL and self.school_id is None:
@@ -78,17 +80,23 @@ class Selection:
             raise InvalidInput("Choose a grade for a grade batch")
         if self.source is Source.LIST and not self.guardian_ids:
             raise InvalidInput("A list batch needs at least one guardian")
+        if self.source is Source.GROUP and self.group_id is None:
+            raise InvalidInput("Choose a student group for a group batch")
 
 
-def _scoped(operator: Operator, selection: Selection) -> Selection:
-    """A site coordinator's batch is held to their school whatever they chose."""
+def _scoped(engine: Engine, operator: Operator, selection: Selection) -> Selection:
+    """A group batch is held to the group's school (a group the operator may see); a site
+    coordinator's batch to their school whatever they chose."""
+    selection.check()
+    if selection.source is Source.GROUP:
+        assert selection.group_id is not None
+        group = student_groups.get(engine, operator, selection.group_id)
+        selection = replace(selection, school_id=group.school_id)
     school = school_scope(operator)
     if school is None:
         return selection
     if selection.school_id not in (None, school):
         raise InvalidInput("A site coordinator can only send for their own school")
-    from dataclasses import replace
-
     return replace(selection, school_id=school)
 
 
@@ -136,10 +144,15 @@ def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
     conditions.append(Guardian.lea_id == lea_id)
     if selection.source is Source.LIST:
         conditions.append(Guardian.id.in_(selection.guardian_ids))  # type: ignore[union-attr]
+    if selection.source is Source.GROUP:
+        assert selection.group_id is not None
+        conditions.append(col(Guardian.id).in_(student_groups.families(selection.group_id)))
     if selection.source is Source.PLAN:
         current = plan.current(engine, lea_id, selection.school_id)
         if current is None:
             raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
+        # Per family, as plan.student_channel decides: only the children whose family this is.
+        conditions.append(Guardian.id == family_guardian(Student.id))
         conditions.append(plan.channel_filter(current, Option.SECURE))
     return (
         sa_select(
@@ -181,8 +194,7 @@ class DryRun:
 def dry_run(engine: Engine, operator: Operator, selection: Selection) -> DryRun:
     """Counts, families without email, and both messages rendered in every language."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    selection = _scoped(operator, selection)
-    selection.check()
+    selection = _scoped(engine, operator, selection)
     families = _families(engine, operator.lea_id, selection).subquery()
     has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
     with Session(engine) as session:
@@ -242,8 +254,7 @@ def create(
 ) -> int:
     """Create a running batch with one pending item per family that has an email address."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    selection = _scoped(operator, selection)
-    selection.check()
+    selection = _scoped(engine, operator, selection)
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
@@ -315,6 +326,7 @@ def create(
                 "source": selection.source.value,
                 "school_id": selection.school_id,
                 "grade": selection.grade,
+                "group_id": selection.group_id,
                 "families": inserted,
             },
             lea_id=operator.lea_id,
@@ -336,7 +348,8 @@ class FamilyReport:
 
 
 def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
-    """The SSRs of one guardian's children in the batch's scope, in a stable order."""
+    """The SSRs of one guardian's children in the batch's scope, in a stable order (a plan batch:
+    the children whose family the guardian is, as ``services.delivered`` counts them)."""
     rows = session.execute(
         sa_select(  # type: ignore[call-overload]
             ScoreReport.id,
@@ -354,6 +367,7 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
             *_report_filters(
                 batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
             ),
+            *([family_guardian(Student.id) == guardian_id] if batch.source == Source.PLAN else []),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
     ).all()
@@ -713,12 +727,16 @@ def resolve(
 
 
 def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
-    """Read a scope typed by an operator: ``lea``, ``plan``, ``grade 5`` or ``school <CDS code>``."""
+    """Read a scope typed by an operator: ``lea``, ``plan``, ``grade 5``, ``school <CDS code>`` or
+    ``group <student group name or number>``."""
     words = text.strip().lower().split()
     if not words or words == ["lea"]:
         return Selection()
     if words == ["plan"]:
         return Selection(Source.PLAN)
+    if len(words) > 1 and words[0] == "group":
+        named = text.strip()[len("group") :]
+        return Selection(Source.GROUP, group_id=student_groups.find(engine, operator, named).id)
     if len(words) == 2 and words[0] == "grade":
         from services.validation import grade
 
@@ -733,7 +751,23 @@ def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
         if school_id is None:
             raise InvalidInput(f"No school of your LEA has the CDS code {words[1]}")
         return Selection(Source.SCHOOL, school_id=school_id)
-    raise InvalidInput("Type a scope: lea, plan, grade <number> or school <14-digit CDS code>")
+    raise InvalidInput(
+        "Type a scope: lea, plan, grade <number>, school <14-digit CDS code> or group <name>"
+    )
+
+
+def narrowed(selection: Selection, program: str = "", admin_year: str = "") -> Selection:
+    """The selection limited to the SSRs of one program and/or one administration year, as an
+    operator types them (blank: every program, every year)."""
+    text = program.strip().upper()
+    try:
+        chosen = Program(text) if text else None
+    except ValueError:
+        raise InvalidInput(f"{program.strip()!r} is not a program: type CAASPP or ELPAC") from None
+    year = admin_year.strip()
+    if year and not (year.isdigit() and 2015 <= int(year) <= 2100):
+        raise InvalidInput(f"{year!r} is not an administration year: type one like 2026")
+    return replace(selection, program=chosen, admin_year=int(year) if year else None)
 
 
 @dataclass(frozen=True)

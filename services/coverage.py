@@ -3,9 +3,9 @@
 A student with an SSR (the newest version of each report) is on a channel when a batch of that
 channel holds them and has not given up on them:
 
-- B (secure email, ``services.delivery_ledger``): an item for one of the student's guardians in a
-  batch that is not cancelled, the item neither cancelled nor failed, the batch's school and grade
-  (if set) being the student's;
+- B (secure email, ``services.delivery_ledger``): an item that carries the student
+  (``services.delivered.secure_item_carries``: one of the student's guardians, a plan batch only
+  the family's) and has not failed;
 - A, C, D (``services.channel_batches``): an item for the student that is pending or done (a
   print run's family without a usable address is listed, not covered).
 
@@ -25,18 +25,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, true
+from sqlalchemy import Select, and_, case, exists, func, literal, true
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import channel_batches, plan
+from services import channel_batches, family_channel, plan
 from services.advisor import ASSIGNMENT_ORDER, Option
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
 from services.browse import Page, prefix
 from services.channel_batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState, Scope
-from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.delivered import secure_item_carries
+from services.delivery_ledger import DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
-from services.models import Guardian, Operator, School, ScoreReport, Student, StudentGuardian
+from services.models import Guardian, Operator, School, ScoreReport, Student
 from services.permissions import Permission, require
 from services.roster_facts import delivery_guardians, latest_year
 
@@ -62,14 +63,9 @@ def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any
     """SQL: the student ``sid`` (in ``school_id``, ``grade``) is on channel ``option``."""
     if option is Option.SECURE:
         return exists().where(
-            col(StudentGuardian.student_id) == sid,
-            col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id),
-            col(DeliveryBatch.id) == col(DeliveryItem.batch_id),
+            *secure_item_carries(sid, school_id, grade),
             col(DeliveryBatch.lea_id) == lea_id,
-            col(DeliveryBatch.status) != BatchStatus.CANCELLED,
-            col(DeliveryItem.state).not_in([ItemState.CANCELLED, ItemState.FAILED]),
-            or_(col(DeliveryBatch.school_id).is_(None), col(DeliveryBatch.school_id) == school_id),
-            or_(col(DeliveryBatch.grade).is_(None), col(DeliveryBatch.grade) == grade),
+            col(DeliveryItem.state) != ItemState.FAILED,
         )
     return exists().where(
         col(ChannelItem.student_id) == sid,
@@ -286,6 +282,11 @@ class Who(enum.StrEnum):
     HANDOFF = "handoff"  # families that do not use the portal (portal readiness hand-off)
 
 
+def _moved_to(engine: Engine, lea_id: int, channel: Option) -> bool:
+    with Session(engine) as session:
+        return family_channel.anyone_moved_to(session, lea_id, channel)
+
+
 def students_for(
     engine: Engine,
     lea_id: int,
@@ -307,7 +308,7 @@ def students_for(
         current = plan.current(engine, lea_id, scope.school_id)
         if current is None:
             raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
-        if channel not in current.channels:
+        if channel not in current.channels and not _moved_to(engine, lea_id, channel):
             raise InvalidInput(
                 f"The plan in force ({current.label}) does not use {channel.value} "
                 f"{channel.caption}; choose the families another way"

@@ -2,16 +2,19 @@
 
 The plan assigns channels by rule (portal users to A, families with email to B, the rest to paper);
 a guardian who calls to say "post it to me, I never read that email" is moved here, with a reason.
-The newest row per guardian is in force; ``channel_of`` combines it with the plan for one family.
+The newest row per guardian is in force. This module only records the decisions; the rule that
+combines them with the plan (a move overrides the plan for that family) is ``services.plan``'s
+``channel_of`` (one family, in Python) and ``channel_filter`` (in SQL), which every batch,
+coverage and the help desk use.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from services import plan
 from services.advisor import Option
 from services.models import Guardian, utcnow
 
@@ -40,11 +43,21 @@ def chosen(session: Session, guardian_id: int) -> FamilyChannel | None:
     ).first()
 
 
-def channel_of(session: Session, guardian: Guardian, school_id: int | None) -> Option | None:
-    """The family's channel: a person's choice, else the plan in force for the school."""
-    assert guardian.id is not None
-    override = chosen(session, guardian.id)
-    if override is not None:
-        return Option(override.channel)
-    in_force = plan.current(session.get_bind(), guardian.lea_id, school_id)  # type: ignore[arg-type]
-    return in_force.channel_for(guardian) if in_force else None
+def chosen_channel() -> Any:
+    """SQL, correlated on ``Guardian``: the letter of the decision in force, NULL without one."""
+    return (
+        select(FamilyChannel.channel)
+        .where(col(FamilyChannel.guardian_id) == col(Guardian.id))
+        .order_by(col(FamilyChannel.id).desc())
+        .limit(1)
+        .correlate(Guardian)
+        .scalar_subquery()
+    )
+
+
+def anyone_moved_to(session: Session, lea_id: int, channel: Option) -> bool:
+    """Whether a person put some family of the LEA on ``channel`` (the decision still in force)."""
+    newest = select(Guardian.id).where(
+        col(Guardian.lea_id) == lea_id, chosen_channel() == channel.value
+    )
+    return session.exec(newest.limit(1)).first() is not None

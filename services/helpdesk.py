@@ -27,7 +27,7 @@ from sqlalchemy import select as select_columns  # more columns than sqlmodel.se
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, family_channel, plan
+from services import audit, plan
 from services import delivery_ledger as ledger
 from services.advisor import Option
 from services.audit import Actor
@@ -372,7 +372,7 @@ def _channel(
                 f"Moved to {option.value} {option.caption} by {move.set_by}: {move.reason}",
             )
         )
-    current = family_channel.channel_of(session, guardian, student.school_id)
+    current = plan.channel_of(session, guardian, student.school_id)
     label = f"{current.value} {current.caption}" if current else "none (no plan reaches it)"
     return label + (" (set by a person)" if moves else ""), events
 
@@ -586,7 +586,7 @@ def move_channel(
     why = _reason(reason)
     with session_scope(engine) as session:
         guardian = _guardian(session, operator, guardian_id)
-        current = family_channel.channel_of(session, guardian, _first_school(session, guardian_id))
+        current = plan.channel_of(session, guardian, _first_school(session, guardian_id))
         if current is channel:
             raise InvalidInput(f"The family is already on {channel.value} {channel.caption}")
         if channel is Option.SECURE and not guardian.email:

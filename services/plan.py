@@ -1,7 +1,10 @@
 """The LEA's distribution plan: saving the advisor's answer (or an overrule), its history, and the
-channel each family is on under the current plan, which batch screens use to propose recipients.
+channel each family is on, which batch screens use to propose recipients.
 
-A school may have a plan of its own; a school without one follows its LEA's plan.
+A school may have a plan of its own; a school without one follows its LEA's plan. A family a person
+moved to another channel (``services.family_channel``) is on that channel whatever the plan says.
+``channel_of`` (one family, Python) and ``channel_filter`` (SQL) are the one place this rule lives;
+a student's channel is their family's (``student_channel``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from babel.dates import format_datetime
-from sqlalchemy import and_, not_, or_, true
+from sqlalchemy import and_, func, not_, or_, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from services import audit
+from services import audit, family_channel
 from services.advisor import (
     ASSIGNMENT_ORDER,
     Allocation,
@@ -255,21 +258,33 @@ def history(
         return [_plain(row) for row in rows]
 
 
+def channel_of(session: Session, guardian: Guardian, school_id: int | None) -> Option | None:
+    """The family's channel: a person's choice, else the plan in force for the school (None when
+    neither reaches it)."""
+    assert guardian.id is not None
+    override = family_channel.chosen(session, guardian.id)
+    if override is not None:
+        return Option(override.channel)
+    in_force = current(session.get_bind(), guardian.lea_id, school_id)  # type: ignore[arg-type]
+    return in_force.channel_for(guardian) if in_force else None
+
+
 def guardian_channel(
     engine: Engine, guardian_id: int, school_id: int | None = None
 ) -> Option | None:
-    """The channel of one guardian under the plan in force for their LEA (or the given school)."""
+    """The channel of one guardian: a person's choice, else the plan in force for their LEA (or
+    the given school)."""
     with Session(engine) as session:
         guardian = session.get(Guardian, guardian_id)
         if guardian is None:
             raise NotFound(f"No guardian with id {guardian_id}")
-    plan = current(engine, guardian.lea_id, school_id)
-    return plan.channel_for(guardian) if plan else None
+        return channel_of(session, guardian, school_id)
 
 
 def student_channel(engine: Engine, student_id: int) -> Option | None:
-    """The one channel of a student's SSRs: that of their family (primary) guardian under the plan
-    in force for their school; None when no plan reaches them or they have no guardian."""
+    """The one channel of a student's SSRs: that of their family (primary) guardian, moved by a
+    person or under the plan in force for their school; None when nothing reaches them or they
+    have no guardian."""
     with Session(engine) as session:
         student = session.get(Student, student_id)
         if student is None:
@@ -281,22 +296,28 @@ def student_channel(engine: Engine, student_id: int) -> Option | None:
             .order_by(col(StudentGuardian.is_primary).desc(), col(Guardian.id))
             .limit(1)
         ).first()
-    in_force = current(engine, student.lea_id, student.school_id)
-    return in_force.channel_for(guardian) if in_force and guardian else None
+        return channel_of(session, guardian, student.school_id) if guardian else None
 
 
-def channel_filter(plan: SavedPlan, option: Option) -> ColumnElement[bool]:
-    """A WHERE clause on Guardian selecting the families ``plan`` puts on ``option``.
+def channel_filter(plan: SavedPlan | None, option: Option) -> ColumnElement[bool]:
+    """A WHERE clause on Guardian selecting the families on ``option``: those a person moved
+    there, and those ``plan`` puts there that nobody moved elsewhere.
 
-    It mirrors ``channel_for`` in SQL, so a batch can stream its recipients from the database.
+    It mirrors ``channel_of`` in SQL, so a batch can stream its recipients from the database.
     """
+    moved = func.coalesce(family_channel.chosen_channel(), "")
+    return or_(moved == option.value, and_(moved == "", _planned(plan, option)))
+
+
+def _planned(plan: SavedPlan | None, option: Option) -> ColumnElement[bool]:
+    """The plan's rule alone (``advisor.channel_for`` in SQL)."""
     reaches: dict[Option, ColumnElement[bool]] = {
         Option.PORTAL: col(Guardian.uses_portal) == true(),
         Option.SECURE: HAS_EMAIL,
         Option.PRINT: true(),
         Option.PAPER: true(),
     }
-    if option not in plan.channels:
+    if plan is None or option not in plan.channels:
         return not_(true())
     earlier = [reaches[o] for o in plan.channels[: plan.channels.index(option)]]
     if not earlier:

@@ -21,12 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, true
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services import credentials, notice_ledger
 from services.db import session_scope
+from services.delivered import report_delivered
 from services.errors import InvalidInput
 from services.models import LEA, Operator, Program, Role, ScoreReport, Student
 from services.notice_ledger import Notice, NoticeKind
@@ -256,12 +257,9 @@ def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
 
 
 def undelivered_clause() -> Any:
-    """Which SSRs still count as not delivered to their family.
-
-    The one place the delivery ledger is to be wired in; until it records per-report delivery,
-    every received SSR counts as undelivered.
-    """
-    return true()
+    """Which SSRs still count as not delivered to their family (``services.delivered``, the
+    definition coverage and the reports use too); correlated on ScoreReport joined to Student."""
+    return ~report_delivered()
 
 
 def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> list[PendingGroup]:

@@ -6,7 +6,8 @@ optionally one student group), so a 300,000-student LEA answers in well under a 
 student row passes through Python. Each student's SSRs of one program are a *unit*; its state is
 the best any channel reached for the student:
 
-- delivered: the family's secure email went out with its password (B), the student's reports were
+- delivered (``services.delivered``, shared with coverage and the deadline notices): the family's
+  secure email went out with its password (B), the student's reports were
   printed (C), received from ETS (D) or made available in the portal (A);
 - on a channel: in a batch that is still working on it;
 - failed: every attempt failed (no address for a mailing, the mail server refused);
@@ -33,6 +34,7 @@ from sqlmodel import Session, col, select
 from services.advisor import ASSIGNMENT_ORDER, Option
 from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState
 from services.db import is_sqlite, session_scope
+from services.delivered import CHANNEL_DELIVERED, SECURE_DELIVERED, secure_item_carries
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.errors import InvalidInput
 from services.models import (
@@ -78,7 +80,6 @@ class Status(enum.IntEnum):
 _RANK = {Option.PAPER: 1, Option.PRINT: 2, Option.SECURE: 3, Option.PORTAL: 4}
 """Tie-break between channels at the same status; code = status * 10 + rank."""
 _BY_RANK = {rank: option for option, rank in _RANK.items()}
-_B_DELIVERED = (ItemState.PASSWORD_SENT, ItemState.DONE)
 _B_FAILED = (ItemState.FAILED, ItemState.UNCERTAIN)
 
 
@@ -111,7 +112,7 @@ def _secure_code() -> Any:
     """Correlated: the best code of the student's secure-email deliveries (0 if none)."""
     item_state = col(DeliveryItem.state)
     code = case(
-        (item_state.in_(_B_DELIVERED), Status.DELIVERED * 10),
+        (item_state.in_(SECURE_DELIVERED), Status.DELIVERED * 10),
         (item_state.in_(_B_FAILED), Status.FAILED * 10),
         else_=Status.ON_CHANNEL * 10,
     )
@@ -120,16 +121,7 @@ def _secure_code() -> Any:
         .select_from(StudentGuardian)
         .join(DeliveryItem, col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id))
         .join(DeliveryBatch, col(DeliveryBatch.id) == col(DeliveryItem.batch_id))
-        .where(
-            col(StudentGuardian.student_id) == col(Student.id),
-            col(DeliveryBatch.status) != BatchStatus.CANCELLED,
-            item_state != ItemState.CANCELLED,
-            or_(
-                col(DeliveryBatch.school_id).is_(None),
-                col(DeliveryBatch.school_id) == col(Student.school_id),
-            ),
-            or_(col(DeliveryBatch.grade).is_(None), col(DeliveryBatch.grade) == col(Student.grade)),
-        )
+        .where(*secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)))
         .correlate(Student)
         .scalar_subquery(),
         0,
@@ -142,7 +134,7 @@ def _channel_code() -> Any:
     rank = case(*((col(ChannelBatch.channel) == o.value, _RANK[o]) for o in _RANK), else_=0)
     code = (
         case(
-            (state == ChannelItemState.DONE, Status.DELIVERED * 10),
+            (state.in_(CHANNEL_DELIVERED), Status.DELIVERED * 10),
             (state == ChannelItemState.PENDING, Status.ON_CHANNEL * 10),
             else_=Status.FAILED * 10,
         )

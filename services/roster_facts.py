@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -59,6 +60,19 @@ def delivery_guardians(students: Any) -> Any:
         .join(students, students.c.sid == col(StudentGuardian.student_id))
         .group_by(students.c.sid, students.c.ssrs)
         .subquery("family_of")
+    )
+
+
+def family_guardian(student_id: Any) -> Any:
+    """SQL, correlated on ``student_id``: the id of the student's family guardian (the rule of
+    ``delivery_guardians``, for one student); NULL without a guardian."""
+    link = aliased(StudentGuardian)
+    primary = func.min(case((col(link.is_primary), link.guardian_id)))
+    return (
+        select(func.coalesce(primary, func.min(link.guardian_id)))
+        .where(link.student_id == student_id)
+        .correlate_except(link)
+        .scalar_subquery()
     )
 
 

@@ -26,8 +26,9 @@ from services import audit, validation
 from services.audit import Actor
 from services.db import session_scope
 from services.errors import InvalidInput, NotFound, PermissionDenied
-from services.models import Operator, School, Student, StudentGuardian
+from services.models import Operator, School, Student
 from services.permissions import Permission, require, school_scope
+from services.roster_facts import family_guardian
 from services.student_group_tables import StudentGroup, StudentGroupLogin, StudentGroupMember
 
 COLUMNS = ("group_name", "school_id", "school_year", "subject", "ssid", "login")
@@ -83,6 +84,7 @@ class GroupSummary:
     source: str
     students: int
     description: str
+    school_id: int | None = None  # None: a filter group over every school of the LEA
 
 
 def school_year(value: str) -> str:
@@ -451,6 +453,7 @@ def _summary(group: StudentGroup, school: str) -> GroupSummary:
         group.source,
         group.students,
         group.description,
+        group.school_id,
     )
 
 
@@ -494,21 +497,43 @@ def member_ids(group_id: int) -> Select[Any]:
     return select(StudentGroupMember.student_id).where(col(StudentGroupMember.group_id) == group_id)
 
 
+def families(group_id: int) -> Select[Any]:
+    """SQL: the families (``roster_facts.family_guardian``) of a group's students, to limit a
+    batch to them (``services.batches.Source.GROUP``)."""
+    return (
+        select(family_guardian(col(StudentGroupMember.student_id)))
+        .where(col(StudentGroupMember.group_id) == group_id)
+        .distinct()
+    )
+
+
 def guardian_ids(engine: Engine, operator: Operator, group_id: int) -> tuple[int, ...]:
-    """The families (primary guardians) of a group's students, for a list batch
-    (``services.batches.Selection(source=Source.LIST, guardian_ids=...)``)."""
+    """The families of a group's students, as ids (for a list batch or an export)."""
     get(engine, operator, group_id)
+    family = families(group_id).subquery()
     with Session(engine) as session:
         rows = session.execute(
-            select(StudentGuardian.guardian_id)
-            .where(
-                col(StudentGuardian.student_id).in_(member_ids(group_id)),
-                col(StudentGuardian.is_primary),
-            )
-            .distinct()
-            .order_by(col(StudentGuardian.guardian_id))
+            select(family.c[0]).where(family.c[0].is_not(None)).order_by(family.c[0])
         ).all()
     return tuple(int(r[0]) for r in rows)
+
+
+def find(engine: Engine, operator: Operator, text: str) -> GroupSummary:
+    """The group an operator names by its name (the newest of that name) or its number."""
+    words = " ".join(text.split())
+    require(operator, Permission.VIEW_REPORTS)
+    with Session(engine) as session:
+        found = session.execute(
+            select(StudentGroup.id)
+            .where(func.lower(StudentGroup.name) == words.lower(), *_visible(operator))
+            .order_by(col(StudentGroup.id).desc())
+            .limit(1)
+        ).scalar()
+    if found is None and words.isdigit():
+        found = int(words)
+    if found is None:
+        raise NotFound(f"There is no student group named {words!r} you can see")
+    return get(engine, operator, int(found))
 
 
 def delete_group(engine: Engine, operator: Operator, group_id: int) -> None:

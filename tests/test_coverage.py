@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services import (
@@ -22,7 +23,7 @@ from services import (
 from services import demo as demo_lea
 from services.advisor import Answers, Option, channel_for
 from services.channel_batches import Scope
-from services.delivery_ledger import BatchStatus
+from services.delivery_ledger import BatchStatus, DeliveryItem
 from services.models import Guardian, ScoreReport, StudentGuardian
 from services.print_batch import Handling, PrintOptions
 from services.roster_facts import has_text, roster_facts
@@ -174,3 +175,27 @@ def test_last_years_reports_are_neither_counted_nor_printed(demo: World) -> None
     result = print_batch.run(w.engine, operator, batch.id, w.folder / "print")
     assert result.reports == this_year
     assert channel_batches.get(w.engine, operator, batch.id).admin_year == 2026
+
+
+def test_a_second_guardian_with_email_does_not_put_the_child_on_a_second_channel(
+    engine: Engine,
+) -> None:
+    """s9's family is g7 (primary, address only: print); g6, its second guardian, has email. The
+    plan's email batch goes to families, so s9 stays on print alone (plan.student_channel)."""
+    from tests import advisor_roster
+    from tests.test_plan import HALF, _add_reports
+
+    roster = advisor_roster.build(engine, other_lea=False)
+    caaspp = roster.operators["caaspp"]
+    plan.save(engine, caaspp, HALF, roster_facts(engine, roster.lea_id))
+    ids = _add_reports(engine, "349")
+    assert plan.student_channel(engine, ids["9"]) is Option.PRINT
+    printed = print_batch.create(engine, caaspp, name="Print the rest")
+    assert printed.students == 2  # s4 and s9
+    batches.create(engine, caaspp, batches.Selection(source=batches.Source.PLAN), name="Email")
+    with Session(engine) as session:
+        emailed = set(session.exec(select(DeliveryItem.guardian_id)).all())
+    assert emailed == {roster.guardians["g2"]}  # s3's family; never g6
+    after = coverage.summary(engine, caaspp)
+    assert after.several == 0
+    assert after.by_channel[Option.PRINT] == 2 and after.by_channel[Option.SECURE] == 1

@@ -284,9 +284,9 @@ def test_a_second_worker_on_sqlite_is_refused_while_the_first_lives(engine: Engi
 
 def test_plan_batch_takes_the_plans_secure_electronic_families(engine: Engine) -> None:
     from services import plan
-    from services.advisor import Answers, Option, channel_for
+    from services.advisor import Answers, Option
     from services.models import ScoreReport, StudentGuardian
-    from services.roster_facts import has_text, roster_facts
+    from services.roster_facts import roster_facts
 
     caaspp = operators.resolve(engine, "caaspp")
     channels = (Option.PORTAL, Option.SECURE, Option.PRINT)
@@ -299,20 +299,19 @@ def test_plan_batch_takes_the_plans_secure_electronic_families(engine: Engine) -
         reason="portal first, then secure email, then print",
     )
     with Session(engine) as session:
-        with_reports = set(
-            session.exec(
-                select(StudentGuardian.guardian_id).join(
-                    ScoreReport, ScoreReport.student_id == StudentGuardian.student_id
-                )
-            ).all()
-        )
-        expected = {
-            g.id
-            for g in session.exec(select(Guardian)).all()
-            if g.id in with_reports
-            and channel_for(channels, portal=g.uses_portal, email=has_text(g.email))
-            is Option.SECURE
-        }
+        with_reports = set(session.exec(select(ScoreReport.student_id)).all())
+        links = session.exec(select(StudentGuardian)).all()
+    family: dict[int, int] = {}  # student -> family (primary) guardian, as roster_facts decides
+    for link in sorted(links, key=lambda k: (not k.is_primary, k.guardian_id)):
+        family.setdefault(link.student_id, link.guardian_id)
+    # One channel per student (plan.student_channel): the batch takes the families, never a
+    # student's second guardian.
+    expected = {
+        family[sid]
+        for sid in with_reports
+        if sid in family and plan.student_channel(engine, sid) is Option.SECURE
+    }
+    assert expected
     preview = batches.dry_run(engine, caaspp, batches.Selection(batches.Source.PLAN))
     assert preview.families == len(expected) > 0 and preview.without_email == 0
     batch_id = batches.create(engine, caaspp, batches.Selection(batches.Source.PLAN), name="Plan B")

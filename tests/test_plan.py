@@ -186,3 +186,74 @@ def test_saving_with_no_roster_records_zero_counts(engine: Engine) -> None:
     assert (saved.families, saved.ssrs, saved.cost) == (0, 0, 0)
     assert "No plan saved yet" in plan.summary_text(None)
     assert "By caaspp" in plan.summary_text(saved)
+
+
+def _add_reports(engine: Engine, ssid_ends: str) -> dict[str, int]:
+    """A 2026 CAASPP report for each student whose SSID ends in one of ``ssid_ends``; returns
+    every student's id by the last digit of their SSID."""
+    from services.db import session_scope
+    from services.models import Program, ScoreReport
+
+    with session_scope(engine) as session:
+        ids = {s.ssid[-1]: s.id for s in session.exec(select(Student)).all()}
+        for end in ssid_ends:
+            session.add(
+                ScoreReport(
+                    student_id=ids[end],
+                    program=Program.CAASPP,
+                    admin_year=2026,
+                    test="ELA",
+                    file_path=f"s{end}-extra.pdf",
+                    sha256=f"{int(end) + 50:064d}",
+                )
+            )
+    return {k: int(v) for k, v in ids.items() if v is not None}
+
+
+def test_a_family_moved_by_the_help_desk_is_on_its_new_channel_everywhere(
+    any_engine: Engine,
+) -> None:
+    """The move overrides the plan in Python and in SQL, for the student, for the plan's email
+    batch and for the A/C/D batches (even on a channel the plan does not use)."""
+    from services import batches, coverage, helpdesk
+
+    roster = advisor_roster.build(any_engine, other_lea=False)
+    caaspp = roster.operators["caaspp"]
+    saved = plan.save(any_engine, caaspp, HALF, roster_facts(any_engine, roster.lea_id))
+    ids = _add_reports(any_engine, "4569")
+    g = roster.guardians
+    helpdesk.move_channel(any_engine, caaspp, g["g1"], B, "reads email, never the portal")
+    helpdesk.move_channel(any_engine, caaspp, g["g2"], C, "asked for paper at the office")
+    helpdesk.move_channel(any_engine, caaspp, g["g5"], D, "no portal account after all")
+    expected = {"g1": B, "g2": C, "g3": C, "g4": C, "g5": D, "g6": B, "g7": C}
+    for key, option in expected.items():
+        assert plan.guardian_channel(any_engine, g[key]) is option, key
+    by_id = {gid: key for key, gid in g.items()}
+    with Session(any_engine) as session:
+        for option in Option:
+            chosen = session.exec(select(Guardian.id).where(plan.channel_filter(saved, option)))
+            assert sorted(by_id[i] for i in chosen) == sorted(
+                k for k, o in expected.items() if o is option
+            ), option
+    students = {n: plan.student_channel(any_engine, ids[n]) for n in "1369"}
+    assert students == {"1": B, "3": C, "6": D, "9": C}
+
+    # The plan's email batch: g1's children, not g2 (moved to print), not g6 (s9's second guardian).
+    preview = batches.dry_run(any_engine, caaspp, batches.Selection(batches.Source.PLAN))
+    assert (preview.families, preview.ssrs) == (1, 4)
+
+    def planned(option: Option) -> set[str]:
+        query = coverage.students_for(
+            any_engine,
+            roster.lea_id,
+            coverage.in_force(any_engine, caaspp),
+            coverage.Who.PLAN,
+            option,
+        )
+        with Session(any_engine) as session:
+            sids = {int(row.sid) for row in session.execute(query)}
+        return {n for n, sid in ids.items() if sid in sids}
+
+    assert planned(D) == {"6"}  # the plan has no D, but a person put g5 there
+    assert planned(C) == {"4", "5", "9"}
+    assert planned(A) == set()  # g1 and g5 both moved away from the portal

@@ -332,3 +332,106 @@ def test_pending_groups_agree_on_both_databases(any_engine) -> None:  # type: ig
         (Program.CAASPP, date(2026, 5, 4), 2),
         (Program.ELPAC, date(2026, 5, 1), 3),
     ]
+
+
+def test_deadline_notice_counts_only_the_families_not_yet_delivered(any_engine) -> None:  # type: ignore[no-untyped-def]
+    """Delivered (services.delivered): B with its password sent, C printed, D received, A
+    published. A document without its password, a pending print item, a cancelled batch, and a
+    second guardian's item in a plan batch still count as undelivered."""
+    from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState
+    from services.db import session_scope
+    from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+    from services.models import Guardian, Student, StudentGuardian
+
+    engine = any_engine
+    world = build(engine, date(2027, 12, 1))
+    add_reports(engine, world, Program.CAASPP, at(date(2026, 5, 1), 10), 9)
+
+    def pending() -> int:
+        with session_scope(engine) as session:
+            groups = reminders.pending_groups(session, date(2026, 5, 20), ReminderPolicy())
+        return sum(g.pending for g in groups)
+
+    assert pending() == 9
+    with session_scope(engine) as session:
+        students = list(session.exec(select(Student).order_by(Student.ssid)).all())
+        guardians = []
+        for n, student in enumerate(students):
+            guardian = Guardian(
+                lea_id=world.lea_id,
+                first_name="G",
+                last_name=f"Family{n}",
+                name_key=f"family{n} g",
+                email=f"g{n}@x.example",
+            )
+            session.add(guardian)
+            session.flush()
+            session.add(StudentGuardian(student_id=student.id, guardian_id=guardian.id))
+            guardians.append(guardian)
+        # Student 8's second guardian (not the family) is in a plan batch.
+        session.add(
+            StudentGuardian(
+                student_id=students[8].id, guardian_id=guardians[7].id, is_primary=False
+            )
+        )
+        session.flush()
+        # The family of student 8 is its primary guardian; mark it so.
+        link = session.exec(
+            select(StudentGuardian).where(
+                StudentGuardian.student_id == students[8].id,
+                StudentGuardian.guardian_id == guardians[8].id,
+            )
+        ).one()
+        link.is_primary = True
+        session.add(link)
+
+        def email_batch(status: BatchStatus, source: str, items: dict[int, ItemState]) -> None:
+            batch = DeliveryBatch(
+                lea_id=world.lea_id, name="Email", source=source, status=status, created_by="t"
+            )
+            session.add(batch)
+            session.flush()
+            for n, state in items.items():
+                session.add(
+                    DeliveryItem(
+                        batch_id=batch.id,
+                        guardian_id=guardians[n].id,
+                        address=f"g{n}@x.example",
+                        state=state,
+                    )
+                )
+
+        def channel_batch(channel: str, items: dict[int, ChannelItemState]) -> None:
+            batch = ChannelBatch(
+                lea_id=world.lea_id,
+                channel=channel,
+                name="Paper",
+                source="plan",
+                status=BatchStatus.RUNNING,
+                created_by="t",
+            )
+            session.add(batch)
+            session.flush()
+            for n, state in items.items():
+                session.add(
+                    ChannelItem(
+                        batch_id=batch.id,
+                        student_id=students[n].id,
+                        guardian_id=guardians[n].id,
+                        state=state,
+                    )
+                )
+
+        email_batch(
+            BatchStatus.RUNNING,
+            "plan",
+            {0: ItemState.DONE, 1: ItemState.PASSWORD_SENT, 2: ItemState.DOCUMENT_SENT},
+        )
+        email_batch(BatchStatus.CANCELLED, "lea", {3: ItemState.DONE})
+        channel_batch("C", {4: ChannelItemState.DONE, 5: ChannelItemState.PENDING})
+        channel_batch("D", {6: ChannelItemState.DONE})
+        # Guardian 7 (family of student 7, second guardian of student 8) delivered by plan email.
+        email_batch(BatchStatus.RUNNING, "plan", {7: ItemState.DONE})
+    # Delivered: 0, 1 (B), 4 (C), 6 (D), 7 (B); not: 2, 3, 5, and 8 (a plan batch sends a
+    # second guardian only the children whose family they are).
+    assert pending() == 4
