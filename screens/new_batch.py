@@ -1,8 +1,9 @@
 """Start a delivery batch: name it, choose its families, read the dry run, then create it.
 
-The scope is typed (``lea``, ``plan``, ``grade 5``, ``school <CDS>``). ``enter`` in either field runs
-the dry run: counts, families without email, and the first lines of both messages in every language.
-Create stays disabled until a dry run of exactly this name and scope has been shown.
+The scope is typed (``lea``, ``plan``, ``grade 5``, ``school <CDS>``, ``group <student group name>``),
+and may be narrowed to one program and one administration year. ``enter`` in any field runs the dry
+run: counts, families without email, and the first lines of both messages in every language.
+Create stays disabled until a dry run of exactly these fields has been shown.
 """
 
 from __future__ import annotations
@@ -27,21 +28,25 @@ class NewBatchScreen(ModalScreen[int | None]):
     NewBatchScreen Input { margin: 0 1; }
     NewBatchScreen #preview { padding: 0 1; }
     NewBatchScreen Horizontal { height: 3; }
+    NewBatchScreen Horizontal Input { width: 1fr; }
     """
     BINDINGS = [Binding("escape", "close", "Close")]
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.previewed: tuple[str, str] | None = None
+        self.previewed: tuple[str, ...] | None = None
         self.policy: batches.PasswordPolicy | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Input(placeholder="Batch name, e.g. Spring 2026 ELPAC", id="name")
             yield Input(
-                placeholder="Scope: lea, plan, grade 5, school <CDS> (enter: dry run)", id="scope"
+                placeholder="Scope: lea, plan, grade 5, school <CDS>, group <name>", id="scope"
             )
+            with Horizontal():
+                yield Input(placeholder="Program: CAASPP, ELPAC (blank: both)", id="program")
+                yield Input(placeholder="Year, e.g. 2026 (blank: all)", id="year")
             with Horizontal():
                 yield Button("Dry run", id="dry-run")
                 yield Button("Create batch", id="create", variant="primary", disabled=True)
@@ -50,8 +55,14 @@ class NewBatchScreen(ModalScreen[int | None]):
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
 
-    def _fields(self) -> tuple[str, str]:
-        return self.query_one("#name", Input).value.strip(), self.query_one("#scope", Input).value
+    def _fields(self) -> tuple[str, ...]:
+        values = (self.query_one(f"#{name}", Input).value for name in ("scope", "program", "year"))
+        return (self.query_one("#name", Input).value.strip(), *values)
+
+    def _selection(self, fields: tuple[str, ...]) -> batches.Selection:
+        _, scope, program, year = fields
+        selection = batches.parse_scope(self.ctx.engine, self.ctx.operator, scope)
+        return batches.narrowed(selection, program, year)
 
     def on_input_changed(self, _: Input.Changed) -> None:
         self.query_one("#create", Button).disabled = self._fields() != self.previewed
@@ -67,23 +78,22 @@ class NewBatchScreen(ModalScreen[int | None]):
 
     @work(thread=True, exclusive=True, group="dry-run")
     def _dry_run(self) -> None:
-        name, scope = self._fields()
+        fields = self._fields()
         ctx = self.ctx
         try:
-            selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
-            preview = batches.dry_run(ctx.engine, ctx.operator, selection)
+            preview = batches.dry_run(ctx.engine, ctx.operator, self._selection(fields))
             self.policy = batches.PasswordPolicy.from_settings(ctx.settings)
         except ConsoleError as error:
             self.app.call_from_thread(self._show_error, str(error))
             return
-        self.app.call_from_thread(self._show_preview, (name, scope), preview)
+        self.app.call_from_thread(self._show_preview, fields, preview)
 
     def _show_error(self, message: str) -> None:
         self.previewed = None
         self.query_one("#create", Button).disabled = True
         self.query_one("#preview", Static).update(f"[b]Not possible:[/b] {message}")
 
-    def _show_preview(self, fields: tuple[str, str], preview: batches.DryRun) -> None:
+    def _show_preview(self, fields: tuple[str, ...], preview: batches.DryRun) -> None:
         languages = ", ".join(
             f"{LANGUAGES[code]} {count:,}" for code, count in sorted(preview.by_language.items())
         )
@@ -103,19 +113,19 @@ class NewBatchScreen(ModalScreen[int | None]):
         self.query_one("#create", Button).disabled = self._fields() != self.previewed
 
     def _create(self) -> None:
-        name, scope = self._fields()
-        if (name, scope) != self.previewed:
-            self.notify("Run the dry run for this name and scope first", severity="warning")
+        fields = self._fields()
+        if fields != self.previewed:
+            self.notify("Run the dry run for these fields first", severity="warning")
             return
         ctx = self.ctx
         try:
-            selection = batches.parse_scope(ctx.engine, ctx.operator, scope)
+            selection = self._selection(fields)
             policy = self.policy or batches.PasswordPolicy.from_settings(ctx.settings)
             batch_id = batches.create(
                 ctx.engine,
                 ctx.operator,
                 selection,
-                name=name,
+                name=fields[0],
                 password_channel=policy.channel,
                 password_delay=policy.delay,
             )

@@ -204,3 +204,57 @@ async def test_helpdesk_may_not_open_batches(engine: Engine, tmp_path: Path) -> 
         await pilot.press("b")
         await settle(pilot)
         assert not isinstance(app.screen, BatchesScreen)
+
+
+async def test_new_batch_for_a_student_group_program_and_year(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Scope ``group <name>`` sends to the families of the group's students (at its school),
+    narrowed to one program and one administration year; a bad program is a plain refusal."""
+    from sqlalchemy import func
+
+    from services import student_groups
+    from services.models import School, ScoreReport, Student
+
+    caaspp = operators.resolve(engine, "caaspp")
+    with Session(engine) as session:
+        school_id, grade = session.exec(
+            select(Student.school_id, Student.grade).order_by(Student.id).limit(1)
+        ).one()
+        year = session.exec(select(func.max(ScoreReport.admin_year))).one()
+        assert session.get(School, school_id) is not None
+    group = student_groups.create_from_filter(
+        engine, caaspp, "Readers", "2025-26", student_groups.Filter(school_id, grade)
+    )
+    families = set(student_groups.guardian_ids(engine, caaspp, group.id))
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, NewBatchScreen)
+        await pilot.press(*"Readers", "tab", *"group readers", "tab", *"SBAC", "enter")
+        await settle(pilot)
+        assert "'SBAC' is not a program" in text(app.screen, "#preview")
+        for _ in range(4):
+            await pilot.press("backspace")
+        await pilot.press(*"caaspp", "tab", *str(year), "enter")
+        await settle(pilot)
+        assert "families will get" in text(app.screen, "#preview")
+        assert not app.screen.query_one("#create").disabled
+        await pilot.click("#create")
+        await settle(pilot)
+        assert isinstance(app.screen, BatchesScreen)
+    with Session(engine) as session:
+        [batch] = session.exec(select(DeliveryBatch)).all()
+        chosen = set(
+            session.exec(select(DeliveryItem.guardian_id).where(DeliveryItem.batch_id == batch.id))
+        )
+    assert (batch.source, batch.school_id, batch.program, batch.admin_year) == (
+        "group",
+        school_id,
+        "CAASPP",
+        year,
+    )
+    assert chosen and chosen <= families
