@@ -60,7 +60,30 @@ def test_encrypted_pdf_is_aes256_r6_and_opens_only_with_the_password(tmp_path: P
 def test_verify_refuses_a_pdf_that_opens_without_a_password(tmp_path: Path) -> None:
     plain = make_pdf(tmp_path / "plain.pdf")
     with pytest.raises(PackagingError, match="opens without a password"):
-        packaging.verify(plain, "any")
+        packaging.verify(plain, "any", [b""])
+
+
+def test_verify_checks_the_password_the_cipher_and_every_page(tmp_path: Path) -> None:
+    """verify derives the key itself (not with the qpdf that wrote the file) and reads every page."""
+    sources = [make_pdf(tmp_path / "a.pdf"), make_pdf(tmp_path / "b.pdf", "SSID 2345678901")]
+    password = packaging.passphrase()
+    out = tmp_path / "family.pdf"
+    packaging.package(sources, out, password)
+    with pikepdf.open(sources[0]) as first, pikepdf.open(sources[1]) as second:
+        contents = [packaging.page_content(first.pages[0]), packaging.page_content(second.pages[0])]
+    assert b"1234567890" in contents[0]
+    assert packaging.verify(out, password, contents) == 2
+    with pytest.raises(PackagingError, match="does not open with its password"):
+        packaging.verify(out, password[:-1], contents)
+    with pytest.raises(PackagingError, match="page 2 does not read back"):
+        packaging.verify(out, password, [contents[0], contents[0]])
+    with pytest.raises(PackagingError, match="has 2 pages instead of the SSRs' 1"):
+        packaging.verify(out, password, contents[:1])
+    weak = tmp_path / "weak.pdf"
+    with pikepdf.open(sources[0]) as pdf:
+        pdf.save(weak, encryption=pikepdf.Encryption(user=password, owner="o" * 20, R=4, aes=True))
+    with pytest.raises(PackagingError, match="not AES-256 encrypted"):
+        packaging.verify(weak, password, contents[:1])
 
 
 def test_a_damaged_source_fails_cleanly_and_leaves_nothing(tmp_path: Path) -> None:
