@@ -1,7 +1,6 @@
 """Where the console can go: one Destination per screen, bound to a key app-wide.
 
-To replace a placeholder with a real screen, point its Destination's factory at the screen:
-``lazy("screens.module:ScreenClass")`` imports the module when the screen is first opened, which
+A destination's factory is usually ``lazy("screens.module:ScreenClass")``, which imports the module when the screen is first opened, which
 keeps the console's cold start to the dashboard's own imports (any
 ``Callable[[ConsoleContext], Screen]`` works; ``screens.base.ConsoleScreen`` subclasses fit).
 The permission here only decides whether the app opens the screen; the services behind it
@@ -31,7 +30,6 @@ class Destination:
     title: str
     factory: Callable[[ConsoleContext], Screen[object]]
     permission: Permission | None
-    issue: int | None  # the issue that owns the screen's content; None for the shell's own
 
 
 @dataclass(frozen=True)
@@ -59,23 +57,23 @@ def preload() -> None:
 
 
 P = Permission
-# One line per destination, so replacing a placeholder is a one-line edit.
+# One line per destination, so adding or moving a screen is a one-line edit.
 # fmt: off
 DESTINATIONS: list[Destination] = [
-    Destination("d", "Dashboard", DashboardScreen, P.VIEW_DASHBOARD, None),
-    Destination("s", "Students", StudentsScreen, P.VIEW_STUDENTS, None),
-    Destination("c", "Credential", lazy("screens.credential:CredentialScreen"), P.VIEW_CREDENTIAL_STATUS, None),
-    Destination("a", "Advisor", lazy("screens.advisor:AdvisorScreen"), P.VIEW_DASHBOARD, None),
-    Destination("i", "Import", lazy("screens.import_reports:ImportReportsScreen"), P.IMPORT_REPORTS, None),
-    Destination("b", "Batches", lazy("screens.batches:BatchesScreen"), P.RUN_BATCHES, 7),
-    Destination("p", "Print locally", lazy("screens.print_batch:PrintBatchScreen"), P.RUN_BATCHES, 8),
-    Destination("o", "Paper from ETS", lazy("screens.paper_order:PaperOrderScreen"), P.RUN_BATCHES, 8),
-    Destination("w", "Portal readiness", lazy("screens.portal_readiness:PortalReadinessScreen"), P.VIEW_DASHBOARD, 8),
-    Destination("u", "Coverage", lazy("screens.coverage:CoverageScreen"), P.VIEW_STUDENTS, 8),
-    Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS, None),
-    Destination("h", "Help desk", lazy("screens.helpdesk:HelpDeskScreen"), P.RESEND, 10),
-    Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS, 10),
-    Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT, None),
+    Destination("d", "Dashboard", DashboardScreen, P.VIEW_DASHBOARD),
+    Destination("s", "Students", StudentsScreen, P.VIEW_STUDENTS),
+    Destination("c", "Credential", lazy("screens.credential:CredentialScreen"), P.VIEW_CREDENTIAL_STATUS),
+    Destination("a", "Advisor", lazy("screens.advisor:AdvisorScreen"), P.VIEW_DASHBOARD),
+    Destination("i", "Import", lazy("screens.import_reports:ImportReportsScreen"), P.IMPORT_REPORTS),
+    Destination("b", "Batches", lazy("screens.batches:BatchesScreen"), P.RUN_BATCHES),
+    Destination("p", "Print locally", lazy("screens.print_batch:PrintBatchScreen"), P.RUN_BATCHES),
+    Destination("o", "Paper from ETS", lazy("screens.paper_order:PaperOrderScreen"), P.RUN_BATCHES),
+    Destination("w", "Portal readiness", lazy("screens.portal_readiness:PortalReadinessScreen"), P.VIEW_DASHBOARD),
+    Destination("u", "Coverage", lazy("screens.coverage:CoverageScreen"), P.VIEW_STUDENTS),
+    Destination("n", "Notices", lazy("screens.notices:NoticesScreen"), P.VIEW_CREDENTIAL_STATUS),
+    Destination("h", "Help desk", lazy("screens.helpdesk:HelpDeskScreen"), P.RESEND),
+    Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS),
+    Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT),
 ]
 # fmt: on
 BY_KEY = {d.key: d for d in DESTINATIONS}
@@ -88,7 +86,7 @@ class DestinationCommands(Provider):
         return [
             (
                 f"Go to {d.title}",
-                f"key {d.key}" + (f" · content from issue {d.issue}" if d.issue else ""),
+                f"key {d.key}",
                 partial(self.app.run_action, f"go({d.key!r})"),
             )
             for d in DESTINATIONS

@@ -3,8 +3,7 @@
 Every figure is read in a worker thread, so the screen paints at once even on 300,000 students.
 The panels below the roster come from PANELS: a service function ``dashboard_text(engine,
 operator) -> str`` each, imported in its worker (off the first frame's path) and read again
-whenever the dashboard comes back into view. A panel whose issue has not landed yet says which
-issue owns it; adding or replacing a panel is a one-line edit.
+whenever the dashboard comes back into view; adding or replacing a panel is a one-line edit.
 """
 
 from __future__ import annotations
@@ -23,14 +22,15 @@ from services import dashboard
 from services.dashboard import DashboardSummary
 from services.errors import ConsoleError
 from services.validation import LANGUAGES
+from services.working_days import WorkingCalendar
 
 
 @dataclass(frozen=True)
 class Panel:
     key: str
     title: str
-    source: str | None  # "module:function" returning the panel's text, or None: a placeholder
-    placeholder: str = ""
+    source: str  # "module:function" returning the panel's text
+    calendar: bool = False  # the function also takes the LEA's working-day calendar
 
 
 # fmt: off
@@ -38,8 +38,8 @@ PANELS = [
     Panel("credential", "Credential", "services.credentials:dashboard_text"),
     Panel("plan", "Distribution plan", "services.plan:dashboard_text"),
     Panel("coverage", "Coverage: one channel per SSR", "services.coverage:dashboard_text"),
-    Panel("batches", "Batches", None, "Delivery batches and their progress: issues 7 and 8."),
-    Panel("deadlines", "Deadlines", None, "Students at risk of missing the 20/30-day deadlines: issue 4."),
+    Panel("batches", "Batches", "services.batches:dashboard_text"),
+    Panel("deadlines", "Deadlines (20 working / 30 days)", "services.deadlines:dashboard_text", calendar=True),
 ]
 # fmt: on
 
@@ -50,7 +50,6 @@ class DashboardScreen(ConsoleScreen):
     DashboardScreen #where { padding: 0 1; text-style: bold; }
     DashboardScreen Grid { grid-size: 2; grid-gutter: 0 1; height: auto; padding: 0 1; }
     DashboardScreen .panel { height: auto; border: round $primary; padding: 0 1; }
-    DashboardScreen .pending { color: $text-muted; }
     DashboardScreen #hint { padding: 0 1; color: $text-muted; }
     """
 
@@ -61,18 +60,14 @@ class DashboardScreen(ConsoleScreen):
                 yield self._panel("roster", "Roster", "Counting…")
                 yield self._panel("guardians", "Guardians", "Counting…")
                 for panel in PANELS:
-                    if panel.source:
-                        yield self._panel(panel.key, panel.title, "Loading…")
-                    else:
-                        text = f"Placeholder. {panel.placeholder}"
-                        yield self._panel(panel.key, panel.title, text, "pending")
+                    yield self._panel(panel.key, panel.title, "Loading…")
             yield Static(
                 "? lists every key · ctrl+p opens a screen by name · esc goes back", id="hint"
             )
 
     @staticmethod
-    def _panel(key: str, title: str, text: str, extra: str = "") -> Static:
-        panel = Static(Content(text), id=key, classes=f"panel {extra}".strip())
+    def _panel(key: str, title: str, text: str) -> Static:
+        panel = Static(Content(text), id=key, classes="panel")
         panel.border_title = title
         return panel
 
@@ -82,8 +77,7 @@ class DashboardScreen(ConsoleScreen):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         for panel in PANELS:  # a plan saved or a credential reset meanwhile shows on return
-            if panel.source:
-                self._load_panel(panel)
+            self._load_panel(panel)
 
     @work(thread=True, exclusive=True, group="summary")
     def _load_summary(self) -> None:
@@ -96,10 +90,11 @@ class DashboardScreen(ConsoleScreen):
         )
 
     def _read_panel(self, panel: Panel) -> None:
-        module, _, function = (panel.source or "").partition(":")
+        module, _, function = panel.source.partition(":")
         read = getattr(importlib.import_module(module), function)
         try:
-            text = read(self.ctx.engine, self.ctx.operator)
+            extra = [WorkingCalendar.from_settings(self.ctx.settings)] if panel.calendar else []
+            text = read(self.ctx.engine, self.ctx.operator, *extra)
         except ConsoleError as error:
             text = str(error)
         self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, Content(text))

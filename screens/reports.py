@@ -48,14 +48,6 @@ class _Figures:
     as_of: datetime | None
 
 
-def _calendar(ctx: ConsoleContext) -> WorkingCalendar:
-    """The LEA's holidays from the [scheduler] config table, as the reminders use them."""
-    scheduler = ctx.settings.extra.get("scheduler", {})
-    return WorkingCalendar.parse(
-        scheduler.get("holidays", []) if isinstance(scheduler, dict) else []
-    )
-
-
 def _exports(ctx: ConsoleContext) -> Path:
     return Path(ctx.settings.data_dir) / "exports"
 
@@ -139,7 +131,9 @@ class ReportsScreen(ConsoleScreen):
     def _read(self, as_of: datetime | None) -> _Figures:
         ctx, scope = self.ctx, self.scope
         rows = reports.coverage(ctx.engine, scope, self.dimension)
-        risk = reports.at_risk_count(ctx.engine, scope, date.today(), _calendar(ctx))
+        risk = reports.at_risk_count(
+            ctx.engine, scope, date.today(), WorkingCalendar.from_settings(ctx.settings)
+        )
         costs = [] if scope.group_id else reports.cost_by_channel(ctx.engine, scope)
         return _Figures(rows, risk, costs, as_of)
 
@@ -337,7 +331,7 @@ class AtRiskScreen(ConsoleScreen):
     def __init__(self, ctx: ConsoleContext, scope: Scope) -> None:
         super().__init__(ctx)
         self.scope = scope
-        self.calendar = _calendar(ctx)
+        self.calendar = WorkingCalendar.from_settings(ctx.settings)
         self.today = date.today()
 
     def compose_body(self) -> ComposeResult:

@@ -46,7 +46,7 @@ from services.models import (
     StudentGuardian,
     utcnow,
 )
-from services.permissions import Permission, require, school_scope
+from services.permissions import Permission, allowed, require, school_scope
 from services.roster_facts import HAS_EMAIL, family_guardian
 from services.settings import Settings
 from services.validation import LANGUAGES
@@ -443,6 +443,22 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
     # Portal, print and paper-order batches share the list (issue 8); ids are per channel.
     others = [BatchSummary(**asdict(c)) for c in channel_batches.summaries(engine, operator, limit)]
     return sorted(secure + others, key=lambda b: b.created_at, reverse=True)[:limit]
+
+
+def dashboard_text(engine: Engine, operator: Operator, shown: int = 4) -> str:
+    """The dashboard's batches panel: the newest batches of every channel and their progress."""
+    if not allowed(operator, Permission.RUN_BATCHES):
+        return "Batches are run by the LEA and site coordinators."
+    batches = list_batches(engine, operator, limit=shown)
+    if not batches:
+        return "No delivery batches yet. Press b to open the batch list."
+    lines = []
+    for b in batches:
+        line = f"{b.channel}{b.id} {b.name[:18]} {b.status.value}: {b.done:,}/{b.total:,}"
+        if b.failed or b.uncertain:
+            line += f" ({b.failed:,} failed, {b.uncertain:,} uncertain)"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def get_batch(engine: Engine, operator: Operator, batch_id: int) -> DeliveryBatch:

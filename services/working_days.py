@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from services.errors import InvalidInput
 from services.models import Program
+from services.settings import Settings
 
 CAASPP_WORKING_DAYS = 20
 ELPAC_CALENDAR_DAYS = 30
@@ -36,6 +37,14 @@ class WorkingCalendar:
                     f"Holiday {text!r} is not a date like 2026-07-03; fix the [scheduler] holidays list"
                 ) from None
         return cls(days)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkingCalendar:
+        """The LEA's holidays from the ``[scheduler]`` table, as the reminders use them."""
+        section = settings.extra.get("scheduler", {})
+        if not isinstance(section, dict):
+            raise InvalidInput("[scheduler] in the config must be a table of settings")
+        return cls.parse(section.get("holidays", []))
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.holidays
