@@ -54,10 +54,17 @@ def passphrase(words: int = PASSPHRASE_WORDS) -> str:
     """A random passphrase like ``maple-river-...`` of at most 32 characters (system randomness).
 
     Rejection sampling keeps every fitting phrase equally likely; about one draw in twenty fits.
+    Each draw is one uniform number below ``len(vocabulary) ** words`` read as that many word
+    indices: one call for system randomness per draw instead of one per word.
     """
     vocabulary = word_list()
     while True:
-        phrase = "-".join(secrets.choice(vocabulary) for _ in range(words))
+        draw = secrets.randbelow(len(vocabulary) ** words)
+        chosen = []
+        for _ in range(words):
+            draw, index = divmod(draw, len(vocabulary))
+            chosen.append(vocabulary[index])
+        phrase = "-".join(chosen)
         if len(phrase) <= MAX_PASSWORD_LENGTH:
             return phrase
 
