@@ -3,12 +3,15 @@
 Keys only: f families (the plan's print families, or every family not yet on a channel), g order
 (school and grade, or ZIP for bulk mail), m mail or hand out at school, + / - file size, ctrl+s
 create and print, ctrl+r print the selected batch (one made by a portal hand-off, or one whose run
-stopped part way: it resumes with the families not yet printed). Printing runs in a worker thread
-and commits progress file by file, so the table below fills in while it runs; the files land in
-the data folder under ``print/batch-<id>``.
+stopped part way: it resumes with the families not yet printed). Printing is queued in the
+database and done by ``ssr-console worker``, so closing this session does not stop it; the worker
+commits progress file by file, and the table and status line below read it every second. The
+files land in the data folder under ``print/batch-<id>``.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from textual import work
 from textual.app import ComposeResult
@@ -18,12 +21,13 @@ from textual.widgets import Static
 
 from screens.channel_batch_screen import ChannelBatchScreen
 from services import channel_batches, coverage, print_batch
-from services.advisor import Option, Rates, money
+from services.advisor import Option, money
+from services.channel_batches import ChannelBatch, ChannelSummary
 from services.context import ConsoleContext
 from services.delivery_ledger import BatchStatus
 from services.errors import ConsoleError, InvalidInput
 from services.models import utcnow
-from services.print_batch import Handling, Order, PrintOptions
+from services.print_batch import Handling, Order, PrintOptions, PrintState
 from widgets.channel_batch_table import ChannelBatchTable
 
 SPLIT_SIZES = (10, 25, 50, 100, 200, 500)
@@ -62,10 +66,11 @@ class PrintBatchScreen(ChannelBatchScreen):
         self.handling = Handling.MAIL
         self.problem = ""
         try:
-            self.rates = channel_batches.configured_rates(ctx.settings)
+            channel_batches.configured_rates(ctx.settings)  # the worker prices with these rates
         except InvalidInput as error:
-            self.rates, self.problem = Rates(), f"{error}; using the default rates"
+            self.problem = f"{error}; using the default rates"
         self.split_mb = self._configured_split()
+        self.watched: int | None = None  # the batch last created or queued here
 
     def _configured_split(self) -> int:
         raw = self.ctx.settings.extra.get("print_split_mb", 50)
@@ -85,7 +90,7 @@ class PrintBatchScreen(ChannelBatchScreen):
             self.notify(self.problem, title="Print settings", severity="warning")
         self._show_choices()
         self.query_one(ChannelBatchTable).focus()
-        self.set_interval(REFRESH_SECONDS, self._refresh)
+        self.set_interval(REFRESH_SECONDS, self._tick)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -160,8 +165,8 @@ class PrintBatchScreen(ChannelBatchScreen):
             self.notify(str(error), title="Not created", severity="error")
             return
         assert batch.id is not None
-        self._refresh()
-        self._print(batch.id)
+        self.watched = batch.id
+        self._tick()
 
     def action_print_selected(self) -> None:
         selected = self.query_one(ChannelBatchTable).selected_id
@@ -170,28 +175,59 @@ class PrintBatchScreen(ChannelBatchScreen):
             return
         self._print(selected)
 
-    @work(thread=True, exclusive=True, group="print")
     def _print(self, batch_id: int) -> None:
-        notify = self.app.call_from_thread
+        """Queue the batch for ``ssr-console worker``; the status line then follows its progress."""
         try:
-            batch = channel_batches.get(self.ctx.engine, self.ctx.operator, batch_id)
-            if batch.status is not BatchStatus.RUNNING:
-                raise InvalidInput(f"Batch {batch_id} is {batch.status.value}: nothing to print")
-            notify(self._say, f"Printing batch {batch_id} ({batch.families:,} families)…")
-            folder = self.ctx.settings.data_dir / "print" / f"batch-{batch_id}"
-            result = print_batch.run(
-                self.ctx.engine, self.ctx.operator, batch_id, folder, rates=self.rates
-            )
+            print_batch.queue(self.ctx.engine, self.ctx.operator, batch_id)
         except ConsoleError as error:
-            notify(self.notify, str(error), title="Not printed", severity="error")
+            self.notify(str(error), title="Not printed", severity="error")
             return
-        notify(
-            self._say,
-            f"Batch {batch_id}: {result.printed:,} families printed, {result.not_printed:,} "
-            f"listed; {result.pages:,} pages in {len(result.files)} file(s), "
-            f"{money(result.cost, self.ctx.operator.language)}\n{folder}",
-        )
-        notify(self._refresh)
+        self.watched = batch_id
+        self._tick()
+
+    def _tick(self) -> None:
+        self._refresh()
+        table = self.query_one(ChannelBatchTable)
+        self._status(self.watched or table.selected_id)
+
+    @work(thread=True, exclusive=True, group="status")
+    def _status(self, batch_id: int | None) -> None:
+        """The watched batch's print progress, as the worker wrote it to the database."""
+        if batch_id is None:
+            return
+        try:
+            summary = next(
+                s
+                for s in channel_batches.summaries(self.ctx.engine, self.ctx.operator)
+                if s.id == batch_id
+            )
+            batch = channel_batches.get(self.ctx.engine, self.ctx.operator, batch_id)
+        except (ConsoleError, StopIteration):
+            return
+        self.app.call_from_thread(self._say, self._status_text(summary, batch))
+
+    def _status_text(self, summary: ChannelSummary, batch: ChannelBatch) -> str:
+        detail = channel_batches.details(batch)
+        state = detail.get("print")
+        if batch.status is BatchStatus.FINISHED:
+            cost = money(Decimal(batch.cost_cents) / 100, self.ctx.operator.language)
+            return (
+                f"Batch {batch.id}: {summary.done:,} families printed, {summary.failed:,} "
+                f"listed; {batch.pages:,} pages in {len(detail.get('files', []))} file(s), "
+                f"{cost}\n{detail.get('folder', '')}"
+            )
+        if batch.status is not BatchStatus.RUNNING:
+            return f"Batch {batch.id} is {batch.status.value}"
+        if state == PrintState.QUEUED.value:
+            return f"Batch {batch.id}: waiting for `ssr-console worker` to print it"
+        if state == PrintState.PRINTING.value:
+            return (
+                f"Batch {batch.id}: the worker is printing, {summary.done:,} of "
+                f"{summary.total:,} families done, {batch.pages:,} pages (this session may close)"
+            )
+        if state == PrintState.FAILED.value:
+            return f"Batch {batch.id} stopped: {detail.get('error', '')}; ctrl+r prints the rest"
+        return f"Batch {batch.id} is not printing; ctrl+r prints it"
 
     def _say(self, text: str) -> None:
         self.query_one("#last", Static).update(Content(text))

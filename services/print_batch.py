@@ -42,17 +42,18 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import channel_batches, cover_sheet, coverage
+from services import audit, channel_batches, cover_sheet, coverage, operators
 from services.advisor import Option, Rates
 from services.audit import Actor
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
 from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState, Scope
-from services.db import session_scope
-from services.delivery_ledger import BatchStatus
+from services.db import is_sqlite, session_scope
+from services.delivery_ledger import BatchStatus, DeliveryWorker
 from services.errors import ConsoleError, InvalidInput
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student
 from services.permissions import Permission, require
 from services.roster_facts import HAS_ADDRESS
+from services.settings import Settings
 
 MB = 1024 * 1024
 DEFAULT_SPLIT_MB = 50
@@ -127,7 +128,7 @@ def create(
     exclude: Iterable[int] = (),
     options: PrintOptions | None = None,
 ) -> ChannelBatch:
-    """Record a print batch for the chosen families; ``run`` prints it."""
+    """Record a print batch for the chosen families, queued for ``ssr-console worker`` to print."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     scope = coverage.in_force(engine, operator, scope)
     options = options or PrintOptions()
@@ -143,8 +144,132 @@ def create(
             source=who.value,
             scope=scope,
             students=students,
-            detail=options.as_detail(),
+            detail={**options.as_detail(), "print": PrintState.QUEUED.value},
         )
+
+
+class PrintState(enum.StrEnum):
+    """Where a print batch stands with the worker (``detail["print"]``): the screen shows it."""
+
+    QUEUED = "queued"  # waiting for ``ssr-console worker``
+    PRINTING = "printing"  # a worker (``detail["printer"]``) is printing it
+    FAILED = "failed"  # the run stopped with ``detail["error"]``; queue it again to resume
+
+
+def queue(engine: Engine, operator: Operator, batch_id: int) -> None:
+    """Ask the worker to print (or resume) a batch; the session that asked may then close."""
+    batch = channel_batches.get(engine, operator, batch_id)
+    if batch.channel != Option.PRINT.value:
+        raise InvalidInput(f"Batch {batch_id} is not a print batch")
+    if batch.status is not BatchStatus.RUNNING:
+        raise InvalidInput(f"Batch {batch_id} is {batch.status.value}: nothing to print")
+    with session_scope(engine) as session:
+        row = session.get(ChannelBatch, batch_id, with_for_update=True)
+        assert row is not None
+        detail = channel_batches.details(row)
+        if detail.get("print") == PrintState.PRINTING.value:
+            raise InvalidInput(f"Batch {batch_id} is being printed by the worker already")
+        detail.pop("error", None)
+        _save_detail(session, row, {**detail, "print": PrintState.QUEUED.value})
+        audit.record(
+            session,
+            Actor.of(operator),
+            "channel_batch.print_queued",
+            channel_batches.target(row),
+            {},
+            lea_id=row.lea_id,
+        )
+
+
+def _save_detail(session: Session, batch: ChannelBatch, detail: dict[str, Any]) -> None:
+    batch.detail = json.dumps(detail, sort_keys=True)
+    session.add(batch)
+
+
+def _claim(engine: Engine, worker_id: str) -> int | None:
+    """Take the oldest queued print batch, or one whose worker is gone (it resumes)."""
+    with session_scope(engine) as session:
+        alive = set(session.exec(select(DeliveryWorker.id)).all()) | {worker_id}
+        candidates = session.exec(
+            select(ChannelBatch)
+            .where(
+                col(ChannelBatch.channel) == Option.PRINT.value,
+                col(ChannelBatch.status) == BatchStatus.RUNNING,
+            )
+            .order_by(col(ChannelBatch.id))
+            .with_for_update(skip_locked=True)
+        )
+        for batch in candidates:
+            detail = channel_batches.details(batch)
+            state, printer = detail.get("print"), detail.get("printer")
+            # On SQLite one worker runs: a printer that is not us died (as in ledger.recover).
+            dead = printer != worker_id and (is_sqlite(engine) or printer not in alive)
+            if state == PrintState.QUEUED.value or (state == PrintState.PRINTING.value and dead):
+                _save_detail(
+                    session,
+                    batch,
+                    {**detail, "print": PrintState.PRINTING.value, "printer": worker_id},
+                )
+                return batch.id
+    return None
+
+
+def waiting(engine: Engine) -> bool:
+    """Whether a print batch is queued or being printed (``worker --once`` waits for it)."""
+    with Session(engine) as session:
+        details = session.exec(
+            select(ChannelBatch.detail).where(
+                col(ChannelBatch.channel) == Option.PRINT.value,
+                col(ChannelBatch.status) == BatchStatus.RUNNING,
+            )
+        )
+        busy = {PrintState.QUEUED.value, PrintState.PRINTING.value}
+        return any(json.loads(d or "{}").get("print") in busy for d in details)
+
+
+def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
+    """Print every queued batch into ``data_dir/print/batch-<id>``; returns how many were run.
+
+    Runs in ``ssr-console worker``, as the operator who created the batch (their permissions
+    hold). A failure is written to the batch for the screen to show, and the batch waits there
+    until an operator queues it again (it then resumes).
+    """
+    try:
+        rates = channel_batches.configured_rates(settings)
+    except InvalidInput:
+        rates = Rates()  # as the print screen warns: a bad [advisor] table falls back to defaults
+    count = 0
+    while (batch_id := _claim(engine, worker_id)) is not None:
+        count += 1
+        with Session(engine) as session:
+            batch = session.get(ChannelBatch, batch_id)
+            assert batch is not None
+            creator = batch.created_by
+        folder = settings.data_dir / "print" / f"batch-{batch_id}"
+        error = None
+        try:
+            run(engine, operators.resolve(engine, creator), batch_id, folder, rates=rates)
+        except ConsoleError as failure:
+            error = str(failure)
+        with session_scope(engine) as session:
+            batch = session.get(ChannelBatch, batch_id)
+            assert batch is not None
+            detail = channel_batches.details(batch)
+            detail.pop("printer", None)
+            if error:
+                detail.update(print=PrintState.FAILED.value, error=error)
+                audit.record(
+                    session,
+                    audit.SYSTEM_ACTOR,
+                    "channel_batch.print_failed",
+                    channel_batches.target(batch),
+                    {"error": error},
+                    lea_id=batch.lea_id,
+                )
+            else:
+                detail.pop("print", None)
+            _save_detail(session, batch, detail)
+    return count
 
 
 @dataclass(frozen=True)

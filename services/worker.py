@@ -1,4 +1,5 @@
-"""The batch runner behind ``ssr-console worker``: packages and sends, outside any SSH session.
+"""The batch runner behind ``ssr-console worker``: packages and sends, and prints the print
+batches operators queued (``services.print_batch``), outside any SSH session.
 
 One asyncio loop runs a packager (encryption on every core through a process pool, only a little
 ahead of sending, so passwords spend little time at rest and 300,000 SSRs never sit on disk at once)
@@ -29,7 +30,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import batches, messages, packaging, password_vault
+from services import batches, messages, packaging, password_vault, print_batch
 from services import delivery_ledger as ledger
 from services.db import is_sqlite, session_scope
 from services.delivery_ledger import (
@@ -135,6 +136,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._busy = 0  # sends in progress
         self._packaging = 0  # packages being encrypted
+        self._printing = False  # a print batch is being printed
         self._relay_failures = 0  # connection failures in a row
         self._batches: dict[int, _BatchInfo] = {}
 
@@ -156,7 +158,7 @@ class Worker:
         keepalive = self.engine.connect() if is_sqlite(self.engine) else None
         pool = self._pool()
         connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
-        tasks = [asyncio.create_task(self._packager(pool))]
+        tasks = [asyncio.create_task(self._packager(pool)), asyncio.create_task(self._printer())]
         tasks += [asyncio.create_task(self._sender(c)) for c in connections]
         beat = self.clock()
         try:
@@ -166,7 +168,8 @@ class Worker:
                     for task in tasks:
                         if task.done() and task.exception():
                             raise task.exception()  # type: ignore[misc]
-                if once and not (self._busy or self._packaging) and self._idle_until_horizon():
+                idle = not (self._busy or self._packaging or self._printing)
+                if once and idle and self._idle_until_horizon():
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
                     ledger.heartbeat(self.engine, self.worker_id)
@@ -211,6 +214,8 @@ class Worker:
         horizon = now + timedelta(seconds=self.config.once_horizon_seconds)
         if self.quota.blocked_until is not None and self.quota.blocked_until > horizon:
             return True
+        if print_batch.waiting(self.engine):
+            return False
         due = next_due(self.engine)
         return due is None or due > horizon
 
@@ -279,6 +284,21 @@ class Worker:
         ):
             self.tally.packaged += 1
             log.info("item %s packaged: %s", item_id, ", ".join(ssids))
+
+    # --- printing --------------------------------------------------------------------------------
+
+    async def _printer(self) -> None:
+        """Print queued print batches in a thread, one at a time; each resumes where it stopped."""
+        while not self._stop.is_set():
+            self._printing = True
+            try:
+                printed = await asyncio.to_thread(
+                    print_batch.print_queued, self.engine, self.settings, self.worker_id
+                )
+            finally:
+                self._printing = False
+            if not printed:
+                await self._pause()
 
     # --- sending ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from screens.coverage import CoverageScreen
 from screens.paper_order import PaperOrderScreen
 from screens.portal_readiness import PortalReadinessScreen
 from screens.print_batch import PrintBatchScreen
-from services import channel_batches, coverage, credentials
+from services import channel_batches, coverage, credentials, print_batch
 from services.advisor import Option
 from services.context import ConsoleContext
 from services.delivery_ledger import BatchStatus
@@ -66,6 +66,11 @@ async def test_print_screen_creates_and_prints_by_keys(demo: World) -> None:
         assert "hand out at school" in choices and "split at 25 MB" in choices
         assert "40 students" in text(app, "#preview")
         await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "waiting for `ssr-console worker`" in text(app, "#last"), notes(app)
+        # The worker prints it (outside this session); the screen reads its progress each second.
+        assert print_batch.print_queued(w.engine, w.settings, "test-worker") == 1
+        await pilot.pause(1.2)
         await settle(app, pilot)
         assert "families printed" in text(app, "#last"), notes(app)
         folder = w.settings.data_dir / "print" / "batch-1"
