@@ -141,7 +141,9 @@ def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
     conditions = _report_filters(
         lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
     )
-    conditions.append(Guardian.lea_id == lea_id)
+    # "+ 0" keeps SQLite (no statistics) from driving the join from the guardian index, which
+    # made it loop over every student per guardian: minutes for 42,000 students instead of 0.4 s.
+    conditions.append(col(Guardian.lea_id) + 0 == lea_id)
     if selection.source is Source.LIST:
         conditions.append(Guardian.id.in_(selection.guardian_ids))  # type: ignore[union-attr]
     if selection.source is Source.GROUP:
