@@ -14,7 +14,9 @@ from services.audit import Actor
 def _write(engine, count: int, start: int = 0) -> None:  # type: ignore[no-untyped-def]
     for i in range(start, start + count):
         with db.session_scope(engine) as session:
-            audit.record(session, Actor("caaspp", "lea_caaspp", 1), "test.action", f"item {i}", {"i": i})
+            audit.record(
+                session, Actor("caaspp", "lea_caaspp", 1), "test.action", f"item {i}", {"i": i}
+            )
 
 
 @pytest.fixture
@@ -40,7 +42,9 @@ def test_intact_chain_verifies(chained, sqlite_url: str, capsys) -> None:  # typ
         ("DELETE FROM audit_event WHERE seq = 5", "events after 4 were removed"),
     ],
 )
-def test_tampered_row_is_detected(chained, sqlite_url: str, capsys, tamper: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_row_is_detected(
+    chained, sqlite_url: str, capsys, tamper: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
     with chained.begin() as connection:
         connection.exec_driver_sql(tamper)
     result = audit.verify(chained)
@@ -59,8 +63,15 @@ def test_rewritten_row_with_fresh_hash_is_still_detected(chained) -> None:  # ty
         event = session.exec(select(AuditEvent).where(AuditEvent.seq == 2)).one()
         event.detail = '{"i":42}'
         event.hash = audit.event_hash(
-            event.seq, event.at, event.operator, event.role, event.lea_id,
-            event.action, event.target, event.detail, event.prev_hash,
+            event.seq,
+            event.at,
+            event.operator,
+            event.role,
+            event.lea_id,
+            event.action,
+            event.target,
+            event.detail,
+            event.prev_hash,
         )
     result = audit.verify(chained)
     assert not result.ok and result.seq == 3

@@ -10,7 +10,9 @@ from services.permissions import Permission, allowed, require, school_scope
 
 
 def _op(role: Role, school_id: int | None = None) -> Operator:
-    return Operator(username=role.value, display_name=role.label, role=role, lea_id=1, school_id=school_id)
+    return Operator(
+        username=role.value, display_name=role.label, role=role, lea_id=1, school_id=school_id
+    )
 
 
 def test_only_lea_coordinators_manage_the_credential() -> None:

@@ -13,7 +13,9 @@ def test_ssid_accepts_ten_digits(value: str) -> None:
     assert validation.ssid(value) == value.strip()
 
 
-@pytest.mark.parametrize("value", ["123456789", "12345678901", "12345abcde", "", "１２３４５６７８９０"])
+@pytest.mark.parametrize(
+    "value", ["123456789", "12345678901", "12345abcde", "", "１２３４５６７８９０"]
+)
 def test_ssid_refuses_anything_else(value: str) -> None:
     with pytest.raises(InvalidInput, match="SSID must be exactly 10 digits"):
         validation.ssid(value)
