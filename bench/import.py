@@ -10,8 +10,9 @@ the import's alone, and RSS is sampled at each quarter of the run to show it sta
 
 Measured 2026-11-25 on the shared 2-core machine (load average 6-8 from other work), 2 workers:
 2,090 SSRs 298/s, peak RSS 91 MB; 20,503 SSRs 295/s, 94 MB; 50,459 SSRs 258/s, 99 MB (RSS 92-95
-MB from the first quarter to the end); 1.6-1.7 ms CPU per SSR in the importing process. The
-300,000-SSR demo was not generated (about 80 minutes of rendering at that load).
+MB from the first quarter to the end); 1.6-1.7 ms CPU per SSR in the importing process.
+``--full`` (255,000 students, 306,898 SSRs; the demo took about 45 minutes to render): 814.7 s,
+377 SSRs/s, RSS 96/100/100/98 MB at each quarter, peak 113 MB.
 """
 
 from __future__ import annotations
