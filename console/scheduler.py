@@ -72,7 +72,7 @@ class SchedulerConfig:
         try:
             policy = ReminderPolicy(
                 timezone=str(section.get("timezone", ReminderPolicy.timezone)),
-                calendar=WorkingCalendar.parse(section.get("holidays", [])),  # type: ignore[arg-type]
+                calendar=WorkingCalendar.from_settings(settings),
             )
             return cls(
                 scan_minutes=float(section.get("scan_minutes", cls.scan_minutes)),  # type: ignore[arg-type]
