@@ -349,8 +349,9 @@ def packaged_backlog(engine: Engine) -> int:
 def mark_packaged(
     engine: Engine, item_id: int, package_dir: str, sealed_password: str, ssr_count: int
 ) -> bool:
+    """The family's package is verified and its password sealed: ready for the document message."""
     with session_scope(engine) as session:
-        return _set_state(
+        moved = _set_state(
             session,
             item_id,
             [ItemState.PENDING],
@@ -362,6 +363,20 @@ def mark_packaged(
             claimed_at=None,
             error=None,
         )
+        if moved:
+            batch_id, guardian_id = session.exec(
+                select(DeliveryItem.batch_id, DeliveryItem.guardian_id).where(
+                    DeliveryItem.id == item_id
+                )
+            ).one()
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.packaged",
+                _item_target(item_id),
+                {"batch": batch_id, "guardian": guardian_id, "ssrs": ssr_count},
+            )
+        return moved
 
 
 def mark_failed(engine: Engine, item_id: int, expected: Sequence[ItemState], reason: str) -> None:
@@ -540,7 +555,7 @@ def record_retry(
         ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
     )
     with session_scope(engine) as session:
-        _set_state(
+        moved = _set_state(
             session,
             claim.item_id,
             [sending],
@@ -551,6 +566,20 @@ def record_retry(
             claimed_at=None,
             error=reason[:500],
         )
+        if moved and count_attempt:  # an unreachable relay is not an event in a family's history
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.retry",
+                _item_target(claim.item_id),
+                {
+                    "batch": claim.batch_id,
+                    "step": claim.step.value,
+                    "attempt": claim.attempts,
+                    "reason": reason[:200],
+                    "retry_at": retry_at.isoformat(timespec="seconds"),
+                },
+            )
 
 
 def record_failed(engine: Engine, claim: Claim, reason: str) -> None:
@@ -582,6 +611,57 @@ def record_uncertain(engine: Engine, claim: Claim, reason: str) -> None:
                 "delivery.uncertain",
                 _item_target(claim.item_id),
                 {"batch": claim.batch_id, "step": claim.step.value},
+            )
+            _finish_batches(session)
+
+
+def record_package_unusable(engine: Engine, claim: Claim, reason: str) -> None:
+    """The package cannot be sent as it is: its files are gone, or its sealed password cannot be
+    opened (the vault key was replaced). No message goes out.
+
+    Before the document nothing has been sent, so the item goes back to ``pending`` and is packaged
+    again under a new password. After the document, the family holds a PDF whose password is lost:
+    the item fails with the reason and the useless token is dropped, so "retry failed" sends a new
+    package under a new password followed by both messages (``retry_failed``).
+    """
+    sending = (
+        ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
+    )
+    with session_scope(engine) as session:
+        if claim.step is Step.DOCUMENT:
+            moved = _set_state(
+                session,
+                claim.item_id,
+                [sending],
+                state=ItemState.PENDING,
+                sealed_password=None,
+                package_dir=None,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                claimed_by=None,
+                claimed_at=None,
+                error=None,
+            )
+            action, detail = "delivery.repackaged", f"{reason}; a new package will be made"
+        else:
+            moved = _set_state(
+                session,
+                claim.item_id,
+                [sending],
+                state=ItemState.FAILED,
+                sealed_password=None,
+                claimed_by=None,
+                claimed_at=None,
+                error=f"password: {reason}; retry sends a new package and password"[:500],
+            )
+            action, detail = "delivery.failed", f"password: {reason}"
+        if moved:
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                action,
+                _item_target(claim.item_id),
+                {"batch": claim.batch_id, "step": claim.step.value, "reason": detail[:200]},
             )
             _finish_batches(session)
 
@@ -665,13 +745,22 @@ def retry_failed(engine: Engine, actor: Actor, batch_id: int) -> int:
             col(DeliveryItem.batch_id) == batch_id, col(DeliveryItem.state) == ItemState.FAILED
         )
         common = {"attempts": 0, "next_attempt_at": now, "error": None, "updated_at": now}
+        sealed = col(DeliveryItem.sealed_password).is_not(None)
+        sent = col(DeliveryItem.document_sent_at).is_not(None)
+        # Without a sealed password (never packaged, or lost with a replaced vault key) the family
+        # gets a new package, a new password and both messages.
+        repackage = {
+            "package_dir": None,
+            "document_message_id": None,
+            "document_sent_at": None,
+            "password_due_at": None,
+        }
         count = 0
-        for condition, state in (
-            (DeliveryItem.document_sent_at.is_not(None), ItemState.DOCUMENT_SENT),  # type: ignore[union-attr]
-            (DeliveryItem.sealed_password.is_not(None), ItemState.PACKAGED),  # type: ignore[union-attr]
-            (DeliveryItem.sealed_password.is_(None), ItemState.PENDING),  # type: ignore[union-attr]
+        for condition, state, extra in (
+            (sealed & sent, ItemState.DOCUMENT_SENT, {"password_due_at": now}),
+            (sealed & ~sent, ItemState.PACKAGED, {}),
+            (~sealed, ItemState.PENDING, repackage),
         ):
-            extra = {"password_due_at": now} if state is ItemState.DOCUMENT_SENT else {}
             count += session.execute(
                 base.where(condition).values(state=state, **common, **extra)
             ).rowcount  # type: ignore[attr-defined]

@@ -378,6 +378,9 @@ def _channel(
 
 
 _ACTION_TEXT = {
+    "delivery.packaged": "Reports encrypted into one PDF and checked with its password",
+    "delivery.repackaged": "Package to be made again under a new password",
+    "delivery.retry": "Mail server asked to try again later",
     "delivery.document_sent": "Document email accepted by the mail server",
     "delivery.password_sent": "Password message accepted by the mail server",
     "delivery.failed": "Delivery failed",

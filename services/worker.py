@@ -311,7 +311,7 @@ class Worker:
             self._busy += 1
             try:
                 result = await self._send(connection, claim)
-                pause = self._record(claim, result)
+                pause = self._record(claim, result) if result else 0
             finally:
                 self._busy -= 1
             if pause:
@@ -335,19 +335,27 @@ class Worker:
                 )
         return self._batches[batch_id]
 
-    async def _send(self, connection: SmtpConnection, claim: Claim) -> SendResult:
+    async def _send(self, connection: SmtpConnection, claim: Claim) -> SendResult | None:
+        """Send the claimed message; None when its package cannot be used (nothing was sent)."""
         assert self.mail is not None
         info = self._batch(claim.batch_id)
         with Session(self.engine) as session:
             guardian = session.get(Guardian, claim.guardian_id)
             name = f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
         reference = f"{claim.item_id}; {claim.step.value}"
+        # The document goes out only if its password can follow: both are checked first.
+        files = sorted(Path(claim.package_dir or "").glob("*.pdf")) if claim.package_dir else []
+        try:
+            password = self.vault.open(claim.sealed_password or "")
+            if claim.step is Step.DOCUMENT and not files:
+                raise ConsoleError("the encrypted package is missing")
+        except ConsoleError as error:
+            log.warning("item %s %s: %s", claim.item_id, claim.step.value, error)
+            ledger.record_package_unusable(self.engine, claim, str(error))
+            if claim.step is Step.PASSWORD:
+                self.tally.failed += 1
+            return None
         if claim.step is Step.DOCUMENT:
-            files = sorted(Path(claim.package_dir or "").glob("*.pdf")) if claim.package_dir else []
-            if not files:
-                return SendResult(
-                    Outcome.FAILED, "the encrypted package is missing; retry to rebuild it"
-                )
             text = messages.document_message(
                 claim.language, guardian_name=name, lea_name=info.lea_name, count=claim.ssr_count
             )
@@ -361,10 +369,6 @@ class Worker:
                 now=self.clock(),
             )
             return await connection.send(message)
-        try:
-            password = self.vault.open(claim.sealed_password or "")
-        except ConsoleError as error:  # a replaced vault key: nothing is sent, the item says why
-            return SendResult(Outcome.FAILED, str(error))
         if info.channel == "sms":
             if self._sms is None:
                 return SendResult(

@@ -12,13 +12,20 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services import batches, db, operators
+from services import audit, batches, db, operators
 from services import delivery_ledger as ledger
 from services.audit import Actor
 from services.delivery_ledger import DeliveryItem, ItemState, Resolution
+from services.models import AuditEvent
 from services.settings import Settings
 from services.worker import Worker, WorkerConfig
-from tests.delivery_harness import MailSink, copy_database, seeded_template, smtp_settings
+from tests.delivery_harness import (
+    MailSink,
+    check_family,
+    copy_database,
+    seeded_template,
+    smtp_settings,
+)
 
 FAST = WorkerConfig(processes=1, poll_seconds=0.05, heartbeat_seconds=1.0, once_horizon_seconds=5)
 GRADE = 3  # a grade batch keeps these tests to a handful of families
@@ -93,6 +100,10 @@ async def test_refused_connection_is_retried_until_the_relay_is_back(
     tally = await asyncio.wait_for(run, 60)
     assert tally.retried > 0 and tally.failed == 0
     exactly_once(sink, engine, batch_id)
+    with Session(engine) as session:
+        assert not session.exec(
+            select(AuditEvent).where(AuditEvent.action == "delivery.retry")
+        ).all()
 
 
 async def test_421_and_451_mid_batch_are_retried_without_duplicates(
@@ -106,6 +117,13 @@ async def test_421_and_451_mid_batch_are_retried_without_duplicates(
     tally = await Worker(engine, settings(tmp_path, sink), config=FAST).run(once=True)
     assert tally.retried == 3 and tally.failed == 0
     exactly_once(sink, engine, batch_id)
+    # each 451 is in the family's history with the server's words; the 421 (the relay closing
+    # the connection) is about the relay, not the family, and is not
+    with Session(engine) as session:
+        retries = session.exec(
+            select(AuditEvent.detail).where(AuditEvent.action == "delivery.retry")
+        ).all()
+    assert len(retries) == 2 and all("451 4.3.0 Try again later" in d for d in retries)
 
 
 async def test_550_fails_the_item_with_the_servers_words_and_retry_failed_resends(
@@ -235,9 +253,12 @@ async def test_per_minute_cap_waits_for_the_next_minute(
     assert progress.eta is not None and progress.remaining_messages > 0
 
 
-async def test_a_replaced_vault_key_fails_the_password_step_with_a_reason(
+async def test_a_replaced_vault_key_repackages_unsent_families_and_retry_recovers_the_sent_one(
     engine: Engine, tmp_path: Path, sink: MailSink
 ) -> None:
+    """Packages sealed under the old key: a family whose document is out fails (its password is
+    lost) and "retry failed" sends it a new package and password; the others are packaged again
+    under the new key before their document goes, so none gets a PDF it cannot open."""
     from cryptography.fernet import Fernet
 
     sink.start()
@@ -254,11 +275,62 @@ async def test_a_replaced_vault_key_fails_the_password_step_with_a_reason(
 
     first, second = Fernet.generate_key(), Fernet.generate_key()
     await Worker(engine, config(first, per_day=1), clock=clock, config=FAST).run(once=True)
-    [sent] = [i for i in items(engine, batch_id) if i.state == ItemState.DOCUMENT_SENT]
+    before = {i.id: i.state for i in items(engine, batch_id)}
+    [sent] = [item_id for item_id, state in before.items() if state == ItemState.DOCUMENT_SENT]
+    waiting = [item_id for item_id, state in before.items() if state == ItemState.PACKAGED]
+    assert waiting, "the first worker packages ahead of sending"
     await Worker(engine, config(second), clock=clock, config=FAST).run(once=True)
-    failed = {i.id: i for i in items(engine, batch_id)}[sent.id]
+    after = {i.id: i for i in items(engine, batch_id)}
+    failed = after[sent]
     assert failed.state == ItemState.FAILED and "vault key" in (failed.error or "")
-    assert sink.by_item()[sent.id]["password"] == []
+    assert failed.sealed_password is None and "retry" in (failed.error or "")
+    received = sink.by_item()
+    assert received[sent]["password"] == []
+    for item_id in waiting:  # repackaged under the new key, then delivered once
+        assert after[item_id].state == ItemState.DONE
+        parts = received[item_id]
+        assert len(parts["document"]) == 1 and len(parts["password"]) == 1
+        check_family(tmp_path, parts["document"][0], parts["password"][0])
+    with Session(engine) as session:
+        repackaged = session.exec(
+            select(AuditEvent.target).where(AuditEvent.action == "delivery.repackaged")
+        ).all()
+    assert sorted(repackaged) == sorted(f"delivery_item:{i}" for i in waiting)
+
+    operator = operators.resolve(engine, "caaspp")
+    assert ledger.retry_failed(engine, Actor.of(operator), batch_id) == 1
+    await Worker(engine, config(second), clock=clock, config=FAST).run(once=True)
+    assert {i.id: i for i in items(engine, batch_id)}[sent].state == ItemState.DONE
+    parts = sink.by_item()[sent]
+    assert len(parts["document"]) == 2 and len(parts["password"]) == 1
+    check_family(tmp_path, parts["document"][1], parts["password"][0])
+    assert audit.verify(engine).ok
+
+
+async def test_a_package_deleted_before_its_document_is_made_again(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    """Package files lost before sending (a cleaned disk, a restored server): nothing is sent from
+    them; the family is packaged again under a new password and gets one document and one password."""
+    import shutil
+
+    sink.start()
+    batch_id = make_batch(engine)
+    clock = Clock((datetime.now(UTC) + timedelta(days=1)).replace(hour=12))
+    config = settings(tmp_path, sink)
+    await Worker(engine, settings(tmp_path, sink, per_day=1), clock=clock, config=FAST).run(
+        once=True
+    )
+    packaged = [i for i in items(engine, batch_id) if i.state == ItemState.PACKAGED]
+    for item in packaged:
+        shutil.rmtree(item.package_dir or "")
+    await Worker(engine, config, clock=clock, config=FAST).run(once=True)
+    received = sink.by_item()
+    for item in packaged:
+        parts = received[item.id]  # type: ignore[index]
+        assert len(parts["document"]) == 1 and len(parts["password"]) == 1
+        check_family(tmp_path, parts["document"][0], parts["password"][0])
+    assert all(i.state == ItemState.DONE for i in items(engine, batch_id))
 
 
 def test_bad_relay_settings_are_refused_with_a_sentence(tmp_path: Path) -> None:
