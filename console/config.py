@@ -3,16 +3,25 @@
 The file is ``$SSR_CONSOLE_CONFIG`` or ``config.toml`` in the user's config directory. Keys:
 ``database_url``, ``data_dir``, ``operator``, ``store_dir``; every other table or key is kept in
 ``Settings.extra`` for the service that owns it (``[smtp]``, ``[ssh]``...).
+
+Secrets (``password``, ``token``, ``vault_key`` in any table) are best kept out of the file: write
+``password_file = "/path"`` (a file only its owner can read) or ``password_env = "NAME"`` (an
+environment variable) instead, and the value is read from there. A secret written in the file
+itself, or a ``database_url`` with a password in it, is refused when the file is readable by
+others: the file would hand it to every account on the server.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from services.errors import InvalidInput
 from services.settings import Settings
@@ -35,6 +44,7 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
             values = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise InvalidInput(f"Config file {path} is not valid TOML: {error}") from None
+        _resolve_secrets(values, path)
     for key in ("database_url", "data_dir", "operator", "store_dir"):
         if env := os.environ.get(ENV_PREFIX + key.upper()):
             values[key] = env
@@ -51,3 +61,68 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
         store_dir=Path(store) if store else None,
         extra=values,
     )
+
+
+SECRET_KEYS = ("password", "token", "vault_key")
+"""Keys whose value is a secret in whichever table they appear."""
+
+
+def _resolve_secrets(values: dict[str, Any], path: Path) -> None:
+    """Read ``<secret>_file`` and ``<secret>_env`` into ``<secret>``; refuse inline secrets in a
+    file others can read."""
+    shared = _readable_by_others(path)
+    url = values.get("database_url")
+    if shared and isinstance(url, str) and _has_password(url):
+        raise InvalidInput(
+            f"Config file {path} holds a database password but is readable by others "
+            f"(mode {shared:o}): run `chmod 600 {path}`, or set SSR_CONSOLE_DATABASE_URL "
+            "or PostgreSQL's ~/.pgpass instead"
+        )
+    for table, section in values.items():
+        if not isinstance(section, dict):
+            continue
+        for key in SECRET_KEYS:
+            given = [name for name in (key, f"{key}_file", f"{key}_env") if name in section]
+            if len(given) > 1:
+                raise InvalidInput(f"[{table}] sets {' and '.join(given)}: keep only one")
+            if key in section and shared:
+                raise InvalidInput(
+                    f"Config file {path} holds [{table}] {key} but is readable by others "
+                    f"(mode {shared:o}): run `chmod 600 {path}`, or use {key}_file or {key}_env"
+                )
+            if f"{key}_file" in section:
+                section[key] = _secret_file(Path(str(section.pop(f"{key}_file"))), table, key)
+            elif f"{key}_env" in section:
+                name = str(section.pop(f"{key}_env"))
+                if not os.environ.get(name):
+                    raise InvalidInput(f"[{table}] {key}_env names ${name}, which is not set")
+                section[key] = os.environ[name]
+
+
+def _readable_by_others(path: Path) -> int:
+    """The file's mode when group or others may read or write it, else 0."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return mode if mode & 0o077 else 0
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return make_url(url).password is not None
+    except ArgumentError:
+        return False  # not a URL; the database layer says so when it is used
+
+
+def _secret_file(path: Path, table: str, key: str) -> str:
+    try:
+        shared = _readable_by_others(path)
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"[{table}] {key}_file {path} cannot be read: {error}") from None
+    if shared:
+        raise InvalidInput(
+            f"[{table}] {key}_file {path} is readable by others (mode {shared:o}): "
+            f"run `chmod 600 {path}`"
+        )
+    if not text:
+        raise InvalidInput(f"[{table}] {key}_file {path} is empty")
+    return text

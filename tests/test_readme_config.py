@@ -23,12 +23,18 @@ from services.worker import WorkerConfig
 README = Path(__file__).parent.parent / "README.md"
 
 
-def test_readme_configuration_example_is_accepted(tmp_path: Path) -> None:
+def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
     assert block, "README.md lost its configuration example"
+    secret = tmp_path / "smtp-password"
+    secret.write_text("relay-secret\n")
+    secret.chmod(0o600)
+    monkeypatch.setenv("SSR_SMS_TOKEN", "gateway-token")
     path = tmp_path / "config.toml"
-    path.write_text(block.group(1))
+    path.write_text(block.group(1).replace("/etc/ssr-console/smtp-password", str(secret)))
     settings = config.load(path)
+    assert MailConfig.from_settings(settings).password == "relay-secret"
+    assert SmsConfig.from_settings(settings).token == "gateway-token"  # type: ignore[union-attr]
     assert settings.database_url.startswith("postgresql://")
     assert settings.operator == "caaspp"
     assert MailConfig.from_settings(settings).per_day == 10000
