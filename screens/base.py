@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header
 
 from services import dashboard
 from services.context import ConsoleContext
+from services.errors import ConsoleError
 from widgets.banner import BannerBar
 from widgets.paged_table import PagedTable
 
@@ -42,5 +43,8 @@ class ConsoleScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="banners")
     def _load_banners(self) -> None:
-        found = dashboard.banners(self.ctx.engine, self.ctx.operator)
+        try:
+            found = dashboard.banners(self.ctx.engine, self.ctx.operator)
+        except ConsoleError as error:  # e.g. the database went away: above every screen, say so
+            found = [dashboard.Banner("error", str(error))]
         self.app.call_from_thread(self.query_one(BannerBar).show, found)

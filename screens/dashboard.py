@@ -81,7 +81,10 @@ class DashboardScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="summary")
     def _load_summary(self) -> None:
-        summary = dashboard.summary(self.ctx.engine, self.ctx.operator)
+        try:
+            summary = dashboard.summary(self.ctx.engine, self.ctx.operator)
+        except ConsoleError:  # the banner above says why; the panels keep what they showed
+            return
         self.app.call_from_thread(self.show_summary, summary)
 
     def _load_panel(self, panel: Panel) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens.base import ConsoleScreen
 from services import notice_ledger, scheduler_lock
+from services.errors import ConsoleError
 from services.models import Role, utcnow
 from services.notice_ledger import Notice, NoticeCounts, NoticeKind
 from services.scheduler_lock import SchedulerStatus
@@ -100,14 +101,18 @@ class NoticesScreen(ConsoleScreen):
     def _load(self) -> None:
         engine, operator = self.ctx.engine, self.ctx.operator
         scope = None if operator.role is Role.TECH else operator.lea_id  # tech watches them all
-        view = _View(
-            now=utcnow(),
-            status=scheduler_lock.status(engine),
-            counts=notice_ledger.counts(engine, scope),
-            inbox=notice_ledger.inbox(engine, operator.username),
-            upcoming=notice_ledger.upcoming(engine, scope),
-            failures=notice_ledger.failures(engine, scope),
-        )
+        try:
+            view = _View(
+                now=utcnow(),
+                status=scheduler_lock.status(engine),
+                counts=notice_ledger.counts(engine, scope),
+                inbox=notice_ledger.inbox(engine, operator.username),
+                upcoming=notice_ledger.upcoming(engine, scope),
+                failures=notice_ledger.failures(engine, scope),
+            )
+        except ConsoleError as error:  # the banner says it too; keep the screen, say why
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
         self.app.call_from_thread(self._show, view)
 
     def _show(self, view: _View) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -119,11 +118,8 @@ class ReportsScreen(ConsoleScreen):
                 reports.refresh(ctx.engine, scope)
                 as_of = reports.refreshed_at(ctx.engine, scope)
             figures = self._read(as_of)
-        except ConsoleError as error:
+        except ConsoleError as error:  # e.g. the database is busy: say so, keep the console
             self.app.call_from_thread(self._note, str(error))
-            return
-        except SQLAlchemyError as error:  # e.g. the database is busy; say so, keep the console
-            self.app.call_from_thread(self._note, f"Could not work out the figures: {error}")
             return
         if not get_current_worker().is_cancelled:  # a newer breakdown was asked for meanwhile
             self.app.call_from_thread(self._show, figures, "")

@@ -15,9 +15,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
+
+from services.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,8 +45,23 @@ def make_engine(url: str) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _unavailable)
+    return engine
+
+
+def _unavailable(context: ExceptionContext) -> None:
+    """A database that is down, unreachable or locked becomes a sentence every screen and command
+    already knows how to show (a ``ConsoleError``), instead of a traceback that ends the session."""
+    if context.is_pre_ping:  # the pool reconnects by itself
+        return
+    if isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
+        reason = str(context.original_exception).strip().splitlines()
+        raise DatabaseUnavailable(
+            f"The database cannot be used right now ({reason[0] if reason else 'no reason given'}); "
+            "nothing was changed. Try again in a moment, or tell the technology coordinator."
+        ) from context.original_exception
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -53,6 +71,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def ping(engine: Engine) -> None:
+    """Raise ``DatabaseUnavailable`` unless the database answers a trivial query now."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -15,3 +15,7 @@ class PermissionDenied(ConsoleError):
 
 class NotFound(ConsoleError, LookupError):
     """The thing asked for does not exist (or is outside the operator's scope)."""
+
+
+class DatabaseUnavailable(ConsoleError):
+    """The database refused or dropped the connection, or stayed locked: the work was rolled back."""
