@@ -90,7 +90,10 @@ async def test_refused_connection_is_retried_until_the_relay_is_back(
 ) -> None:
     batch_id = make_batch(engine)
     # max_attempts=1: were a refused connection counted as the family's attempt, it would fail
-    worker = Worker(engine, settings(tmp_path, sink, max_attempts=1), config=FAST)
+    # backoff_max_seconds keeps the relay's backoff under the run's 5 s horizon however many
+    # refusals fit in the outage
+    config = settings(tmp_path, sink, max_attempts=1, backoff_max_seconds=0.5)
+    worker = Worker(engine, config, config=FAST)
     run = asyncio.create_task(worker.run(once=True))
     await asyncio.sleep(1.5)  # nothing listens on the port yet: connections are refused
     assert not run.done()
