@@ -287,6 +287,20 @@ def _moved_to(engine: Engine, lea_id: int, channel: Option) -> bool:
         return family_channel.anyone_moved_to(session, lea_id, channel)
 
 
+def choose(
+    engine: Engine,
+    operator: Operator,
+    channel: Option,
+    scope: Scope | None = None,
+    who: Who = Who.PLAN,
+    exclude: Iterable[int] = (),
+) -> tuple[Scope, Select[Any, Any]]:
+    """The scope in force for ``operator`` (``in_force``) and the students a new ``channel``
+    batch takes in it (``students_for``): what every channel's preview and create start from."""
+    scope = in_force(engine, operator, scope)
+    return scope, students_for(engine, operator.lea_id, scope, who, channel, exclude=exclude)
+
+
 def students_for(
     engine: Engine,
     lea_id: int,

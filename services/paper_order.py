@@ -126,8 +126,7 @@ def preview(
 ) -> OrderFigures:
     """What an order for the scope would count and cost (nothing is recorded)."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = coverage.in_force(engine, operator, scope)
-    students = coverage.students_for(engine, operator.lea_id, scope, who, Option.PAPER)
+    scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who)
     return figures(engine, students, operator.lea_id, scope, rates or Rates())
 
 
@@ -146,10 +145,7 @@ def create(
     rates = rates or Rates()
     if not rates.ets_offered:
         raise InvalidInput(NOT_OFFERED)
-    scope = coverage.in_force(engine, operator, scope)
-    students = coverage.students_for(
-        engine, operator.lea_id, scope, who, Option.PAPER, exclude=exclude
-    )
+    scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who, exclude)
     counted = figures(engine, students, operator.lea_id, scope, rates)
     with session_scope(engine) as session:
         batch = channel_batches.create(

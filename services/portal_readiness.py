@@ -277,13 +277,7 @@ def _calpads_item(answers: Setup, today: date) -> Item:
 
 
 def _handoff_students(engine: Engine, operator: Operator, channel: Option) -> Select[Any, Any]:
-    return coverage.students_for(
-        engine,
-        operator.lea_id,
-        coverage.in_force(engine, operator),
-        coverage.Who.HANDOFF,
-        channel,
-    )
+    return coverage.choose(engine, operator, channel, who=coverage.Who.HANDOFF)[1]
 
 
 def count_not_reached(engine: Engine, operator: Operator) -> int:
@@ -393,10 +387,7 @@ def publish(engine: Engine, operator: Operator, *, name: str = "") -> ChannelBat
             if i.key in ("portal", "credential") and i.mark is Mark.FAIL
         )
         raise InvalidInput(f"The portal cannot carry SSRs yet. {problems}")
-    scope = coverage.in_force(engine, operator)
-    students = coverage.students_for(
-        engine, operator.lea_id, scope, coverage.Who.PLAN, Option.PORTAL
-    )
+    scope, students = coverage.choose(engine, operator, Option.PORTAL)
     with session_scope(engine) as session:
         return channel_batches.create(
             session,

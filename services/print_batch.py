@@ -130,11 +130,8 @@ def create(
 ) -> ChannelBatch:
     """Record a print batch for the chosen families, queued for ``ssr-console worker`` to print."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = coverage.in_force(engine, operator, scope)
+    scope, students = coverage.choose(engine, operator, Option.PRINT, scope, who, exclude)
     options = options or PrintOptions()
-    students = coverage.students_for(
-        engine, operator.lea_id, scope, who, Option.PRINT, exclude=exclude
-    )
     with session_scope(engine) as session:
         return channel_batches.create(
             session,
@@ -701,8 +698,8 @@ def preview(
 ) -> PrintPreview:
     """Families and students a print batch would take, and how many lack a mailing address."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope = coverage.in_force(engine, operator, scope)
-    chosen = coverage.students_for(engine, operator.lea_id, scope, who, Option.PRINT).subquery()
+    scope, students = coverage.choose(engine, operator, Option.PRINT, scope, who)
+    chosen = students.subquery()
     with Session(engine) as session:
         families, students, without = session.execute(
             select(
