@@ -169,6 +169,13 @@ class Claim:
     attempts: int
     ssr_count: int
 
+    @property
+    def sending(self) -> ItemState:
+        """The in-flight state this claim holds the item in."""
+        return (
+            ItemState.SENDING_DOCUMENT if self.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
+        )
+
 
 def _item_target(item_id: int) -> str:
     return f"delivery_item:{item_id}"
@@ -551,14 +558,11 @@ def record_retry(
     ``count_attempt=False`` when the relay itself was unreachable: not this family's attempt.
     """
     back = ItemState.PACKAGED if claim.step is Step.DOCUMENT else ItemState.DOCUMENT_SENT
-    sending = (
-        ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
-    )
     with session_scope(engine) as session:
         moved = _set_state(
             session,
             claim.item_id,
-            [sending],
+            [claim.sending],
             state=back,
             next_attempt_at=retry_at,
             attempts=claim.attempts if count_attempt else claim.attempts - 1,
@@ -583,22 +587,16 @@ def record_retry(
 
 
 def record_failed(engine: Engine, claim: Claim, reason: str) -> None:
-    sending = (
-        ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
-    )
-    mark_failed(engine, claim.item_id, [sending], f"{claim.step.value}: {reason}")
+    mark_failed(engine, claim.item_id, [claim.sending], f"{claim.step.value}: {reason}")
 
 
 def record_uncertain(engine: Engine, claim: Claim, reason: str) -> None:
     """The connection broke after the message data went out: it may or may not have arrived."""
-    sending = (
-        ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
-    )
     with session_scope(engine) as session:
         if _set_state(
             session,
             claim.item_id,
-            [sending],
+            [claim.sending],
             state=ItemState.UNCERTAIN,
             uncertain_step=claim.step.value,
             claimed_by=None,
@@ -624,37 +622,29 @@ def record_package_unusable(engine: Engine, claim: Claim, reason: str) -> None:
     the item fails with the reason and the useless token is dropped, so "retry failed" sends a new
     package under a new password followed by both messages (``retry_failed``).
     """
-    sending = (
-        ItemState.SENDING_DOCUMENT if claim.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
-    )
+    if claim.step is Step.DOCUMENT:
+        values: dict[str, Any] = {
+            "state": ItemState.PENDING,
+            "package_dir": None,
+            "attempts": 0,
+            "next_attempt_at": utcnow(),
+            "error": None,
+        }
+        action, detail = "delivery.repackaged", f"{reason}; a new package will be made"
+    else:
+        error = f"password: {reason}; retry sends a new package and password"
+        values = {"state": ItemState.FAILED, "error": error[:500]}
+        action, detail = "delivery.failed", f"password: {reason}"
     with session_scope(engine) as session:
-        if claim.step is Step.DOCUMENT:
-            moved = _set_state(
-                session,
-                claim.item_id,
-                [sending],
-                state=ItemState.PENDING,
-                sealed_password=None,
-                package_dir=None,
-                attempts=0,
-                next_attempt_at=utcnow(),
-                claimed_by=None,
-                claimed_at=None,
-                error=None,
-            )
-            action, detail = "delivery.repackaged", f"{reason}; a new package will be made"
-        else:
-            moved = _set_state(
-                session,
-                claim.item_id,
-                [sending],
-                state=ItemState.FAILED,
-                sealed_password=None,
-                claimed_by=None,
-                claimed_at=None,
-                error=f"password: {reason}; retry sends a new package and password"[:500],
-            )
-            action, detail = "delivery.failed", f"password: {reason}"
+        moved = _set_state(
+            session,
+            claim.item_id,
+            [claim.sending],
+            sealed_password=None,
+            claimed_by=None,
+            claimed_at=None,
+            **values,
+        )
         if moved:
             audit.record(
                 session,
