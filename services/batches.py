@@ -123,8 +123,14 @@ def _report_filters(
     grade: int | None,
     program: str | None,
     admin_year: int | None,
+    *,
+    one_family: bool = False,
 ) -> list[Any]:
-    conditions: list[Any] = [Student.lea_id == lea_id, _latest_report()]
+    """The scope's conditions on Student and ScoreReport. ``one_family``: the query starts from
+    one guardian's few children, so the LEA condition must not lead SQLite to drive it from the
+    LEA's student index instead ("+ 0" hides the index: 18 ms per family at 42,000 students)."""
+    lea = (col(Student.lea_id) + 0 if one_family else col(Student.lea_id)) == lea_id
+    conditions: list[Any] = [lea, _latest_report()]
     if school_id is not None:
         conditions.append(Student.school_id == school_id)
     if grade is not None:
@@ -352,6 +358,14 @@ class FamilyReport:
 def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
     """The SSRs of one guardian's children in the batch's scope, in a stable order (a plan batch:
     the children whose family the guardian is, as ``services.delivered`` counts them)."""
+    scope = _report_filters(
+        batch.lea_id,
+        batch.school_id,
+        batch.grade,
+        batch.program,
+        batch.admin_year,
+        one_family=True,
+    )
     rows = session.execute(
         sa_select(  # type: ignore[call-overload]
             ScoreReport.id,
@@ -366,9 +380,7 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
         .join(StudentGuardian, StudentGuardian.student_id == Student.id)
         .where(
             StudentGuardian.guardian_id == guardian_id,
-            *_report_filters(
-                batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
-            ),
+            *scope,
             *([family_guardian(Student.id) == guardian_id] if batch.source == Source.PLAN else []),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
