@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import os
 import sys
 from datetime import UTC, datetime
@@ -11,10 +13,11 @@ from pathlib import Path
 
 from console import config
 from services import audit, db
-from services.errors import ConsoleError
+from services.errors import ConsoleError, InvalidInput
 from services.settings import Settings
 
 DEMO_OPERATOR = "caaspp"
+TOMS_SECRET_ENV = "SSR_TOMS_SECRET"  # noqa: S105 - the name of the variable holding it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.add_argument("--authorized-keys", type=Path, help="keys and the operators they sign in as")
     ssh.add_argument("--idle-minutes", type=float, help="close sessions idle this long (0: never)")
     intake = commands.add_parser("import", help="import SSR PDFs: zips, folders, merged PDFs")
-    intake.add_argument("paths", nargs="+", metavar="PATH", help="zip files, folders or PDFs")
+    intake.add_argument("paths", nargs="*", metavar="PATH", help="zip files, folders or PDFs")
+    intake.add_argument(
+        "--api",
+        metavar="URL",
+        help="instead of files: fetch every in-scope student's SSRs from a TOMS-style API",
+    )
+    intake.add_argument("--username", help="with --api: the LEA's API username")
+    intake.add_argument(
+        "--secret-file",
+        type=Path,
+        help=f"with --api: a file (mode 0600) holding the API secret; default ${TOMS_SECRET_ENV}, "
+        "else asked for without echo",
+    )
     intake.add_argument("--lea", help="only match students of this LEA (7-digit CDS code)")
     intake.add_argument(
         "--pattern", help="file-name regex: groups ssid, program, test, year, language"
@@ -175,9 +190,41 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     options = intake.IntakeOptions.from_settings(
         settings, name_pattern=args.pattern, version_reason=args.reason, workers=args.workers
     )
-    summary = intake.import_paths(engine, settings, args.paths, scope, options, _import_progress)
+    if bool(args.paths) == bool(args.api):
+        print("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
+        return 2
+    if args.api:
+        summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
+    else:
+        summary = intake.import_paths(
+            engine, settings, args.paths, scope, options, _import_progress
+        )
     print(f"\n{summary}")
     return 0
+
+
+async def _import_from_api(args: argparse.Namespace, engine, settings, scope, options):  # type: ignore[no-untyped-def]
+    """The API secret comes from an owner-only file, the environment or a no-echo prompt: never
+    from the command line, where every account on the server could read it in ``ps``."""
+    from services import intake
+    from services.toms_api import TomsClient
+
+    if not args.username:
+        raise InvalidInput("--api needs --username (the LEA's API username)")
+    if args.secret_file:
+        secret = config.read_secret_file(args.secret_file, "--secret-file")
+    elif os.environ.get(TOMS_SECRET_ENV):
+        secret = os.environ[TOMS_SECRET_ENV]
+    elif sys.stdin.isatty():
+        secret = getpass.getpass(f"API secret for {args.username}: ")
+    else:
+        raise InvalidInput(
+            f"--api needs the secret: --secret-file, ${TOMS_SECRET_ENV}, or a terminal"
+        )
+    async with TomsClient(args.api, args.username, secret) as client:
+        return await intake.import_from_api(
+            engine, settings, client, scope, options=options, progress=_import_progress
+        )
 
 
 def _import_progress(progress) -> None:  # type: ignore[no-untyped-def]

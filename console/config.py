@@ -91,7 +91,9 @@ def _resolve_secrets(values: dict[str, Any], path: Path) -> None:
                     f"(mode {shared:o}): run `chmod 600 {path}`, or use {key}_file or {key}_env"
                 )
             if f"{key}_file" in section:
-                section[key] = _secret_file(Path(str(section.pop(f"{key}_file"))), table, key)
+                section[key] = read_secret_file(
+                    Path(str(section.pop(f"{key}_file"))), f"[{table}] {key}_file"
+                )
             elif f"{key}_env" in section:
                 name = str(section.pop(f"{key}_env"))
                 if not os.environ.get(name):
@@ -112,17 +114,17 @@ def _has_password(url: str) -> bool:
         return False  # not a URL; the database layer says so when it is used
 
 
-def _secret_file(path: Path, table: str, key: str) -> str:
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret kept in a file only its owner can read; ``what`` names the setting in errors."""
     try:
         shared = _readable_by_others(path)
         text = path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"[{table}] {key}_file {path} cannot be read: {error}") from None
+        raise InvalidInput(f"{what} {path} cannot be read: {error}") from None
     if shared:
         raise InvalidInput(
-            f"[{table}] {key}_file {path} is readable by others (mode {shared:o}): "
-            f"run `chmod 600 {path}`"
+            f"{what} {path} is readable by others (mode {shared:o}): run `chmod 600 {path}`"
         )
     if not text:
-        raise InvalidInput(f"[{table}] {key}_file {path} is empty")
+        raise InvalidInput(f"{what} {path} is empty")
     return text

@@ -192,3 +192,43 @@ def test_retry_after_forms() -> None:
     assert _retry_after("600", 30) == 30
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 30) == 0
     assert _retry_after("soon", 30) is None
+
+
+def test_import_command_fetches_from_the_api_with_the_secret_kept_off_the_command_line(
+    engine: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ssr-console import --api URL --username NAME` reads the secret from an owner-only file or
+    $SSR_TOMS_SECRET (never argv, which `ps` shows), and refuses a file others can read."""
+    from console.cli import main
+
+    seed_roster(engine)
+    state = Toms({f"{ssid}.pdf": ssr(ssid) for ssid in SSIDS[:3]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    base = ["--database-url", settings.database_url, "--data-dir", str(settings.data_dir)]
+    command = [*base, "import", "--lea", LEA_CDS, "--api", url, "--username", USERNAME]
+    secret = tmp_path / "toms-secret"
+    secret.write_text(SECRET + "\n")
+    try:
+        secret.chmod(0o644)
+        assert main([*command, "--secret-file", str(secret)]) == 2
+        assert "readable by others (mode 644)" in capsys.readouterr().err
+        secret.chmod(0o600)
+        assert main([*command, "--secret-file", str(secret)]) == 0
+        out, err = capsys.readouterr()
+        assert "3 stored" in out and SECRET not in out + err
+        monkeypatch.setenv("SSR_TOMS_SECRET", SECRET)  # again, from the environment: resumes
+        assert main(command) == 0
+        assert "0 stored (0 new versions), 3 already stored" in capsys.readouterr().out
+        assert main([*base, "import", "--api", url]) == 2  # no username
+        assert "--api needs --username" in capsys.readouterr().err
+        assert main([*base, "import", str(tmp_path), "--api", url]) == 2
+        assert "either PATHs or --api" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()
