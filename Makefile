@@ -1,10 +1,11 @@
 # Two commands matter: `make demo` and `make test`. Everything else is a step they use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client,
+# Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client and server
+# (the OpenSSH-mode test runs a throwaway sshd on a loopback port),
 # gettext's msgfmt, fonts covering Vietnamese and Chinese for printed cover sheets (reportlab embeds
 # only TrueType outlines: Noto CJK is CFF, so cover sheets use WenQuanYi Zen Hei for Chinese).
-APT_TOOLS := qpdf poppler-utils openssh-client gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei
+APT_TOOLS := qpdf poppler-utils openssh-client openssh-server gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint format system-tools catalogs clean
@@ -33,11 +34,12 @@ $(VENV)/.installed: pyproject.toml
 
 system-tools:
 	@if command -v qpdf >/dev/null && command -v pdftotext >/dev/null && command -v ssh >/dev/null \
-	   && command -v msgfmt >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+	   && command -v msgfmt >/dev/null && [ -x /usr/sbin/sshd ] \
+	   && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
 	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
 	   && [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then :; else \
 	  $(SUDO) apt-get update -q || true; \
-	  $(SUDO) apt-get install -y $(APT_TOOLS); fi
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_TOOLS); fi
 
 # Parent-facing message catalogs: extract the ids from services/messages.py, merge them into every
 # language's .po (translations kept), compile the .mo files the console loads.

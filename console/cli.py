@@ -325,6 +325,12 @@ def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     from services.context import ConsoleContext
 
     operator = operators.resolve(engine, settings.operator)  # refuse before loading the UI
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # e.g. `ssh -T host cmd` against a forced command: a screen drawn into a pipe would wait
+        # for keys that never come, holding the connection open
+        raise InvalidInput(
+            "The console needs a terminal: connect with `ssh -t` (PuTTY and plain `ssh` do)"
+        )
     from console.app import SSRConsoleApp
 
     SSRConsoleApp(ConsoleContext(engine, settings, operator)).run()

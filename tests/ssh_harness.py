@@ -40,7 +40,9 @@ def known_hosts(path: Path, host_key: asyncssh.SSHKey, port: int) -> Path:
     return path
 
 
-def ssh_argv(port: int, key: Path, hosts: Path, *extra: str, command: str = "") -> list[str]:
+def ssh_argv(
+    port: int, key: Path, hosts: Path, *extra: str, command: str = "", user: str = "console"
+) -> list[str]:
     """OpenSSH options then ``extra``; a ``command`` makes it an exec request."""
     argv = [
         SSH,
@@ -61,7 +63,7 @@ def ssh_argv(port: int, key: Path, hosts: Path, *extra: str, command: str = "") 
         "-o",
         "LogLevel=ERROR",
         *extra,
-        "console@127.0.0.1",
+        f"{user}@127.0.0.1",
     ]
     return [*argv, command] if command else argv
 
