@@ -15,11 +15,17 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services.delivery_ledger import DeliveryItem
+from services.models import School
 
 PASSWORD_LINE = re.compile(r"^\s{4}([a-z]+(?:-[a-z]+){5})\s*$", re.MULTILINE)
 
@@ -183,3 +189,27 @@ def seeded_template(base: Path, students: int, seed: int) -> Path:
         engine.dispose()
         _TEMPLATES[key] = folder / "ssr.db"
     return _TEMPLATES[key]
+
+
+def first_school_batch(engine: Engine) -> tuple[int, DeliveryItem]:
+    """A secure-email batch of the first school, as the LEA CAASPP coordinator makes it (no
+    password delay), and its first family's item."""
+    from services import batches, operators
+
+    with Session(engine) as session:
+        school_id = session.exec(select(School.id).order_by(col(School.id))).first()
+    batch_id = batches.create(
+        engine,
+        operators.resolve(engine, "caaspp"),
+        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
+        name="Spring SSRs",
+        password_delay=timedelta(0),
+    )
+    with Session(engine) as session:
+        item = session.exec(
+            select(DeliveryItem)
+            .where(DeliveryItem.batch_id == batch_id)
+            .order_by(col(DeliveryItem.id))
+        ).first()
+    assert item is not None
+    return batch_id, item

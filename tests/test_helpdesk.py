@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, batches, coverage, db, helpdesk, operators, paper_order, print_batch
+from services import audit, coverage, db, helpdesk, operators, paper_order, print_batch
 from services.advisor import Option
 from services.channel_batches import Scope as ChannelScope
 from services.delivery_ledger import DeliveryItem, ItemState, Step
@@ -24,6 +23,7 @@ from tests.delivery_harness import (
     MailSink,
     check_family,
     copy_database,
+    first_school_batch,
     seeded_template,
     smtp_settings,
 )
@@ -58,16 +58,7 @@ def settings_for(tmp_path: Path, sink: MailSink) -> Settings:
 
 async def deliver_first_school(engine: Engine, tmp_path: Path, sink: MailSink) -> int:
     """A secure-email batch for the first school, sent through the real SMTP sink."""
-    caaspp = operators.resolve(engine, "caaspp")
-    with Session(engine) as session:
-        school_id = session.exec(select(School.id).order_by(School.id)).first()
-    batch_id = batches.create(
-        engine,
-        caaspp,
-        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
-        name="Spring SSRs",
-        password_delay=timedelta(0),
-    )
+    batch_id, _ = first_school_batch(engine)
     await Worker(engine, settings_for(tmp_path, sink), config=FAST).run(once=True)
     return batch_id
 
@@ -317,23 +308,8 @@ def test_lookup_and_actions_on_both_databases(any_url: str, tmp_path: Path) -> N
 async def test_a_refused_address_shows_as_bounced(
     world: Engine, tmp_path: Path, sink: MailSink
 ) -> None:
-    caaspp = operators.resolve(world, "caaspp")
+    _, item = first_school_batch(world)
     with Session(world) as session:
-        school_id = session.exec(select(School.id).order_by(School.id)).first()
-    batch_id = batches.create(
-        world,
-        caaspp,
-        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
-        name="Spring SSRs",
-        password_delay=timedelta(0),
-    )
-    with Session(world) as session:
-        item = session.exec(
-            select(DeliveryItem)
-            .where(DeliveryItem.batch_id == batch_id)
-            .order_by(col(DeliveryItem.id))
-        ).first()
-        assert item is not None
         student_id = session.exec(
             select(StudentGuardian.student_id).where(
                 StudentGuardian.guardian_id == item.guardian_id

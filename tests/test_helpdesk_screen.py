@@ -4,7 +4,6 @@ rows it writes), correct an email address, move the channel, and a refused actio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,13 @@ from textual.widgets import DataTable, Input
 from console.app import SSRConsoleApp
 from screens.credential_forms import FormDialog
 from screens.helpdesk import FamilyScreen, HelpDeskScreen
-from services import audit, batches, db, operators
+from services import audit, db, operators
 from services.context import ConsoleContext
 from services.delivery_ledger import DeliveryItem, ItemState
 from services.family_channel import FamilyChannel
-from services.models import AuditEvent, Guardian, School, Student, StudentGuardian
+from services.models import AuditEvent, Guardian, Student, StudentGuardian
 from services.settings import Settings
-from tests.delivery_harness import copy_database, seeded_template
+from tests.delivery_harness import copy_database, first_school_batch, seeded_template
 from widgets.timeline import Timeline
 
 SIZE = (80, 24)
@@ -46,23 +45,8 @@ def settings(tmp_path: Path) -> Settings:
 def sent_family(engine: Engine) -> tuple[int, Student, Guardian]:
     """A secure-email batch for the first school whose first family has been sent everything
     (the states a worker leaves; the real sending is tested in test_helpdesk.py)."""
-    caaspp = operators.resolve(engine, "caaspp")
+    batch_id, item = first_school_batch(engine)
     with Session(engine) as session:
-        school_id = session.exec(select(School.id).order_by(School.id)).first()
-    batch_id = batches.create(
-        engine,
-        caaspp,
-        batches.Selection(source=batches.Source.SCHOOL, school_id=school_id),
-        name="Spring SSRs",
-        password_delay=timedelta(0),
-    )
-    with Session(engine) as session:
-        item = session.exec(
-            select(DeliveryItem)
-            .where(DeliveryItem.batch_id == batch_id)
-            .order_by(col(DeliveryItem.id))
-        ).first()
-        assert item is not None
         item.state = ItemState.DONE
         session.add(item)
         session.commit()
