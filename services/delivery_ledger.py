@@ -212,6 +212,14 @@ def _set_state(
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def _settle(session: Session, claim: Claim, **values: Any) -> bool:
+    """Move a claimed item out of its in-flight state and release the claim; False if it had
+    already moved (a recovery or an operator got there first)."""
+    return _set_state(
+        session, claim.item_id, [claim.sending], claimed_by=None, claimed_at=None, **values
+    )
+
+
 # --- workers -------------------------------------------------------------------------------------
 
 
@@ -495,32 +503,26 @@ def record_accepted(
     """The server accepted the message: move on (document -> document_sent; password -> sent)."""
     with session_scope(engine) as session:
         if claim.step is Step.DOCUMENT:
-            moved = _set_state(
+            moved = _settle(
                 session,
-                claim.item_id,
-                [ItemState.SENDING_DOCUMENT],
+                claim,
                 state=ItemState.DOCUMENT_SENT,
                 document_message_id=message_id,
                 document_sent_at=now,
                 password_due_at=now + password_delay,
                 attempts=0,
                 next_attempt_at=now,
-                claimed_by=None,
-                claimed_at=None,
                 error=None,
             )
             action = "delivery.document_sent"
         else:
             # The password is erased in the same transaction that records it was accepted.
-            moved = _set_state(
+            moved = _settle(
                 session,
-                claim.item_id,
-                [ItemState.SENDING_PASSWORD],
+                claim,
                 state=ItemState.PASSWORD_SENT,
                 sealed_password=None,
                 password_sent_at=now,
-                claimed_by=None,
-                claimed_at=None,
                 error=None,
             )
             action = "delivery.password_sent"
@@ -559,15 +561,12 @@ def record_retry(
     """
     back = ItemState.PACKAGED if claim.step is Step.DOCUMENT else ItemState.DOCUMENT_SENT
     with session_scope(engine) as session:
-        moved = _set_state(
+        moved = _settle(
             session,
-            claim.item_id,
-            [claim.sending],
+            claim,
             state=back,
             next_attempt_at=retry_at,
             attempts=claim.attempts if count_attempt else claim.attempts - 1,
-            claimed_by=None,
-            claimed_at=None,
             error=reason[:500],
         )
         if moved and count_attempt:  # an unreachable relay is not an event in a family's history
@@ -593,14 +592,11 @@ def record_failed(engine: Engine, claim: Claim, reason: str) -> None:
 def record_uncertain(engine: Engine, claim: Claim, reason: str) -> None:
     """The connection broke after the message data went out: it may or may not have arrived."""
     with session_scope(engine) as session:
-        if _set_state(
+        if _settle(
             session,
-            claim.item_id,
-            [claim.sending],
+            claim,
             state=ItemState.UNCERTAIN,
             uncertain_step=claim.step.value,
-            claimed_by=None,
-            claimed_at=None,
             error=reason[:500],
         ):
             audit.record(
@@ -636,15 +632,7 @@ def record_package_unusable(engine: Engine, claim: Claim, reason: str) -> None:
         values = {"state": ItemState.FAILED, "error": error[:500]}
         action, detail = "delivery.failed", f"password: {reason}"
     with session_scope(engine) as session:
-        moved = _set_state(
-            session,
-            claim.item_id,
-            [claim.sending],
-            sealed_password=None,
-            claimed_by=None,
-            claimed_at=None,
-            **values,
-        )
+        moved = _settle(session, claim, sealed_password=None, **values)
         if moved:
             audit.record(
                 session,
