@@ -221,7 +221,8 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, scope, op
         raise InvalidInput(
             f"--api needs the secret: --secret-file, ${TOMS_SECRET_ENV}, or a terminal"
         )
-    async with TomsClient(args.api, args.username, secret) as client:
+    hosts = config.toms_download_hosts(settings)
+    async with TomsClient(args.api, args.username, secret, download_hosts=hosts) as client:
         return await intake.import_from_api(
             engine, settings, client, scope, options=options, progress=_import_progress
         )

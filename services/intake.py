@@ -42,7 +42,7 @@ from services.permissions import Permission, require, school_scope
 from services.report_store import ReportStore, sha256_of
 from services.settings import Settings
 from services.ssid_extract import UnreadablePdf, page_ssids, report_ranges
-from services.toms_api import TomsApiError, TomsClient
+from services.toms_api import BadListing, ForeignLink, TomsApiError, TomsClient, shown
 from services.validation import language as canonical_language
 from services.zip_safety import MiB, Refusal, ZipLimits, read_zip
 
@@ -587,25 +587,35 @@ async def import_from_api(
     return importer.summary()
 
 
+_API_REASONS = {BadListing: Reason.BAD_LISTING, ForeignLink: Reason.FOREIGN_LINK}
+
+
 async def _fetch_student(importer: Importer, client: TomsClient, ssid: str) -> None:
+    """One student's reports; whatever the API answers for them is refused with a reason, and the
+    run goes on with the next student."""
     try:
         listed = await client.reports(ssid)
     except TomsApiError as error:
-        importer.progress.files += 1
-        importer.refuse(f"report list of {ssid}", Reason.DOWNLOAD_FAILED, str(error), ssid)
+        _refuse_from_api(importer, f"report list of {ssid}", error, ssid)
         return
     for item in listed:
         meta = ReportMeta(item.program, item.test, item.admin_year, item.language, ssid)
         if importer.has_report(meta):
             importer.progress.duplicates += 1
             continue
+        source = shown(item.pdf_url)  # never a pre-signed link's signature
         try:
             data = await client.download(item.pdf_url)
         except TomsApiError as error:
-            importer.progress.files += 1
-            importer.refuse(item.pdf_url, Reason.DOWNLOAD_FAILED, str(error), ssid)
+            _refuse_from_api(importer, source, error, ssid)
             continue
-        importer.import_document(io.BytesIO(data), item.pdf_url, len(data), meta=meta)
+        importer.import_document(io.BytesIO(data), source, len(data), meta=meta)
+
+
+def _refuse_from_api(importer: Importer, source: str, error: TomsApiError, ssid: str) -> None:
+    importer.progress.files += 1
+    reason = _API_REASONS.get(type(error), Reason.DOWNLOAD_FAILED)
+    importer.refuse(source, reason, str(error), ssid)
 
 
 def students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterator[str]:

@@ -37,6 +37,8 @@ class Reason(enum.StrEnum):
     UNKNOWN_SSID = "unknown_ssid"
     CONFLICT = "conflict"
     DOWNLOAD_FAILED = "download_failed"
+    BAD_LISTING = "bad_listing"
+    FOREIGN_LINK = "foreign_link"
 
     @property
     def label(self) -> str:
@@ -63,6 +65,8 @@ REASON_LABELS = {
     Reason.UNKNOWN_SSID: "SSID is not a known student",
     Reason.CONFLICT: "two files in this import hold different content for the same report",
     Reason.DOWNLOAD_FAILED: "download failed after retries",
+    Reason.BAD_LISTING: "the API's report list is too large, too deep or not understood",
+    Reason.FOREIGN_LINK: "report link leads to a host that is not allowed, or is not https",
 }
 
 

@@ -46,3 +46,4 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     IntakeOptions.from_settings(settings)
     assert isinstance(configured_rates(settings), Rates)
     assert settings.extra["ssh"]["port"] == 2222
+    assert config.toms_download_hosts(settings) == ("ssr-storage.example.org",)
