@@ -9,8 +9,12 @@ makes the session's pty its controlling terminal, takes the session's environmen
 helper (copy-on-write), so they start in a fraction of the time and use less memory. Every child
 still leads its own session and process group, exactly like an exec'd one.
 
-Messages between the server and the helper are JSON over a SOCK_SEQPACKET socket pair; the pty
-slave travels with the spawn request as an SCM_RIGHTS file descriptor.
+Messages between the server and the helper are frames over a SOCK_SEQPACKET socket pair: a header
+(the body's length and the request it belongs to), then a JSON body; the pty slave travels with the
+spawn request as an SCM_RIGHTS file descriptor. A frame is read whole or refused: the sender will
+not send a body over ``MAX_BODY`` and the receiver answers a truncated or malformed request with an
+error for that request alone, so no message can end the helper and with it every session. A
+helper that dies anyway is started again at once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import random
 import selectors
 import signal
 import socket
+import struct
 import sys
 import termios
 import traceback
@@ -35,9 +40,48 @@ from typing import Any, Protocol
 
 from services.errors import ConsoleError
 
-MAX_MESSAGE = 1 << 16
+HEADER = struct.Struct("!II")  # body length, request id (0 for the helper's own reports)
+MAX_BODY = 1 << 16  # far above a session's request (its environment is bounded by the server)
 PRELOAD = ("console.cli", "console.app", "sqlalchemy.dialects.sqlite")
 """Imported by the helper before any fork; ``console.navigation.preload`` adds every screen."""
+
+
+class FrameError(ConsoleError):
+    """A frame that cannot be sent or was not received whole; ``request`` says whose it was."""
+
+    def __init__(self, message: str, request: int = 0) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+def encode_frame(message: Mapping[str, Any], request: int = 0) -> bytes:
+    """The header and JSON body of ``message``; refused when the body is larger than ``MAX_BODY``."""
+    body = json.dumps(message).encode()
+    if len(body) > MAX_BODY:
+        raise FrameError(f"a request of {len(body)} bytes (at most {MAX_BODY})", request)
+    return HEADER.pack(len(body), request) + body
+
+
+def decode_frame(data: bytes, flags: int) -> tuple[int, dict[str, Any]]:
+    """The request id and body of one received frame, or ``FrameError`` if it is not whole."""
+    if len(data) < HEADER.size:
+        raise FrameError(f"a frame of {len(data)} bytes, shorter than its header")
+    length, request = HEADER.unpack_from(data)
+    if flags & socket.MSG_TRUNC or length != len(data) - HEADER.size:
+        raise FrameError(f"a frame of {length} bytes not received whole", request)
+    try:
+        message = json.loads(data[HEADER.size :])
+    except ValueError as error:
+        raise FrameError(f"a frame that is not JSON ({error})", request) from None
+    if not isinstance(message, dict):
+        raise FrameError("a frame that is not a JSON object", request)
+    return request, message
+
+
+def receive_frame(sock: socket.socket, max_fds: int = 0) -> tuple[bytes, list[int], int]:
+    """One frame's bytes, the file descriptors sent with it and the flags (``MSG_TRUNC``...)."""
+    data, fds, flags, _addr = socket.recv_fds(sock, HEADER.size + MAX_BODY, max_fds)
+    return data, fds, flags
 
 
 class Spawned(Protocol):
@@ -98,6 +142,11 @@ class ExecLauncher:
         return None
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class _Child:
     def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
         self.pid = pid
@@ -120,6 +169,8 @@ class PreparedLauncher:
         self._children: dict[int, asyncio.Future[int]] = {}
         self._ready: asyncio.Future[int] | None = None
         self._lock = asyncio.Lock()
+        self._restart: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Start the helper and wait until it has imported the console."""
@@ -147,34 +198,68 @@ class PreparedLauncher:
         async with self._lock:
             if self._sock is None:
                 await self.start()
-        assert self._sock is not None
         request = next(self._ids)
+        argv = [*self._global_args, "--operator", operator, "open"]
+        frame = encode_frame({"argv": argv, "env": dict(env)}, request)
         answer: asyncio.Future[_Child] = asyncio.get_running_loop().create_future()
         self._pending[request] = answer
-        argv = [*self._global_args, "--operator", operator, "open"]
-        message = json.dumps({"id": request, "argv": argv, "env": dict(env)}).encode()
-        socket.send_fds(self._sock, [message], [tty])
+        try:
+            await self._send(frame, tty)
+        except OSError as error:
+            self._pending.pop(request, None)
+            raise ConsoleError(f"Cannot start a console: {error}") from None
         return await answer
 
     async def close(self) -> None:
+        self._closing = True
+        if self._restart is not None:
+            await self._restart
         self._stop_reading()
         if self._helper is not None:
             await self._helper.wait()
 
+    async def _send(self, frame: bytes, tty: int) -> None:
+        """Send one frame whole; when the helper is behind, wait until the socket takes it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._sock is None:
+                raise ConsoleError("The console launcher stopped; try again")
+            try:
+                socket.send_fds(self._sock, [frame], [tty])
+                return
+            except BlockingIOError:
+                writable: asyncio.Future[None] = loop.create_future()
+                fd = self._sock.fileno()
+                loop.add_writer(fd, _settle, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(fd)
+
     def _receive(self) -> None:
         assert self._sock is not None
         try:
-            data = self._sock.recv(MAX_MESSAGE)
+            data, fds, flags = receive_frame(self._sock)
         except BlockingIOError:
             return
+        except OSError:  # ECONNRESET: the helper has gone
+            data, fds, flags = b"", [], 0
+        for fd in fds:
+            os.close(fd)
         if not data:
             self._helper_gone()
             return
-        message: dict[str, Any] = json.loads(data)
-        if "ready" in message and self._ready is not None:
+        try:
+            request, message = decode_frame(data, flags)
+        except FrameError as error:
+            request, message = error.request, {"error": str(error)}
+            print(f"ssr-console: the console launcher sent {error}", file=sys.stderr)
+        if "ready" in message and self._ready is not None and not self._ready.done():
             self._ready.set_result(message["ready"])
-        elif "id" in message:
-            answer = self._pending.pop(message["id"])
+        elif request:
+            answer = self._pending.pop(request, None)
+            if answer is None:
+                return
             if "pid" in message:  # registered now: its exit may be the very next message
                 exited = asyncio.get_running_loop().create_future()
                 self._children[message["pid"]] = exited
@@ -187,7 +272,9 @@ class PreparedLauncher:
                 exited.set_result(message["code"])
 
     def _helper_gone(self) -> None:
-        """The helper died: its children can no longer be waited for, so end them now."""
+        """The helper died: its children can no longer be waited for, so end them now; then start
+        a new helper, so the next person does not wait for the imports."""
+        was_ready = self._ready is not None and self._ready.done() and not self._ready.exception()
         self._stop_reading()
         for pid, exited in self._children.items():
             with contextlib.suppress(ProcessLookupError):
@@ -201,6 +288,17 @@ class PreparedLauncher:
             self._ready.set_exception(
                 ConsoleError("The console could not be prepared: its error is printed above")
             )
+        if was_ready and not self._closing:  # a helper that never got ready waits for a spawn
+            print("ssr-console: the console launcher stopped; starting it again", file=sys.stderr)
+            self._restart = asyncio.get_running_loop().create_task(self._start_again())
+
+    async def _start_again(self) -> None:
+        async with self._lock:
+            if self._sock is None and not self._closing:
+                try:
+                    await self.start()
+                except ConsoleError as error:
+                    print(f"ssr-console: {error}", file=sys.stderr)
 
     def _stop_reading(self) -> None:
         if self._sock is not None:
@@ -229,41 +327,63 @@ def _helper_main(fd: int) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    sock.send(encode_frame({"ready": os.getpid()}))
     while True:
         for key, _ in selector.select():
             if key.fileobj is sock:
-                data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 1)
+                data, fds, flags = receive_frame(sock, max_fds=1)
                 if not data:
                     return  # the server has gone; the sessions go with their ptys
-                _spawn(sock, json.loads(data), fds, (wake_read, wake_write, selector.fileno()))
+                _serve(sock, data, fds, flags, (wake_read, wake_write, selector.fileno()))
             else:
                 os.read(wake_read, 512)
                 _report_exits(sock)
 
 
-def _spawn(
-    sock: socket.socket, request: dict[str, Any], fds: list[int], own: tuple[int, int]
+def _serve(
+    sock: socket.socket, data: bytes, fds: list[int], flags: int, own: tuple[int, ...]
 ) -> None:
-    if len(fds) != 1:
+    """Start the console one frame asks for, or answer that request alone with why not."""
+    try:
+        request, message = decode_frame(data, flags)
+        argv, env = message.get("argv"), message.get("env")
+        if not (_strings(argv) and isinstance(env, dict) and _strings([*env, *env.values()])):
+            raise FrameError("a request without a command line and environment", request)
+        if len(fds) != 1:
+            raise FrameError("no terminal received", request)
+    except FrameError as error:
         for fd in fds:
             os.close(fd)
-        sock.send(json.dumps({"id": request["id"], "error": "no terminal received"}).encode())
+        sock.send(encode_frame({"error": str(error)}, error.request))
         return
-    tty = fds[0]
+    _spawn(sock, request, argv, env, fds[0], own)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _spawn(
+    sock: socket.socket,
+    request: int,
+    argv: list[str],
+    env: dict[str, str],
+    tty: int,
+    own: tuple[int, ...],
+) -> None:
     try:
         pid = os.fork()
     except OSError as error:
         os.close(tty)
-        sock.send(json.dumps({"id": request["id"], "error": str(error)}).encode())
+        sock.send(encode_frame({"error": str(error)}, request))
         return
     if pid == 0:
         sock.close()
         for fd in own:
             os.close(fd)
-        _run_console(tty, request["argv"], request["env"])
+        _run_console(tty, argv, env)
     os.close(tty)
-    sock.send(json.dumps({"id": request["id"], "pid": pid}).encode())
+    sock.send(encode_frame({"pid": pid}, request))
 
 
 def _report_exits(sock: socket.socket) -> None:
@@ -275,7 +395,7 @@ def _report_exits(sock: socket.socket) -> None:
         if pid == 0:
             return
         code = os.waitstatus_to_exitcode(status)
-        sock.send(json.dumps({"exited": pid, "code": code}).encode())
+        sock.send(encode_frame({"exited": pid, "code": code}))
 
 
 def _run_console(tty: int, argv: list[str], env: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 import time
@@ -41,8 +42,15 @@ KEYS_RECORDED = 10  # fingerprints kept for the audit of a refused connection
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 AUTHORIZED_KEYS_NAME = "ssh_authorized_keys"
 # What the client may pass into the console's environment (OpenSSH SendEnv/SetEnv, PuTTY's
-# "Environment variables"); anything else, SSR_OPERATOR above all, is ignored.
+# "Environment variables"); anything else, SSR_OPERATOR above all, is ignored. Locale names, time
+# zones and colour hints are short: a session whose accepted variables break these bounds is
+# refused, so no client can hand the launcher (shared by every session) an outsized request.
 CLIENT_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "COLORTERM", "TZ")
+CLIENT_ENV_PATTERN = re.compile(r"LC_[A-Z_]{1,29}")  # LC_ALL, LC_CTYPE, ..., LC_TERMINAL
+CLIENT_ENV_MAX_VALUE = 256  # bytes of one value
+CLIENT_ENV_MAX_COUNT = 24  # accepted variables; the C library knows 13 LC_ categories
+TERM_MAX = 64
+TERM_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9.+_-]{{0,{TERM_MAX - 1}}}")  # xterm-256color
 # The server's own terminal and operator say nothing about a client's session.
 SERVER_ONLY_ENV = {"TERM", "NO_COLOR", "COLORTERM", "COLUMNS", "LINES", "SSR_OPERATOR"}
 # Leave the alternate screen, show the cursor, stop mouse reports and bracketed paste: what the
@@ -73,12 +81,39 @@ class SSHOptions:
         return cls(**values)
 
 
+def client_environment(sent: Mapping[bytes, bytes], term: str) -> dict[str, str]:
+    """The variables the console takes from the client, once TERM is checked; ``InvalidInput``
+    names the first one out of bounds. Variables not accepted are ignored, whatever their size."""
+    if not TERM_PATTERN.fullmatch(term):
+        raise InvalidInput(
+            f"the terminal type is not a name of at most {TERM_MAX} letters, digits and . + _ -"
+        )
+    taken: dict[str, str] = {}
+    for raw_name, raw_value in sent.items():
+        name = raw_name.decode("ascii", "replace")
+        if name not in CLIENT_ENV and not CLIENT_ENV_PATTERN.fullmatch(name):
+            continue
+        if len(raw_value) > CLIENT_ENV_MAX_VALUE:
+            raise InvalidInput(
+                f"{name} is {len(raw_value)} bytes long (at most {CLIENT_ENV_MAX_VALUE})"
+            )
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{name} is not UTF-8") from None
+        if not value.isprintable():
+            raise InvalidInput(f"{name} holds control characters")
+        taken[name] = value
+        if len(taken) > CLIENT_ENV_MAX_COUNT:
+            raise InvalidInput(f"more than {CLIENT_ENV_MAX_COUNT} locale and colour variables")
+    return taken
+
+
 def console_environment(client_env: Mapping[str, str], term: str) -> dict[str, str]:
-    """The console's environment: the server's, the client's allowed variables, TERM, no animations."""
+    """The console's environment: the server's, the client's accepted variables (already checked
+    by ``client_environment``), TERM, no animations."""
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ONLY_ENV}
-    for key, value in client_env.items():
-        if key in CLIENT_ENV or key.startswith("LC_"):
-            env[key] = value
+    env.update(client_env)
     env["TERM"] = term
     env["TEXTUAL_ANIMATIONS"] = "none"
     return env
@@ -359,10 +394,16 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.connection.refuse("session without a terminal")
             self._refuse_with("SSR Console needs a terminal: connect with ssh -t")
             return
+        try:
+            client_env = client_environment(self.chan.get_environment_bytes(), self.term)
+        except InvalidInput as error:
+            self.connection.refuse("environment", str(error))
+            self._refuse_with(f"SSR Console refused this session: {error}.")
+            return
         operator = self.connection.operator
         assert operator is not None
         self.process = PtyProcess(self._to_client, self._process_exited, self.chan.resume_reading)
-        env = console_environment(self.chan.get_environment(), self.term)
+        env = console_environment(client_env, self.term)
         try:
             await self.process.start(
                 lambda tty: self.server.launcher.spawn(operator.username, env, tty), *self.size

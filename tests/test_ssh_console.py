@@ -177,6 +177,62 @@ async def test_launcher_death_ends_its_sessions_and_the_next_login_restarts_it(
     assert await again.wait() == 0
 
 
+async def test_outsized_locale_variables_refuse_one_session_and_spare_the_others(
+    console: Console,
+) -> None:
+    """A help desk user sends 100 KB of LC_* (stock OpenSSH SendEnv): that session alone is refused
+    with a sentence and audited with the operator and address; the other session keeps working
+    and the launcher is the same process."""
+    bystander = await console.open("caaspp")
+    await bystander.expect(r"Students\s+12")
+    helper = console.server.launcher._helper  # type: ignore[attr-defined]
+
+    big = {name: "x" * 25_000 for name in ("LC_ALL", "LC_CTYPE", "LC_TIME", "LC_MESSAGES")}
+    attacker = Terminal()
+    await attacker.start(
+        ssh_argv(
+            console.server.port,
+            console.keys["helpdesk"],
+            console.hosts,
+            "-tt",
+            "-o",
+            "SendEnv=LC_*",
+        ),
+        TERM="xterm-256color",
+        **big,
+    )
+    assert await attacker.wait() != 0
+
+    mark = len(bystander.output)
+    bystander.press("?")
+    await bystander.expect(r"Help", since=mark)  # a key, and a frame back
+    bystander.press("?")
+    assert re.search(
+        r"refused this session: LC_\w+ is 25000 bytes long \(at most 256\)", attacker.text
+    )
+    assert console.server.launcher._helper is helper  # type: ignore[attr-defined]
+    assert helper.returncode is None
+
+    [event] = await _audited("ssh.request_refused", console)
+    assert (event.operator, event.role) == ("helpdesk", "helpdesk")
+    assert event.target.startswith("127.0.0.1:")
+    assert "LC_" in event.detail and "x" * 300 not in event.detail
+
+    bystander.press("q")
+    assert await bystander.wait() == 0
+
+
+async def _audited(action: str, console: Console) -> list[AuditEvent]:
+    """The ``action`` events, once the server's audit trail (written off its loop) has them."""
+    for _ in range(100):
+        with Session(console.engine) as session:
+            found = session.exec(select(AuditEvent).where(AuditEvent.action == action)).all()
+        if found:
+            return list(found)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {action} in the audit log")
+
+
 def _hues(output: bytes) -> set[str]:
     """Colours in the SGR codes that are not a shade of grey."""
     found: set[str] = set()
