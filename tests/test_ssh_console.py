@@ -160,17 +160,23 @@ async def test_putty_term_and_no_colour(console: Console) -> None:
         assert await term.wait() == 0
 
 
-async def test_launcher_death_ends_its_sessions_and_the_next_login_restarts_it(
+async def test_launcher_death_ends_its_sessions_and_it_is_started_again(
     console: Console,
 ) -> None:
-    """If the prepared launcher is killed its sessions end cleanly and the next login restarts it."""
+    """If the prepared launcher is killed its sessions end cleanly and it is started again."""
     term = await console.open("caaspp")
     await term.expect(r"Students\s+12")
     [pid] = console.console_pids()
-    helper = console.server.launcher._helper  # type: ignore[attr-defined]
+    launcher = console.server.launcher
+    helper = launcher._helper  # type: ignore[attr-defined]
     helper.kill()
     assert await term.wait() != 0
     assert await _gone(pid)
+    for _ in range(200):  # started again at once, not at the next login
+        if launcher._helper is not helper and launcher._ready.done():  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.05)
+    assert launcher._helper is not helper and launcher._ready.result()  # type: ignore[attr-defined]
     again = await console.open("caaspp")
     await again.expect(r"Students\s+12")
     again.press("q")

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from console.ssh_launcher import ExecLauncher, PreparedLauncher
+from console.ssh_launcher import HEADER, MAX_BODY, ExecLauncher, PreparedLauncher
 from console.ssh_server import (
     SESSIONS_PER_CONNECTION,
     ConsoleServer,
@@ -428,3 +428,34 @@ async def test_a_launcher_that_cannot_start_says_so() -> None:
     broken = PreparedLauncher([], {"PYTHONHOME": "/nonexistent"})  # Python itself cannot start
     with pytest.raises(ConsoleError, match="could not be prepared"):
         await broken.start()
+
+
+async def test_launcher_refuses_what_it_cannot_read_whole_and_keeps_serving(
+    engine: Engine, sqlite_url: str
+) -> None:
+    """An outsized request is refused before it is sent; a frame the helper gets truncated is
+    answered with an error for that request alone; the same helper then starts a console."""
+    add_operators(engine)
+    launcher = PreparedLauncher(["--database-url", sqlite_url], dict(os.environ))
+    await launcher.start()
+    helper = launcher._helper
+    master, slave = os.openpty()
+    try:
+        with pytest.raises(ConsoleError, match=f"at most {MAX_BODY}"):
+            await launcher.spawn("caaspp", {"LC_ALL": "x" * (MAX_BODY + 1)}, slave)
+
+        truncated: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        launcher._pending[999] = truncated  # type: ignore[assignment]
+        body = b"{" * (2 * MAX_BODY)
+        assert launcher._sock is not None
+        socket.send_fds(launcher._sock, [HEADER.pack(len(body), 999) + body], [slave])
+        with pytest.raises(ConsoleError, match="not received whole"):
+            await asyncio.wait_for(truncated, 10)
+
+        child = await launcher.spawn("nobody", {"TERM": "xterm"}, slave)
+        assert await asyncio.wait_for(child.wait(), 30) == 2  # "unknown operator", as a sentence
+        assert launcher._helper is helper and helper is not None and helper.returncode is None
+    finally:
+        os.close(master)
+        os.close(slave)
+        await launcher.close()
