@@ -23,6 +23,7 @@ import platformdirs
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services import db
 from services.errors import InvalidInput
 from services.settings import Settings
 
@@ -45,17 +46,29 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise InvalidInput(f"Config file {path} is not valid TOML: {error}") from None
         _resolve_secrets(values, path)
+    origin = {key: f"config file {path}" for key in values}  # named in errors about a setting
     for key in ("database_url", "data_dir", "operator", "store_dir"):
         if env := os.environ.get(ENV_PREFIX + key.upper()):
             values[key] = env
+            origin[key] = f"${ENV_PREFIX}{key.upper()}"
     if env := os.environ.get("SSR_OPERATOR"):  # set per key by OpenSSH's command= / ForceCommand
         values["operator"] = env
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+            origin[key] = f"--{key.replace('_', '-')}"
     data_dir = Path(values.pop("data_dir", None) or platformdirs.user_data_path(APP))
-    database_url = values.pop("database_url", None) or f"sqlite:///{data_dir / 'ssr-console.db'}"
+    database_url = str(
+        values.pop("database_url", None) or f"sqlite:///{data_dir / 'ssr-console.db'}"
+    )
+    try:
+        db.check_url(database_url)
+    except InvalidInput as error:
+        where = origin.get("database_url", "the default, in the data directory")
+        raise InvalidInput(f"database_url (from {where}) {error}") from None
     store = values.pop("store_dir", None)
     return Settings(
-        database_url=str(database_url),
+        database_url=database_url,
         data_dir=data_dir,
         operator=values.pop("operator", None),
         store_dir=Path(store) if store else None,

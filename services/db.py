@@ -15,13 +15,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, ExceptionContext, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
-from services.errors import DatabaseUnavailable
+from services.errors import DatabaseUnavailable, InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BACKENDS = ("sqlite", "postgresql")  # the databases the migrations and tests run on
+URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 
 
 def normalise_url(url: str) -> str:
@@ -33,10 +35,35 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def check_url(url: str) -> URL:
+    """The parsed URL, or ``InvalidInput`` saying why it names no database the console can use.
+
+    The reason never repeats the URL itself, which may hold a password; the caller adds which
+    setting it came from."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        raise InvalidInput(f"is not a URL SSR Console can read; use {URL_FORMS}") from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise InvalidInput(
+            f"names the database {parsed.get_backend_name()!r}, which SSR Console does not "
+            f"support; use {URL_FORMS}"
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        raise InvalidInput(
+            f"names the driver {parsed.drivername!r}, which is not installed; use {URL_FORMS}"
+        ) from None
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     """An engine configured for the console: WAL and a busy timeout on SQLite."""
-    url = normalise_url(url)
-    parsed = make_url(url)
+    try:
+        parsed = check_url(url)
+    except InvalidInput as error:
+        raise InvalidInput(f"The database URL {error}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -44,10 +71,10 @@ def make_engine(url: str) -> Engine:
         # about 2 ms, paid on every session with no pool. A pooled connection is used by one
         # thread at a time; processes never inherit one (the SSH launcher forks before any
         # database use, the encryption pool starts from a fork server).
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
     event.listen(engine, "handle_error", _unavailable)
     return engine
 

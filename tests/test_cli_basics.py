@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,47 @@ def test_broken_config_file_is_reported(tmp_path: Path, capsys) -> None:  # type
     path.write_text("database_url = [unclosed")
     assert main(["--config", str(path), "db", "current"]) == 2
     assert "is not valid TOML" in capsys.readouterr().err
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real ``ssr-console`` process, with no config file or database URL of the caller's."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SSR_")}
+    clean["SSR_CONSOLE_CONFIG"] = str(tmp_path / "absent.toml")
+    command = [sys.executable, "-m", "console.cli", "--data-dir", str(tmp_path / "data"), *args]
+    return subprocess.run(
+        command, env=clean | env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("nonsense://x", "names the database 'nonsense', which SSR Console does not support"),
+        ("mysql://dana:hunter2@db/ssr", "names the database 'mysql'"),
+        ("postgresql://dana:hunter2@db:port/ssr", "is not a URL SSR Console can read"),
+        ("sqlite+nodriver:///x.db", "names the driver 'sqlite+nodriver', which is not installed"),
+    ],
+)
+def test_a_bad_database_url_is_a_sentence_naming_the_setting(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    done = _cli(tmp_path, "--database-url", url, "db", "current")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"ssr-console: database_url (from --database-url) {reason}")
+    assert "sqlite:///PATH or postgresql://" in done.stderr  # what would do instead
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # a sentence, no traceback
+    assert "hunter2" not in done.stderr
+
+
+def test_a_bad_database_url_says_where_it_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('database_url = "nonsense://from-file"\n')
+    from_file = _cli(tmp_path, "--config", str(path), "db", "current")
+    assert from_file.returncode == 2
+    assert f"database_url (from config file {path}) names the database" in from_file.stderr
+    from_env = _cli(tmp_path, "db", "current", SSR_CONSOLE_DATABASE_URL="nonsense://from-env")
+    assert from_env.returncode == 2
+    assert "database_url (from $SSR_CONSOLE_DATABASE_URL) names" in from_env.stderr
 
 
 def test_services_never_import_the_ui() -> None:
