@@ -274,7 +274,10 @@ class PreparedLauncher:
     def _helper_gone(self) -> None:
         """The helper died: its children can no longer be waited for, so end them now; then start
         a new helper, so the next person does not wait for the imports."""
-        was_ready = self._ready is not None and self._ready.done() and not self._ready.exception()
+        ready = self._ready
+        was_ready = (
+            ready is not None and ready.done() and not ready.cancelled() and not ready.exception()
+        )
         self._stop_reading()
         for pid, exited in self._children.items():
             with contextlib.suppress(ProcessLookupError):
@@ -282,7 +285,8 @@ class PreparedLauncher:
             exited.set_result(-signal.SIGKILL)
         self._children.clear()
         for answer in self._pending.values():
-            answer.set_exception(ConsoleError("The console launcher stopped; try again"))
+            if not answer.done():  # a session may have stopped waiting for its console
+                answer.set_exception(ConsoleError("The console launcher stopped; try again"))
         self._pending.clear()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(
@@ -297,7 +301,7 @@ class PreparedLauncher:
             if self._sock is None and not self._closing:
                 try:
                     await self.start()
-                except ConsoleError as error:
+                except (OSError, ConsoleError) as error:  # the next spawn tries again
                     print(f"ssr-console: {error}", file=sys.stderr)
 
     def _stop_reading(self) -> None:
