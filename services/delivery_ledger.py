@@ -314,6 +314,9 @@ def recover(
                     )
             else:
                 _set_state(session, item_id, [state], claimed_by=None, claimed_at=None)
+        # A batch whose last open items were in flight has nothing left to run: it is finished
+        # (its uncertain items wait for an operator, who reopens it by deciding one).
+        _finish_batches(session)
         session.execute(
             DeliveryWorker.__table__.delete().where(  # type: ignore[attr-defined]
                 col(DeliveryWorker.id).not_in(alive)
