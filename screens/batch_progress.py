@@ -9,7 +9,8 @@ uncertain item (resend, count as sent, or give up).
 
 from __future__ import annotations
 
-from datetime import timedelta
+import socket
+from datetime import datetime, timedelta
 
 from textual import work
 from textual.app import ComposeResult
@@ -23,6 +24,8 @@ from services import batches, mailer
 from services.context import ConsoleContext
 from services.delivery_ledger import BatchStatus, ItemState, Resolution
 from services.errors import ConsoleError
+from services.models import utcnow
+from services.worker import WorkerConfig
 
 REFRESH_SECONDS = 1.0
 SHOWN_STATES = (
@@ -40,9 +43,9 @@ SHOWN_STATES = (
 
 
 def duration(value: timedelta | None) -> str:
-    """``2d 3h``, ``1h 20m``, ``4m``: an ETA as a person reads it."""
+    """``2d 3h``, ``1h 20m``, ``4m``: an ETA as a person reads it (None: no rate measured yet)."""
     if value is None:
-        return "unknown until sending starts"
+        return "estimating"
     minutes = int(value.total_seconds() // 60)
     days, minutes = divmod(minutes, 1440)
     hours, minutes = divmod(minutes, 60)
@@ -51,6 +54,21 @@ def duration(value: timedelta | None) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m" if minutes else "under a minute"
+
+
+def worker_line(progress: batches.Progress, now: datetime) -> str:
+    """Whether a worker is sending this batch; with none, since when (the database's record of
+    the last heartbeat or item change), so a dead worker never passes for a running batch."""
+    workers = progress.workers
+    if workers.running:
+        return f"Worker: {workers.running} running"
+    if workers.last_seen is None:
+        return "No worker is running: start `ssr-console worker`"
+    ago = duration(now - workers.last_seen).replace("under a minute", "<1m")
+    return (
+        f"No worker running since {workers.last_seen:%H:%M} UTC ({ago} ago): "
+        "start `ssr-console worker`"
+    )
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -134,6 +152,12 @@ class BatchProgressScreen(ConsoleScreen):
             self.caps = (config.per_minute, config.per_day)
         except ConsoleError:
             self.caps = (0, 0)
+        try:
+            stale = WorkerConfig.from_settings(ctx.settings).stale_after_seconds
+        except ConsoleError:
+            stale = WorkerConfig.stale_after_seconds
+        self.stale_after = timedelta(seconds=stale)
+        self.host = socket.gethostname()
 
     def compose_body(self) -> ComposeResult:
         yield Static("Loading…", id="headline")
@@ -162,6 +186,8 @@ class BatchProgressScreen(ConsoleScreen):
                 self.batch_id,
                 per_minute_cap=self.caps[0],
                 per_day_cap=self.caps[1],
+                host=self.host,
+                stale_after=self.stale_after,
             )
         except ConsoleError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
@@ -172,8 +198,11 @@ class BatchProgressScreen(ConsoleScreen):
         self.progress = progress
         batch = progress.batch
         self.title = f"Batch {batch.id}: {batch.name}"
+        status = batch.status.value
+        if progress.stalled and batch.status is not BatchStatus.FINISHED:
+            status += ", no worker"
         self.query_one("#headline", Static).update(
-            f"Batch {batch.id} · {batch.name} · {batch.status.value} · "
+            f"Batch {batch.id} · {batch.name} · {status} · "
             f"{progress.done:,}/{progress.total:,} families done"
         )
         self.query_one("#bar", ProgressBar).update(
@@ -193,11 +222,14 @@ class BatchProgressScreen(ConsoleScreen):
             )
             if text
         )
+        rate = progress.rate_per_minute
+        eta = "none without a worker" if progress.stalled else duration(progress.eta)
         self.query_one("#figures", Static).update(
             f"{counts}\n"
-            f"Rate {progress.rate_per_minute:,.1f} msg/min"
+            + (f"Rate {rate:,.1f} msg/min" if rate is not None else "Rate estimating")
             + (f" · caps {caps}" if caps else "")
-            + f" · {progress.remaining_messages:,} messages left · ETA {duration(progress.eta)}"
+            + f" · {progress.remaining_messages:,} messages left · ETA {eta}\n"
+            + worker_line(progress, utcnow())
         )
         self._fill_schools(progress)
         self._fill_problems(progress)

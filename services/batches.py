@@ -518,7 +518,9 @@ class Progress:
     per_day_cap: int
     sent_today: int
     remaining_messages: int
+    rate_per_minute: float | None  # None: too few messages yet to measure a rate
     eta: timedelta | None
+    workers: ledger.WorkerPresence
 
     @property
     def total(self) -> int:
@@ -529,8 +531,26 @@ class Progress:
         return self.counts.get(ItemState.DONE, 0)
 
     @property
-    def rate_per_minute(self) -> float:
-        return self.messages_last_5_min / 5
+    def stalled(self) -> bool:
+        """Messages are owed but no worker is running to send them."""
+        return self.remaining_messages > 0 and not self.workers.running
+
+
+RATE_SAMPLES = 10
+"""Messages needed before a rate is measured, unless a full minute of sending has been seen."""
+RATE_WINDOW = timedelta(minutes=5)
+
+
+def measured_rate(messages: int, first: datetime | None, now: datetime) -> float | None:
+    """Messages per minute over the time actually measured (from the first message of the window
+    to now), or None while too little has been seen: two messages in a batch's first 6 seconds
+    are not a rate (spread over 5 minutes they made a 6-second batch's ETA read "1h 13m")."""
+    if not messages or first is None:
+        return None
+    span = max((now - first).total_seconds(), 0.0)
+    if messages < RATE_SAMPLES and span < 60 or span < 1:
+        return None
+    return messages / (span / 60)
 
 
 def progress(
@@ -542,11 +562,15 @@ def progress(
     per_day_cap: int = 0,
     now: datetime | None = None,
     problems_limit: int = 50,
+    host: str = "",
+    stale_after: timedelta = ledger.STALE_AFTER,
 ) -> Progress:
-    """Per-state counts, per-school breakdown, failures and uncertain items, rate and ETA."""
+    """Per-state counts, per-school breakdown, failures and uncertain items, rate and ETA, and
+    whether a worker is running (``host``: this machine, whose worker processes are checked)."""
     batch = get_batch(engine, operator, batch_id)
     now = now or utcnow()
-    since = now - timedelta(minutes=5)
+    since = now - RATE_WINDOW
+    sent = (col(DeliveryItem.document_sent_at), col(DeliveryItem.password_sent_at))
     with Session(engine) as session:
         counts = {
             ItemState(state): n
@@ -588,18 +612,14 @@ def progress(
         ).all()
         recent = session.execute(
             select(
-                func.sum(case((col(DeliveryItem.document_sent_at) >= since, 1), else_=0)),
-                func.sum(case((col(DeliveryItem.password_sent_at) >= since, 1), else_=0)),
-            ).where(
-                DeliveryItem.batch_id == batch_id,
-                or_(
-                    col(DeliveryItem.document_sent_at) >= since,
-                    col(DeliveryItem.password_sent_at) >= since,
-                ),
-            )
+                *(func.sum(case((at >= since, 1), else_=0)) for at in sent),
+                *(func.min(case((at >= since, at))) for at in sent),
+            ).where(DeliveryItem.batch_id == batch_id, or_(*(at >= since for at in sent)))
         ).one()
         day = session.get(SendQuota, f"d:{now:%Y%m%d}")
     recent_messages = int(recent[0] or 0) + int(recent[1] or 0)
+    firsts = [at for at in recent[2:] if at is not None]
+    rate = measured_rate(recent_messages, min(firsts) if firsts else None, now)
     remaining = 2 * sum(
         counts.get(s, 0)
         for s in (ItemState.PENDING, ItemState.PACKAGED, ItemState.SENDING_DOCUMENT)
@@ -621,7 +641,13 @@ def progress(
         per_day_cap=per_day_cap,
         sent_today=sent_today,
         remaining_messages=remaining,
-        eta=estimate(remaining, recent_messages / 5, per_minute_cap, per_day_cap, sent_today, now),
+        rate_per_minute=rate,
+        eta=(
+            None
+            if rate is None and remaining > 0
+            else estimate(remaining, rate or 0.0, per_minute_cap, per_day_cap, sent_today, now)
+        ),
+        workers=ledger.worker_presence(engine, host, batch_id, now=now, stale_after=stale_after),
     )
 
 

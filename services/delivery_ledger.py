@@ -262,9 +262,55 @@ def unregister_worker(engine: Engine, worker_id: str) -> None:
             session.delete(row)
 
 
-def recover(
-    engine: Engine, worker_id: str, host: str, stale_after: timedelta = timedelta(minutes=2)
-) -> int:
+STALE_AFTER = timedelta(minutes=2)
+"""A worker silent this long is dead (``[delivery] stale_after_seconds`` overrides it)."""
+
+
+def _worker_alive(worker: DeliveryWorker, host: str, now: datetime, stale_after: timedelta) -> bool:
+    """Alive: a recent heartbeat, and on this host a process that still exists (a SIGKILLed
+    worker is known dead at once, without waiting for its heartbeat to go stale)."""
+    if worker.host == host and not _alive(worker.pid):
+        return False
+    return worker.heartbeat_at >= now - stale_after
+
+
+@dataclass(frozen=True)
+class WorkerPresence:
+    """Whether any worker runs now, and when one was last seen (a heartbeat, or a batch item
+    moving), so a screen can say "no worker is running since ..." instead of "running"."""
+
+    running: int
+    last_seen: datetime | None
+
+
+def worker_presence(
+    engine: Engine,
+    host: str,
+    batch_id: int | None = None,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_AFTER,
+) -> WorkerPresence:
+    """The live workers (by heartbeat and process) and, with none, the last sign of one: the
+    newest heartbeat a dead worker left or the last change to one of ``batch_id``'s items."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        workers = session.exec(select(DeliveryWorker)).all()
+        running = sum(_worker_alive(w, host, now, stale_after) for w in workers)
+        seen = [w.heartbeat_at for w in workers]
+        if batch_id is not None:
+            seen.append(
+                session.exec(
+                    select(func.max(DeliveryItem.updated_at)).where(
+                        DeliveryItem.batch_id == batch_id
+                    )
+                ).one()
+            )
+    known = [moment for moment in seen if moment is not None]
+    return WorkerPresence(running, max(known) if known else None)
+
+
+def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = STALE_AFTER) -> int:
     """Settle the items of workers that died: in-flight ones become uncertain, others are released.
 
     On SQLite only one worker runs, so every claim not ours is from a dead worker. On PostgreSQL a
@@ -279,8 +325,7 @@ def recover(
             alive |= {
                 other.id
                 for other in session.exec(select(DeliveryWorker)).all()
-                if other.heartbeat_at >= now - stale_after
-                and not (other.host == host and not _alive(other.pid))
+                if _worker_alive(other, host, now, stale_after)
             }
         claimed = col(DeliveryItem.claimed_by)
         rows = session.exec(

@@ -1,13 +1,16 @@
-"""A batch's status tells the truth after a crash: nothing left open means it is not "running".
+"""A batch's status tells the truth after a crash: nothing left open means it is not "running",
+a dead worker is shown as no worker (and since when), and an ETA waits for a measured rate.
 
-The worker here is a real ``ssr-console worker`` process, SIGKILLed while the relay (aiosmtpd on
-loopback) holds its only message in DATA; a restarted worker settles what it left.
+The workers here are real ``ssr-console worker`` processes, SIGKILLed while the relay (aiosmtpd on
+loopback) holds a message in DATA; the progress screen is driven with Textual's Pilot at 80x24.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,13 +18,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
+from screens.batch_progress import BatchProgressScreen
 from services import batches, db, operators
 from services import delivery_ledger as ledger
 from services.audit import Actor
-from services.delivery_ledger import BatchStatus, ItemState
+from services.db import session_scope
+from services.delivery_ledger import BatchStatus, DeliveryItem, DeliveryWorker, ItemState
+from services.models import utcnow
 from tests.delivery_harness import MailSink, copy_database, first_school_batch, seeded_template
 from tests.test_delivery_crash import finish, worker, write_config
+from tests.test_delivery_screens import SIZE, app_for, settle, text
 
 
 @pytest.fixture
@@ -31,33 +41,53 @@ def sink() -> Iterator[MailSink]:
     server.stop()
 
 
-def test_a_batch_left_with_nothing_open_by_a_crash_finishes_without_an_operator(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
-) -> None:
+@pytest.fixture
+def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
     template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
     copy_database(template, tmp_path / "ssr.db")
-    url = f"sqlite:///{tmp_path / 'ssr.db'}"
-    engine = db.make_engine(url)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
+    yield engine
+    engine.dispose()
+
+
+def one_family_batch(engine: Engine) -> int:
+    """A running batch for one family (the first school batch made for it is cancelled)."""
     operator = operators.resolve(engine, "caaspp")
     school_batch, item = first_school_batch(engine)
     ledger.set_batch_status(engine, Actor.of(operator), school_batch, BatchStatus.CANCELLED)
-    batch_id = batches.create(
+    return batches.create(
         engine,
         operator,
         batches.Selection(batches.Source.LIST, guardian_ids=(item.guardian_id,)),
         name="one family",
         password_delay=timedelta(0),
     )
-    config, log = write_config(tmp_path, sink, url), tmp_path / "worker.log"
-    sink.delay = 30.0  # the relay holds the family's document in DATA: the kill lands mid-send
+
+
+def start_worker_stuck_in_data(config: Path, log: Path, sink: MailSink) -> subprocess.Popen[bytes]:
+    """A real worker whose first message the relay holds in DATA for 30 s."""
+    sink.delay = 30.0
     with log.open("ab") as out:
         process = subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + 60
     while sink.data_count == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert sink.data_count == 1, "the worker never reached DATA"
-    os.killpg(process.pid, signal.SIGKILL)
+    assert sink.data_count > 0, "the worker never reached DATA"
+    return process
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)  # the worker and its encryption processes
     process.wait()
+
+
+def test_a_batch_left_with_nothing_open_by_a_crash_finishes_without_an_operator(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    operator = operators.resolve(engine, "caaspp")
+    batch_id = one_family_batch(engine)
+    config, log = write_config(tmp_path, sink, str(engine.url)), tmp_path / "worker.log"
+    kill(start_worker_stuck_in_data(config, log, sink))  # killed mid-send of its only message
     sink.delay = 0
 
     finish(config, log)  # a restarted worker recovers, finds nothing to send and exits
@@ -71,4 +101,81 @@ def test_a_batch_left_with_nothing_open_by_a_crash_finishes_without_an_operator(
     (uncertain,) = ledger.uncertain_items(engine, batch_id)
     ledger.resolve_uncertain(engine, Actor.of(operator), uncertain.id, ledger.Resolution.RESEND)  # type: ignore[arg-type]
     assert batches.get_batch(engine, operator, batch_id).status is BatchStatus.RUNNING
-    engine.dispose()
+
+
+async def test_progress_screen_says_when_the_worker_died(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    batch_id = batches.create(
+        engine, operators.resolve(engine, "caaspp"), batches.Selection(), name="Spring SSRs"
+    )
+    config, log = write_config(tmp_path, sink, str(engine.url)), tmp_path / "worker.log"
+    process = await asyncio.to_thread(start_worker_stuck_in_data, config, log, sink)
+    app = app_for(engine, tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
+            await settle(pilot)
+            screen = app.screen
+            assert "Worker: 1 running" in text(screen, "#figures")
+            assert "no worker" not in text(screen, "#headline")
+
+            killed_at = utcnow()
+            await asyncio.to_thread(kill, process)
+            await asyncio.sleep(1.2)  # the screen reads the database once a second
+            await settle(pilot)
+            headline, figures = text(screen, "#headline"), text(screen, "#figures")
+            assert "running, no worker" in headline
+            assert "ETA none without a worker" in figures
+            # since the last sign of the worker: its heartbeat or the item it claimed
+            since = {f"{killed_at - timedelta(minutes=m):%H:%M} UTC" for m in (0, 1)}
+            assert "No worker running since " in figures
+            assert any(moment in figures for moment in since), figures
+    finally:
+        if process.poll() is None:
+            kill(process)
+        sink.delay = 0
+
+
+async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path: Path) -> None:
+    """Two messages in a batch's first 6 seconds are not a rate: the ETA says "estimating" (it
+    used to spread them over 5 minutes: "1h 13m" for a batch that took seconds)."""
+    batch_id = batches.create(
+        engine, operators.resolve(engine, "caaspp"), batches.Selection(), name="Spring SSRs"
+    )
+    with session_scope(engine) as session:  # a live worker: this process, beating now
+        session.add(DeliveryWorker(id="here", host=socket.gethostname(), pid=os.getpid()))
+        ids = list(
+            session.exec(
+                select(DeliveryItem.id)
+                .where(DeliveryItem.batch_id == batch_id)
+                .order_by(col(DeliveryItem.id))
+            ).all()
+        )
+
+    def sent(item_ids: list[int], seconds_ago: float) -> None:
+        with session_scope(engine) as session:
+            session.execute(
+                update(DeliveryItem)
+                .where(col(DeliveryItem.id).in_(item_ids))
+                .values(
+                    state=ItemState.DOCUMENT_SENT,
+                    document_sent_at=utcnow() - timedelta(seconds=seconds_ago),
+                )
+            )
+
+    sent(ids[:2], 6)
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
+        await settle(pilot)
+        figures = text(app.screen, "#figures")
+        assert "Rate estimating" in figures and "ETA estimating" in figures, figures
+        assert "Worker: 1 running" in figures and "h " not in figures.split("ETA")[1]
+
+        sent(ids[2:12], 5)  # twelve documents in six seconds: a rate, and a short ETA
+        await asyncio.sleep(1.2)
+        await settle(pilot)
+        figures = text(app.screen, "#figures")
+        assert "Rate estimating" not in figures and "ETA estimating" not in figures, figures
+        assert "ETA under a minute" in figures or "ETA 1m" in figures, figures
