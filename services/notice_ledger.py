@@ -2,19 +2,21 @@
 
 A row's unique key is (kind, subject, offset, recipient), so a notice can be written once only. The
 row is written (``planned``) before the notice is due, claimed (``sending``, with its Message-ID) in
-its own committed transaction *before* the SMTP conversation, and marked ``sent`` after it; a failed
-send becomes ``failed`` with a next-attempt time (backoff), retried until it goes or becomes moot.
-``cancelled`` rows say why: superseded by a more recent notice after downtime, or moot after a reset
-or a delivery. The same rows are the console's notice inbox.
+its own committed transaction *before* the SMTP conversation, marked as handed to the relay
+(``claimed_at``, committed) just before its own conversation starts, and marked ``sent`` after it;
+a failed send becomes ``failed`` with a next-attempt time (backoff), retried until it goes or
+becomes moot. ``cancelled`` rows say why: superseded by a more recent notice after downtime, or moot
+after a reset or a delivery. The same rows are the console's notice inbox.
 
 A row found ``sending`` by a scan was left by a process that died between claim and mark (only the
 lock holder sends, one scan at a time), and it is sent again with the Message-ID recorded at the
-claim. A process killed before the SMTP conversation (the claim commits before connecting) thus
-still delivers the notice exactly once. Killed in the instant after the server accepted the message
-and before the mark committed, the notice goes out twice as the same message (same Message-ID,
-which mail clients such as Gmail show once). SMTP offers no way to ask a server whether it has
-seen a Message-ID, so the choice is between that rare repeat and a possible loss; a lost reminder
-is the worse failure here, so the ledger resends.
+claim. One never handed to the relay cannot have gone out: it is delivered exactly once. One handed
+to the relay is *in doubt*: the relay may have accepted it in the instant before the process died
+and the mark committed. SMTP offers no way to ask a server whether it has seen a Message-ID, and the
+accept and the mark cannot be one transaction, so the choice is between a repeat and a possible
+loss; a lost reminder is the worse failure here, so the ledger resends it as the same message (same
+Message-ID, which mail systems can use to show it once) and records ``notice.in_doubt`` in the audit
+log. At most the one notice in the relay's hands when a scheduler dies can repeat, once per death.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class Notice(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=200)
     cancel_reason: str | None = Field(default=None, max_length=100)
     planned_at: datetime = Field(default_factory=utcnow)
-    claimed_at: datetime | None = None
+    claimed_at: datetime | None = None  # handed to the relay (None: claimed, not yet handed)
     sent_at: datetime | None = None
     read_at: datetime | None = None
 
@@ -237,6 +239,11 @@ def cancel(session: Session, ids: Sequence[int], reason: str) -> int:
     return cancelled
 
 
+def in_doubt(notice: Notice) -> bool:
+    """Left ``sending`` after it was handed to the relay: it may have been accepted already."""
+    return notice.state is NoticeState.SENDING and notice.claimed_at is not None
+
+
 def claim(
     engine: Engine,
     ids: Sequence[int],
@@ -247,9 +254,10 @@ def claim(
 ) -> list[Notice]:
     """Mark notices ``sending`` and commit, before any byte of them goes to the SMTP server.
 
-    Claimed together in one transaction (each is still marked sent on its own). The Message-ID is
-    fixed at the first claim and kept on every retry, so a message that did leave before a crash
-    and is sent again is recognisably the same message. Notices no longer open are skipped.
+    Claimed together in one transaction (each is handed to the relay and marked sent on its own).
+    The Message-ID is fixed at the first claim and kept on every retry, so a message that did leave
+    before a crash and is sent again is recognisably the same message; such an in-doubt resend is
+    recorded in the audit log. Notices no longer open are skipped.
     """
     with session_scope(engine) as session:
         rows = session.exec(
@@ -258,14 +266,40 @@ def claim(
             .order_by(col(Notice.id))
         ).all()
         for notice in rows:
+            if in_doubt(notice):
+                audit.record(
+                    session,
+                    SCHEDULER,
+                    "notice.in_doubt",
+                    f"notice:{notice.id}",
+                    {
+                        "message_id": notice.message_id,
+                        "handed_at": notice.claimed_at.isoformat(),  # type: ignore[union-attr]
+                        "why": "the scheduler stopped after handing it to the relay; resent",
+                    },
+                    lea_id=notice.lea_id,
+                )
             notice.state = NoticeState.SENDING
-            notice.claimed_at = now
+            notice.claimed_at = None
             notice.attempts += 1
             notice.late = notice.due_on < today
             notice.message_id = notice.message_id or message_id()
             notice.pending = pending.get(notice.subject, notice.pending)
             session.add(notice)
     return list(rows)
+
+
+def hand_off(engine: Engine, notice: Notice, now: datetime) -> bool:
+    """Commit that this notice goes to the relay now (from here a crash leaves it in doubt);
+    False if it is no longer ``sending``."""
+    with session_scope(engine) as session:
+        moved = session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
+            .values(claimed_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    notice.claimed_at = now
+    return bool(moved)
 
 
 def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:

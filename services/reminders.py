@@ -309,6 +309,7 @@ class ScanReport:
     planned: int = 0
     sent: int = 0
     late: int = 0
+    in_doubt: int = 0  # resent after a scheduler died with them in the relay's hands
     failed: int = 0
     cancelled: int = 0
     ms: int = 0
@@ -318,7 +319,8 @@ class ScanReport:
     def summary(self) -> str:
         return (
             f"{self.today.isoformat()}: {self.credentials} credentials, {self.ssr_groups} SSR groups; "
-            f"planned {self.planned}, sent {self.sent} ({self.late} late), failed {self.failed}, "
+            f"planned {self.planned}, sent {self.sent} ({self.late} late, {self.in_doubt} in "
+            f"doubt), failed {self.failed}, "
             f"cancelled {self.cancelled}"
         )
 
@@ -418,7 +420,9 @@ def _dispatch(
             )
     guard()
     wanted = [n.id for n in notices if n.id is not None and n.id not in moot]
+    doubtful = {n.id for n in notices if notice_ledger.in_doubt(n)}
     claimed = notice_ledger.claim(engine, wanted, now, today, sender.message_id, pending)
+    report.in_doubt += sum(n.id in doubtful for n in claimed)
     names = _lea_names(engine, {n.lea_id for n in claimed})
     for notice in claimed:
         fault("after-claim")
@@ -426,6 +430,8 @@ def _dispatch(
             try:
                 if report.relay_down:  # one wait for an unreachable relay per scan is enough
                     raise RelayUnavailable(f"not tried, relay down: {report.errors[-1]}")
+                if not notice_ledger.hand_off(engine, notice, now):
+                    continue  # no longer sending: nothing to do
                 sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
             except Exception as error:  # any failure is recorded and retried
                 retry_at = now + sender.backoff(notice.attempts)
