@@ -3,8 +3,10 @@
 A report opened in Excel or LibreOffice treats a cell that begins with ``=``, ``+``, ``-`` or ``@``
 (and, in some versions, a tab or carriage return) as a formula, so a guardian name such as
 ``=HYPERLINK(...)`` could run on a coordinator's machine. Such cells are written with a leading
-single quote, which spreadsheets show as text (OWASP's CSV-injection advice). Rows are written as
-they come, so an export of 300,000 rows holds one row in memory at a time.
+single quote, which spreadsheets show as text (OWASP's CSV-injection advice). ``SafeWriter`` is
+the one CSV writer of the console: this export, the print manifest and the ETS paper-order list
+all write through it. Rows are written as they come, so an export of 300,000 rows holds one row in
+memory at a time.
 """
 
 from __future__ import annotations
@@ -25,13 +27,27 @@ def safe_cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+class SafeWriter:
+    """A ``csv.writer`` whose every cell goes through ``safe_cell``."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out, lineterminator="\r\n")
+
+    def writerow(self, row: Iterable[object]) -> None:
+        self._writer.writerow([safe_cell(c) for c in row])
+
+    def writerows(self, rows: Iterable[Iterable[object]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 def write_rows(out: IO[str], header: Iterable[object], rows: Iterable[Iterable[object]]) -> int:
     """Write a header and rows to an open text stream; returns how many data rows were written."""
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([safe_cell(c) for c in header])
+    writer = SafeWriter(out)
+    writer.writerow(header)
     count = 0
     for row in rows:
-        writer.writerow([safe_cell(c) for c in row])
+        writer.writerow(row)
         count += 1
     return count
 

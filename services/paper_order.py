@@ -13,7 +13,6 @@ paper received. The CSV is streamed from the batch's items, one row per SSR, by 
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, channel_batches, coverage
+from services import audit, channel_batches, coverage, csv_export
 from services.advisor import Option, Rates
 from services.audit import Actor
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
@@ -206,7 +205,7 @@ def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) ->
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = csv_export.SafeWriter(handle)
             writer.writerow(CSV_FIELDS)
             for row in rows(engine, operator, batch_id):
                 writer.writerow(row)

@@ -24,7 +24,6 @@ to a document, so their fonts are embedded once per 50), and a peak RSS of about
 
 from __future__ import annotations
 
-import csv
 import enum
 import itertools
 import json
@@ -42,7 +41,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, channel_batches, cover_sheet, coverage, operators
+from services import audit, channel_batches, cover_sheet, coverage, csv_export, operators
 from services.advisor import Option, Rates
 from services.audit import Actor
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
@@ -462,7 +461,7 @@ def run(
             manifest_path.open("a", newline="", encoding="utf-8") as manifest,
             Session(engine) as s,
         ):
-            table = csv.writer(manifest)
+            table = csv_export.SafeWriter(manifest)
             if not resumed:
                 table.writerow(MANIFEST_FIELDS)
             writer = _Writer(engine, batch, options, out_dir, sender, result, manifest)
@@ -525,7 +524,7 @@ class _Writer:
         self.sender = sender
         self.result = result
         self.manifest = manifest
-        self.table = csv.writer(manifest)
+        self.table = csv_export.SafeWriter(manifest)
         self.part: _Part | None = None
         self.numbered = len(list(out_dir.glob(f"print-{batch.id}-[0-9]*.pdf")))
         self.lines: list[list[object]] = []  # manifest lines of the families not yet committed
