@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from console import config
-from services import audit, db
+from services import audit, db, private_files
 from services.errors import ConsoleError, InvalidInput
 from services.settings import Settings
 
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Every process of the console (console, worker, scheduler, serve-ssh and the sessions it
+    # starts, import) comes through here: whatever it creates is its owner's alone.
+    os.umask(private_files.UMASK)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             operator=args.operator,
         )
+        if tightened := private_files.secure_data_dir(settings.data_dir):
+            print(f"ssr-console: {tightened}", file=sys.stderr)
         return _dispatch(parser, args, settings)
     except ConsoleError as error:
         print(f"ssr-console: {error}", file=sys.stderr)

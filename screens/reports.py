@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
-from services import csv_export, reports, student_groups, validation
+from services import csv_export, private_files, reports, student_groups, validation
 from services.browse import Page
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
@@ -59,7 +59,7 @@ def _target(ctx: ConsoleContext, typed: str) -> Path:
     """The file typed in the export dialog; the console's own exports folder is made on demand."""
     path = Path(typed.strip()).expanduser()
     if path.parent == _exports(ctx):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(path.parent)
     return path
 
 

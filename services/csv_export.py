@@ -6,7 +6,7 @@ A report opened in Excel or LibreOffice treats a cell that begins with ``=``, ``
 single quote, which spreadsheets show as text (OWASP's CSV-injection advice). ``SafeWriter`` is
 the one CSV writer of the console: this export, the print manifest and the ETS paper-order list
 all write through it. Rows are written as they come, so an export of 300,000 rows holds one row in
-memory at a time.
+memory at a time. Files are created for their owner only (0600): they name students.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from services import private_files
 from services.errors import InvalidInput
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -64,7 +65,9 @@ def export(path: Path, header: Iterable[object], rows: Iterable[Iterable[object]
         raise InvalidInput(f"Folder {path.parent} does not exist")
     partial = path.with_name(path.name + ".part")
     try:
-        with partial.open("w", encoding="utf-8-sig", newline="") as out:
+        with open(
+            partial, "w", encoding="utf-8-sig", newline="", opener=private_files.opener
+        ) as out:
             count = write_rows(out, header, rows)
         partial.replace(path)
     except OSError as error:

@@ -6,6 +6,8 @@ deployments with many operators. The schema is only ever changed by Alembic migr
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
+from services import private_files
 from services.errors import DatabaseUnavailable, InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,7 +69,7 @@ def make_engine(url: str) -> Engine:
         raise InvalidInput(f"The database URL {error}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_database(Path(parsed.database))
         # Pooled connections (SQLAlchemy's default): opening one and setting its pragmas costs
         # about 2 ms, paid on every session with no pool. A pooled connection is used by one
         # thread at a time; processes never inherit one (the SSH launcher forks before any
@@ -77,6 +80,17 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True)
     event.listen(engine, "handle_error", _unavailable)
     return engine
+
+
+def _private_database(path: Path) -> None:
+    """Create the database file 0600 (and its folder 0700) before SQLite opens it, and tighten
+    one that exists: SQLite gives its ``-wal``, ``-shm`` and journal files the database file's
+    mode, so they are the owner's alone too, whatever the umask of the process."""
+    private_files.make_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):  # another process made it a moment ago
+        os.close(private_files.opener(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        private_files.tighten(path.with_name(path.name + suffix))
 
 
 def _unavailable(context: ExceptionContext) -> None:

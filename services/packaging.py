@@ -27,6 +27,7 @@ from pathlib import Path
 import pikepdf
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from services import private_files
 from services.errors import ConsoleError
 
 WORDS_FILE = Path(__file__).with_name("passphrase_words.txt")
@@ -124,7 +125,7 @@ def package(sources: Sequence[Path | str], output: Path, user_password: str) -> 
                 merged.pages.extend(pages)
             current = output
             merged.save(
-                temp,
+                stack.enter_context(open(temp, "wb", opener=private_files.opener)),
                 compress_streams=False,
                 encryption=pikepdf.Encryption(
                     user=user_password, owner=owner_password(), R=6, aes=True

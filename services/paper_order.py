@@ -25,7 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, channel_batches, coverage, csv_export
+from services import audit, channel_batches, coverage, csv_export, private_files
 from services.advisor import Option, Rates
 from services.audit import Actor
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
@@ -203,8 +203,8 @@ def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) ->
     """Write the order list to ``path`` (CSV, UTF-8, header row); returns the number of SSRs."""
     count = 0
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as handle:
+        private_files.make_dirs(path.parent)
+        with open(path, "w", newline="", encoding="utf-8", opener=private_files.opener) as handle:
             writer = csv_export.SafeWriter(handle)
             writer.writerow(CSV_FIELDS)
             for row in rows(engine, operator, batch_id):

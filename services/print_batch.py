@@ -41,7 +41,15 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import audit, channel_batches, cover_sheet, coverage, csv_export, operators
+from services import (
+    audit,
+    channel_batches,
+    cover_sheet,
+    coverage,
+    csv_export,
+    operators,
+    private_files,
+)
 from services.advisor import Option, Rates
 from services.audit import Actor
 from services.batches import _report_filters  # the newest-version and scope rules of batch B
@@ -415,7 +423,8 @@ class _Part:
 
     def save(self, keep: pikepdf.Pdf | None) -> None:
         """Write the file and close every source but ``keep`` (the cover document still in use)."""
-        self.pdf.save(self.path)
+        with open(self.path, "wb", opener=private_files.opener) as file:
+            self.pdf.save(file)
         self.pdf.close()
         for source in self.sources:
             source.close()
@@ -456,9 +465,11 @@ def run(
         sender = (lea.name,) if lea else ()
     resumed = manifest_path.exists()
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(out_dir)
         with (
-            manifest_path.open("a", newline="", encoding="utf-8") as manifest,
+            open(
+                manifest_path, "a", newline="", encoding="utf-8", opener=private_files.opener
+            ) as manifest,
             Session(engine) as s,
         ):
             table = csv_export.SafeWriter(manifest)

@@ -30,7 +30,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import batches, messages, packaging, password_vault, print_batch
+from services import batches, messages, packaging, password_vault, print_batch, private_files
 from services import delivery_ledger as ledger
 from services.db import is_sqlite, session_scope
 from services.delivery_ledger import (
@@ -271,7 +271,7 @@ class Worker:
         output = folder / f"SSR_{'_'.join(ssids)}.pdf"
         sources = [r.file_path for r in reports]
         loop = asyncio.get_running_loop()
-        folder.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(folder)
         try:
             await loop.run_in_executor(pool, packaging.package, sources, output, password)
         except packaging.PackagingError as error:
