@@ -32,6 +32,7 @@ class Reason(enum.StrEnum):
     PDF_TOO_LARGE = "pdf_too_large"
     CORRUPT_PDF = "corrupt_pdf"
     ENCRYPTED_PDF = "encrypted_pdf"
+    ACTIVE_CONTENT = "active_content"
     NO_SSID = "no_ssid"
     SSID_MISMATCH = "ssid_mismatch"
     UNKNOWN_SSID = "unknown_ssid"
@@ -60,6 +61,7 @@ REASON_LABELS = {
     Reason.PDF_TOO_LARGE: "PDF is over the size limit",
     Reason.CORRUPT_PDF: "PDF is damaged or truncated",
     Reason.ENCRYPTED_PDF: "PDF is encrypted",
+    Reason.ACTIVE_CONTENT: "PDF holds scripts, actions, embedded files or media",
     Reason.NO_SSID: "no SSID found on the report's first page",
     Reason.SSID_MISMATCH: "SSID in the file name differs from the SSID in the PDF",
     Reason.UNKNOWN_SSID: "SSID is not a known student",
