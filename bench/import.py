@@ -47,7 +47,11 @@ def main() -> None:
     args = parser.parse_args()
     students = args.students or (255_000 if args.full else 1_700)
     workdir = args.workdir or Path(f"/tmp/ssr-bench-import-{students}")
-    settings = Settings(database_url=f"sqlite:///{workdir / 'bench.db'}", data_dir=workdir)
+    settings = Settings(
+        database_url=f"sqlite:///{workdir / 'bench.db'}",
+        data_dir=workdir,
+        extra={"intake": {"folders": [str(workdir / "reports")]}},  # the demo's PDFs, in place
+    )
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     if not demo.exists(engine):

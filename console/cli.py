@@ -201,9 +201,8 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     if args.api:
         summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
     else:
-        summary = intake.import_paths(
-            engine, settings, args.paths, scope, options, _import_progress
-        )
+        paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
+        summary = intake.import_paths(engine, settings, paths, scope, options, _import_progress)
     print(f"\n{summary}")
     return 0
 

@@ -197,6 +197,40 @@ def scope_for(engine: Engine, operator: Operator | None, lea_cds: str | None = N
     return Scope(Actor.of(operator), operator.lea_id, school_scope(operator))
 
 
+INBOX = "inbox"
+"""The intake folder in the data directory when ``[intake] folders`` names none."""
+
+
+def intake_folders(settings: Settings) -> tuple[Path, ...]:
+    """The folders imports may read: ``[intake] folders``, else ``<data_dir>/inbox`` (created
+    owner-only). Everything else on the server is out of reach of an import, whoever asks."""
+    table = settings.extra.get("intake", {})
+    listed = table.get("folders") if isinstance(table, dict) else None
+    if listed is None:
+        inbox = settings.data_dir / INBOX
+        inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return (inbox.resolve(),)
+    if not isinstance(listed, list) or not listed or not all(isinstance(f, str) for f in listed):
+        raise InvalidInput("[intake] folders must be a list of folder paths")
+    return tuple(Path(folder).expanduser().resolve() for folder in listed)
+
+
+def intake_path(path: str | Path, folders: tuple[Path, ...]) -> Path:
+    """``path`` (relative: to the first intake folder) with links and ``..`` resolved, if it lies
+    in an intake folder and exists; otherwise a sentence, which never says whether a path
+    outside the folders exists."""
+    resolved = (folders[0] / Path(path).expanduser()).resolve()
+    if not any(resolved.is_relative_to(folder) for folder in folders):
+        raise InvalidInput(
+            f"{path} is outside the intake folders ({', '.join(map(str, folders))}): copy the "
+            "files into one of them, or ask the technology coordinator to add a folder to "
+            "[intake] folders"
+        )
+    if not resolved.exists():
+        raise InvalidInput(f"No such file or folder: {path}")
+    return resolved
+
+
 def import_paths(
     engine: Engine,
     settings: Settings,
@@ -205,13 +239,13 @@ def import_paths(
     options: IntakeOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> ImportSummary:
-    """Import files, folders and zips; every path is checked to exist before anything starts."""
-    targets = [Path(p) for p in paths]
-    if not targets:
+    """Import files, folders and zips from the intake folders; every path is checked to lie in
+    one and to exist before anything starts."""
+    given = list(paths)
+    if not given:
         raise InvalidInput("Name at least one file or folder to import")
-    for path in targets:
-        if not path.exists():
-            raise InvalidInput(f"No such file or folder: {path}")
+    folders = intake_folders(settings)
+    targets = [intake_path(path, folders) for path in given]
     label = ", ".join(p.name or str(p) for p in targets)
     with Importer(engine, settings, scope, label, options, progress) as importer:
         for path in targets:

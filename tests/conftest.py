@@ -69,4 +69,6 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str) -> Settings:
-    return Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
+    """Imports may read anywhere under the test's own folder (the default would be data/inbox)."""
+    intake = {"folders": [str(tmp_path)]}
+    return Settings(database_url=sqlite_url, data_dir=tmp_path / "data", extra={"intake": intake})

@@ -237,9 +237,8 @@ def test_size_limit_and_name_pattern_are_configurable(
     (inbox / f"CAASPP-SB-2026-en-{SSIDS[0]}.pdf").write_bytes(ssr(SSIDS[0]))
     (inbox / name(SSIDS[1])).write_bytes(ssr(SSIDS[1]))
     pattern = r"^(?P<program>\w+)-(?P<test>\w+)-(?P<year>\d{4})-(?P<language>\w+)-(?P<ssid>\d{10})"
-    custom = Settings(
-        settings.database_url, settings.data_dir, extra={"intake": {"name_pattern": pattern}}
-    )
+    intake = {"name_pattern": pattern, "folders": [str(tmp_path)]}
+    custom = Settings(settings.database_url, settings.data_dir, extra={"intake": intake})
     summary = import_paths(engine, custom, [inbox], scope_for(engine, None))
     assert summary.progress.stored == 1 and summary.reasons == {"bad_name": 1}
     with pytest.raises(InvalidInput, match="named groups"):
@@ -299,7 +298,8 @@ def test_same_rules_on_sqlite_and_postgresql(any_url: str, tmp_path: Path) -> No
     engine = db.make_engine(any_url)
     db.upgrade(engine)
     try:
-        settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
+        intake = {"folders": [str(tmp_path)]}
+        settings = Settings(any_url, tmp_path / "data", extra={"intake": intake})
         seed_roster(engine)
         changed = ssr(SSIDS[1], score=2001)
         first_zip, second_zip = tmp_path / "first.zip", tmp_path / "second.zip"
