@@ -17,12 +17,14 @@ import logging
 import multiprocessing
 import os
 import re
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -219,6 +221,8 @@ def intake_path(path: str | Path, folders: tuple[Path, ...]) -> Path:
     """``path`` (relative: to the first intake folder) with links and ``..`` resolved, if it lies
     in an intake folder and exists; otherwise a sentence, which never says whether a path
     outside the folders exists."""
+    if not _utf8(str(path)):
+        raise InvalidInput(f"{_shown(str(path))} is not a valid UTF-8 name: rename it first")
     resolved = (folders[0] / Path(path).expanduser()).resolve()
     if not any(resolved.is_relative_to(folder) for folder in folders):
         raise InvalidInput(
@@ -272,8 +276,16 @@ class Importer:
         self.store = ReportStore(settings.report_store)
         self.callback = progress
         self._versions_query = _versions_query(scope)
+        interrupt_abandoned(engine)
         self.session = Session(engine, expire_on_commit=False)
-        run = ImportRun(operator=scope.actor.name, lea_id=scope.lea_id, source=source[:500])
+        run = ImportRun(
+            operator=scope.actor.name,
+            lea_id=scope.lea_id,
+            source=source[:500],
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            heartbeat_at=utcnow(),
+        )
         self.session.add(run)
         self.session.commit()
         assert run.id is not None
@@ -282,6 +294,7 @@ class Importer:
         self.status = RunStatus.RUNNING
         self._started = time.monotonic()
         self._last_report = 0.0
+        self._last_commit = self._started
         self._pending = 0
         self._refused: list[Refused] = []
         self._checks = _Checks(self.options.workers)
@@ -523,9 +536,9 @@ class Importer:
     # -- progress and finishing -----------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self._pending >= self.options.commit_every:
-            self._commit()
         now = time.monotonic()
+        if self._pending >= self.options.commit_every or now - self._last_commit >= HEARTBEAT_S:
+            self._commit()
         if self.callback is not None and (now - self._last_report >= 0.25 or self._refused):
             self._last_report = now
             self._report()
@@ -540,12 +553,13 @@ class Importer:
         self.session.execute(
             update(ImportRun)
             .where(col(ImportRun.id) == self.progress.run_id)
-            .values(**self._counts())
+            .values(heartbeat_at=utcnow(), **self._counts())
         )
         self.store.sync()
         self.session.commit()
         self.session.expunge_all()
         self._pending = 0
+        self._last_commit = time.monotonic()
 
     def _counts(self) -> dict[str, int]:
         p = self.progress
@@ -715,7 +729,9 @@ def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
 
 
 def latest_run(engine: Engine, lea_id: int | None, operator: str | None = None) -> ImportRun | None:
-    """The most recent import of an LEA (or one operator's), for the import screen to show."""
+    """The most recent import of an LEA (or one operator's), for the import screen to show; a run
+    whose process died reads interrupted, not running."""
+    interrupt_abandoned(engine)
     with Session(engine, expire_on_commit=False) as session:
         query = select(ImportRun).order_by(ImportRun.id.desc())  # type: ignore[union-attr]
         if lea_id is not None:
@@ -723,6 +739,56 @@ def latest_run(engine: Engine, lea_id: int | None, operator: str | None = None) 
         if operator is not None:
             query = query.where(ImportRun.operator == operator)
         return session.exec(query.limit(1)).first()
+
+
+HEARTBEAT_S = 60.0
+"""A running import writes its counts at least this often, which shows it is alive."""
+STALE_AFTER = timedelta(minutes=15)
+"""A run silent this long is abandoned, wherever it ran (another machine's processes cannot be
+asked)."""
+
+
+def interrupt_abandoned(engine: Engine) -> int:
+    """Mark interrupted the runs left running by a process that died: on this machine, its pid
+    is gone; anywhere, it has not written for ``STALE_AFTER``. Returns how many were marked."""
+    host, now = socket.gethostname()[:255], utcnow()
+    with Session(engine) as session:
+        running = session.exec(
+            select(ImportRun).where(ImportRun.status == RunStatus.RUNNING.value)
+        ).all()
+        abandoned = [
+            run
+            for run in running
+            if (run.host == host and run.pid is not None and not _alive(run.pid))
+            or now - (run.heartbeat_at or run.started_at) > STALE_AFTER
+        ]
+        for run in abandoned:
+            counts = {"files": run.files, "stored": run.stored, "exceptions": run.exceptions}
+            session.execute(
+                update(ImportRun)
+                .where(col(ImportRun.id) == run.id, col(ImportRun.status) == RunStatus.RUNNING)
+                .values(status=RunStatus.INTERRUPTED.value, finished_at=run.heartbeat_at or now)
+            )
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "import.run",
+                f"import_run:{run.id}",
+                {"status": RunStatus.INTERRUPTED.value, "pid": run.pid, **counts},
+                lea_id=run.lea_id,
+            )
+        session.commit()
+    return len(abandoned)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another account's process: alive
+        return True
+    return True
 
 
 def exceptions(engine: Engine, run_id: int, limit: int = 200, offset: int = 0) -> list[Refused]:
@@ -744,13 +810,31 @@ def _walk(folder: Path, importer: Importer) -> Iterator[Path]:
     with os.scandir(folder) as listing:
         for entry in listing:
             path = Path(entry.path)
-            if entry.is_symlink():
+            if not _utf8(entry.name):
+                importer.progress.files += 1
+                importer.refuse(_shown(entry.path), Reason.BAD_NAME, "the name is not valid UTF-8")
+            elif entry.is_symlink():
                 importer.progress.files += 1
                 importer.refuse(str(path), Reason.SYMLINK, "links are not followed inside a folder")
             elif entry.is_dir(follow_symlinks=False):
                 yield from _walk(path, importer)
             elif entry.is_file(follow_symlinks=False):
                 yield path
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name decoded from the file system is text (bytes that are not UTF-8 come
+    back as lone surrogates, which neither the database nor a terminal can take)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: str) -> str:
+    """A file name that is not UTF-8, with its odd bytes written as ``\\xff``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _pages(pdf: pikepdf.Pdf, first: int, stop: int) -> bytes:

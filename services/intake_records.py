@@ -76,6 +76,7 @@ class RunStatus(enum.StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died (killed, power lost) before it could finish
 
 
 class ImportRun(SQLModel, table=True):
@@ -96,6 +97,9 @@ class ImportRun(SQLModel, table=True):
     new_versions: int = 0
     exceptions: int = 0
     bytes_stored: int = 0
+    host: str = Field(default="", max_length=255)  # the process that runs it, and when it last
+    pid: int | None = None  # wrote: a run whose process is gone is interrupted, not running
+    heartbeat_at: datetime | None = None
 
 
 class ImportException(SQLModel, table=True):
