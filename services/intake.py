@@ -41,6 +41,7 @@ from services.intake_records import ImportException, ImportRun, Reason, ReportRe
 from services.models import LEA, Operator, Program, School, ScoreReport, Student, utcnow
 from services.pdf_checks import Verdict, check_single, open_checked
 from services.permissions import Permission, require, school_scope
+from services.private_files import make_dirs
 from services.report_store import ReportStore, sha256_of
 from services.settings import Settings
 from services.ssid_extract import UnreadablePdf, page_ssids, report_ranges
@@ -209,9 +210,7 @@ def intake_folders(settings: Settings) -> tuple[Path, ...]:
     table = settings.extra.get("intake", {})
     listed = table.get("folders") if isinstance(table, dict) else None
     if listed is None:
-        inbox = settings.data_dir / INBOX
-        inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return (inbox.resolve(),)
+        return (make_dirs(settings.data_dir / INBOX).resolve(),)
     if not isinstance(listed, list) or not listed or not all(isinstance(f, str) for f in listed):
         raise InvalidInput("[intake] folders must be a list of folder paths")
     return tuple(Path(folder).expanduser().resolve() for folder in listed)

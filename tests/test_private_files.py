@@ -173,10 +173,12 @@ async def test_a_demo_season_leaves_nothing_readable_by_others(
     await export_from_reports_screen(engine, settings)
     assert list((data / "exports").glob("*.csv"))
 
-    inbox = tmp_path / "inbox"  # last year's SSRs of three students, downloaded from TOMS
-    inbox.mkdir()
+    inbox = data / "inbox"  # last year's SSRs of three students, downloaded from TOMS and copied
+    inbox.mkdir(mode=0o700)  # into the intake folder by the console's account (umask 077)
     for ssid in ssids:
-        (inbox / f"{ssid}_CAASPP_SB_2025_en.pdf").write_bytes(ssr(ssid, year=2025))
+        report = inbox / f"{ssid}_CAASPP_SB_2025_en.pdf"
+        report.write_bytes(ssr(ssid, year=2025))
+        report.chmod(0o600)
     imported = cli(config, "import", str(inbox))
     assert "3 stored" in imported.stdout, imported.stdout
 
