@@ -4,6 +4,7 @@ listed or opened."""
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -114,3 +115,34 @@ async def test_a_site_coordinator_typing_server_paths_gets_a_sentence_and_no_lis
         await screen.workers.wait_for_complete()
         await pilot.pause()
         assert "matched 1" in str(screen.query_one("#stats", Static).render())
+
+
+async def test_a_name_that_is_not_utf8_is_listed_and_the_session_goes_on(
+    engine: Engine, plain: Settings
+) -> None:
+    seed_roster(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        lea = Operator(username="caaspp", display_name="Dana", role=Role.LEA_CAASPP, lea_id=1)
+        session.add(lea)
+        session.commit()
+    (inbox,) = intake_folders(plain)
+    (inbox / name(SSIDS[0])).write_bytes(ssr(SSIDS[0]))
+    with open(os.path.join(os.fsencode(inbox), b"bad\xff.pdf"), "wb") as handle:
+        handle.write(ssr(SSIDS[1]))
+    app = SSRConsoleApp(ConsoleContext(engine, plain, lea))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("i")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ImportReportsScreen)
+        screen.query_one("#paths", Input).value = str(inbox)
+        await pilot.press("slash", "enter")
+        await pilot.pause()
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running and app.screen is screen
+        assert "finished: 2 files" in str(screen.query_one("#stats", Static).render())
+        table = screen.query_one("#exceptions", DataTable)
+        (row,) = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert row[0] == "file name does not carry the report details"
+        assert row[1].endswith("bad\\xff.pdf")
