@@ -39,7 +39,7 @@ from services.audit import SYSTEM_ACTOR, Actor
 from services.errors import InvalidInput, NotFound
 from services.intake_records import ImportException, ImportRun, Reason, ReportReceipt, RunStatus
 from services.models import LEA, Operator, Program, School, ScoreReport, Student, utcnow
-from services.pdf_checks import Verdict, check_single, open_checked
+from services.pdf_checks import Verdict, check_single, limit_memory, open_checked
 from services.permissions import Permission, require, school_scope
 from services.private_files import make_dirs
 from services.report_store import ReportStore, sha256_of
@@ -865,7 +865,7 @@ class _Checks:
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["services.pdf_checks"])
-        return ProcessPoolExecutor(self.workers, mp_context=context)
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=limit_memory)
 
     def submit(
         self, data: bytes, ssid: str, payload: tuple[bytes, str, ReportMeta, str | None]
@@ -885,6 +885,10 @@ class _Checks:
             except BrokenProcessPool:
                 verdict = Verdict(Reason.CORRUPT_PDF, "the PDF reader process failed on this batch")
                 self._renew()
+            except MemoryError:
+                verdict = Verdict(
+                    Reason.PDF_TOO_LARGE, "checking it needs more memory than allowed"
+                )
             yield verdict, payload
 
     def _renew(self) -> None:

@@ -21,6 +21,7 @@ import binascii
 import io
 import math
 import re
+import resource
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ MAX_SINGLE_PAGES = 50
 """Pages of one student's SSR; TOMS SSRs have two to four."""
 MAX_MERGED_PAGES = 200_000
 """Pages of a merged per-grade file, far above the largest grade of the largest LEA."""
+
+MAX_CHECK_MEMORY = 1024 * MiB
+"""Address space of a process that checks PDFs (one holds about 100 MiB): should a PDF get past
+the limits above, the check fails with MemoryError instead of taking the server's memory."""
 
 RISKY_ACTIONS = frozenset(
     "/" + name
@@ -139,6 +144,13 @@ def _content_verdict(pdf: pikepdf.Pdf, max_pages: int) -> Verdict:
     if oversized := oversized_page(pdf, MAX_PAGE_DECODED):
         return Verdict(Reason.PDF_TOO_LARGE, oversized)
     return PASSED
+
+
+def limit_memory(limit: int = MAX_CHECK_MEMORY) -> None:
+    """Cap this process's address space; the initializer of intake's PDF-checking processes."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    unlimited = hard == resource.RLIM_INFINITY
+    resource.setrlimit(resource.RLIMIT_AS, (limit if unlimited else min(limit, hard), hard))
 
 
 def check_single(data: bytes, expected_ssid: str) -> Verdict:

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import pytest
 from pikepdf import Array, Dictionary, Name, String
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services.intake import import_paths, scope_for
+from services.intake import _Checks, import_paths, scope_for
 from services.intake_records import ImportException, Reason
 from services.models import ScoreReport
-from services.pdf_checks import check_single, decoded_size
+from services.pdf_checks import MAX_CHECK_MEMORY, check_single, decoded_size
 from services.settings import Settings
 from tests.intake_fixtures import LEA_CDS, SSIDS, merged, name, seed_roster, ssr
 
@@ -215,3 +216,17 @@ def test_measuring_stops_just_past_the_limit() -> None:
     raw = _inflating_stream(64 << 20)
     assert decoded_size(raw, ["/FlateDecode"], 1 << 30) == 64 << 20
     assert decoded_size(raw, ["/FlateDecode"], 1 << 20) <= (1 << 20) + (1 << 16)
+
+
+def test_pdf_checking_processes_have_a_memory_ceiling() -> None:
+    """With several checkers, each is a process whose address space is capped: a PDF that got
+    past the limits fails its own check with MemoryError instead of taking the server's memory."""
+    checks = _Checks(workers=2)
+    assert checks.pool is not None
+    try:
+        soft, _ = checks.pool.submit(resource.getrlimit, resource.RLIMIT_AS).result()
+        assert soft == MAX_CHECK_MEMORY
+        with pytest.raises(MemoryError):
+            checks.pool.submit(bytearray, 2 * GiB).result()
+    finally:
+        checks.close()
