@@ -198,11 +198,15 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     if bool(args.paths) == bool(args.api):
         print("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
         return 2
-    if args.api:
-        summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
-    else:
-        paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
-        summary = intake.import_paths(engine, settings, paths, scope, options, _import_progress)
+    try:
+        if args.api:
+            summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
+        else:
+            paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
+            summary = intake.import_paths(engine, settings, paths, scope, options, _import_progress)
+    except intake.ImportStopped:
+        print(file=sys.stderr)  # end the progress line; the message says what was kept
+        raise
     print(f"\n{summary}")
     return 0
 

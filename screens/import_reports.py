@@ -84,6 +84,9 @@ class ImportReportsScreen(ConsoleScreen):
                 scope,
                 progress=lambda p: self._post(self._show_progress, p),
             )
+        except intake.ImportStopped as error:  # begun, then stopped: the message says what was kept
+            self._post(self._failed, str(error), "")
+            return
         except ConsoleError as error:
             self._post(self._failed, str(error))
             return
@@ -100,8 +103,8 @@ class ImportReportsScreen(ConsoleScreen):
             if self.is_attached:
                 show(*args)
 
-    def _failed(self, message: str) -> None:
-        self.query_one("#stats", Static).update(f"Import not started: {message}")
+    def _failed(self, message: str, prefix: str = "Import not started: ") -> None:
+        self.query_one("#stats", Static).update(f"{prefix}{message}")
         self.notify(message, title="Import", severity="error")
 
     def _show_progress(self, progress: Progress, status: str = "running") -> None:

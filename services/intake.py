@@ -6,7 +6,9 @@ never stops the rest. A report is tied to a student by the SSID printed on its f
 file name (a configurable pattern) supplies program, test, year and language, and an SSID in the
 name must agree with the one in the PDF. Merged files are split with pikepdf at each page whose
 SSID changes. Work is committed in batches with the run's counts, so a screen can follow it from
-the database, and memory stays flat however many reports a batch holds.
+the database, and memory stays flat however many reports a batch holds. An import that stops on an
+error (a full disk, a database that went away) keeps what it committed, marks its run failed with
+those counts, and says how many reports were stored: never "nothing was changed".
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlmodel import Session, col, select
 
 from services import audit
 from services.audit import SYSTEM_ACTOR, Actor
-from services.errors import InvalidInput, NotFound
+from services.errors import ConsoleError, DatabaseUnavailable, InvalidInput, NotFound
 from services.intake_records import ImportException, ImportRun, Reason, ReportReceipt, RunStatus
 from services.models import LEA, Operator, Program, School, ScoreReport, Student, utcnow
 from services.pdf_checks import Verdict, check_single, limit_memory, open_checked
@@ -70,6 +72,7 @@ class IntakeOptions:
     version_reason: str = ""
     commit_every: int = 500
     workers: int = 1  # processes checking single-SSR PDFs; 1 checks them in this process
+    keep_free_bytes: int = 64 * MiB  # an import stops before the store's disk has less free
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IntakeOptions:
@@ -84,6 +87,8 @@ class IntakeOptions:
                 values["max_merged_bytes"] = int(table["max_merged_mb"]) * MiB
             if "workers" in table:
                 values["workers"] = max(1, int(table["workers"]))
+            if "keep_free_mb" in table:
+                values["keep_free_bytes"] = max(0, int(table["keep_free_mb"])) * MiB
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -186,6 +191,10 @@ class Scope:
 ProgressCallback = Callable[[Progress], None]
 
 
+class ImportStopped(ConsoleError):
+    """An import ended on an error after it began: the message says what was kept."""
+
+
 def scope_for(engine: Engine, operator: Operator | None, lea_cds: str | None = None) -> Scope:
     """The import scope: an operator's LEA (and school for a site coordinator), or a named LEA."""
     lea_id = None
@@ -272,7 +281,7 @@ class Importer:
         self.scope = scope
         self.options = options or IntakeOptions.from_settings(settings)
         self.pattern = self.options.compiled_pattern()
-        self.store = ReportStore(settings.report_store)
+        self.store = ReportStore(settings.report_store, keep_free=self.options.keep_free_bytes)
         self.callback = progress
         self._versions_query = _versions_query(scope)
         interrupt_abandoned(engine)
@@ -290,6 +299,8 @@ class Importer:
         assert run.id is not None
         self.progress = Progress(run.id)
         self.reasons: Counter[str] = Counter()
+        self._committed = self._counts()  # what the database holds; the truth after a failure
+        self._committed_reasons: Counter[str] = Counter()
         self.status = RunStatus.RUNNING
         self._started = time.monotonic()
         self._last_report = 0.0
@@ -301,13 +312,46 @@ class Importer:
     def __enter__(self) -> Importer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, *_: object
+    ) -> None:
         if kind is None:
             self._settle_checks(keep=0)
-        else:
-            self.session.rollback()
+            self._checks.close()
+            self.finish(RunStatus.FINISHED)
+            return
+        self.session.rollback()
         self._checks.close()
-        self.finish(RunStatus.FAILED if kind else RunStatus.FINISHED)
+        read = self.progress.files
+        self._restore_committed()
+        reason = _reason(error)
+        try:
+            self.finish(RunStatus.FAILED, reason)
+        except ConsoleError as unrecorded:
+            self.session.close()
+            marked = (
+                f"The run could not be marked failed ({_reason(unrecorded)}); it reads "
+                "interrupted once this process has ended."
+            )
+        else:
+            marked = "The run is marked failed."
+        if isinstance(error, Exception):
+            raise ImportStopped(self._stopped(reason, read, marked)) from error
+
+    def _restore_committed(self) -> None:
+        """Back to the counts the database holds: the uncommitted rest was rolled back."""
+        for name, value in self._committed.items():
+            setattr(self.progress, name, value)
+        self.reasons = Counter(self._committed_reasons)
+
+    def _stopped(self, reason: str, read: int, marked: str) -> str:
+        p = self.progress
+        return (
+            f"Import run {p.run_id} stopped: {reason}. {p.stored} reports were stored and are "
+            f"kept ({p.duplicates} already stored, {p.exceptions} refused); the {read - p.files} "
+            "files read after them were not recorded: import the same files again to finish "
+            f"(reports already stored are recognised). {marked}"
+        )
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -559,6 +603,8 @@ class Importer:
         self.session.expunge_all()
         self._pending = 0
         self._last_commit = time.monotonic()
+        self._committed = self._counts()
+        self._committed_reasons = Counter(self.reasons)
 
     def _counts(self) -> dict[str, int]:
         p = self.progress
@@ -572,7 +618,7 @@ class Importer:
             "bytes_stored": p.bytes_stored,
         }
 
-    def finish(self, status: RunStatus) -> None:
+    def finish(self, status: RunStatus, error: str = "") -> None:
         """Write the final counts and the run's audit event in one transaction."""
         if self.status is not RunStatus.RUNNING:
             return
@@ -588,7 +634,12 @@ class Importer:
             self.scope.actor,
             "import.run",
             f"import_run:{self.progress.run_id}",
-            {"status": status.value, **self._counts(), "refused": dict(self.reasons)},
+            {
+                "status": status.value,
+                **self._counts(),
+                "refused": dict(self.reasons),
+                **({"error": error[:300]} if error else {}),
+            },
             lea_id=self.scope.lea_id,
         )
         self.store.sync()
@@ -709,6 +760,16 @@ def _versions_query(scope: Scope) -> Select[int | None, int | None, int, str]:
     if scope.school_id is not None:
         query = query.where(col(Student.school_id) == scope.school_id)
     return query
+
+
+def _reason(error: BaseException | None) -> str:
+    """What stopped an import, in one line; a database error by its own words (the console's
+    sentence around it says "nothing was changed", which is not true of a run half done)."""
+    cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower() + (f" ({cause.filename})" if cause.filename else "")
+    lines = str(cause or "interrupted").strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:

@@ -5,7 +5,9 @@ folder and an atomic rename, so a crash never leaves a half-written report under
 ``sync`` makes every file written so far durable in one flush; intake calls it before committing
 the rows that point at them (one fsync per file cost 6 ms each, a third of an import's time).
 Nothing from an import is written to disk anywhere else: zip entries too large to hold in memory
-spool into the store's own ``.spool`` folder.
+spool into the store's own ``.spool`` folder. A store may be told to keep some of its disk free
+(``keep_free``): an import then stops with ``StoreFull`` before it fills the disk, so the database
+beside it can still record what was stored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from services.errors import ConsoleError
+
 CONTENT_DIR = "sha256"
 SPOOL_DIR = ".spool"
 
@@ -24,11 +28,16 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class StoreFull(ConsoleError):
+    """Writing a report would leave less than the store's ``keep_free`` bytes on its disk."""
+
+
 class ReportStore:
     """PDFs under ``root/sha256/ab/cd/<sha>.pdf``; paths handed out are relative to ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keep_free: int = 0) -> None:
         self.root = Path(root)
+        self.keep_free = keep_free
         _private_dir(self.root)
         self._folders: set[str] = set()  # "ab/cd" prefixes made: at most 65,536 short strings
         self._unsynced = 0
@@ -46,6 +55,15 @@ class ReportStore:
         target = self.root / relative
         if target.exists() and target.stat().st_size == len(data):
             return relative
+        if self.keep_free:
+            disk = os.statvfs(self.root)
+            free = disk.f_bavail * disk.f_frsize
+            if free - len(data) < self.keep_free:
+                raise StoreFull(
+                    f"the disk of the report store {self.root} is nearly full ({free >> 20} MB "
+                    f"free; imports leave {self.keep_free >> 20} MB for the database and the "
+                    "server)"
+                )
         folder = target.parent
         if sha[:4] not in self._folders:
             path = self.root
