@@ -131,7 +131,7 @@ class BatchProgressScreen(ConsoleScreen):
     DEFAULT_CSS = """
     BatchProgressScreen #headline { height: 1; padding: 0 1; text-style: bold; }
     BatchProgressScreen ProgressBar { padding: 0 1; }
-    BatchProgressScreen #figures { height: 3; padding: 0 1; }
+    BatchProgressScreen #figures { height: auto; max-height: 6; padding: 0 1; }
     BatchProgressScreen #tables { height: 1fr; }
     BatchProgressScreen #schools { width: 38; }
     BatchProgressScreen #problems { width: 1fr; }

@@ -8,7 +8,9 @@ loopback) holds a message in DATA; the progress screen is driven with Textual's 
 from __future__ import annotations
 
 import asyncio
+import html
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from console.app import SSRConsoleApp
 from screens.batch_progress import BatchProgressScreen
 from services import batches, db, operators
 from services import delivery_ledger as ledger
@@ -74,6 +77,12 @@ def start_worker_stuck_in_data(config: Path, log: Path, sink: MailSink) -> subpr
         time.sleep(0.1)
     assert sink.data_count > 0, "the worker never reached DATA"
     return process
+
+
+def on_screen(app: SSRConsoleApp) -> str:
+    """The text actually drawn in the 80x24 terminal (what a clipped widget hides is not here)."""
+    svg = app.export_screenshot()
+    return html.unescape(" ".join(re.findall(r"<text[^>]*>(.*?)</text>", svg))).replace("\xa0", " ")
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
@@ -130,6 +139,7 @@ async def test_progress_screen_says_when_the_worker_died(
             # since the last sign of the worker: its heartbeat or the item it claimed
             since = {f"{killed_at - timedelta(minutes=m):%H:%M} UTC" for m in (0, 1)}
             assert "No worker running since " in figures
+            assert "No worker running since " in on_screen(app)  # not clipped at 80x24
             assert any(moment in figures for moment in since), figures
     finally:
         if process.poll() is None:
@@ -165,6 +175,15 @@ async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path:
             )
 
     sent(ids[:2], 6)
+    with session_scope(engine) as session:  # every state at once: the counts take two lines
+        for item_id, state in zip(
+            ids[-4:],
+            (ItemState.PACKAGED, ItemState.SENDING_DOCUMENT, ItemState.FAILED, ItemState.UNCERTAIN),
+            strict=True,
+        ):
+            session.execute(
+                update(DeliveryItem).where(col(DeliveryItem.id) == item_id).values(state=state)
+            )
     app = app_for(engine, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
@@ -172,6 +191,7 @@ async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path:
         figures = text(app.screen, "#figures")
         assert "Rate estimating" in figures and "ETA estimating" in figures, figures
         assert "Worker: 1 running" in figures and "h " not in figures.split("ETA")[1]
+        assert "Worker: 1 running" in on_screen(app)  # not clipped at 80x24
 
         sent(ids[2:12], 5)  # twelve documents in six seconds: a rate, and a short ETA
         await asyncio.sleep(1.2)
