@@ -75,6 +75,8 @@ def start_worker_stuck_in_data(config: Path, log: Path, sink: MailSink) -> subpr
     deadline = time.monotonic() + 60
     while sink.data_count == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
+    if sink.data_count == 0:
+        kill(process)  # never leave a worker behind a failed test
     assert sink.data_count > 0, "the worker never reached DATA"
     return process
 
