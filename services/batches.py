@@ -49,7 +49,7 @@ from services.models import (
 from services.permissions import Permission, allowed, require, school_scope
 from services.roster_facts import HAS_EMAIL, family_guardian
 from services.settings import Settings
-from services.validation import LANGUAGES
+from services.validation import LANGUAGES, plain_text
 
 
 class Source(enum.StrEnum):
@@ -263,7 +263,7 @@ def create(
     """Create a running batch with one pending item per family that has an email address."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     selection = _scoped(engine, operator, selection)
-    name = name.strip()
+    name = plain_text(name, "the batch name")
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
     if password_channel not in ("email", "sms"):

@@ -32,6 +32,7 @@ from services.errors import InvalidInput, NotFound
 from services.models import Operator, _enum, utcnow
 from services.permissions import Permission, require, school_scope
 from services.settings import Settings
+from services.validation import plain_text
 
 CHANNELS = (Option.PORTAL, Option.PRINT, Option.PAPER)
 
@@ -139,7 +140,7 @@ def create(
     """
     if channel not in CHANNELS:
         raise InvalidInput(f"Channel {channel.value} batches are secure-email batches")
-    name = " ".join(name.split())
+    name = plain_text(name, "the batch name")
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
     batch = ChannelBatch(

@@ -46,6 +46,7 @@ from services.errors import ConsoleError, InvalidInput, NotFound, PermissionDeni
 from services.models import LEA, Operator, Role, utcnow
 from services.permissions import Permission, require
 from services.settings import Settings
+from services.validation import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -938,7 +939,7 @@ def _other(role: Role) -> Role:
 
 
 def _text(value: str, what: str, shortest: int, longest: int) -> str:
-    text = " ".join((value or "").split())
+    text = plain_text(value, what)
     if len(text) < shortest:
         raise InvalidInput(
             f"Write {what}" + (f" (at least {shortest} characters)" if shortest > 1 else "")

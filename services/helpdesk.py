@@ -49,6 +49,7 @@ from services.models import (
 )
 from services.permissions import Permission, require, school_scope
 from services.roster import _EMAIL
+from services.validation import plain_text
 
 SEARCH_LIMIT = 50
 MAX_REASON = 300
@@ -495,7 +496,7 @@ def _print_place(batch: ChannelBatch, guardian_id: int | None) -> str:
 
 
 def _reason(reason: str) -> str:
-    text = " ".join(reason.split())
+    text = plain_text(reason, "the reason")
     if len(text) < 3:
         raise InvalidInput("Give a reason (a few words), so the next person knows why")
     if len(text) > MAX_REASON:
@@ -555,9 +556,9 @@ def correct_email(
     """
     require(operator, Permission.RESEND)
     why = _reason(reason)
-    address = email.strip().lower()
+    address = plain_text(email, "the email address").lower()
     if not _EMAIL.fullmatch(address) or len(address) > 254:
-        raise InvalidInput(f"{email.strip()!r} is not an email address")
+        raise InvalidInput(f"{address!r} is not an email address")
     with session_scope(engine) as session:
         guardian = _guardian(session, operator, guardian_id)
         if guardian.email == address:

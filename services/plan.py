@@ -42,6 +42,7 @@ from services.models import LEA, Guardian, Operator, School, Student, StudentGua
 from services.permissions import Permission, require, school_scope
 from services.plan_tables import DistributionPlan
 from services.roster_facts import HAS_EMAIL, has_text
+from services.validation import plain_text
 
 MAX_REASON = 500
 
@@ -162,7 +163,7 @@ def save(
     recommended = recommend(answers, facts, rates).options
     chosen = _check_channels(recommended if channels is None else channels)
     overruled = set(chosen) != set(recommended)
-    reason = " ".join(reason.split())
+    reason = plain_text(reason, "the reason")
     if overruled and not reason:
         raise InvalidInput(
             "Say why you overrule the recommendation: the reason is kept with the plan"

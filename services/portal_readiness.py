@@ -47,6 +47,7 @@ from services.models import Guardian, Operator, utcnow
 from services.permissions import Permission, require
 from services.portal_tables import PortalSetup, PortalShareSample
 from services.roster_facts import HAS_ADDRESS, HAS_EMAIL, roster_facts
+from services.validation import plain_text
 
 CALPADS_FRESH_DAYS = 90
 """Addresses updated in CALPADS within this many days count as recent."""
@@ -134,7 +135,7 @@ def parse_date(text: str, today: date) -> date | None:
 def save_setup(engine: Engine, operator: Operator, answers: Setup) -> Setup:
     """Keep the operator's answers for their LEA, with who said so and when (audited)."""
     require(operator, Permission.CHOOSE_PLAN, lea_id=operator.lea_id)
-    vendor = " ".join(answers.vendor_name.split())
+    vendor = plain_text(answers.vendor_name, "the vendor's name")
     if len(vendor) > MAX_VENDOR:
         raise InvalidInput(f"Keep the vendor's name under {MAX_VENDOR} characters")
     if answers.vendor_listed and not vendor:

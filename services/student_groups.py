@@ -97,14 +97,14 @@ def school_year(value: str) -> str:
 
 
 def _group_name(value: str) -> str:
-    name = " ".join(value.split())
+    name = validation.plain_text(value, "the group name")
     if not name or len(name) > 100:
         raise InvalidInput("Group name must be 1 to 100 characters")
     return name
 
 
 def _subject(value: str) -> str:
-    subject = " ".join(value.split())
+    subject = validation.plain_text(value, "the subject")
     if len(subject) > 40:
         raise InvalidInput("Subject must be at most 40 characters")
     return subject

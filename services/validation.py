@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from services.display import UNSAFE, safe_text
 from services.errors import InvalidInput
 
 LANGUAGES: dict[str, str] = {
@@ -57,6 +58,19 @@ def language(value: str) -> str:
         known = ", ".join(LANGUAGES)
         raise InvalidInput(f"Unknown language {text!r}; expected one of {known}")
     return canonical
+
+
+def plain_text(value: str, what: str) -> str:
+    """Operator-typed text (a reason, a name, an address) with its spaces tidied; refuses control
+    characters and bidi overrides, which would reach other people's terminals from the database."""
+    text = str(value or "")
+    bad = next((m.group() for m in UNSAFE.finditer(text) if m.group() not in "\t\n\r"), None)
+    if bad is not None:
+        raise InvalidInput(
+            f"{what[:1].upper()}{what[1:]} contains a control character ({safe_text(bad)}); "
+            "type plain text"
+        )
+    return " ".join(text.split())
 
 
 def grade(value: int | str) -> int:
