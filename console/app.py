@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from textual.app import App
 from textual.binding import Binding
+from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import WorkerFailed
 
@@ -16,6 +18,7 @@ from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preloa
 from screens.help import HelpScreen, describe_keys
 from services import dashboard, db
 from services.context import ConsoleContext
+from services.display import safe_text
 from services.errors import ConsoleError
 from services.permissions import require
 
@@ -41,6 +44,29 @@ class SSRConsoleApp(App[None]):
             f"{operator.display_name} · {operator.role.label} · "
             f"{dashboard.lea_label(ctx.engine, operator)}"
         )
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification as plain text: messages carry names, addresses and file names,
+        which are never markup and whose control characters are shown, not sent."""
+        super().notify(
+            safe_text(message, multiline=True),
+            title=safe_text(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header shows an operator's name and a family's SSID: data, so made safe."""
+        return super().format_title(safe_text(title), safe_text(sub_title))
 
     def _handle_exception(self, error: Exception) -> None:
         """The backstop under every screen's workers: a ``ConsoleError`` a worker did not catch

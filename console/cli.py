@@ -10,9 +10,11 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import TextIO
 
 from console import config
 from services import audit, db, private_files
+from services.display import safe_text
 from services.errors import ConsoleError, InvalidInput
 from services.settings import Settings
 
@@ -104,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             operator=args.operator,
         )
         if tightened := private_files.secure_data_dir(settings.data_dir):
-            print(f"ssr-console: {tightened}", file=sys.stderr)
+            _say(f"ssr-console: {tightened}", file=sys.stderr)
         return _dispatch(parser, args, settings)
     except ConsoleError as error:
-        print(f"ssr-console: {error}", file=sys.stderr)
+        _say(f"ssr-console: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -123,11 +125,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
             parser.error("audit needs a subcommand: verify")
         result = audit.verify(engine)
         if result.ok:
-            print(f"audit log intact: {result.events} events verified")
+            _say(f"audit log intact: {result.events} events verified")
             return 0
-        print(
-            f"audit log TAMPERED: {result.problem} ({result.events} events read)", file=sys.stderr
-        )
+        _say(f"audit log TAMPERED: {result.problem} ({result.events} events read)", file=sys.stderr)
         return 1
     if command == "serve-ssh":
         return _serve_ssh(args, engine, settings)
@@ -149,17 +149,17 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
             pdfs=not args.no_pdfs,
             progress=_progress,
         )
-        print(f"\n{summary}")
+        _say(f"\n{summary}")
         return 0
     if command == "demo":
         from services import demo
 
         db.upgrade(engine)
         if not demo.exists(engine):
-            print(demo.seed(engine, settings, students=args.students, progress=_progress))
+            _say(demo.seed(engine, settings, students=args.students, progress=_progress))
         settings = _with_operator(settings, settings.operator or DEMO_OPERATOR)
     elif db.needs_upgrade(engine):
-        print(
+        _say(
             "ssr-console: the database schema is not current; run `ssr-console db upgrade`",
             file=sys.stderr,
         )
@@ -170,12 +170,12 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
 def _db(parser: argparse.ArgumentParser, args: argparse.Namespace, engine) -> int:  # type: ignore[no-untyped-def]
     if args.db_command == "upgrade":
         db.upgrade(engine)
-        print(f"database at revision {_revisions(engine)}")
+        _say(f"database at revision {_revisions(engine)}")
     elif args.db_command == "downgrade":
         db.downgrade(engine, args.revision)
-        print(f"database at revision {_revisions(engine)}")
+        _say(f"database at revision {_revisions(engine)}")
     elif args.db_command == "current":
-        print(_revisions(engine))
+        _say(_revisions(engine))
     else:
         parser.error("db needs a subcommand: upgrade, downgrade or current")
     return 0
@@ -185,7 +185,7 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     from services import intake, operators
 
     if db.needs_upgrade(engine):
-        print(
+        _say(
             "ssr-console: the database schema is not current; run `ssr-console db upgrade`",
             file=sys.stderr,
         )
@@ -196,7 +196,7 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
         settings, name_pattern=args.pattern, version_reason=args.reason, workers=args.workers
     )
     if bool(args.paths) == bool(args.api):
-        print("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
+        _say("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
         return 2
     try:
         if args.api:
@@ -205,9 +205,9 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
             paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
             summary = intake.import_paths(engine, settings, paths, scope, options, _import_progress)
     except intake.ImportStopped:
-        print(file=sys.stderr)  # end the progress line; the message says what was kept
+        _say("", file=sys.stderr)  # end the progress line; the message says what was kept
         raise
-    print(f"\n{summary}")
+    _say(f"\n{summary}")
     return 0
 
 
@@ -238,18 +238,28 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, scope, op
 
 def _import_progress(progress) -> None:  # type: ignore[no-untyped-def]
     for refused in progress.refused:
-        print(
-            f"\rrefused {refused.source}: {refused.reason.label} ({refused.detail})",
+        _say(
+            f"refused {refused.source}: {refused.reason.label} ({refused.detail})",
             file=sys.stderr,
+            overwrite=True,
         )
-    print(
-        f"\rimporting: {progress.files} files, {progress.stored} stored, "
+    _say(
+        f"importing: {progress.files} files, {progress.stored} stored, "
         f"{progress.duplicates} already stored, {progress.exceptions} exceptions, "
         f"{progress.files_per_s:.0f} files/s",
         end="",
         file=sys.stderr,
-        flush=True,
+        overwrite=True,
     )
+
+
+def _say(
+    text: object, *, file: TextIO | None = None, end: str = "\n", overwrite: bool = False
+) -> None:
+    """Every line the CLI prints: names and file names in it are shown with their control
+    characters made visible, never sent to the terminal; ``overwrite`` redraws a progress line."""
+    line = ("\r" if overwrite else "") + safe_text(text, multiline=True)
+    print(line, end=end, file=file or sys.stdout, flush=True)
 
 
 def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
@@ -264,7 +274,7 @@ def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     if db.needs_upgrade(engine):
         raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
+    _say(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
     return 0
 
 
@@ -326,7 +336,7 @@ def _with_operator(settings: Settings, operator: str) -> Settings:
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\rseeding: {done}/{total} students", end="", file=sys.stderr, flush=True)
+    _say(f"seeding: {done}/{total} students", end="", file=sys.stderr, overwrite=True)
 
 
 def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]

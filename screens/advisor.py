@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
@@ -42,6 +41,7 @@ from services.advisor import (
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
 from services.permissions import Permission, require, school_scope
+from widgets.plain import PlainTable, plain
 from widgets.question_form import YesNo
 
 WHOLE_LEA = -1
@@ -120,17 +120,17 @@ class AdvisorScreen(ConsoleScreen):
                     compact=True,
                 )
             yield Static("", id="share-hint")
-            yield Static(Content("Counting the roster…"), id="recommendation")
+            yield Static(plain("Counting the roster…"), id="recommendation")
             yield Static("Each option alone for these families:", id="options-title")
-            yield DataTable(id="options", show_cursor=False, zebra_stripes=True)
+            yield PlainTable(id="options", show_cursor=False, zebra_stripes=True)
             yield Static("", id="blockers")
             yield Static("", id="history")
 
     def _scopes(self) -> list[tuple[str, int]]:
         schools = roster_facts.schools(self.ctx.engine, self.ctx.operator.lea_id)
         if self.locked_school is not None:
-            return [(name, i) for i, name in schools if i == self.locked_school]
-        return [("Whole LEA", WHOLE_LEA), *((f"School: {name}", i) for i, name in schools)]
+            return [(plain(name), i) for i, name in schools if i == self.locked_school]
+        return [("Whole LEA", WHOLE_LEA), *((plain(f"School: {name}"), i) for i, name in schools)]
 
     def on_mount(self) -> None:
         self.query_one("#recommendation").border_title = "Recommendation"
@@ -195,7 +195,7 @@ class AdvisorScreen(ConsoleScreen):
                 f"{facts.students} students, {facts.ssrs} SSRs"
                 + (" (estimated)" if facts.ssrs_estimated else "")
             )
-        self.query_one("#share-hint", Static).update(Content(text))
+        self.query_one("#share-hint", Static).update(plain(text))
 
     def _show_history(self, saved: plan.SavedPlan | None, history: list[plan.SavedPlan]) -> None:
         lines = ["Plan in force: " + plan.summary_text(saved, self.locale).replace("\n", "\n  ")]
@@ -206,7 +206,7 @@ class AdvisorScreen(ConsoleScreen):
                 + (f"  overruled: {p.reason}" if p.overruled else "")
                 for p in history
             ]
-        self.query_one("#history", Static).update(Content("\n".join(lines)))
+        self.query_one("#history", Static).update(plain("\n".join(lines)))
 
     def draft(self) -> Draft:
         """The answers on screen; raises InvalidInput for a share that is not a percentage."""
@@ -251,12 +251,12 @@ class AdvisorScreen(ConsoleScreen):
             answers = self.answers()
         except InvalidInput as problem:
             self.recommendation = None
-            panel.update(Content(f"{problem}."))
+            panel.update(plain(f"{problem}."))
             self.query_one("#options", DataTable).clear()
             self.query_one("#blockers", Static).update("")
             return
         self.recommendation = recommend(answers, self.facts, self.rates)
-        panel.update(Content(self._recommendation_text(self.recommendation)))
+        panel.update(plain(self._recommendation_text(self.recommendation)))
         self._fill_options(answers)
 
     def _recommendation_text(self, rec: Recommendation) -> str:
@@ -302,7 +302,7 @@ class AdvisorScreen(ConsoleScreen):
                 str(row.allocation.unreached_families),
             )
         self.query_one("#blockers", Static).update(
-            Content("\n".join(f"{r.option.value}: {r.blocker}" for r in rows if r.blocker))
+            plain("\n".join(f"{r.option.value}: {r.blocker}" for r in rows if r.blocker))
         )
 
     def _refused(self, action: Callable[[], None]) -> bool:
@@ -373,7 +373,7 @@ class AdvisorScreen(ConsoleScreen):
         school_id = None if value == WHOLE_LEA else int(value)  # type: ignore[arg-type]
         if school_id != self.school_id:
             self.school_id, self.facts = school_id, None
-            self.query_one("#recommendation", Static).update(Content("Counting the roster…"))
+            self.query_one("#recommendation", Static).update(plain("Counting the roster…"))
             self._load(school_id, fill="share")
 
     @on(Input.Submitted, "#share")
@@ -433,7 +433,7 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
         try:
             saved = self.submit(tuple(Option(letter) for letter in letters), reason)
         except ConsoleError as problem:
-            self.query_one("#problem", Static).update(Content(str(problem)))
+            self.query_one("#problem", Static).update(plain(str(problem)))
             return
         self.dismiss(saved)
 

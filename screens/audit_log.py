@@ -14,13 +14,13 @@ from functools import partial
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
 from services import audit, browse
 from services.permissions import Permission, require
 from widgets.paged_table import Column, PagedTable
+from widgets.plain import plain
 
 WIDTHS = {"#": 6, "When (UTC)": 16, "Operator": 10, "Action": 18, "Target": 16}
 
@@ -51,7 +51,7 @@ class AuditLogScreen(ConsoleScreen):
             return
         line = self.query_one("#chain", Static)
         line.add_class("-shown")
-        line.update(Content(text))
+        line.update(plain(text))
 
     @work(thread=True, exclusive=True, group="audit-verify")
     def _verify(self) -> None:

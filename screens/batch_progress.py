@@ -26,6 +26,7 @@ from services.delivery_ledger import BatchStatus, ItemState, Resolution
 from services.errors import ConsoleError
 from services.models import utcnow
 from services.worker import WorkerConfig
+from widgets.plain import PlainTable, plain
 
 REFRESH_SECONDS = 1.0
 SHOWN_STATES = (
@@ -165,9 +166,9 @@ class BatchProgressScreen(ConsoleScreen):
         yield Static("", id="figures")
         with Horizontal(id="tables"):
             with Vertical(id="schools"):
-                yield DataTable(id="school-table", cursor_type="row", zebra_stripes=True)
+                yield PlainTable(id="school-table", cursor_type="row", zebra_stripes=True)
             with Vertical(id="problems"):
-                yield DataTable(id="problem-table", cursor_type="row", zebra_stripes=True)
+                yield PlainTable(id="problem-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#school-table", DataTable).add_columns("School", "Done", "Fail", "Unc")
@@ -202,8 +203,10 @@ class BatchProgressScreen(ConsoleScreen):
         if progress.stalled and batch.status is not BatchStatus.FINISHED:
             status += ", no worker"
         self.query_one("#headline", Static).update(
-            f"Batch {batch.id} · {batch.name} · {status} · "
-            f"{progress.done:,}/{progress.total:,} families done"
+            plain(
+                f"Batch {batch.id} · {batch.name} · {status} · "
+                f"{progress.done:,}/{progress.total:,} families done"
+            )
         )
         self.query_one("#bar", ProgressBar).update(
             total=max(progress.total, 1), progress=progress.done

@@ -17,6 +17,7 @@ from screens.batch_progress import BatchProgressScreen
 from screens.new_batch import NewBatchScreen
 from services import batches
 from services.errors import ConsoleError
+from widgets.plain import PlainTable
 
 REFRESH_SECONDS = 1.0
 CHANNEL_SCREENS = {"A": "w", "C": "p", "D": "o"}
@@ -36,7 +37,7 @@ class BatchesScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("enter: progress · e: new batch (dry run first) · t: test send", id="hint")
-        yield DataTable(id="batches", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="batches", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -13,13 +13,13 @@ from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
-from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
 from services import coverage
 from services.errors import ConsoleError
 from widgets.paged_table import Column, PagedTable
+from widgets.plain import plain
 
 COLUMNS = [
     Column("SSID", 10),
@@ -59,4 +59,4 @@ class CoverageScreen(ConsoleScreen):
             text = coverage.summary(self.ctx.engine, self.ctx.operator).text()
         except ConsoleError as error:
             text = str(error)
-        self.app.call_from_thread(self.query_one("#summary", Static).update, Content(text))
+        self.app.call_from_thread(self.query_one("#summary", Static).update, plain(text))

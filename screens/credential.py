@@ -16,7 +16,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen
@@ -34,6 +33,7 @@ from services.credentials import (
 from services.errors import ConsoleError
 from services.models import Role
 from services.permissions import Permission, allowed
+from widgets.plain import PlainTable, plain
 from widgets.secret_reveal import SecretReveal
 
 MANAGE_ACTIONS = {
@@ -96,17 +96,17 @@ class CredentialScreen(ConsoleScreen):
             yield Static("", id="status")
             yield SecretReveal(id="secret")
             yield Static("", id="request")
-            systems = DataTable(id="systems", cursor_type="row", zebra_stripes=True)
+            systems = PlainTable(id="systems", cursor_type="row", zebra_stripes=True)
             systems.border_title = "Systems holding the credential (+ add, m updated, t test)"
             systems.add_columns("System", "Current key", "Last test", "Token URL")
             yield systems
-            history = DataTable(id="history", cursor_type="row")
+            history = PlainTable(id="history", cursor_type="row")
             history.add_columns("Key", "Status", "Issued", "By", "Expires", "How")
             yield history
-            notes = DataTable(id="notes", cursor_type="row")
+            notes = PlainTable(id="notes", cursor_type="row")
             notes.add_columns("#", "By", "Written", "Outcome", "Why", "When", "Vendor told")
             yield notes
-            yield Static(Content(self._roles_text()), id="roles")
+            yield Static(plain(self._roles_text()), id="roles")
 
     def on_mount(self) -> None:
         self.title = self.TITLE
@@ -128,10 +128,10 @@ class CredentialScreen(ConsoleScreen):
             else None
         )
         status = self.query_one("#status", Static)
-        status.update(Content(self._status_text()))
+        status.update(plain(self._status_text()))
         status.set_class(self.state.needs_attention, "-alert")
         status.border_title = "SIS-vendor credential"
-        self.query_one("#request", Static).update(Content(self._request_text()))
+        self.query_one("#request", Static).update(plain(self._request_text()))
         self._fill_systems()
         history = self.query_one("#history", DataTable)
         history.border_title = f"History ({len(entries)})"

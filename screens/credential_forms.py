@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from services.errors import ConsoleError
+from services.validation import plain_text
+from widgets.plain import plain
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ class FormDialog(ModalScreen[bool]):
                 if self.fields
                 else "enter: confirm · esc: cancel"
             )
-            yield Static(Content(self.intro), classes="intro")
+            yield Static(plain(self.intro), classes="intro")
             for field in self.fields:
-                yield Label(Content(field.label))
+                yield Label(plain(field.label))
                 yield Input(
                     value=field.value,
                     placeholder=field.placeholder,
@@ -99,9 +100,11 @@ class FormDialog(ModalScreen[bool]):
     def action_submit(self) -> None:
         values = {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
         try:
+            for field in self.fields:  # a pasted escape sequence never reaches the service
+                plain_text(values[field.name], field.label.lower())
             self._submit(values)
         except ConsoleError as refusal:
-            self.query_one("#error", Static).update(Content(str(refusal)))
+            self.query_one("#error", Static).update(plain(str(refusal)))
             return
         self.dismiss(True)
 

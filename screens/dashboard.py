@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
-from textual.content import Content
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
@@ -23,6 +22,7 @@ from services.dashboard import DashboardSummary
 from services.errors import ConsoleError
 from services.validation import LANGUAGES
 from services.working_days import WorkingCalendar
+from widgets.plain import plain
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DashboardScreen(ConsoleScreen):
 
     @staticmethod
     def _panel(key: str, title: str, text: str) -> Static:
-        panel = Static(Content(text), id=key, classes="panel")
+        panel = Static(plain(text), id=key, classes="panel")
         panel.border_title = title
         return panel
 
@@ -100,22 +100,22 @@ class DashboardScreen(ConsoleScreen):
             text = read(self.ctx.engine, self.ctx.operator, *extra)
         except ConsoleError as error:
             text = str(error)
-        self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, Content(text))
+        self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, plain(text))
 
     def show_summary(self, summary: DashboardSummary) -> None:
         self.query_one("#where", Static).update(
-            Content(f"{summary.lea_name} (CDS {summary.lea_cds}) · {summary.scope}")
+            plain(f"{summary.lea_name} (CDS {summary.lea_cds}) · {summary.scope}")
         )
         reports = ", ".join(f"{p} {n:,}" for p, n in summary.reports_by_program.items())
         self.query_one("#roster", Static).update(
-            Content(
+            plain(
                 f"Schools    {summary.schools:,}\n"
                 f"Students   {summary.students:,}\n"
                 f"Guardians  {summary.guardians:,}\n"
                 f"SSRs       {reports or 'none received yet'}"
             )
         )
-        self.query_one("#guardians", Static).update(Content(_guardian_text(summary)))
+        self.query_one("#guardians", Static).update(plain(_guardian_text(summary)))
 
 
 def _guardian_text(summary: DashboardSummary) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
@@ -22,6 +21,7 @@ from services.context import ConsoleContext
 from services.delivery_ledger import Step
 from services.errors import ConsoleError, InvalidInput
 from services.helpdesk import Family, Hit
+from widgets.plain import PlainTable, plain
 from widgets.timeline import Timeline
 
 WIDTHS = {"SSID": 10, "Student": 20, "Gr": 2, "Guardian": 18, "Email or phone": 20}
@@ -42,7 +42,7 @@ class HelpDeskScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="SSID, name (last first), email or phone; enter", id="search")
-        yield DataTable(id="hits", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="hits", cursor_type="row", zebra_stripes=True)
         yield Static("Type what the caller gives you and press enter.", id="status")
 
     def on_mount(self) -> None:
@@ -71,7 +71,7 @@ class HelpDeskScreen(ConsoleScreen):
     def _status(self, text: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
             return
-        self.query_one("#status", Static).update(Content(text))
+        self.query_one("#status", Static).update(plain(text))
 
     def _show(self, text: str, hits: list[Hit]) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
@@ -134,7 +134,7 @@ class FamilyScreen(ConsoleScreen):
     def _refused(self, text: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
             return
-        self.query_one("#card", Static).update(Content(text))
+        self.query_one("#card", Static).update(plain(text))
 
     def _show(self, family: Family) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
@@ -150,7 +150,7 @@ class FamilyScreen(ConsoleScreen):
         if family.deliveries:
             d = family.deliveries[-1]
             lines.append(f"Secure email: batch {d.batch_id}, {d.state}, to {d.address}")
-        self.query_one("#card", Static).update(Content("\n".join(lines)))
+        self.query_one("#card", Static).update(plain("\n".join(lines)))
         self.query_one(Timeline).show(
             [(e.at.strftime("%Y-%m-%d %H:%M") if e.at else "now", e.text) for e in family.events]
         )

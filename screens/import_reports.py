@@ -24,6 +24,7 @@ from services import intake
 from services.errors import ConsoleError
 from services.intake import GroupCount, ImportSummary, Progress, Refused
 from services.permissions import school_scope
+from widgets.plain import PlainTable, plain
 
 MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the database
 
@@ -46,8 +47,8 @@ class ImportReportsScreen(ConsoleScreen):
         )
         yield Static("No import yet.", id="stats")
         with Horizontal(id="tables"):
-            yield DataTable(id="exceptions", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="summary", cursor_type="row")
+            yield PlainTable(id="exceptions", cursor_type="row", zebra_stripes=True)
+            yield PlainTable(id="summary", cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one("#exceptions", DataTable).add_columns("Reason", "Source", "Detail")
@@ -104,7 +105,7 @@ class ImportReportsScreen(ConsoleScreen):
                 show(*args)
 
     def _failed(self, message: str, prefix: str = "Import not started: ") -> None:
-        self.query_one("#stats", Static).update(f"{prefix}{message}")
+        self.query_one("#stats", Static).update(plain(f"{prefix}{message}"))
         self.notify(message, title="Import", severity="error")
 
     def _show_progress(self, progress: Progress, status: str = "running") -> None:

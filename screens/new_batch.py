@@ -12,11 +12,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from services import batches
 from services.context import ConsoleContext
+from services.display import safe_text
 from services.errors import ConsoleError
 from services.validation import LANGUAGES
 
@@ -91,7 +93,9 @@ class NewBatchScreen(ModalScreen[int | None]):
     def _show_error(self, message: str) -> None:
         self.previewed = None
         self.query_one("#create", Button).disabled = True
-        self.query_one("#preview", Static).update(f"[b]Not possible:[/b] {message}")
+        self.query_one("#preview", Static).update(
+            Content.from_markup("[b]Not possible:[/b] $message", message=safe_text(message))
+        )
 
     def _show_preview(self, fields: tuple[str, ...], preview: batches.DryRun) -> None:
         languages = ", ".join(

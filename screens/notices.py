@@ -21,6 +21,7 @@ from services.errors import ConsoleError
 from services.models import Role, utcnow
 from services.notice_ledger import Notice, NoticeCounts, NoticeKind
 from services.scheduler_lock import SchedulerStatus
+from widgets.plain import PlainTable, plain
 
 REFRESH_SECONDS = 5.0
 
@@ -76,11 +77,11 @@ class NoticesScreen(ConsoleScreen):
         yield Static("Reading the scheduler state...", id="scheduler")
         with TabbedContent(initial="inbox"):
             with TabPane("1 Inbox", id="inbox"):
-                yield DataTable(id="inbox-table", cursor_type="row", zebra_stripes=True)
+                yield PlainTable(id="inbox-table", cursor_type="row", zebra_stripes=True)
             with TabPane("2 Upcoming", id="upcoming"):
-                yield DataTable(id="upcoming-table", cursor_type="row", zebra_stripes=True)
+                yield PlainTable(id="upcoming-table", cursor_type="row", zebra_stripes=True)
             with TabPane("3 Failures", id="failures"):
-                yield DataTable(id="failures-table", cursor_type="row", zebra_stripes=True)
+                yield PlainTable(id="failures-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#inbox-table", DataTable).add_columns("Due", "About", "State", "")
@@ -129,7 +130,7 @@ class NoticesScreen(ConsoleScreen):
             f"Notices: {counts.sent} sent · {counts.planned} planned · "
             f"{counts.failed} failing · {counts.cancelled} cancelled"
         )
-        self.query_one("#scheduler", Static).update("\n".join(lines))
+        self.query_one("#scheduler", Static).update(plain("\n".join(lines)))
         self._fill(
             "#inbox-table",
             [

@@ -12,7 +12,6 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.widgets import Static
 
 from screens.channel_batch_screen import ChannelBatchScreen
@@ -25,6 +24,7 @@ from services.models import utcnow
 from services.permissions import school_scope
 from services.validation import GRADES
 from widgets.channel_batch_table import ChannelBatchTable
+from widgets.plain import plain
 
 WHO = (coverage.Who.PLAN, coverage.Who.ALL)
 WHO_TEXT = {
@@ -91,7 +91,7 @@ class PaperOrderScreen(ChannelBatchScreen):
         school = self.schools[self.school_index][1]
         grade = "all grades" if self.grade is None else f"grade {self.grade} (a class)"
         self.query_one("#choices", Static).update(
-            Content(f"k School    {school}\nj Grade     {grade}\nf Families  {WHO_TEXT[self.who]}")
+            plain(f"k School    {school}\nj Grade     {grade}\nf Families  {WHO_TEXT[self.who]}")
         )
         self._figures()
 
@@ -120,8 +120,8 @@ class PaperOrderScreen(ChannelBatchScreen):
         self.app.call_from_thread(self._show_figures, text, note)
 
     def _show_figures(self, text: str, note: str) -> None:
-        self.query_one("#figures", Static).update(Content(text))
-        self.query_one("#note", Static).update(Content(f"NOTE: {note}" if note else ""))
+        self.query_one("#figures", Static).update(plain(text))
+        self.query_one("#note", Static).update(plain(f"NOTE: {note}" if note else ""))
 
     def action_school(self) -> None:
         self.school_index = (self.school_index + 1) % len(self.schools)
@@ -173,7 +173,7 @@ class PaperOrderScreen(ChannelBatchScreen):
             self.notify(str(error), title="Order list not written", severity="error")
             return
         self.query_one("#last", Static).update(
-            Content(f"Order {batch_id}: {count:,} SSRs listed in {path}")
+            plain(f"Order {batch_id}: {count:,} SSRs listed in {path}")
         )
 
     def action_received(self) -> None:

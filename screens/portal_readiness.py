@@ -15,7 +15,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.content import Content
 from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
@@ -27,6 +26,7 @@ from services.models import utcnow
 from services.permissions import Permission, allowed
 from services.portal_readiness import Readiness, Setup
 from services.portal_tables import PortalShareSample
+from widgets.plain import PlainTable, plain
 
 TREND_POINTS = 5
 """Daily share samples shown in the trend line (the newest)."""
@@ -73,7 +73,7 @@ class PortalReadinessScreen(ConsoleScreen):
                 placeholder="YYYY-MM-DD", max_length=10, restrict=r"[0-9-]*", id="calpads",
                 compact=True,
             )  # fmt: skip
-        yield DataTable(id="families", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="families", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#families", DataTable)
@@ -109,7 +109,7 @@ class PortalReadinessScreen(ConsoleScreen):
             for s in samples[-TREND_POINTS:]
             if s.families
         )
-        self.query_one("#trend", Static).update(Content(f"Portal share trend: {trend}"))
+        self.query_one("#trend", Static).update(plain(f"Portal share trend: {trend}"))
         self.query_one("#vendor", Input).value = state.setup.vendor_name
         on = state.setup.calpads_updated_on
         self.query_one("#calpads", Input).value = f"{on:%Y-%m-%d}" if on else ""
@@ -126,7 +126,7 @@ class PortalReadinessScreen(ConsoleScreen):
 
     def _show_checklist(self, state: Readiness) -> None:
         lines = [f"{i.mark.symbol} {i.label}: {i.detail}" for i in state.items]
-        self.query_one("#checklist", Static).update(Content("\n".join(lines)))
+        self.query_one("#checklist", Static).update(plain("\n".join(lines)))
 
     def action_toggle(self, field: str) -> None:
         self.answers = replace(self.answers, **{field: not getattr(self.answers, field)})

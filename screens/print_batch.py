@@ -16,7 +16,6 @@ from decimal import Decimal
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.widgets import Static
 
 from screens.channel_batch_screen import ChannelBatchScreen
@@ -29,6 +28,7 @@ from services.errors import ConsoleError, InvalidInput
 from services.models import utcnow
 from services.print_batch import Handling, Order, PrintOptions, PrintState
 from widgets.channel_batch_table import ChannelBatchTable
+from widgets.plain import plain
 
 SPLIT_SIZES = (10, 25, 50, 100, 200, 500)
 WHO = (coverage.Who.PLAN, coverage.Who.ALL)
@@ -109,7 +109,7 @@ class PrintBatchScreen(ChannelBatchScreen):
         )
         order = "school, grade, name" if options.order is Order.SCHOOL else "ZIP code (bulk mail)"
         self.query_one("#choices", Static).update(
-            Content(
+            plain(
                 f"f Families  {WHO_TEXT[self.who]}\n"
                 f"g Order     {order}\n"
                 f"m Handling  {handling}\n"
@@ -129,7 +129,7 @@ class PrintBatchScreen(ChannelBatchScreen):
             )
         except ConsoleError as error:
             text = str(error)
-        self.app.call_from_thread(self.query_one("#preview", Static).update, Content(text))
+        self.app.call_from_thread(self.query_one("#preview", Static).update, plain(text))
 
     def action_families(self) -> None:
         self.who = WHO[(WHO.index(self.who) + 1) % len(WHO)]
@@ -230,4 +230,4 @@ class PrintBatchScreen(ChannelBatchScreen):
         return f"Batch {batch.id} is not printing; ctrl+r prints it"
 
     def _say(self, text: str) -> None:
-        self.query_one("#last", Static).update(Content(text))
+        self.query_one("#last", Static).update(plain(text))

@@ -16,7 +16,6 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
@@ -32,6 +31,7 @@ from services.reports import AtRisk, ChannelCost, Dimension, Row, Scope
 from services.working_days import WorkingCalendar
 from widgets.bar_chart import Bar, BarChart
 from widgets.paged_table import Column, PagedTable
+from widgets.plain import PlainTable, plain
 
 WIDTHS = (20, 8, 9, 9, 7, 6, 6)
 KEYS = {str(i): d for i, d in enumerate(Dimension, start=1)}
@@ -95,7 +95,7 @@ class ReportsScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Loading…", id="summary")
-        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="table", cursor_type="row", zebra_stripes=True)
         yield BarChart(id="chart")
 
     def on_mount(self) -> None:
@@ -136,7 +136,7 @@ class ReportsScreen(ConsoleScreen):
     def _note(self, text: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
             return
-        self.query_one("#summary", Static).update(Content(text))
+        self.query_one("#summary", Static).update(plain(text))
 
     def _show(self, figures: _Figures, state: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from textual.content import Content
 from textual.widgets import Static
+
+from widgets.plain import plain
 
 
 class BannerLike(Protocol):
@@ -29,4 +30,4 @@ class BannerBar(Static):
     def show(self, banners: Sequence[BannerLike]) -> None:
         self.set_class(bool(banners), "-shown")
         self.set_class(any(b.level == "error" for b in banners), "-error")
-        self.update(Content("\n".join(f"{b.level.upper()}: {b.text}" for b in banners)))
+        self.update(plain("\n".join(f"{b.level.upper()}: {b.text}" for b in banners)))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from textual.content import Content
 from textual.widgets import Static
+
+from widgets.plain import plain
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 FULL = "█"
@@ -67,4 +68,4 @@ class BarChart(Static):
         width = max(20, self.content_region.width or 76)
         lines = render_lines(self.bars, width)
         head = [self.chart_title] if self.chart_title else []
-        self.update(Content("\n".join(head + (lines or ["(nothing to chart)"]))))
+        self.update(plain("\n".join(head + (lines or ["(nothing to chart)"]))))

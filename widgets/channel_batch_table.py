@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from textual.widgets import DataTable
+from widgets.plain import PlainTable
 
 
 class BatchRow(Protocol):
@@ -25,7 +25,7 @@ class BatchRow(Protocol):
     def status(self) -> object: ...
 
 
-class ChannelBatchTable(DataTable[str]):
+class ChannelBatchTable(PlainTable):
     """One row per batch: number, name, state, families done of all, families not done."""
 
     def __init__(self, *, not_done: str = "Listed", id: str | None = None) -> None:

@@ -15,10 +15,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
+
+from widgets.plain import PlainTable, plain
 
 
 class PageLike(Protocol):
@@ -37,7 +38,7 @@ class Column(NamedTuple):
     width: int | None = None
 
 
-class _Window(DataTable[str]):
+class _Window(PlainTable):
     """The visible rows; moves that leave the window ask the PagedTable for another one."""
 
     BINDING_GROUP_TITLE = "Table"
@@ -237,7 +238,7 @@ class PagedTable(Vertical):
 
     def _fail(self, generation: int, error: Exception) -> None:
         if generation == self._generation:
-            self.query_one("#status", Static).update(Content(f"Could not load rows: {error}"))
+            self.query_one("#status", Static).update(plain(f"Could not load rows: {error}"))
             self.post_message(self.Failed(self, error))
 
     def _show(self, generation: int, offset: int, page: PageLike, cursor_row: int) -> None:
@@ -250,7 +251,7 @@ class PagedTable(Vertical):
         table.add_rows(self.rows)
         if self.rows:
             table.move_cursor(row=min(max(cursor_row, 0), len(self.rows) - 1), animate=False)
-        self.query_one("#status", Static).update(Content(self.status_text))
+        self.query_one("#status", Static).update(plain(self.status_text))
         self.post_message(self.Loaded(self, self.filter_text, self.total))
 
     @property

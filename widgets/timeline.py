@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from widgets.plain import plain
+
 WHEN_WIDTH = 16
 
 
@@ -25,7 +27,7 @@ class Timeline(OptionList):
     def show(self, events: Sequence[tuple[str, str]]) -> None:
         self.clear_options()
         self.add_options(
-            [Option(Content(f"{when:<{WHEN_WIDTH}} {text}")) for when, text in events]
+            [Option(plain(f"{when:<{WHEN_WIDTH}} {text}")) for when, text in events]
             or [Option(Content("Nothing has happened yet."), disabled=True)]
         )
         if events:
