@@ -41,7 +41,7 @@ from services.advisor import (
 from services.context import ConsoleContext
 from services.errors import ConsoleError, InvalidInput
 from services.permissions import Permission, require, school_scope
-from widgets.plain import PlainTable, plain
+from widgets.plain import PlainInput, PlainTable, plain
 from widgets.question_form import YesNo
 
 WHOLE_LEA = -1
@@ -420,7 +420,7 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
                 id="channels",
             )
             yield Label("Reason (kept with the plan and in the audit log):")
-            yield Input(placeholder="why these channels", max_length=500, id="reason")
+            yield PlainInput(placeholder="why these channels", max_length=500, id="reason")
             yield Static("", id="problem")
 
     def on_mount(self) -> None:

@@ -15,9 +15,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from services.display import safe_text
 from services.errors import ConsoleError
-from services.validation import plain_text
-from widgets.plain import plain
+from widgets.plain import PlainInput, plain
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ class FormDialog(ModalScreen[bool]):
             yield Static(plain(self.intro), classes="intro")
             for field in self.fields:
                 yield Label(plain(field.label))
-                yield Input(
-                    value=field.value,
+                yield PlainInput(
+                    value=safe_text(field.value),
                     placeholder=field.placeholder,
                     password=field.password,
                     id=f"field-{field.name}",
@@ -100,8 +100,6 @@ class FormDialog(ModalScreen[bool]):
     def action_submit(self) -> None:
         values = {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
         try:
-            for field in self.fields:  # a pasted escape sequence never reaches the service
-                plain_text(values[field.name], field.label.lower())
             self._submit(values)
         except ConsoleError as refusal:
             self.query_one("#error", Static).update(plain(str(refusal)))

@@ -21,7 +21,7 @@ from services.context import ConsoleContext
 from services.delivery_ledger import Step
 from services.errors import ConsoleError, InvalidInput
 from services.helpdesk import Family, Hit
-from widgets.plain import PlainTable, plain
+from widgets.plain import PlainInput, PlainTable, plain
 from widgets.timeline import Timeline
 
 WIDTHS = {"SSID": 10, "Student": 20, "Gr": 2, "Guardian": 18, "Email or phone": 20}
@@ -41,7 +41,7 @@ class HelpDeskScreen(ConsoleScreen):
         self.hits: list[Hit] = []
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="SSID, name (last first), email or phone; enter", id="search")
+        yield PlainInput(placeholder="SSID, name (last first), email or phone; enter", id="search")
         yield PlainTable(id="hits", cursor_type="row", zebra_stripes=True)
         yield Static("Type what the caller gives you and press enter.", id="status")
 

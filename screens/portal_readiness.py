@@ -26,7 +26,7 @@ from services.models import utcnow
 from services.permissions import Permission, allowed
 from services.portal_readiness import Readiness, Setup
 from services.portal_tables import PortalShareSample
-from widgets.plain import PlainTable, plain
+from widgets.plain import PlainInput, PlainTable, plain
 
 TREND_POINTS = 5
 """Daily share samples shown in the trend line (the newest)."""
@@ -66,7 +66,7 @@ class PortalReadinessScreen(ConsoleScreen):
         yield Static("", id="trend")
         with Horizontal(classes="answer"):
             yield Label("Vendor (tab here)")
-            yield Input(placeholder="vendor name", max_length=200, id="vendor", compact=True)
+            yield PlainInput(placeholder="vendor name", max_length=200, id="vendor", compact=True)
         with Horizontal(classes="answer"):
             yield Label("CALPADS updated")
             yield Input(

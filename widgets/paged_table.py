@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from widgets.plain import PlainTable, plain
+from widgets.plain import PlainInput, PlainTable, plain
 
 
 class PageLike(Protocol):
@@ -141,7 +141,7 @@ class PagedTable(Vertical):
         self._generation = 0
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=self._placeholder, id="filter")
+        yield PlainInput(placeholder=self._placeholder, id="filter")
         yield _Window(cursor_type="row", zebra_stripes=True)
         yield Static("", id="status")
 

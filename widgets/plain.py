@@ -3,7 +3,7 @@
 A name like ``[/bold]`` ends a session when Textual parses it as markup (a DataTable parses
 every ``str`` cell), and an escape sequence in it reaches the operator's terminal. Every widget
 that shows data goes through ``plain`` or ``PlainTable`` (services/display.py does the escaping,
-shared with the CLI).
+shared with the CLI), and every field an operator types into is a ``PlainInput``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from typing import Any
 
 from rich.text import Text
 from textual.content import Content
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowKey
 
 from services.display import safe_text
+from services.errors import InvalidInput
+from services.validation import plain_text
 
 
 def plain(text: object) -> Content:
@@ -41,3 +43,17 @@ class PlainTable(DataTable[Any]):
         label: Any = None,
     ) -> RowKey:
         return super().add_row(*(cell(c) for c in cells), height=height, key=key, label=label)
+
+
+class PlainInput(Input):
+    """An Input that refuses a typed or pasted control character with a sentence, so it is
+    neither echoed to the operator's terminal nor stored for someone else's."""
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        try:
+            plain_text(text, "the text")
+        except InvalidInput as refusal:
+            self.app.bell()
+            self.notify(str(refusal), title="Not typed", severity="warning")
+            return
+        super().replace(text, start, end)
