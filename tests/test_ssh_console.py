@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from console.ssh_server import ConsoleServer, SSHOptions, prepared_launcher
 from services import db, demo
-from services.models import AuditEvent
+from services.models import AuditEvent, Student
 from services.settings import Settings
 from tests.ssh_harness import Terminal, known_hosts, make_key, ssh_argv
 
@@ -294,3 +294,35 @@ async def test_openssh_mode_per_key_command_picks_the_operator(console: Console)
     await term.expect(r"Students\s+12")
     term.press("q")
     assert await term.wait() == 0
+
+
+async def test_a_hostile_name_reaches_the_ssh_client_escaped(console: Console) -> None:
+    """A student named with an OSC 52 clipboard write, a clear-screen, an OSC 0 title, markup,
+    a C1 CSI and a bidi override: the bytes the real ssh client receives carry none of them,
+    the name shows escaped, and the session goes on."""
+    hostile = "\x1b]52;c;aGFja2Vk\x07[/bold]\x1b[2J[red]x\x1b]0;pwned\x07\x9b2J\u202e"
+    with Session(console.engine) as session:
+        student = session.exec(select(Student).order_by(col(Student.name_key))).first()
+        assert student is not None
+        student_id, kept = student.id, student.last_name
+        student.last_name = hostile + kept  # name_key unchanged: still the first row
+        session.add(student)
+        session.commit()
+    try:
+        term = await console.open("caaspp")
+        await term.expect(r"Dashboard")
+        mark = len(term.output)
+        term.press("s")
+        await term.expect(r"\\x1b\]52;c;aGFja2Vk", since=mark)
+        term.press("q")
+        assert await term.wait() == 0
+        shown = bytes(term.output)
+        for raw in ("\x1b]52;c;aGFja2Vk", "\x1b]0;pwned", "\x1b[2J[red]", "\x9b", "\u202e"):
+            assert raw.encode() not in shown
+    finally:
+        with Session(console.engine) as session:
+            again = session.get(Student, student_id)
+            assert again is not None
+            again.last_name = kept
+            session.add(again)
+            session.commit()
