@@ -314,11 +314,16 @@ async def test_a_hostile_name_reaches_the_ssh_client_escaped(console: Console) -
         mark = len(term.output)
         term.press("s")
         await term.expect(r"\\x1b\]52;c;aGFja2Vk", since=mark)
+        mark = len(term.output)
+        term.press("?")  # the session still answers
+        await term.expect(r"Keys: Students", since=mark)
+        term.press("?")
         term.press("q")
         assert await term.wait() == 0
         shown = bytes(term.output)
         for raw in ("\x1b]52;c;aGFja2Vk", "\x1b]0;pwned", "\x1b[2J[red]", "\x9b", "\u202e"):
             assert raw.encode() not in shown
+        assert "Error" not in term.text
     finally:
         with Session(console.engine) as session:
             again = session.get(Student, student_id)
