@@ -99,10 +99,13 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(database_url=f"sqlite:///{tmp_path / 'ssr.db'}", data_dir=tmp_path / "data")
 
 
-def hostile_zip(path: Path, ssids: list[str]) -> Path:
+def hostile_zip(settings: Settings, ssids: list[str]) -> Path:
     """Real SSRs, and two members with hostile names: a report and a text file (without the
     NUL: zipfile ends a member name there)."""
     hostile = HOSTILE.replace("\x00", "")
+    inbox = settings.data_dir / "inbox"  # the default intake folder
+    inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = inbox / "ssrs.zip"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for ssid in ssids:
@@ -139,7 +142,7 @@ def allowed(operator, permission) -> bool:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("role", ["caaspp", "elpac", "site", "tech", "helpdesk"])
 async def test_every_screen_shows_hostile_data_as_plain_escaped_text(
-    world: Engine, settings: Settings, tmp_path: Path, role: str
+    world: Engine, settings: Settings, role: str
 ) -> None:
     operator = operators.resolve(world, role)
     own = [Student.school_id == operator.school_id] if operator.school_id else []
@@ -147,7 +150,7 @@ async def test_every_screen_shows_hostile_data_as_plain_escaped_text(
         student = session.exec(select(Student).where(*own).order_by(col(Student.id))).first()
         ssids = list(session.exec(select(Student.ssid).order_by(col(Student.id)).limit(2)))
     assert student is not None
-    archive = hostile_zip(tmp_path / "ssrs.zip", ssids)
+    archive = hostile_zip(settings, ssids)
     app = SSRConsoleApp(ConsoleContext(world, settings, operator))
     async with app.run_test(size=SIZE) as pilot:
         shown = [await drawn(app, pilot)]
@@ -234,14 +237,12 @@ async def test_correct_email_refuses_a_control_character_with_a_sentence(
         helpdesk.correct_email(world, operator, guardian_id, "a@example.org", f"typo{TITLE}")
 
 
-def test_import_command_prints_hostile_names_escaped(
-    engine: Engine, settings: Settings, tmp_path: Path
-) -> None:
+def test_import_command_prints_hostile_names_escaped(engine: Engine, settings: Settings) -> None:
     seed_roster(engine)
     with Session(engine) as session:
         session.execute(text("UPDATE school SET name = name || :h"), {"h": HOSTILE})
         session.commit()
-    archive = hostile_zip(tmp_path / "ssrs.zip", [SSIDS[0], SSIDS[3]])
+    archive = hostile_zip(settings, [SSIDS[0], SSIDS[3]])
     run = subprocess.run(  # noqa: S603 - our own CLI
         [
             sys.executable,
