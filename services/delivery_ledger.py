@@ -200,15 +200,21 @@ def _lock(statement: _S, engine: Engine) -> _S:
 
 
 def _set_state(
-    session: Session, item_id: int | None, expected: Sequence[str], **values: Any
+    session: Session,
+    item_id: int | None,
+    expected: Sequence[str],
+    holder: str | None = None,
+    **values: Any,
 ) -> bool:
-    """Move an item only if it is still in an expected state: a lost race changes nothing."""
+    """Move an item only if it is still in an expected state (and, given ``holder``, still claimed
+    by that worker): a lost race or a claim another worker took over changes nothing."""
     values.setdefault("updated_at", utcnow())
-    result = session.execute(
-        update(DeliveryItem)
-        .where(col(DeliveryItem.id) == item_id, col(DeliveryItem.state).in_(list(expected)))
-        .values(**values)
+    statement = update(DeliveryItem).where(
+        col(DeliveryItem.id) == item_id, col(DeliveryItem.state).in_(list(expected))
     )
+    if holder is not None:
+        statement = statement.where(col(DeliveryItem.claimed_by) == holder)
+    result = session.execute(statement.values(**values))
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
@@ -225,9 +231,16 @@ def _settle(session: Session, claim: Claim, **values: Any) -> bool:
 
 def register_worker(engine: Engine, worker_id: str, host: str, pid: int) -> None:
     """Record a starting worker. On SQLite, refuse while another worker process on this host is
-    alive: SQLite runs one worker, and a second would mistake the first's sends for a crash's."""
+    alive: SQLite runs one worker, and a second would mistake the first's sends for a crash's.
+
+    The check and the insert are one write transaction: its first statement takes SQLite's write
+    lock (an update that changes nothing still takes it), so two workers started at the same
+    instant run one after the other and the second sees the first."""
     with session_scope(engine) as session:
         if is_sqlite(engine):
+            session.execute(
+                update(DeliveryWorker).where(col(DeliveryWorker.id) == worker_id).values(pid=pid)
+            )
             for other in session.exec(select(DeliveryWorker)).all():
                 if other.id != worker_id and other.host == host and _alive(other.pid):
                     raise ConsoleError(
@@ -247,13 +260,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def heartbeat(engine: Engine, worker_id: str) -> None:
+def heartbeat(engine: Engine, worker_id: str, host: str, pid: int) -> None:
+    """Prove this worker alive; re-register it if another worker's recovery removed it during a
+    database outage longer than ``stale_after`` (else its claims would be taken again and again)."""
     with session_scope(engine) as session:
-        session.execute(
+        beat = session.execute(
             update(DeliveryWorker)
             .where(DeliveryWorker.id == worker_id)  # type: ignore[arg-type]
             .values(heartbeat_at=utcnow())
         )
+        if not beat.rowcount:  # type: ignore[attr-defined]
+            session.add(DeliveryWorker(id=worker_id, host=host, pid=pid))
 
 
 def unregister_worker(engine: Engine, worker_id: str) -> None:
@@ -410,14 +427,24 @@ def packaged_backlog(engine: Engine) -> int:
 
 
 def mark_packaged(
-    engine: Engine, item_id: int, package_dir: str, sealed_password: str, ssr_count: int
+    engine: Engine,
+    item_id: int,
+    worker_id: str,
+    package_dir: str,
+    sealed_password: str,
+    ssr_count: int,
 ) -> bool:
-    """The family's package is verified and its password sealed: ready for the document message."""
+    """The family's package is verified and its password sealed: ready for the document message.
+
+    Only while ``worker_id`` still holds the packaging claim: a package made under a claim that
+    recovery gave to another worker is never recorded, so a file and the password sealed for it
+    always come from the same claim."""
     with session_scope(engine) as session:
         moved = _set_state(
             session,
             item_id,
             [ItemState.PENDING],
+            worker_id,
             state=ItemState.PACKAGED,
             package_dir=package_dir,
             sealed_password=sealed_password,
@@ -442,8 +469,15 @@ def mark_packaged(
         return moved
 
 
-def mark_failed(engine: Engine, item_id: int, expected: Sequence[ItemState], reason: str) -> None:
-    """A step that cannot succeed without a person (no reports, 5xx): failed, with the reason."""
+def mark_failed(
+    engine: Engine,
+    item_id: int,
+    expected: Sequence[ItemState],
+    reason: str,
+    holder: str | None = None,
+) -> None:
+    """A step that cannot succeed without a person (no reports, 5xx): failed, with the reason
+    (given ``holder``, only while that worker still holds the item's claim)."""
     with session_scope(engine) as session:
         batch_id = session.exec(
             select(DeliveryItem.batch_id).where(DeliveryItem.id == item_id)
@@ -452,6 +486,7 @@ def mark_failed(engine: Engine, item_id: int, expected: Sequence[ItemState], rea
             session,
             item_id,
             expected,
+            holder,
             state=ItemState.FAILED,
             claimed_by=None,
             claimed_at=None,

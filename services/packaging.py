@@ -12,10 +12,17 @@ renamed only after ``verify`` reopened it with the user password, so nothing unv
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
+import io
 import math
 import os
 import secrets
+import signal
+import sys
+import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -91,6 +98,31 @@ def owner_password() -> str:
     return secrets.token_urlsafe(16)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_worker(worker_pid: int) -> None:
+    """Initializer of the worker's encryption processes: none outlives its worker, so a killed
+    worker leaves nothing behind that could still write a package.
+
+    The kernel kills it the moment its parent, the pool's fork server, dies
+    (``PR_SET_PDEATHSIG``; the fork server exits when the worker does), and a watchdog thread
+    ends it once the worker process itself is gone, which also covers a death before the
+    ``prctl`` took effect.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            while True:
+                os.kill(worker_pid, 0)
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="worker-watchdog", daemon=True).start()
+
+
 @dataclass(frozen=True)
 class PackagedFile:
     sources: tuple[str, ...]
@@ -142,6 +174,23 @@ def package(sources: Sequence[Path | str], output: Path, user_password: str) -> 
     return PackagedFile(
         tuple(str(s) for s in sources), str(output), pages_written, output.stat().st_size
     )
+
+
+def check_opens(name: str, data: bytes, user_password: str) -> None:
+    """Raise ``PackagingError`` unless ``data`` is an encrypted PDF that ``user_password`` opens.
+
+    The last check before a document is handed to the relay, on the very bytes attached to the
+    message (pikepdf, independent of ``verify``): a family never gets a file its password message
+    cannot open, whatever happened to the package on disk since it was verified."""
+    try:
+        with pikepdf.open(io.BytesIO(data), password=user_password) as pdf:
+            encrypted = pdf.is_encrypted
+    except pikepdf.PasswordError:
+        raise PackagingError(f"{name} does not open with the password sealed for it") from None
+    except pikepdf.PdfError as error:
+        raise PackagingError(f"{name} cannot be read: {error}") from None
+    if not encrypted:
+        raise PackagingError(f"{name} opens without a password")
 
 
 def page_content(page: pikepdf.Page) -> bytes:

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import case, func, or_
 from sqlalchemy.engine import Engine
@@ -40,7 +42,7 @@ from services.delivery_ledger import (
     ItemState,
     Step,
 )
-from services.errors import ConsoleError, InvalidInput
+from services.errors import ConsoleError, DatabaseUnavailable, InvalidInput
 from services.mailer import (
     KIND_WORDS,
     MailConfig,
@@ -69,6 +71,8 @@ class WorkerConfig:
     heartbeat_seconds: float = 10.0
     stale_after_seconds: float = 120.0
     once_horizon_seconds: float = 60.0
+    reconnect_seconds: float = 0.5  # first wait after the database dropped; doubles each time
+    reconnect_max_seconds: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -147,8 +151,10 @@ class Worker:
     async def run(self, once: bool = False) -> Tally:
         """Work until stopped; with ``once``, until nothing is due within the once-horizon."""
         assert self.mail is not None and self.config is not None
-        ledger.register_worker(self.engine, self.worker_id, socket.gethostname(), os.getpid())
-        self.tally.recovered_uncertain = self._recover()
+        await self._db(
+            ledger.register_worker, self.engine, self.worker_id, socket.gethostname(), os.getpid()
+        )
+        self.tally.recovered_uncertain = await self._db(self._recover)
         if self.tally.recovered_uncertain:
             log.warning(
                 "%d in-flight items marked uncertain after a crash", self.tally.recovered_uncertain
@@ -163,22 +169,22 @@ class Worker:
         beat = self.clock()
         try:
             while not self._stop.is_set():
-                self._finish_sent()
+                await self._db(self._finish_sent)
                 if any(t.done() for t in tasks):
                     for task in tasks:
                         if task.done() and task.exception():
                             raise task.exception()  # type: ignore[misc]
                 idle = not (self._busy or self._packaging or self._printing)
-                if once and idle and self._idle_until_horizon():
+                if once and idle and await self._db(self._idle_until_horizon):
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
-                    ledger.heartbeat(self.engine, self.worker_id)
-                    if not is_sqlite(self.engine):  # other workers may have died meanwhile
-                        self.tally.recovered_uncertain += self._recover()
-                    with session_scope(self.engine) as session:
-                        prune_quota(session, self.clock())
+                    await self._db(self._heartbeat)
                     beat = self.clock()
                 await asyncio.sleep(self.config.poll_seconds)
+        except DatabaseUnavailable:
+            if not self._stop.is_set():
+                raise
+            # stopped during an outage: the next start's recovery settles what is left
         finally:
             self._stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -187,11 +193,58 @@ class Worker:
             if self._sms:
                 await self._sms.close()
             pool.shutdown(cancel_futures=True)
-            self._finish_sent()
-            ledger.unregister_worker(self.engine, self.worker_id)
+            try:
+                self._finish_sent()
+                ledger.unregister_worker(self.engine, self.worker_id)
+            except DatabaseUnavailable as error:
+                log.warning("stopped while the database is unavailable: %s", _reason(error))
             if keepalive is not None:
-                keepalive.close()
+                with contextlib.suppress(DatabaseUnavailable):
+                    keepalive.close()
         return self.tally
+
+    async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` (awaited if it returns an awaitable), waiting out a database outage.
+
+        While the database cannot be used (a dropped connection, a restarting server, a locked
+        file) the worker says so in its log and tries again after 0.5 s, 1 s, 2 s... up to
+        ``reconnect_max_seconds``, instead of ending: an outcome it already knows (a message the
+        relay accepted) is written once the database is back, not lost. Only a worker asked to
+        stop gives up; its next start's recovery settles what it left.
+        """
+        assert self.config is not None
+        failures = 0
+        while True:
+            try:
+                result = call(*args)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except DatabaseUnavailable as error:
+                if self._stop.is_set():
+                    raise
+                failures += 1
+                wait = min(
+                    self.config.reconnect_max_seconds,
+                    self.config.reconnect_seconds * 2 ** min(failures - 1, 16),
+                )
+                log.warning(
+                    "database unavailable (%s); waiting %.1f s, then reconnecting (attempt %d)",
+                    _reason(error),
+                    wait,
+                    failures,
+                )
+                await self._pause(wait)
+                continue
+            if failures:
+                log.warning("database reachable again after %d attempt(s); carrying on", failures)
+            return result
+
+    def _heartbeat(self) -> None:
+        ledger.heartbeat(self.engine, self.worker_id, socket.gethostname(), os.getpid())
+        if not is_sqlite(self.engine):  # other workers may have died meanwhile
+            self.tally.recovered_uncertain += self._recover()
+        with session_scope(self.engine) as session:
+            prune_quota(session, self.clock())
 
     def _recover(self) -> int:
         assert self.config is not None
@@ -206,7 +259,12 @@ class Worker:
         assert self.config is not None
         processes = self.config.processes or os.cpu_count() or 1
         # forkserver: the pool must not inherit the parent's database connections.
-        return ProcessPoolExecutor(max_workers=processes, mp_context=get_context("forkserver"))
+        return ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=get_context("forkserver"),
+            initializer=packaging.die_with_worker,
+            initargs=(os.getpid(),),
+        )
 
     def _idle_until_horizon(self) -> bool:
         assert self.config is not None
@@ -228,10 +286,10 @@ class Worker:
         running: set[asyncio.Task[None]] = set()
         try:
             while not self._stop.is_set():
-                room = self.config.lookahead - ledger.packaged_backlog(self.engine) - len(running)
-                limit = min(room, slots - len(running))
+                backlog = await self._db(ledger.packaged_backlog, self.engine)
+                limit = min(self.config.lookahead - backlog - len(running), slots - len(running))
                 ids = (
-                    ledger.claim_for_packaging(self.engine, self.worker_id, limit)
+                    await self._db(ledger.claim_for_packaging, self.engine, self.worker_id, limit)
                     if limit > 0
                     else []
                 )
@@ -251,21 +309,28 @@ class Worker:
                 await asyncio.wait(running)
             self._packaging = 0
 
-    async def _package(self, pool: Executor, item_id: int) -> None:
+    def _family_reports(self, item_id: int) -> tuple[int, list[Any]] | None:
         with Session(self.engine) as session:
             item = session.get(DeliveryItem, item_id)
             batch = session.get(DeliveryBatch, item.batch_id) if item else None
             if item is None or batch is None:
-                return
-            reports = batches.family_reports(session, batch, item.guardian_id)
-        if not reports:
-            ledger.mark_failed(
-                self.engine, item_id, [ItemState.PENDING], "no SSR is on record for this family"
-            )
-            self.tally.failed += 1
+                return None
+            return item.batch_id, batches.family_reports(session, batch, item.guardian_id)
+
+    async def _package(self, pool: Executor, item_id: int) -> None:
+        found = await self._db(self._family_reports, item_id)
+        if found is None:
             return
-        folder = self.outbox / str(batch.id) / str(item_id)
-        shutil.rmtree(folder, ignore_errors=True)  # what a killed worker may have left
+        batch_id, reports = found
+        if not reports:
+            reason = "no SSR is on record for this family"
+            await self._db(self._fail_claim, item_id, reason)
+            return
+        # Each claim packages into a folder of its own, so nothing another claim writes (a second
+        # worker, or the encryption process of a killed one) can replace this claim's file.
+        family = self.outbox / str(batch_id) / str(item_id)
+        shutil.rmtree(family, ignore_errors=True)  # what the claims of killed workers left
+        folder = family / uuid.uuid4().hex
         password = packaging.passphrase()
         ssids = sorted({r.ssid for r in reports})
         output = folder / f"SSR_{'_'.join(ssids)}.pdf"
@@ -275,15 +340,27 @@ class Worker:
         try:
             await loop.run_in_executor(pool, packaging.package, sources, output, password)
         except packaging.PackagingError as error:
-            ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], str(error))
-            self.tally.failed += 1
             log.warning("item %s could not be packaged: %s", item_id, error)
+            await self._db(self._fail_claim, item_id, str(error))
             return
-        if ledger.mark_packaged(
-            self.engine, item_id, str(folder), self.vault.seal(password), len(reports)
+        sealed = self.vault.seal(password)
+        if await self._db(
+            ledger.mark_packaged,
+            self.engine,
+            item_id,
+            self.worker_id,
+            str(folder),
+            sealed,
+            len(reports),
         ):
             self.tally.packaged += 1
             log.info("item %s packaged: %s", item_id, ", ".join(ssids))
+        else:  # the claim went to another worker meanwhile: this package is nobody's
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _fail_claim(self, item_id: int, reason: str) -> None:
+        ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], reason, self.worker_id)
+        self.tally.failed += 1
 
     # --- printing --------------------------------------------------------------------------------
 
@@ -292,8 +369,12 @@ class Worker:
         while not self._stop.is_set():
             self._printing = True
             try:
-                printed = await asyncio.to_thread(
-                    print_batch.print_queued, self.engine, self.settings, self.worker_id
+                printed = await self._db(
+                    asyncio.to_thread,
+                    print_batch.print_queued,
+                    self.engine,
+                    self.settings,
+                    self.worker_id,
                 )
             finally:
                 self._printing = False
@@ -304,14 +385,16 @@ class Worker:
 
     async def _sender(self, connection: SmtpConnection) -> None:
         while not self._stop.is_set():
-            claim = ledger.claim_send(self.engine, self.worker_id, self.clock(), self.quota)
+            claim = await self._db(
+                ledger.claim_send, self.engine, self.worker_id, self.clock(), self.quota
+            )
             if claim is None:
                 await self._pause()
                 continue
             self._busy += 1
             try:
                 result = await self._send(connection, claim)
-                pause = self._record(claim, result) if result else 0
+                pause = await self._db(self._record, claim, result) if result else 0
             finally:
                 self._busy -= 1
             if pause:
@@ -338,36 +421,28 @@ class Worker:
     async def _send(self, connection: SmtpConnection, claim: Claim) -> SendResult | None:
         """Send the claimed message; None when its package cannot be used (nothing was sent)."""
         assert self.mail is not None
-        info = self._batch(claim.batch_id)
-        with Session(self.engine) as session:
-            guardian = session.get(Guardian, claim.guardian_id)
-            name = f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
+        info = await self._db(self._batch, claim.batch_id)
+        name = await self._db(self._guardian_name, claim.guardian_id)
         reference = f"{claim.item_id}; {claim.step.value}"
-        # The document goes out only if its password can follow: both are checked first.
-        files = sorted(Path(claim.package_dir or "").glob("*.pdf")) if claim.package_dir else []
+        # The document goes out only if its password can follow and opens it: both are checked
+        # first, on the very bytes handed to the relay.
         try:
             password = self.vault.open(claim.sealed_password or "")
-            if claim.step is Step.DOCUMENT and not files:
-                raise ConsoleError("the encrypted package is missing")
+            if claim.step is Step.DOCUMENT:
+                text = messages.document_message(
+                    claim.language,
+                    guardian_name=name,
+                    lea_name=info.lea_name,
+                    count=claim.ssr_count,
+                )
+                message = await self._document(claim, text.subject, text.body, password)
         except ConsoleError as error:
             log.warning("item %s %s: %s", claim.item_id, claim.step.value, error)
-            ledger.record_package_unusable(self.engine, claim, str(error))
+            await self._db(ledger.record_package_unusable, self.engine, claim, str(error))
             if claim.step is Step.PASSWORD:
                 self.tally.failed += 1
             return None
         if claim.step is Step.DOCUMENT:
-            text = messages.document_message(
-                claim.language, guardian_name=name, lea_name=info.lea_name, count=claim.ssr_count
-            )
-            message = build_message(
-                self.mail,
-                to=claim.address,
-                subject=text.subject,
-                body=text.body,
-                reference=reference,
-                attachments=files,
-                now=self.clock(),
-            )
             return await connection.send(message)
         if info.channel == "sms":
             if self._sms is None:
@@ -392,6 +467,36 @@ class Worker:
             now=self.clock(),
         )
         return await connection.send(message)
+
+    def _guardian_name(self, guardian_id: int) -> str:
+        with Session(self.engine) as session:
+            guardian = session.get(Guardian, guardian_id)
+        return f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
+
+    async def _document(self, claim: Claim, subject: str, body: str, password: str) -> EmailMessage:
+        """The document message with the claim's package attached, each attachment opened with
+        the family's password (``packaging.check_opens``) after the files were read for sending."""
+        assert self.mail is not None
+        files = sorted(Path(claim.package_dir).glob("*.pdf")) if claim.package_dir else []
+        if not files:
+            raise ConsoleError("the encrypted package is missing")
+        try:
+            message = build_message(
+                self.mail,
+                to=claim.address,
+                subject=subject,
+                body=body,
+                reference=f"{claim.item_id}; {claim.step.value}",
+                attachments=files,
+                now=self.clock(),
+            )
+        except OSError as error:
+            raise ConsoleError(f"the encrypted package cannot be read ({error.strerror})") from None
+        for part in message.iter_attachments():
+            data = part.get_payload(decode=True)
+            name = part.get_filename() or "attachment"
+            await asyncio.to_thread(packaging.check_opens, name, data, password)
+        return message
 
     def _record(self, claim: Claim, result: SendResult) -> float:
         """Write the outcome; returns how long this connection should rest before the next claim."""
@@ -459,8 +564,16 @@ class Worker:
         for _, _, folder in rows:
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the family's folder, once it is empty
+                    Path(folder).parent.rmdir()
         if rows:
             ledger.clear_packages(self.engine, [item_id for item_id, _, _ in rows if item_id])
+
+
+def _reason(error: DatabaseUnavailable) -> str:
+    """The driver's first line (no credentials in it), for the log."""
+    lines = str(error.__cause__ or error).strip().splitlines()
+    return lines[0] if lines else "no reason given"
 
 
 def next_due(engine: Engine) -> datetime | None:
