@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,3 +214,23 @@ def first_school_batch(engine: Engine) -> tuple[int, DeliveryItem]:
         ).first()
     assert item is not None
     return batch_id, item
+
+
+def write_config(tmp_path: Path, sink: MailSink, database_url: str | None = None) -> Path:
+    """A config file for real ``ssr-console worker`` processes: the sink as relay, quick polls."""
+    config = tmp_path / "config.toml"
+    url = database_url or f"sqlite:///{tmp_path / 'ssr.db'}"
+    config.write_text(
+        f'database_url = "{url}"\n'
+        f'data_dir = "{tmp_path / "data"}"\n'
+        "[smtp]\n"
+        f'host = "127.0.0.1"\nport = {sink.port}\nconnections = 3\nbackoff_seconds = 0.05\n'
+        "[delivery]\n"
+        "processes = 2\npoll_seconds = 0.05\nheartbeat_seconds = 1.0\nonce_horizon_seconds = 5\n"
+    )
+    return config
+
+
+def worker(config: Path, *extra: str) -> list[str]:
+    """The command line of a real worker process."""
+    return [sys.executable, "-m", "console.cli", "--config", str(config), "worker", *extra]

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -30,7 +29,14 @@ from services.audit import Actor
 from services.delivery_ledger import ItemState, Resolution
 from services.models import AuditEvent
 from services.settings import Settings
-from tests.delivery_harness import MailSink, check_family, copy_database, seeded_template
+from tests.delivery_harness import (
+    MailSink,
+    check_family,
+    copy_database,
+    seeded_template,
+    worker,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -40,22 +46,24 @@ def sink() -> Iterator[MailSink]:
     server.stop()
 
 
-def write_config(tmp_path: Path, sink: MailSink, database_url: str | None = None) -> Path:
-    config = tmp_path / "config.toml"
-    url = database_url or f"sqlite:///{tmp_path / 'ssr.db'}"
-    config.write_text(
-        f'database_url = "{url}"\n'
-        f'data_dir = "{tmp_path / "data"}"\n'
-        "[smtp]\n"
-        f'host = "127.0.0.1"\nport = {sink.port}\nconnections = 3\nbackoff_seconds = 0.05\n'
-        "[delivery]\n"
-        "processes = 2\npoll_seconds = 0.05\nheartbeat_seconds = 1.0\nonce_horizon_seconds = 5\n"
-    )
-    return config
-
-
-def worker(config: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "console.cli", "--config", str(config), "worker", *extra]
+def seeded_database(
+    database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> tuple[str, Engine]:
+    """A demo LEA of 40 students with real SSR PDFs on SQLite (a copy) or PostgreSQL."""
+    if database == "sqlite":
+        template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+        copy_database(template, tmp_path / "ssr.db")
+        url = f"sqlite:///{tmp_path / 'ssr.db'}"
+        return url, db.make_engine(url)
+    url = request.getfixturevalue("pg_url")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    seeded = Settings(database_url=url, data_dir=tmp_path / "data")
+    demo.seed(engine, seeded, students=40, seed=7, pdfs=True, workers=2)
+    return url, engine
 
 
 def kill_at_random_points(config: Path, log: Path, kills: int, rng: random.Random) -> None:
@@ -155,17 +163,7 @@ def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
 ) -> None:
     """The server is slow, so the kill certainly lands while a message is in flight. On
     PostgreSQL the restarted worker sees at once that the dead worker's process is gone."""
-    if database == "sqlite":
-        template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
-        copy_database(template, tmp_path / "ssr.db")
-        url = f"sqlite:///{tmp_path / 'ssr.db'}"
-        engine = db.make_engine(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-        engine = db.make_engine(url)
-        db.upgrade(engine)
-        seeded = Settings(database_url=url, data_dir=tmp_path / "data")
-        demo.seed(engine, seeded, students=40, seed=7, pdfs=True, workers=2)
+    url, engine = seeded_database(database, tmp_path_factory, tmp_path, request)
     operator = operators.resolve(engine, "caaspp")
     batch_id = batches.create(
         engine,
@@ -198,3 +196,114 @@ def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
     finish(config, log)
     assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
     engine.dispose()
+
+
+def session_members(session_id: int) -> list[int]:
+    """The processes of a session (a worker started with ``start_new_session`` and all it
+    started: fork server, encryption processes, resource tracker)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def check_every_document(tmp_path: Path, sink: MailSink) -> int:
+    """Every document each family received opens with the password of that family's own (last)
+    password message; returns the number of families checked."""
+    received = sink.by_item()
+    for item_id, parts in received.items():
+        assert parts["document"] and parts["password"], f"item {item_id} is missing a message"
+        for document in parts["document"]:
+            check_family(tmp_path, document, parts["password"][-1])
+    return len(received)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_killed_workers_leave_nothing_running_and_every_pdf_opens(
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    sink: MailSink,
+    database: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Two workers started together, then SIGKILLed (each worker process alone, as ``kill -9
+    <pid>`` or the OOM killer does), three times at random points. Within a few seconds nothing
+    either worker started is left running, so no encryption process can write a package for a
+    dead worker; at the end every PDF every family received opens with the password from that
+    family's own password message (qpdf and pdftotext)."""
+    url, engine = seeded_database(database, tmp_path_factory, tmp_path, request)
+    operator = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine, operator, batches.Selection(), name="kills", password_delay=timedelta(0)
+    )
+    families = batches.get_batch(engine, operator, batch_id).total_items
+    config, log = write_config(tmp_path, sink, url), tmp_path / "worker.log"
+    rng = random.Random(3)
+    for _ in range(3):
+        with log.open("ab") as out:
+            pair = [
+                subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
+                for _ in range(2)
+            ]
+        time.sleep(rng.uniform(2.0, 3.5))
+        for process in pair:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        deadline = time.monotonic() + 5
+        while (left := [p for w in pair for p in session_members(w.pid)]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        for pid in left:  # the assertion below fails; leave nothing running after the test
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"{len(left)} processes outlived their killed worker"
+    finish(config, log)
+    for item in ledger.uncertain_items(engine, batch_id, limit=1000):
+        ledger.resolve_uncertain(engine, Actor.of(operator), item.id, Resolution.RESEND)  # type: ignore[arg-type]
+    finish(config, log)
+    assert ledger.state_counts(engine, batch_id) == {ItemState.DONE: families}
+    assert check_every_document(tmp_path, sink) == families
+    engine.dispose()
+
+
+def test_two_workers_started_at_the_same_instant_on_sqlite_one_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
+) -> None:
+    """SQLite runs one worker: of two started together exactly one runs, three times out of
+    three, and every family's PDF opens with its own password."""
+    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
+    for trial in range(3):
+        folder = tmp_path / str(trial)
+        copy_database(template, folder / "ssr.db")
+        engine = db.make_engine(f"sqlite:///{folder / 'ssr.db'}")
+        operator = operators.resolve(engine, "caaspp")
+        batch_id = batches.create(
+            engine,
+            operator,
+            batches.Selection(batches.Source.GRADE, grade=3),
+            name="together",
+            password_delay=timedelta(0),
+        )
+        config = write_config(folder, sink)
+        pair = [
+            subprocess.Popen(
+                worker(config, "--once"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(*process.communicate(timeout=120), process.returncode) for process in pair]
+        ran = [o for o in outcomes if o[2] == 0]
+        refused = [o for o in outcomes if o[2] == 2 and "Another worker" in o[1]]
+        assert len(ran) == 1 and len(refused) == 1, f"trial {trial}: {outcomes}"
+        assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
+        assert check_every_document(folder, sink) > 0
+        sink.received.clear()  # the next trial's copy numbers its items alike
+        engine.dispose()
