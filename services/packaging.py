@@ -7,12 +7,12 @@ uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bit
 gets its own random owner password, which is never stored. A package is written to a temporary name and
 renamed only after ``verify`` reopened it with the user password, so nothing unverified can be attached.
 
-``package`` is a plain function of paths and strings so a process pool can run it on every core.
+``package`` is a plain function of paths and strings so a process pool can run it on every core;
+``die_with_worker`` is that pool's initializer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import io
@@ -21,8 +21,6 @@ import os
 import secrets
 import signal
 import sys
-import threading
-import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -105,22 +103,14 @@ def die_with_worker(worker_pid: int) -> None:
     """Initializer of the worker's encryption processes: none outlives its worker, so a killed
     worker leaves nothing behind that could still write a package.
 
-    The kernel kills it the moment its parent, the pool's fork server, dies
-    (``PR_SET_PDEATHSIG``; the fork server exits when the worker does), and a watchdog thread
-    ends it once the worker process itself is gone, which also covers a death before the
-    ``prctl`` took effect.
+    They are the worker's own children (a "spawn" pool), and the kernel kills each the moment the
+    worker dies (``PR_SET_PDEATHSIG``), even in the middle of encrypting; one whose worker died
+    before the ``prctl`` took effect has been handed to another parent already and exits at once.
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    def watch() -> None:
-        with contextlib.suppress(ProcessLookupError):
-            while True:
-                os.kill(worker_pid, 0)
-                time.sleep(0.5)
+    if os.getppid() != worker_pid:
         os._exit(1)
-
-    threading.Thread(target=watch, name="worker-watchdog", daemon=True).start()
 
 
 @dataclass(frozen=True)

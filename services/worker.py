@@ -258,10 +258,11 @@ class Worker:
     def _pool(self) -> Executor:
         assert self.config is not None
         processes = self.config.processes or os.cpu_count() or 1
-        # forkserver: the pool must not inherit the parent's database connections.
+        # spawn: the pool must not inherit the parent's database connections, and its processes
+        # must be the worker's own children to die with it (a fork server's outlive the worker).
         return ProcessPoolExecutor(
             max_workers=processes,
-            mp_context=get_context("forkserver"),
+            mp_context=get_context("spawn"),
             initializer=packaging.die_with_worker,
             initargs=(os.getpid(),),
         )

@@ -164,6 +164,17 @@ def check_family(tmp: Path, document: Received, password: Received | str) -> int
     return len(files)
 
 
+def check_every_document(tmp_path: Path, sink: MailSink) -> int:
+    """Every document each family received opens with the password of that family's own (last)
+    password message; returns the number of families checked."""
+    received = sink.by_item()
+    for item_id, parts in received.items():
+        assert parts["document"] and parts["password"], f"item {item_id} is missing a message"
+        for document in parts["document"]:
+            check_family(tmp_path, document, parts["password"][-1])
+    return len(received)
+
+
 def copy_database(template: Path, target: Path) -> None:
     """A private copy of a seeded SQLite database (the SSR files are shared, read-only)."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,11 @@ The suite runs a batch of about 80 families with 4 kills; ``pytest -m slow`` run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +33,7 @@ from services.models import AuditEvent
 from services.settings import Settings
 from tests.delivery_harness import (
     MailSink,
+    check_every_document,
     check_family,
     copy_database,
     seeded_template,
@@ -212,17 +215,6 @@ def session_members(session_id: int) -> list[int]:
     return members
 
 
-def check_every_document(tmp_path: Path, sink: MailSink) -> int:
-    """Every document each family received opens with the password of that family's own (last)
-    password message; returns the number of families checked."""
-    received = sink.by_item()
-    for item_id, parts in received.items():
-        assert parts["document"] and parts["password"], f"item {item_id} is missing a message"
-        for document in parts["document"]:
-            check_family(tmp_path, document, parts["password"][-1])
-    return len(received)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -234,29 +226,34 @@ def test_killed_workers_leave_nothing_running_and_every_pdf_opens(
     database: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    """Two workers started together, then SIGKILLed (each worker process alone, as ``kill -9
-    <pid>`` or the OOM killer does), three times at random points. Within a few seconds nothing
-    either worker started is left running, so no encryption process can write a package for a
-    dead worker; at the end every PDF every family received opens with the password from that
-    family's own password message (qpdf and pdftotext)."""
+    """Two workers started together (on SQLite the second is refused), then SIGKILLed (each
+    worker process alone, as ``kill -9 <pid>`` or the OOM killer does) as soon as a package is
+    made, while the encryption processes have more in hand; three times. Nothing a worker started
+    outlives it and no package is written after its death; at the end every PDF every family
+    received opens with the password from that family's own password message (qpdf, pdftotext)."""
     url, engine = seeded_database(database, tmp_path_factory, tmp_path, request)
     operator = operators.resolve(engine, "caaspp")
     batch_id = batches.create(
         engine, operator, batches.Selection(), name="kills", password_delay=timedelta(0)
     )
-    families = batches.get_batch(engine, operator, batch_id).total_items
+    families = sum(ledger.state_counts(engine, batch_id).values())
     config, log = write_config(tmp_path, sink, url), tmp_path / "worker.log"
-    rng = random.Random(3)
+    outbox = tmp_path / "data" / "outbox"
     for _ in range(3):
+        packaged = log.read_text().count(" packaged: ") if log.exists() else 0
         with log.open("ab") as out:
             pair = [
                 subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
                 for _ in range(2)
             ]
-        time.sleep(rng.uniform(2.0, 3.5))
+        deadline = time.monotonic() + 60
+        while log.read_text().count(" packaged: ") == packaged and time.monotonic() < deadline:
+            time.sleep(0.02)
         for process in pair:
             os.kill(process.pid, signal.SIGKILL)
+        for process in pair:
             process.wait()
+        at_death = {path: path.stat().st_mtime_ns for path in outbox.rglob("*.pdf")}
         deadline = time.monotonic() + 5
         while (left := [p for w in pair for p in session_members(w.pid)]) and (
             time.monotonic() < deadline
@@ -265,6 +262,9 @@ def test_killed_workers_leave_nothing_running_and_every_pdf_opens(
         for pid in left:  # the assertion below fails; leave nothing running after the test
             os.kill(pid, signal.SIGKILL)
         assert not left, f"{len(left)} processes outlived their killed worker"
+        after = {path: path.stat().st_mtime_ns for path in outbox.rglob("*.pdf")}
+        written = [path.name for path, mtime in after.items() if at_death.get(path) != mtime]
+        assert not written, f"packages written after the worker died: {written}"
     finish(config, log)
     for item in ledger.uncertain_items(engine, batch_id, limit=1000):
         ledger.resolve_uncertain(engine, Actor.of(operator), item.id, Resolution.RESEND)  # type: ignore[arg-type]
@@ -277,33 +277,49 @@ def test_killed_workers_leave_nothing_running_and_every_pdf_opens(
 def test_two_workers_started_at_the_same_instant_on_sqlite_one_is_refused(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
 ) -> None:
-    """SQLite runs one worker: of two started together exactly one runs, three times out of
-    three, and every family's PDF opens with its own password."""
+    """SQLite runs one worker: of two started at the same instant exactly one runs, and every
+    family's PDF opens with its own password.
+
+    The same instant is made certain: the test holds SQLite's write lock while both workers
+    start, so both reach their registration before either can write, and then lets go."""
     template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
-    for trial in range(3):
-        folder = tmp_path / str(trial)
-        copy_database(template, folder / "ssr.db")
-        engine = db.make_engine(f"sqlite:///{folder / 'ssr.db'}")
-        operator = operators.resolve(engine, "caaspp")
-        batch_id = batches.create(
-            engine,
-            operator,
-            batches.Selection(batches.Source.GRADE, grade=3),
-            name="together",
-            password_delay=timedelta(0),
+    database = tmp_path / "ssr.db"
+    copy_database(template, database)
+    engine = db.make_engine(f"sqlite:///{database}")
+    operator = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine,
+        operator,
+        batches.Selection(batches.Source.GRADE, grade=3),
+        name="together",
+        password_delay=timedelta(0),
+    )
+    config = write_config(tmp_path, sink)
+    gate = sqlite3.connect(database, isolation_level=None)
+    gate.execute("BEGIN IMMEDIATE")
+    pair = [
+        subprocess.Popen(
+            worker(config, "--once"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        config = write_config(folder, sink)
-        pair = [
-            subprocess.Popen(
-                worker(config, "--once"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-            for _ in range(2)
-        ]
-        outcomes = [(*process.communicate(timeout=120), process.returncode) for process in pair]
-        ran = [o for o in outcomes if o[2] == 0]
-        refused = [o for o in outcomes if o[2] == 2 and "Another worker" in o[1]]
-        assert len(ran) == 1 and len(refused) == 1, f"trial {trial}: {outcomes}"
-        assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
-        assert check_every_document(folder, sink) > 0
-        sink.received.clear()  # the next trial's copy numbers its items alike
-        engine.dispose()
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 60
+    while not all(opened(p.pid, database) for p in pair) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # both are past their start-up reads, waiting to register
+    gate.execute("COMMIT")
+    gate.close()
+    outcomes = [(*process.communicate(timeout=120), process.returncode) for process in pair]
+    ran = [o for o in outcomes if o[2] == 0]
+    refused = [o for o in outcomes if o[2] == 2 and "Another worker" in o[1]]
+    assert len(ran) == 1 and len(refused) == 1, outcomes
+    assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
+    assert check_every_document(tmp_path, sink) > 0
+    engine.dispose()
+
+
+def opened(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has the file open."""
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return False
