@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from services import db, demo, packaging
 from services.models import ScoreReport, StudentGuardian
+from services.report_store import ReportStore
 from services.settings import Settings
 
 
@@ -44,6 +45,7 @@ def families(folder: Path, students: int) -> list[list[str]]:
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     demo.seed(engine, settings, students=students, seed=2026, pdfs=True)
+    store = ReportStore(settings.report_store)
     grouped: dict[int, list[str]] = {}
     with Session(engine) as session:
         rows = session.exec(
@@ -52,7 +54,7 @@ def families(folder: Path, students: int) -> list[list[str]]:
             .order_by(col(StudentGuardian.guardian_id), col(ScoreReport.id))
         ).all()
     for guardian, path in rows:
-        grouped.setdefault(guardian, []).append(path)
+        grouped.setdefault(guardian, []).append(str(store.path(path)))
     engine.dispose()
     return list(grouped.values())
 

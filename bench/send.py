@@ -31,6 +31,7 @@ from sqlmodel import Session, col, func, select
 from services import batches, db, demo, mailer, operators
 from services.delivery_ledger import DeliveryItem, ItemState
 from services.models import ScoreReport, Student
+from services.report_store import ReportStore
 from services.settings import Settings
 from services.worker import Worker, WorkerConfig
 
@@ -140,7 +141,11 @@ def seed(folder: Path, students: int, full: bool) -> Settings:
         engine.dispose()
         return settings
     # 50,000 SSRs: rows only, then every report points at one of a few real rendered SSRs
-    samples = Settings(database_url=f"sqlite:///{folder / 'samples.db'}", data_dir=folder / "s")
+    samples = Settings(  # stored in the batch's own report store, where the worker reads them
+        database_url=f"sqlite:///{folder / 'samples.db'}",
+        data_dir=folder / "s",
+        store_dir=settings.report_store,
+    )
     sample_engine = db.make_engine(samples.database_url)
     db.upgrade(sample_engine)
     demo.seed(sample_engine, samples, students=20, seed=1, pdfs=True)
@@ -250,7 +255,8 @@ def main() -> None:
         folder = Path(scratch)
         settings = seed(folder, students, args.full)
         with Session(db.make_engine(settings.database_url)) as session:
-            attachment = Path(session.exec(select(ScoreReport.file_path)).first() or "")
+            stored = session.exec(select(ScoreReport.file_path)).first() or ""
+        attachment = ReportStore(settings.report_store).path(stored)
         config = mailer.MailConfig(port=server.port, connections=4)
         smtp_rate = asyncio.run(smtp_alone(config, attachment, args.messages))
         print(f"SMTP alone: {smtp_rate:.0f} messages/s over {config.connections} connections")

@@ -488,7 +488,7 @@ class _Renderer:
                     "test": _TESTS[program],
                     "language": "en",
                     "version": 1,
-                    "file_path": str(w.path),
+                    "file_path": w.path,
                     "sha256": w.sha256,
                     "size_bytes": w.size,
                     "received_at": RECEIVED[program],

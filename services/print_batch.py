@@ -59,6 +59,7 @@ from services.delivery_ledger import BatchStatus, DeliveryWorker
 from services.errors import ConsoleError, InvalidInput
 from services.models import LEA, Guardian, Operator, School, ScoreReport, Student
 from services.permissions import Permission, require
+from services.report_store import ReportStore
 from services.roster_facts import HAS_ADDRESS
 from services.settings import Settings
 
@@ -242,6 +243,7 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
         rates = channel_batches.configured_rates(settings)
     except InvalidInput:
         rates = Rates()  # as the print screen warns: a bad [advisor] table falls back to defaults
+    store = ReportStore(settings.report_store)
     count = 0
     while (batch_id := _claim(engine, worker_id)) is not None:
         count += 1
@@ -252,7 +254,7 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
         folder = settings.data_dir / "print" / f"batch-{batch_id}"
         error = None
         try:
-            run(engine, operators.resolve(engine, creator), batch_id, folder, rates=rates)
+            run(engine, operators.resolve(engine, creator), batch_id, folder, store, rates=rates)
         except ConsoleError as failure:
             error = str(failure)
         with session_scope(engine) as session:
@@ -440,10 +442,11 @@ def run(
     operator: Operator,
     batch_id: int,
     out_dir: Path,
+    store: ReportStore,
     *,
     rates: Rates | None = None,
 ) -> PrintResult:
-    """Print a batch's pending families into ``out_dir``.
+    """Print a batch's pending families into ``out_dir``, their SSRs read from ``store``.
 
     Item states, figures and manifest lines are committed each time a print file is saved, never
     before: a run that stops part way (a crash, a closed session) leaves the families of saved
@@ -475,7 +478,7 @@ def run(
             table = csv_export.SafeWriter(manifest)
             if not resumed:
                 table.writerow(MANIFEST_FIELDS)
-            writer = _Writer(engine, batch, options, out_dir, sender, result, manifest)
+            writer = _Writer(engine, batch, options, out_dir, store, sender, result, manifest)
             rows = _rows(s, batch, options.order)
             for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
                 writer.family(list(family))
@@ -524,6 +527,7 @@ class _Writer:
         batch: ChannelBatch,
         options: PrintOptions,
         out_dir: Path,
+        store: ReportStore,
         sender: tuple[str, ...],
         result: PrintResult,
         manifest: TextIO,
@@ -532,6 +536,7 @@ class _Writer:
         self.batch = batch
         self.options = options
         self.out_dir = out_dir
+        self.store = store
         self.sender = sender
         self.result = result
         self.manifest = manifest
@@ -563,7 +568,7 @@ class _Writer:
             try:
                 # Read into memory: an open file per report would run out of descriptors on a
                 # 50 MB part (~1,000 SSRs); memory stays bounded by the split size instead.
-                data = [Path(r.file_path).read_bytes() for r in rows]
+                data = [self.store.read(r.file_path) for r in rows]
                 reports = [pikepdf.open(BytesIO(d)) for d in data]
             except (OSError, pikepdf.PdfError):
                 ready.append(Status.UNREADABLE)

@@ -12,6 +12,7 @@ beside it can still record what was stored.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -46,6 +47,12 @@ class ReportStore:
         return f"{CONTENT_DIR}/{sha[:2]}/{sha[2:4]}/{sha}.pdf"
 
     def path(self, relative: str) -> Path:
+        """The file of a stored report: every reader (packaging, printing) resolves rows here, so
+        a report is found whatever directory the console or worker was started from. Only a path
+        inside the store is accepted; an absolute one or one climbing out with ``..`` is refused."""
+        parts = Path(relative).parts
+        if not parts or Path(relative).is_absolute() or ".." in parts:
+            raise OSError(errno.EINVAL, "not a path inside the report store", relative)
         return self.root / relative
 
     def put(self, data: bytes, sha: str | None = None) -> str:

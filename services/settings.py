@@ -16,5 +16,5 @@ class Settings:
 
     @property
     def report_store(self) -> Path:
-        """Where SSR PDFs live (content-addressed by later intake; per-LEA folders for the demo)."""
+        """Where SSR PDFs live, content-addressed (``services.report_store``), imported or demo."""
         return self.store_dir or self.data_dir / "reports"

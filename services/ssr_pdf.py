@@ -1,4 +1,4 @@
-"""Rendering one Student Score Report (SSR) PDF, and writing it to the report store.
+"""Rendering one Student Score Report (SSR) PDF, and storing it in the report store.
 
 The layout follows the real SSR's first page in spirit: program title, the guardian address block
 where a window envelope shows it, the student's identifiers (``SSID: 1234567890`` on its own line,
@@ -13,8 +13,6 @@ PDFs/s per idle core (~5.5 ms each, most of it reportlab serialising and subsett
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
@@ -25,6 +23,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from services.report_store import ReportStore, sha256_of
 from services.roster import fold
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -80,16 +79,6 @@ def fonts() -> Fonts:
         pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(bold)))
         return Fonts("DejaVuSans", "DejaVuSans-Bold", True)
     return Fonts("Helvetica", "Helvetica-Bold", False)
-
-
-def file_name(ssid: str, program: str, test: str, admin_year: int, language: str) -> str:
-    return f"{ssid}_{program}_{test}_{admin_year}_{language}.pdf"
-
-
-def report_path(store: Path, report: SsrInput) -> Path:
-    """``<store>/<lea cds>/<ssid>_<program>_<test>_<year>_<lang>.pdf``."""
-    name = file_name(report.ssid, report.program, report.test, report.admin_year, report.language)
-    return store / report.lea_cds / name
 
 
 def render(report: SsrInput) -> bytes:
@@ -167,25 +156,23 @@ def _latin1(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    path: Path
+    path: str  # relative to the report store, as intake records an imported SSR
     sha256: str
     size: int
 
 
-def write(report: SsrInput, store: Path) -> Written:
-    """Render ``report`` into the store, readable by the owner only (mode 0600), atomically."""
+def write(report: SsrInput, store: ReportStore) -> Written:
+    """Render ``report`` into the report store exactly as intake stores an imported SSR
+    (content-addressed, 0600), so every reader finds demo and real SSRs the same way."""
     data = render(report)
-    path = report_path(store, report)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # also when the file was left behind by a crash
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
-    os.replace(temporary, path)
-    return Written(path, hashlib.sha256(data).hexdigest(), len(data))
+    sha = sha256_of(data)
+    return Written(store.put(data, sha), sha, len(data))
 
 
-def write_many(reports: list[SsrInput], store: Path) -> list[Written]:
-    """Worker-process entry point: render and write a batch, return what the parent records."""
-    return [write(report, store) for report in reports]
+def write_many(reports: list[SsrInput], root: Path) -> list[Written]:
+    """Worker-process entry point: render and store a batch, flushed to disk before the parent
+    records the rows that name the files (as intake does)."""
+    store = ReportStore(root)
+    written = [write(report, store) for report in reports]
+    store.sync()
+    return written

@@ -55,6 +55,7 @@ from services.mailer import (
     prune_quota,
 )
 from services.models import Guardian, utcnow
+from services.report_store import ReportStore
 from services.settings import Settings
 from services.sms_gateway import SmsConfig, SmsGateway
 
@@ -136,6 +137,7 @@ class Worker:
         self.vault = password_vault.load(self.settings)
         self.quota = Quota(self.mail.per_minute, self.mail.per_day)
         self.outbox = self.settings.data_dir / "outbox"
+        self.store = ReportStore(self.settings.report_store)
         self.tally = Tally()
         self._stop = asyncio.Event()
         self._busy = 0  # sends in progress
@@ -335,12 +337,12 @@ class Worker:
         password = packaging.passphrase()
         ssids = sorted({r.ssid for r in reports})
         output = folder / f"SSR_{'_'.join(ssids)}.pdf"
-        sources = [r.file_path for r in reports]
         loop = asyncio.get_running_loop()
         private_files.make_dirs(folder)
         try:
+            sources = [self.store.path(r.file_path) for r in reports]
             await loop.run_in_executor(pool, packaging.package, sources, output, password)
-        except packaging.PackagingError as error:
+        except (packaging.PackagingError, OSError) as error:
             log.warning("item %s could not be packaged: %s", item_id, error)
             await self._db(self._fail_claim, item_id, str(error))
             return

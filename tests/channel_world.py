@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from services import db, operators
 from services.models import Operator
+from services.report_store import ReportStore
 from services.settings import Settings
 from tests.delivery_harness import copy_database, seeded_template
 
@@ -26,6 +27,10 @@ class World:
     engine: Engine
     settings: Settings
     folder: Path
+
+    @property
+    def store(self) -> ReportStore:
+        return ReportStore(self.settings.report_store)
 
     def operator(self, username: str = "caaspp") -> Operator:
         return operators.resolve(self.engine, username)

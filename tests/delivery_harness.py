@@ -176,9 +176,13 @@ def check_every_document(tmp_path: Path, sink: MailSink) -> int:
 
 
 def copy_database(template: Path, target: Path) -> None:
-    """A private copy of a seeded SQLite database (the SSR files are shared, read-only)."""
+    """A private copy of a seeded SQLite database. Its SSR files are shared, read-only: the
+    template's report store is linked as ``data/reports`` beside the copy, the tests' data dir."""
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, target)
+    data = target.parent / "data"
+    data.mkdir(mode=0o700, exist_ok=True)
+    (data / "reports").symlink_to(template.parent / "reports", target_is_directory=True)
 
 
 _TEMPLATES: dict[tuple[int, int], Path] = {}

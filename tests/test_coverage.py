@@ -113,7 +113,7 @@ def after_a_b_and_c(w: World) -> None:
         exclude=left_out,
         options=PrintOptions(handling=Handling.HAND_OUT),
     )
-    print_batch.run(w.engine, operator, printed.id, w.folder / "print")
+    print_batch.run(w.engine, operator, printed.id, w.folder / "print", w.store)
 
     assert set(coverage.uncovered_families(w.engine, operator)) == left_out
     listed = coverage.uncovered(w.engine, operator, limit=1000)
@@ -172,7 +172,7 @@ def test_last_years_reports_are_neither_counted_nor_printed(demo: World) -> None
         session.commit()
     assert coverage.summary(w.engine, operator).students == STUDENTS
     batch = print_batch.create(w.engine, operator, name="This year", who=coverage.Who.ALL)
-    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print")
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)
     assert result.reports == this_year
     assert channel_batches.get(w.engine, operator, batch.id).admin_year == 2026
 

@@ -28,6 +28,7 @@ from services.models import (
     Student,
     StudentGuardian,
 )
+from services.report_store import ReportStore
 from services.settings import Settings
 
 
@@ -181,21 +182,22 @@ def test_pdfs_are_readable_private_and_match_their_rows(with_pdfs):
             .order_by(ScoreReport.id)
         ).all()
         lea = c.execute(select(LEA)).one()
+    store = ReportStore(settings.report_store)
     for row in rows:
-        path = Path(row.file_path)
-        assert path.parent == settings.report_store / lea.cds_code
-        assert path.name == f"{row.ssid}_{row.program.value}_{row.test}_2026_en.pdf"
+        # stored as intake stores an imported SSR: content-addressed, relative to the store
+        assert row.file_path == store.relative_path(row.sha256)
+        path = store.path(row.file_path)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == row.sha256 and len(data) == row.size_bytes
     for row in rows[:12]:
-        text = _page_one(row.file_path)
+        text = _page_one(str(store.path(row.file_path)))
         assert f"SSID: {row.ssid}" in text
         assert f"{row.first_name} {row.last_name}" in text
         assert f"Grade: {row.grade}" in text and lea.name in text and "2026" in text
         assert ("Standard" in text) if row.program is Program.CAASPP else ("Level" in text)
         assert ("Science (CAST)" in text) == (row.program is Program.CAASPP and row.grade in (5, 8, 11))  # fmt: skip
-        with pikepdf.open(row.file_path) as pdf:
+        with pikepdf.open(store.path(row.file_path)) as pdf:
             assert not pdf.is_encrypted and len(pdf.pages) == 1
 
 
@@ -218,18 +220,17 @@ def _sample() -> ssr_pdf.SsrInput:
 
 
 def test_vietnamese_diacritics_print_and_fold_without_dejavu(tmp_path, monkeypatch):
-    written = ssr_pdf.write(_sample(), tmp_path)
-    text = _page_one(str(written.path))
+    written = ssr_pdf.write(_sample(), ReportStore(tmp_path))
+    text = _page_one(str(tmp_path / written.path))
     assert "Thảo Nguyễn" in text and "Hương Nguyễn" in text and "Riverside, CA 92501" in text
     assert "Level 2" in text and "Oral" not in text
 
     monkeypatch.setattr(ssr_pdf, "FONT_DIR", tmp_path / "no-fonts")
     ssr_pdf.fonts.cache_clear()
     try:
-        (tmp_path / "folded").mkdir()
-        folded = ssr_pdf.write(_sample(), tmp_path / "folded")
-        assert "SSID: 1234567890" in _page_one(str(folded.path))
-        assert "Thao Nguyen" in _page_one(str(folded.path))
+        folded = ssr_pdf.write(_sample(), ReportStore(tmp_path / "folded"))
+        assert "SSID: 1234567890" in _page_one(str(tmp_path / "folded" / folded.path))
+        assert "Thao Nguyen" in _page_one(str(tmp_path / "folded" / folded.path))
     finally:
         ssr_pdf.fonts.cache_clear()
 
@@ -248,7 +249,7 @@ def test_cli_seed_runs_end_to_end(tmp_path, capsys):
     assert cli.main([*args, "seed", "--students", "25", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "25 students" in out and "SSR PDFs" in out and "operators: caaspp" in out
-    assert len(list((tmp_path / "reports" / demo.LEA_CDS).glob("*.pdf"))) >= 25
+    assert len(list((tmp_path / "reports" / "sha256").glob("*/*/*.pdf"))) >= 25
     assert cli.main([*args, "seed", "--students", "25", "--no-pdfs"]) == 2
     assert "already holds the demo LEA" in capsys.readouterr().err
     assert cli.main([*args, "audit", "verify"]) == 0

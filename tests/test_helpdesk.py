@@ -17,6 +17,7 @@ from services.channel_batches import Scope as ChannelScope
 from services.delivery_ledger import DeliveryItem, ItemState, Step
 from services.errors import InvalidInput, NotFound, PermissionDenied
 from services.models import AuditEvent, Guardian, School, Student, StudentGuardian
+from services.report_store import ReportStore
 from services.settings import Settings
 from services.worker import Worker, WorkerConfig
 from tests.delivery_harness import (
@@ -251,7 +252,8 @@ def test_timeline_names_print_file_and_pages_and_the_paper_order(
         who=coverage.Who.ALL,
         options=print_batch.PrintOptions(handling=print_batch.Handling.HAND_OUT),
     )
-    print_batch.run(world, caaspp, printed.id, tmp_path / "print")  # type: ignore[arg-type]
+    store = ReportStore(tmp_path / "data" / "reports")
+    print_batch.run(world, caaspp, printed.id, tmp_path / "print", store)  # type: ignore[arg-type]
     paper_order.create(
         world, caaspp, name="ETS order", scope=ChannelScope(school_id=second), who=coverage.Who.ALL
     )

@@ -83,7 +83,7 @@ def test_mail_batch_in_school_order_with_covers_addresses_and_split_files(demo: 
         who=coverage.Who.ALL,
         options=PrintOptions(split_mb=1),
     )
-    result = print_batch.run(w.engine, operator, batch.id, out)
+    result = print_batch.run(w.engine, operator, batch.id, out, w.store)
     rows = manifest(result)
     people = guardians(w)
     with Session(w.engine) as session:
@@ -211,7 +211,7 @@ def test_chinese_and_vietnamese_notes_extract_as_written(
         who=coverage.Who.ALL,
         exclude=[g for g in families(w) if g != gid],
     )
-    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print")
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)
     (row,) = manifest(result)
     assert row["language"] == language and row["status"] == "printed"
     path = w.folder / "print" / row["file"]
@@ -239,7 +239,7 @@ def test_zip_order_for_bulk_mail_and_hand_out_prints_families_without_address(
         w.engine, operator, name="Bulk mail", who=coverage.Who.ALL,
         options=PrintOptions(order=Order.ZIP),
     )  # fmt: skip
-    rows = manifest(print_batch.run(w.engine, operator, by_zip.id, w.folder / "zip"))
+    rows = manifest(print_batch.run(w.engine, operator, by_zip.id, w.folder / "zip", w.store))
     people = guardians(w)
     zips = [people[int(r["family"])].zip_code for r in rows if r["status"] == "printed"]
     assert zips == sorted(zips)
@@ -250,7 +250,7 @@ def test_zip_order_for_bulk_mail_and_hand_out_prints_families_without_address(
         w.engine, operator, name="Hand out", who=coverage.Who.ALL,
         options=PrintOptions(handling=Handling.HAND_OUT),
     )  # fmt: skip
-    result = print_batch.run(w.engine, operator, hand_out.id, w.folder / "hand")
+    result = print_batch.run(w.engine, operator, hand_out.id, w.folder / "hand", w.store)
     (row,) = manifest(result)
     assert int(row["family"]) == gid and row["status"] == "printed"
     assert cover_sheet.HAND_OUT in pdftotext(w.folder / "hand" / row["file"], 1)
@@ -277,11 +277,11 @@ def test_refusals_leave_nothing_behind(demo: World) -> None:
     blocked = w.folder / "not-a-folder"
     blocked.write_text("a file where the print folder should be")
     with pytest.raises(ConsoleError, match="Could not write the print files"):
-        print_batch.run(w.engine, operator, batch.id, blocked)
+        print_batch.run(w.engine, operator, batch.id, blocked, w.store)
     assert channel_batches.get(w.engine, operator, batch.id).status is BatchStatus.RUNNING
-    print_batch.run(w.engine, operator, batch.id, w.folder / "once")
+    print_batch.run(w.engine, operator, batch.id, w.folder / "once", w.store)
     with pytest.raises(InvalidInput, match="finished, not waiting to print"):
-        print_batch.run(w.engine, operator, batch.id, w.folder / "once")
+        print_batch.run(w.engine, operator, batch.id, w.folder / "once", w.store)
     with pytest.raises(InvalidInput, match="No student with an SSR"):
         print_batch.create(w.engine, operator, name="Again", who=coverage.Who.ALL)
 
@@ -307,7 +307,7 @@ def test_a_run_that_stops_part_way_resumes_without_printing_twice(
     monkeypatch.setattr(print_batch, "COVER_CHUNK", 3)
     monkeypatch.setattr(cover_sheet, "render", failing)
     with pytest.raises(RuntimeError):
-        print_batch.run(w.engine, operator, batch.id, out)
+        print_batch.run(w.engine, operator, batch.id, out, w.store)
     monkeypatch.setattr(cover_sheet, "render", real)
     saved = sorted(p.name for p in out.glob("print-*.pdf"))
     first_lines = manifest_lines(out / f"print-{batch.id}-manifest.csv")
@@ -319,7 +319,7 @@ def test_a_run_that_stops_part_way_resumes_without_printing_twice(
     assert states[ChannelItemState.DONE] == sum(len(family[g]) for g in done_families)
     assert states.get(ChannelItemState.PENDING, 0) > 0
 
-    result = print_batch.run(w.engine, operator, batch.id, out)
+    result = print_batch.run(w.engine, operator, batch.id, out, w.store)
     lines = manifest_lines(out / f"print-{batch.id}-manifest.csv")
     listed = [int(r["family"]) for r in lines]
     assert len(listed) == len(set(listed)) == len(family)

@@ -1,0 +1,140 @@
+"""Delivery integrity (issue 14): SSRs imported with ``ssr-console import`` are delivered and
+printed by a real ``ssr-console worker`` started from an unrelated directory, and a second batch
+never sends a family what it already has. Real CLI processes, a real SMTP server on loopback, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services import batches, channel_batches, coverage, db, demo, operators, print_batch
+from services.channel_batches import ChannelItem, ChannelItemState
+from services.channel_batches import Scope as ChannelScope
+from services.delivery_ledger import DeliveryItem, ItemState
+from services.models import School, ScoreReport, Student
+from services.settings import Settings
+from tests.channel_world import pdf_pages
+from tests.delivery_harness import MailSink, check_family
+from tests.intake_fixtures import name, ssr
+
+STUDENTS = 30
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    server = MailSink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def district(any_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
+    """The demo roster without SSRs; its SSRs then come in through ``ssr-console import``."""
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    demo.seed(engine, Settings(any_url, tmp_path / "data"), students=STUDENTS, seed=4, pdfs=False)
+    yield engine, tmp_path
+    engine.dispose()
+
+
+def cli(tmp_path: Path, url: str, sink: MailSink, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ssr-console`` as a real process, started in a directory that is neither the repository
+    nor the data directory, so any path read relative to the working directory fails."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'database_url = "{url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nbackoff_seconds = 0.05\n'
+        "[delivery]\nprocesses = 1\npoll_seconds = 0.05\nonce_horizon_seconds = 5\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "console.cli", "--config", str(config), *args],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def import_zip(engine: Engine, tmp_path: Path, url: str, sink: MailSink) -> None:
+    """Every student's SSR in one TOMS-style zip, imported by the CLI."""
+    with Session(engine) as session:
+        ssids = session.exec(select(Student.ssid)).all()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for ssid in ssids:
+            archive.writestr(name(ssid), ssr(ssid))
+    (tmp_path / "ssrs.zip").write_bytes(buffer.getvalue())
+    out = cli(tmp_path, url, sink, "import", str(tmp_path / "ssrs.zip")).stdout
+    assert f"{len(ssids)} stored" in out
+    with Session(engine) as session:
+        paths = session.exec(select(ScoreReport.file_path)).all()
+    assert len(paths) == len(ssids) and not any(Path(p).is_absolute() for p in paths)
+
+
+def schools(engine: Engine) -> list[int]:
+    with Session(engine) as session:
+        return list(session.exec(select(School.id).order_by(col(School.id))).all())
+
+
+def items(engine: Engine) -> list[DeliveryItem]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeliveryItem)).all())
+
+
+def test_imported_ssrs_are_delivered_and_printed_by_a_worker_started_elsewhere(
+    district: tuple[Engine, Path], any_url: str, sink: MailSink
+) -> None:
+    engine, tmp_path = district
+    import_zip(engine, tmp_path, any_url, sink)
+    caaspp = operators.resolve(engine, "caaspp")
+    first, *others = schools(engine)
+    printed = print_batch.create(
+        engine,
+        caaspp,
+        name="Hand-out",
+        scope=ChannelScope(school_id=first),
+        who=coverage.Who.ALL,
+        options=print_batch.PrintOptions(handling=print_batch.Handling.HAND_OUT),
+    )
+    for school in others:
+        batches.create(
+            engine,
+            caaspp,
+            batches.Selection(batches.Source.SCHOOL, school_id=school),
+            name="Spring 2026",
+            password_delay=timedelta(0),
+        )
+    engine.dispose()
+    cli(tmp_path, any_url, sink, "worker", "--once")
+
+    sent = items(engine)
+    assert sent and {i.state for i in sent} == {ItemState.DONE}, {i.error for i in sent}
+    received = sink.by_item()
+    assert set(received) == {i.id for i in sent}
+    for messages in received.values():
+        assert len(messages["document"]) == len(messages["password"]) == 1
+        check_family(tmp_path, messages["document"][0], messages["password"][0])
+
+    with Session(engine) as session:
+        states = session.exec(
+            select(ChannelItem.state).where(ChannelItem.batch_id == printed.id)
+        ).all()
+    assert states and set(states) == {ChannelItemState.DONE}
+    batch = channel_batches.get(engine, caaspp, printed.id)  # type: ignore[arg-type]
+    folder = tmp_path / "data" / "print" / f"batch-{printed.id}"
+    files = sorted(folder.glob(f"print-{printed.id}-[0-9]*.pdf"))
+    assert files and sum(pdf_pages(f) for f in files) == batch.pages
