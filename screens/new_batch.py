@@ -2,8 +2,10 @@
 
 The scope is typed (``lea``, ``plan``, ``grade 5``, ``school <CDS>``, ``group <student group name>``),
 and may be narrowed to one program and one administration year. ``enter`` in any field runs the dry
-run: counts, families without email, and the first lines of both messages in every language.
-Create stays disabled until a dry run of exactly these fields has been shown.
+run: counts, families without email, the SSRs left out because families already have them or they
+are in another batch, and the first lines of both messages in every language. Sending those again
+is a separate choice: a re-send reason, which the audit log keeps. Create stays disabled until a
+dry run of exactly these fields has been shown.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class NewBatchScreen(ModalScreen[int | None]):
             with Horizontal():
                 yield Input(placeholder="Program: CAASPP, ELPAC (blank: both)", id="program")
                 yield Input(placeholder="Year, e.g. 2026 (blank: all)", id="year")
+            yield Input(
+                placeholder="Re-send reason (blank: only SSRs families have not been sent)",
+                id="resend",
+            )
             with Horizontal():
                 yield Button("Dry run", id="dry-run")
                 yield Button("Create batch", id="create", variant="primary", disabled=True)
@@ -58,11 +64,13 @@ class NewBatchScreen(ModalScreen[int | None]):
         self.query_one("#name", Input).focus()
 
     def _fields(self) -> tuple[str, ...]:
-        values = (self.query_one(f"#{name}", Input).value for name in ("scope", "program", "year"))
-        return (self.query_one("#name", Input).value.strip(), *values)
+        names = ("scope", "program", "year")
+        values = (self.query_one(f"#{name}", Input).value for name in names)
+        resend = self.query_one("#resend", Input).value.strip()
+        return (self.query_one("#name", Input).value.strip(), *values, resend)
 
     def _selection(self, fields: tuple[str, ...]) -> batches.Selection:
-        _, scope, program, year = fields
+        _, scope, program, year, _ = fields
         selection = batches.parse_scope(self.ctx.engine, self.ctx.operator, scope)
         return batches.narrowed(selection, program, year)
 
@@ -83,7 +91,9 @@ class NewBatchScreen(ModalScreen[int | None]):
         fields = self._fields()
         ctx = self.ctx
         try:
-            preview = batches.dry_run(ctx.engine, ctx.operator, self._selection(fields))
+            preview = batches.dry_run(
+                ctx.engine, ctx.operator, self._selection(fields), resend=bool(fields[-1])
+            )
             self.policy = batches.PasswordPolicy.from_settings(ctx.settings)
         except ConsoleError as error:
             self.app.call_from_thread(self._show_error, str(error))
@@ -107,6 +117,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         )
         self.query_one("#preview", Static).update(
             f"{preview.families:,} families will get {preview.ssrs:,} SSRs by email.\n"
+            f"{self._left_out(preview)}\n"
             f"{preview.without_email:,} families in this scope have no email address "
             "(plan print or paper for them).\n"
             f"By language: {languages or 'none'}\n"
@@ -132,12 +143,27 @@ class NewBatchScreen(ModalScreen[int | None]):
                 name=fields[0],
                 password_channel=policy.channel,
                 password_delay=policy.delay,
+                resend_reason=fields[-1] or None,
             )
         except ConsoleError as error:
             self._show_error(str(error))
             return
         self.notify(f"Batch {batch_id} created; the worker starts sending it", title="New batch")
         self.dismiss(batch_id)
+
+    @staticmethod
+    def _left_out(preview: batches.DryRun) -> str:
+        """What the batch leaves out and why, or that a re-send leaves nothing out."""
+        if preview.resend:
+            return "Re-send: SSRs families already have are sent again; the reason is audited."
+        left_out = preview.left_out_sent + preview.left_out_under_way
+        if not left_out:
+            return "No SSR in this scope has been sent or is in another batch."
+        return (
+            f"Left out: {left_out:,} SSRs ({preview.left_out_sent:,} already sent, "
+            f"{preview.left_out_under_way:,} in another batch); {preview.left_out_families:,} "
+            "families have nothing new. To send them again, give a re-send reason."
+        )
 
     def _delay(self) -> str:
         minutes = self.policy.delay.total_seconds() / 60 if self.policy else 5

@@ -143,7 +143,11 @@ def _report_filters(
 
 
 def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
-    """One row per guardian in scope: id, school, language, email, phone, SSR count."""
+    """One row per guardian in scope: id, school, language, email, phone, and SSR counts:
+    ``ssrs`` all in scope, ``new`` those no batch has taken yet (``services.delivered``), ``sent``
+    those already with the family."""
+    from services.delivered import report_taken  # delivered reads this module's Source
+
     conditions = _report_filters(
         lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
     )
@@ -170,6 +174,8 @@ def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
             col(Guardian.email).label("email"),
             col(Guardian.phone).label("phone"),
             func.count(col(ScoreReport.id)).label("ssrs"),
+            func.sum(case((report_taken(lea_id), 0), else_=1)).label("new"),
+            func.sum(case((report_taken(lea_id, delivered=True), 1), else_=0)).label("sent"),
         )
         .select_from(Guardian)
         .join(StudentGuardian, StudentGuardian.guardian_id == Guardian.id)  # type: ignore[arg-type]
@@ -197,33 +203,50 @@ class DryRun:
     without_email: int
     by_language: dict[str, int]
     samples: list[LanguageSample] = field(default_factory=list)
+    left_out_sent: int = 0  # SSRs of reachable families left out: already with the family
+    left_out_under_way: int = 0  # ... left out: in another live batch (any channel)
+    left_out_families: int = 0  # reachable families left out: nothing new for them
+    resend: bool = False  # a deliberate re-send: nothing is left out
 
 
-def dry_run(engine: Engine, operator: Operator, selection: Selection) -> DryRun:
-    """Counts, families without email, and both messages rendered in every language."""
+def dry_run(
+    engine: Engine, operator: Operator, selection: Selection, *, resend: bool = False
+) -> DryRun:
+    """Counts, families without email, what is left out because families already have it or it
+    is under way (unless ``resend``), and both messages rendered in every language."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     selection = _scoped(engine, operator, selection)
     families = _families(engine, operator.lea_id, selection).subquery()
     has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
+    taken = literal(0) if resend else families.c.ssrs - families.c.new
+    sent = literal(0) if resend else families.c.sent
     with Session(engine) as session:
         rows = session.execute(
             select(
                 families.c.language,
                 has_email.label("has_email"),
                 func.count(),
-                func.coalesce(func.sum(families.c.ssrs), 0),
+                func.coalesce(func.sum(families.c.ssrs - taken), 0),
+                func.coalesce(func.sum(sent), 0),
+                func.coalesce(func.sum(taken - sent), 0),
+                func.count().filter(families.c.ssrs == taken),
             ).group_by(families.c.language, has_email)
         ).all()
         lea_name = _lea_name(session, operator.lea_id)
     by_language: dict[str, int] = {}
-    total = ssrs = without = 0
-    for language, reachable, count, reports in rows:
+    total = ssrs = without = left_sent = left_live = left_families = 0
+    for language, reachable, count, reports, already, live, nothing_new in rows:
         if not reachable:
             without += count
             continue
+        left_sent += int(already)
+        left_live += int(live)
+        left_families += nothing_new
+        if count == nothing_new:
+            continue
         code = messages.message_language(language)
-        by_language[code] = by_language.get(code, 0) + count
-        total += count
+        by_language[code] = by_language.get(code, 0) + count - nothing_new
+        total += count - nothing_new
         ssrs += int(reports)
     samples = [
         LanguageSample(
@@ -241,7 +264,9 @@ def dry_run(engine: Engine, operator: Operator, selection: Selection) -> DryRun:
         )
         for code in LANGUAGES
     ]
-    return DryRun(total, ssrs, without, by_language, samples)
+    return DryRun(
+        total, ssrs, without, by_language, samples, left_sent, left_live, left_families, resend
+    )
 
 
 def _lea_name(session: Session, lea_id: int) -> str:
@@ -259,18 +284,27 @@ def create(
     name: str,
     password_channel: str = "email",  # noqa: S107 - a channel name
     password_delay: timedelta = timedelta(minutes=5),
+    resend_reason: str | None = None,
 ) -> int:
-    """Create a running batch with one pending item per family that has an email address."""
+    """Create a running batch with one pending item per family that has an email address and an
+    SSR no batch has taken yet. ``resend_reason``: a deliberate re-send of what families already
+    have (a lost message, a new address), which takes every SSR in scope and is audited with why.
+    """
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     selection = _scoped(engine, operator, selection)
     name = plain_text(name, "the batch name")
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
+    if resend_reason is not None:
+        resend_reason = resend_reason.strip()
+        if not resend_reason or len(resend_reason) > 500:
+            raise InvalidInput("A re-send needs a reason of 1 to 500 characters")
     if password_channel not in ("email", "sms"):
         raise InvalidInput("The password goes by email or sms")
     if password_delay < timedelta(0):
         raise InvalidInput("The password delay cannot be negative")
     families = _families(engine, operator.lea_id, selection).where(HAS_EMAIL).subquery()
+    count = families.c.ssrs if resend_reason else families.c.new
     now = utcnow()
     with session_scope(engine) as session:
         batch = DeliveryBatch(
@@ -285,24 +319,29 @@ def create(
             password_channel=password_channel,
             password_delay_seconds=int(password_delay.total_seconds()),
             created_by=operator.username,
+            resend_reason=resend_reason,
         )
         session.add(batch)
         session.flush()
         columns = DeliveryItem.__table__.c  # type: ignore[attr-defined]
-        source = sa_select(
-            literal(batch.id),
-            families.c.guardian_id,
-            families.c.school_id,
-            families.c.language,
-            func.trim(families.c.email),
-            families.c.phone,
-            families.c.ssrs,
-            literal(ItemState.PENDING.value),
-            literal(0),
-            literal(now, type_=columns.next_attempt_at.type),
-            literal(now, type_=columns.updated_at.type),
-        ).order_by(families.c.school_id, families.c.guardian_id)
-        inserted = session.execute(
+        source = (
+            sa_select(
+                literal(batch.id),
+                families.c.guardian_id,
+                families.c.school_id,
+                families.c.language,
+                func.trim(families.c.email),
+                families.c.phone,
+                count,
+                literal(ItemState.PENDING.value),
+                literal(0),
+                literal(now, type_=columns.next_attempt_at.type),
+                literal(now, type_=columns.updated_at.type),
+            )
+            .where(count > 0)
+            .order_by(families.c.school_id, families.c.guardian_id)
+        )
+        session.execute(
             insert(DeliveryItem).from_select(
                 [
                     "batch_id",
@@ -319,9 +358,17 @@ def create(
                 ],
                 source,
             )
-        ).rowcount  # type: ignore[attr-defined]
+        )
+        # Counted, not the statement's rowcount: psycopg reports -1 for this INSERT ... SELECT,
+        # which made an empty batch look full on PostgreSQL.
+        inserted = session.execute(
+            select(func.count()).where(col(DeliveryItem.batch_id) == batch.id)
+        ).scalar_one()
         if not inserted:
-            raise InvalidInput("No family in this selection has an email address and an SSR")
+            raise InvalidInput(
+                "No family in this selection has an email address and an SSR it has not been "
+                "sent or has in another batch; to send SSRs again, choose a re-send with a reason"
+            )
         batch.total_items = inserted
         session.add(batch)
         audit.record(
@@ -336,6 +383,7 @@ def create(
                 "grade": selection.grade,
                 "group_id": selection.group_id,
                 "families": inserted,
+                **({"resend_reason": resend_reason} if resend_reason else {}),
             },
             lea_id=operator.lea_id,
         )
@@ -357,7 +405,10 @@ class FamilyReport:
 
 def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
     """The SSRs of one guardian's children in the batch's scope, in a stable order (a plan batch:
-    the children whose family the guardian is, as ``services.delivered`` counts them)."""
+    the children whose family the guardian is, as ``services.delivered`` counts them), without
+    those an earlier batch took, unless this one is a deliberate re-send."""
+    from services.delivered import report_taken  # delivered reads this module's Source
+
     scope = _report_filters(
         batch.lea_id,
         batch.school_id,
@@ -382,6 +433,7 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
             StudentGuardian.guardian_id == guardian_id,
             *scope,
             *([family_guardian(Student.id) == guardian_id] if batch.source == Source.PLAN else []),
+            *([] if batch.resend_reason else [~report_taken(batch.lea_id, before=batch)]),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
     ).all()

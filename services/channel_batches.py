@@ -161,7 +161,7 @@ def create(
     rows = students.subquery()
     now = utcnow()
     updated = ChannelItem.__table__.c.updated_at  # type: ignore[attr-defined]
-    inserted = session.execute(
+    session.execute(
         insert(ChannelItem).from_select(
             ["batch_id", "student_id", "guardian_id", "state", "updated_at"],
             sa.select(
@@ -172,14 +172,16 @@ def create(
                 literal(now, type_=updated.type),
             ),
         )
-    ).rowcount  # type: ignore[attr-defined]
-    if not inserted:
-        raise InvalidInput("No student with an SSR and not yet on a channel is in this selection")
+    )
+    # Counted, not the statement's rowcount: psycopg reports -1 for an INSERT ... SELECT, which
+    # let an empty second batch through on PostgreSQL.
     families, students_count = session.execute(
         select(func.count(func.distinct(ChannelItem.guardian_id)), func.count()).where(
             ChannelItem.batch_id == batch.id
         )
     ).one()
+    if not students_count:
+        raise InvalidInput("No student with an SSR and not yet on a channel is in this selection")
     batch.families, batch.students = int(families), int(students_count)
     if state is ChannelItemState.DONE:
         batch.status, batch.finished_at = BatchStatus.FINISHED, now

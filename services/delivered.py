@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from services.batches import Source
-from services.channel_batches import ChannelBatch, ChannelItem, ChannelItemState
+from services.channel_batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState
 from services.delivery_ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.models import ScoreReport, Student, StudentGuardian
 from services.roster_facts import family_guardian
@@ -78,5 +78,44 @@ def report_delivered() -> ColumnElement[bool]:
         col(ChannelBatch.id) == col(ChannelItem.batch_id),
         col(ChannelBatch.status) != BatchStatus.CANCELLED,
         *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
+    )
+    return or_(by_email, by_channel)
+
+
+def report_taken(
+    lea_id: int, *, delivered: bool = False, before: DeliveryBatch | None = None
+) -> ColumnElement[bool]:
+    """SQL, correlated on ScoreReport joined to its Student: this version of the report is
+    already with the family (``delivered``: handed over), or on its way in a live batch of any
+    channel, so a new batch must not take it again (a second document and a second password).
+
+    A batch holds the versions received before it was made; a corrected SSR received later is
+    new. ``before``: only batches made before that one count (a batch packaging its families
+    leaves out what earlier batches took, never what later ones, which already left it out).
+    """
+    live = tuple(s for s in ItemState if s is not ItemState.FAILED)  # cancelled: carries() drops it
+    secure_states = SECURE_DELIVERED if delivered else live
+    # correlate_except: any guardian's item counts, not only the outer query's guardian's
+    by_email = (
+        exists()
+        .where(
+            *secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)),
+            col(DeliveryBatch.lea_id) == lea_id,
+            col(DeliveryItem.state).in_(secure_states),
+            col(DeliveryBatch.created_at) >= col(ScoreReport.received_at),
+            *_for_report(col(DeliveryBatch.program), col(DeliveryBatch.admin_year)),
+            *([col(DeliveryBatch.id) < before.id] if before is not None else []),
+        )
+        .correlate_except(StudentGuardian)
+    )
+    by_channel = exists().where(
+        col(ChannelItem.student_id) == col(ScoreReport.student_id),
+        col(ChannelItem.state).in_(CHANNEL_DELIVERED if delivered else COVERING),
+        col(ChannelBatch.id) == col(ChannelItem.batch_id),
+        col(ChannelBatch.lea_id) == lea_id,
+        col(ChannelBatch.status) != BatchStatus.CANCELLED,
+        col(ChannelBatch.created_at) >= col(ScoreReport.received_at),
+        *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
+        *([col(ChannelBatch.created_at) <= before.created_at] if before is not None else []),
     )
     return or_(by_email, by_channel)

@@ -98,6 +98,8 @@ class DeliveryBatch(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # A deliberate re-send (services.batches.create): takes SSRs families already have; why.
+    resend_reason: str | None = Field(default=None, max_length=500)
 
 
 class DeliveryItem(SQLModel, table=True):

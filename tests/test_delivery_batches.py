@@ -127,12 +127,13 @@ async def test_pause_resume_and_cancel_are_obeyed_by_the_worker(
     caaspp = operators.resolve(engine, "caaspp")
     actor = Actor.of(caaspp)
     selection = batches.Selection(batches.Source.GRADE, grade=3)
-    paused = batches.create(engine, caaspp, selection, name="paused", password_delay=timedelta(0))
     cancelled = batches.create(
         engine, caaspp, selection, name="cancel", password_delay=timedelta(0)
     )
-    ledger.set_batch_status(engine, actor, paused, BatchStatus.PAUSED)
     ledger.set_batch_status(engine, actor, cancelled, BatchStatus.CANCELLED)
+    # the cancelled batch gave its families back: a new batch may take them
+    paused = batches.create(engine, caaspp, selection, name="paused", password_delay=timedelta(0))
+    ledger.set_batch_status(engine, actor, paused, BatchStatus.PAUSED)
     with pytest.raises(InvalidInput, match="cancelled batch cannot"):
         ledger.set_batch_status(engine, actor, cancelled, BatchStatus.RUNNING)
     config = settings(tmp_path, sink)

@@ -17,11 +17,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services import batches, channel_batches, coverage, db, demo, operators, print_batch
+from services import batches, channel_batches, coverage, db, demo, operators, plan, print_batch
+from services.advisor import Answers, Option
 from services.channel_batches import ChannelItem, ChannelItemState
 from services.channel_batches import Scope as ChannelScope
 from services.delivery_ledger import DeliveryItem, ItemState
-from services.models import School, ScoreReport, Student
+from services.errors import InvalidInput
+from services.models import AuditEvent, School, ScoreReport, Student, StudentGuardian
+from services.roster_facts import roster_facts
 from services.settings import Settings
 from tests.channel_world import pdf_pages
 from tests.delivery_harness import MailSink, check_family
@@ -138,3 +141,89 @@ def test_imported_ssrs_are_delivered_and_printed_by_a_worker_started_elsewhere(
     folder = tmp_path / "data" / "print" / f"batch-{printed.id}"
     files = sorted(folder.glob(f"print-{printed.id}-[0-9]*.pdf"))
     assert files and sum(pdf_pages(f) for f in files) == batch.pages
+
+
+def test_a_second_batch_takes_only_what_families_have_not_been_sent(
+    district: tuple[Engine, Path], any_url: str, sink: MailSink
+) -> None:
+    """Email for families with an address, print for the rest (the plan); once both ran, neither
+    a second plan batch nor an LEA-wide one takes anybody. A corrected SSR is new; a deliberate
+    re-send takes everything, with its reason audited."""
+    engine, tmp_path = district
+    import_zip(engine, tmp_path, any_url, sink)
+    caaspp = operators.resolve(engine, "caaspp")
+    answers = Answers(has_sis=True, sis_portal=False, third_party_portal=False, portal_share=0.0)
+    facts = roster_facts(engine, caaspp.lea_id)
+    channels = [Option.SECURE, Option.PRINT]
+    plan.save(engine, caaspp, answers, facts, channels=channels, reason="email, else paper")
+    printed = print_batch.create(
+        engine,
+        caaspp,
+        name="Paper for the rest",
+        who=coverage.Who.PLAN,
+        options=print_batch.PrintOptions(handling=print_batch.Handling.HAND_OUT),
+    )
+    plan_scope = batches.Selection(batches.Source.PLAN)
+    first = batches.dry_run(engine, caaspp, plan_scope)
+    assert first.families
+    batches.create(engine, caaspp, plan_scope, name="Plan", password_delay=timedelta(0))
+    with pytest.raises(InvalidInput, match="choose a re-send with a reason"):
+        batches.create(engine, caaspp, plan_scope, name="Twice", password_delay=timedelta(0))
+    under_way = batches.dry_run(engine, caaspp, plan_scope)  # taken, not yet sent
+    assert (under_way.families, under_way.left_out_sent) == (0, 0)
+    assert under_way.left_out_under_way == first.ssrs
+    engine.dispose()
+    cli(tmp_path, any_url, sink, "worker", "--once")
+    assert {i.state for i in items(engine)} == {ItemState.DONE}
+    assert channel_batches.get(engine, caaspp, printed.id).families  # type: ignore[arg-type]
+    messages = len(sink.received)
+    assert messages == 2 * first.families
+
+    # The same plan batch again, and the whole LEA: every SSR is with its family already.
+    for scope in (plan_scope, batches.Selection(batches.Source.LEA)):
+        with pytest.raises(InvalidInput, match="choose a re-send with a reason"):
+            batches.create(engine, caaspp, scope, name="Again", password_delay=timedelta(0))
+        again = batches.dry_run(engine, caaspp, scope)
+        assert (again.families, again.ssrs, again.left_out_under_way) == (0, 0, 0)
+        assert again.left_out_sent >= first.ssrs and again.left_out_families >= first.families
+    with pytest.raises(InvalidInput, match="not yet on a channel"):  # nor on paper
+        print_batch.create(engine, caaspp, name="Paper again", who=coverage.Who.ALL)
+    cli(tmp_path, any_url, sink, "worker", "--once")
+    assert len(sink.received) == messages  # no second document, no second password
+
+    # A corrected SSR is a new version: only its student's families get it.
+    with Session(engine) as session:
+        student = session.exec(
+            select(Student)
+            .join(StudentGuardian)
+            .where(col(StudentGuardian.guardian_id).in_(select(DeliveryItem.guardian_id)))
+        ).first()
+        assert student is not None
+    corrected = tmp_path / "corrected"
+    corrected.mkdir()
+    (corrected / name(student.ssid)).write_bytes(ssr(student.ssid, score=2600))
+    assert "1 new versions" in cli(tmp_path, any_url, sink, "import", str(corrected)).stdout
+    lea_scope = batches.Selection(batches.Source.LEA)
+    fix = batches.dry_run(engine, caaspp, lea_scope)
+    assert fix.ssrs == fix.families >= 1 and fix.left_out_sent >= first.ssrs
+    fixed = batches.create(engine, caaspp, lea_scope, name="Fix", password_delay=timedelta(0))
+    engine.dispose()
+    cli(tmp_path, any_url, sink, "worker", "--once")
+    new_items = {i.id for i in items(engine) if i.batch_id == fixed}
+    later = sink.received[messages:]
+    assert {r.item_id for r in later} == new_items and len(later) == 2 * fix.families
+
+    # On purpose, with a reason: everything again, and the audit says why.
+    resend = batches.dry_run(engine, caaspp, plan_scope, resend=True)
+    assert resend.families == first.families and not resend.left_out_sent
+    with pytest.raises(InvalidInput, match="reason"):
+        batches.create(engine, caaspp, plan_scope, name="Resend", resend_reason="  ")
+    batch_id = batches.create(
+        engine, caaspp, plan_scope, name="Resend", resend_reason="the mail server lost them"
+    )
+    assert batches.get_batch(engine, caaspp, batch_id).total_items == first.families
+    with Session(engine) as session:
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.target == f"delivery_batch:{batch_id}")
+        ).one()
+    assert "the mail server lost them" in (event.detail or "")

@@ -198,6 +198,52 @@ async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, tmp_path:
         assert created.name == "Grade 3 spring" and created.total > 0
 
 
+async def test_new_batch_dry_run_says_what_was_left_out_and_a_resend_needs_a_reason(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Grade 3 was delivered: a second grade 3 batch would send nobody anything, and the dry run
+    says how many SSRs it leaves out and why; a re-send reason takes them again, audited."""
+    caaspp = operators.resolve(engine, "caaspp")
+    grade3 = batches.Selection(batches.Source.GRADE, grade=3)
+    first = batches.dry_run(engine, caaspp, grade3)
+    delivered = batches.create(engine, caaspp, grade3, name="Grade 3")
+    with session_scope(engine) as session:
+        session.execute(
+            update(DeliveryItem)
+            .where(DeliveryItem.batch_id == delivered)  # type: ignore[arg-type]
+            .values(state=ItemState.DONE)
+        )
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, NewBatchScreen)
+        await pilot.press(*"Grade 3 again", "tab", *"grade 3", "enter")
+        await settle(pilot)
+        preview = text(app.screen, "#preview")
+        assert "0 families will get 0 SSRs by email." in preview
+        assert (
+            f"Left out: {first.ssrs} SSRs ({first.ssrs} already sent, 0 in another batch); "
+            f"{first.families} families have nothing new." in " ".join(preview.split())
+        )
+        assert app.screen.query_one("#create").disabled
+        await pilot.press("tab", "tab", "tab", *"Lost in a mail outage", "enter")
+        await settle(pilot)
+        preview = text(app.screen, "#preview")
+        assert f"{first.families} families will get {first.ssrs} SSRs by email." in preview
+        assert "Re-send: SSRs families already have are sent again" in preview
+        assert not app.screen.query_one("#create").disabled
+        await pilot.click("#create")
+        await settle(pilot)
+        assert isinstance(app.screen, BatchesScreen)
+    with Session(engine) as session:
+        again = session.exec(select(DeliveryBatch).where(DeliveryBatch.id != delivered)).one()
+    assert again.resend_reason == "Lost in a mail outage"
+    assert again.total_items == first.families
+
+
 async def test_helpdesk_may_not_open_batches(engine: Engine, tmp_path: Path) -> None:
     app = app_for(engine, tmp_path, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
