@@ -93,15 +93,19 @@ def report_taken(
     new. ``before``: only batches made before that one count (a batch packaging its families
     leaves out what earlier batches took, never what later ones, which already left it out).
     """
-    live = tuple(s for s in ItemState if s is not ItemState.FAILED)  # cancelled: carries() drops it
-    secure_states = SECURE_DELIVERED if delivered else live
+    # NOT IN and != keep SQLite (no statistics) from driving the search from the state or LEA
+    # indexes, through every item of every batch, instead of from the student's guardians' items
+    # (7.6 s instead of 0.1 s for a 5,000-student dry run after one batch). A guardian's items
+    # are all of the guardian's LEA.
+    not_delivered = [s for s in ItemState if s not in SECURE_DELIVERED]
     # correlate_except: any guardian's item counts, not only the outer query's guardian's
     by_email = (
         exists()
         .where(
             *secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)),
-            col(DeliveryBatch.lea_id) == lea_id,
-            col(DeliveryItem.state).in_(secure_states),
+            col(DeliveryItem.state).not_in(not_delivered)
+            if delivered
+            else col(DeliveryItem.state) != ItemState.FAILED,
             col(DeliveryBatch.created_at) >= col(ScoreReport.received_at),
             *_for_report(col(DeliveryBatch.program), col(DeliveryBatch.admin_year)),
             *([col(DeliveryBatch.id) < before.id] if before is not None else []),
