@@ -1,8 +1,8 @@
 """delivery batches that deliberately send again what families already have, with the reason
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-11-29 16:30:00
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-29 16:45:00
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0012'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
