@@ -72,6 +72,13 @@ def cli(tmp_path: Path, url: str, sink: MailSink, *args: str) -> subprocess.Comp
     return done
 
 
+def intake_folder(tmp_path: Path) -> Path:
+    """The default intake folder, the only place ``ssr-console import`` reads from."""
+    inbox = tmp_path / "data" / "inbox"
+    inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return inbox
+
+
 def import_zip(engine: Engine, tmp_path: Path, url: str, sink: MailSink) -> None:
     """Every student's SSR in one TOMS-style zip, imported by the CLI."""
     with Session(engine) as session:
@@ -80,8 +87,9 @@ def import_zip(engine: Engine, tmp_path: Path, url: str, sink: MailSink) -> None
     with zipfile.ZipFile(buffer, "w") as archive:
         for ssid in ssids:
             archive.writestr(name(ssid), ssr(ssid))
-    (tmp_path / "ssrs.zip").write_bytes(buffer.getvalue())
-    out = cli(tmp_path, url, sink, "import", str(tmp_path / "ssrs.zip")).stdout
+    inbox = intake_folder(tmp_path)
+    (inbox / "ssrs.zip").write_bytes(buffer.getvalue())
+    out = cli(tmp_path, url, sink, "import", str(inbox / "ssrs.zip")).stdout
     assert f"{len(ssids)} stored" in out
     with Session(engine) as session:
         paths = session.exec(select(ScoreReport.file_path)).all()
@@ -199,8 +207,8 @@ def test_a_second_batch_takes_only_what_families_have_not_been_sent(
             .where(col(StudentGuardian.guardian_id).in_(select(DeliveryItem.guardian_id)))
         ).first()
         assert student is not None
-    corrected = tmp_path / "corrected"
-    corrected.mkdir()
+    corrected = intake_folder(tmp_path) / "corrected"
+    corrected.mkdir(mode=0o700)
     (corrected / name(student.ssid)).write_bytes(ssr(student.ssid, score=2600))
     assert "1 new versions" in cli(tmp_path, any_url, sink, "import", str(corrected)).stdout
     lea_scope = batches.Selection(batches.Source.LEA)
