@@ -93,9 +93,8 @@ async def test_starttls_and_auth_then_a_wrong_password_is_retried(
         assert set(ledger.state_counts(engine, batch_id)) == {ItemState.DONE}
         assert sink.received and all(r.step in ("document", "password") for r in sink.received)
 
-        second = batches.create(
-            engine, caaspp, selection, name="tls 2", password_delay=timedelta(0)
-        )
+        grade4 = batches.Selection(batches.Source.GRADE, grade=4)  # grade 3 has its SSRs
+        second = batches.create(engine, caaspp, grade4, name="tls 2", password_delay=timedelta(0))
         wrong = Settings(
             database_url=str(engine.url),
             data_dir=tmp_path / "data",
