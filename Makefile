@@ -41,12 +41,12 @@ system-tools:
 	  $(SUDO) apt-get update -q || true; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_TOOLS); fi
 
-# Parent-facing message catalogs: extract the ids from services/messages.py, merge them into every
+# Parent-facing message catalogs: extract the ids from services/delivery/messages.py, merge them into every
 # language's .po (translations kept), compile the .mo files the console loads.
 LOCALES := services/locale
 catalogs: $(VENV)/.installed
 	$(VENV)/bin/pybabel extract --no-default-keywords -k N_ --project=ssr-console \
-	  -o $(LOCALES)/messages.pot services/messages.py
+	  -o $(LOCALES)/messages.pot services/delivery/messages.py
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages -w 100
 	$(VENV)/bin/pybabel compile -d $(LOCALES) -D messages --statistics
 

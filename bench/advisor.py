@@ -15,10 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from services import db, demo, roster_facts
-from services.advisor import Answers, recommend
-from services.models import LEA
-from services.settings import Settings
+from services.core import db
+from services.core.settings import Settings
+from services.demo import district as demo
+from services.plan.advisor import Answers, recommend
+from services.roster import facts as roster_facts
+from services.roster.tables import LEA
 
 
 def main() -> None:

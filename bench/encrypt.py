@@ -3,7 +3,7 @@ to a loop of ``qpdf --encrypt U O 256 -- in out`` over the same files, as a rati
 
 Sources are the real SSRs of a small demo LEA, grouped by family as the worker groups them (one
 encrypted PDF per guardian), used in turn so the figure measures packaging rather than rendering.
-Ours runs ``services.packaging.package`` (encrypt, then verify) in a process pool with one process
+Ours runs ``services.delivery.packaging.package`` (encrypt, then verify) in a process pool with one process
 per core, a bounded number of families in flight, outputs deleted once verified, pool start-up
 included; the qpdf loop encrypts the same SSR files one process per file, one at a time, as a
 shell script would, and checks nothing. The machine is shared, so the qpdf loop runs half before
@@ -26,10 +26,13 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from services import db, demo, packaging
-from services.models import ScoreReport, StudentGuardian
-from services.report_store import ReportStore
-from services.settings import Settings
+from services.core import db
+from services.core.settings import Settings
+from services.delivery import packaging
+from services.demo import district as demo
+from services.intake.report_store import ReportStore
+from services.intake.score_reports import ScoreReport
+from services.roster.tables import StudentGuardian
 
 
 def rss_mb() -> float:

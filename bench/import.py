@@ -29,11 +29,13 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
-from services import db, demo, intake
-from services.intake_records import ImportException, ImportRun, ReportReceipt
-from services.models import ScoreReport
-from services.report_store import CONTENT_DIR
-from services.settings import Settings
+from services.core import db
+from services.core.settings import Settings
+from services.demo import district as demo
+from services.intake import importer as intake
+from services.intake.records import ImportException, ImportRun, ReportReceipt
+from services.intake.report_store import CONTENT_DIR
+from services.intake.score_reports import ScoreReport
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -15,9 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from services import coverage, db, demo, operators, print_batch
-from services.print_batch import PrintOptions
-from services.settings import Settings
+from services.access import operators
+from services.channels import print_batch
+from services.channels.print_batch import PrintOptions
+from services.core import db
+from services.core.settings import Settings
+from services.demo import district as demo
+from services.plan import coverage
 
 
 def rss_mb() -> float:

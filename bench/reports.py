@@ -23,9 +23,13 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services import db, demo, helpdesk, operators, reports
-from services.settings import Settings
-from services.working_days import WorkingCalendar
+from services.access import operators
+from services.core import db
+from services.core.settings import Settings
+from services.core.working_days import WorkingCalendar
+from services.demo import district as demo
+from services.helpdesk import families as helpdesk
+from services.reports import aggregates as reports
 
 DEFAULT_SOURCE = Path("/work/notes/db300k.db")
 TODAY = date(2026, 6, 24)

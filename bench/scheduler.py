@@ -19,10 +19,14 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from services import db, reminders
-from services.credential_tables import Credential
-from services.models import LEA, Operator, Program, Role, School, ScoreReport, Student
-from services.notice_ledger import Notice
+from services.access.tables import Operator, Role
+from services.core import db
+from services.core.programs import Program
+from services.credential.tables import Credential
+from services.intake.score_reports import ScoreReport
+from services.reminders import scan as reminders
+from services.reminders.ledger import Notice
+from services.roster.tables import LEA, School, Student
 
 NOW = datetime(2026, 6, 1, 16, 0, tzinfo=UTC)
 

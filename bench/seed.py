@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from services import db, demo
-from services.settings import Settings
+from services.core import db
+from services.core.settings import Settings
+from services.demo import district as demo
 
 
 def main() -> None:

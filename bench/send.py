@@ -28,12 +28,16 @@ from sqlalchemy import insert, literal, true, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from services import batches, db, demo, mailer, operators
-from services.delivery_ledger import DeliveryItem, ItemState
-from services.models import ScoreReport, Student
-from services.report_store import ReportStore
-from services.settings import Settings
-from services.worker import Worker, WorkerConfig
+from services.access import operators
+from services.core import db
+from services.core.settings import Settings
+from services.delivery import batches, mailer
+from services.delivery.ledger import DeliveryItem, ItemState
+from services.delivery.worker import Worker, WorkerConfig
+from services.demo import district as demo
+from services.intake.report_store import ReportStore
+from services.intake.score_reports import ScoreReport
+from services.roster.tables import Student
 
 
 class CountingServer:

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the harness l
 
 from console.ssh_launcher import ExecLauncher  # noqa: E402
 from console.ssh_server import ConsoleServer, SSHOptions, prepared_launcher  # noqa: E402
-from services import db, demo  # noqa: E402
-from services.settings import Settings  # noqa: E402
+from services.core import db  # noqa: E402
+from services.core.settings import Settings  # noqa: E402
+from services.demo import district as demo  # noqa: E402
 from tests.ssh_harness import Terminal, known_hosts, make_key, ssh_argv  # noqa: E402
 
 FIRST_FRAME = r"Dashboard[\s\S]*Roster"

@@ -34,9 +34,10 @@ TYPED = ["gar", "1", "12", "ngu"]  # name prefixes and SSID prefixes, one key at
 def probe(url: str) -> None:
     """The child process of the cold start: report the first frame, then exit."""
     from console.app import SSRConsoleApp
-    from services import db, operators
-    from services.context import ConsoleContext
-    from services.settings import Settings
+    from services.access import operators
+    from services.core import db
+    from services.core.context import ConsoleContext
+    from services.core.settings import Settings
 
     class FirstFrame(SSRConsoleApp):
         def on_ready(self) -> None:  # Textual posts Ready once the first frame is on screen
@@ -77,9 +78,10 @@ async def table_timings(url: str) -> tuple[float, list[float]]:
     the table has been refilled with the answer to that key.
     """
     from console.app import SSRConsoleApp
-    from services import db, operators
-    from services.context import ConsoleContext
-    from services.settings import Settings
+    from services.access import operators
+    from services.core import db
+    from services.core.context import ConsoleContext
+    from services.core.settings import Settings
     from widgets.paged_table import PagedTable
 
     engine = db.make_engine(url)
@@ -124,9 +126,10 @@ def prepare(full: bool, students: int | None, workdir: Path) -> tuple[str, int]:
     """A database URL with the demo LEA and how many students it holds."""
     from sqlalchemy import func, select
 
-    from services import db, demo
-    from services.models import Student
-    from services.settings import Settings
+    from services.core import db
+    from services.core.settings import Settings
+    from services.demo import district as demo
+    from services.roster.tables import Student
 
     if full and students is None and SHARED_300K.exists():
         # A copy, brought to the current schema, so the shared file is never changed.

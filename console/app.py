@@ -16,11 +16,12 @@ from textual.worker import WorkerFailed
 
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
 from screens.help import HelpScreen, describe_keys
-from services import dashboard, db
-from services.context import ConsoleContext
-from services.display import safe_text
-from services.errors import ConsoleError
-from services.permissions import require
+from services.access.permissions import require
+from services.core import db
+from services.core.context import ConsoleContext
+from services.core.display import safe_text
+from services.core.errors import ConsoleError
+from services.reports import dashboard
 
 
 class SSRConsoleApp(App[None]):

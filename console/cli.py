@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TextIO
 
 from console import config
-from services import audit, db, private_files
-from services.display import safe_text
-from services.errors import ConsoleError, InvalidInput
-from services.settings import Settings
+from services.audit import log as audit
+from services.core import db, private_files
+from services.core.display import safe_text
+from services.core.errors import ConsoleError, InvalidInput
+from services.core.settings import Settings
 
 DEMO_OPERATOR = "caaspp"
 TOMS_SECRET_ENV = "SSR_TOMS_SECRET"  # noqa: S105 - the name of the variable holding it
@@ -138,7 +139,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
     if command == "scheduler":
         return _scheduler(args, engine, settings)
     if command == "seed":
-        from services import demo
+        from services.demo import district as demo
 
         db.upgrade(engine)
         summary = demo.seed(
@@ -152,7 +153,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         _say(f"\n{summary}")
         return 0
     if command == "demo":
-        from services import demo
+        from services.demo import district as demo
 
         db.upgrade(engine)
         if not demo.exists(engine):
@@ -182,7 +183,8 @@ def _db(parser: argparse.ArgumentParser, args: argparse.Namespace, engine) -> in
 
 
 def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
-    from services import intake, operators
+    from services.access import operators
+    from services.intake import importer as intake
 
     if db.needs_upgrade(engine):
         _say(
@@ -214,8 +216,8 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
 async def _import_from_api(args: argparse.Namespace, engine, settings, scope, options):  # type: ignore[no-untyped-def]
     """The API secret comes from an owner-only file, the environment or a no-echo prompt: never
     from the command line, where every account on the server could read it in ``ps``."""
-    from services import intake
-    from services.toms_api import TomsClient
+    from services.intake import importer as intake
+    from services.intake.toms_api import TomsClient
 
     if not args.username:
         raise InvalidInput("--api needs --username (the LEA's API username)")
@@ -269,7 +271,7 @@ def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
 def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     import logging
 
-    from services import worker
+    from services.delivery import worker
 
     if db.needs_upgrade(engine):
         raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
@@ -340,8 +342,8 @@ def _progress(done: int, total: int) -> None:
 
 
 def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
-    from services import operators
-    from services.context import ConsoleContext
+    from services.access import operators
+    from services.core.context import ConsoleContext
 
     operator = operators.resolve(engine, settings.operator)  # refuse before loading the UI
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

@@ -23,9 +23,9 @@ import platformdirs
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from services import db
-from services.errors import InvalidInput
-from services.settings import Settings
+from services.core import db
+from services.core.errors import InvalidInput
+from services.core.settings import Settings
 
 APP = "ssr-console"
 ENV_PREFIX = "SSR_CONSOLE_"

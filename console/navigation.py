@@ -20,8 +20,8 @@ from textual.screen import Screen
 from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
 from screens.students import StudentsScreen
-from services.context import ConsoleContext
-from services.permissions import Permission
+from services.access.permissions import Permission
+from services.core.context import ConsoleContext
 
 
 @dataclass(frozen=True)

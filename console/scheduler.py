@@ -3,11 +3,11 @@
 APScheduler 3 runs two jobs with fixed ids, kept in the application database (SQLAlchemy job
 store, table ``apscheduler_jobs``, created by APScheduler itself) and re-registered with
 ``replace_existing`` at every start: the notice scan every few minutes and a heartbeat. Before it
-schedules anything the process takes the scheduler lock (``services.scheduler_lock``); a second
+schedules anything the process takes the scheduler lock (``services.reminders.scheduler_lock``); a second
 scheduler against the same database refuses and says which one runs.
 
 A ``sending`` notice left by a killed process is sent again at the next scan, with the Message-ID
-recorded before the first attempt (see ``services.notice_ledger``): a lost reminder is worse than
+recorded before the first attempt (see ``services.reminders.ledger``): a lost reminder is worse than
 a repeated one, and the repeat is recognisably the same message.
 
 Configuration, from the config file::
@@ -17,7 +17,7 @@ Configuration, from the config file::
     timezone = "America/Los_Angeles"
     holidays = ["2026-07-03", "2026-09-07"]
 
-    [smtp]            # shared with the delivery mailer (services.mailer.MailConfig)
+    [smtp]            # shared with the delivery mailer (services.delivery.mailer.MailConfig)
     host = "smtp.example.org"
     port = 587
     from_address = "ssr-console@district.example"
@@ -42,16 +42,16 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
-from services import reminders
-from services.db import is_sqlite
-from services.errors import InvalidInput
-from services.mailer import MailConfig
-from services.models import utcnow
-from services.notice_mail import NoticeMailer
-from services.reminders import ReminderPolicy
-from services.scheduler_lock import LockLost, SchedulerLock
-from services.settings import Settings
-from services.working_days import WorkingCalendar
+from services.core.columns import utcnow
+from services.core.db import is_sqlite
+from services.core.errors import InvalidInput
+from services.core.settings import Settings
+from services.core.working_days import WorkingCalendar
+from services.delivery.mailer import MailConfig
+from services.reminders import scan as reminders
+from services.reminders.mail import NoticeMailer
+from services.reminders.scan import ReminderPolicy
+from services.reminders.scheduler_lock import LockLost, SchedulerLock
 
 JOB_SCAN = "notice-scan"
 JOB_HEARTBEAT = "scheduler-heartbeat"

@@ -38,7 +38,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from services.errors import ConsoleError
+from services.core.errors import ConsoleError
 
 HEADER = struct.Struct("!II")  # body length, request id (0 for the helper's own reports)
 MAX_BODY = 1 << 16  # far above a session's request (its environment is bounded by the server)

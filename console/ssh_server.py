@@ -1,7 +1,7 @@
 """The built-in SSH server: one console per session, the operator decided by the public key.
 
 Only public-key authentication is offered, against the authorized-keys list of
-``services.ssh_keys`` (re-read on every connection, so adding a person needs no restart). A session
+``services.access.ssh_keys`` (re-read on every connection, so adding a person needs no restart). A session
 gets nothing but the console: exec and subsystem (SFTP) requests, port forwarding in both
 directions, agent and X11 forwarding are all refused. Each session runs the console in a process of
 its own on a pseudo-terminal (``console.ssh_session``), with the client's TERM and window size and
@@ -29,10 +29,12 @@ from sqlalchemy.engine import Engine
 
 from console.ssh_launcher import Launcher, PreparedLauncher
 from console.ssh_session import PtyProcess
-from services import audit, db, operators, ssh_keys
-from services.audit import SYSTEM_ACTOR, Actor
-from services.errors import ConsoleError, InvalidInput
-from services.models import Operator
+from services.access import operators, ssh_keys
+from services.access.tables import Operator
+from services.audit import log as audit
+from services.audit.log import SYSTEM_ACTOR, Actor
+from services.core import db
+from services.core.errors import ConsoleError, InvalidInput
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 2222

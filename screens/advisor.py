@@ -19,12 +19,14 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
 from screens.base import ConsoleScreen
-from services import plan, roster_facts
-from services.advisor import (
-    ASSIGNMENT_ORDER,
+from services.access.permissions import Permission, require, school_scope
+from services.core.channels import ASSIGNMENT_ORDER, Option
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.plan import decisions as plan
+from services.plan.advisor import (
     Answers,
     Draft,
-    Option,
     Rates,
     Recommendation,
     RosterFacts,
@@ -38,9 +40,7 @@ from services.advisor import (
     recommend,
     timing,
 )
-from services.context import ConsoleContext
-from services.errors import ConsoleError, InvalidInput
-from services.permissions import Permission, require, school_scope
+from services.roster import facts as roster_facts
 from widgets.plain import PlainInput, PlainTable, plain
 from widgets.question_form import YesNo
 

@@ -2,7 +2,7 @@
 hash chain.
 
 Filter (/): ``op:helpdesk action:delivery.resend target:delivery_item:42 since:2026-11-01
-until:2026-11-25T18:00`` (``services.audit_filter``); a plain word matches the start of an
+until:2026-11-25T18:00`` (``services.audit.filter``); a plain word matches the start of an
 operator, action or target. Verifying walks the whole chain in a worker thread, streaming, and
 says whether it holds or names the first event that does not fit.
 """
@@ -17,8 +17,9 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import audit, browse
-from services.permissions import Permission, require
+from services.access.permissions import Permission, require
+from services.audit import browse
+from services.audit import log as audit
 from widgets.paged_table import Column, PagedTable
 from widgets.plain import plain
 

@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from services import dashboard
-from services.context import ConsoleContext
-from services.errors import ConsoleError
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError
+from services.reports import dashboard
 from widgets.banner import BannerBar
 from widgets.paged_table import PagedTable
 

@@ -20,12 +20,12 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, ProgressBar, Static
 
 from screens.base import ConsoleScreen
-from services import batches, mailer
-from services.context import ConsoleContext
-from services.delivery_ledger import BatchStatus, ItemState, Resolution
-from services.errors import ConsoleError
-from services.models import utcnow
-from services.worker import WorkerConfig
+from services.core.columns import utcnow
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError
+from services.delivery import batches, mailer
+from services.delivery.ledger import BatchStatus, ItemState, Resolution
+from services.delivery.worker import WorkerConfig
 from widgets.plain import PlainTable, plain
 
 REFRESH_SECONDS = 1.0

@@ -15,8 +15,8 @@ from textual.widgets import DataTable, Static
 from screens.base import ConsoleScreen
 from screens.batch_progress import BatchProgressScreen
 from screens.new_batch import NewBatchScreen
-from services import batches
-from services.errors import ConsoleError
+from services.core.errors import ConsoleError
+from services.delivery import batches
 from widgets.plain import PlainTable
 
 REFRESH_SECONDS = 1.0

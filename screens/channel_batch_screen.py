@@ -7,9 +7,9 @@ from textual import work
 from textual.binding import Binding
 
 from screens.base import ConsoleScreen
-from services import channel_batches
-from services.advisor import Option
-from services.errors import ConsoleError
+from services.channels import batches as channel_batches
+from services.core.channels import Option
+from services.core.errors import ConsoleError
 from widgets.channel_batch_table import ChannelBatchTable
 
 

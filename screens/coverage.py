@@ -16,8 +16,8 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import coverage
-from services.errors import ConsoleError
+from services.core.errors import ConsoleError
+from services.plan import coverage
 from widgets.paged_table import Column, PagedTable
 from widgets.plain import plain
 

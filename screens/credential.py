@@ -20,19 +20,20 @@ from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
-from services import credential_check, credentials
-from services.context import ConsoleContext
-from services.credential_tables import CredentialReset
-from services.credentials import (
+from services.access.permissions import Permission, allowed
+from services.access.tables import Role
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError
+from services.credential import check as credential_check
+from services.credential import lifecycle as credentials
+from services.credential.lifecycle import (
     COORDINATORS,
     CredentialPolicy,
     CredentialStatus,
     IssuedCredential,
     StatusView,
 )
-from services.errors import ConsoleError
-from services.models import Role
-from services.permissions import Permission, allowed
+from services.credential.tables import CredentialReset
 from widgets.plain import PlainTable, plain
 from widgets.secret_reveal import SecretReveal
 

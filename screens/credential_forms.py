@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from services.display import safe_text
-from services.errors import ConsoleError
+from services.core.display import safe_text
+from services.core.errors import ConsoleError
 from widgets.plain import PlainInput, plain
 
 

@@ -17,11 +17,11 @@ from textual.containers import Grid, VerticalScroll
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
-from services import dashboard
-from services.dashboard import DashboardSummary
-from services.errors import ConsoleError
-from services.validation import LANGUAGES
-from services.working_days import WorkingCalendar
+from services.core.errors import ConsoleError
+from services.core.validation import LANGUAGES
+from services.core.working_days import WorkingCalendar
+from services.reports import dashboard
+from services.reports.dashboard import DashboardSummary
 from widgets.plain import plain
 
 
@@ -35,11 +35,11 @@ class Panel:
 
 # fmt: off
 PANELS = [
-    Panel("credential", "Credential", "services.credentials:dashboard_text"),
-    Panel("plan", "Distribution plan", "services.plan:dashboard_text"),
-    Panel("coverage", "Coverage: one channel per SSR", "services.coverage:dashboard_text"),
-    Panel("batches", "Batches", "services.batches:dashboard_text"),
-    Panel("deadlines", "Deadlines (20 working / 30 days)", "services.deadlines:dashboard_text", calendar=True),
+    Panel("credential", "Credential", "services.credential.lifecycle:dashboard_text"),
+    Panel("plan", "Distribution plan", "services.plan.decisions:dashboard_text"),
+    Panel("coverage", "Coverage: one channel per SSR", "services.plan.coverage:dashboard_text"),
+    Panel("batches", "Batches", "services.delivery.batches:dashboard_text"),
+    Panel("deadlines", "Deadlines (20 working / 30 days)", "services.reports.deadlines:dashboard_text", calendar=True),
 ]
 # fmt: on
 

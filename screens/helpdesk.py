@@ -15,12 +15,12 @@ from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
-from services import helpdesk
-from services.advisor import Option
-from services.context import ConsoleContext
-from services.delivery_ledger import Step
-from services.errors import ConsoleError, InvalidInput
-from services.helpdesk import Family, Hit
+from services.core.channels import Option
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.delivery.ledger import Step
+from services.helpdesk import families as helpdesk
+from services.helpdesk.families import Family, Hit
 from widgets.plain import PlainInput, PlainTable, plain
 from widgets.timeline import Timeline
 

@@ -1,6 +1,6 @@
 """Import SSRs from TOMS bulk downloads: `/`, type a path, watch the counts, read every refusal.
 
-The import runs in a thread worker that calls ``services.intake``; its progress arrives through
+The import runs in a thread worker that calls ``services.intake.importer``; its progress arrives through
 the service's callback (posted back to the UI thread) and is also committed to the database, so
 the last run's counts, refusals and per-school summary are here again when the screen reopens.
 Leaving the screen does not stop an import: updates for a screen no longer shown are dropped.
@@ -20,10 +20,10 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
-from services import intake
-from services.errors import ConsoleError
-from services.intake import GroupCount, ImportSummary, Progress, Refused
-from services.permissions import school_scope
+from services.access.permissions import school_scope
+from services.core.errors import ConsoleError
+from services.intake import importer as intake
+from services.intake.importer import GroupCount, ImportSummary, Progress, Refused
 from widgets.plain import PlainTable, plain
 
 MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the database

@@ -18,11 +18,11 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from services import batches
-from services.context import ConsoleContext
-from services.display import safe_text
-from services.errors import ConsoleError
-from services.validation import LANGUAGES
+from services.core.context import ConsoleContext
+from services.core.display import safe_text
+from services.core.errors import ConsoleError
+from services.core.validation import LANGUAGES
+from services.delivery import batches
 
 
 class NewBatchScreen(ModalScreen[int | None]):

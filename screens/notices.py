@@ -16,11 +16,13 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens.base import ConsoleScreen
-from services import notice_ledger, scheduler_lock
-from services.errors import ConsoleError
-from services.models import Role, utcnow
-from services.notice_ledger import Notice, NoticeCounts, NoticeKind
-from services.scheduler_lock import SchedulerStatus
+from services.access.tables import Role
+from services.core.columns import utcnow
+from services.core.errors import ConsoleError
+from services.reminders import ledger as notice_ledger
+from services.reminders import scheduler_lock
+from services.reminders.ledger import Notice, NoticeCounts, NoticeKind
+from services.reminders.scheduler_lock import SchedulerStatus
 from widgets.plain import PlainTable, plain
 
 REFRESH_SECONDS = 5.0

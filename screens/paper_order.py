@@ -15,14 +15,18 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from screens.channel_batch_screen import ChannelBatchScreen
-from services import channel_batches, coverage, paper_order, roster_facts
-from services.advisor import Option, Rates, money
-from services.channel_batches import Scope
-from services.context import ConsoleContext
-from services.errors import ConsoleError, InvalidInput
-from services.models import utcnow
-from services.permissions import school_scope
-from services.validation import GRADES
+from services.access.permissions import school_scope
+from services.channels import batches as channel_batches
+from services.channels import paper_order
+from services.channels.batches import Scope
+from services.core.channels import Option
+from services.core.columns import utcnow
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.core.validation import GRADES
+from services.plan import coverage
+from services.plan.advisor import Rates, money
+from services.roster import facts as roster_facts
 from widgets.channel_batch_table import ChannelBatchTable
 from widgets.plain import plain
 

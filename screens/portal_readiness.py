@@ -18,14 +18,16 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Static
 
 from screens.base import ConsoleScreen
-from services import channel_batches, portal_readiness
-from services.advisor import Option, Rates
-from services.context import ConsoleContext
-from services.errors import ConsoleError, InvalidInput
-from services.models import utcnow
-from services.permissions import Permission, allowed
-from services.portal_readiness import Readiness, Setup
-from services.portal_tables import PortalShareSample
+from services.access.permissions import Permission, allowed
+from services.channels import batches as channel_batches
+from services.channels import portal_readiness
+from services.channels.portal_readiness import Readiness, Setup
+from services.channels.portal_tables import PortalShareSample
+from services.core.channels import Option
+from services.core.columns import utcnow
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.plan.advisor import Rates
 from widgets.plain import PlainInput, PlainTable, plain
 
 TREND_POINTS = 5

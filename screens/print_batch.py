@@ -19,14 +19,17 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from screens.channel_batch_screen import ChannelBatchScreen
-from services import channel_batches, coverage, print_batch
-from services.advisor import Option, money
-from services.channel_batches import ChannelBatch, ChannelSummary
-from services.context import ConsoleContext
-from services.delivery_ledger import BatchStatus
-from services.errors import ConsoleError, InvalidInput
-from services.models import utcnow
-from services.print_batch import Handling, Order, PrintOptions, PrintState
+from services.channels import batches as channel_batches
+from services.channels import print_batch
+from services.channels.batches import ChannelBatch, ChannelSummary
+from services.channels.print_batch import Handling, Order, PrintOptions, PrintState
+from services.core.channels import Option
+from services.core.columns import utcnow
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.delivery.ledger import BatchStatus
+from services.plan import coverage
+from services.plan.advisor import money
 from widgets.channel_batch_table import ChannelBatchTable
 from widgets.plain import plain
 

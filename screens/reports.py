@@ -21,14 +21,16 @@ from textual.worker import get_current_worker
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
-from services import csv_export, private_files, reports, student_groups, validation
-from services.browse import Page
-from services.context import ConsoleContext
-from services.errors import ConsoleError, InvalidInput
-from services.models import utcnow
-from services.permissions import Permission, require
-from services.reports import AtRisk, ChannelCost, Dimension, Row, Scope
-from services.working_days import WorkingCalendar
+from services.access.permissions import Permission, require
+from services.core import csv_export, private_files, validation
+from services.core.columns import utcnow
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError, InvalidInput
+from services.core.paging import Page
+from services.core.working_days import WorkingCalendar
+from services.reports import aggregates as reports
+from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row, Scope
+from services.roster import groups as student_groups
 from widgets.bar_chart import Bar, BarChart
 from widgets.paged_table import Column, PagedTable
 from widgets.plain import PlainTable, plain

@@ -7,7 +7,7 @@ from functools import partial
 from textual.app import ComposeResult
 
 from screens.base import ConsoleScreen
-from services import browse
+from services.roster import browse
 from widgets.paged_table import Column, PagedTable
 
 WIDTHS = {"SSID": 10, "Name": 22, "Gr": 2, "School": 16, "Lang": 7, "EL": 2, "SSRs": 4}

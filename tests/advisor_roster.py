@@ -16,18 +16,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.db import session_scope
-from services.models import (
-    LEA,
-    Guardian,
-    Operator,
-    Program,
-    Role,
-    School,
-    ScoreReport,
-    Student,
-    StudentGuardian,
-)
+from services.access.tables import Operator, Role
+from services.core.db import session_scope
+from services.core.programs import Program
+from services.intake.score_reports import ScoreReport
+from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from services import db, operators
-from services.models import Operator
-from services.report_store import ReportStore
-from services.settings import Settings
+from services.access import operators
+from services.access.tables import Operator
+from services.core import db
+from services.core.settings import Settings
+from services.intake.report_store import ReportStore
 from tests.delivery_harness import copy_database, seeded_template
 
 STUDENTS = 40

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from services import db
-from services.settings import Settings
+from services.core import db
+from services.core.settings import Settings
 
 PG_ADMIN = os.environ.get("SSR_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 

@@ -14,8 +14,9 @@ from urllib.parse import parse_qs
 
 from sqlalchemy.engine import Engine
 
-from services.db import session_scope
-from services.models import LEA, Operator, Role, School
+from services.access.tables import Operator, Role
+from services.core.db import session_scope
+from services.roster.tables import LEA, School
 
 
 @dataclass

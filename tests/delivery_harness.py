@@ -25,8 +25,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services.delivery_ledger import DeliveryItem
-from services.models import School
+from services.delivery.ledger import DeliveryItem
+from services.roster.tables import School
 
 PASSWORD_LINE = re.compile(r"^\s{4}([a-z]+(?:-[a-z]+){5})\s*$", re.MULTILINE)
 
@@ -190,8 +190,9 @@ _TEMPLATES: dict[tuple[int, int], Path] = {}
 
 def seeded_template(base: Path, students: int, seed: int) -> Path:
     """A demo LEA with real SSR PDFs, seeded once per test session and size, checkpointed."""
-    from services import db, demo
-    from services.settings import Settings
+    from services.core import db
+    from services.core.settings import Settings
+    from services.demo import district as demo
 
     key = (students, seed)
     if key not in _TEMPLATES:
@@ -210,7 +211,8 @@ def seeded_template(base: Path, students: int, seed: int) -> Path:
 def first_school_batch(engine: Engine) -> tuple[int, DeliveryItem]:
     """A secure-email batch of the first school, as the LEA CAASPP coordinator makes it (no
     password delay), and its first family's item."""
-    from services import batches, operators
+    from services.access import operators
+    from services.delivery import batches
 
     with Session(engine) as session:
         school_id = session.exec(select(School.id).order_by(col(School.id))).first()

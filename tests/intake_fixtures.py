@@ -1,4 +1,4 @@
-"""Test material for intake: a small roster and real SSR PDFs drawn by services.ssr_pdf."""
+"""Test material for intake: a small roster and real SSR PDFs drawn by services.demo.ssr_pdf."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pikepdf
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from services.models import LEA, School, Student
-from services.ssr_pdf import ScoreLine, SsrInput, render
+from services.demo.ssr_pdf import ScoreLine, SsrInput, render
+from services.roster.tables import LEA, School, Student
 
 LEA_CDS = "1964733"
 SSIDS = [f"{1000000000 + n}" for n in range(1, 7)]  # students 0-2 grade 5 at A, 3-5 grade 8 at B

@@ -15,9 +15,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from services.credential_tables import Credential
-from services.db import session_scope
-from services.models import LEA, Operator, Program, Role, School, ScoreReport, Student
+from services.access.tables import Operator, Role
+from services.core.db import session_scope
+from services.core.programs import Program
+from services.credential.tables import Credential
+from services.intake.score_reports import ScoreReport
+from services.roster.tables import LEA, School, Student
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 

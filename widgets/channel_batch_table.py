@@ -1,6 +1,6 @@
 """A table of channel batches (print runs, paper orders, portal hand-overs) with their progress.
 
-The screen hands it plain rows (``services.channel_batches.ChannelSummary``); it never reads the
+The screen hands it plain rows (``services.channels.batches.ChannelSummary``); it never reads the
 database. The cursor's row is the batch an action applies to.
 """
 

@@ -2,7 +2,7 @@
 
 A name like ``[/bold]`` ends a session when Textual parses it as markup (a DataTable parses
 every ``str`` cell), and an escape sequence in it reaches the operator's terminal. Every widget
-that shows data goes through ``plain`` or ``PlainTable`` (services/display.py does the escaping,
+that shows data goes through ``plain`` or ``PlainTable`` (services/core/display.py does the escaping,
 shared with the CLI), and every field an operator types into is a ``PlainInput``.
 """
 
@@ -15,9 +15,9 @@ from textual.content import Content
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowKey
 
-from services.display import safe_text
-from services.errors import InvalidInput
-from services.validation import plain_text
+from services.core.display import safe_text
+from services.core.errors import InvalidInput
+from services.core.validation import plain_text
 
 
 def plain(text: object) -> Content:

@@ -1,4 +1,4 @@
-"""Alembic environment: the engine comes from ``services.db`` through config attributes."""
+"""Alembic environment: the engine comes from ``services.core.db`` through config attributes."""
 
 from alembic import context
 from sqlmodel import SQLModel
@@ -8,7 +8,7 @@ import services.schema  # noqa: F401  (registers every table on the metadata)
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # plain `alembic` command line, used to write new revisions
-    from services.db import make_engine
+    from services.core.db import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///alembic-dev.db")
 

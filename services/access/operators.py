@@ -1,0 +1,27 @@
+"""Finding the operator a session acts as, and listing who may sign in."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from services.access.tables import Operator
+from services.core.errors import NotFound
+
+
+def resolve(engine: Engine, username: str | None) -> Operator:
+    """The active operator named ``username``; a clear refusal names the known ones otherwise."""
+    with Session(engine, expire_on_commit=False) as session:
+        known = session.exec(
+            select(Operator).where(Operator.active).order_by(Operator.username)
+        ).all()
+        for operator in known:
+            if operator.username == username:
+                session.expunge(operator)
+                return operator
+    names = ", ".join(o.username for o in known) or "none yet: run `ssr-console demo` or `seed`"
+    if not username:
+        raise NotFound(
+            f"No operator chosen: set SSR_OPERATOR or `operator` in the config ({names})"
+        )
+    raise NotFound(f"Unknown operator {username!r} (known: {names})")

@@ -1,0 +1,168 @@
+"""Database engine and schema migrations.
+
+SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL through psycopg 3 serves
+deployments with many operators. The schema is only ever changed by Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlmodel import Session, create_engine
+
+from services.core import private_files
+from services.core.errors import DatabaseUnavailable, InvalidInput
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
+BACKENDS = ("sqlite", "postgresql")  # the databases the migrations and tests run on
+URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def check_url(url: str) -> URL:
+    """The parsed URL, or ``InvalidInput`` saying why it names no database the console can use.
+
+    The reason never repeats the URL itself, which may hold a password; the caller adds which
+    setting it came from."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        raise InvalidInput(f"is not a URL SSR Console can read; use {URL_FORMS}") from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise InvalidInput(
+            f"names the database {parsed.get_backend_name()!r}, which SSR Console does not "
+            f"support; use {URL_FORMS}"
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        raise InvalidInput(
+            f"names the driver {parsed.drivername!r}, which is not installed; use {URL_FORMS}"
+        ) from None
+    return parsed
+
+
+def make_engine(url: str) -> Engine:
+    """An engine configured for the console: WAL and a busy timeout on SQLite."""
+    try:
+        parsed = check_url(url)
+    except InvalidInput as error:
+        raise InvalidInput(f"The database URL {error}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            _private_database(Path(parsed.database))
+        # Pooled connections (SQLAlchemy's default): opening one and setting its pragmas costs
+        # about 2 ms, paid on every session with no pool. A pooled connection is used by one
+        # thread at a time; processes never inherit one (the SSH launcher forks before any
+        # database use, the encryption pool starts from a fork server).
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _unavailable)
+    return engine
+
+
+def _private_database(path: Path) -> None:
+    """Create the database file 0600 (and its folder 0700) before SQLite opens it, and tighten
+    one that exists: SQLite gives its ``-wal``, ``-shm`` and journal files the database file's
+    mode, so they are the owner's alone too, whatever the umask of the process."""
+    private_files.make_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):  # another process made it a moment ago
+        os.close(private_files.opener(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        private_files.tighten(path.with_name(path.name + suffix))
+
+
+def _unavailable(context: ExceptionContext) -> None:
+    """A database that is down, unreachable or locked becomes a sentence every screen and command
+    already knows how to show (a ``ConsoleError``), instead of a traceback that ends the session."""
+    if context.is_pre_ping:  # the pool reconnects by itself
+        return
+    if isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
+        reason = str(context.original_exception).strip().splitlines()
+        raise DatabaseUnavailable(
+            f"The database cannot be used right now ({reason[0] if reason else 'no reason given'}); "
+            "nothing was changed. Try again in a moment, or tell the technology coordinator."
+        ) from context.original_exception
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def ping(engine: Engine) -> None:
+    """Raise ``DatabaseUnavailable`` unless the database answers a trivial query now."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (every head by default)."""
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(_alembic_config(engine), revision)
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def head_revisions() -> set[str]:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+def needs_upgrade(engine: Engine) -> bool:
+    return current_revisions(engine) != head_revisions()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

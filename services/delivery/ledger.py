@@ -1,0 +1,1000 @@
+"""The delivery ledger: batches, one item per family, and the state machine every send goes through.
+
+The ledger is what makes a crash harmless. An item's state is written (and committed) *before* each
+send, as ``sending_document`` or ``sending_password``, and again after the server's answer. A worker
+that dies between the two leaves the item in a sending state; recovery turns such items into
+``uncertain`` for an operator to decide (resend or count as sent) instead of resending blindly.
+Every other state resumes exactly where it was. The password message is only ever claimed from
+``document_sent``, so no family can get a password without its document.
+
+Workers claim items with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers (on several
+machines) share a batch; SQLite runs one worker. Each claim is also a guarded update
+(``WHERE state = <expected>``), so a lost race claims nothing rather than claiming twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.selectable import GenerativeSelect
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from services.audit import log as audit
+from services.audit.log import SYSTEM_ACTOR, Actor
+from services.core.columns import enum_column, utcnow
+from services.core.db import is_sqlite, session_scope
+from services.core.errors import ConsoleError, InvalidInput, NotFound
+
+
+class BatchStatus(enum.StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+class ItemState(enum.StrEnum):
+    """Where one family's delivery stands; the two ``sending_*`` states are the in-flight markers."""
+
+    PENDING = "pending"
+    PACKAGED = "packaged"
+    SENDING_DOCUMENT = "sending_document"
+    DOCUMENT_SENT = "document_sent"
+    SENDING_PASSWORD = "sending_password"  # noqa: S105 - a state name
+    PASSWORD_SENT = "password_sent"  # noqa: S105 - a state name
+    DONE = "done"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+IN_FLIGHT = (ItemState.SENDING_DOCUMENT, ItemState.SENDING_PASSWORD)
+OPEN_STATES = (
+    ItemState.PENDING,
+    ItemState.PACKAGED,
+    ItemState.SENDING_DOCUMENT,
+    ItemState.DOCUMENT_SENT,
+    ItemState.SENDING_PASSWORD,
+    ItemState.PASSWORD_SENT,
+)
+
+
+class Step(enum.StrEnum):
+    """The two messages of a delivery."""
+
+    DOCUMENT = "document"
+    PASSWORD = "password"  # noqa: S105 - the name of a step, not a secret
+
+
+class DeliveryBatch(SQLModel, table=True):
+    """A run of deliveries chosen together (a school, a grade, a list, or the plan's families)."""
+
+    __tablename__ = "delivery_batch"
+    id: int | None = Field(default=None, primary_key=True)
+    lea_id: int = Field(foreign_key="lea.id", index=True)
+    name: str = Field(max_length=200)
+    source: str = Field(max_length=20)  # lea, school, grade, list, plan
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    grade: int | None = None
+    program: str | None = Field(default=None, max_length=10)
+    admin_year: int | None = None
+    status: BatchStatus = Field(
+        sa_column=Column(enum_column(BatchStatus, "batch_status"), nullable=False, index=True)
+    )
+    password_channel: str = Field(default="email", max_length=10)  # email or sms
+    password_delay_seconds: int = 0
+    total_items: int = 0
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    # A deliberate re-send (services.delivery.batches.create): takes SSRs families already have; why.
+    resend_reason: str | None = Field(default=None, max_length=500)
+
+
+class DeliveryItem(SQLModel, table=True):
+    """One family (one guardian) in a batch: their children's SSRs and the two messages about them."""
+
+    __tablename__ = "delivery_item"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "guardian_id", name="uq_delivery_item_family"),
+        Index("ix_delivery_item_batch_state", "batch_id", "state"),
+        Index("ix_delivery_item_state_due", "state", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="delivery_batch.id")
+    guardian_id: int = Field(foreign_key="guardian.id", index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    language: str = Field(default="en", max_length=16)
+    address: str = Field(max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+    ssr_count: int = 0
+    state: ItemState = Field(sa_column=Column(enum_column(ItemState, "item_state"), nullable=False))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = None
+    uncertain_step: str | None = Field(default=None, max_length=10)
+    package_dir: str | None = Field(default=None, max_length=500)
+    # Fernet token of the PDF password (services.delivery.password_vault); erased once the password is sent.
+    sealed_password: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    document_message_id: str | None = Field(default=None, max_length=200)
+    document_sent_at: datetime | None = None
+    password_due_at: datetime | None = None
+    password_sent_at: datetime | None = None
+    error: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryWorker(SQLModel, table=True):
+    """A running worker's heartbeat: an in-flight item whose worker went silent is uncertain."""
+
+    __tablename__ = "delivery_worker"
+    id: str = Field(primary_key=True, max_length=100)
+    host: str = Field(max_length=200)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+
+
+class SendQuota(SQLModel, table=True):
+    """Messages handed to the relay per minute and per day, kept so caps hold across restarts."""
+
+    __tablename__ = "send_quota"
+    window: str = Field(primary_key=True, max_length=20)  # "m:202611251523" or "d:20261125"
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An item a worker is about to send one message for (the sending state is already committed)."""
+
+    item_id: int
+    batch_id: int
+    step: Step
+    guardian_id: int
+    address: str
+    phone: str | None
+    language: str
+    package_dir: str | None
+    sealed_password: str | None
+    attempts: int
+    ssr_count: int
+
+    @property
+    def sending(self) -> ItemState:
+        """The in-flight state this claim holds the item in."""
+        return (
+            ItemState.SENDING_DOCUMENT if self.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
+        )
+
+
+def _item_target(item_id: int) -> str:
+    return f"delivery_item:{item_id}"
+
+
+RUNNABLE = (BatchStatus.RUNNING,)
+# A cancelled batch sends no new document, but a family whose document went out still gets its
+# password: cancelling must not strand a locked PDF.
+FINISHING = (BatchStatus.RUNNING, BatchStatus.CANCELLED)
+
+
+def batch_ids(statuses: Sequence[BatchStatus] = RUNNABLE) -> Any:
+    """Subquery of the batches in these statuses (by default those whose items may move now)."""
+    return select(DeliveryBatch.id).where(col(DeliveryBatch.status).in_(statuses))
+
+
+_S = TypeVar("_S", bound=GenerativeSelect)
+
+
+def _lock(statement: _S, engine: Engine) -> _S:
+    return statement if is_sqlite(engine) else statement.with_for_update(skip_locked=True)
+
+
+def _set_state(
+    session: Session,
+    item_id: int | None,
+    expected: Sequence[str],
+    holder: str | None = None,
+    **values: Any,
+) -> bool:
+    """Move an item only if it is still in an expected state (and, given ``holder``, still claimed
+    by that worker): a lost race or a claim another worker took over changes nothing."""
+    values.setdefault("updated_at", utcnow())
+    statement = update(DeliveryItem).where(
+        col(DeliveryItem.id) == item_id, col(DeliveryItem.state).in_(list(expected))
+    )
+    if holder is not None:
+        statement = statement.where(col(DeliveryItem.claimed_by) == holder)
+    result = session.execute(statement.values(**values))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _settle(session: Session, claim: Claim, **values: Any) -> bool:
+    """Move a claimed item out of its in-flight state and release the claim; False if it had
+    already moved (a recovery or an operator got there first)."""
+    return _set_state(
+        session, claim.item_id, [claim.sending], claimed_by=None, claimed_at=None, **values
+    )
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+
+def register_worker(engine: Engine, worker_id: str, host: str, pid: int) -> None:
+    """Record a starting worker. On SQLite, refuse while another worker process on this host is
+    alive: SQLite runs one worker, and a second would mistake the first's sends for a crash's.
+
+    The check and the insert are one write transaction: its first statement takes SQLite's write
+    lock (an update that changes nothing still takes it), so two workers started at the same
+    instant run one after the other and the second sees the first."""
+    with session_scope(engine) as session:
+        if is_sqlite(engine):
+            session.execute(
+                update(DeliveryWorker).where(col(DeliveryWorker.id) == worker_id).values(pid=pid)
+            )
+            for other in session.exec(select(DeliveryWorker)).all():
+                if other.id != worker_id and other.host == host and _alive(other.pid):
+                    raise ConsoleError(
+                        f"Another worker (pid {other.pid}) is running on this SQLite database; "
+                        "SQLite runs one worker (use PostgreSQL for several)"
+                    )
+        session.merge(DeliveryWorker(id=worker_id, host=host, pid=pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def heartbeat(engine: Engine, worker_id: str, host: str, pid: int) -> None:
+    """Prove this worker alive; re-register it if another worker's recovery removed it during a
+    database outage longer than ``stale_after`` (else its claims would be taken again and again)."""
+    with session_scope(engine) as session:
+        beat = session.execute(
+            update(DeliveryWorker)
+            .where(DeliveryWorker.id == worker_id)  # type: ignore[arg-type]
+            .values(heartbeat_at=utcnow())
+        )
+        if not beat.rowcount:  # type: ignore[attr-defined]
+            session.add(DeliveryWorker(id=worker_id, host=host, pid=pid))
+
+
+def unregister_worker(engine: Engine, worker_id: str) -> None:
+    with session_scope(engine) as session:
+        if row := session.get(DeliveryWorker, worker_id):
+            session.delete(row)
+
+
+STALE_AFTER = timedelta(minutes=2)
+"""A worker silent this long is dead (``[delivery] stale_after_seconds`` overrides it)."""
+
+
+def _worker_alive(worker: DeliveryWorker, host: str, now: datetime, stale_after: timedelta) -> bool:
+    """Alive: a recent heartbeat, and on this host a process that still exists (a SIGKILLed
+    worker is known dead at once, without waiting for its heartbeat to go stale)."""
+    if worker.host == host and not _alive(worker.pid):
+        return False
+    return worker.heartbeat_at >= now - stale_after
+
+
+@dataclass(frozen=True)
+class WorkerPresence:
+    """Whether any worker runs now, and when one was last seen (a heartbeat, or a batch item
+    moving), so a screen can say "no worker is running since ..." instead of "running"."""
+
+    running: int
+    last_seen: datetime | None
+
+
+def worker_presence(
+    engine: Engine,
+    host: str,
+    batch_id: int | None = None,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_AFTER,
+) -> WorkerPresence:
+    """The live workers (by heartbeat and process) and, with none, the last sign of one: the
+    newest heartbeat a dead worker left or the last change to one of ``batch_id``'s items."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        workers = session.exec(select(DeliveryWorker)).all()
+        running = sum(_worker_alive(w, host, now, stale_after) for w in workers)
+        seen = [w.heartbeat_at for w in workers]
+        if batch_id is not None:
+            seen.append(
+                session.exec(
+                    select(func.max(DeliveryItem.updated_at)).where(
+                        DeliveryItem.batch_id == batch_id
+                    )
+                ).one()
+            )
+    known = [moment for moment in seen if moment is not None]
+    return WorkerPresence(running, max(known) if known else None)
+
+
+def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = STALE_AFTER) -> int:
+    """Settle the items of workers that died: in-flight ones become uncertain, others are released.
+
+    On SQLite only one worker runs, so every claim not ours is from a dead worker. On PostgreSQL a
+    worker is dead when its heartbeat is older than ``stale_after``, or at once when it ran on this
+    host and its process is gone (a SIGKILLed worker restarted by systemd). Runs at start and with
+    every heartbeat. Returns how many items were marked uncertain.
+    """
+    now = utcnow()
+    with session_scope(engine) as session:
+        alive = {worker_id}
+        if not is_sqlite(engine):
+            alive |= {
+                other.id
+                for other in session.exec(select(DeliveryWorker)).all()
+                if _worker_alive(other, host, now, stale_after)
+            }
+        claimed = col(DeliveryItem.claimed_by)
+        rows = session.exec(
+            _lock(
+                select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.batch_id).where(
+                    claimed.is_not(None), claimed.not_in(alive)
+                ),
+                engine,
+            )
+        ).all()
+        uncertain = 0
+        for item_id, state, batch_id in rows:
+            if state in IN_FLIGHT:
+                step = Step.DOCUMENT if state == ItemState.SENDING_DOCUMENT else Step.PASSWORD
+                if _set_state(
+                    session,
+                    item_id,
+                    [state],
+                    state=ItemState.UNCERTAIN,
+                    uncertain_step=step.value,
+                    claimed_by=None,
+                    error=f"the worker stopped while the {step.value} message was being sent",
+                ):
+                    uncertain += 1
+                    audit.record(
+                        session,
+                        SYSTEM_ACTOR,
+                        "delivery.uncertain",
+                        f"delivery_item:{item_id}",
+                        {"batch": batch_id, "step": step.value},
+                    )
+            else:
+                _set_state(session, item_id, [state], claimed_by=None, claimed_at=None)
+        # A batch whose last open items were in flight has nothing left to run: it is finished
+        # (its uncertain items wait for an operator, who reopens it by deciding one).
+        _finish_batches(session)
+        session.execute(
+            DeliveryWorker.__table__.delete().where(  # type: ignore[attr-defined]
+                col(DeliveryWorker.id).not_in(alive)
+            )
+        )
+    return uncertain
+
+
+# --- packaging -----------------------------------------------------------------------------------
+
+
+def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]:
+    """Take up to ``limit`` pending items of running batches to package."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        ids = session.exec(
+            _lock(
+                select(DeliveryItem.id)
+                .where(
+                    DeliveryItem.state == ItemState.PENDING,
+                    DeliveryItem.claimed_by.is_(None),  # type: ignore[union-attr]
+                    DeliveryItem.batch_id.in_(batch_ids()),  # type: ignore[attr-defined]
+                )
+                .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+                .limit(limit),
+                engine,
+            )
+        ).all()
+        claimed: list[int] = []
+        for item_id in ids:
+            if item_id is not None and _set_state(
+                session, item_id, [ItemState.PENDING], claimed_by=worker_id, claimed_at=now
+            ):
+                claimed.append(item_id)
+    return claimed
+
+
+def packaged_backlog(engine: Engine) -> int:
+    """Packaged items not yet sent: the worker packages just ahead of sending, not the whole batch."""
+    with Session(engine) as session:
+        return session.exec(
+            select(func.count())
+            .select_from(DeliveryItem)
+            .where(DeliveryItem.state == ItemState.PACKAGED)
+        ).one()
+
+
+def mark_packaged(
+    engine: Engine,
+    item_id: int,
+    worker_id: str,
+    package_dir: str,
+    sealed_password: str,
+    ssr_count: int,
+) -> bool:
+    """The family's package is verified and its password sealed: ready for the document message.
+
+    Only while ``worker_id`` still holds the packaging claim: a package made under a claim that
+    recovery gave to another worker is never recorded, so a file and the password sealed for it
+    always come from the same claim."""
+    with session_scope(engine) as session:
+        moved = _set_state(
+            session,
+            item_id,
+            [ItemState.PENDING],
+            worker_id,
+            state=ItemState.PACKAGED,
+            package_dir=package_dir,
+            sealed_password=sealed_password,
+            ssr_count=ssr_count,
+            claimed_by=None,
+            claimed_at=None,
+            error=None,
+        )
+        if moved:
+            batch_id, guardian_id = session.exec(
+                select(DeliveryItem.batch_id, DeliveryItem.guardian_id).where(
+                    DeliveryItem.id == item_id
+                )
+            ).one()
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.packaged",
+                _item_target(item_id),
+                {"batch": batch_id, "guardian": guardian_id, "ssrs": ssr_count},
+            )
+        return moved
+
+
+def mark_failed(
+    engine: Engine,
+    item_id: int,
+    expected: Sequence[ItemState],
+    reason: str,
+    holder: str | None = None,
+) -> None:
+    """A step that cannot succeed without a person (no reports, 5xx): failed, with the reason
+    (given ``holder``, only while that worker still holds the item's claim)."""
+    with session_scope(engine) as session:
+        batch_id = session.exec(
+            select(DeliveryItem.batch_id).where(DeliveryItem.id == item_id)
+        ).one()
+        if _set_state(
+            session,
+            item_id,
+            expected,
+            holder,
+            state=ItemState.FAILED,
+            claimed_by=None,
+            claimed_at=None,
+            error=reason[:500],
+        ):
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.failed",
+                _item_target(item_id),
+                {"batch": batch_id, "reason": reason[:200]},
+            )
+            _finish_batches(session)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def claim_send(
+    engine: Engine,
+    worker_id: str,
+    now: datetime,
+    reserve: Any = None,
+) -> Claim | None:
+    """Claim the next message to send and commit its sending state, or None when nothing is due.
+
+    Passwords that are due go first (they finish a family); then documents. ``reserve(session, now)``
+    (the mailer's quota) runs in the same transaction and may veto the claim by returning False.
+    """
+    with session_scope(engine) as session:
+        candidates = (
+            (
+                ItemState.DOCUMENT_SENT,
+                ItemState.SENDING_PASSWORD,
+                Step.PASSWORD,
+                DeliveryItem.password_due_at <= now,  # type: ignore[operator]
+                batch_ids(FINISHING),
+            ),
+            (
+                ItemState.PACKAGED,
+                ItemState.SENDING_DOCUMENT,
+                Step.DOCUMENT,
+                DeliveryItem.next_attempt_at <= now,
+                batch_ids(),
+            ),
+        )
+        for source, target, step, due, runnable in candidates:
+            row = session.exec(
+                _lock(
+                    select(DeliveryItem)
+                    .where(
+                        DeliveryItem.state == source,
+                        DeliveryItem.next_attempt_at <= now,
+                        due,
+                        DeliveryItem.batch_id.in_(runnable),  # type: ignore[attr-defined]
+                    )
+                    .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+                    .limit(1),
+                    engine,
+                )
+            ).first()
+            if row is None:
+                continue
+            if reserve is not None and not reserve(session, now):
+                session.rollback()
+                return None
+            if not _set_state(
+                session,
+                row.id,  # type: ignore[arg-type]
+                [source],
+                state=target,
+                claimed_by=worker_id,
+                claimed_at=now,
+                attempts=row.attempts + 1,
+            ):
+                session.rollback()
+                return None
+            return Claim(
+                item_id=row.id,  # type: ignore[arg-type]
+                batch_id=row.batch_id,
+                step=step,
+                guardian_id=row.guardian_id,
+                address=row.address,
+                phone=row.phone,
+                language=row.language,
+                package_dir=row.package_dir,
+                sealed_password=row.sealed_password,
+                attempts=row.attempts + 1,
+                ssr_count=row.ssr_count,
+            )
+    return None
+
+
+def record_accepted(
+    engine: Engine, claim: Claim, message_id: str, *, now: datetime, password_delay: timedelta
+) -> None:
+    """The server accepted the message: move on (document -> document_sent; password -> sent)."""
+    with session_scope(engine) as session:
+        if claim.step is Step.DOCUMENT:
+            moved = _settle(
+                session,
+                claim,
+                state=ItemState.DOCUMENT_SENT,
+                document_message_id=message_id,
+                document_sent_at=now,
+                password_due_at=now + password_delay,
+                attempts=0,
+                next_attempt_at=now,
+                error=None,
+            )
+            action = "delivery.document_sent"
+        else:
+            # The password is erased in the same transaction that records it was accepted.
+            moved = _settle(
+                session,
+                claim,
+                state=ItemState.PASSWORD_SENT,
+                sealed_password=None,
+                password_sent_at=now,
+                error=None,
+            )
+            action = "delivery.password_sent"
+        if moved:
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                action,
+                _item_target(claim.item_id),
+                {"batch": claim.batch_id, "guardian": claim.guardian_id, "message_id": message_id},
+            )
+
+
+def clear_packages(engine: Engine, item_ids: list[int]) -> None:
+    """The package files of these items are deleted: sent families are done, cancelled ones
+    forget their password too."""
+    with session_scope(engine) as session:
+        for state, values in (
+            (ItemState.PASSWORD_SENT, {"state": ItemState.DONE}),
+            (ItemState.CANCELLED, {"sealed_password": None}),
+        ):
+            session.execute(
+                update(DeliveryItem)
+                .where(col(DeliveryItem.id).in_(item_ids), col(DeliveryItem.state) == state)
+                .values(package_dir=None, updated_at=utcnow(), **values)
+            )
+        _finish_batches(session)
+
+
+def record_retry(
+    engine: Engine, claim: Claim, retry_at: datetime, reason: str, *, count_attempt: bool = True
+) -> None:
+    """A temporary refusal (4xx, connection refused): back to the state before the send, later.
+
+    ``count_attempt=False`` when the relay itself was unreachable: not this family's attempt.
+    """
+    back = ItemState.PACKAGED if claim.step is Step.DOCUMENT else ItemState.DOCUMENT_SENT
+    with session_scope(engine) as session:
+        moved = _settle(
+            session,
+            claim,
+            state=back,
+            next_attempt_at=retry_at,
+            attempts=claim.attempts if count_attempt else claim.attempts - 1,
+            error=reason[:500],
+        )
+        if moved and count_attempt:  # an unreachable relay is not an event in a family's history
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.retry",
+                _item_target(claim.item_id),
+                {
+                    "batch": claim.batch_id,
+                    "step": claim.step.value,
+                    "attempt": claim.attempts,
+                    "reason": reason[:200],
+                    "retry_at": retry_at.isoformat(timespec="seconds"),
+                },
+            )
+
+
+def record_failed(engine: Engine, claim: Claim, reason: str) -> None:
+    mark_failed(engine, claim.item_id, [claim.sending], f"{claim.step.value}: {reason}")
+
+
+def record_uncertain(engine: Engine, claim: Claim, reason: str) -> None:
+    """The connection broke after the message data went out: it may or may not have arrived."""
+    with session_scope(engine) as session:
+        if _settle(
+            session,
+            claim,
+            state=ItemState.UNCERTAIN,
+            uncertain_step=claim.step.value,
+            error=reason[:500],
+        ):
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                "delivery.uncertain",
+                _item_target(claim.item_id),
+                {"batch": claim.batch_id, "step": claim.step.value},
+            )
+            _finish_batches(session)
+
+
+def record_package_unusable(engine: Engine, claim: Claim, reason: str) -> None:
+    """The package cannot be sent as it is: its files are gone, or its sealed password cannot be
+    opened (the vault key was replaced). No message goes out.
+
+    Before the document nothing has been sent, so the item goes back to ``pending`` and is packaged
+    again under a new password. After the document, the family holds a PDF whose password is lost:
+    the item fails with the reason and the useless token is dropped, so "retry failed" sends a new
+    package under a new password followed by both messages (``retry_failed``).
+    """
+    if claim.step is Step.DOCUMENT:
+        values: dict[str, Any] = {
+            "state": ItemState.PENDING,
+            "package_dir": None,
+            "attempts": 0,
+            "next_attempt_at": utcnow(),
+            "error": None,
+        }
+        action, detail = "delivery.repackaged", f"{reason}; a new package will be made"
+    else:
+        error = f"password: {reason}; retry sends a new package and password"
+        values = {"state": ItemState.FAILED, "error": error[:500]}
+        action, detail = "delivery.failed", f"password: {reason}"
+    with session_scope(engine) as session:
+        moved = _settle(session, claim, sealed_password=None, **values)
+        if moved:
+            audit.record(
+                session,
+                SYSTEM_ACTOR,
+                action,
+                _item_target(claim.item_id),
+                {"batch": claim.batch_id, "step": claim.step.value, "reason": detail[:200]},
+            )
+            _finish_batches(session)
+
+
+def _finish_batches(session: Session) -> None:
+    """A running batch with no open item left is finished."""
+    open_items = (
+        select(DeliveryItem.id)
+        .where(
+            DeliveryItem.batch_id == DeliveryBatch.id,
+            DeliveryItem.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        )
+        .exists()
+    )
+    session.execute(
+        update(DeliveryBatch)
+        .where(col(DeliveryBatch.status) == BatchStatus.RUNNING, ~open_items)
+        .values(status=BatchStatus.FINISHED, finished_at=utcnow())
+    )
+
+
+# --- operator actions ----------------------------------------------------------------------------
+
+
+class Resolution(enum.StrEnum):
+    """What an operator decides for an uncertain item."""
+
+    RESEND = "resend"  # the message probably did not arrive: send it again
+    SENT = "sent"  # the message arrived (the family confirmed, or the relay log shows it)
+    FAIL = "fail"  # give up on this family for this batch
+
+
+def _batch(session: Session, batch_id: int) -> DeliveryBatch:
+    batch = session.get(DeliveryBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"There is no delivery batch {batch_id}")
+    return batch
+
+
+def set_batch_status(engine: Engine, actor: Actor, batch_id: int, status: BatchStatus) -> None:
+    """Pause, resume or cancel a batch; the worker reads the status before every claim."""
+    allowed = {
+        BatchStatus.PAUSED: {BatchStatus.RUNNING},
+        BatchStatus.RUNNING: {BatchStatus.PAUSED},
+        BatchStatus.CANCELLED: {BatchStatus.RUNNING, BatchStatus.PAUSED},
+    }
+    with session_scope(engine) as session:
+        batch = _batch(session, batch_id)
+        if batch.status not in allowed.get(status, set()):
+            raise InvalidInput(f"A {batch.status.value} batch cannot be set to {status.value}")
+        batch.status = status
+        if status is BatchStatus.CANCELLED:
+            # Items not yet sent are cancelled; in-flight ones finish their current message.
+            session.execute(
+                update(DeliveryItem)
+                .where(
+                    col(DeliveryItem.batch_id) == batch_id,
+                    col(DeliveryItem.state).in_([ItemState.PENDING, ItemState.PACKAGED]),
+                )
+                .values(state=ItemState.CANCELLED, sealed_password=None, updated_at=utcnow())
+            )
+            batch.finished_at = utcnow()
+        session.add(batch)
+        audit.record(
+            session,
+            actor,
+            f"batch.{status.value}",
+            f"delivery_batch:{batch_id}",
+            lea_id=batch.lea_id,
+        )
+
+
+def retry_failed(engine: Engine, actor: Actor, batch_id: int) -> int:
+    """Put failed items back where they failed: a document not sent is resent, else the password."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        batch = _batch(session, batch_id)
+        if batch.status in (BatchStatus.CANCELLED,):
+            raise InvalidInput("A cancelled batch cannot be retried")
+        base = update(DeliveryItem).where(
+            col(DeliveryItem.batch_id) == batch_id, col(DeliveryItem.state) == ItemState.FAILED
+        )
+        common = {"attempts": 0, "next_attempt_at": now, "error": None, "updated_at": now}
+        sealed = col(DeliveryItem.sealed_password).is_not(None)
+        sent = col(DeliveryItem.document_sent_at).is_not(None)
+        # Without a sealed password (never packaged, or lost with a replaced vault key) the family
+        # gets a new package, a new password and both messages.
+        repackage = {
+            "package_dir": None,
+            "document_message_id": None,
+            "document_sent_at": None,
+            "password_due_at": None,
+        }
+        count = 0
+        for condition, state, extra in (
+            (sealed & sent, ItemState.DOCUMENT_SENT, {"password_due_at": now}),
+            (sealed & ~sent, ItemState.PACKAGED, {}),
+            (~sealed, ItemState.PENDING, repackage),
+        ):
+            count += session.execute(
+                base.where(condition).values(state=state, **common, **extra)
+            ).rowcount  # type: ignore[attr-defined]
+        if count and batch.status is BatchStatus.FINISHED:
+            batch.status = BatchStatus.RUNNING
+            batch.finished_at = None
+            session.add(batch)
+        audit.record(
+            session,
+            actor,
+            "batch.retry_failed",
+            f"delivery_batch:{batch_id}",
+            {"items": count},
+            lea_id=batch.lea_id,
+        )
+    return count
+
+
+def resolve_uncertain(
+    engine: Engine, actor: Actor, item_id: int, resolution: Resolution, reason: str = ""
+) -> ItemState:
+    """The operator's decision for one uncertain item; returns the state it moves to."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        item = session.get(DeliveryItem, item_id)
+        if item is None or item.state != ItemState.UNCERTAIN:
+            raise InvalidInput(f"Delivery item {item_id} is not waiting for a decision")
+        step = Step(item.uncertain_step or Step.DOCUMENT.value)
+        batch = _batch(session, item.batch_id)
+        values: dict[str, Any] = {"uncertain_step": None, "error": None, "next_attempt_at": now}
+        if resolution is Resolution.FAIL:
+            values.update(state=ItemState.FAILED, error=f"given up by {actor.name}: {reason}"[:500])
+        elif step is Step.DOCUMENT and resolution is Resolution.RESEND:
+            values.update(state=ItemState.PACKAGED)
+        elif step is Step.DOCUMENT:
+            values.update(
+                state=ItemState.DOCUMENT_SENT,
+                document_sent_at=now,
+                password_due_at=now + timedelta(seconds=batch.password_delay_seconds),
+            )
+        elif resolution is Resolution.RESEND:
+            values.update(state=ItemState.DOCUMENT_SENT, password_due_at=now)
+        else:
+            values.update(state=ItemState.PASSWORD_SENT, sealed_password=None, password_sent_at=now)
+        _set_state(session, item_id, [ItemState.UNCERTAIN], **values)
+        if batch.status is BatchStatus.FINISHED and values["state"] in OPEN_STATES:
+            batch.status = BatchStatus.RUNNING
+            batch.finished_at = None
+            session.add(batch)
+        audit.record(
+            session,
+            actor,
+            "delivery.resolved",
+            _item_target(item_id),
+            {
+                "batch": item.batch_id,
+                "step": step.value,
+                "resolution": resolution.value,
+                "reason": reason,
+            },
+            lea_id=batch.lea_id,
+        )
+        return values["state"]
+
+
+# --- help desk: resend and readdress (called by services.helpdesk.families, in its transaction) ----------
+
+RESENDABLE = (
+    ItemState.DOCUMENT_SENT,
+    ItemState.PASSWORD_SENT,
+    ItemState.DONE,
+    ItemState.FAILED,
+    ItemState.UNCERTAIN,
+)
+"""States a family can be sent its reports again from: something went out, or gave up."""
+
+
+def request_resend(
+    session: Session, actor: Actor, item_id: int, step: Step, reason: str, address: str
+) -> ItemState:
+    """Send a family its package again because they lost the ``step`` message.
+
+    A sent password is erased from the vault, and the old one must not open anything new, so a
+    resend is always a new package under a new password followed by both messages: the item
+    goes back to ``pending`` and the worker repackages it. ``address`` is where to send now (a
+    corrected email). Runs in the caller's transaction and writes the audit event there.
+    """
+    item = session.get(DeliveryItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no delivery item {item_id}")
+    batch = _batch(session, item.batch_id)
+    if batch.status is BatchStatus.CANCELLED:
+        raise InvalidInput(f"Batch {batch.id} was cancelled; start a new batch for this family")
+    if item.state in IN_FLIGHT:
+        raise InvalidInput("A message to this family is being sent right now; try again shortly")
+    if item.state not in RESENDABLE:
+        raise InvalidInput(
+            f"Nothing has been sent to this family yet ({item.state.label}); "
+            "it goes out with its batch"
+        )
+    previous = item.state
+    now = utcnow()
+    moved = _set_state(
+        session,
+        item_id,
+        [previous],
+        state=ItemState.PENDING,
+        address=address,
+        sealed_password=None,
+        document_message_id=None,
+        document_sent_at=None,
+        password_due_at=None,
+        password_sent_at=None,
+        uncertain_step=None,
+        attempts=0,
+        next_attempt_at=now,
+        claimed_by=None,
+        claimed_at=None,
+        error=None,
+    )
+    if not moved:  # a worker or another person changed it since it was read
+        raise InvalidInput("This delivery changed a moment ago; look at it again and retry")
+    if batch.status is BatchStatus.FINISHED:
+        batch.status, batch.finished_at = BatchStatus.RUNNING, None
+        session.add(batch)
+    audit.record(
+        session,
+        actor,
+        f"delivery.resend_{step.value}",
+        _item_target(item_id),
+        {"batch": batch.id, "from": previous.value, "reason": reason, "new_password": True},
+        lea_id=batch.lea_id,
+    )
+    return ItemState.PENDING
+
+
+def readdress(session: Session, guardian_id: int, address: str) -> list[int]:
+    """Point a family's items that have not sent their document yet at a corrected address;
+    returns the item ids changed (the caller audits the correction)."""
+    waiting = [ItemState.PENDING, ItemState.PACKAGED, ItemState.FAILED, ItemState.UNCERTAIN]
+    ids = list(
+        session.exec(
+            select(DeliveryItem.id).where(
+                DeliveryItem.guardian_id == guardian_id,
+                DeliveryItem.state.in_(waiting),  # type: ignore[attr-defined]
+                DeliveryItem.document_sent_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+    for item_id in ids:
+        _set_state(session, item_id, waiting, address=address)  # type: ignore[arg-type]
+    return ids  # type: ignore[return-value]
+
+
+def uncertain_items(engine: Engine, batch_id: int, limit: int = 200) -> list[DeliveryItem]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(DeliveryItem)
+                .where(DeliveryItem.batch_id == batch_id, DeliveryItem.state == ItemState.UNCERTAIN)
+                .order_by(DeliveryItem.id)  # type: ignore[arg-type]
+                .limit(limit)
+            ).all()
+        )
+
+
+def state_counts(engine: Engine, batch_id: int) -> dict[ItemState, int]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeliveryItem.state, func.count())
+            .where(DeliveryItem.batch_id == batch_id)
+            .group_by(DeliveryItem.state)
+        ).all()
+    return {ItemState(state): count for state, count in rows}

@@ -1,0 +1,317 @@
+"""Sending mail through the district relay (aiosmtplib), with caps that survive restarts.
+
+Each connection sends one message at a time in three phases, and the phase an error happens in says
+what it means for the family:
+
+- connecting, EHLO, STARTTLS, AUTH, MAIL, RCPT: nothing was handed over, so any temporary error
+  (refused connection, timeout, 4xx) is retried later and a 5xx on MAIL/RCPT fails the item with the
+  server's words;
+- DATA answered with a code: 2xx accepted, 4xx retried, 5xx failed;
+- DATA without an answer (disconnect, timeout): the message may have been accepted, so the item is
+  *uncertain* and waits for an operator, never resent blindly.
+
+Caps: ``per_minute`` and ``per_day`` messages (0 = none). Each send reserves a slot in ``send_quota``
+in the same transaction that claims the item, so the count is right after a crash and across
+several workers; a slot reserved for a message that then fails is not given back (erring low).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from email.header import Header
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from services.core.errors import InvalidInput
+from services.core.settings import Settings
+from services.delivery.ledger import SendQuota
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """The ``[smtp]`` section of the configuration."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    implicit_tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    validate_certs: bool = True
+    from_address: str = "ssr-reports@localhost"
+    from_name: str = ""
+    connections: int = 4
+    per_minute: int = 0
+    per_day: int = 0
+    timeout: float = 60.0
+    max_attempts: int = 8
+    backoff_seconds: float = 30.0
+    backoff_max_seconds: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailConfig:
+        section = settings.extra.get("smtp") or {}
+        if not isinstance(section, dict):
+            raise InvalidInput("The [smtp] configuration must be a table of keys")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise InvalidInput(f"Unknown [smtp] setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in section.items():
+            default = getattr(cls, key)
+            kind = type(default) if default is not None else str
+            try:
+                values[key] = kind(value) if kind is not bool else _boolean(key, value)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"[smtp] {key} must be {KIND_WORDS[kind]}") from None
+        config = cls(**values)
+        if config.connections < 1 or config.per_minute < 0 or config.per_day < 0:
+            raise InvalidInput("[smtp] connections must be at least 1 and caps zero or more")
+        return config
+
+
+KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+"""How a setting's expected type is named in an error message."""
+
+
+def _boolean(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(key)
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    RETRY = "retry"  # temporary: nothing was handed over, or the server said 4xx
+    FAILED = "failed"  # permanent: the server said 5xx
+    UNCERTAIN = "uncertain"  # the message data went out but no answer came back
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    detail: str
+    connection_error: bool = False  # the relay itself is unreachable; not this family's fault
+    message_id: str = ""  # the Message-ID of an accepted email, for tracing it in the relay's log
+
+
+def _said(error: aiosmtplib.SMTPResponseException) -> str:
+    return f"{error.code} {error.message}".strip()
+
+
+class SmtpConnection:
+    """One connection to the relay, opened on first use and reopened after a failure."""
+
+    def __init__(self, config: MailConfig) -> None:
+        self.config = config
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        config = self.config
+        client = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            use_tls=config.implicit_tls,
+            start_tls=config.starttls if not config.implicit_tls else False,
+            username=config.username,
+            password=config.password,
+            timeout=config.timeout,
+            validate_certs=config.validate_certs,
+        )
+        await client.connect()
+        self._client = client
+        return client
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        try:
+            client = await self._connected()
+        except aiosmtplib.SMTPResponseException as error:
+            await self.close()
+            return SendResult(Outcome.RETRY, f"relay refused the connection: {_said(error)}", True)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
+            await self.close()
+            return SendResult(Outcome.RETRY, f"relay unreachable: {error}", True)
+        sender = str(message["From"])
+        recipient = str(message["To"])
+        try:
+            await client.mail(_address(sender))
+            await client.rcpt(_address(recipient))
+        except aiosmtplib.SMTPResponseException as error:
+            await self._reset(error)
+            if 500 <= error.code < 600:
+                return SendResult(Outcome.FAILED, _said(error))
+            return SendResult(Outcome.RETRY, _said(error), error.code == 421)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
+            await self.close()
+            return SendResult(Outcome.RETRY, f"connection lost before the message: {error}", True)
+        try:
+            response = await client.data(wire_bytes(message))
+        except aiosmtplib.SMTPResponseException as error:
+            await self._reset(error)
+            if 500 <= error.code < 600:
+                return SendResult(Outcome.FAILED, _said(error))
+            return SendResult(Outcome.RETRY, _said(error), error.code == 421)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
+            await self.close()
+            return SendResult(Outcome.UNCERTAIN, f"no answer after the message data: {error}")
+        return SendResult(
+            Outcome.ACCEPTED,
+            f"{response.code} {response.message}".strip(),
+            message_id=str(message["Message-ID"] or ""),
+        )
+
+    async def _reset(self, error: aiosmtplib.SMTPResponseException) -> None:
+        if error.code == 421 or self._client is None or not self._client.is_connected:
+            await self.close()
+            return
+        try:
+            await self._client.rset()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            await self.close()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as sent, CRLF line ends, with the Subject folded by ``email.header.Header``.
+
+    The standard library's header folder puts the space between two words at a fold between two
+    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrives as "con emquý vị");
+    ``Header`` keeps spaces inside the encoded text.
+    """
+    subject = message["Subject"]
+    if subject is None:
+        return message.as_bytes(policy=SMTP)
+    del message["Subject"]
+    try:
+        rest = message.as_bytes(policy=SMTP)
+    finally:
+        message["Subject"] = str(subject)
+    charset = "us-ascii" if str(subject).isascii() else "utf-8"
+    folded = Header(str(subject), charset, header_name="Subject").encode(linesep="\r\n")
+    return b"Subject: " + folded.encode("ascii") + b"\r\n" + rest
+
+
+def _address(header: str) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(header)[1]
+
+
+def build_message(
+    config: MailConfig,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    reference: str,
+    attachments: list[Path] = (),  # type: ignore[assignment]
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A plain-text message; ``reference`` (item and step) goes in a header for tracing."""
+    message = EmailMessage()
+    message["From"] = formataddr((config.from_name, config.from_address))
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now) if now else format_datetime(datetime.now().astimezone())
+    domain = config.from_address.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid("ssr", domain=domain)
+    message["X-SSR-Delivery"] = reference
+    message.set_content(body)
+    for path in attachments:
+        message.add_attachment(
+            path.read_bytes(), maintype="application", subtype="pdf", filename=path.name
+        )
+    return message
+
+
+def backoff(config: MailConfig, attempts: int) -> timedelta:
+    """Exponential backoff with jitter, capped: 1x, 2x, 4x ... the base delay."""
+    base = config.backoff_seconds * (2 ** max(0, attempts - 1))
+    delay = min(config.backoff_max_seconds, base) * random.uniform(0.8, 1.2)
+    return timedelta(seconds=delay)
+
+
+class Quota:
+    """Reserves a send slot under the per-minute and per-day caps (UTC windows)."""
+
+    def __init__(self, per_minute: int, per_day: int) -> None:
+        self.per_minute = per_minute
+        self.per_day = per_day
+        self.blocked_until: datetime | None = None
+
+    def __call__(self, session: Session, now: datetime) -> bool:
+        self.blocked_until = None
+        for window, cap, reopens in (
+            (f"m:{now:%Y%m%d%H%M}", self.per_minute, _next_minute(now)),
+            (f"d:{now:%Y%m%d}", self.per_day, _next_day(now)),
+        ):
+            if cap and _increment(session, window) > cap:
+                self.blocked_until = reopens
+                return False
+        return True
+
+    def used(self, session: Session, now: datetime) -> tuple[int, int]:
+        """Messages counted in the current minute and day."""
+        minute = session.get(SendQuota, f"m:{now:%Y%m%d%H%M}")
+        day = session.get(SendQuota, f"d:{now:%Y%m%d}")
+        return (minute.count if minute else 0, day.count if day else 0)
+
+
+def _increment(session: Session, window: str) -> int:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(SendQuota)
+        .values(window=window, count=1)
+        .on_conflict_do_update(index_elements=["window"], set_={"count": SendQuota.count + 1})
+        .returning(col(SendQuota.count))
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _next_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def prune_quota(session: Session, now: datetime) -> None:
+    """Forget minute windows older than an hour and day windows older than a week."""
+    table = SendQuota.__table__  # type: ignore[attr-defined]
+    session.execute(
+        table.delete().where(
+            table.c.window.like("m:%"),
+            table.c.window < f"m:{now - timedelta(hours=1):%Y%m%d%H%M}",
+        )
+    )
+    session.execute(
+        table.delete().where(
+            table.c.window.like("d:%"), table.c.window < f"d:{now - timedelta(days=7):%Y%m%d}"
+        )
+    )

@@ -1,0 +1,115 @@
+"""The parent-facing messages of a secure delivery, in the guardian's language.
+
+Texts are gettext catalogs in ``services/locale/<lang>/LC_MESSAGES/messages.po`` (``make catalogs``
+extracts, updates and compiles them); a language without a catalog falls back to English. The
+document email never names a student and never carries the password; the password message never
+carries a document and names no student either, so neither message alone reveals a child's scores.
+Placeholders are Python ``%(name)s`` fields, checked across languages by ``msgfmt --check``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+
+from services.core.validation import LANGUAGES
+
+LOCALE_DIR = Path(__file__).parents[1] / "locale"
+DOMAIN = "messages"
+
+
+def N_(message: str) -> str:
+    """Marks a message id for ``pybabel extract`` without translating it here."""
+    return message
+
+
+DOCUMENT_SUBJECT = N_("%(lea_name)s: your child's Student Score Report")
+DOCUMENT_BODY = N_(
+    "Dear %(guardian_name)s,\n"
+    "\n"
+    "Attached are the California Student Score Reports (CAASPP and/or ELPAC) for your child or "
+    "children enrolled in %(lea_name)s. Number of reports attached: %(count)s.\n"
+    "\n"
+    "To protect your child's privacy, each report is a PDF file protected with a password. We will "
+    "send you the password in a separate message. Please keep both messages private.\n"
+    "\n"
+    "If you do not receive the password within one school day, or if you have questions about "
+    "the reports, please contact your child's school.\n"
+    "\n"
+    "Sincerely,\n"
+    "%(lea_name)s"
+)
+PASSWORD_SUBJECT = N_("%(lea_name)s: password for the Student Score Report")
+PASSWORD_BODY = N_(
+    "Dear %(guardian_name)s,\n"
+    "\n"
+    "We recently sent you a separate email from %(lea_name)s with your child's Student Score "
+    "Report attached as a protected PDF file. Use this password to open it:\n"
+    "\n"
+    "    %(password)s\n"
+    "\n"
+    "Type the words exactly as shown, in lowercase letters and with the hyphens. Do not share this "
+    "password with anyone.\n"
+    "\n"
+    "Sincerely,\n"
+    "%(lea_name)s"
+)
+PASSWORD_SMS = N_(
+    "%(lea_name)s: the password for the Student Score Report we emailed you is %(password)s"
+)
+ALL_MESSAGES = (DOCUMENT_SUBJECT, DOCUMENT_BODY, PASSWORD_SUBJECT, PASSWORD_BODY, PASSWORD_SMS)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    language: str
+    subject: str
+    body: str
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    """The catalog for a language, or the message ids themselves (English) when there is none."""
+    if language not in LANGUAGES:
+        return NullTranslations()
+    return Translations.load(str(LOCALE_DIR), [language], domain=DOMAIN)
+
+
+def message_language(language: str | None) -> str:
+    """The guardian's language if the console has texts for it, else English."""
+    return language if language in LANGUAGES else "en"
+
+
+def _text(language: str, message: str, values: dict[str, object]) -> str:
+    return translations(message_language(language)).gettext(message) % values
+
+
+def document_message(language: str, *, guardian_name: str, lea_name: str, count: int) -> Rendered:
+    values = {"guardian_name": guardian_name, "lea_name": lea_name, "count": count}
+    return Rendered(
+        message_language(language),
+        _text(language, DOCUMENT_SUBJECT, values),
+        _text(language, DOCUMENT_BODY, values),
+    )
+
+
+def password_message(
+    language: str, *, guardian_name: str, lea_name: str, password: str
+) -> Rendered:
+    values: dict[str, object] = {
+        "guardian_name": guardian_name,
+        "lea_name": lea_name,
+        "password": password,
+    }
+    return Rendered(
+        message_language(language),
+        _text(language, PASSWORD_SUBJECT, values),
+        _text(language, PASSWORD_BODY, values),
+    )
+
+
+def password_sms(language: str, *, lea_name: str, password: str) -> str:
+    return _text(language, PASSWORD_SMS, {"lea_name": lea_name, "password": password})

@@ -1,0 +1,73 @@
+"""Seals PDF passwords for the short time between packaging and the password message.
+
+A password must survive a worker restart (the document may already be out), so it is stored, but only
+as a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``) and only until the password
+message is accepted, when the ledger erases it. The key comes from ``[delivery] vault_key`` in the
+settings or from ``delivery-vault.key`` in the data directory, created with mode 0600; a key file
+that others can read is refused rather than trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from services.core.errors import ConsoleError, InvalidInput
+from services.core.settings import Settings
+
+KEY_FILE = "delivery-vault.key"
+
+
+class Vault:
+    """Seal and open passwords with one key."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:
+            raise InvalidInput("The delivery vault key is not a valid Fernet key") from None
+
+    def seal(self, password: str) -> str:
+        return self._fernet.encrypt(password.encode()).decode("ascii")
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode()
+        except InvalidToken:
+            raise ConsoleError(
+                "A sealed password cannot be opened with this vault key (was the key replaced?)"
+            ) from None
+
+
+def key_path(settings: Settings) -> Path:
+    return settings.data_dir / KEY_FILE
+
+
+def load(settings: Settings) -> Vault:
+    """The vault for these settings, creating the key file on first use."""
+    section = settings.extra.get("delivery")
+    if isinstance(section, dict) and section.get("vault_key"):
+        return Vault(str(section["vault_key"]).encode())
+    path = key_path(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it at the same moment
+            return _read(path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key())
+    return _read(path)
+
+
+def _read(path: Path) -> Vault:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise InvalidInput(
+            f"The delivery vault key {path} is readable by others (mode {mode:o}); "
+            f"run `chmod 600 {path}`"
+        )
+    return Vault(path.read_bytes().strip())

@@ -1,0 +1,630 @@
+"""The batch runner behind ``ssr-console worker``: packages and sends, and prints the print
+batches operators queued (``services.channels.print_batch``), outside any SSH session.
+
+One asyncio loop runs a packager (encryption on every core through a process pool, only a little
+ahead of sending, so passwords spend little time at rest and 300,000 SSRs never sit on disk at once)
+and one sender per SMTP connection. Everything it knows is in the ledger, so a worker can be killed
+at any moment and restarted: on start it settles what a dead worker left (``ledger.recover``).
+
+Logs name items, batches and students by id and SSID only; passwords never appear in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import case, func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services.channels import print_batch
+from services.core import private_files
+from services.core.columns import utcnow
+from services.core.db import is_sqlite, session_scope
+from services.core.errors import ConsoleError, DatabaseUnavailable, InvalidInput
+from services.core.settings import Settings
+from services.delivery import batches, ledger, messages, packaging, password_vault
+from services.delivery.ledger import Claim, DeliveryBatch, DeliveryItem, ItemState, Step
+from services.delivery.mailer import (
+    KIND_WORDS,
+    MailConfig,
+    Outcome,
+    Quota,
+    SendResult,
+    SmtpConnection,
+    backoff,
+    build_message,
+    prune_quota,
+)
+from services.delivery.sms_gateway import SmsConfig, SmsGateway
+from services.intake.report_store import ReportStore
+from services.roster.tables import Guardian
+
+log = logging.getLogger("ssr.delivery")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The ``[delivery]`` section: how far to package ahead and how the runner paces itself."""
+
+    lookahead: int = 64
+    processes: int = 0  # encryption processes; 0: one per core
+    poll_seconds: float = 0.5
+    heartbeat_seconds: float = 10.0
+    stale_after_seconds: float = 120.0
+    once_horizon_seconds: float = 60.0
+    reconnect_seconds: float = 0.5  # first wait after the database dropped; doubles each time
+    reconnect_max_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        section = settings.extra.get("delivery") or {}
+        if not isinstance(section, dict):
+            raise InvalidInput("The [delivery] configuration must be a table of keys")
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name in section:
+                kind = type(getattr(cls, name))
+                try:
+                    values[name] = kind(section[name])
+                except (TypeError, ValueError):
+                    raise InvalidInput(f"[delivery] {name} must be {KIND_WORDS[kind]}") from None
+        return cls(**values)
+
+
+@dataclass
+class Tally:
+    """What one run did, for the command's last line and the tests."""
+
+    packaged: int = 0
+    documents: int = 0
+    passwords: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    recovered_uncertain: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"packaged={self.packaged} documents={self.documents} passwords={self.passwords} "
+            f"retried={self.retried} failed={self.failed} uncertain={self.uncertain} "
+            f"recovered_uncertain={self.recovered_uncertain}"
+        )
+
+
+@dataclass
+class _BatchInfo:
+    lea_name: str
+    channel: str
+    delay: timedelta
+
+
+@dataclass
+class Worker:
+    engine: Engine
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+    mail: MailConfig | None = None
+    config: WorkerConfig | None = None
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+
+    def __post_init__(self) -> None:
+        self.mail = self.mail or MailConfig.from_settings(self.settings)
+        self.config = self.config or WorkerConfig.from_settings(self.settings)
+        sms = SmsConfig.from_settings(self.settings)
+        self._sms = SmsGateway(sms) if sms else None
+        self.vault = password_vault.load(self.settings)
+        self.quota = Quota(self.mail.per_minute, self.mail.per_day)
+        self.outbox = self.settings.data_dir / "outbox"
+        self.store = ReportStore(self.settings.report_store)
+        self.tally = Tally()
+        self._stop = asyncio.Event()
+        self._busy = 0  # sends in progress
+        self._packaging = 0  # packages being encrypted
+        self._printing = False  # a print batch is being printed
+        self._relay_failures = 0  # connection failures in a row
+        self._batches: dict[int, _BatchInfo] = {}
+
+    def stop(self) -> None:
+        """Finish the messages being sent, then return from ``run``."""
+        self._stop.set()
+
+    async def run(self, once: bool = False) -> Tally:
+        """Work until stopped; with ``once``, until nothing is due within the once-horizon."""
+        assert self.mail is not None and self.config is not None
+        await self._db(
+            ledger.register_worker, self.engine, self.worker_id, socket.gethostname(), os.getpid()
+        )
+        self.tally.recovered_uncertain = await self._db(self._recover)
+        if self.tally.recovered_uncertain:
+            log.warning(
+                "%d in-flight items marked uncertain after a crash", self.tally.recovered_uncertain
+            )
+        # On SQLite, closing the last connection checkpoints the WAL; one connection held open for
+        # the run keeps each short transaction from paying for a checkpoint.
+        keepalive = self.engine.connect() if is_sqlite(self.engine) else None
+        pool = self._pool()
+        connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
+        tasks = [asyncio.create_task(self._packager(pool)), asyncio.create_task(self._printer())]
+        tasks += [asyncio.create_task(self._sender(c)) for c in connections]
+        beat = self.clock()
+        try:
+            while not self._stop.is_set():
+                await self._db(self._finish_sent)
+                if any(t.done() for t in tasks):
+                    for task in tasks:
+                        if task.done() and task.exception():
+                            raise task.exception()  # type: ignore[misc]
+                idle = not (self._busy or self._packaging or self._printing)
+                if once and idle and await self._db(self._idle_until_horizon):
+                    break
+                if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
+                    await self._db(self._heartbeat)
+                    beat = self.clock()
+                await asyncio.sleep(self.config.poll_seconds)
+        except DatabaseUnavailable:
+            if not self._stop.is_set():
+                raise
+            # stopped during an outage: the next start's recovery settles what is left
+        finally:
+            self._stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for connection in connections:
+                await connection.close()
+            if self._sms:
+                await self._sms.close()
+            pool.shutdown(cancel_futures=True)
+            try:
+                self._finish_sent()
+                ledger.unregister_worker(self.engine, self.worker_id)
+            except DatabaseUnavailable as error:
+                log.warning("stopped while the database is unavailable: %s", _reason(error))
+            if keepalive is not None:
+                with contextlib.suppress(DatabaseUnavailable):
+                    keepalive.close()
+        return self.tally
+
+    async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` (awaited if it returns an awaitable), waiting out a database outage.
+
+        While the database cannot be used (a dropped connection, a restarting server, a locked
+        file) the worker says so in its log and tries again after 0.5 s, 1 s, 2 s... up to
+        ``reconnect_max_seconds``, instead of ending: an outcome it already knows (a message the
+        relay accepted) is written once the database is back, not lost. Only a worker asked to
+        stop gives up; its next start's recovery settles what it left.
+        """
+        assert self.config is not None
+        failures = 0
+        while True:
+            try:
+                result = call(*args)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except DatabaseUnavailable as error:
+                if self._stop.is_set():
+                    raise
+                failures += 1
+                wait = min(
+                    self.config.reconnect_max_seconds,
+                    self.config.reconnect_seconds * 2 ** min(failures - 1, 16),
+                )
+                log.warning(
+                    "database unavailable (%s); waiting %.1f s, then reconnecting (attempt %d)",
+                    _reason(error),
+                    wait,
+                    failures,
+                )
+                await self._pause(wait)
+                continue
+            if failures:
+                log.warning("database reachable again after %d attempt(s); carrying on", failures)
+            return result
+
+    def _heartbeat(self) -> None:
+        ledger.heartbeat(self.engine, self.worker_id, socket.gethostname(), os.getpid())
+        if not is_sqlite(self.engine):  # other workers may have died meanwhile
+            self.tally.recovered_uncertain += self._recover()
+        with session_scope(self.engine) as session:
+            prune_quota(session, self.clock())
+
+    def _recover(self) -> int:
+        assert self.config is not None
+        return ledger.recover(
+            self.engine,
+            self.worker_id,
+            socket.gethostname(),
+            timedelta(seconds=self.config.stale_after_seconds),
+        )
+
+    def _pool(self) -> Executor:
+        assert self.config is not None
+        processes = self.config.processes or os.cpu_count() or 1
+        # spawn: the pool must not inherit the parent's database connections, and its processes
+        # must be the worker's own children to die with it (a fork server's outlive the worker).
+        return ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=get_context("spawn"),
+            initializer=packaging.die_with_worker,
+            initargs=(os.getpid(),),
+        )
+
+    def _idle_until_horizon(self) -> bool:
+        assert self.config is not None
+        now = self.clock()
+        horizon = now + timedelta(seconds=self.config.once_horizon_seconds)
+        if self.quota.blocked_until is not None and self.quota.blocked_until > horizon:
+            return True
+        if print_batch.waiting(self.engine):
+            return False
+        due = next_due(self.engine)
+        return due is None or due > horizon
+
+    # --- packaging -------------------------------------------------------------------------------
+
+    async def _packager(self, pool: Executor) -> None:
+        """Keep every encryption process busy, and the packaged backlog under ``lookahead``."""
+        assert self.config is not None
+        slots = 2 * (self.config.processes or os.cpu_count() or 1)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stop.is_set():
+                backlog = await self._db(ledger.packaged_backlog, self.engine)
+                limit = min(self.config.lookahead - backlog - len(running), slots - len(running))
+                ids = (
+                    await self._db(ledger.claim_for_packaging, self.engine, self.worker_id, limit)
+                    if limit > 0
+                    else []
+                )
+                for item_id in ids:
+                    running.add(asyncio.create_task(self._package(pool, item_id)))
+                self._packaging = len(running)
+                if not running:
+                    await self._pause()
+                    continue
+                finished, running = await asyncio.wait(
+                    running, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in finished:
+                    task.result()  # an unexpected error stops the worker rather than vanishing
+        finally:
+            if running:
+                await asyncio.wait(running)
+            self._packaging = 0
+
+    def _family_reports(self, item_id: int) -> tuple[int, list[Any]] | None:
+        with Session(self.engine) as session:
+            item = session.get(DeliveryItem, item_id)
+            batch = session.get(DeliveryBatch, item.batch_id) if item else None
+            if item is None or batch is None:
+                return None
+            return item.batch_id, batches.family_reports(session, batch, item.guardian_id)
+
+    async def _package(self, pool: Executor, item_id: int) -> None:
+        found = await self._db(self._family_reports, item_id)
+        if found is None:
+            return
+        batch_id, reports = found
+        if not reports:
+            reason = "no SSR is on record for this family"
+            await self._db(self._fail_claim, item_id, reason)
+            return
+        # Each claim packages into a folder of its own, so nothing another claim writes (a second
+        # worker, or the encryption process of a killed one) can replace this claim's file.
+        family = self.outbox / str(batch_id) / str(item_id)
+        shutil.rmtree(family, ignore_errors=True)  # what the claims of killed workers left
+        folder = family / uuid.uuid4().hex
+        password = packaging.passphrase()
+        ssids = sorted({r.ssid for r in reports})
+        output = folder / f"SSR_{'_'.join(ssids)}.pdf"
+        loop = asyncio.get_running_loop()
+        private_files.make_dirs(folder)
+        try:
+            sources = [self.store.path(r.file_path) for r in reports]
+            await loop.run_in_executor(pool, packaging.package, sources, output, password)
+        except (packaging.PackagingError, OSError) as error:
+            log.warning("item %s could not be packaged: %s", item_id, error)
+            await self._db(self._fail_claim, item_id, str(error))
+            return
+        sealed = self.vault.seal(password)
+        if await self._db(
+            ledger.mark_packaged,
+            self.engine,
+            item_id,
+            self.worker_id,
+            str(folder),
+            sealed,
+            len(reports),
+        ):
+            self.tally.packaged += 1
+            log.info("item %s packaged: %s", item_id, ", ".join(ssids))
+        else:  # the claim went to another worker meanwhile: this package is nobody's
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _fail_claim(self, item_id: int, reason: str) -> None:
+        ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], reason, self.worker_id)
+        self.tally.failed += 1
+
+    # --- printing --------------------------------------------------------------------------------
+
+    async def _printer(self) -> None:
+        """Print queued print batches in a thread, one at a time; each resumes where it stopped."""
+        while not self._stop.is_set():
+            self._printing = True
+            try:
+                printed = await self._db(
+                    asyncio.to_thread,
+                    print_batch.print_queued,
+                    self.engine,
+                    self.settings,
+                    self.worker_id,
+                )
+            finally:
+                self._printing = False
+            if not printed:
+                await self._pause()
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    async def _sender(self, connection: SmtpConnection) -> None:
+        while not self._stop.is_set():
+            claim = await self._db(
+                ledger.claim_send, self.engine, self.worker_id, self.clock(), self.quota
+            )
+            if claim is None:
+                await self._pause()
+                continue
+            self._busy += 1
+            try:
+                result = await self._send(connection, claim)
+                pause = await self._db(self._record, claim, result) if result else 0
+            finally:
+                self._busy -= 1
+            if pause:
+                await self._pause(pause)
+
+    async def _pause(self, seconds: float | None = None) -> None:
+        assert self.config is not None
+        delay = self.config.poll_seconds if seconds is None else seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    def _batch(self, batch_id: int) -> _BatchInfo:
+        if batch_id not in self._batches:
+            with Session(self.engine) as session:
+                batch = session.get(DeliveryBatch, batch_id)
+                assert batch is not None
+                self._batches[batch_id] = _BatchInfo(
+                    batches._lea_name(session, batch.lea_id),
+                    batch.password_channel,
+                    timedelta(seconds=batch.password_delay_seconds),
+                )
+        return self._batches[batch_id]
+
+    async def _send(self, connection: SmtpConnection, claim: Claim) -> SendResult | None:
+        """Send the claimed message; None when its package cannot be used (nothing was sent)."""
+        assert self.mail is not None
+        info = await self._db(self._batch, claim.batch_id)
+        name = await self._db(self._guardian_name, claim.guardian_id)
+        reference = f"{claim.item_id}; {claim.step.value}"
+        # The document goes out only if its password can follow and opens it: both are checked
+        # first, on the very bytes handed to the relay.
+        try:
+            password = self.vault.open(claim.sealed_password or "")
+            if claim.step is Step.DOCUMENT:
+                text = messages.document_message(
+                    claim.language,
+                    guardian_name=name,
+                    lea_name=info.lea_name,
+                    count=claim.ssr_count,
+                )
+                message = await self._document(claim, text.subject, text.body, password)
+        except ConsoleError as error:
+            log.warning("item %s %s: %s", claim.item_id, claim.step.value, error)
+            await self._db(ledger.record_package_unusable, self.engine, claim, str(error))
+            if claim.step is Step.PASSWORD:
+                self.tally.failed += 1
+            return None
+        if claim.step is Step.DOCUMENT:
+            return await connection.send(message)
+        if info.channel == "sms":
+            if self._sms is None:
+                return SendResult(
+                    Outcome.FAILED, "the batch sends passwords by SMS but [sms] is not configured"
+                )
+            if not claim.phone:
+                return SendResult(
+                    Outcome.FAILED, "no mobile phone number on file for the password SMS"
+                )
+            sms = messages.password_sms(claim.language, lea_name=info.lea_name, password=password)
+            return await self._sms.send(claim.phone, sms)
+        text = messages.password_message(
+            claim.language, guardian_name=name, lea_name=info.lea_name, password=password
+        )
+        message = build_message(
+            self.mail,
+            to=claim.address,
+            subject=text.subject,
+            body=text.body,
+            reference=reference,
+            now=self.clock(),
+        )
+        return await connection.send(message)
+
+    def _guardian_name(self, guardian_id: int) -> str:
+        with Session(self.engine) as session:
+            guardian = session.get(Guardian, guardian_id)
+        return f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
+
+    async def _document(self, claim: Claim, subject: str, body: str, password: str) -> EmailMessage:
+        """The document message with the claim's package attached, each attachment opened with
+        the family's password (``packaging.check_opens``) after the files were read for sending."""
+        assert self.mail is not None
+        files = sorted(Path(claim.package_dir).glob("*.pdf")) if claim.package_dir else []
+        if not files:
+            raise ConsoleError("the encrypted package is missing")
+        try:
+            message = build_message(
+                self.mail,
+                to=claim.address,
+                subject=subject,
+                body=body,
+                reference=f"{claim.item_id}; {claim.step.value}",
+                attachments=files,
+                now=self.clock(),
+            )
+        except OSError as error:
+            raise ConsoleError(f"the encrypted package cannot be read ({error.strerror})") from None
+        for part in message.iter_attachments():
+            data = part.get_payload(decode=True)
+            name = part.get_filename() or "attachment"
+            await asyncio.to_thread(packaging.check_opens, name, data, password)
+        return message
+
+    def _record(self, claim: Claim, result: SendResult) -> float:
+        """Write the outcome; returns how long this connection should rest before the next claim."""
+        assert self.mail is not None
+        now = self.clock()
+        info = self._batch(claim.batch_id)
+        log.info("item %s %s: %s", claim.item_id, claim.step.value, result.outcome.value)
+        if result.outcome is Outcome.ACCEPTED:
+            ledger.record_accepted(
+                self.engine,
+                claim,
+                (result.message_id or result.detail)[:200],
+                now=now,
+                password_delay=info.delay,
+            )
+            if claim.step is Step.DOCUMENT:
+                self.tally.documents += 1
+            else:
+                self.tally.passwords += 1
+            return 0
+        # An unreachable relay backs off as a whole (1x, 2x, 4x... up to backoff_max_seconds), so
+        # an outage of hours is retried ever more sparsely instead of every few seconds.
+        self._relay_failures = self._relay_failures + 1 if result.connection_error else 0
+        if result.outcome is Outcome.RETRY:
+            if not result.connection_error and claim.attempts >= self.mail.max_attempts:
+                ledger.record_failed(
+                    self.engine, claim, f"gave up after {claim.attempts} attempts: {result.detail}"
+                )
+                self.tally.failed += 1
+                return 0
+            wait = backoff(
+                self.mail, self._relay_failures if result.connection_error else claim.attempts
+            )
+            ledger.record_retry(
+                self.engine,
+                claim,
+                now + wait,
+                result.detail,
+                count_attempt=not result.connection_error,
+            )
+            self.tally.retried += 1
+            return min(wait.total_seconds(), 5.0) if result.connection_error else 0
+        if result.outcome is Outcome.FAILED:
+            ledger.record_failed(self.engine, claim, result.detail)
+            self.tally.failed += 1
+            return 0
+        ledger.record_uncertain(self.engine, claim, result.detail)
+        self.tally.uncertain += 1
+        return 0
+
+    def _finish_sent(self) -> None:
+        """Delete the packages of families whose password went out (and of cancelled items)."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.package_dir)
+                .where(
+                    or_(
+                        col(DeliveryItem.state) == ItemState.PASSWORD_SENT,
+                        (col(DeliveryItem.state) == ItemState.CANCELLED)
+                        & col(DeliveryItem.package_dir).is_not(None),
+                    )
+                )
+                .limit(500)
+            ).all()
+        for _, _, folder in rows:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the family's folder, once it is empty
+                    Path(folder).parent.rmdir()
+        if rows:
+            ledger.clear_packages(self.engine, [item_id for item_id, _, _ in rows if item_id])
+
+
+def _reason(error: DatabaseUnavailable) -> str:
+    """The driver's first line (no credentials in it), for the log."""
+    lines = str(error.__cause__ or error).strip().splitlines()
+    return lines[0] if lines else "no reason given"
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """When the earliest open item can next move (now for work in hand): items of running batches,
+    and the passwords still owed to families of cancelled batches."""
+    running, finishing = ledger.batch_ids(), ledger.batch_ids(ledger.FINISHING)
+    state, batch = col(DeliveryItem.state), col(DeliveryItem.batch_id)
+    now = utcnow()
+    with Session(engine) as session:
+        in_hand = session.exec(
+            select(func.count())
+            .select_from(DeliveryItem)
+            .where(
+                or_(
+                    state.in_([ItemState.PENDING, ItemState.SENDING_DOCUMENT]) & batch.in_(running),
+                    state.in_([ItemState.SENDING_PASSWORD, ItemState.PASSWORD_SENT])
+                    & batch.in_(finishing),
+                )
+            )
+        ).one()
+        if in_hand:
+            return now
+        packaged = session.exec(
+            select(func.min(DeliveryItem.next_attempt_at)).where(
+                batch.in_(running), state == ItemState.PACKAGED
+            )
+        ).one()
+        waiting = session.exec(
+            select(
+                func.min(
+                    case(
+                        (
+                            col(DeliveryItem.password_due_at) > DeliveryItem.next_attempt_at,
+                            DeliveryItem.password_due_at,
+                        ),
+                        else_=DeliveryItem.next_attempt_at,
+                    )
+                )
+            ).where(batch.in_(finishing), state == ItemState.DOCUMENT_SENT)
+        ).one()
+    times = [t for t in (packaged, waiting) if t is not None]
+    return min(times) if times else None
+
+
+def run(engine: Engine, settings: Settings, *, once: bool = False) -> Tally:
+    """Run a worker until SIGTERM or SIGINT (or, with ``once``, until nothing is due)."""
+
+    async def main() -> Tally:
+        worker = Worker(engine, settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        return await worker.run(once=once)
+
+    return asyncio.run(main())

@@ -1,0 +1,345 @@
+"""Coverage: which channel each student's SSRs are on, so that every SSR is on exactly one.
+
+A student with an SSR (the newest version of each report) is on a channel when a batch of that
+channel holds them and has not given up on them:
+
+- B (secure email, ``services.delivery.ledger``): an item that carries the student
+  (``services.delivery.delivered.secure_item_carries``: one of the student's guardians, a plan batch only
+  the family's) and has not failed;
+- A, C, D (``services.channels.batches``): an item for the student that is pending or done (a
+  print run's family without a usable address is listed, not covered).
+
+Students on no channel are the uncovered, listed with their family (the primary guardian, as in
+``services.roster.facts``) and why; students on two channels are counted too, because a family
+that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
+query over the students in scope; lists are paged. The same rules choose the students of a new
+batch (``students_for``): the plan's families of a channel, every family in scope, or those the
+portal does not reach; never a student already on a channel.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Select, and_, case, exists, func, literal, true
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services.access.permissions import Permission, require
+from services.access.tables import Operator
+from services.channels import batches as channel_batches
+from services.channels.batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState, Scope
+from services.core.channels import ASSIGNMENT_ORDER, Option
+from services.core.errors import InvalidInput
+from services.core.paging import Page, prefix
+from services.core.scope import report_filters
+from services.delivery.delivered import secure_item_carries
+from services.delivery.ledger import DeliveryBatch, DeliveryItem, ItemState
+from services.intake.score_reports import ScoreReport
+from services.plan import decisions as plan
+from services.plan import family_channel
+from services.roster.facts import delivery_guardians, latest_year
+from services.roster.tables import Guardian, School, Student
+
+
+def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any, Any]:
+    """Students of the scope with at least one SSR: ``sid``, ``ssrs`` (newest versions)."""
+    return (
+        sa.select(col(Student.id).label("sid"), func.count(col(ScoreReport.id)).label("ssrs"))
+        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        .where(
+            *report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year)
+        )
+        .group_by(col(Student.id))
+    )
+
+
+def families(lea_id: int, scope: Scope) -> Any:
+    """Subquery ``sid``, ``gid``: each student with an SSR and their family's guardian."""
+    return delivery_guardians(students_with_ssrs(lea_id, scope).subquery("with_ssrs"))
+
+
+def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any) -> Any:
+    """SQL: the student ``sid`` (in ``school_id``, ``grade``) is on channel ``option``."""
+    if option is Option.SECURE:
+        return exists().where(
+            *secure_item_carries(sid, school_id, grade),
+            col(DeliveryBatch.lea_id) == lea_id,
+            col(DeliveryItem.state) != ItemState.FAILED,
+        )
+    return exists().where(
+        col(ChannelItem.student_id) == sid,
+        col(ChannelItem.state).in_(COVERING),
+        col(ChannelBatch.id) == col(ChannelItem.batch_id),
+        col(ChannelBatch.channel) == option.value,
+    )
+
+
+def _flags(lea_id: int, scope: Scope) -> Any:
+    """Per student in scope: sid, gid (NULL without a guardian) and one 0/1 column per channel."""
+    with_ssrs = students_with_ssrs(lea_id, scope).subquery("with_ssrs")
+    family = delivery_guardians(with_ssrs)
+    columns = [
+        case(
+            (on_channel(o, lea_id, with_ssrs.c.sid, Student.school_id, Student.grade), 1), else_=0
+        ).label(o.value)
+        for o in ASSIGNMENT_ORDER
+    ]
+    return (
+        select(with_ssrs.c.sid, family.c.gid, *columns)
+        .select_from(with_ssrs)
+        .join(Student, col(Student.id) == with_ssrs.c.sid)
+        .outerjoin(family, family.c.sid == with_ssrs.c.sid)
+        .subquery("flags")
+    )
+
+
+def _channels(flags: Any) -> Any:
+    return sum((flags.c[o.value] for o in ASSIGNMENT_ORDER), literal(0))
+
+
+@dataclass(frozen=True)
+class CoverageSummary:
+    """How many students with SSRs are on one channel, on several, on none; per channel."""
+
+    students: int
+    once: int
+    several: int
+    uncovered: int
+    by_channel: dict[Option, int]
+
+    @property
+    def complete(self) -> bool:
+        return self.students > 0 and self.once == self.students
+
+    def text(self) -> str:
+        """The dashboard's coverage panel."""
+        if not self.students:
+            return "No SSRs received yet."
+        share = self.once / self.students
+        lines = [
+            f"On one channel {self.once:,} of {self.students:,} ({share:.0%})",
+            " · ".join(f"{o.value} {n:,}" for o, n in self.by_channel.items()),
+            f"Uncovered      {self.uncovered:,}",
+        ]
+        if self.several:
+            lines.append(f"On 2+ channels {self.several:,}: fix the plan")
+        return "\n".join(lines)
+
+
+def in_force(engine: Engine, operator: Operator, scope: Scope | None = None) -> Scope:
+    """The scope as the operator may see it (a site coordinator: their school), for the latest
+    administration imported unless it names a year: TOMS keeps three years of SSRs, and last
+    year's reports are not this year's to deliver."""
+    scope = channel_batches.scoped(operator, scope or Scope())
+    if scope.admin_year is None:
+        with Session(engine) as session:
+            scope = replace(scope, admin_year=latest_year(session, operator.lea_id))
+    return scope
+
+
+def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> CoverageSummary:
+    """Coverage of the operator's LEA (a site coordinator: their school), one aggregate query."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    flags = _flags(operator.lea_id, in_force(engine, operator, scope))
+    channels = _channels(flags)
+    with Session(engine) as session:
+        row = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((channels == 1, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((channels > 1, 1), else_=0)), 0),
+                *(func.coalesce(func.sum(flags.c[o.value]), 0) for o in ASSIGNMENT_ORDER),
+            ).select_from(flags)
+        ).one()
+    students, once, several, *per_channel = (int(v) for v in row)
+    return CoverageSummary(
+        students=students,
+        once=once,
+        several=several,
+        uncovered=students - once - several,
+        by_channel=dict(zip(ASSIGNMENT_ORDER, per_channel, strict=True)),
+    )
+
+
+def dashboard_text(engine: Engine, operator: Operator) -> str:
+    """The dashboard's coverage panel for the operator's scope."""
+    return summary(engine, operator).text()
+
+
+class Why(enum.StrEnum):
+    """Why a student is on no channel."""
+
+    NO_GUARDIAN = "no guardian on file"
+    NO_ADDRESS = "no usable mailing address"
+    NOT_IN_BATCH = "in no batch yet"
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """One uncovered student, named by SSID, with their family and the reason."""
+
+    ssid: str
+    school: str
+    grade: int
+    guardian_id: int | None
+    guardian: str
+    why: Why
+
+
+def uncovered(
+    engine: Engine,
+    operator: Operator,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    ssid_prefix: str = "",
+) -> list[Uncovered]:
+    """A page of the uncovered students (optionally those whose SSID starts with
+    ``ssid_prefix``), by family then SSID."""
+    require(operator, Permission.VIEW_STUDENTS)
+    flags = _flags(operator.lea_id, in_force(engine, operator))
+    listed_without_address = exists().where(
+        col(ChannelItem.student_id) == flags.c.sid,
+        col(ChannelItem.state) == ChannelItemState.NO_ADDRESS,
+    )
+    why = case(
+        (flags.c.gid.is_(None), Why.NO_GUARDIAN.value),
+        (listed_without_address, Why.NO_ADDRESS.value),
+        else_=Why.NOT_IN_BATCH.value,
+    )
+    with Session(engine) as session:
+        rows = session.execute(
+            sa.select(
+                col(Student.ssid),
+                col(School.name),
+                col(Student.grade),
+                flags.c.gid,
+                func.coalesce(Guardian.last_name + ", " + Guardian.first_name, ""),
+                why,
+            )
+            .select_from(flags)
+            .join(Student, col(Student.id) == flags.c.sid)
+            .join(School, col(School.id) == col(Student.school_id))
+            .outerjoin(Guardian, col(Guardian.id) == flags.c.gid)
+            .where(
+                _channels(flags) == 0, *([prefix(Student.ssid, ssid_prefix)] if ssid_prefix else [])
+            )
+            .order_by(flags.c.gid, col(Student.ssid))
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return [Uncovered(s, sc, int(g), gid, name, Why(w)) for s, sc, g, gid, name, w in rows]
+
+
+def uncovered_page(
+    engine: Engine, operator: Operator, offset: int, limit: int, filter_text: str = ""
+) -> Page:
+    """A window of the uncovered students for a paged table; a digit filter is an SSID prefix."""
+    require(operator, Permission.VIEW_STUDENTS)
+    text = filter_text.strip()
+    if text and not text.isdigit():
+        raise InvalidInput("Filter the uncovered by SSID: type its first digits")
+    flags = _flags(operator.lea_id, in_force(engine, operator))
+    matching = [_channels(flags) == 0]
+    if text:
+        matching.append(
+            flags.c.sid.in_(sa.select(col(Student.id)).where(prefix(Student.ssid, text)))
+        )
+    with Session(engine) as session:
+        total = session.execute(
+            sa.select(func.count()).select_from(flags).where(*matching)
+        ).scalar_one()
+    rows = uncovered(engine, operator, limit=limit, offset=offset, ssid_prefix=text)
+    return Page(
+        [(u.ssid, u.school[:18], str(u.grade), u.guardian[:22], u.why.value) for u in rows],
+        int(total),
+    )
+
+
+def uncovered_families(engine: Engine, operator: Operator) -> Iterator[int | None]:
+    """The family (guardian id; None for students without one) of every uncovered student,
+    each once, streamed in id order."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    flags = _flags(operator.lea_id, in_force(engine, operator))
+    with Session(engine) as session:
+        result = session.execute(
+            select(flags.c.gid)
+            .where(_channels(flags) == 0)
+            .group_by(flags.c.gid)
+            .order_by(flags.c.gid)
+            .execution_options(yield_per=1000)
+        )
+        for (gid,) in result:
+            yield gid
+
+
+class Who(enum.StrEnum):
+    """Which families of the scope a new batch takes (never students already on a channel)."""
+
+    PLAN = "plan"  # the families the plan in force puts on the batch's channel
+    ALL = "all"  # every family of the scope
+    HANDOFF = "handoff"  # families that do not use the portal (portal readiness hand-off)
+
+
+def _moved_to(engine: Engine, lea_id: int, channel: Option) -> bool:
+    with Session(engine) as session:
+        return family_channel.anyone_moved_to(session, lea_id, channel)
+
+
+def choose(
+    engine: Engine,
+    operator: Operator,
+    channel: Option,
+    scope: Scope | None = None,
+    who: Who = Who.PLAN,
+    exclude: Iterable[int] = (),
+) -> tuple[Scope, Select[Any, Any]]:
+    """The scope in force for ``operator`` (``in_force``) and the students a new ``channel``
+    batch takes in it (``students_for``): what every channel's preview and create start from."""
+    scope = in_force(engine, operator, scope)
+    return scope, students_for(engine, operator.lea_id, scope, who, channel, exclude=exclude)
+
+
+def students_for(
+    engine: Engine,
+    lea_id: int,
+    scope: Scope,
+    who: Who,
+    channel: Option,
+    *,
+    exclude: Iterable[int] = (),
+) -> Select[Any, Any]:
+    """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
+    families (guardian ids) on purpose. A student already on any channel is never taken, so a
+    new batch cannot put an SSR on a second channel."""
+    family = families(lea_id, scope)
+    conditions: list[Any] = [
+        ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
+        for o in ASSIGNMENT_ORDER
+    ]
+    if who is Who.PLAN:
+        current = plan.current(engine, lea_id, scope.school_id)
+        if current is None:
+            raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
+        if channel not in current.channels and not _moved_to(engine, lea_id, channel):
+            raise InvalidInput(
+                f"The plan in force ({current.label}) does not use {channel.value} "
+                f"{channel.caption}; choose the families another way"
+            )
+        conditions.append(plan.channel_filter(current, channel))
+    if who is Who.HANDOFF:
+        conditions.append(col(Guardian.uses_portal) != true())
+    excluded = sorted(set(exclude))
+    if excluded:
+        conditions.append(col(Guardian.id).not_in(excluded))
+    return (
+        select(family.c.sid, family.c.gid)
+        .join(Student, col(Student.id) == family.c.sid)
+        .join(Guardian, col(Guardian.id) == family.c.gid)
+        .where(and_(*conditions))
+    )

@@ -1,0 +1,346 @@
+"""The notice ledger: every reminder the scheduler plans or sends, one row per notice and recipient.
+
+A row's unique key is (kind, subject, offset, recipient), so a notice can be written once only. The
+row is written (``planned``) before the notice is due, claimed (``sending``, with its Message-ID) in
+its own committed transaction *before* the SMTP conversation, marked as handed to the relay
+(``claimed_at``, committed) just before its own conversation starts, and marked ``sent`` after it;
+a failed send becomes ``failed`` with a next-attempt time (backoff), retried until it goes or
+becomes moot. ``cancelled`` rows say why: superseded by a more recent notice after downtime, or moot
+after a reset or a delivery. The same rows are the console's notice inbox.
+
+A row found ``sending`` by a scan was left by a process that died between claim and mark (only the
+lock holder sends, one scan at a time), and it is sent again with the Message-ID recorded at the
+claim. One never handed to the relay cannot have gone out: it is delivered exactly once. One handed
+to the relay is *in doubt*: the relay may have accepted it in the instant before the process died
+and the mark committed. SMTP offers no way to ask a server whether it has seen a Message-ID, and the
+accept and the mark cannot be one transaction, so the choice is between a repeat and a possible
+loss; a lost reminder is the worse failure here, so the ledger resends it as the same message (same
+Message-ID, which mail systems can use to show it once) and records ``notice.in_doubt`` in the audit
+log. At most the one notice in the relay's hands when a scheduler dies can repeat, once per death.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Column, Index, UniqueConstraint, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from services.audit import log as audit
+from services.audit.log import Actor
+from services.core.columns import enum_column, utcnow
+from services.core.db import session_scope
+
+
+class NoticeKind(enum.StrEnum):
+    CREDENTIAL_EXPIRY = "credential_expiry"
+    SSR_DEADLINE = "ssr_deadline"
+
+
+class NoticeState(enum.StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+OPEN_STATES = (NoticeState.PLANNED, NoticeState.SENDING, NoticeState.FAILED)
+
+
+class Notice(SQLModel, table=True):
+    """One reminder to one coordinator: what it is about, when it is due and where it stands."""
+
+    __tablename__ = "notice"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "offset", "recipient", name="uq_notice_key"),
+        Index("ix_notice_state_due", "state", "due_on"),
+        Index("ix_notice_recipient_due", "recipient", "due_on"),
+        Index("ix_notice_lea_due", "lea_id", "due_on"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: NoticeKind = Field(
+        sa_column=Column(enum_column(NoticeKind, "notice_kind"), nullable=False)
+    )
+    # credential:<id> or ssr:<lea id>:<program>:<receipt date>
+    subject: str = Field(max_length=80)
+    # days before the event (expiry, deadline); negative after it; working days for SSR deadlines
+    offset: int
+    recipient: str = Field(max_length=64)  # operator username
+    lea_id: int = Field(foreign_key="lea.id")
+    due_on: date
+    event_on: date  # the expiry day or the delivery deadline
+    program: str | None = Field(default=None, max_length=16)
+    pending: int = 0  # SSRs not yet delivered, for deadline notices
+    email: str | None = Field(default=None, max_length=254)  # None: inbox only
+    language: str = Field(default="en", max_length=16)
+    state: NoticeState = Field(
+        default=NoticeState.PLANNED,
+        sa_column=Column(enum_column(NoticeState, "notice_state"), nullable=False),
+    )
+    late: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+    message_id: str | None = Field(default=None, max_length=200)
+    cancel_reason: str | None = Field(default=None, max_length=100)
+    planned_at: datetime = Field(default_factory=utcnow)
+    claimed_at: datetime | None = None  # handed to the relay (None: claimed, not yet handed)
+    sent_at: datetime | None = None
+    read_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NoticeCounts:
+    """Ledger totals per state, for the scheduler status panel and the benchmark."""
+
+    planned: int = 0
+    sending: int = 0
+    sent: int = 0
+    cancelled: int = 0
+    failed: int = 0
+
+
+def counts(engine: Engine, lea_id: int | None = None) -> NoticeCounts:
+    query = select(Notice.state, func.count()).group_by(Notice.state)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    with Session(engine) as session:
+        found = {NoticeState(state).value: int(n) for state, n in session.exec(query).all()}
+    return NoticeCounts(**found)
+
+
+def inbox(engine: Engine, recipient: str, limit: int = 200) -> list[Notice]:
+    """The notices that reached ``recipient`` (sent, or failing by email but shown here), newest first."""
+    query = (
+        select(Notice)
+        .where(Notice.recipient == recipient)
+        .where(col(Notice.state).in_([NoticeState.SENT, NoticeState.SENDING, NoticeState.FAILED]))
+        .order_by(col(Notice.due_on).desc(), col(Notice.id).desc())
+        .limit(limit)
+    )
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def upcoming(engine: Engine, lea_id: int | None = None, limit: int = 200) -> list[Notice]:
+    """Planned notices, soonest first (``lea_id`` None: every LEA); a past due day means the
+    scheduler has not run since."""
+    query = select(Notice).where(col(Notice.state) == NoticeState.PLANNED)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    query = query.order_by(col(Notice.due_on), col(Notice.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def failures(engine: Engine, lea_id: int | None = None, limit: int = 200) -> list[Notice]:
+    """Notices whose email has failed at least once and is still being retried."""
+    query = select(Notice).where(col(Notice.state) == NoticeState.FAILED)
+    if lea_id is not None:
+        query = query.where(Notice.lea_id == lea_id)
+    query = query.order_by(col(Notice.next_attempt_at), col(Notice.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(query).all())
+
+
+def mark_read(engine: Engine, notice_id: int, recipient: str) -> None:
+    """The recipient has seen it in the inbox (only their own notices)."""
+    with Session(engine) as session:
+        notice = session.get(Notice, notice_id)
+        if notice is not None and notice.recipient == recipient and notice.read_at is None:
+            notice.read_at = utcnow()
+            session.add(notice)
+            session.commit()
+
+
+# --- the state machine the scheduler drives ---------------------------------------------------
+
+SCHEDULER = Actor("scheduler", "system")
+_OPEN = list(OPEN_STATES)
+
+
+def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Write notices not yet in the ledger; a key already there (in any state) is left alone."""
+    if not rows:
+        return 0
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    table = Notice.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing(
+        index_elements=["kind", "subject", "offset", "recipient"]
+    )
+    written = 0
+    for start in range(0, len(rows), 1000):
+        result = session.execute(statement, [_row(r) for r in rows[start : start + 1000]])
+        written += max(result.rowcount, 0)  # type: ignore[attr-defined]
+    return written
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state": NoticeState.PLANNED,
+        "planned_at": utcnow(),
+        "late": False,
+        "attempts": 0,
+        "pending": 0,
+    } | values
+
+
+@dataclass(frozen=True)
+class OpenKey:
+    """An open notice's identity, as the planner compares it with what it wants."""
+
+    id: int
+    kind: NoticeKind
+    subject: str
+    offset: int
+    recipient: str
+
+
+def open_keys(session: Session) -> list[OpenKey]:
+    """Every notice not yet sent or cancelled."""
+    columns = [
+        col(c) for c in (Notice.id, Notice.kind, Notice.subject, Notice.offset, Notice.recipient)
+    ]
+    rows = session.execute(sa.select(*columns).where(col(Notice.state).in_(_OPEN))).all()
+    return [OpenKey(int(i), NoticeKind(k), s, int(o), r) for i, k, s, o, r in rows]
+
+
+def due(session: Session, today: date, now: datetime) -> list[Notice]:
+    """Notices to act on now: planned and due, failed and past their backoff, or left ``sending``."""
+    query = select(Notice).where(
+        ((col(Notice.state) == NoticeState.PLANNED) & (col(Notice.due_on) <= today))
+        | ((col(Notice.state) == NoticeState.FAILED) & (col(Notice.next_attempt_at) <= now))
+        | (col(Notice.state) == NoticeState.SENDING)
+    )
+    return list(session.exec(query.order_by(col(Notice.id))).all())
+
+
+def cancel(session: Session, ids: Sequence[int], reason: str) -> int:
+    """Cancel open notices (superseded, or moot after a reset or a delivery), with an audit event."""
+    cancelled = 0
+    for notice_id in ids:
+        changed = session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice_id, col(Notice.state).in_(_OPEN))
+            .values(state=NoticeState.CANCELLED, cancel_reason=reason[:100])
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            cancelled += 1
+            audit.record(
+                session, SCHEDULER, "notice.cancelled", f"notice:{notice_id}", {"reason": reason}
+            )
+    return cancelled
+
+
+def in_doubt(notice: Notice) -> bool:
+    """Left ``sending`` after it was handed to the relay: it may have been accepted already."""
+    return notice.state is NoticeState.SENDING and notice.claimed_at is not None
+
+
+def claim(
+    engine: Engine,
+    ids: Sequence[int],
+    now: datetime,
+    today: date,
+    message_id: Callable[[], str],
+    pending: Mapping[str, int],
+) -> list[Notice]:
+    """Mark notices ``sending`` and commit, before any byte of them goes to the SMTP server.
+
+    Claimed together in one transaction (each is handed to the relay and marked sent on its own).
+    The Message-ID is fixed at the first claim and kept on every retry, so a message that did leave
+    before a crash and is sent again is recognisably the same message; such an in-doubt resend is
+    recorded in the audit log. Notices no longer open are skipped.
+    """
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Notice)
+            .where(col(Notice.id).in_(list(ids)), col(Notice.state).in_(_OPEN))
+            .order_by(col(Notice.id))
+        ).all()
+        for notice in rows:
+            if in_doubt(notice):
+                audit.record(
+                    session,
+                    SCHEDULER,
+                    "notice.in_doubt",
+                    f"notice:{notice.id}",
+                    {
+                        "message_id": notice.message_id,
+                        "handed_at": notice.claimed_at.isoformat(),  # type: ignore[union-attr]
+                        "why": "the scheduler stopped after handing it to the relay; resent",
+                    },
+                    lea_id=notice.lea_id,
+                )
+            notice.state = NoticeState.SENDING
+            notice.claimed_at = None
+            notice.attempts += 1
+            notice.late = notice.due_on < today
+            notice.message_id = notice.message_id or message_id()
+            notice.pending = pending.get(notice.subject, notice.pending)
+            session.add(notice)
+    return list(rows)
+
+
+def hand_off(engine: Engine, notice: Notice, now: datetime) -> bool:
+    """Commit that this notice goes to the relay now (from here a crash leaves it in doubt);
+    False if it is no longer ``sending``."""
+    with session_scope(engine) as session:
+        moved = session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
+            .values(claimed_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    notice.claimed_at = now
+    return bool(moved)
+
+
+def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
+    with session_scope(engine) as session:
+        session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
+            .values(state=NoticeState.SENT, sent_at=now, last_error=None, next_attempt_at=None)
+        )
+        audit.record(
+            session,
+            SCHEDULER,
+            "notice.sent",
+            f"notice:{notice.id}",
+            {
+                "kind": notice.kind.value,
+                "subject": notice.subject,
+                "offset": notice.offset,
+                "recipient": notice.recipient,
+                "late": notice.late,
+                "email": bool(notice.email),
+            },
+            lea_id=notice.lea_id,
+        )
+
+
+def mark_failed(engine: Engine, notice: Notice, error: str, retry_at: datetime) -> None:
+    """Record a failed attempt and when the next one is due (the mailer's backoff)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Notice)
+            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
+            .values(state=NoticeState.FAILED, last_error=error[:300], next_attempt_at=retry_at)
+        )
+        audit.record(
+            session,
+            SCHEDULER,
+            "notice.failed",
+            f"notice:{notice.id}",
+            {"attempts": notice.attempts, "error": error[:200], "retry_at": retry_at.isoformat()},
+            lea_id=notice.lea_id,
+        )

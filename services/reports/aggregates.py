@@ -1,0 +1,543 @@
+"""Aggregate reports for coordinators: coverage and delivery by school, grade, language, program
+and channel; students at risk of missing the statutory deadline; cost so far by channel.
+
+Everything is an SQL aggregate over the operator's scope (their LEA; a site coordinator's school;
+optionally one student group), so a 300,000-student LEA answers in well under a second and no
+student row passes through Python. Each student's SSRs of one program are a *unit*; its state is
+the best any channel reached for the student:
+
+- delivered (``services.delivery.delivered``, shared with coverage and the deadline notices): the family's
+  secure email went out with its password (B), the student's reports were
+  printed (C), received from ETS (D) or made available in the portal (A);
+- on a channel: in a batch that is still working on it;
+- failed: every attempt failed (no address for a mailing, the mail server refused);
+- not covered: in no batch at all.
+
+Deadlines (``services.core.working_days``): CAASPP 20 working days after receipt, ELPAC 30 calendar
+days. A unit not yet delivered whose deadline is within ``AT_RISK_WORKING_DAYS`` working days (or
+already past) is at risk.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, literal, or_
+from sqlalchemy import select as select_columns  # more columns than sqlmodel.select types
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from services.access.permissions import Permission, require, school_scope
+from services.access.tables import Operator
+from services.channels.batches import ChannelBatch, ChannelItem, ChannelItemState
+from services.core.channels import ASSIGNMENT_ORDER, Option
+from services.core.columns import utcnow
+from services.core.db import is_sqlite, session_scope
+from services.core.errors import InvalidInput
+from services.core.programs import Program
+from services.core.validation import LANGUAGES
+from services.core.working_days import ELPAC_CALENDAR_DAYS, WorkingCalendar
+from services.delivery.delivered import CHANNEL_DELIVERED, SECURE_DELIVERED, secure_item_carries
+from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.intake.score_reports import ScoreReport
+from services.reports.tables import ReportUnit
+from services.roster.facts import latest_year
+from services.roster.groups import get as get_group
+from services.roster.groups import member_ids
+from services.roster.tables import LEA, School, Student, StudentGuardian
+
+AT_RISK_WORKING_DAYS = 5
+
+
+class Dimension(enum.StrEnum):
+    """What the coverage report is broken down by."""
+
+    SCHOOL = "school"
+    GRADE = "grade"
+    LANGUAGE = "language"
+    PROGRAM = "program"
+    CHANNEL = "channel"
+
+
+class Status(enum.IntEnum):
+    """A unit's state, ordered so the best of several attempts is their maximum."""
+
+    NONE = 0
+    FAILED = 1
+    ON_CHANNEL = 2
+    DELIVERED = 3
+
+
+_RANK = {Option.PAPER: 1, Option.PRINT: 2, Option.SECURE: 3, Option.PORTAL: 4}
+"""Tie-break between channels at the same status; code = status * 10 + rank."""
+_BY_RANK = {rank: option for option, rank in _RANK.items()}
+_B_FAILED = (ItemState.FAILED, ItemState.UNCERTAIN)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose students a report counts: the operator's LEA or school, perhaps one group."""
+
+    lea_id: int
+    school_id: int | None = None
+    group_id: int | None = None
+
+
+def scope_for(engine: Engine, operator: Operator, group_id: int | None = None) -> Scope:
+    """The operator's scope, refused when they may not see reports; a group must be theirs."""
+    require(operator, Permission.VIEW_REPORTS)
+    if group_id is not None:
+        get_group(engine, operator, group_id)  # NotFound for another school's group
+    return Scope(operator.lea_id, school_scope(operator), group_id)
+
+
+# --- the per-unit state, worked out in SQL and kept in report_unit ----------------------------
+
+
+def _best(engine: Engine, *codes: Any) -> Any:
+    """The greatest of some codes, each evaluated once: SQLite's scalar max(), else greatest()."""
+    return func.max(*codes) if is_sqlite(engine) else func.greatest(*codes)
+
+
+def _secure_code() -> Any:
+    """Correlated: the best code of the student's secure-email deliveries (0 if none)."""
+    item_state = col(DeliveryItem.state)
+    code = case(
+        (item_state.in_(SECURE_DELIVERED), Status.DELIVERED * 10),
+        (item_state.in_(_B_FAILED), Status.FAILED * 10),
+        else_=Status.ON_CHANNEL * 10,
+    )
+    return func.coalesce(
+        select(func.max(code) + _RANK[Option.SECURE])
+        .select_from(StudentGuardian)
+        .join(DeliveryItem, col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id))
+        .join(DeliveryBatch, col(DeliveryBatch.id) == col(DeliveryItem.batch_id))
+        .where(*secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)))
+        .correlate(Student)
+        .scalar_subquery(),
+        0,
+    )
+
+
+def _channel_code() -> Any:
+    """Correlated: the best code of the student's portal, print and paper batches (0 if none)."""
+    state = col(ChannelItem.state)
+    rank = case(*((col(ChannelBatch.channel) == o.value, _RANK[o]) for o in _RANK), else_=0)
+    code = (
+        case(
+            (state.in_(CHANNEL_DELIVERED), Status.DELIVERED * 10),
+            (state == ChannelItemState.PENDING, Status.ON_CHANNEL * 10),
+            else_=Status.FAILED * 10,
+        )
+        + rank
+    )
+    return func.coalesce(
+        select(func.max(code))
+        .select_from(ChannelItem)
+        .join(ChannelBatch, col(ChannelBatch.id) == col(ChannelItem.batch_id))
+        .where(
+            col(ChannelItem.student_id) == col(Student.id),
+            col(ChannelBatch.status) != BatchStatus.CANCELLED,
+            state != ChannelItemState.CANCELLED,
+        )
+        .correlate(Student)
+        .scalar_subquery(),
+        0,
+    )
+
+
+def _unit_rows(engine: Engine, school_ids: list[int], year: int, now: datetime) -> Any:
+    """The report_unit rows of some schools' students (one per student and program) for the
+    administration ``year``."""
+    return (
+        select_columns(
+            col(Student.id),
+            col(ScoreReport.program),
+            col(Student.lea_id),
+            col(Student.school_id),
+            col(Student.grade),
+            col(Student.primary_language),
+            func.min(col(ScoreReport.received_at)),
+            _best(engine, _secure_code(), _channel_code()),
+            literal(now, type_=ReportUnit.__table__.c.refreshed_at.type),  # type: ignore[attr-defined]
+        )
+        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        .where(col(Student.school_id).in_(school_ids), col(ScoreReport.admin_year) == year)
+        .group_by(col(Student.id), col(ScoreReport.program))
+    )
+
+
+REFRESH_SCHOOLS = 20
+"""Schools per refresh transaction: short write locks, so batches keep sending meanwhile."""
+STALE_AFTER = timedelta(minutes=10)
+
+
+def refresh(engine: Engine, scope: Scope) -> int:
+    """Work out every unit's state in the scope again and keep it in report_unit.
+
+    Only the latest administration imported counts (last year's SSRs went out last year), as in
+    ``services.plan.coverage``. School by school (``REFRESH_SCHOOLS`` per transaction); returns the
+    number of units. A group scope refreshes the group's schools in full.
+    """
+    now = utcnow()
+    conditions: list[Any] = [col(School.lea_id) == scope.lea_id]
+    if scope.school_id is not None:
+        conditions.append(col(School.id) == scope.school_id)
+    with Session(engine) as session:
+        schools = [int(i) for i in session.execute(select(School.id).where(*conditions)).scalars()]
+        year = latest_year(session, scope.lea_id) or 0  # no SSRs yet: no units
+    columns = [
+        "student_id",
+        "program",
+        "lea_id",
+        "school_id",
+        "grade",
+        "language",
+        "received",
+        "code",
+        "refreshed_at",
+    ]
+    for start in range(0, len(schools), REFRESH_SCHOOLS):
+        chunk = schools[start : start + REFRESH_SCHOOLS]
+        with session_scope(engine) as session:
+            if not is_sqlite(engine):  # two refreshes of one LEA take turns (SQLite: write lock)
+                session.execute(select(LEA.id).where(LEA.id == scope.lea_id).with_for_update())
+            session.execute(
+                delete(ReportUnit).where(
+                    col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(chunk)
+                )
+            )
+            session.execute(
+                insert(ReportUnit).from_select(columns, _unit_rows(engine, chunk, year, now))
+            )
+    with Session(engine) as session:  # psycopg reports no rowcount for INSERT ... SELECT
+        return int(
+            session.execute(
+                select(func.count()).where(
+                    col(ReportUnit.lea_id) == scope.lea_id, col(ReportUnit.school_id).in_(schools)
+                )
+            ).scalar_one()
+        )
+
+
+def _view(scope: Scope) -> list[Any]:
+    """WHERE conditions on report_unit for a scope."""
+    conditions: list[Any] = [col(ReportUnit.lea_id) == scope.lea_id]
+    if scope.school_id is not None:
+        conditions.append(col(ReportUnit.school_id) == scope.school_id)
+    if scope.group_id is not None:
+        conditions.append(col(ReportUnit.student_id).in_(member_ids(scope.group_id)))
+    return conditions
+
+
+def refreshed_at(engine: Engine, scope: Scope) -> datetime | None:
+    """When the scope's figures were worked out (the oldest school's), None if never."""
+    with Session(engine) as session:
+        moment = session.execute(
+            select(func.min(ReportUnit.refreshed_at)).where(*_view(scope))
+        ).scalar()
+    return _aware(moment) if moment is not None else None
+
+
+def is_stale(moment: datetime | None, now: datetime | None = None) -> bool:
+    return moment is None or (now or utcnow()) - moment > STALE_AFTER
+
+
+# --- coverage and delivery by a dimension ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the coverage report: a school, a grade, a language, a program or a channel."""
+
+    label: str
+    units: int
+    delivered: int
+    on_channel: int
+    failed: int
+    uncovered: int
+
+    @property
+    def delivered_share(self) -> float:
+        return self.delivered / self.units if self.units else 0.0
+
+    @property
+    def covered_share(self) -> float:
+        return (self.delivered + self.on_channel) / self.units if self.units else 0.0
+
+
+COLUMNS = ("Group", "Students", "Delivered", "Under way", "Failed", "None", "Done %")
+
+
+def as_cells(row: Row) -> tuple[str, ...]:
+    return (
+        row.label,
+        f"{row.units:,}",
+        f"{row.delivered:,}",
+        f"{row.on_channel:,}",
+        f"{row.failed:,}",
+        f"{row.uncovered:,}",
+        f"{row.delivered_share:.0%}",
+    )
+
+
+def coverage(engine: Engine, scope: Scope, dimension: Dimension) -> list[Row]:
+    """Students (per program) with SSRs, by ``dimension``, counted by delivery state."""
+    keys: dict[Dimension, Any] = {
+        Dimension.SCHOOL: col(ReportUnit.school_id),
+        Dimension.GRADE: col(ReportUnit.grade),
+        Dimension.LANGUAGE: col(ReportUnit.language),
+        Dimension.PROGRAM: col(ReportUnit.program),
+        Dimension.CHANNEL: None,
+    }
+    key = keys[dimension]
+    grouping: list[Any] = [col(ReportUnit.code)] if key is None else [key, col(ReportUnit.code)]
+    # GROUP BY (key, code) over the covering index; the few result rows are folded here.
+    query = select_columns(*grouping, func.count()).where(*_view(scope)).group_by(*grouping)
+    with Session(engine) as session:
+        found = session.execute(query).all()
+        names = _school_names(session, scope) if dimension is Dimension.SCHOOL else {}
+    tally: dict[Any, dict[Status, int]] = {}
+    for *parts, count in found:
+        code = int(parts[-1])
+        group = code % 10 if key is None else parts[0]
+        status = Status(code // 10)
+        counts = tally.setdefault(group, dict.fromkeys(Status, 0))
+        counts[status] += int(count)
+    rows = [
+        Row(
+            _label(dimension, group, names),
+            sum(counts.values()),
+            counts[Status.DELIVERED],
+            counts[Status.ON_CHANNEL],
+            counts[Status.FAILED],
+            counts[Status.NONE],
+        )
+        for group, counts in tally.items()
+    ]
+    return sorted(rows, key=lambda r: _sort_key(dimension, r))
+
+
+def _school_names(session: Session, scope: Scope) -> dict[int, str]:
+    query = select(School.id, School.name).where(col(School.lea_id) == scope.lea_id)
+    return {int(i): str(n) for i, n in session.execute(query).all()}
+
+
+def _label(dimension: Dimension, key: Any, names: dict[int, str]) -> str:
+    if dimension is Dimension.SCHOOL:
+        return names.get(int(key), f"school {key}")
+    if dimension is Dimension.GRADE:
+        return f"Grade {key}"
+    if dimension is Dimension.LANGUAGE:
+        return LANGUAGES.get(str(key), str(key))
+    if dimension is Dimension.CHANNEL:
+        option = _BY_RANK.get(int(key))
+        return f"{option.value} {option.caption}" if option else "No channel"
+    return str(key)
+
+
+def _sort_key(dimension: Dimension, row: Row) -> tuple[Any, ...]:
+    if dimension is Dimension.GRADE:
+        return (int(row.label.split()[-1]),)
+    if dimension is Dimension.CHANNEL:
+        return (row.label == "No channel", row.label)
+    return (row.label,)
+
+
+def total(rows: list[Row]) -> Row:
+    """The sum of a report's rows."""
+    return Row(
+        "All",
+        sum(r.units for r in rows),
+        sum(r.delivered for r in rows),
+        sum(r.on_channel for r in rows),
+        sum(r.failed for r in rows),
+        sum(r.uncovered for r in rows),
+    )
+
+
+# --- deadlines --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """One student's SSRs of a program that may miss their deadline."""
+
+    ssid: str
+    school: str
+    grade: int
+    program: str
+    received: date
+    deadline: date
+    state: str
+
+
+def risk_cutoffs(
+    today: date, calendar: WorkingCalendar, within: int = AT_RISK_WORKING_DAYS
+) -> dict[Program, datetime]:
+    """Per program, the receipt moment (UTC) before which a unit's deadline falls within
+    ``within`` working days of ``today`` (or has passed)."""
+    horizon = calendar.add(today, within)
+    caaspp_last = calendar.add(horizon, -20)  # deadline(r) <= horizon  <=>  r <= horizon - 20 wd
+    elpac_last = horizon - timedelta(days=ELPAC_CALENDAR_DAYS)
+    return {
+        Program.CAASPP: datetime.combine(caaspp_last + timedelta(days=1), time.min, UTC),
+        Program.ELPAC: datetime.combine(elpac_last + timedelta(days=1), time.min, UTC),
+    }
+
+
+def _at_risk(cutoffs: dict[Program, datetime]) -> Any:
+    return and_(
+        col(ReportUnit.code) < Status.DELIVERED * 10,
+        or_(
+            *(
+                and_(col(ReportUnit.program) == program.value, col(ReportUnit.received) < moment)
+                for program, moment in cutoffs.items()
+            )
+        ),
+    )
+
+
+def at_risk_count(engine: Engine, scope: Scope, today: date, calendar: WorkingCalendar) -> int:
+    """How many units are not delivered and due within a week of working days, or overdue."""
+    query = select(func.count()).where(*_view(scope), _at_risk(risk_cutoffs(today, calendar)))
+    with Session(engine) as session:
+        return int(session.execute(query).scalar_one())
+
+
+def at_risk(
+    engine: Engine,
+    operator: Operator,
+    scope: Scope,
+    today: date,
+    calendar: WorkingCalendar,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[AtRisk]:
+    """A page of the units at risk, oldest receipt first; it names students by SSID, so only
+    roles that may view students see it (the tech coordinator sees the count)."""
+    require(operator, Permission.VIEW_STUDENTS)
+    # The window is chosen from the covering risk index alone; only its rows are joined.
+    window = (
+        select(ReportUnit.student_id, ReportUnit.program)
+        .where(*_view(scope), _at_risk(risk_cutoffs(today, calendar)))
+        .order_by(col(ReportUnit.received), col(ReportUnit.student_id))
+        .limit(limit)
+        .offset(offset)
+        .subquery("window")
+    )
+    query = (
+        select_columns(
+            col(Student.ssid),
+            col(School.name),
+            col(ReportUnit.grade),
+            col(ReportUnit.program),
+            col(ReportUnit.received),
+            col(ReportUnit.code),
+        )
+        .join(
+            window,
+            and_(
+                window.c.student_id == col(ReportUnit.student_id),
+                window.c.program == col(ReportUnit.program),
+            ),
+        )
+        .join(Student, col(Student.id) == col(ReportUnit.student_id))
+        .join(School, col(School.id) == col(ReportUnit.school_id))
+        .order_by(col(ReportUnit.received), col(ReportUnit.student_id))
+    )
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+    found = []
+    for ssid, school, grade, program, received, unit_code in rows:
+        moment = _aware(received)
+        program = Program(program)
+        found.append(
+            AtRisk(
+                ssid,
+                school,
+                int(grade),
+                program.value,
+                moment.date(),
+                calendar.deadline(program, moment.date()),
+                _state_text(int(unit_code or 0)),
+            )
+        )
+    return found
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite hands back text from an aggregate over a datetime column
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _state_text(code: int) -> str:
+    status, option = Status(code // 10), _BY_RANK.get(code % 10)
+    if status is Status.NONE:
+        return "in no batch"
+    where = f" ({option.value})" if option else ""
+    return {Status.FAILED: "failed", Status.ON_CHANNEL: "under way"}.get(
+        status, "delivered"
+    ) + where
+
+
+# --- cost ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelCost:
+    """What a channel has cost so far, with what it carried."""
+
+    option: Option
+    batches: int
+    families: int
+    cost: Decimal
+
+
+def cost_by_channel(engine: Engine, scope: Scope) -> list[ChannelCost]:
+    """Money spent per channel in batches not cancelled: print runs (pages, envelopes, postage)
+    and ETS paper orders as recorded on their batches; portal and secure email cost no fee."""
+    if scope.group_id is not None:
+        raise InvalidInput("Cost is kept per batch, not per student group; clear the group")
+    conditions: list[Any] = [
+        col(ChannelBatch.lea_id) == scope.lea_id,
+        col(ChannelBatch.status) != BatchStatus.CANCELLED,
+    ]
+    secure: list[Any] = [
+        col(DeliveryBatch.lea_id) == scope.lea_id,
+        col(DeliveryBatch.status) != BatchStatus.CANCELLED,
+    ]
+    if scope.school_id is not None:
+        conditions.append(col(ChannelBatch.school_id) == scope.school_id)
+        secure.append(col(DeliveryBatch.school_id) == scope.school_id)
+    with Session(engine) as session:
+        rows = {
+            str(channel): (int(n), int(families or 0), int(cents or 0))
+            for channel, n, families, cents in session.execute(
+                select(
+                    ChannelBatch.channel,
+                    func.count(),
+                    func.sum(ChannelBatch.families),
+                    func.sum(ChannelBatch.cost_cents),
+                )
+                .where(*conditions)
+                .group_by(ChannelBatch.channel)
+            ).all()
+        }
+        b_batches, b_families = session.execute(
+            select(func.count(), func.coalesce(func.sum(DeliveryBatch.total_items), 0)).where(
+                *secure
+            )
+        ).one()
+    rows[Option.SECURE.value] = (int(b_batches), int(b_families), 0)
+    costs = []
+    for option in ASSIGNMENT_ORDER:
+        batches, families, cents = rows.get(option.value, (0, 0, 0))
+        costs.append(ChannelCost(option, batches, families, Decimal(cents) / 100))
+    return costs

@@ -1,0 +1,168 @@
+"""The roster facts the advisor needs, for one LEA or one school, computed by SQL aggregates.
+
+A family is the guardian who receives a student's SSRs: the student's primary guardian (the lowest
+id when several are marked primary, any linked guardian when none is); siblings sharing that
+guardian are one family, and a second guardian of the same student is not counted again, so every
+SSR is counted once. A family's SSR count is the number of SSRs of its children: distinct programs
+of the latest administration imported for the LEA, or one per student while none are imported
+(then ``ssrs_estimated``). The result is at most eight groups (portal user? email? mailing
+address?) however large the roster: nothing is loaded row by row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, case, exists, func, literal, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
+
+from services.core.errors import NotFound
+from services.intake.score_reports import ScoreReport
+from services.plan.advisor import FamilyGroup, RosterFacts
+from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
+
+
+def latest_year(session: Session, lea_id: int) -> int | None:
+    """The most recent administration year with SSRs imported for the LEA."""
+    return session.execute(
+        select(func.max(ScoreReport.admin_year))
+        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        .where(col(Student.lea_id) == lea_id)
+    ).scalar()
+
+
+def _filled(column: Any) -> ColumnElement[bool]:
+    return and_(column.is_not(None), func.length(func.trim(column)) > 0)
+
+
+HAS_EMAIL = _filled(col(Guardian.email))
+"""A guardian with an email address on file (SQL); ``has_text`` is the same test in Python."""
+HAS_ADDRESS = and_(_filled(col(Guardian.address_line1)), _filled(col(Guardian.zip_code)))
+"""A guardian with a mailing address: a street line and a ZIP code."""
+
+
+def has_text(value: str | None) -> bool:
+    return bool(value and value.strip())
+
+
+def delivery_guardians(students: Any) -> Any:
+    """Per student of ``students`` (columns ``sid``, ``ssrs``): ``gid``, the family's guardian."""
+    link = col(StudentGuardian.guardian_id)
+    primary = func.min(case((col(StudentGuardian.is_primary), link)))
+    return (
+        select(
+            students.c.sid,
+            students.c.ssrs,
+            func.coalesce(primary, func.min(link)).label("gid"),
+        )
+        .join(students, students.c.sid == col(StudentGuardian.student_id))
+        .group_by(students.c.sid, students.c.ssrs)
+        .subquery("family_of")
+    )
+
+
+def family_guardian(student_id: Any) -> Any:
+    """SQL, correlated on ``student_id``: the id of the student's family guardian (the rule of
+    ``delivery_guardians``, for one student); NULL without a guardian."""
+    link = aliased(StudentGuardian)
+    primary = func.min(case((col(link.is_primary), link.guardian_id)))
+    return (
+        select(func.coalesce(primary, func.min(link.guardian_id)))
+        .where(link.student_id == student_id)
+        .correlate_except(link)
+        .scalar_subquery()
+    )
+
+
+def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> RosterFacts:
+    """Counts of students, families by (portal, email, address), and their SSRs, for a scope."""
+    with Session(engine) as session:
+        lea = session.get(LEA, lea_id)
+        if lea is None:
+            raise NotFound(f"No LEA with id {lea_id}")
+        scope_name = lea.name
+        in_scope = [col(Student.lea_id) == lea_id]
+        if school_id is not None:
+            school = session.get(School, school_id)
+            if school is None or school.lea_id != lea_id:
+                raise NotFound(f"No school with id {school_id} in {lea.name}")
+            scope_name = school.name
+            in_scope.append(col(Student.school_id) == school_id)
+        year = latest_year(session, lea_id)
+        per_student: Select[Any, Any]
+        if year is None:
+            per_student = select(col(Student.id).label("sid"), literal(1).label("ssrs")).where(
+                *in_scope
+            )
+        else:
+            programs = func.count(func.distinct(col(ScoreReport.program)))
+            per_student = (
+                select(
+                    col(Student.id).label("sid"),
+                    case((programs == 0, 1), else_=programs).label("ssrs"),
+                )
+                .outerjoin(
+                    ScoreReport,
+                    and_(
+                        col(ScoreReport.student_id) == col(Student.id),
+                        col(ScoreReport.admin_year) == year,
+                    ),
+                )
+                .where(*in_scope)
+                .group_by(col(Student.id))
+            )
+        students = per_student.subquery("students")
+        family_of = delivery_guardians(students)
+        per_family = (
+            select(family_of.c.gid, func.sum(family_of.c.ssrs).label("ssrs"))
+            .group_by(family_of.c.gid)
+            .subquery("families")
+        )
+        flags = (
+            select(
+                case((col(Guardian.uses_portal), 1), else_=0).label("portal"),
+                case((HAS_EMAIL, 1), else_=0).label("email"),
+                case((HAS_ADDRESS, 1), else_=0).label("address"),
+                per_family.c.ssrs,
+            )
+            .join(per_family, per_family.c.gid == col(Guardian.id))
+            .subquery("flags")
+        )
+        groups = session.execute(
+            select(
+                flags.c.portal, flags.c.email, flags.c.address, func.count(), func.sum(flags.c.ssrs)
+            ).group_by(flags.c.portal, flags.c.email, flags.c.address)
+        ).all()
+        linked = exists().where(col(StudentGuardian.student_id) == students.c.sid)
+        total, unlinked, unlinked_ssrs = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((~linked, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((~linked, students.c.ssrs), else_=0)), 0),
+            ).select_from(students)
+        ).one()
+    return RosterFacts(
+        scope=scope_name,
+        students=int(total),
+        groups=tuple(
+            FamilyGroup(bool(p), bool(e), bool(a), int(n), int(s or 0))
+            for p, e, a, n, s in sorted(groups, reverse=True)
+        ),
+        unlinked_students=int(unlinked),
+        unlinked_ssrs=int(unlinked_ssrs),
+        ssrs_estimated=year is None,
+    )
+
+
+def schools(engine: Engine, lea_id: int) -> list[tuple[int, str]]:
+    """The LEA's schools as (id, name), by name, for choosing the advisor's scope."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(col(School.id), col(School.name))
+            .where(col(School.lea_id) == lea_id)
+            .order_by(col(School.name))
+        ).all()
+    return [(int(i), str(n)) for i, n in rows]

@@ -1,0 +1,49 @@
+"""The configuration example in README.md is accepted by every section's parser.
+
+Documentation that drifts from the code misleads the technology coordinator who installs the
+console; this test reads the README's TOML block and hands it to the real config loader.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from console import config
+from console.scheduler import SchedulerConfig
+from services.channels.batches import configured_rates
+from services.credential.lifecycle import CredentialPolicy
+from services.delivery.batches import PasswordPolicy
+from services.delivery.mailer import MailConfig
+from services.delivery.sms_gateway import SmsConfig
+from services.delivery.worker import WorkerConfig
+from services.intake.importer import IntakeOptions
+from services.plan.advisor import Rates
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert block, "README.md lost its configuration example"
+    secret = tmp_path / "smtp-password"
+    secret.write_text("relay-secret\n")
+    secret.chmod(0o600)
+    monkeypatch.setenv("SSR_SMS_TOKEN", "gateway-token")
+    path = tmp_path / "config.toml"
+    path.write_text(block.group(1).replace("/etc/ssr-console/smtp-password", str(secret)))
+    settings = config.load(path)
+    assert MailConfig.from_settings(settings).password == "relay-secret"
+    assert SmsConfig.from_settings(settings).token == "gateway-token"  # type: ignore[union-attr]
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.operator == "caaspp"
+    assert MailConfig.from_settings(settings).per_day == 10000
+    assert SmsConfig.from_settings(settings) is not None
+    WorkerConfig.from_settings(settings)
+    PasswordPolicy.from_settings(settings)
+    assert CredentialPolicy.from_settings(settings) is not None
+    assert SchedulerConfig.from_settings(settings).scan_minutes == 5
+    IntakeOptions.from_settings(settings)
+    assert isinstance(configured_rates(settings), Rates)
+    assert settings.extra["ssh"]["port"] == 2222
+    assert config.toms_download_hosts(settings) == ("ssr-storage.example.org",)

@@ -1,0 +1,110 @@
+"""The import screen driven by keys at 80x24: `i`, type a path, enter; counts and refusals appear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from textual.widgets import DataTable, Input, Static
+
+from console.app import SSRConsoleApp
+from screens.import_reports import ImportReportsScreen
+from services.access.tables import Operator, Role
+from services.core.context import ConsoleContext
+from services.core.settings import Settings
+from services.intake import importer as intake
+from tests.intake_fixtures import SSIDS, STRANGER, name, seed_roster, ssr
+
+SIZE = (80, 24)
+
+
+def coordinator(engine: Engine) -> Operator:
+    with Session(engine, expire_on_commit=False) as session:
+        operator = Operator(username="caaspp", display_name="Dana", role=Role.LEA_CAASPP, lea_id=1)
+        session.add(operator)
+        session.commit()
+        return operator
+
+
+def cells(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_import_screen_runs_an_import_off_the_ui_thread(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    seed_roster(engine)
+    operator = coordinator(engine)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for ssid in (SSIDS[0], SSIDS[1], SSIDS[3], STRANGER):
+        (inbox / name(ssid)).write_bytes(ssr(ssid))
+    (inbox / "notes.txt").write_text("hello")
+    app = SSRConsoleApp(ConsoleContext(engine, settings, operator))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("i")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ImportReportsScreen)
+        await pilot.press("slash")
+        assert app.focused is screen.query_one("#paths", Input)
+        screen.query_one("#paths", Input).value = str(inbox)  # typing 60 keys adds seconds
+        await pilot.press("enter")
+        await pilot.pause()
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        stats = str(screen.query_one("#stats", Static).render())
+        assert "finished: 5 files" in stats and "matched 3" in stats and "Exceptions 2" in stats
+        refusals = cells(screen.query_one("#exceptions", DataTable))
+        assert sorted(row[0] for row in refusals) == [
+            "SSID is not a known student",
+            "neither a PDF nor a zip file",
+        ]
+        assert any(row[1].endswith("notes.txt") for row in refusals)
+        assert cells(screen.query_one("#summary", DataTable)) == [
+            ["Alder Elementary", "5", "2"],
+            ["Birch Middle", "8", "1"],
+        ]
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("i")  # reopened: the last run is read back from the database
+        await pilot.pause()
+        again = app.screen
+        assert isinstance(again, ImportReportsScreen)
+        assert "finished: 5 files" in str(again.query_one("#stats", Static).render())
+        assert len(cells(again.query_one("#exceptions", DataTable))) == 2
+
+        await pilot.press("slash", "x")
+        assert again.query_one("#paths", Input).value == "x"
+        again.query_one("#paths", Input).value = str(tmp_path / "missing")
+        await pilot.press("enter")
+        await pilot.pause()
+        await again.workers.wait_for_complete()
+        await pilot.pause()
+        assert "No such file or folder" in str(again.query_one("#stats", Static).render())
+
+
+async def test_leaving_the_screen_does_not_stop_the_import(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    seed_roster(engine)
+    operator = coordinator(engine)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for ssid in SSIDS:
+        (inbox / name(ssid)).write_bytes(ssr(ssid))
+    app = SSRConsoleApp(ConsoleContext(engine, settings, operator))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("i", "slash")
+        screen = app.screen
+        screen.query_one("#paths", Input).value = str(inbox)
+        await pilot.press("enter", "escape")  # gone before the first progress report arrives
+        for _ in range(100):
+            run = intake.latest_run(engine, operator.lea_id)
+            if run is not None and run.status != "running":
+                break
+            await pilot.pause(0.1)
+        assert run is not None and (run.status, run.stored) == ("finished", 6)
+        assert not screen.is_attached

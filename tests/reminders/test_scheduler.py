@@ -1,0 +1,216 @@
+"""The scheduler process: one per database, and a SIGKILL between ledger write and send loses nothing.
+
+The processes here are real ``ssr-console scheduler`` processes; the SMTP server is aiosmtpd on
+loopback. ``SSR_CONSOLE_FAULT`` makes a process SIGKILL itself at a named point of its first send.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from services.core import db
+from services.reminders import scheduler_lock
+from services.reminders.ledger import Notice, NoticeState
+from services.reminders.scheduler_lock import LockLost, SchedulerBusy, SchedulerLock
+from tests.reminders_world import SmtpServer, at, build
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPIRY = datetime(2027, 1, 12).date()
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    with SmtpServer() as server:
+        yield server
+
+
+def config_file(tmp_path: Path, smtp: SmtpServer, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nfrom_address = "console@ranchos.example"\n'
+        + extra
+    )
+    return path
+
+
+def console(url: str, config: Path, *args: str, fault: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSR_")}
+    if fault:
+        env["SSR_CONSOLE_FAULT"] = fault
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "--config",
+            str(config),
+            "--database-url",
+            url,
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def notices(engine) -> list[Notice]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return list(session.exec(select(Notice).order_by(Notice.id)).all())
+
+
+# --- the lock --------------------------------------------------------------------------------
+
+
+def test_second_lock_on_sqlite_is_refused_until_released(engine) -> None:  # type: ignore[no-untyped-def]
+    first, second = SchedulerLock(engine), SchedulerLock(engine)
+    first.acquire()
+    with pytest.raises(SchedulerBusy, match="already running against this database"):
+        second.acquire()
+    assert scheduler_lock.status(engine).running
+    first.release()
+    assert not scheduler_lock.status(engine).running
+    second.acquire()
+    with pytest.raises(LockLost):
+        first.verify()
+    second.release()
+
+
+def test_expired_sqlite_lock_is_taken_over_and_the_old_holder_stops(engine) -> None:  # type: ignore[no-untyped-def]
+    clock = [datetime(2027, 1, 1, tzinfo=UTC)]
+    first = SchedulerLock(engine, ttl=timedelta(seconds=90), clock=lambda: clock[0])
+    first.acquire()
+    other = SchedulerLock(engine, clock=lambda: clock[0])
+    other.host = "another-host"  # its pid check cannot apply: only the expiry frees the lock
+    with pytest.raises(SchedulerBusy):
+        other.acquire()
+    clock[0] += timedelta(seconds=91)
+    other.acquire()
+    with pytest.raises(LockLost, match="took over"):
+        first.heartbeat()
+
+
+def test_lock_of_a_killed_process_on_this_host_is_taken_at_once(engine) -> None:  # type: ignore[no-untyped-def]
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    ghost = SchedulerLock(engine)
+    ghost.pid = int(dead.stdout)
+    ghost.acquire()
+    SchedulerLock(engine).acquire()  # no need to wait 90 s for a process that is gone
+
+
+def test_second_lock_on_postgresql_is_refused(pg_url: str) -> None:
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    first, second = SchedulerLock(engine), SchedulerLock(engine)
+    first.acquire()
+    with pytest.raises(SchedulerBusy, match=f"pid {os.getpid()}"):
+        second.acquire()
+    first.release()  # closing its connection frees the advisory lock
+    second.acquire()
+    second.heartbeat()
+    second.release()
+    engine.dispose()
+
+
+# --- the process -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["after-claim", "after-send"])
+def test_sigkill_between_ledger_write_and_send_loses_nothing(tmp_path, smtp, fault) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'ssr.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    build(engine, EXPIRY)
+    config = config_file(tmp_path, smtp)
+    now = at(EXPIRY - timedelta(days=3)).isoformat()
+
+    killed = console(url, config, "scheduler", "--once", "--now", now, fault=fault)
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    claimed = [n for n in notices(engine) if n.state is NoticeState.SENDING]
+    # both notices were claimed (with their Message-IDs) and committed before the first send
+    assert len(claimed) == 2 and all(n.message_id for n in claimed)
+    before = len(smtp.inbox.messages)
+    assert before == (1 if fault == "after-send" else 0)
+
+    restarted = console(url, config, "scheduler", "--once", "--now", now)
+    out, err = restarted.communicate(timeout=60)
+    assert restarted.returncode == 0, err
+    assert "sent 2" in out
+    sent = notices(engine)
+    assert [(n.recipient, n.state) for n in sent if n.offset == 3] == [
+        ("caaspp", NoticeState.SENT),
+        ("elpac", NoticeState.SENT),
+    ]
+    ids = [str(m["Message-ID"]) for m in smtp.inbox.messages]
+    if fault == "after-claim":
+        # the kill came before the SMTP conversation: each notice arrives exactly once
+        assert sorted(ids) == sorted(n.message_id for n in sent if n.offset == 3)
+        assert len(ids) == 2
+    else:
+        # the kill came after the server accepted it but before the ledger said so: the notice
+        # is sent again (never lost), as the same message, which mail clients show once
+        assert len(ids) == 3 and ids[0] == ids[1] == claimed[0].message_id
+    again = console(url, config, "scheduler", "--once", "--now", now)
+    again.communicate(timeout=60)
+    assert len(smtp.inbox.messages) == len(ids)  # a further restart sends nothing
+
+
+@pytest.mark.slow
+def test_two_schedulers_on_postgresql_the_second_refuses(pg_url, tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    build(engine, datetime.now(UTC).date() + timedelta(days=3))
+    config = config_file(tmp_path, smtp, "[scheduler]\nheartbeat_seconds = 1\n")
+    first = console(pg_url, config, "scheduler", "--scan-minutes", "0.02")
+    try:
+        deadline = time.monotonic() + 30
+        while len(smtp.inbox.messages) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(smtp.inbox.messages) == 2, first.stderr
+        second = console(pg_url, config, "scheduler", "--scan-minutes", "0.02")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert "Another reminder scheduler is already running against this database" in err
+        once = console(pg_url, config, "scheduler", "--once")
+        once.communicate(timeout=60)
+        assert once.returncode == 2
+        time.sleep(2.5)  # several more scans of the first scheduler
+        assert len(smtp.inbox.messages) == 2  # not doubled
+        state = scheduler_lock.status(engine)
+        assert state.running and state.pid == first.pid and state.last_scan_at is not None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+    assert not scheduler_lock.status(engine).running
+    engine.dispose()
+
+
+def test_bad_scheduler_config_is_a_clear_error(tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'ssr.db'}"
+    db.upgrade(db.make_engine(url))
+    config = config_file(tmp_path, smtp, '[scheduler]\nholidays = ["July 4th"]\n')
+    bad = console(url, config, "scheduler", "--once")
+    _, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2
+    assert "Holiday 'July 4th' is not a date like 2026-07-03" in err
+    assert "Traceback" not in err
+    config = config_file(tmp_path, smtp, '[scheduler]\ntimezone = "Pacific/Nowhere"\n')
+    bad = console(url, config, "scheduler", "--once")
+    _, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "Time zone 'Pacific/Nowhere' is unknown" in err
