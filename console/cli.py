@@ -10,12 +10,12 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import TextIO
 
+from console import commands as command_groups
 from console import config
+from console.output import say as _say
 from services.audit import log as audit
 from services.core import db, private_files
-from services.core.display import safe_text
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
 
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--scan-minutes", type=float, help="minutes between scans (default 5)")
     audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
     audit_cmd.add_parser("verify", help="check the audit hash chain")
+    command_groups.register_all(commands)
     return parser
 
 
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     engine = db.make_engine(settings.database_url)
     command = args.command or "open"
+    if run := getattr(args, "run", None):
+        return int(run(args, engine, settings))
     if command == "db":
         return _db(parser, args, engine)
     if command == "audit":
@@ -255,15 +258,6 @@ def _import_progress(progress) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def _say(
-    text: object, *, file: TextIO | None = None, end: str = "\n", overwrite: bool = False
-) -> None:
-    """Every line the CLI prints: names and file names in it are shown with their control
-    characters made visible, never sent to the terminal; ``overwrite`` redraws a progress line."""
-    line = ("\r" if overwrite else "") + safe_text(text, multiline=True)
-    print(line, end=end, file=file or sys.stdout, flush=True)
-
-
 def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
     return ", ".join(sorted(db.current_revisions(engine))) or "empty (no migrations applied)"
 
@@ -273,8 +267,7 @@ def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
 
     from services.delivery import worker
 
-    if db.needs_upgrade(engine):
-        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    command_groups.require_current_schema(engine)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _say(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
     return 0
@@ -283,8 +276,7 @@ def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
 def _scheduler(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     from console import scheduler
 
-    if db.needs_upgrade(engine):
-        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    command_groups.require_current_schema(engine)
     if args.now and not args.once:
         raise ConsoleError("--now only goes with --once: a running scheduler uses the real clock")
     return scheduler.run(
@@ -306,8 +298,7 @@ def _moment(text: str) -> datetime:
 def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     from console import ssh_server
 
-    if db.needs_upgrade(engine):
-        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+    command_groups.require_current_schema(engine)
     configured = settings.extra.get("ssh", {})
     if not isinstance(configured, dict):
         raise ConsoleError("The [ssh] section of the config file must be a table")
