@@ -1,6 +1,7 @@
 """The delivery batches of the operator's LEA (or school), newest first, refreshed every second.
 
-``enter`` opens a batch's live progress, ``e`` starts a new batch (dry run first), ``t`` sends both
+``enter`` opens a batch's live progress, ``e`` starts a new batch (dry run first), ``f`` schedules
+a notice telling families how their SSRs will come (``services.delivery.notices``), ``t`` sends both
 messages with a sample PDF to the operator's own address. Batches run in ``ssr-console worker``;
 this screen only reads and asks.
 """
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Static
 from screens.base import ConsoleScreen
 from screens.batch_progress import BatchProgressScreen
 from screens.new_batch import NewBatchScreen
+from screens.notice_batch import NoticeBatchScreen
 from services.core.errors import ConsoleError
 from services.delivery import batches
 from widgets.plain import PlainTable
@@ -32,11 +34,14 @@ class BatchesScreen(ConsoleScreen):
     """
     BINDINGS = [
         Binding("e", "new_batch", "New batch"),
-        Binding("t", "test_send", "Test send to me"),
+        Binding("f", "notice", "Notice to families"),
+        Binding("t", "test_send", "Test send"),
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Static("enter: progress · e: new batch (dry run first) · t: test send", id="hint")
+        yield Static(
+            "enter: progress · e: new batch · f: notice to families first · t: test send", id="hint"
+        )
         yield PlainTable(id="batches", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -85,6 +90,9 @@ class BatchesScreen(ConsoleScreen):
 
     def action_new_batch(self) -> None:
         self.app.push_screen(NewBatchScreen(self.ctx), lambda _: self.refresh_batches())
+
+    def action_notice(self) -> None:
+        self.app.push_screen(NoticeBatchScreen(self.ctx), lambda _: self.refresh_batches())
 
     def action_test_send(self) -> None:
         self.notify("Sending the two test messages…")

@@ -36,7 +36,14 @@ from services.core.validation import LANGUAGES, plain_text
 from services.core.validation import grade as valid_grade
 from services.delivery import ledger, mailer, messages, packaging
 from services.delivery.delivered import report_taken
-from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState, SendQuota
+from services.delivery.ledger import (
+    BatchKind,
+    BatchStatus,
+    DeliveryBatch,
+    DeliveryItem,
+    ItemState,
+    SendQuota,
+)
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.roster import groups as student_groups
@@ -67,7 +74,7 @@ class Selection:
             raise InvalidInput("Choose a student group for a group batch")
 
 
-def _scoped(engine: Engine, operator: Operator, selection: Selection) -> Selection:
+def scoped(engine: Engine, operator: Operator, selection: Selection) -> Selection:
     """A group batch is held to the group's school (a group the operator may see); a site
     coordinator's batch to their school whatever they chose."""
     selection.check()
@@ -83,17 +90,13 @@ def _scoped(engine: Engine, operator: Operator, selection: Selection) -> Selecti
     return replace(selection, school_id=school)
 
 
-def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
-    """One row per guardian in scope: id, school, language, email, phone, and SSR counts:
-    ``ssrs`` all in scope, ``new`` those no batch has taken yet (``services.delivery.delivered``), ``sent``
-    those already with the family."""
-
-    conditions = report_filters(
-        lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
-    )
+def family_conditions(engine: Engine, lea_id: int, selection: Selection) -> list[Any]:
+    """The selection's conditions on Guardian (joined to Student through StudentGuardian) that
+    do not depend on SSRs: the listed guardians, a group's families, the plan's secure-email
+    families. SSR batches and notice batches (``services.delivery.notices``) share them."""
     # "+ 0" keeps SQLite (no statistics) from driving the join from the guardian index, which
     # made it loop over every student per guardian: minutes for 42,000 students instead of 0.4 s.
-    conditions.append(col(Guardian.lea_id) + 0 == lea_id)
+    conditions: list[Any] = [col(Guardian.lea_id) + 0 == lea_id]
     if selection.source is Source.LIST:
         conditions.append(Guardian.id.in_(selection.guardian_ids))  # type: ignore[union-attr]
     if selection.source is Source.GROUP:
@@ -106,6 +109,18 @@ def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
         # Per family, as plan.student_channel decides: only the children whose family this is.
         conditions.append(Guardian.id == family_guardian(Student.id))
         conditions.append(plan.channel_filter(current, Option.SECURE))
+    return conditions
+
+
+def _families(engine: Engine, lea_id: int, selection: Selection) -> Any:
+    """One row per guardian in scope: id, school, language, email, phone, and SSR counts:
+    ``ssrs`` all in scope, ``new`` those no batch has taken yet (``services.delivery.delivered``), ``sent``
+    those already with the family."""
+
+    conditions = report_filters(
+        lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
+    )
+    conditions += family_conditions(engine, lea_id, selection)
     return (
         sa_select(
             col(Guardian.id).label("guardian_id"),
@@ -155,7 +170,7 @@ def dry_run(
     """Counts, families without email, what is left out because families already have it or it
     is under way (unless ``resend``), and both messages rendered in every language."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    selection = _scoped(engine, operator, selection)
+    selection = scoped(engine, operator, selection)
     families = _families(engine, operator.lea_id, selection).subquery()
     has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
     taken = literal(0) if resend else families.c.ssrs - families.c.new
@@ -231,7 +246,7 @@ def create(
     have (a lost message, a new address), which takes every SSR in scope and is audited with why.
     """
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    selection = _scoped(engine, operator, selection)
+    selection = scoped(engine, operator, selection)
     name = plain_text(name, "the batch name")
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
@@ -399,6 +414,10 @@ class BatchSummary:
     channel: str = Option.SECURE.value  # A, C and D batches: services.channels.batches (issue 8)
 
 
+NOTICE_CHANNEL = "N"
+"""How the batch list marks a notice batch (``services.delivery.notices``): it delivers nothing."""
+
+
 def _visible(operator: Operator) -> list[Any]:
     conditions: list[Any] = [DeliveryBatch.lea_id == operator.lea_id]
     if (school := school_scope(operator)) is not None:
@@ -442,6 +461,7 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
             int(uncertain or 0),
             b.created_by,
             b.created_at,
+            NOTICE_CHANNEL if b.kind is BatchKind.NOTICE else Option.SECURE.value,
         )
         for b, done, failed, uncertain in rows
     ]
@@ -611,7 +631,8 @@ def progress(
     recent_messages = int(recent[0] or 0) + int(recent[1] or 0)
     firsts = [at for at in recent[2:] if at is not None]
     rate = measured_rate(recent_messages, min(firsts) if firsts else None, now)
-    remaining = 2 * sum(
+    per_family = 1 if batch.kind is BatchKind.NOTICE else 2  # a notice is one message
+    remaining = per_family * sum(
         counts.get(s, 0)
         for s in (ItemState.PENDING, ItemState.PACKAGED, ItemState.SENDING_DOCUMENT)
     ) + sum(counts.get(s, 0) for s in (ItemState.DOCUMENT_SENT, ItemState.SENDING_PASSWORD))

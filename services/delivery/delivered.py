@@ -29,7 +29,7 @@ from sqlmodel import col
 
 from services.channels.batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState
 from services.core.scope import Source
-from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.delivery.ledger import BatchKind, BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.intake.score_reports import ScoreReport
 from services.roster.facts import family_guardian
 from services.roster.tables import Student, StudentGuardian
@@ -42,11 +42,13 @@ CHANNEL_DELIVERED = (ChannelItemState.DONE,)
 
 def secure_item_carries(student_id: Any, school_id: Any, grade: Any) -> list[Any]:
     """Conditions on DeliveryItem, DeliveryBatch and StudentGuardian: the item carries the SSRs
-    of student ``student_id`` (of ``school_id``, ``grade``), whatever its progress."""
+    of student ``student_id`` (of ``school_id``, ``grade``), whatever its progress. A notice
+    batch (``services.delivery.notices``) carries no SSR: telling a family is not delivering."""
     return [
         col(StudentGuardian.student_id) == student_id,
         col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id),
         col(DeliveryBatch.id) == col(DeliveryItem.batch_id),
+        col(DeliveryBatch.kind) == BatchKind.DELIVERY,
         col(DeliveryBatch.status) != BatchStatus.CANCELLED,
         col(DeliveryItem.state) != ItemState.CANCELLED,
         or_(col(DeliveryBatch.school_id).is_(None), col(DeliveryBatch.school_id) == school_id),

@@ -70,11 +70,20 @@ OPEN_STATES = (
 )
 
 
+class BatchKind(enum.StrEnum):
+    """What a batch sends: SSRs (a document and its password), or a notice telling families how
+    the SSRs will come (one message, no attachment, no password; ``services.delivery.notices``)."""
+
+    DELIVERY = "delivery"
+    NOTICE = "notice"
+
+
 class Step(enum.StrEnum):
-    """The two messages of a delivery."""
+    """The two messages of a delivery, and the one message of a notice batch."""
 
     DOCUMENT = "document"
     PASSWORD = "password"  # noqa: S105 - the name of a step, not a secret
+    NOTICE = "notice"
 
 
 class DeliveryBatch(SQLModel, table=True):
@@ -100,6 +109,13 @@ class DeliveryBatch(SQLModel, table=True):
     finished_at: datetime | None = None
     # A deliberate re-send (services.delivery.batches.create): takes SSRs families already have; why.
     resend_reason: str | None = Field(default=None, max_length=500)
+    kind: BatchKind = Field(
+        default=BatchKind.DELIVERY,
+        sa_column=Column(
+            enum_column(BatchKind, "batch_kind"), nullable=False, server_default="delivery"
+        ),
+    )
+    send_at: datetime | None = None  # a notice batch: nothing goes out before this moment
 
 
 class DeliveryItem(SQLModel, table=True):
@@ -175,7 +191,7 @@ class Claim:
     def sending(self) -> ItemState:
         """The in-flight state this claim holds the item in."""
         return (
-            ItemState.SENDING_DOCUMENT if self.step is Step.DOCUMENT else ItemState.SENDING_PASSWORD
+            ItemState.SENDING_PASSWORD if self.step is Step.PASSWORD else ItemState.SENDING_DOCUMENT
         )
 
 
@@ -189,9 +205,11 @@ RUNNABLE = (BatchStatus.RUNNING,)
 FINISHING = (BatchStatus.RUNNING, BatchStatus.CANCELLED)
 
 
-def batch_ids(statuses: Sequence[BatchStatus] = RUNNABLE) -> Any:
-    """Subquery of the batches in these statuses (by default those whose items may move now)."""
-    return select(DeliveryBatch.id).where(col(DeliveryBatch.status).in_(statuses))
+def batch_ids(statuses: Sequence[BatchStatus] = RUNNABLE, kind: BatchKind | None = None) -> Any:
+    """Subquery of the batches in these statuses (by default those whose items may move now),
+    of one ``kind`` if given."""
+    statement = select(DeliveryBatch.id).where(col(DeliveryBatch.status).in_(statuses))
+    return statement if kind is None else statement.where(col(DeliveryBatch.kind) == kind)
 
 
 _S = TypeVar("_S", bound=GenerativeSelect)
@@ -359,6 +377,8 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
         for item_id, state, batch_id in rows:
             if state in IN_FLIGHT:
                 step = Step.DOCUMENT if state == ItemState.SENDING_DOCUMENT else Step.PASSWORD
+                if _kind(session, batch_id) is BatchKind.NOTICE:
+                    step = Step.NOTICE
                 if _set_state(
                     session,
                     item_id,
@@ -402,7 +422,7 @@ def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]
                 .where(
                     DeliveryItem.state == ItemState.PENDING,
                     DeliveryItem.claimed_by.is_(None),  # type: ignore[union-attr]
-                    DeliveryItem.batch_id.in_(batch_ids()),  # type: ignore[attr-defined]
+                    DeliveryItem.batch_id.in_(batch_ids(kind=BatchKind.DELIVERY)),  # type: ignore[attr-defined]
                 )
                 .order_by(DeliveryItem.id)  # type: ignore[arg-type]
                 .limit(limit),
@@ -555,6 +575,8 @@ def claim_send(
             if reserve is not None and not reserve(session, now):
                 session.rollback()
                 return None
+            if step is Step.DOCUMENT and _kind(session, row.batch_id) is BatchKind.NOTICE:
+                step = Step.NOTICE
             if not _set_state(
                 session,
                 row.id,  # type: ignore[arg-type]
@@ -585,9 +607,20 @@ def claim_send(
 def record_accepted(
     engine: Engine, claim: Claim, message_id: str, *, now: datetime, password_delay: timedelta
 ) -> None:
-    """The server accepted the message: move on (document -> document_sent; password -> sent)."""
+    """The server accepted the message: move on (document -> document_sent; password -> sent;
+    a notice -> done)."""
     with session_scope(engine) as session:
-        if claim.step is Step.DOCUMENT:
+        if claim.step is Step.NOTICE:
+            moved = _settle(
+                session,
+                claim,
+                state=ItemState.DONE,
+                document_message_id=message_id,
+                document_sent_at=now,
+                error=None,
+            )
+            action = "notice.sent"
+        elif claim.step is Step.DOCUMENT:
             moved = _settle(
                 session,
                 claim,
@@ -644,7 +677,7 @@ def record_retry(
 
     ``count_attempt=False`` when the relay itself was unreachable: not this family's attempt.
     """
-    back = ItemState.PACKAGED if claim.step is Step.DOCUMENT else ItemState.DOCUMENT_SENT
+    back = ItemState.DOCUMENT_SENT if claim.step is Step.PASSWORD else ItemState.PACKAGED
     with session_scope(engine) as session:
         moved = _settle(
             session,
@@ -727,6 +760,12 @@ def record_package_unusable(engine: Engine, claim: Claim, reason: str) -> None:
                 {"batch": claim.batch_id, "step": claim.step.value, "reason": detail[:200]},
             )
             _finish_batches(session)
+
+
+def _kind(session: Session, batch_id: int) -> BatchKind:
+    return BatchKind(
+        session.exec(select(DeliveryBatch.kind).where(DeliveryBatch.id == batch_id)).one()
+    )
 
 
 def _finish_batches(session: Session) -> None:
@@ -819,11 +858,17 @@ def retry_failed(engine: Engine, actor: Actor, batch_id: int) -> int:
             "password_due_at": None,
         }
         count = 0
-        for condition, state, extra in (
-            (sealed & sent, ItemState.DOCUMENT_SENT, {"password_due_at": now}),
-            (sealed & ~sent, ItemState.PACKAGED, {}),
-            (~sealed, ItemState.PENDING, repackage),
-        ):
+        steps = (
+            # a notice has nothing to package: it is sent again as it is
+            [(col(DeliveryItem.id).is_not(None), ItemState.PACKAGED, {})]
+            if batch.kind is BatchKind.NOTICE
+            else [
+                (sealed & sent, ItemState.DOCUMENT_SENT, {"password_due_at": now}),
+                (sealed & ~sent, ItemState.PACKAGED, {}),
+                (~sealed, ItemState.PENDING, repackage),
+            ]
+        )
+        for condition, state, extra in steps:
             count += session.execute(
                 base.where(condition).values(state=state, **common, **extra)
             ).rowcount  # type: ignore[attr-defined]
@@ -856,6 +901,9 @@ def resolve_uncertain(
         values: dict[str, Any] = {"uncertain_step": None, "error": None, "next_attempt_at": now}
         if resolution is Resolution.FAIL:
             values.update(state=ItemState.FAILED, error=f"given up by {actor.name}: {reason}"[:500])
+        elif batch.kind is BatchKind.NOTICE:  # one message: sent again, or done
+            sent = resolution is Resolution.SENT
+            values.update(state=ItemState.DONE if sent else ItemState.PACKAGED)
         elif step is Step.DOCUMENT and resolution is Resolution.RESEND:
             values.update(state=ItemState.PACKAGED)
         elif step is Step.DOCUMENT:
@@ -917,6 +965,10 @@ def request_resend(
     batch = _batch(session, item.batch_id)
     if batch.status is BatchStatus.CANCELLED:
         raise InvalidInput(f"Batch {batch.id} was cancelled; start a new batch for this family")
+    if batch.kind is BatchKind.NOTICE:
+        raise InvalidInput(
+            f"Batch {batch.id} is a notice, not a delivery: it carries no report or password"
+        )
     if item.state in IN_FLIGHT:
         raise InvalidInput("A message to this family is being sent right now; try again shortly")
     if item.state not in RESENDABLE:

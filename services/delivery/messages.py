@@ -60,7 +60,48 @@ PASSWORD_BODY = N_(
 PASSWORD_SMS = N_(
     "%(lea_name)s: the password for the Student Score Report we emailed you is %(password)s"
 )
-ALL_MESSAGES = (DOCUMENT_SUBJECT, DOCUMENT_BODY, PASSWORD_SUBJECT, PASSWORD_BODY, PASSWORD_SMS)
+# The notice families get some days before delivery (seeds 001 and 002: LEAs tell parents about
+# the new process first): where the report will come from, that the password comes separately, and
+# that the district never asks for it, so a message asking for it is recognisably not ours.
+NOTICE_SUBJECT = N_("%(lea_name)s: how you will receive your child's Student Score Report")
+NOTICE_BODY = N_(
+    "Dear %(guardian_name)s,\n"
+    "\n"
+    "Soon, %(lea_name)s will email you your child's California Student Score Reports (CAASPP "
+    "and/or ELPAC). The email will come from this address:\n"
+    "\n"
+    "    %(sender)s\n"
+    "\n"
+    "Please add this address to your contacts so that the email does not go to your spam folder.\n"
+    "\n"
+    "To protect your child's privacy, each report will be a PDF file protected with a password. "
+    "%(password_way)s\n"
+    "\n"
+    "%(lea_name)s will never ask you for this password, by email, by phone or in any other way. If "
+    "someone asks you for it, do not give it, and tell your child's school.\n"
+    "\n"
+    "If you have questions, please contact your child's school.\n"
+    "\n"
+    "Sincerely,\n"
+    "%(lea_name)s"
+)
+NOTICE_PASSWORD_BY_EMAIL = N_(
+    "The password will come separately, in a second email sent shortly after the report."
+)
+NOTICE_PASSWORD_BY_SMS = N_(
+    "The password will come separately, in a text message (SMS) to your mobile phone."
+)
+ALL_MESSAGES = (
+    DOCUMENT_SUBJECT,
+    DOCUMENT_BODY,
+    PASSWORD_SUBJECT,
+    PASSWORD_BODY,
+    PASSWORD_SMS,
+    NOTICE_SUBJECT,
+    NOTICE_BODY,
+    NOTICE_PASSWORD_BY_EMAIL,
+    NOTICE_PASSWORD_BY_SMS,
+)
 
 
 @dataclass(frozen=True)
@@ -113,3 +154,22 @@ def password_message(
 
 def password_sms(language: str, *, lea_name: str, password: str) -> str:
     return _text(language, PASSWORD_SMS, {"lea_name": lea_name, "password": password})
+
+
+def notice_message(
+    language: str, *, guardian_name: str, lea_name: str, sender: str, password_channel: str
+) -> Rendered:
+    """The notice before delivery: the ``sender`` address the report will come from, and that
+    its password follows by email or by SMS (``password_channel``)."""
+    way = NOTICE_PASSWORD_BY_SMS if password_channel == "sms" else NOTICE_PASSWORD_BY_EMAIL  # noqa: S105 - a channel
+    values: dict[str, object] = {
+        "guardian_name": guardian_name,
+        "lea_name": lea_name,
+        "sender": sender,
+        "password_way": _text(language, way, {}),
+    }
+    return Rendered(
+        message_language(language),
+        _text(language, NOTICE_SUBJECT, values),
+        _text(language, NOTICE_BODY, values),
+    )

@@ -92,6 +92,7 @@ class Tally:
     """What one run did, for the command's last line and the tests."""
 
     packaged: int = 0
+    notices: int = 0
     documents: int = 0
     passwords: int = 0
     retried: int = 0
@@ -101,7 +102,8 @@ class Tally:
 
     def __str__(self) -> str:
         return (
-            f"packaged={self.packaged} documents={self.documents} passwords={self.passwords} "
+            f"packaged={self.packaged} notices={self.notices} documents={self.documents} "
+            f"passwords={self.passwords} "
             f"retried={self.retried} failed={self.failed} uncertain={self.uncertain} "
             f"recovered_uncertain={self.recovered_uncertain}"
         )
@@ -423,6 +425,24 @@ class Worker:
         info = await self._db(self._batch, claim.batch_id)
         name = await self._db(self._guardian_name, claim.guardian_id)
         reference = f"{claim.item_id}; {claim.step.value}"
+        if claim.step is Step.NOTICE:  # one message, no attachment, no password
+            notice = messages.notice_message(
+                claim.language,
+                guardian_name=name,
+                lea_name=info.lea_name,
+                sender=self.mail.from_address,
+                password_channel=info.channel,
+            )
+            return await connection.send(
+                build_message(
+                    self.mail,
+                    to=claim.address,
+                    subject=notice.subject,
+                    body=notice.body,
+                    reference=reference,
+                    now=self.clock(),
+                )
+            )
         # The document goes out only if its password can follow and opens it: both are checked
         # first, on the very bytes handed to the relay.
         try:
@@ -511,7 +531,9 @@ class Worker:
                 now=now,
                 password_delay=info.delay,
             )
-            if claim.step is Step.DOCUMENT:
+            if claim.step is Step.NOTICE:
+                self.tally.notices += 1
+            elif claim.step is Step.DOCUMENT:
                 self.tally.documents += 1
             else:
                 self.tally.passwords += 1

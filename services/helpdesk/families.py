@@ -39,7 +39,7 @@ from services.core.errors import InvalidInput, NotFound, PermissionDenied
 from services.core.paging import prefix
 from services.core.validation import plain_text
 from services.delivery import ledger
-from services.delivery.ledger import DeliveryBatch, DeliveryItem, Step
+from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, Step
 from services.intake.records import ReportReceipt
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
@@ -49,6 +49,10 @@ from services.roster.records import EMAIL_SHAPE
 from services.roster.tables import Guardian, School, Student, StudentGuardian
 
 SEARCH_LIMIT = 50
+_KIND_WORDS = {
+    BatchKind.DELIVERY: "Secure email batch",
+    BatchKind.NOTICE: "Notice batch (how the SSRs will come)",
+}
 MAX_REASON = 300
 _DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"[\d\s().+-]+")
@@ -381,6 +385,7 @@ _ACTION_TEXT = {
     "delivery.retry": "Mail server asked to try again later",
     "delivery.document_sent": "Document email accepted by the mail server",
     "delivery.password_sent": "Password message accepted by the mail server",
+    "notice.sent": "Notice of how the SSRs will come accepted by the mail server",
     "delivery.failed": "Delivery failed",
     "delivery.uncertain": "Delivery uncertain (the connection broke while sending)",
     "delivery.resolved": "Uncertain delivery decided",
@@ -405,7 +410,10 @@ def _deliveries(
         assert item.id is not None and batch.id is not None
         deliveries.append(Delivery(item.id, batch.id, batch.name, item.state.label, item.address))
         events.append(
-            Event(batch.created_at, f"Secure email batch {batch.id} “{batch.name}”: family added")
+            Event(
+                batch.created_at,
+                f"{_KIND_WORDS[batch.kind]} {batch.id} “{batch.name}”: family added",
+            )
         )
         state = f"Now: {item.state.label} (batch {batch.id}, to {item.address})"
         if item.error:

@@ -42,7 +42,13 @@ from services.core.programs import Program
 from services.core.validation import LANGUAGES
 from services.core.working_days import ELPAC_CALENDAR_DAYS, WorkingCalendar
 from services.delivery.delivered import CHANNEL_DELIVERED, SECURE_DELIVERED, secure_item_carries
-from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.delivery.ledger import (
+    BatchKind,
+    BatchStatus,
+    DeliveryBatch,
+    DeliveryItem,
+    ItemState,
+)
 from services.intake.score_reports import ScoreReport
 from services.reports.tables import ReportUnit
 from services.roster.facts import latest_year
@@ -512,6 +518,7 @@ def cost_by_channel(engine: Engine, scope: Scope) -> list[ChannelCost]:
     secure: list[Any] = [
         col(DeliveryBatch.lea_id) == scope.lea_id,
         col(DeliveryBatch.status) != BatchStatus.CANCELLED,
+        col(DeliveryBatch.kind) == BatchKind.DELIVERY,  # notices: services.delivery.notices
     ]
     if scope.school_id is not None:
         conditions.append(col(ChannelBatch.school_id) == scope.school_id)
