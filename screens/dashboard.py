@@ -3,7 +3,8 @@
 Every figure is read in a worker thread, so the screen paints at once even on 300,000 students.
 The panels below the roster come from PANELS: a service function ``dashboard_text(engine,
 operator) -> str`` each, imported in its worker (off the first frame's path) and read again
-whenever the dashboard comes back into view; adding or replacing a panel is a one-line edit.
+whenever the dashboard comes back into view, and whenever the data changes while it is shown
+(``follow_changes``: an import, a batch moving); adding or replacing a panel is a one-line edit.
 """
 
 from __future__ import annotations
@@ -73,15 +74,23 @@ class DashboardScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self._load_summary()
+        self.follow_changes(self._reload)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         for panel in PANELS:  # a plan saved or a credential reset meanwhile shows on return
             self._load_panel(panel)
 
+    def _reload(self) -> None:
+        """The data changed while the dashboard is shown: read every figure again."""
+        self._load_summary()
+        for panel in PANELS:
+            self._load_panel(panel)
+
     @work(thread=True, exclusive=True, group="summary")
     def _load_summary(self) -> None:
         try:
+            self.read_data_version()
             summary = dashboard.summary(self.ctx.engine, self.ctx.operator)
         except ConsoleError:  # the banner above says why; the panels keep what they showed
             return

@@ -2,13 +2,18 @@
 bar chart; the students at risk of missing their deadline; cost so far by channel; CSV export.
 
 Keys: 1-5 choose the breakdown, g limits to a student group (empty: everyone), f makes groups
-from a CERS group file, m makes one by filter, k lists the students at risk, x exports what is shown to CSV, u works the figures out again now. Figures
-older than ten minutes are worked out again in the background when the screen opens, while the
-last ones stay on screen with their time.
+from a CERS group file, m makes one by filter, k lists the students at risk, x exports what is shown to CSV, u works the figures out again now.
+
+The figures stay current by themselves: the screen follows the data version (``follow_changes``)
+and works them out again in the background after an import, a batch moving or a plan saved (at
+most every ``AUTO_REFRESH_GAP`` seconds while a batch is sending). While that runs, the last
+figures stay on screen with the time they were worked out; otherwise they are current and no time
+is shown. The line under them counts the notice batches that told families first.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +33,7 @@ from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.paging import Page
 from services.core.working_days import WorkingCalendar
+from services.delivery import notices
 from services.reports import aggregates as reports
 from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row, Scope
 from services.roster import groups as student_groups
@@ -35,6 +41,8 @@ from widgets.bar_chart import Bar, BarChart
 from widgets.paged_table import Column, PagedTable
 from widgets.plain import PlainTable, plain
 
+AUTO_REFRESH_GAP = 10.0
+"""Seconds between two refreshes the data's changes start (a sending batch changes it every second)."""
 WIDTHS = (20, 8, 9, 9, 7, 6, 6)
 KEYS = {str(i): d for i, d in enumerate(Dimension, start=1)}
 RISK_COLUMNS = ("SSID", "School", "Gr", "Prog", "Received", "Deadline", "State")
@@ -47,6 +55,7 @@ class _Figures:
     risk: int
     costs: list[ChannelCost]
     as_of: datetime | None
+    notices: str
 
 
 def _exports(ctx: ConsoleContext) -> Path:
@@ -94,6 +103,7 @@ class ReportsScreen(ConsoleScreen):
         self.dimension = Dimension.SCHOOL
         self.figures: _Figures | None = None
         self.refreshing = False
+        self.refreshed = 0.0  # monotonic time the last refresh ended
 
     def compose_body(self) -> ComposeResult:
         yield Static("Loading…", id="summary")
@@ -105,6 +115,12 @@ class ReportsScreen(ConsoleScreen):
         for label, width in zip(reports.COLUMNS, WIDTHS, strict=True):
             table.add_column(label, width=width)
         self._load(refresh_if_stale=True)
+        self.follow_changes(self._data_changed)
+
+    def _data_changed(self) -> None:
+        """The data moved: work the figures out again, unless that is under way or just done."""
+        if not self.refreshing and time.monotonic() - self.refreshed >= AUTO_REFRESH_GAP:
+            self._load(force=True)
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -112,17 +128,25 @@ class ReportsScreen(ConsoleScreen):
     def _load(self, refresh_if_stale: bool = False, force: bool = False) -> None:
         ctx, scope = self.ctx, self.scope
         try:
+            head = self.read_data_version()
             as_of = reports.refreshed_at(ctx.engine, scope)
-            if force or (refresh_if_stale and reports.is_stale(as_of)):
+            changed = as_of is None or (head.at is not None and head.at > as_of)
+            if force or (refresh_if_stale and (changed or reports.is_stale(as_of))):
+                self.refreshing = True
                 if as_of is not None:
                     self.app.call_from_thread(self._show, self._read(as_of), "working out…")
-                self.app.call_from_thread(self._note, "Working out the figures…")
+                else:
+                    self.app.call_from_thread(self._note, "Working out the figures…")
                 reports.refresh(ctx.engine, scope)
                 as_of = reports.refreshed_at(ctx.engine, scope)
             figures = self._read(as_of)
         except ConsoleError as error:  # e.g. the database is busy: say so, keep the console
             self.app.call_from_thread(self._note, str(error))
             return
+        finally:
+            if self.refreshing:
+                self.refreshing = False
+                self.refreshed = time.monotonic()
         if not get_current_worker().is_cancelled:  # a newer breakdown was asked for meanwhile
             self.app.call_from_thread(self._show, figures, "")
 
@@ -133,7 +157,15 @@ class ReportsScreen(ConsoleScreen):
             ctx.engine, scope, date.today(), WorkingCalendar.from_settings(ctx.settings)
         )
         costs = [] if scope.group_id else reports.cost_by_channel(ctx.engine, scope)
-        return _Figures(rows, risk, costs, as_of)
+        told = (
+            ""
+            if scope.group_id
+            else notices.figures_text(
+                notices.figures(ctx.engine, scope.lea_id, scope.school_id),
+                notices.lea_zone(ctx.settings),
+            )
+        )
+        return _Figures(rows, risk, costs, as_of, told)
 
     def _note(self, text: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
@@ -145,7 +177,12 @@ class ReportsScreen(ConsoleScreen):
             return
         self.figures = figures
         whole = reports.total(figures.rows)
-        when = f"{figures.as_of:%Y-%m-%d %H:%M} UTC" if figures.as_of else "never"
+        # The time only while newer figures are being worked out: otherwise they are current.
+        when = (
+            f" · as of {figures.as_of:%Y-%m-%d %H:%M} UTC · {state}"
+            if state and figures.as_of
+            else (f" · {state}" if state else "")
+        )
         who = (
             f"group “{self.group_name}”"
             if self.group_name
@@ -153,12 +190,14 @@ class ReportsScreen(ConsoleScreen):
         )
         cost = " · ".join(f"{c.option.value} ${c.cost:,.2f}" for c in figures.costs)
         lines = [
-            f"By {self.dimension.value} · {who} · as of {when}{' · ' + state if state else ''}",
+            f"By {self.dimension.value} · {who}{when}",
             f"{whole.units:,} students×program · delivered {whole.delivered_share:.0%} · "
             f"at risk {figures.risk:,} (k)",
         ]
         if cost:
             lines.append(f"Cost so far: {cost}")
+        if figures.notices:
+            lines.append(figures.notices)
         self._note("\n".join(lines))
         table = self.query_one("#table", DataTable)
         table.clear()

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -164,3 +164,29 @@ def _stream(session: Session, batch: int) -> Iterator[AuditEvent]:
         yield from rows
         last = rows[-1].seq
         session.expunge_all()
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest event: its number and when it was written (None before the first)."""
+
+    seq: int
+    at: datetime | None
+
+
+def head(engine: Engine) -> Head:
+    """The data version: every change that matters writes an event (an import, a batch created or
+    moving, a plan saved), so a screen polling this one-row read learns that its figures are
+    out of date without reading them again."""
+    with Session(engine) as session:
+        row = session.exec(
+            select(AuditHead.seq, AuditEvent.at)
+            .outerjoin(AuditEvent, col(AuditEvent.seq) == col(AuditHead.seq))
+            .where(col(AuditHead.id) == 1)
+        ).first()
+    if row is None:
+        return Head(0, None)
+    seq, at = row
+    if at is not None and at.tzinfo is None:  # SQLite hands back naive UTC
+        at = at.replace(tzinfo=UTC)
+    return Head(int(seq), at)

@@ -1,9 +1,11 @@
 """The reports screen at 80x24: figures worked out on opening, breakdowns by key, a chart, a group
-limit, the at-risk list and a CSV export whose formula-looking cells are quoted."""
+limit, the at-risk list and a CSV export whose formula-looking cells are quoted; figures that follow
+the database without a key press, with their time shown only while newer ones are worked out."""
 
 from __future__ import annotations
 
 import csv
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +16,16 @@ from textual.app import App
 from textual.widgets import DataTable
 
 from console.app import SSRConsoleApp
+from screens import reports as reports_screen
 from screens.credential_forms import FormDialog
 from screens.reports import AtRiskScreen, ReportsScreen
 from services.access import operators
+from services.audit.log import Actor
 from services.core import db
 from services.core.context import ConsoleContext
 from services.core.settings import Settings
+from services.delivery import batches, ledger
+from services.delivery.ledger import BatchStatus
 from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.roster import groups as student_groups
@@ -235,3 +241,58 @@ async def test_tech_coordinator_sees_counts_but_not_the_students_at_risk(
         await pilot.press("k")
         await settle(app, pilot)
         assert isinstance(app.screen, ReportsScreen)  # refused with a notification
+
+
+async def test_figures_follow_a_batch_without_a_key_press(
+    world: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch created and then cancelled elsewhere (another session, the CLI) shows on the open
+    Reports screen by itself; the figures' time shows only while newer ones are worked out."""
+    monkeypatch.setattr(reports_screen, "AUTO_REFRESH_GAP", 0.0)
+    monkeypatch.setattr(ReportsScreen, "CHANGES_SECONDS", 0.2)
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    caaspp = operators.resolve(world, "caaspp")
+    app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
+
+    async def under_way(screen: ReportsScreen, wanted: bool) -> str:
+        table = screen.query_one("#table", DataTable)
+        for _ in range(100):  # up to 10 s, no key pressed
+            await pilot.pause(0.1)
+            cell = str(table.get_row_at(table.row_count - 1)[3]) if table.row_count else "0"
+            if (cell != "0") is wanted:
+                return cell
+        raise AssertionError(f"the figures did not follow the database (under way: {cell})")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ReportsScreen)
+        assert await under_way(screen, False) == "0"
+        assert "as of" not in str(screen.query_one("#summary").render())  # current: no time
+
+        batch_id = batches.create(world, caaspp, batches.Selection(), name="Elsewhere")
+        shown = int((await under_way(screen, True)).replace(",", ""))
+        assert shown > 0
+        assert "as of" not in str(screen.query_one("#summary").render())
+
+        # While newer figures are worked out, the ones shown say when they are from.
+        release = threading.Event()
+        work_out = reports_screen.reports.refresh
+
+        def slow_refresh(*args: object) -> int:
+            release.wait(10)
+            return work_out(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(reports_screen.reports, "refresh", slow_refresh)
+        ledger.set_batch_status(world, Actor.of(caaspp), batch_id, BatchStatus.CANCELLED)
+        for _ in range(100):
+            await pilot.pause(0.1)
+            summary = str(screen.query_one("#summary").render())
+            if "working out" in summary:
+                break
+        assert "as of " in summary and "working out" in summary, summary
+        release.set()
+        assert await under_way(screen, False) == "0"
+        await settle(app, pilot)
+        assert "as of" not in str(screen.query_one("#summary").render())
