@@ -29,7 +29,7 @@ class SSRConsoleApp(App[None]):
     COMMANDS = App.COMMANDS | {DestinationCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
-        Binding("f1", "help", "Help (also while typing)", show=False, priority=True),
+        Binding("f1", "help", "Help", priority=True),  # shown when a text field takes ?
         Binding("escape", "back", "Back"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+p", "command_palette", "Palette", show=False),

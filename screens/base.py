@@ -39,7 +39,8 @@ class ConsoleScreen(Screen[None]):
         yield Header()
         yield BannerBar()
         yield from self.compose_body()
-        yield Footer()
+        # ctrl+p (the palette) is in the help and on the dashboard: its room goes to the screen keys
+        yield Footer(show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

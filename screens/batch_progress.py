@@ -140,8 +140,8 @@ class BatchProgressScreen(ConsoleScreen):
     BINDINGS = [
         Binding("p", "pause_resume", "Pause/resume"),
         Binding("x", "cancel_batch", "Cancel"),
-        Binding("f", "retry_failed", "Retry failed"),
-        Binding("u", "resolve", "Resolve uncertain"),
+        Binding("f", "retry_failed", "Retry", tooltip="Retry failed"),
+        Binding("u", "resolve", "Resolve", tooltip="Resolve uncertain items"),
     ]
 
     def __init__(self, ctx: ConsoleContext, batch_id: int) -> None:
@@ -196,6 +196,8 @@ class BatchProgressScreen(ConsoleScreen):
         self.app.call_from_thread(self._show, found)
 
     def _show(self, progress: batches.Progress) -> None:
+        if not self.is_attached:  # closed while the worker read: nothing left to show it on
+            return
         self.progress = progress
         batch = progress.batch
         self.title = f"Batch {batch.id}: {batch.name}"

@@ -17,7 +17,8 @@ class ChannelBatchScreen(ConsoleScreen):
     """Subclasses set CHANNEL and yield one ChannelBatchTable."""
 
     CHANNEL: Option
-    BINDINGS = [Binding("ctrl+x", "cancel_batch", "Cancel batch")]
+    # Destructive and rare: in the help (?), not the footer, which the screens' own keys fill.
+    BINDINGS = [Binding("ctrl+x", "cancel_batch", "Cancel batch", show=False)]
     armed: int | None = None  # the batch a first ctrl+x asked to cancel
 
     @work(thread=True, exclusive=True, group="list")

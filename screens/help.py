@@ -22,6 +22,12 @@ class KeyHelp(NamedTuple):
     description: str
 
 
+def help_text(binding: Binding) -> str:
+    """What the help says a key does: its ``tooltip`` where the footer's short description needs
+    more words (the footer fits 80 columns), else the description."""
+    return binding.tooltip or binding.description or binding.action.replace("_", " ")
+
+
 def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
     """The active keys of ``screen``: its own first, then the focused widget's, then app-wide."""
     app = screen.app
@@ -37,8 +43,9 @@ def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
             rank, group = 2, "Everywhere"
         else:
             rank, group = 1, node.BINDING_GROUP_TITLE or f"Focused: {type(node).__name__}"
-        label = app.get_key_display(Binding(key, binding.action, key_display=binding.key_display))
-        description = binding.description or binding.action.replace("_", " ")
+        # Each key itself: a footer's key_display may stand for several keys ("1-5").
+        label = app.get_key_display(Binding(key, binding.action))
+        description = help_text(binding)
         ranked.setdefault((rank, group, label), description)
     return [
         KeyHelp(group, label, text)

@@ -51,8 +51,8 @@ class PaperOrderScreen(ChannelBatchScreen):
         Binding("k", "school", "School"),
         Binding("j", "grade", "Grade"),
         Binding("f", "families", "Families"),
-        Binding("ctrl+s", "order", "Place order"),
-        Binding("x", "export", "Write CSV again"),
+        Binding("ctrl+s", "order", "Order", tooltip="Place the order"),
+        Binding("x", "export", "Write CSV again", show=False),
         Binding("v", "received", "Received"),
     ]
 

@@ -35,6 +35,10 @@ TREND_POINTS = 5
 HANDOFF_KEYS = {"m": Option.PRINT, "t": Option.PAPER, "e": Option.SECURE}
 
 
+HAND_OFF = Binding.Group("Move", compact=True)
+"""The families the portal does not reach, handed to print (m), ETS paper (t) or email (e)."""
+
+
 class PortalReadinessScreen(ConsoleScreen):
     TITLE = "Portal readiness (A)"
     DEFAULT_CSS = """
@@ -46,13 +50,14 @@ class PortalReadinessScreen(ConsoleScreen):
     PortalReadinessScreen #families { height: 1fr; }
     """
     BINDINGS = [
-        Binding("x", "toggle('portal_active')", "Portal on/off"),
+        Binding("x", "toggle('portal_active')", "Portal", tooltip="Portal in use: on/off"),
         Binding("y", "toggle('vendor_listed')", "Listed"),
-        Binding("ctrl+s", "save", "Save answers"),
-        Binding("ctrl+u", "publish", "Publish A"),
-        Binding("m", "handoff('m')", "To print"),
-        Binding("t", "handoff('t')", "To ETS"),
-        Binding("e", "handoff('e')", "To email"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save answers"),
+        Binding("ctrl+u", "publish", "Publish", tooltip="Publish to the portal (A)"),
+        # One footer entry for the three hand-offs ("m t e Move"); the help names each.
+        Binding("m", "handoff('m')", "To print", group=HAND_OFF),
+        Binding("t", "handoff('t')", "To ETS", group=HAND_OFF),
+        Binding("e", "handoff('e')", "To email", group=HAND_OFF),
     ]
 
     def __init__(self, ctx: ConsoleContext) -> None:

@@ -58,8 +58,8 @@ class PrintBatchScreen(ChannelBatchScreen):
         Binding("m", "handling", "Mail/hand out"),
         Binding("plus,equals_sign", "split(1)", "Bigger files", show=False),
         Binding("minus", "split(-1)", "Smaller files", show=False),
-        Binding("ctrl+s", "create", "Create and print"),
-        Binding("ctrl+r", "print_selected", "Print selected"),
+        Binding("ctrl+s", "create", "Print", tooltip="Create and print"),
+        Binding("ctrl+r", "print_selected", "Print selected", show=False),
     ]
 
     def __init__(self, ctx: ConsoleContext) -> None:

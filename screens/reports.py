@@ -82,13 +82,13 @@ class ReportsScreen(ConsoleScreen):
             for k, d in KEYS.items()
             if k != "1"
         ),
-        Binding("1", "breakdown('1')", "Breakdown (1-5)"),
+        Binding("1", "breakdown('1')", "Breakdown", key_display="1-5", tooltip="By school"),
         Binding("g", "group", "Group"),
-        Binding("f", "group_file", "Group from file"),
-        Binding("m", "group_filter", "Make group"),
+        Binding("f", "group_file", "Group from file", show=False),
+        Binding("m", "group_filter", "Make group", show=False),
         Binding("k", "at_risk", "At risk"),
-        Binding("x", "export", "Export CSV"),
-        Binding("u", "refresh", "Update"),
+        Binding("x", "export", "Export", tooltip="Export CSV"),
+        Binding("u", "refresh", "Update now", show=False),  # figures follow the data anyway
     ]
     DEFAULT_CSS = """
     ReportsScreen #summary { height: auto; padding: 0 1; background: $boost; }
