@@ -26,12 +26,14 @@ from console.app import SSRConsoleApp
 from screens.batches import BatchesScreen
 from screens.notice_batch import NoticeBatchScreen
 from services.access import operators
+from services.audit.log import Actor
 from services.core import db
 from services.core.columns import utcnow
 from services.core.context import ConsoleContext
+from services.core.db import session_scope
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
-from services.delivery import batches, messages, notices
+from services.delivery import batches, ledger, messages, notices
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, ItemState
 from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
@@ -242,3 +244,39 @@ async def test_coordinator_schedules_a_notice_from_the_batches_screen(
     assert batch.kind is BatchKind.NOTICE and batch.send_at is not None
     assert batch.send_at.year == 2099 and batch.total_items == len(families_with_email(engine))
     engine.dispose()
+
+
+def test_a_notice_is_retried_or_settled_as_one_message_and_never_resent_as_a_report(
+    world: Engine, tmp_path: Path
+) -> None:
+    """Failed notices go back as they were (nothing to package); an uncertain one the operator
+    says arrived is done, not waiting for a password; the help desk's resend refuses a notice."""
+    engine = world
+    caaspp = operators.resolve(engine, "caaspp")
+    batch_id = notices.create(
+        engine,
+        settings_for(engine, tmp_path),
+        caaspp,
+        batches.Selection(),
+        name="Notice",
+        send_at=utcnow(),
+    )
+    with session_scope(engine) as session:
+        first, second = session.exec(
+            select(DeliveryItem).where(DeliveryItem.batch_id == batch_id).order_by(DeliveryItem.id)
+        ).all()[:2]
+        first.state, second.state, second.uncertain_step = (
+            ItemState.FAILED,
+            ItemState.UNCERTAIN,
+            "notice",
+        )
+        session.add_all([first, second])
+        ids = first.id, second.id
+    assert batches.retry_failed(engine, caaspp, batch_id) == 1
+    assert batches.resolve(engine, caaspp, ids[1], ledger.Resolution.SENT) is ItemState.DONE
+    with Session(engine) as session:
+        assert session.get(DeliveryItem, ids[0]).state is ItemState.PACKAGED  # type: ignore[union-attr]
+        with pytest.raises(InvalidInput, match="notice"):
+            ledger.request_resend(
+                session, Actor.of(caaspp), ids[1], ledger.Step.DOCUMENT, "lost", "a@example.org"
+            )
