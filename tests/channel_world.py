@@ -42,7 +42,6 @@ def world(base: Path, folder: Path) -> World:
     copy_database(seeded_template(base, students=STUDENTS, seed=SEED), folder / "ssr.db")
     url = f"sqlite:///{folder / 'ssr.db'}"
     engine = db.make_engine(url)
-    db.upgrade(engine)
     return World(engine, Settings(database_url=url, data_dir=folder / "data"), folder)
 
 

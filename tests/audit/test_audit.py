@@ -21,9 +21,8 @@ def _write(engine, count: int, start: int = 0) -> None:  # type: ignore[no-untyp
 
 
 @pytest.fixture
-def chained(sqlite_url: str):  # type: ignore[no-untyped-def]
-    engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
+def chained(migrated_sqlite_url: str):  # type: ignore[no-untyped-def]
+    engine = db.make_engine(migrated_sqlite_url)
     _write(engine, 5)
     return engine
 
@@ -78,9 +77,8 @@ def test_rewritten_row_with_fresh_hash_is_still_detected(chained) -> None:  # ty
     assert not result.ok and result.seq == 3
 
 
-def test_concurrent_writers_keep_one_chain(any_url: str) -> None:
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+def test_concurrent_writers_keep_one_chain(migrated_url: str) -> None:
+    engine = db.make_engine(migrated_url)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda start: _write(engine, 10, start), range(0, 40, 10)))
     result = audit.verify(engine)

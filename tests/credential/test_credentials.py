@@ -309,10 +309,9 @@ def test_migration_matches_the_tables(engine):
     assert [d for d in diff if any(t in repr(d) for t in mine)] == []
 
 
-def test_credential_tables_work_on_postgresql(pg_url):
-    engine = db.make_engine(pg_url)
+def test_credential_tables_work_on_postgresql(migrated_pg_url):
+    engine = db.make_engine(migrated_pg_url)
     try:
-        db.upgrade(engine)
         world = credentials_world.build(engine)
         old = credentials.generate(engine, world["caaspp"], world.lea_id)
         note = _note(engine, world)
@@ -349,12 +348,11 @@ def test_banner_from_fourteen_days_before_expiry_and_the_dashboard_panel(engine,
     assert "NOT acknowledged" in credentials.dashboard_text(engine, world["tech"])
 
 
-def test_two_coordinators_generating_at_once_get_one_credential(any_url):
+def test_two_coordinators_generating_at_once_get_one_credential(migrated_url):
     import threading
 
-    engine = db.make_engine(any_url)
+    engine = db.make_engine(migrated_url)
     try:
-        db.upgrade(engine)
         world = credentials_world.build(engine)
         start = threading.Barrier(2)
         outcomes: list[object] = []

@@ -35,7 +35,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[
     template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
     copy_database(template, tmp_path / "ssr.db")
     engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
-    db.upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -298,12 +298,11 @@ def test_zip_entry_is_not_treated_as_a_path(
     assert not (tmp_path / "deep").exists()
 
 
-def test_same_rules_on_sqlite_and_postgresql(any_url: str, tmp_path: Path) -> None:
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+def test_same_rules_on_sqlite_and_postgresql(migrated_url: str, tmp_path: Path) -> None:
+    engine = db.make_engine(migrated_url)
     try:
         intake = {"folders": [str(tmp_path)]}
-        settings = Settings(any_url, tmp_path / "data", extra={"intake": intake})
+        settings = Settings(migrated_url, tmp_path / "data", extra={"intake": intake})
         seed_roster(engine)
         changed = ssr(SSIDS[1], score=2001)
         first_zip, second_zip = tmp_path / "first.zip", tmp_path / "second.zip"

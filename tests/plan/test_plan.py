@@ -25,9 +25,8 @@ HALF = Answers(has_sis=True, sis_portal=True, third_party_portal=False, portal_s
 
 
 @pytest.fixture
-def any_engine(any_url: str) -> Iterator[Engine]:
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+def any_engine(migrated_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(migrated_url)
     yield engine
     engine.dispose()
 

@@ -42,22 +42,22 @@ def test_readme_says_exactly_what_can_repeat() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("fault", "repeats"), [("after-claim", 0), ("after-send", 1)])
-def test_only_the_notice_in_the_relays_hands_can_repeat(tmp_path, smtp, fault, repeats) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'ssr.db'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
+def test_only_the_notice_in_the_relays_hands_can_repeat(  # type: ignore[no-untyped-def]
+    tmp_path, migrated_sqlite_url, smtp, fault, repeats
+) -> None:
+    engine = db.make_engine(migrated_sqlite_url)
     build(engine, EXPIRY)
     config = config_file(tmp_path, smtp)
     now = at(EXPIRY - timedelta(days=3)).isoformat()
 
-    killed = console(url, config, "scheduler", "--once", "--now", now, fault=fault)
+    killed = console(migrated_sqlite_url, config, "scheduler", "--once", "--now", now, fault=fault)
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
     # both notices were claimed; only one, at most, was handed to the relay
     left = [n for n in notices(engine) if n.state is NoticeState.SENDING]
     assert len(left) == 2 and sum(n.claimed_at is not None for n in left) == repeats
 
-    restarted = console(url, config, "scheduler", "--once", "--now", now)
+    restarted = console(migrated_sqlite_url, config, "scheduler", "--once", "--now", now)
     out, err = restarted.communicate(timeout=60)
     assert restarted.returncode == 0, err
     assert f"sent 2 (0 late, {repeats} in doubt)" in out

@@ -30,10 +30,9 @@ def smtp():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def any_engine(any_url: str):  # type: ignore[no-untyped-def]
+def any_engine(migrated_url: str):  # type: ignore[no-untyped-def]
     """A migrated database, SQLite then PostgreSQL."""
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+    engine = db.make_engine(migrated_url)
     yield engine
     engine.dispose()
 

@@ -111,9 +111,8 @@ def test_lock_of_a_killed_process_on_this_host_is_taken_at_once(engine) -> None:
     SchedulerLock(engine).acquire()  # no need to wait 90 s for a process that is gone
 
 
-def test_second_lock_on_postgresql_is_refused(pg_url: str) -> None:
-    engine = db.make_engine(pg_url)
-    db.upgrade(engine)
+def test_second_lock_on_postgresql_is_refused(migrated_pg_url: str) -> None:
+    engine = db.make_engine(migrated_pg_url)
     first, second = SchedulerLock(engine), SchedulerLock(engine)
     first.acquire()
     with pytest.raises(SchedulerBusy, match=f"pid {os.getpid()}"):
@@ -130,15 +129,15 @@ def test_second_lock_on_postgresql_is_refused(pg_url: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["after-claim", "after-send"])
-def test_sigkill_between_ledger_write_and_send_loses_nothing(tmp_path, smtp, fault) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'ssr.db'}"
-    engine = db.make_engine(url)
-    db.upgrade(engine)
+def test_sigkill_between_ledger_write_and_send_loses_nothing(  # type: ignore[no-untyped-def]
+    tmp_path, migrated_sqlite_url, smtp, fault
+) -> None:
+    engine = db.make_engine(migrated_sqlite_url)
     build(engine, EXPIRY)
     config = config_file(tmp_path, smtp)
     now = at(EXPIRY - timedelta(days=3)).isoformat()
 
-    killed = console(url, config, "scheduler", "--once", "--now", now, fault=fault)
+    killed = console(migrated_sqlite_url, config, "scheduler", "--once", "--now", now, fault=fault)
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
     claimed = [n for n in notices(engine) if n.state is NoticeState.SENDING]
@@ -147,7 +146,7 @@ def test_sigkill_between_ledger_write_and_send_loses_nothing(tmp_path, smtp, fau
     before = len(smtp.inbox.messages)
     assert before == (1 if fault == "after-send" else 0)
 
-    restarted = console(url, config, "scheduler", "--once", "--now", now)
+    restarted = console(migrated_sqlite_url, config, "scheduler", "--once", "--now", now)
     out, err = restarted.communicate(timeout=60)
     assert restarted.returncode == 0, err
     assert "sent 2" in out
@@ -165,28 +164,27 @@ def test_sigkill_between_ledger_write_and_send_loses_nothing(tmp_path, smtp, fau
         # the kill came after the server accepted it but before the ledger said so: the notice
         # is sent again (never lost), as the same message, which mail clients show once
         assert len(ids) == 3 and ids[0] == ids[1] == claimed[0].message_id
-    again = console(url, config, "scheduler", "--once", "--now", now)
+    again = console(migrated_sqlite_url, config, "scheduler", "--once", "--now", now)
     again.communicate(timeout=60)
     assert len(smtp.inbox.messages) == len(ids)  # a further restart sends nothing
 
 
 @pytest.mark.slow
-def test_two_schedulers_on_postgresql_the_second_refuses(pg_url, tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
-    engine = db.make_engine(pg_url)
-    db.upgrade(engine)
+def test_two_schedulers_on_postgresql_the_second_refuses(migrated_pg_url, tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(migrated_pg_url)
     build(engine, datetime.now(UTC).date() + timedelta(days=3))
     config = config_file(tmp_path, smtp, "[scheduler]\nheartbeat_seconds = 1\n")
-    first = console(pg_url, config, "scheduler", "--scan-minutes", "0.02")
+    first = console(migrated_pg_url, config, "scheduler", "--scan-minutes", "0.02")
     try:
         deadline = time.monotonic() + 30
         while len(smtp.inbox.messages) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(smtp.inbox.messages) == 2, first.stderr
-        second = console(pg_url, config, "scheduler", "--scan-minutes", "0.02")
+        second = console(migrated_pg_url, config, "scheduler", "--scan-minutes", "0.02")
         _, err = second.communicate(timeout=60)
         assert second.returncode == 2
         assert "Another reminder scheduler is already running against this database" in err
-        once = console(pg_url, config, "scheduler", "--once")
+        once = console(migrated_pg_url, config, "scheduler", "--once")
         once.communicate(timeout=60)
         assert once.returncode == 2
         time.sleep(2.5)  # several more scans of the first scheduler
@@ -201,16 +199,14 @@ def test_two_schedulers_on_postgresql_the_second_refuses(pg_url, tmp_path, smtp)
     engine.dispose()
 
 
-def test_bad_scheduler_config_is_a_clear_error(tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'ssr.db'}"
-    db.upgrade(db.make_engine(url))
+def test_bad_scheduler_config_is_a_clear_error(tmp_path, migrated_sqlite_url, smtp) -> None:  # type: ignore[no-untyped-def]
     config = config_file(tmp_path, smtp, '[scheduler]\nholidays = ["July 4th"]\n')
-    bad = console(url, config, "scheduler", "--once")
+    bad = console(migrated_sqlite_url, config, "scheduler", "--once")
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2
     assert "Holiday 'July 4th' is not a date like 2026-07-03" in err
     assert "Traceback" not in err
     config = config_file(tmp_path, smtp, '[scheduler]\ntimezone = "Pacific/Nowhere"\n')
-    bad = console(url, config, "scheduler", "--once")
+    bad = console(migrated_sqlite_url, config, "scheduler", "--once")
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "Time zone 'Pacific/Nowhere' is unknown" in err
