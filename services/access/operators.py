@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.access.tables import Operator
 from services.core.errors import NotFound
@@ -19,9 +21,23 @@ def resolve(engine: Engine, username: str | None) -> Operator:
             if operator.username == username:
                 session.expunge(operator)
                 return operator
-    names = ", ".join(o.username for o in known) or "none yet: run `ssr-console demo` or `seed`"
+    names = ", ".join(o.username for o in known) or (
+        "none yet: run `ssr-console setup` for a real LEA, or `ssr-console demo` to try it"
+    )
     if not username:
         raise NotFound(
             f"No operator chosen: set SSR_OPERATOR or `operator` in the config ({names})"
         )
     raise NotFound(f"Unknown operator {username!r} (known: {names})")
+
+
+def active_ids(engine: Engine, operator_ids: Iterable[int]) -> set[int]:
+    """Which of these operators are still active (the server ends the others' sessions)."""
+    wanted = set(operator_ids)
+    if not wanted:
+        return set()
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Operator.id).where(col(Operator.id).in_(wanted), col(Operator.active))
+        ).all()
+    return {row for row in rows if row is not None}

@@ -22,6 +22,7 @@ class Permission(enum.StrEnum):
     VIEW_REPORTS = "view aggregate reports"
     VIEW_AUDIT = "view the audit log"
     CONFIGURE = "change the configuration"
+    MANAGE_OPERATORS = "manage operators"
 
 
 _COORDINATOR = frozenset(Permission) - {Permission.CONFIGURE}
@@ -48,6 +49,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REPORTS,
             Permission.VIEW_AUDIT,
             Permission.CONFIGURE,
+            Permission.MANAGE_OPERATORS,  # keys and help desk accounts (services.accounts)
         }
     ),
     Role.HELPDESK: frozenset(
@@ -64,8 +66,13 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 reads and resends but never sees scores or secrets; a site coordinator is held to one school."""
 
 
+def granted(operator: Operator) -> frozenset[Permission]:
+    """What the operator's roles allow together (one person may hold both coordinator roles)."""
+    return frozenset().union(*(GRANTS[role] for role in operator.roles))
+
+
 def allowed(operator: Operator, permission: Permission) -> bool:
-    return operator.active and permission in GRANTS[operator.role]
+    return operator.active and permission in granted(operator)
 
 
 def require(
@@ -78,8 +85,8 @@ def require(
     """Refuse with a sentence naming the role and the action when the operator may not do it."""
     if not operator.active:
         raise PermissionDenied(f"Operator {operator.username} is disabled")
-    if permission not in GRANTS[operator.role]:
-        raise PermissionDenied(f"A {operator.role.label.lower()} may not {permission.value}")
+    if permission not in granted(operator):
+        raise PermissionDenied(f"A {operator.roles_label.lower()} may not {permission.value}")
     if lea_id is not None and lea_id != operator.lea_id:
         raise PermissionDenied(f"{operator.username} may not {permission.value} outside their LEA")
     if school_id is not None and operator.school_id is not None and school_id != operator.school_id:

@@ -121,20 +121,42 @@ def parse_line(line: str, number: int = 0) -> AuthorizedKey:
     if line.split(None, 1)[0] not in KEY_TYPES:
         option_text, rest = _split_options(line)
         options = _parse_options(option_text)
-    parts = rest.split(None, 2)
-    if len(parts) < 2:
-        raise InvalidInput("expected a key type and a base64 key after the options")
-    key_type, encoded = parts[0], parts[1]
-    comment = parts[2].strip() if len(parts) > 2 else ""
-    if key_type not in KEY_TYPES:
-        raise InvalidInput(f"unsupported key type {key_type!r} (use ssh-ed25519, RSA or ECDSA)")
-    blob = _decode_blob(encoded, key_type)
-    operator = options.get("operator") or (comment.split(None, 1)[0] if comment else None)
+    key = parse_public_key(rest)
+    operator = options.get("operator") or (key.comment.split(None, 1)[0] if key.comment else None)
     if not operator:
         raise InvalidInput('no operator named: add operator="USERNAME" or a comment')
     if not USERNAME.match(operator):
         raise InvalidInput(f"{operator!r} is not a valid operator username")
-    return AuthorizedKey(key_type, blob, operator, number)
+    return AuthorizedKey(key.key_type, key.blob, operator, number)
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A public key as in an ``id_ed25519.pub`` file: type, wire blob, comment."""
+
+    key_type: str
+    blob: bytes
+    comment: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.blob)
+
+    @property
+    def encoded(self) -> str:
+        return base64.b64encode(self.blob).decode()
+
+
+def parse_public_key(text: str) -> PublicKey:
+    """A ``type base64 [comment]`` key, checked: a known type whose data says the same type."""
+    parts = text.strip().split(None, 2)
+    if len(parts) < 2:
+        raise InvalidInput("expected a key type and a base64 key, as in an id_ed25519.pub file")
+    key_type, encoded = parts[0], parts[1]
+    comment = parts[2].strip() if len(parts) > 2 else ""
+    if key_type not in KEY_TYPES:
+        raise InvalidInput(f"unsupported key type {key_type!r} (use ssh-ed25519, RSA or ECDSA)")
+    return PublicKey(key_type, _decode_blob(encoded, key_type), comment)
 
 
 def _split_options(line: str) -> tuple[str, str]:
