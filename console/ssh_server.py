@@ -1,7 +1,10 @@
 """The built-in SSH server: one console per session, the operator decided by the public key.
 
-Only public-key authentication is offered, against the authorized-keys list of
-``services.access.ssh_keys`` (re-read on every connection, so adding a person needs no restart). A session
+Only public-key authentication is offered, against the keys stored with each operator
+(``ssr-console operator add-key``, ``services.access.stored_keys``) and, as an option, an
+authorized-keys file (``services.access.ssh_keys``); both are read on every connection, so adding a
+person needs no restart. A disabled operator's open sessions end within seconds: the server re-reads
+who is active every ``account_check`` seconds. A session
 gets nothing but the console: exec and subsystem (SFTP) requests, port forwarding in both
 directions, agent and X11 forwarding are all refused. Each session runs the console in a process of
 its own on a pseudo-terminal (``console.ssh_session``), with the client's TERM and window size and
@@ -29,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from console.ssh_launcher import Launcher, PreparedLauncher
 from console.ssh_session import PtyProcess
-from services.access import operators, ssh_keys
+from services.access import operators, ssh_keys, stored_keys
 from services.access.tables import Operator
 from services.audit import log as audit
 from services.audit.log import SYSTEM_ACTOR, Actor
@@ -39,6 +42,7 @@ from services.core.errors import ConsoleError, InvalidInput
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 2222
 DEFAULT_IDLE_MINUTES = 30.0
+DEFAULT_ACCOUNT_CHECK = 2.0  # seconds between looks at who is still active
 SESSIONS_PER_CONNECTION = 4  # one person, a few windows; not a way to start processes at will
 KEYS_RECORDED = 10  # fingerprints kept for the audit of a refused connection
 HOST_KEY_NAME = "ssh_host_ed25519_key"
@@ -67,16 +71,19 @@ class SSHOptions:
     host: str
     port: int
     host_key: Path
-    authorized_keys: Path
+    authorized_keys: Path | None  # None: the keys stored in the database only
     idle_timeout: float  # seconds without a key press before a session is closed; 0 = never
+    account_check: float = DEFAULT_ACCOUNT_CHECK
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, **overrides: Any) -> SSHOptions:
+        """Defaults in the data directory; its authorized-keys file is used when there is one."""
+        keys_file = data_dir / AUTHORIZED_KEYS_NAME
         values: dict[str, Any] = {
             "host": DEFAULT_HOST,
             "port": DEFAULT_PORT,
             "host_key": data_dir / HOST_KEY_NAME,
-            "authorized_keys": data_dir / AUTHORIZED_KEYS_NAME,
+            "authorized_keys": keys_file if keys_file.exists() else None,
             "idle_timeout": DEFAULT_IDLE_MINUTES * 60,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -183,9 +190,10 @@ class ConsoleServer:
         self.trail: AuditTrail | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self.host_key: asyncssh.SSHKey | None = None
+        self._account_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        ssh_keys.load(self.options.authorized_keys)  # refuse to start on a broken list
+        self.keys_file()  # refuse to start on a broken list
         self.host_key = load_host_key(self.options.host_key)
         await self.launcher.start()
         self.trail = AuditTrail(self.engine)
@@ -207,6 +215,30 @@ class ConsoleServer:
             allow_scp=False,
             keepalive_interval=60,
         )
+        self._account_watch = asyncio.get_running_loop().create_task(self._watch_accounts())
+
+    def keys_file(self) -> ssh_keys.AuthorizedKeys:
+        """The authorized-keys file's list, or an empty one when there is no file."""
+        path = self.options.authorized_keys
+        return ssh_keys.load(path) if path is not None else ssh_keys.AuthorizedKeys(())
+
+    async def _watch_accounts(self) -> None:
+        """End the sessions of operators disabled since they signed in."""
+        while True:
+            await asyncio.sleep(self.options.account_check)
+            sessions = list(self.sessions)
+            held = {s.connection.operator.id for s in sessions if s.connection.operator}
+            if not held:
+                continue
+            try:
+                active = await asyncio.to_thread(operators.active_ids, self.engine, held)
+            except ConsoleError as error:  # the database is away: keep serving, look again
+                print(f"ssr-console: cannot check accounts: {error}", file=sys.stderr)
+                continue
+            for session in sessions:
+                operator = session.connection.operator
+                if operator is not None and operator.id not in active:
+                    await session.end("this account was disabled")
 
     @property
     def port(self) -> int:
@@ -214,6 +246,8 @@ class ConsoleServer:
         return int(self._acceptor.get_port())
 
     async def close(self) -> None:
+        if self._account_watch is not None:
+            self._account_watch.cancel()
         if self._acceptor is not None:
             self._acceptor.close()
             await self._acceptor.wait_closed()
@@ -278,7 +312,7 @@ class ConnectionHandler(asyncssh.SSHServer):
     def begin_auth(self, username: str) -> bool:
         self.login_name = username[:64]
         try:
-            self.keys = ssh_keys.load(self.server.options.authorized_keys)
+            self.keys = self.server.keys_file()
         except InvalidInput as error:
             self.keys_problem = str(error)
             print(f"ssr-console: refusing logins: {error}", file=sys.stderr)
@@ -295,6 +329,14 @@ class ConnectionHandler(asyncssh.SSHServer):
             if fingerprint not in self.offered and len(self.offered) < KEYS_RECORDED:
                 self.offered.append(fingerprint)
             name = self.keys.operator_for(blob)
+            if name is None:
+                try:
+                    name = await asyncio.to_thread(
+                        stored_keys.operator_for, self.server.engine, blob
+                    )
+                except ConsoleError as error:
+                    self.refusal = str(error)
+                    return False
             if name is None:
                 self.refusal = self.keys_problem or "unknown key"
                 return False
@@ -521,10 +563,11 @@ def serve(options: SSHOptions, engine: Engine, launcher: Launcher) -> None:
         server = ConsoleServer(options, engine, launcher)
         await server.start()
         assert server.host_key is not None
-        keys = ssh_keys.load(options.authorized_keys)
+        keys = server.keys_file()
+        stored = stored_keys.count(engine)
         print(
             f"SSR Console SSH server on {options.host}:{server.port} "
-            f"(host key {server.host_key.get_fingerprint()}, {len(keys)} authorized keys)",
+            f"(host key {server.host_key.get_fingerprint()}, {len(keys) + stored} authorized keys)",
             flush=True,
         )
         for name in sorted(keys.operators):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from services.access.ssh_keys import fingerprint
 from services.access.tables import Operator, OperatorKey
@@ -26,3 +26,9 @@ def operator_for(engine: Engine, blob: bytes) -> str | None:
                 OperatorKey.public_key == base64.b64encode(blob).decode(),
             )
         ).first()
+
+
+def count(engine: Engine) -> int:
+    """How many keys are stored (the server's start-up line)."""
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(OperatorKey)).one())

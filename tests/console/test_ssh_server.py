@@ -312,10 +312,10 @@ def test_host_key_is_generated_private_and_kept(tmp_path: Path) -> None:
 async def test_server_refuses_to_start_without_a_valid_key_list(
     engine: Engine, tmp_path: Path
 ) -> None:
-    options = SSHOptions.in_data_dir(tmp_path, port=0)
+    options = SSHOptions.in_data_dir(tmp_path, port=0, authorized_keys=tmp_path / "listed")
     with pytest.raises(InvalidInput, match="does not exist"):
         await ConsoleServer(options, engine, ExecLauncher(stand_in)).start()
-    options.authorized_keys.write_text("ssh-ed25519 not-base64!! caaspp\n")
+    (tmp_path / "listed").write_text("ssh-ed25519 not-base64!! caaspp\n")
     with pytest.raises(InvalidInput, match="line 1"):
         await ConsoleServer(options, engine, ExecLauncher(stand_in)).start()
 
