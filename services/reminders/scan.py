@@ -97,6 +97,10 @@ class Coordinator:
     role: Role
     email: str | None
     language: str
+    second_role: Role | None = None  # one person may hold both coordinator roles
+
+    def holds(self, role: Role) -> bool:
+        return role in (self.role, self.second_role)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,7 @@ def plan_ssr(
         )
         for offset, due_on in chosen
         for person in coordinators
-        if person.role is role
+        if person.holds(role)
     ]
 
 
@@ -248,15 +252,22 @@ def live_credentials(engine: Engine) -> Iterator[CredentialFact]:
 
 
 def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
-    """Active LEA CAASPP and ELPAC coordinators, by LEA."""
+    """Active LEA CAASPP and ELPAC coordinators, by LEA (by either of their roles)."""
+    coordinator_roles = [Role.LEA_CAASPP, Role.LEA_ELPAC]
     rows = session.exec(
         select(Operator)
-        .where(col(Operator.role).in_([Role.LEA_CAASPP, Role.LEA_ELPAC]), col(Operator.active))
+        .where(
+            col(Operator.role).in_(coordinator_roles)
+            | col(Operator.second_role).in_(coordinator_roles),
+            col(Operator.active),
+        )
         .order_by(col(Operator.lea_id), col(Operator.username))
     ).all()
     found: dict[int, list[Coordinator]] = defaultdict(list)
     for o in rows:
-        found[o.lea_id].append(Coordinator(o.username, o.lea_id, o.role, o.email, o.language))
+        found[o.lea_id].append(
+            Coordinator(o.username, o.lea_id, o.role, o.email, o.language, o.second_role)
+        )
     return found
 
 
