@@ -42,7 +42,7 @@ class SSRConsoleApp(App[None]):
         self._opened: dict[str, Screen[object]] = {}  # destination key -> its screen while open
         operator = ctx.operator
         self.sub_title = (
-            f"{operator.display_name} · {operator.role.label} · "
+            f"{operator.display_name} · {operator.roles_label} · "
             f"{dashboard.lea_label(ctx.engine, operator)}"
         )
 

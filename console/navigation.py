@@ -74,6 +74,7 @@ DESTINATIONS: list[Destination] = [
     Destination("h", "Help desk", lazy("screens.helpdesk:HelpDeskScreen"), P.RESEND),
     Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS),
     Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT),
+    Destination("O", "Operators", lazy("screens.operators:OperatorsScreen"), P.MANAGE_OPERATORS),
 ]
 # fmt: on
 BY_KEY = {d.key: d for d in DESTINATIONS}

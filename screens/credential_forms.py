@@ -1,19 +1,24 @@
-"""The small keyboard-only dialogs of the credential screen: a note, a confirmation, a reason.
+"""The small keyboard-only dialogs of the credential and operators screens: a note, a
+confirmation, a reason, a person's details.
 
 A dialog runs its action itself when submitted; if the service refuses (bad input, not allowed,
 reset not coordinated), the sentence appears in the dialog and everything typed stays there.
+With ``threaded=True`` the action runs in a worker thread (a service call that reads or writes
+the database), the dialog waiting for it without freezing the console.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
+from textual.worker import WorkerFailed
 
 from services.core.display import safe_text
 from services.core.errors import ConsoleError
@@ -57,12 +62,15 @@ class FormDialog(ModalScreen[bool]):
         submit: Callable[[dict[str, str]], object],
         *,
         loud: bool = False,
+        threaded: bool = False,
     ) -> None:
         super().__init__(classes="-loud" if loud else "")
         self.dialog_title = title
         self.intro = intro
         self.fields = fields
         self._submit = submit
+        self._threaded = threaded
+        self._busy = False
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
@@ -88,22 +96,34 @@ class FormDialog(ModalScreen[bool]):
         if inputs:
             inputs.first().focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         inputs = list(self.query(Input))
         position = inputs.index(event.input)
         if position + 1 < len(inputs):
             inputs[position + 1].focus()
         else:
-            self.action_submit()
+            await self.action_submit()
 
-    def action_submit(self) -> None:
+    async def action_submit(self) -> None:
+        if self._busy:  # a second enter while the first is still being saved
+            return
         values = {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
+        self._busy = True
         try:
-            self._submit(values)
-        except ConsoleError as refusal:
+            if self._threaded:
+                run = partial(self._submit, values)
+                await self.run_worker(run, thread=True, exit_on_error=False).wait()
+            else:
+                self._submit(values)
+        except (ConsoleError, WorkerFailed) as failed:
+            refusal = failed.error if isinstance(failed, WorkerFailed) else failed
+            if not isinstance(refusal, ConsoleError):
+                raise
             self.query_one("#error", Static).update(plain(str(refusal)))
             return
+        finally:
+            self._busy = False
         self.dismiss(True)
 
     def action_cancel(self) -> None:
