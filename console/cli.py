@@ -162,6 +162,14 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         if not demo.exists(engine):
             _say(demo.seed(engine, settings, students=args.students, progress=_progress))
         settings = _with_operator(settings, settings.operator or DEMO_OPERATOR)
+    elif not db.current_revisions(engine):  # a new data directory: nothing set up yet
+        _say(
+            "ssr-console: this database is empty: run `ssr-console setup` for a real LEA, or "
+            "`ssr-console demo` to try the console (to create the schema alone, run "
+            "`ssr-console db upgrade`)",
+            file=sys.stderr,
+        )
+        return 2
     elif db.needs_upgrade(engine):
         _say(
             "ssr-console: the database schema is not current; run `ssr-console db upgrade`",

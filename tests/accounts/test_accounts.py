@@ -109,6 +109,8 @@ def test_an_empty_database_points_to_setup(
 ) -> None:
     from console.cli import main
 
+    assert main(["--database-url", sqlite_url]) == 2  # a new data directory
+    assert "empty: run `ssr-console setup` for a real LEA" in capsys.readouterr().err
     assert main(["--database-url", sqlite_url, "db", "upgrade"]) == 0
     assert main(["--database-url", sqlite_url, "--operator", "maria"]) == 2
     assert "none yet: run `ssr-console setup` for a real LEA" in capsys.readouterr().err
