@@ -232,3 +232,31 @@ async def test_sign_in_with_an_added_key_and_disabling_ends_the_session(served: 
     assert code != 0 and "Permission denied" in said
     term.press("q")
     assert await term.wait() == 0  # the coordinator's own session was left alone
+
+
+async def test_setup_asks_in_a_terminal_for_what_the_flags_leave_out(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "console.cli", "--data-dir", str(tmp_path / "data"), "setup"]
+    term = Terminal()
+    await term.start(
+        [*argv, "--cds", "1964733", "--caaspp", "ana", "--elpac", "ana"],
+        SSR_CONSOLE_CONFIG=str(tmp_path / "absent.toml"),
+        PYTHONPATH=os.environ.get("PYTHONPATH", ""),
+    )
+    mark = 0
+    for prompt, answer in [
+        (r"LEA name: ", "Hillside Elementary"),
+        (r"county \(optional\): ", ""),
+        (r"full name: ", "Ana Ruiz"),
+        (r"email \(optional\): ", "ana@hillside.example"),
+    ]:
+        await term.expect(prompt, since=mark)
+        mark = len(term.output)  # the next prompt comes after this answer
+        term.press(answer + "\r")
+    await term.expect(r"ana \(Ana Ruiz\) added")
+    assert await term.wait() == 0
+    assert "unchanged" in _ok(
+        Cli(tmp_path, None)(
+            "setup", "--cds", "1964733", "--name", "Hillside Elementary", "--caaspp", "ana",
+            "--caaspp-name", "Ana Ruiz", "--caaspp-email", "ana@hillside.example", "--elpac", "ana",
+        )
+    )  # fmt: skip
