@@ -227,7 +227,11 @@ class ConsoleServer:
         while True:
             await asyncio.sleep(self.options.account_check)
             sessions = list(self.sessions)
-            held = {s.connection.operator.id for s in sessions if s.connection.operator}
+            held = {
+                s.connection.operator.id
+                for s in sessions
+                if s.connection.operator and s.connection.operator.id is not None
+            }
             if not held:
                 continue
             try:

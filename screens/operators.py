@@ -34,7 +34,7 @@ class OperatorsScreen(ConsoleScreen):
     TITLE = "Operators"
     BINDINGS = [
         Binding("plus", "add", "Add operator"),
-        Binding("x", "toggle", "Disable/enable"),
+        Binding("x", "switch_active", "Disable/enable"),
         Binding("g", "set_role", "Change role"),
         Binding("k", "add_key", "Add SSH key"),
         Binding("K", "remove_key", "Remove SSH key"),
@@ -137,7 +137,7 @@ class OperatorsScreen(ConsoleScreen):
             add,
         )
 
-    def action_toggle(self) -> None:
+    def action_switch_active(self) -> None:
         chosen = self._selected()
         if chosen is None:
             return
