@@ -1,7 +1,7 @@
 """operators: a second role (one person, both coordinator roles) and SSH keys stored in the database
 
 Revision ID: i17_operator_keys
-Revises: 0012
+Revises: 0013n
 Create Date: 2026-11-29 17:20:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = 'i17_operator_keys'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013n'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
