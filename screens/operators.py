@@ -33,12 +33,12 @@ def _roles(text: str) -> list[str]:
 class OperatorsScreen(ConsoleScreen):
     TITLE = "Operators"
     BINDINGS = [
-        Binding("plus", "add", "Add operator"),
-        Binding("x", "switch_active", "Disable/enable"),
-        Binding("g", "set_role", "Change role"),
-        Binding("k", "add_key", "Add SSH key"),
-        Binding("K", "remove_key", "Remove SSH key"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("plus", "add", "Add", tooltip="Add an operator (with an SSH key)"),
+        Binding("x", "switch_active", "Disable", tooltip="Disable or enable the operator"),
+        Binding("g", "set_role", "Role", tooltip="Change the operator's role (and school)"),
+        Binding("k", "add_key", "Key", tooltip="Add an SSH public key"),
+        Binding("K", "remove_key", "Remove SSH key", show=False),
+        Binding("f5", "refresh", "Refresh", show=False),
     ]
     DEFAULT_CSS = """
     OperatorsScreen PlainTable { height: 1fr; }

@@ -94,7 +94,13 @@ async def test_coordinator_adds_an_operator_with_a_key_and_disables_them(
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         described = {k.description for k in app.screen.keys}
-        assert {"Add operator", "Disable/enable", "Change role", "Add SSH key"} <= described
+        assert {
+            "Add an operator (with an SSH key)",
+            "Disable or enable the operator",
+            "Change the operator's role (and school)",
+            "Add an SSH public key",
+            "Remove SSH key",
+        } <= described
 
 
 async def test_tech_is_refused_a_coordinator_role_in_the_dialog(
