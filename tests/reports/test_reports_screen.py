@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 from console.app import SSRConsoleApp
 from screens import reports as reports_screen
 from screens.credential_forms import FormDialog
+from screens.dashboard import DashboardScreen
 from screens.reports import AtRiskScreen, ReportsScreen
 from services.access import operators
 from services.audit.log import Actor
@@ -296,3 +297,24 @@ async def test_figures_follow_a_batch_without_a_key_press(
         assert await under_way(screen, False) == "0"
         await settle(app, pilot)
         assert "as of" not in str(screen.query_one("#summary").render())
+
+
+async def test_dashboard_follows_a_batch_without_a_key_press(
+    world: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DashboardScreen, "CHANGES_SECONDS", 0.2)
+    settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
+    caaspp = operators.resolve(world, "caaspp")
+    app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        assert "No delivery batches yet" in str(screen.query_one("#batches").render())
+        batch_id = batches.create(world, caaspp, batches.Selection(), name="Elsewhere")
+        for _ in range(100):  # up to 10 s, no key pressed
+            await pilot.pause(0.1)
+            if f"B{batch_id} Elsewhere" in str(screen.query_one("#batches").render()):
+                break
+        else:
+            raise AssertionError("the dashboard did not show the new batch")
