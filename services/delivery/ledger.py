@@ -858,7 +858,7 @@ def retry_failed(engine: Engine, actor: Actor, batch_id: int) -> int:
             "password_due_at": None,
         }
         count = 0
-        steps = (
+        steps: list[tuple[Any, ItemState, dict[str, Any]]] = (
             # a notice has nothing to package: it is sent again as it is
             [(col(DeliveryItem.id).is_not(None), ItemState.PACKAGED, {})]
             if batch.kind is BatchKind.NOTICE

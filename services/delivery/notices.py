@@ -106,7 +106,12 @@ def _recipients(engine: Engine, lea_id: int, selection: Selection) -> Any:
         .join(StudentGuardian, col(StudentGuardian.guardian_id) == col(Guardian.id))
         .join(Student, col(Student.id) == col(StudentGuardian.student_id))
         .where(*conditions)
-        .group_by(col(Guardian.id), Guardian.preferred_language, Guardian.email, Guardian.phone)
+        .group_by(
+            col(Guardian.id),
+            col(Guardian.preferred_language),
+            col(Guardian.email),
+            col(Guardian.phone),
+        )
     )
 
 
@@ -281,7 +286,7 @@ def figures(engine: Engine, lea_id: int, school_id: int | None = None) -> Notice
     waiting = state.in_([ItemState.PACKAGED, ItemState.SENDING_DOCUMENT])
     with Session(engine) as session:
         row = session.execute(
-            select(
+            sa_select(
                 func.count(func.distinct(DeliveryBatch.id)),
                 func.count(),
                 func.sum(case((state == ItemState.DONE, 1), else_=0)),
