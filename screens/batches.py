@@ -89,10 +89,13 @@ class BatchesScreen(ConsoleScreen):
         self.app.push_screen(BatchProgressScreen(self.ctx, int(key[1:])))
 
     def action_new_batch(self) -> None:
-        self.app.push_screen(NewBatchScreen(self.ctx), lambda _: self.refresh_batches())
+        self.app.push_screen(NewBatchScreen(self.ctx), self._batch_created)
 
     def action_notice(self) -> None:
-        self.app.push_screen(NoticeBatchScreen(self.ctx), lambda _: self.refresh_batches())
+        self.app.push_screen(NoticeBatchScreen(self.ctx), self._batch_created)
+
+    def _batch_created(self, _batch_id: int | None) -> None:
+        self.refresh_batches()
 
     def action_test_send(self) -> None:
         self.notify("Sending the two test messages…")
