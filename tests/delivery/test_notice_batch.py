@@ -280,3 +280,23 @@ def test_a_notice_is_retried_or_settled_as_one_message_and_never_resent_as_a_rep
             ledger.request_resend(
                 session, Actor.of(caaspp), ids[1], ledger.Step.DOCUMENT, "lost", "a@example.org"
             )
+
+
+@pytest.mark.parametrize("language", ["en", "es", "vi", "fil", "zh_Hans"])
+def test_the_notice_says_how_the_password_comes(language: str) -> None:
+    """By email or by SMS, as the batch will send it, in the family's own language."""
+    by = {
+        channel: messages.notice_message(
+            language,
+            guardian_name="Ana Lee",
+            lea_name="Sierra Vista USD",
+            sender="ssr@district.example.org",
+            password_channel=channel,
+        ).body
+        for channel in ("email", "sms")
+    }
+    catalog = messages.translations(language)
+    assert catalog.gettext(messages.NOTICE_PASSWORD_BY_EMAIL) in by["email"]
+    assert catalog.gettext(messages.NOTICE_PASSWORD_BY_SMS) in by["sms"]
+    assert all("    ssr@district.example.org\n" in body for body in by.values())
+    assert all("%(" not in body for body in by.values())
