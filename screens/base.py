@@ -8,6 +8,7 @@ is read in a worker every few seconds, and the screen's callback runs when it mo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from textual import work
@@ -28,12 +29,16 @@ class ConsoleScreen(Screen[None]):
 
     CHANGES_SECONDS = 2.0
     """How often a screen that follows changes reads the data version."""
+    CHANGES_GAP = 10.0
+    """Least seconds between two calls of its callback: a sending batch changes the data every
+    second, and reading a district's figures that often would load the database for nothing."""
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__()
         self.ctx = ctx
         self.data_version: int | None = None  # the version the screen's figures were read at
         self._on_change: Callable[[], None] | None = None
+        self._changed_at = 0.0  # monotonic time of the last callback
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,11 +73,15 @@ class ConsoleScreen(Screen[None]):
     def _check_changes(self) -> None:
         if self.data_version is None or not self.is_current:  # still reading, or hidden
             return
+        now = time.monotonic()
+        if now - self._changed_at < self.CHANGES_GAP:
+            return
         try:
             seq = audit.head(self.ctx.engine).seq
         except ConsoleError:  # the banner says the database is away; try again next time
             return
         if seq != self.data_version and self._on_change is not None and self.is_attached:
+            self._changed_at = now
             self.app.call_from_thread(self._on_change)
 
     @work(thread=True, exclusive=True, group="banners")

@@ -251,6 +251,7 @@ async def test_figures_follow_a_batch_without_a_key_press(
     Reports screen by itself; the figures' time shows only while newer ones are worked out."""
     monkeypatch.setattr(reports_screen, "AUTO_REFRESH_GAP", 0.0)
     monkeypatch.setattr(ReportsScreen, "CHANGES_SECONDS", 0.2)
+    monkeypatch.setattr(ReportsScreen, "CHANGES_GAP", 0.0)
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
     caaspp = operators.resolve(world, "caaspp")
     app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
