@@ -93,6 +93,6 @@ def test_print_manifest_neutralises_formulas(demo: World) -> None:
         who=coverage.Who.ALL,
         options=PrintOptions(handling=Handling.HAND_OUT),
     )
-    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print")
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)
     assert result.printed and result.manifest is not None
     assert_neutralised(read_back(result.manifest), ("guardian",))
