@@ -97,7 +97,11 @@ async def test_refused_connection_is_retried_until_the_relay_is_back(
     config = settings(tmp_path, sink, max_attempts=1, backoff_max_seconds=0.5)
     worker = Worker(engine, config, config=FAST)
     run = asyncio.create_task(worker.run(once=True))
-    await asyncio.sleep(1.5)  # nothing listens on the port yet: connections are refused
+    # nothing listens on the port yet: connections are refused until the worker says so
+    for _ in range(600):
+        if any("unreachable" in (i.error or "") for i in items(engine, batch_id)) or run.done():
+            break
+        await asyncio.sleep(0.05)
     assert not run.done()
     assert all(i.document_sent_at is None for i in items(engine, batch_id))
     assert any("unreachable" in (i.error or "") for i in items(engine, batch_id))
