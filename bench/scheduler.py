@@ -85,9 +85,10 @@ def populate(engine, leas: int, ssrs: int) -> None:  # type: ignore[no-untyped-d
                 {
                     "lea_id": i,
                     "username": f"lea{i}-sis",
-                    "secret_hash": "$argon2id$bench",
-                    "fingerprint": "bench",
+                    "origin": "toms",
+                    "secret_sealed": "sealed-by-the-vault",
                     "created_at": NOW - timedelta(days=365),
+                    "verified_at": NOW - timedelta(days=365),
                     "created_by": "bench",
                     "expires_at": NOW + timedelta(days=i % 60 - 10),
                     "emergency": False,

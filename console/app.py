@@ -7,7 +7,9 @@ puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it 
 
 from __future__ import annotations
 
-from textual.app import App
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.notifications import SeverityLevel
@@ -22,6 +24,8 @@ from services.core.context import ConsoleContext
 from services.core.display import safe_text
 from services.core.errors import ConsoleError
 from services.reports import dashboard
+
+NO_SCREENSHOTS = "Screenshots are turned off: a screen can show a secret key"
 
 
 class SSRConsoleApp(App[None]):
@@ -81,6 +85,23 @@ class SSRConsoleApp(App[None]):
             self.notify(str(error.error), title="Could not finish", severity="error")
             return
         super()._handle_exception(error)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own palette commands, less "Screenshot": it saved the screen, a revealed TOMS
+        secret included, as an SVG in ~/Downloads with mode 0644 (issue 18)."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield command
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """No screenshots: a screen can hold a revealed secret, and the file would outlive it."""
+        self.notify(NO_SCREENSHOTS, severity="warning")
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        self.notify(NO_SCREENSHOTS, severity="warning")
+        return None
 
     def on_ready(self) -> None:
         """Soon after the first frame, import the other screens so opening them is instant."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import sys
 from datetime import UTC, datetime
@@ -13,14 +12,14 @@ from pathlib import Path
 
 from console import commands as command_groups
 from console import config
+from console.commands import credential as credential_command
 from console.output import say as _say
 from services.audit import log as audit
-from services.core import db, private_files
+from services.core import db, private_files, toms, vault
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
 
 DEMO_OPERATOR = "caaspp"
-TOMS_SECRET_ENV = "SSR_TOMS_SECRET"  # noqa: S105 - the name of the variable holding it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,15 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     intake.add_argument(
         "--api",
         metavar="URL",
-        help="instead of files: fetch every in-scope student's SSRs from a TOMS-style API",
+        nargs="?",
+        const="",
+        help="instead of files: fetch every in-scope student's SSRs from a TOMS-style API "
+        "(default URL: [toms] url) with the recorded credential",
     )
-    intake.add_argument("--username", help="with --api: the LEA's API username")
     intake.add_argument(
-        "--secret-file",
-        type=Path,
-        help=f"with --api: a file (mode 0600) holding the API secret; default ${TOMS_SECRET_ENV}, "
-        "else asked for without echo",
+        "--username", help="with --api: another API username than the recorded credential's"
     )
+    credential_command.add_secret_argument(intake, "with --username: the API secret")
     intake.add_argument("--lea", help="only match students of this LEA (7-digit CDS code)")
     intake.add_argument(
         "--pattern", help="file-name regex: groups ssid, program, test, year, language"
@@ -208,11 +207,11 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     options = intake.IntakeOptions.from_settings(
         settings, name_pattern=args.pattern, version_reason=args.reason, workers=args.workers
     )
-    if bool(args.paths) == bool(args.api):
+    if bool(args.paths) == (args.api is not None):
         _say("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
         return 2
     try:
-        if args.api:
+        if args.api is not None:
             summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
         else:
             paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
@@ -225,25 +224,28 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
 
 
 async def _import_from_api(args: argparse.Namespace, engine, settings, scope, options):  # type: ignore[no-untyped-def]
-    """The API secret comes from an owner-only file, the environment or a no-echo prompt: never
-    from the command line, where every account on the server could read it in ``ps``."""
+    """By default the credential recorded for the LEA (sealed in the vault) and ``[toms] url``.
+    With ``--username``, another one: its secret from an owner-only file, standard input, the
+    environment or a no-echo prompt, never the command line (``ps`` shows it to every account)."""
+    from services.credential import lifecycle as credentials
     from services.intake import importer as intake
     from services.intake.toms_api import TomsClient
 
-    if not args.username:
-        raise InvalidInput("--api needs --username (the LEA's API username)")
-    if args.secret_file:
-        secret = config.read_secret_file(args.secret_file, "--secret-file")
-    elif os.environ.get(TOMS_SECRET_ENV):
-        secret = os.environ[TOMS_SECRET_ENV]
-    elif sys.stdin.isatty():
-        secret = getpass.getpass(f"API secret for {args.username}: ")
-    else:
-        raise InvalidInput(
-            f"--api needs the secret: --secret-file, ${TOMS_SECRET_ENV}, or a terminal"
+    url = args.api or toms.api_url(settings)
+    if not url:
+        raise InvalidInput("--api needs the API's URL, or [toms] url in the configuration")
+    if args.username:
+        username = args.username
+        secret = credential_command.read_secret(
+            args.secret_file, f"API secret for {args.username}: "
         )
-    hosts = config.toms_download_hosts(settings)
-    async with TomsClient(args.api, args.username, secret, download_hosts=hosts) as client:
+    elif args.secret_file:
+        raise InvalidInput("--secret-file goes with --username (else the recorded one is used)")
+    else:
+        lea_id = scope.lea_id or credentials.lea_with_credential(engine, args.lea)
+        username, secret = credentials.api_credential(engine, lea_id, vault.load(settings))
+    hosts = toms.download_hosts(settings)
+    async with TomsClient(url, username, secret, download_hosts=hosts) as client:
         return await intake.import_from_api(
             engine, settings, client, scope, options=options, progress=_import_progress
         )

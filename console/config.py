@@ -80,27 +80,6 @@ SECRET_KEYS = ("password", "token", "vault_key")
 """Keys whose value is a secret in whichever table they appear."""
 
 
-def toms_download_hosts(settings: Settings) -> tuple[str, ...]:
-    """``[toms] download_hosts``: the hosts besides the API itself that report links may lead to
-    (storage serving pre-signed links), fetched over https without the API token."""
-    table = settings.extra.get("toms") or {}
-    if not isinstance(table, dict):
-        raise InvalidInput("The [toms] configuration must be a table of keys")
-    if unknown := sorted(set(table) - {"download_hosts"}):
-        raise InvalidInput(f"Unknown [toms] setting(s): {', '.join(unknown)}")
-    hosts = table.get("download_hosts", [])
-    if not isinstance(hosts, list) or not all(_is_host_name(host) for host in hosts):
-        raise InvalidInput(
-            "[toms] download_hosts must be a list of host names without scheme, port or path, "
-            'e.g. ["ssr-storage.example.org"]'
-        )
-    return tuple(host.lower() for host in hosts)
-
-
-def _is_host_name(value: object) -> bool:
-    return isinstance(value, str) and bool(value) and not set(value) & set(":/@?# \t")
-
-
 def _resolve_secrets(values: dict[str, Any], path: Path) -> None:
     """Read ``<secret>_file`` and ``<secret>_env`` into ``<secret>``; refuse inline secrets in a
     file others can read."""

@@ -42,11 +42,13 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
+from services.core import toms, vault
 from services.core.columns import utcnow
 from services.core.db import is_sqlite
-from services.core.errors import InvalidInput
+from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
 from services.core.working_days import WorkingCalendar
+from services.credential import lifecycle as credentials
 from services.delivery.mailer import MailConfig
 from services.reminders import scan as reminders
 from services.reminders.mail import NoticeMailer
@@ -104,6 +106,7 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     fault: Callable[[str], None] = lambda point: None
     scheduler: BlockingScheduler | None = None
+    verify_credentials: Callable[[datetime], int] = lambda now: 0
 
 
 _runtime: Runtime | None = None
@@ -127,6 +130,10 @@ def scan_once(runtime: Runtime) -> reminders.ScanReport | None:
     now = runtime.clock()
     try:
         runtime.lock.heartbeat()
+        try:  # credentials recorded while TOMS was unreachable: ask again before the reminders
+            runtime.verify_credentials(now)
+        except ConsoleError as error:
+            log.warning("credential verification skipped: %s", error)
         report = reminders.scan(
             runtime.engine,
             now,
@@ -193,6 +200,7 @@ def run(
         config,
         clock=(lambda: now) if now else utcnow,
         fault=_fault_from_env(),
+        verify_credentials=_verifier(engine, settings),
     )
     try:
         if once:
@@ -212,6 +220,18 @@ def run(
         lock.release()
         if keeper is not None:
             keeper.close()
+
+
+def _verifier(engine: Engine, settings: Settings) -> Callable[[datetime], int]:
+    """Verify unverified credentials against ``[toms] url`` with the vault's key."""
+    token_url = toms.token_url(settings)
+
+    def verify(now: datetime) -> int:
+        if token_url is None:
+            return 0
+        return credentials.verify_unverified(engine, vault.load(settings), token_url, now=now)
+
+    return verify
 
 
 def _scheduler(engine: Engine, config: SchedulerConfig, scan_minutes: float) -> BlockingScheduler:

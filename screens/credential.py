@@ -1,48 +1,56 @@
-"""The SIS-vendor credential of the operator's LEA: status, the key shown once, coordinated reset,
-and the checklist of vendor systems that must be given the new key.
+"""The TOMS credential of the operator's LEA: status, record and verify, reveal, the coordinated
+reset walked through step by step, and the checklist of vendor systems that must be given it.
 
-Coordinators (LEA CAASPP, LEA ELPAC) get the keys that change things (none of them shadows an
-app-wide destination key; the shifted ones, R K X, are the weighty ones); everyone else sees status,
-dates, notes and the checklist only (and the services refuse them anyway). A newly issued secret
-goes straight from the service into the SecretReveal widget and nowhere else on the screen.
+The credential is generated in TOMS by an LEA coordinator; this screen records it, never invents
+one. Coordinators (LEA CAASPP, LEA ELPAC) get the keys that change things (none shadows an app-wide
+destination key; the shifted ones, R K V X W, are the weighty ones); everyone else sees status,
+dates, names and the checklist only, and the services refuse them anyway. A revealed secret goes
+from the service into the SecretReveal widget and nowhere else, and is forgotten after 30 seconds
+or as soon as this screen is covered or left.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen
 from screens.credential_forms import FormDialog, FormField
 from services.access.permissions import Permission, allowed
 from services.access.tables import Role
+from services.core import toms, vault
+from services.core.columns import utcnow
 from services.core.context import ConsoleContext
-from services.core.errors import ConsoleError
-from services.credential import check as credential_check
+from services.core.errors import ConsoleError, InvalidInput
 from services.credential import lifecycle as credentials
-from services.credential.lifecycle import (
-    COORDINATORS,
-    CredentialPolicy,
-    CredentialStatus,
-    IssuedCredential,
-    StatusView,
-)
+from services.credential import reset as resets
+from services.credential import systems
+from services.credential.check import ConnectionResult
+from services.credential.lifecycle import COORDINATORS, CredentialStatus, StatusView
 from services.credential.tables import CredentialReset
+from services.delivery.mailer import MailConfig
+from services.reminders import scan as reminders
+from services.reminders.mail import NoticeMailer
 from widgets.plain import PlainTable, plain
 from widgets.secret_reveal import SecretReveal
 
+REVEAL_SECONDS = 30
+"""A revealed secret is masked again (forgotten) this long after it was shown."""
+
 MANAGE_ACTIONS = {
-    "generate",
+    "record",
+    "reveal",
+    "verify",
     "write_note",
     "acknowledge",
     "confirm",
-    "carry_out",
     "withdraw",
     "emergency",
     "add_system",
@@ -51,6 +59,15 @@ MANAGE_ACTIONS = {
     "test_connection",
 }
 """Actions shown only to the LEA CAASPP and LEA ELPAC coordinators."""
+
+TOMS_STEPS = (
+    "1. Sign in to TOMS as the LEA CAASPP or LEA ELPAC coordinator and open the SIS-vendor "
+    "credential (the one for the parent portal and the other vendor systems).\n"
+    "2. Regenerate it. The old one stops working at once, for every system, both programs.\n"
+    "3. Type here the username and secret key TOMS shows, and the day it was generated.\n"
+    "4. The console asks TOMS whether they are valid before keeping them; then give them to "
+    "every system on the checklist (m) and test each one (t)."
+)
 
 
 class CredentialScreen(ConsoleScreen):
@@ -66,11 +83,12 @@ class CredentialScreen(ConsoleScreen):
     CredentialScreen #roles { color: $text-muted; }
     """
     BINDINGS = [
-        Binding("g", "generate", "Generate"),
+        Binding("e", "record", "Enter from TOMS"),
+        Binding("v", "reveal", "Reveal"),
+        Binding("V", "verify", "Verify"),
         Binding("R", "write_note", "Request reset"),
         Binding("k", "acknowledge", "Acknowledge"),
         Binding("K", "confirm", "Agreed elsewhere"),
-        Binding("x", "carry_out", "Reset now"),
         Binding("W", "withdraw", "Withdraw request", show=False),
         Binding("X", "emergency", "EMERGENCY reset", show=False),
         Binding("plus", "add_system", "Add system", show=False),
@@ -89,21 +107,26 @@ class CredentialScreen(ConsoleScreen):
         self.pending: CredentialReset | None = None
         self.to_acknowledge: CredentialReset | None = None
         self.system_ids: list[int] = []
-        self._focus_secret = False
         self.replaced = False  # the live key replaced an earlier one that systems may still hold
+        self._mask: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("", id="status")
             yield SecretReveal(id="secret")
             yield Static("", id="request")
-            systems = PlainTable(id="systems", cursor_type="row", zebra_stripes=True)
-            systems.border_title = "Systems holding the credential (+ add, m updated, t test)"
-            systems.add_columns("System", "Current key", "Last test", "Token URL")
-            yield systems
+            table = PlainTable(id="systems", cursor_type="row", zebra_stripes=True)
+            table.border_title = "Systems holding the credential (+ add, m updated, t test)"
+            table.add_columns("System", "Current key", "Last test", "Token URL")
+            yield table
             history = PlainTable(id="history", cursor_type="row")
-            history.add_columns("Key", "Status", "Issued", "By", "Expires", "How")
+            history.add_columns(
+                "#", "Status", "Generated", "Expires", "Recorded", "Verified", "Replaced", "How"
+            )
             yield history
+            events = PlainTable(id="events", cursor_type="row")
+            events.add_columns("When", "Who", "What", "Of")
+            yield events
             notes = PlainTable(id="notes", cursor_type="row")
             notes.add_columns("#", "By", "Written", "Outcome", "Why", "When", "Vendor told")
             yield notes
@@ -114,41 +137,50 @@ class CredentialScreen(ConsoleScreen):
         self.reload()
         self.query_one("#systems", DataTable).focus()
 
+    def on_screen_suspend(self) -> None:
+        """Covered by a dialog or left for another screen: the revealed secret goes."""
+        self.query_one(SecretReveal).action_forget()
+
     # --- what is shown ----------------------------------------------------------------------
 
     def reload(self) -> None:
         engine, operator = self.ctx.engine, self.ctx.operator
         self.state = credentials.status(engine, self.lea_id)
-        self.pending = credentials.open_request(engine, self.lea_id)
+        self.pending = resets.open_request(engine, self.lea_id)
         entries = credentials.history(engine, operator, self.lea_id)
-        self.replaced = len(entries) > 1
-        latest_reset = entries[0].reset if entries else None
+        self.replaced = sum(e.status is not CredentialStatus.LEGACY for e in entries) > 1
+        requests = resets.reset_requests(engine, operator, self.lea_id)
+        latest = requests[0] if requests else None
         self.to_acknowledge = self.pending or (
-            latest_reset
-            if latest_reset and latest_reset.emergency_reason and not latest_reset.acknowledged_at
-            else None
+            latest if latest and latest.emergency_reason and not latest.acknowledged_at else None
         )
         status = self.query_one("#status", Static)
         status.update(plain(self._status_text()))
         status.set_class(self.state.needs_attention, "-alert")
-        status.border_title = "SIS-vendor credential"
+        status.border_title = "TOMS credential (SIS vendors, CAASPP and ELPAC)"
         self.query_one("#request", Static).update(plain(self._request_text()))
         self._fill_systems()
         history = self.query_one("#history", DataTable)
         history.border_title = f"History ({len(entries)})"
         history.clear()
-        for entry in entries:
-            c = entry.credential
+        for e in entries:
             history.add_row(
-                c.fingerprint,
-                entry.status.value,
-                _when(c.created_at),
-                c.created_by,
-                f"{c.expires_at:%Y-%m-%d}",
-                _how(entry.reset),
+                f"#{e.credential_id}",
+                e.status.value,
+                f"{e.generated_on}" if e.generated_on else "-",
+                f"{e.expires_at:%Y-%m-%d}",
+                f"{_when(e.recorded_at)} {e.recorded_by}",
+                f"{_when(e.verified_at)} {e.verified_by}" if e.verified_at else "not verified",
+                f"{_when(e.superseded_at)} {e.superseded_by}" if e.superseded_at else "-",
+                e.how,
             )
+        events = self.query_one("#events", DataTable)
+        found = credentials.history_events(engine, operator, self.lea_id, limit=50)
+        events.border_title = "Who did what (newest first)"
+        events.clear()
+        for event in found:
+            events.add_row(_when(event.at), event.operator, event.action, event.target)
         notes = self.query_one("#notes", DataTable)
-        requests = credentials.reset_requests(engine, operator, self.lea_id)
         notes.border_title = f"Coordination notes ({len(requests)})"
         notes.clear()
         for r in requests:
@@ -167,7 +199,7 @@ class CredentialScreen(ConsoleScreen):
         table = self.query_one("#systems", DataTable)
         row = table.cursor_row
         table.clear()
-        items = credentials.checklist(self.ctx.engine, self.ctx.operator, self.lea_id)
+        items = systems.checklist(self.ctx.engine, self.ctx.operator, self.lea_id)
         self.system_ids = [i.system.id for i in items if i.system.id is not None]
         for item in items:
             entry = item.entry
@@ -187,19 +219,27 @@ class CredentialScreen(ConsoleScreen):
     def _status_text(self) -> str:
         s = self.state
         if s.status is CredentialStatus.NONE:
-            return "No credential yet." + (" Press g to generate one." if self.manager else "")
+            text = s.summary + "."
+            return text + (" Press e to enter the one TOMS issued." if self.manager else "")
         lines = [
-            f"Status    {s.status.value.upper()} · {s.countdown} · expires {s.expires_at:%Y-%m-%d}",
-            f"Username  {s.username} · fingerprint {s.fingerprint}",
-            f"Issued    {_when(s.created_at)} by {s.created_by}",
+            f"Status    {s.status.value.upper()} · {s.countdown} · expires {s.expires_at:%Y-%m-%d}"
         ]
+        if self.manager:
+            lines.append(f"Username  {s.username} · generated in TOMS {s.generated_on}")
+        lines.append(f"Recorded  {_when(s.created_at)} by {s.created_by}")
+        if s.verified:
+            lines.append(f"TOMS      verified {_when(s.verified_at)}")
+        else:
+            lines.append(f"TOMS      NOT VERIFIED YET: {s.check_message or 'not checked'}")
         if s.emergency:
             lines.append(
-                "EMERGENCY  issued by override without coordination"
+                "EMERGENCY  recorded after a reset without coordination"
                 + ("; acknowledged" if s.emergency_acknowledged else "; NOT YET ACKNOWLEDGED")
             )
         if s.systems_pending:
             lines.append(f"Checklist {s.systems_pending} system(s) still to be given this key")
+        if s.status is CredentialStatus.EXPIRED and self.manager:
+            lines.append("Regenerate it in TOMS, then record it here (e).")
         return "\n".join(lines)
 
     def _request_text(self) -> str:
@@ -210,36 +250,39 @@ class CredentialScreen(ConsoleScreen):
             f"#{r.id} by {r.requested_by} ({Role(r.requested_role).label}), {_when(r.requested_at)}"
         )
         if r.emergency_reason:
-            return (
-                f"EMERGENCY reset {who}\n  Reason: {r.emergency_reason}\n"
-                "  The other program's coordinator should acknowledge it (k)."
-            )
+            lines = [f"EMERGENCY reset {who}", f"  Reason: {r.emergency_reason}"]
+            if r.credential_id is None:
+                lines.append("  Next: regenerate in TOMS and record the new credential (e).")
+            lines.append("  The other program's coordinator should acknowledge it (k).")
+            return "\n".join(lines)
         lines = [
             f"Reset note {who}",
             f"  Why: {r.reason}",
             f"  When: {r.planned_for} · vendor told: {r.vendor_contact}",
         ]
+        if r.self_coordinated:
+            lines.append("  Self-coordinated: one person holds both coordinator roles.")
         if r.acknowledged_at:
             lines.append(f"  Acknowledged by {r.acknowledged_by}, {_when(r.acknowledged_at)}")
         if r.confirmed_at:
-            lines.append(f"  Confirmed out of band with {r.confirmed_with} ({r.confirmed_on})")
-        if r.acknowledged_at or r.confirmed_at:
-            lines.append("  Coordinated: x carries out the reset.")
+            lines.append(f"  Agreed elsewhere with {r.confirmed_with} ({r.confirmed_on})")
+        if credentials.coordinated(r):
+            lines.append("  Coordinated. Next: regenerate in TOMS, then record it here (e).")
         else:
-            other = "ELPAC" if r.requested_role == Role.LEA_CAASPP.value else "CAASPP"
+            other = resets.other_role(Role(r.requested_role))
             lines.append(
-                f"  Waiting for the LEA {other} coordinator to acknowledge (k), or an "
-                "out-of-band confirmation (K)."
+                f"  Waiting for the {other.label} to acknowledge (k; they were emailed and see it "
+                "in Notices), or record the agreement reached elsewhere (K)."
             )
         return "\n".join(lines)
 
     def _roles_text(self) -> str:
         if self.manager:
             return (
-                "g generate · R request reset · k acknowledge · K agreed elsewhere · x reset · "
-                "W withdraw · X EMERGENCY · +/- system · m updated · t test · ? explains"
+                "e enter from TOMS · v reveal · V verify · R request reset · k acknowledge · "
+                "K agreed elsewhere · W withdraw · X EMERGENCY · +/- system · m updated · t test"
             )
-        return "You can see status, notes and the checklist; only the LEA coordinators change it."
+        return "You can see status, dates, names and the checklist; only the LEA coordinators change it."
 
     # --- which keys apply -------------------------------------------------------------------
 
@@ -248,53 +291,161 @@ class CredentialScreen(ConsoleScreen):
             return True
         if not self.manager:
             return False
-        has_key = self.state.status is not CredentialStatus.NONE
+        live = self.state.status in (
+            CredentialStatus.ACTIVE,
+            CredentialStatus.EXPIRING,
+            CredentialStatus.EXPIRED,
+        )
         own_role = self.ctx.operator.role.value
         pending = self.pending
         available = {
-            "generate": self.state.status in (CredentialStatus.NONE, CredentialStatus.EXPIRED),
-            "write_note": has_key and pending is None,
+            "record": not live
+            or self.state.status is CredentialStatus.EXPIRED
+            or (pending is not None and credentials.coordinated(pending)),
+            "reveal": live,
+            "verify": live and not self.state.verified,
+            "write_note": live and pending is None,
             "acknowledge": self.to_acknowledge is not None
             and self.to_acknowledge.requested_role != own_role
-            and self.to_acknowledge.acknowledged_at is None,
-            "confirm": pending is not None and pending.requested_role == own_role,
-            "carry_out": pending is not None,
+            and self.to_acknowledge.acknowledged_at is None
+            and not self.to_acknowledge.self_coordinated,
+            "confirm": pending is not None
+            and pending.requested_role == own_role
+            and not credentials.coordinated(pending),
             "withdraw": pending is not None,
-            "emergency": has_key,
+            "emergency": live,
             "add_system": True,
             "retire_system": bool(self.system_ids),
-            "mark_updated": has_key and bool(self.system_ids),
-            "test_connection": has_key and bool(self.system_ids),
+            "mark_updated": live and bool(self.system_ids),
+            "test_connection": live and bool(self.system_ids),
         }
         return available[action]
 
-    # --- actions ----------------------------------------------------------------------------
+    # --- record, verify, reveal -----------------------------------------------------------
 
-    def action_generate(self) -> None:
-        self._run(
-            lambda: self._reveal(
-                "New secret key",
-                credentials.generate(
-                    self.ctx.engine, self.ctx.operator, self.lea_id, self._policy()
+    def action_record(self) -> None:
+        request = self.pending if self.pending and credentials.coordinated(self.pending) else None
+        title = "Record the TOMS credential"
+        if request is not None:
+            title = f"Reset #{request.id}: regenerate in TOMS, then record it"
+        self._dialog(
+            title,
+            TOMS_STEPS,
+            [
+                FormField("username", "Username TOMS showed", value=self.state.username or ""),
+                FormField(
+                    "secret", "Secret key TOMS showed (not shown as you type)", password=True
                 ),
-            )
+                FormField(
+                    "generated", "Generated in TOMS on (YYYY-MM-DD)", value=f"{date.today()}"
+                ),
+            ],
+            lambda v: self._record(
+                v["username"], v["secret"], _day(v["generated"]), request.id if request else None
+            ),
         )
+
+    @work(thread=True, exclusive=True, group="credential-toms")
+    def _record(self, username: str, secret: str, generated: date, reset_id: int | None) -> None:
+        try:
+            recorded = credentials.record(
+                self.ctx.engine,
+                self.ctx.operator,
+                self.lea_id,
+                vault.load(self.ctx.settings),
+                toms.token_url(self.ctx.settings),
+                username=username,
+                secret=secret,
+                generated_on=generated,
+                reset_id=reset_id,
+                policy=credentials.CredentialPolicy.from_settings(self.ctx.settings),
+            )
+        except ConsoleError as refusal:
+            self.app.call_from_thread(self._said, "Not recorded", str(refusal), "error")
+            return
+        after = (
+            " Now give it to every system on the checklist and test each (t)." if reset_id else ""
+        )
+        self.app.call_from_thread(
+            self._said,
+            "Credential recorded",
+            recorded.message + "." + after,
+            "information" if recorded.verified else "warning",
+        )
+
+    def action_verify(self) -> None:
+        self._verify()
+
+    @work(thread=True, exclusive=True, group="credential-toms")
+    def _verify(self) -> None:
+        try:
+            result = credentials.verify(
+                self.ctx.engine,
+                self.ctx.operator,
+                self.lea_id,
+                vault.load(self.ctx.settings),
+                toms.token_url(self.ctx.settings),
+            )
+        except ConsoleError as refusal:
+            result = ConnectionResult(False, str(refusal))
+        self.app.call_from_thread(
+            self._said,
+            "Verified with TOMS" if result.ok else "Not verified",
+            result.message,
+            "information" if result.ok else "error",
+        )
+
+    def action_reveal(self) -> None:
+        self._reveal()
+
+    @work(thread=True, exclusive=True, group="credential-reveal")
+    def _reveal(self) -> None:
+        try:
+            shown = credentials.reveal(
+                self.ctx.engine, self.ctx.operator, self.lea_id, vault.load(self.ctx.settings)
+            )
+        except ConsoleError as refusal:
+            self.app.call_from_thread(self._said, "Reveal", str(refusal), "error")
+            return
+        self.app.call_from_thread(self._show_secret, shown.username, shown.secret)
+
+    def _show_secret(self, username: str, secret: str) -> None:
+        reveal = self.query_one(SecretReveal)
+        reveal.show_once(f"Secret key for {username} (hidden again in {REVEAL_SECONDS} s)", secret)
+        reveal.revealed = True
+        reveal.focus()
+        if self._mask is not None:
+            self._mask.stop()
+        self._mask = self.set_timer(REVEAL_SECONDS, reveal.action_forget)
+        self.reload()
+
+    # --- the coordinated reset ------------------------------------------------------------
 
     def action_write_note(self) -> None:
         def submit(v: dict[str, str]) -> None:
-            credentials.request_reset(
+            request = resets.request_reset(
                 self.ctx.engine,
                 self.ctx.operator,
                 self.lea_id,
                 reason=v["reason"],
                 planned_for=v["when"],
                 vendor_contact=v["vendor"],
+                vault=vault.load(self.ctx.settings),
             )
+            if request.self_coordinated:
+                self.notify(
+                    "You hold both coordinator roles: the reset is recorded as self-coordinated. "
+                    "Next: regenerate in TOMS, then record it here (e).",
+                    title="Self-coordinated",
+                )
+            else:
+                self._announce()
 
         self._dialog(
             "Coordination note for a reset",
-            "A reset cuts every vendor system off, for CAASPP and ELPAC alike. Say why, when, and "
-            "who at the vendor was told; the other program's coordinator then acknowledges it.",
+            "Regenerating the credential in TOMS cuts every vendor system off, for CAASPP and "
+            "ELPAC alike. Say why, when, and who at the vendor was told; the other program's "
+            "coordinator is emailed at once and acknowledges it here.",
             [
                 FormField("reason", "Why reset?", "e.g. the vendor changed hosting"),
                 FormField("when", "When?", "e.g. Friday 6 March after 17:00"),
@@ -312,45 +463,27 @@ class CredentialScreen(ConsoleScreen):
             f"Acknowledge reset #{reset_id}",
             self._request_text() + "\n\nAcknowledge that your program was consulted?",
             [],
-            lambda _: credentials.acknowledge_reset(self.ctx.engine, self.ctx.operator, reset_id),
+            lambda _: resets.acknowledge_reset(self.ctx.engine, self.ctx.operator, reset_id),
         )
 
     def action_confirm(self) -> None:
         if self.pending is None or self.pending.id is None:
             return
         reset_id = self.pending.id
-
-        def submit(v: dict[str, str]) -> None:
-            credentials.confirm_out_of_band(
+        self._dialog(
+            f"Agreement reached elsewhere for reset #{reset_id}",
+            "Record that the other program's coordinator agreed outside the console.",
+            [
+                FormField("with", "Agreed with whom (and how)?", "name, by phone / meeting"),
+                FormField("on", "When?", "e.g. 2026-03-02 10:15"),
+            ],
+            lambda v: resets.confirm_out_of_band(
                 self.ctx.engine,
                 self.ctx.operator,
                 reset_id,
                 confirmed_with=v["with"],
                 confirmed_on=v["on"],
-            )
-
-        self._dialog(
-            f"Out-of-band confirmation for reset #{reset_id}",
-            "Record that the other program's coordinator agreed outside the console.",
-            [
-                FormField("with", "Confirmed with whom (and how)?", "name, by phone / meeting"),
-                FormField("on", "When?", "e.g. 2026-03-02 10:15"),
-            ],
-            submit,
-        )
-
-    def action_carry_out(self) -> None:
-        if self.pending is None or self.pending.id is None:
-            return
-        reset_id = self.pending.id
-        self._dialog(
-            f"Reset the credential now (note #{reset_id})",
-            "The current key stops working at once for every system, both programs. "
-            "The new key is shown once.",
-            [],
-            lambda _: self._reveal(
-                "New secret key (after reset)",
-                credentials.reset(self.ctx.engine, self.ctx.operator, reset_id, self._policy()),
+                vault=vault.load(self.ctx.settings),
             ),
         )
 
@@ -362,28 +495,52 @@ class CredentialScreen(ConsoleScreen):
             f"Withdraw reset note #{reset_id}",
             "The note stays in the history as withdrawn.",
             [],
-            lambda _: credentials.cancel_reset(self.ctx.engine, self.ctx.operator, reset_id),
+            lambda _: resets.cancel_reset(self.ctx.engine, self.ctx.operator, reset_id),
         )
 
     def action_emergency(self) -> None:
+        def submit(v: dict[str, str]) -> None:
+            resets.emergency_reset(
+                self.ctx.engine,
+                self.ctx.operator,
+                self.lea_id,
+                reason=v["reason"],
+                vault=vault.load(self.ctx.settings),
+            )
+            self._announce()
+
         self._dialog(
             "EMERGENCY reset without coordination",
-            "Only when the key must die now (leaked, vendor compromised). It cuts off every "
-            "system for BOTH programs, is marked EMERGENCY in the audit log and on the dashboard "
-            "until the other coordinator acknowledges it.",
+            "Only when the key must die now (leaked, vendor compromised). Both coordinators are "
+            "emailed at once; it is marked EMERGENCY in the audit log and on the dashboard until "
+            "the other coordinator acknowledges it. Then regenerate in TOMS and record it (e).",
             [FormField("reason", "Reason (required)", "what happened")],
-            lambda v: self._reveal(
-                "New secret key (EMERGENCY reset)",
-                credentials.emergency_reset(
-                    self.ctx.engine,
-                    self.ctx.operator,
-                    self.lea_id,
-                    reason=v["reason"],
-                    policy=self._policy(),
-                ),
-            ),
+            submit,
             loud=True,
         )
+
+    @work(thread=True, exclusive=True, group="credential-announce")
+    def _announce(self) -> None:
+        """Email the coordination note (or emergency) now; the scheduler retries a failure."""
+        settings = self.ctx.settings
+        try:
+            report = reminders.announce_resets(
+                self.ctx.engine, utcnow(), NoticeMailer(MailConfig.from_settings(settings))
+            )
+        except ConsoleError as error:
+            self.app.call_from_thread(self._said, "Email not sent", str(error), "error")
+            return
+        if report.failed:
+            text = (
+                f"The email could not be sent ({report.errors[-1]}); the scheduler retries it, "
+                "and the other coordinator sees it in Notices."
+            )
+            self.app.call_from_thread(self._said, "Email not sent yet", text, "warning")
+        else:
+            text = f"Emailed {report.sent} coordinator(s); they also see it in Notices."
+            self.app.call_from_thread(self._said, "Coordinators told", text, "information")
+
+    # --- the systems checklist ------------------------------------------------------------
 
     def action_add_system(self) -> None:
         self._dialog(
@@ -391,10 +548,15 @@ class CredentialScreen(ConsoleScreen):
             "E.g. the SIS parent portal, the SIS-to-CERS roster sync, a special-education system.",
             [
                 FormField("name", "System name", "e.g. PowerSchool parent portal"),
-                FormField("url", "Token URL (optional)", "https://host/api/v1/token"),
+                FormField("url", "Its token URL (optional)", "https://host/api/v1/token"),
             ],
-            lambda v: credentials.add_system(
-                self.ctx.engine, self.ctx.operator, self.lea_id, v["name"], v["url"] or None
+            lambda v: systems.add_system(
+                self.ctx.engine,
+                self.ctx.operator,
+                self.lea_id,
+                v["name"],
+                v["url"] or None,
+                vault=vault.load(self.ctx.settings),
             ),
         )
 
@@ -406,66 +568,39 @@ class CredentialScreen(ConsoleScreen):
             "Retire system",
             "It leaves the inventory and the checklist (it no longer uses the credential).",
             [],
-            lambda _: credentials.retire_system(self.ctx.engine, self.ctx.operator, system_id),
+            lambda _: systems.retire_system(self.ctx.engine, self.ctx.operator, system_id),
         )
 
     def action_mark_updated(self) -> None:
         system_id = self._selected_system()
         if system_id is not None:
-            self._run(
-                lambda: credentials.mark_updated(self.ctx.engine, self.ctx.operator, system_id)
-            )
+            self._run(lambda: systems.mark_updated(self.ctx.engine, self.ctx.operator, system_id))
 
     def action_test_connection(self) -> None:
         system_id = self._selected_system()
-        if system_id is None:
-            return
-        try:
-            system = credentials.system_for_test(self.ctx.engine, self.ctx.operator, system_id)
-        except ConsoleError as refusal:
-            self.notify(str(refusal), title="Test connection", severity="error")
-            return
-        self._dialog(
-            f"Test connection: {system.name}",
-            f"Requests a token from {system.token_url} with the username and secret key you "
-            "type. The key is used for this one request and not kept.",
-            [
-                FormField("username", "Username", value=self.state.username or ""),
-                FormField("secret", "Secret key", password=True),
-            ],
-            lambda v: self._test(system_id, v["username"], v["secret"]),
-        )
+        if system_id is not None:
+            self._test(system_id)
 
     @work(thread=True, exclusive=True, group="credential-test")
-    def _test(self, system_id: int, username: str, secret: str) -> None:
+    def _test(self, system_id: int) -> None:
         try:
-            result = credential_check.check_system(
-                self.ctx.engine, self.ctx.operator, system_id, username, secret
+            result = systems.test_system(
+                self.ctx.engine, self.ctx.operator, system_id, vault.load(self.ctx.settings)
             )
-        except ConsoleError as refusal:  # e.g. the system was retired meanwhile
-            result = credential_check.ConnectionResult(False, str(refusal))
-        self.app.call_from_thread(self._tested, result)
-
-    def _tested(self, result: credential_check.ConnectionResult) -> None:
-        self.notify(
+        except ConsoleError as refusal:  # no token URL, retired meanwhile, no credential
+            result = ConnectionResult(False, str(refusal))
+        self.app.call_from_thread(
+            self._said,
+            "Test connection: " + ("OK" if result.ok else "FAILED"),
             result.message,
-            title="Test connection: " + ("OK" if result.ok else "FAILED"),
-            severity="information" if result.ok else "error",
+            "information" if result.ok else "error",
         )
-        self.reload()
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _reveal(self, label: str, issued: IssuedCredential) -> None:
-        reveal = self.query_one(SecretReveal)
-        reveal.show_once(
-            f"{label} for {issued.username} (fingerprint {issued.fingerprint})", issued.secret
-        )
-        self._focus_secret = True
-
-    def _policy(self) -> CredentialPolicy:
-        """Read when a key is issued, so a bad ``[credential]`` config is refused in a sentence."""
-        return CredentialPolicy.from_settings(self.ctx.settings)
+    def _said(self, title: str, message: str, severity: str) -> None:
+        self.notify(message, title=title, severity=severity)  # type: ignore[arg-type]
+        self.reload()
 
     def _selected_system(self) -> int | None:
         table = self.query_one("#systems", DataTable)
@@ -483,21 +618,22 @@ class CredentialScreen(ConsoleScreen):
         loud: bool = False,
     ) -> None:
         self.app.push_screen(
-            FormDialog(title, intro, fields, submit, loud=loud), lambda _: self._after_change()
+            FormDialog(title, intro, fields, submit, loud=loud), lambda _: self.reload()
         )
-
-    def _after_change(self) -> None:
-        self.reload()
-        if self._focus_secret:
-            self._focus_secret = False
-            self.query_one(SecretReveal).focus()
 
     def _run(self, change: Callable[[], object]) -> None:
         try:
             change()
         except ConsoleError as refusal:
             self.notify(str(refusal), title="Refused", severity="error")
-        self._after_change()
+        self.reload()
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"Write the day TOMS generated it as YYYY-MM-DD, not {text!r}") from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -510,21 +646,12 @@ def _outcome(r: CredentialReset) -> str:
     if r.cancelled_at:
         return f"withdrawn by {r.cancelled_by}"
     agreed = (
-        f"ack {r.acknowledged_by}"
+        "self-coordinated"
+        if r.self_coordinated
+        else f"ack {r.acknowledged_by}"
         if r.acknowledged_by
-        else f"confirmed with {r.confirmed_with}"
+        else f"agreed with {r.confirmed_with}"
         if r.confirmed_at
         else "waiting"
     )
-    return ("carried out, " if r.credential_id else "") + agreed
-
-
-def _how(reset: CredentialReset | None) -> str:
-    if reset is None:
-        return "generated"
-    if reset.emergency_reason:
-        ack = f", ack {reset.acknowledged_by}" if reset.acknowledged_by else ", not acknowledged"
-        return f"EMERGENCY #{reset.id}: {reset.emergency_reason}{ack}"
-    if reset.acknowledged_by:
-        return f"reset #{reset.id}, acknowledged by {reset.acknowledged_by}"
-    return f"reset #{reset.id}, confirmed with {reset.confirmed_with}"
+    return ("recorded, " if r.credential_id else "") + agreed

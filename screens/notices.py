@@ -46,6 +46,12 @@ def about(notice: Notice) -> str:
         if notice.offset == 0:
             return f"Credential expires today ({notice.event_on:%b %d})"
         return f"Credential EXPIRED {-notice.offset} d ago"
+    if notice.kind is NoticeKind.CREDENTIAL_UNVERIFIED:
+        return f"Credential recorded {notice.event_on:%b %d} still not verified by TOMS"
+    if notice.kind is NoticeKind.RESET_NOTE:
+        return f"LEA {notice.program} coordinator asks to reset the credential (key c)"
+    if notice.kind is NoticeKind.RESET_EMERGENCY:
+        return f"EMERGENCY credential reset by the LEA {notice.program} coordinator (key c)"
     return f"{notice.pending} {notice.program} SSRs due {notice.event_on:%b %d}"
 
 

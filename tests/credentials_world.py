@@ -1,4 +1,5 @@
-"""A small world for the credential tests: two LEAs with their operators, and a token endpoint.
+"""A small world for the credential tests: two LEAs with their operators, and a TOMS-style token
+endpoint on loopback.
 
 Built directly (not through the demo seeder) so the credential tests need no PDFs and stay fast.
 """
@@ -7,15 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine
 
 from services.access.tables import Operator, Role
 from services.core.db import session_scope
+from services.core.vault import Vault
+from services.credential.tables import Credential
 from services.roster.tables import LEA, School
 
 
@@ -41,10 +47,18 @@ def build(engine: Engine) -> World:
         session.flush()
         people = {
             "caaspp": Operator(
-                username="caaspp", display_name="Ana CAASPP", role=Role.LEA_CAASPP, lea_id=lea.id
+                username="caaspp",
+                display_name="Ana CAASPP",
+                role=Role.LEA_CAASPP,
+                lea_id=lea.id,
+                email="ana@lrusd.example",
             ),
             "elpac": Operator(
-                username="elpac", display_name="Eli ELPAC", role=Role.LEA_ELPAC, lea_id=lea.id
+                username="elpac",
+                display_name="Eli ELPAC",
+                role=Role.LEA_ELPAC,
+                lea_id=lea.id,
+                email="eli@lrusd.example",
             ),
             "site": Operator(
                 username="site",
@@ -86,8 +100,8 @@ class TokenServer:
     the live credential would, and answers 401 to anything else.
     """
 
-    def __init__(self) -> None:
-        self.accepted: tuple[str, str] | None = None
+    def __init__(self, port: int = 0, accepted: tuple[str, str] | None = None) -> None:
+        self.accepted = accepted
         self.requests = 0
         server = self
 
@@ -121,7 +135,7 @@ class TokenServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/api/v1/token"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -133,3 +147,39 @@ class TokenServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (TOMS down), for a server started there later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def token_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api/v1/token"
+
+
+def record_credential(
+    engine: Engine, operator: Operator, *, generated_on: date | None = None
+) -> None:
+    """A TOMS credential recorded for the operator's LEA, as if TOMS had confirmed it then."""
+    from services.credential import lifecycle
+
+    moment = datetime.combine(generated_on, datetime.min.time(), UTC) if generated_on else None
+    recorded = lifecycle.record(
+        engine,
+        operator,
+        operator.lea_id,
+        Vault(Fernet.generate_key()),
+        None,
+        username=f"lea-{operator.lea_id}-sis",
+        secret="Zq4vN8wX2mR7tK3pL9sB",
+        generated_on=generated_on,
+        now=moment,
+    )
+    with session_scope(engine) as session:
+        row = session.get(Credential, recorded.credential_id)
+        assert row is not None
+        row.verified_at, row.verified_by = row.created_at, "toms-test"
+        session.add(row)

@@ -136,9 +136,9 @@ def issue(engine: Engine, lea_id: int, expires_on: date) -> int:
         credential = Credential(
             lea_id=lea_id,
             username="ranchos-sis",
-            secret_hash="$argon2id$test",
-            fingerprint="abcd1234",
+            secret_sealed="sealed-by-the-vault",
             created_by="caaspp",
+            verified_at=now,
             expires_at=datetime.combine(expires_on, time(23, 59), PACIFIC).astimezone(UTC),
         )
         session.add(credential)

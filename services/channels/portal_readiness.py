@@ -241,10 +241,10 @@ def _vendor_item(answers: Setup) -> Item:
 def _credential_item(engine: Engine, lea_id: int) -> Item:
     state = credentials.status(engine, lea_id)
     label = "SIS-vendor credential valid"
-    if state.status is CredentialStatus.ACTIVE:
+    if state.status is CredentialStatus.ACTIVE and state.verified:
         return Item("credential", label, Mark.OK, state.summary)
-    if state.status is CredentialStatus.EXPIRING:
-        return Item("credential", label, Mark.WARN, state.summary + ": reset it soon (key c)")
+    if state.status in (CredentialStatus.ACTIVE, CredentialStatus.EXPIRING):
+        return Item("credential", label, Mark.WARN, state.summary + " (key c)")
     return Item("credential", label, Mark.FAIL, state.summary + " (key c)")
 
 

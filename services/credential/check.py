@@ -1,22 +1,28 @@
-"""Test connection: ask a system's token endpoint for a token with the credential a coordinator types.
+"""Ask a token endpoint whether it accepts a username and secret key: TOMS itself when a
+coordinator records the credential, or one vendor system's endpoint on the checklist.
 
 The request is an OAuth2 client-credentials grant as TOMS-style ``/api/v1/token`` endpoints take it
-(HTTP Basic username + secret key, ``grant_type=client_credentials``). The typed secret is used for
-this one request and dropped; the outcome (never the secret) is kept on the checklist and audited.
+(HTTP Basic username + secret key, ``grant_type=client_credentials``). Every outcome becomes a
+sentence a coordinator can act on, and tells apart an endpoint that answered "no" (``reached``:
+the credential is wrong) from one that could not be reached (the credential may be right). The
+secret is never part of a result.
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy.engine import Engine
 
-from services.access.tables import Operator
-from services.credential import lifecycle as credentials
+from services.core.display import safe_text
+from services.core.errors import InvalidInput
 
 TIMEOUT_SECONDS = 10.0
+MAX_ANSWER = 200
+"""Characters of the endpoint's own explanation (``error``, ``error_description``) kept."""
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,33 @@ class ConnectionResult:
     message: str
     status_code: int | None = None
 
+    @property
+    def reached(self) -> bool:
+        """The endpoint answered (so a refusal is about the credential, not the network)."""
+        return self.status_code is not None
+
+    @property
+    def refused(self) -> bool:
+        """The endpoint said this username and secret key are not valid."""
+        return self.status_code in (400, 401, 403)
+
+
+def validate_token_url(url: str) -> str:
+    """An HTTPS token endpoint; plain HTTP only on loopback, since the secret key travels in it."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidInput(f"Token URL must look like https://host/api/v1/token, got {text!r}")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise InvalidInput("Token URL must use https (plain http is allowed only on this machine)")
+    return text
+
 
 def request_token(
     url: str, username: str, secret: str, *, timeout: float = TIMEOUT_SECONDS
 ) -> ConnectionResult:
-    """One token request; every way it can fail becomes a sentence a coordinator can act on."""
-    url = credentials.validate_token_url(url)
+    """One token request; the secret is used for it and dropped."""
+    url = validate_token_url(url)
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
             response = client.post(
@@ -48,30 +75,43 @@ def request_token(
     except httpx.HTTPError as error:
         return ConnectionResult(False, f"Request failed: {_reason(error)}")
     code = response.status_code
-    if code in (401, 403):
+    answer = _answer(response)
+    if code in (400, 401, 403):
         return ConnectionResult(
-            False, f"Refused (HTTP {code}): the system rejected this username and secret key", code
+            False,
+            f"Refused (HTTP {code}{answer}): it does not accept this username and secret key",
+            code,
         )
     if code != 200:
-        return ConnectionResult(False, f"Unexpected answer: HTTP {code}", code)
+        return ConnectionResult(False, f"Unexpected answer: HTTP {code}{answer}", code)
     try:
         token = response.json().get("access_token")
     except (ValueError, AttributeError):
         token = None
     if not token:
         return ConnectionResult(False, "HTTP 200 but no access token in the answer", code)
-    return ConnectionResult(True, "Token issued: the system accepts this credential", code)
+    return ConnectionResult(True, "Token issued: it accepts this credential", code)
 
 
-def check_system(
-    engine: Engine, operator: Operator, system_id: int, username: str, secret: str
-) -> ConnectionResult:
-    """Try a system's token endpoint and keep the outcome on the checklist."""
-    system = credentials.system_for_test(engine, operator, system_id)
-    assert system.token_url is not None
-    result = request_token(system.token_url, username.strip(), secret.strip())
-    credentials.record_test(engine, operator, system_id, ok=result.ok, message=result.message)
-    return result
+def _answer(response: httpx.Response) -> str:
+    """The endpoint's own words (OAuth2 ``error`` and ``error_description``), as plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    words = [str(body[k]) for k in ("error", "error_description") if isinstance(body.get(k), str)]
+    return f", {safe_text(': '.join(words))[:MAX_ANSWER]}" if words else ""
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _tls_failure(error: BaseException) -> bool:

@@ -1,14 +1,18 @@
-"""Tables of the SIS-vendor credential: each credential issued, each coordinated reset, the vendor
-systems that hold the credential and the checklist of systems still to be given the current one.
+"""Tables of the SIS-vendor credential: each credential TOMS issued and a coordinator recorded, each
+coordinated reset, the vendor systems that hold the credential and the checklist of systems still to
+be given the current one.
 
-The secret key itself is never stored: only its argon2id hash and a short fingerprint derived from
-that hash. A partial unique index keeps at most one live (unrevoked) credential per LEA, so "only the
-last one is valid" holds in the database even when two coordinators act at the same moment.
+The secret key is stored sealed by the vault (``services.core.vault``), because the console uses it
+itself (API intake, test connections); never in clear and never only as a hash. A partial unique
+index keeps at most one live (not superseded) credential per LEA, so "only the last credentials
+generated are valid" (TOMS, elpac.org "Student Score Report Options") holds in the database even
+when two coordinators act at the same moment.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
@@ -16,8 +20,13 @@ from sqlmodel import Field, SQLModel
 from services.core.columns import utcnow
 
 
+class Origin(StrEnum):
+    TOMS = "toms"  # recorded by a coordinator from what TOMS showed
+    LEGACY = "legacy"  # invented by an earlier version of the console: TOMS never accepted it
+
+
 class Credential(SQLModel, table=True):
-    """One username + secret key issued to an LEA's SIS vendors, live until revoked or expired."""
+    """One username + secret key TOMS issued to an LEA, live until superseded (``revoked_at``)."""
 
     __tablename__ = "credential"
     __table_args__ = (
@@ -32,23 +41,30 @@ class Credential(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     lea_id: int = Field(foreign_key="lea.id")
+    origin: str = Field(default=Origin.TOMS, max_length=16)
     username: str = Field(max_length=64)
-    secret_hash: str = Field(max_length=200)  # argon2id encoded hash, never the secret
-    fingerprint: str = Field(max_length=16)
-    created_at: datetime = Field(default_factory=utcnow)
+    secret_sealed: str | None = Field(default=None, max_length=500)  # Fernet token (the vault)
+    fingerprint: str | None = Field(default=None, max_length=16)  # legacy rows only
+    generated_on: date | None = None  # the day TOMS generated it (the expiry counts from it)
+    created_at: datetime = Field(default_factory=utcnow)  # recorded here
     created_by: str = Field(max_length=64)
     expires_at: datetime = Field(index=True)
-    revoked_at: datetime | None = None
+    verified_at: datetime | None = None  # TOMS issued a token for it
+    verified_by: str | None = Field(default=None, max_length=64)
+    checked_at: datetime | None = None  # the last attempt to verify it, whatever its outcome
+    check_message: str | None = Field(default=None, max_length=300)
+    revoked_at: datetime | None = None  # superseded by the next one recorded
     revoked_by: str | None = Field(default=None, max_length=64)
-    emergency: bool = False  # issued by an emergency override, without coordination
+    emergency: bool = False  # recorded after an emergency reset, without coordination
 
 
 class CredentialReset(SQLModel, table=True):
     """A reset asked for by one program's coordinator, and how the other program was consulted.
 
     ``acknowledged_*`` is the other coordinator's acknowledgement in the console; ``confirmed_*`` is
-    the requester's record of a confirmation obtained elsewhere (phone, meeting). Either one allows
-    the reset. An emergency override is a row with ``emergency_reason`` set, created at reset time.
+    the requester's record of a confirmation obtained elsewhere (phone, meeting); ``self_coordinated``
+    says the requester holds both coordinator roles. Any one of them allows the new credential to be
+    recorded. An emergency reset is a row with ``emergency_reason`` set, which needs none of them.
     """
 
     __tablename__ = "credential_reset"
@@ -68,9 +84,12 @@ class CredentialReset(SQLModel, table=True):
     confirmed_by: str | None = Field(default=None, max_length=64)
     confirmed_at: datetime | None = None
     emergency_reason: str | None = Field(default=None, max_length=1000)
+    self_coordinated: bool = False
     cancelled_at: datetime | None = None
     cancelled_by: str | None = Field(default=None, max_length=64)
-    credential_id: int | None = Field(default=None, foreign_key="credential.id")  # issued by it
+    credential_id: int | None = Field(
+        default=None, foreign_key="credential.id"
+    )  # the credential recorded through it
 
 
 class CredentialSystem(SQLModel, table=True):

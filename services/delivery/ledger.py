@@ -142,7 +142,7 @@ class DeliveryItem(SQLModel, table=True):
     claimed_at: datetime | None = None
     uncertain_step: str | None = Field(default=None, max_length=10)
     package_dir: str | None = Field(default=None, max_length=500)
-    # Fernet token of the PDF password (services.delivery.password_vault); erased once the password is sent.
+    # Fernet token of the PDF password (services.core.vault); erased once the password is sent.
     sealed_password: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     document_message_id: str | None = Field(default=None, max_length=200)
     document_sent_at: datetime | None = None

@@ -34,11 +34,12 @@ from sqlmodel import Session, col, select
 
 from services.channels import print_batch
 from services.core import private_files
+from services.core import vault as password_vault
 from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
 from services.core.errors import ConsoleError, DatabaseUnavailable, InvalidInput
 from services.core.settings import Settings
-from services.delivery import batches, ledger, messages, packaging, password_vault
+from services.delivery import batches, ledger, messages, packaging
 from services.delivery.ledger import Claim, DeliveryBatch, DeliveryItem, ItemState, Step
 from services.delivery.mailer import (
     KIND_WORDS,

@@ -32,12 +32,11 @@ import httpx
 
 from services.core.errors import ConsoleError
 from services.core.programs import Program
+from services.core.toms import REPORTS_PATH, TOKEN_PATH
 from services.core.validation import language as canonical_language
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a password)
-REPORTS_PATH = "/api/v1/students/{ssid}/reports"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5

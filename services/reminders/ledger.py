@@ -43,6 +43,13 @@ from services.core.db import session_scope
 class NoticeKind(enum.StrEnum):
     CREDENTIAL_EXPIRY = "credential_expiry"
     SSR_DEADLINE = "ssr_deadline"
+    # at most 17 characters: the column (0007) is as wide as the longest kind it was created with
+    CREDENTIAL_UNVERIFIED = "cred_unverified"  # TOMS has not confirmed it for a week
+    RESET_NOTE = "cred_reset_note"  # the other program's coordinator is asked to agree
+    RESET_EMERGENCY = "cred_emergency"  # both coordinators: a reset without agreement
+
+
+RESET_KINDS = (NoticeKind.RESET_NOTE, NoticeKind.RESET_EMERGENCY)
 
 
 class NoticeState(enum.StrEnum):
@@ -70,7 +77,7 @@ class Notice(SQLModel, table=True):
     kind: NoticeKind = Field(
         sa_column=Column(enum_column(NoticeKind, "notice_kind"), nullable=False)
     )
-    # credential:<id> or ssr:<lea id>:<program>:<receipt date>
+    # credential:<id>, reset:<request id> or ssr:<lea id>:<program>:<receipt date>
     subject: str = Field(max_length=80)
     # days before the event (expiry, deadline); negative after it; working days for SSR deadlines
     offset: int
@@ -78,7 +85,7 @@ class Notice(SQLModel, table=True):
     lea_id: int = Field(foreign_key="lea.id")
     due_on: date
     event_on: date  # the expiry day or the delivery deadline
-    program: str | None = Field(default=None, max_length=16)
+    program: str | None = Field(default=None, max_length=16)  # a reset note: the requester's
     pending: int = 0  # SSRs not yet delivered, for deadline notices
     email: str | None = Field(default=None, max_length=254)  # None: inbox only
     language: str = Field(default="en", max_length=16)

@@ -33,16 +33,30 @@ class RelayUnavailable(NoticeSendError):
 
 
 # {when}: "in 3 days" or "3 days ago" (Babel); {date}: the expiry day or deadline; {lea}; {count}; {program};
-# {received}: the day the SSRs were received.
+# {received}: the day the SSRs were received. What to do about an expiring credential is what TOMS
+# asks: regenerate it there, then record it here (seed 001; FACTS.md).
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "cred_before": "SIS-vendor credential for {lea} expires {when} ({date})",
         "cred_today": "SIS-vendor credential for {lea} expires today ({date})",
         "cred_after": "SIS-vendor credential for {lea} EXPIRED {when} ({date})",
-        "cred_body": "Generate a new credential in SSR Console (talk to the other program's LEA "
-        "coordinator first: one reset cuts the vendor off for CAASPP and ELPAC), then enter it "
-        "in every vendor system that uses it. Until then families may lose portal access to "
-        "their score reports.",
+        "cred_body": "Regenerate the credential in TOMS (talk to the other program's LEA coordinator first: "
+        "regenerating cuts every vendor system off for CAASPP and ELPAC), then record it in SSR "
+        "Console (Credential, key c) and enter it in every vendor system that uses it. Until then "
+        "families may lose portal access to their score reports. This reminder repeats until the "
+        "new credential is recorded.",
+        "unverified_subject": "TOMS has not confirmed the SIS-vendor credential of {lea} recorded on {date}",
+        "unverified_body": "SSR Console could not reach TOMS to verify the credential recorded for {lea}. Open "
+        "SSR Console (Credential, key c) and verify it (V); if TOMS refuses it, regenerate it in "
+        "TOMS and record the new one.",
+        "note_subject": "The LEA {program} coordinator of {lea} asks to reset the TOMS credential",
+        "note_body": "Resetting the SIS-vendor credential in TOMS cuts every vendor system off, for CAASPP "
+        "and ELPAC alike. Open SSR Console (Credential, key c) to read the coordination note and "
+        "acknowledge it (k), or tell the requester you disagree.",
+        "emergency_subject": "EMERGENCY reset of the TOMS credential of {lea}, started by the LEA {program} coordinator",
+        "emergency_body": "An emergency reset was started without coordination (for example, the key leaked). "
+        "Every vendor system is cut off until it is given the new credential. Open SSR Console "
+        "(Credential, key c) to read the reason and acknowledge it (k).",
         "ssr_subject": "{count} {program} score reports for {lea} not yet delivered: due {date}",
         "ssr_body": "{count} {program} Student Score Reports received on {received} have not "
         "been delivered to families. They are due by {date}. Open SSR Console to deliver them.",
@@ -52,10 +66,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "cred_before": "La credencial del proveedor SIS de {lea} vence {when} ({date})",
         "cred_today": "La credencial del proveedor SIS de {lea} vence hoy ({date})",
         "cred_after": "La credencial del proveedor SIS de {lea} VENCIÓ {when} ({date})",
-        "cred_body": "Genere una nueva credencial en SSR Console (hable antes con el coordinador "
-        "del otro programa: un restablecimiento desconecta al proveedor para CAASPP y ELPAC) e "
-        "ingrésela en cada sistema del proveedor. Mientras tanto, las familias pueden perder el "
-        "acceso a sus informes en el portal.",
+        "cred_body": "Vuelva a generar la credencial en TOMS (hable antes con el coordinador LEA del otro "
+        "programa: hacerlo desconecta todos los sistemas del proveedor para CAASPP y ELPAC), "
+        "regístrela en SSR Console (Credencial, tecla c) e ingrésela en cada sistema del "
+        "proveedor. Mientras tanto, las familias pueden perder el acceso a sus informes en el "
+        "portal. Este aviso se repite hasta que se registre la nueva credencial.",
+        "unverified_subject": "TOMS no ha confirmado la credencial del proveedor SIS de {lea} registrada el {date}",
+        "unverified_body": "SSR Console no pudo comunicarse con TOMS para verificar la credencial registrada de "
+        "{lea}. Abra SSR Console (Credencial, tecla c) y verifíquela (V); si TOMS la rechaza, "
+        "vuelva a generarla en TOMS y registre la nueva.",
+        "note_subject": "El coordinador LEA de {program} de {lea} pide restablecer la credencial de TOMS",
+        "note_body": "Restablecer la credencial del proveedor SIS en TOMS desconecta todos los sistemas del "
+        "proveedor, para CAASPP y ELPAC. Abra SSR Console (Credencial, tecla c) para leer la "
+        "nota de coordinación y confirmarla (k), o diga al solicitante que no está de acuerdo.",
+        "emergency_subject": "Restablecimiento de EMERGENCIA de la credencial de TOMS de {lea}, iniciado por el coordinador LEA de {program}",
+        "emergency_body": "Se inició un restablecimiento de emergencia sin coordinación (por ejemplo, la clave "
+        "se filtró). Todos los sistemas del proveedor quedan desconectados hasta recibir la nueva "
+        "credencial. Abra SSR Console (Credencial, tecla c) para leer el motivo y confirmarlo (k).",
         "ssr_subject": "{count} informes {program} de {lea} sin entregar: plazo {date}",
         "ssr_body": "{count} informes de calificaciones {program} recibidos el {received} no se "
         "han entregado a las familias. El plazo vence el {date}. Abra SSR Console para "
@@ -66,9 +93,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "cred_before": "{lea} 的 SIS 供应商凭据将于{when}过期（{date}）",
         "cred_today": "{lea} 的 SIS 供应商凭据今天过期（{date}）",
         "cred_after": "{lea} 的 SIS 供应商凭据已于{when}过期（{date}）",
-        "cred_body": "请在 SSR Console 中生成新凭据（请先与另一项目的 LEA 协调员沟通：一次重置会同时"
-        "切断 CAASPP 和 ELPAC 的供应商连接），然后在使用它的每个供应商系统中输入。在此之前，"
-        "家庭可能无法在门户中查看成绩报告。",
+        "cred_body": "请在 TOMS 中重新生成凭据（请先与另一项目的 LEA 协调员沟通：重新生成会同时切断 CAASPP 和 "
+        "ELPAC 的所有供应商系统），然后在 SSR Console（凭据，按 c）中登记，并输入到使用它的每个"
+        "供应商系统。在此之前，家庭可能无法在门户中查看成绩报告。在登记新凭据之前，此提醒会重复发送。",
+        "unverified_subject": "{lea} 于 {date} 登记的 SIS 供应商凭据尚未得到 TOMS 确认",
+        "unverified_body": "SSR Console 无法连接 TOMS 来验证 {lea} 登记的凭据。请打开 SSR Console（凭据，按 c）"
+        "进行验证（V）；如果 TOMS 拒绝，请在 TOMS 中重新生成并登记新凭据。",
+        "note_subject": "{lea} 的 LEA {program} 协调员请求重置 TOMS 凭据",
+        "note_body": "在 TOMS 中重置 SIS 供应商凭据会切断所有供应商系统，CAASPP 和 ELPAC 都受影响。请打开 "
+        "SSR Console（凭据，按 c）阅读协调说明并确认（k），或告诉请求人您不同意。",
+        "emergency_subject": "{lea} 的 TOMS 凭据紧急重置，由 LEA {program} 协调员发起",
+        "emergency_body": "有人在未协调的情况下发起了紧急重置（例如密钥泄露）。在收到新凭据之前，所有供应商系统"
+        "都将被切断。请打开 SSR Console（凭据，按 c）阅读原因并确认（k）。",
         "ssr_subject": "{lea} 有 {count} 份 {program} 成绩报告尚未送达：截止 {date}",
         "ssr_body": "{received} 收到的 {count} 份 {program} 学生成绩报告尚未送达家庭，截止日期为 "
         "{date}。请打开 SSR Console 发送。",
@@ -78,10 +114,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "cred_before": "Thông tin xác thực nhà cung cấp SIS của {lea} hết hạn {when} ({date})",
         "cred_today": "Thông tin xác thực nhà cung cấp SIS của {lea} hết hạn hôm nay ({date})",
         "cred_after": "Thông tin xác thực nhà cung cấp SIS của {lea} ĐÃ HẾT HẠN {when} ({date})",
-        "cred_body": "Hãy tạo thông tin xác thực mới trong SSR Console (trao đổi trước với điều "
-        "phối viên LEA của chương trình kia: một lần đặt lại sẽ ngắt nhà cung cấp cho cả CAASPP "
-        "và ELPAC), rồi nhập vào mọi hệ thống của nhà cung cấp. Trước đó, các gia đình có thể "
-        "mất quyền xem báo cáo điểm trên cổng thông tin.",
+        "cred_body": "Hãy tạo lại thông tin xác thực trong TOMS (trao đổi trước với điều phối viên LEA của "
+        "chương trình kia: việc tạo lại ngắt mọi hệ thống của nhà cung cấp cho cả CAASPP và "
+        "ELPAC), rồi ghi lại trong SSR Console (Thông tin xác thực, phím c) và nhập vào mọi hệ "
+        "thống của nhà cung cấp. Trước đó, các gia đình có thể mất quyền xem báo cáo điểm trên "
+        "cổng thông tin. Lời nhắc này lặp lại cho đến khi thông tin mới được ghi lại.",
+        "unverified_subject": "TOMS chưa xác nhận thông tin xác thực nhà cung cấp SIS của {lea} ghi ngày {date}",
+        "unverified_body": "SSR Console không liên lạc được với TOMS để xác minh thông tin xác thực đã ghi của "
+        "{lea}. Mở SSR Console (Thông tin xác thực, phím c) và xác minh (V); nếu TOMS từ chối, "
+        "hãy tạo lại trong TOMS và ghi lại thông tin mới.",
+        "note_subject": "Điều phối viên LEA {program} của {lea} đề nghị đặt lại thông tin xác thực TOMS",
+        "note_body": "Đặt lại thông tin xác thực nhà cung cấp SIS trong TOMS sẽ ngắt mọi hệ thống của nhà "
+        "cung cấp, cho cả CAASPP và ELPAC. Mở SSR Console (Thông tin xác thực, phím c) để đọc "
+        "ghi chú phối hợp và xác nhận (k), hoặc báo cho người đề nghị nếu bạn không đồng ý.",
+        "emergency_subject": "Đặt lại KHẨN CẤP thông tin xác thực TOMS của {lea}, do điều phối viên LEA {program} khởi động",
+        "emergency_body": "Một lần đặt lại khẩn cấp đã được khởi động mà không phối hợp (ví dụ: khóa bị lộ). Mọi "
+        "hệ thống của nhà cung cấp bị ngắt cho đến khi nhận thông tin mới. Mở SSR Console (Thông "
+        "tin xác thực, phím c) để đọc lý do và xác nhận (k).",
         "ssr_subject": "{count} báo cáo {program} của {lea} chưa được gửi: hạn {date}",
         "ssr_body": "{count} Báo cáo Điểm Học sinh {program} nhận ngày {received} chưa được gửi "
         "đến các gia đình. Hạn chót là {date}. Mở SSR Console để gửi.",
@@ -91,10 +140,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "cred_before": "Mag-e-expire {when} ang SIS-vendor credential ng {lea} ({date})",
         "cred_today": "Mag-e-expire ngayon ang SIS-vendor credential ng {lea} ({date})",
         "cred_after": "NAG-EXPIRE {when} ang SIS-vendor credential ng {lea} ({date})",
-        "cred_body": "Gumawa ng bagong credential sa SSR Console (kausapin muna ang LEA "
-        "coordinator ng kabilang programa: ang isang reset ay pumuputol sa vendor para sa CAASPP "
-        "at ELPAC), at ilagay ito sa bawat vendor system na gumagamit nito. Hanggang noon, "
-        "maaaring mawalan ng access ang mga pamilya sa kanilang score report sa portal.",
+        "cred_body": "I-regenerate ang credential sa TOMS (kausapin muna ang LEA coordinator ng kabilang "
+        "programa: ang pag-regenerate ay pumuputol sa bawat vendor system para sa CAASPP at "
+        "ELPAC), at itala ito sa SSR Console (Credential, key c) at ilagay sa bawat vendor "
+        "system na gumagamit nito. Hanggang noon, maaaring mawalan ng access ang mga pamilya sa "
+        "kanilang score report sa portal. Uulit ang paalalang ito hanggang maitala ang bago.",
+        "unverified_subject": "Hindi pa kinukumpirma ng TOMS ang SIS-vendor credential ng {lea} na naitala noong {date}",
+        "unverified_body": "Hindi maabot ng SSR Console ang TOMS para i-verify ang naitalang credential ng {lea}. "
+        "Buksan ang SSR Console (Credential, key c) at i-verify ito (V); kung tanggihan ng TOMS, "
+        "i-regenerate ito sa TOMS at itala ang bago.",
+        "note_subject": "Humihiling ang LEA {program} coordinator ng {lea} na i-reset ang TOMS credential",
+        "note_body": "Ang pag-reset ng SIS-vendor credential sa TOMS ay pumuputol sa bawat vendor system, para "
+        "sa CAASPP at ELPAC. Buksan ang SSR Console (Credential, key c) para basahin ang tala ng "
+        "koordinasyon at kilalanin ito (k), o sabihin sa humiling kung hindi ka sang-ayon.",
+        "emergency_subject": "EMERGENCY reset ng TOMS credential ng {lea}, sinimulan ng LEA {program} coordinator",
+        "emergency_body": "Sinimulan ang isang emergency reset nang walang koordinasyon (halimbawa, nag-leak ang "
+        "key). Putol ang bawat vendor system hanggang mabigyan ng bagong credential. Buksan ang "
+        "SSR Console (Credential, key c) para basahin ang dahilan at kilalanin ito (k).",
         "ssr_subject": "{count} {program} score report ng {lea} ang hindi pa naihahatid: "
         "hanggang {date}",
         "ssr_body": "{count} {program} Student Score Report na natanggap noong {received} ang "
@@ -104,6 +166,13 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 assert set(TEXTS) == set(LANGUAGES), "one notice text table per console language"
+
+
+_CREDENTIAL_TEXTS = {
+    NoticeKind.CREDENTIAL_UNVERIFIED: "unverified",
+    NoticeKind.RESET_NOTE: "note",
+    NoticeKind.RESET_EMERGENCY: "emergency",
+}
 
 
 @dataclass(frozen=True)
@@ -117,7 +186,12 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
     language = notice.language if notice.language in TEXTS else "en"
     texts = TEXTS[language]
     day = format_date(notice.event_on, format="full", locale=language)
-    if notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
+    if notice.kind in _CREDENTIAL_TEXTS:
+        prefix = _CREDENTIAL_TEXTS[notice.kind]
+        values = {"lea": lea_name, "program": notice.program, "date": day}
+        subject = texts[f"{prefix}_subject"].format(**values)
+        body = texts[f"{prefix}_body"].format(**values)
+    elif notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
         key = (
             "cred_before"
             if notice.offset > 0

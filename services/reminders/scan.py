@@ -31,14 +31,16 @@ from services.core.errors import InvalidInput
 from services.core.programs import Program
 from services.core.working_days import WorkingCalendar
 from services.credential import lifecycle as credentials
+from services.credential import reset as credential_reset
 from services.delivery.delivered import report_delivered
 from services.intake.score_reports import ScoreReport
 from services.reminders import ledger as notice_ledger
-from services.reminders.ledger import Notice, NoticeKind
+from services.reminders.ledger import RESET_KINDS, Notice, NoticeKind
 from services.reminders.mail import RelayUnavailable
 from services.roster.tables import LEA, Student
 
 CREDENTIAL_OFFSETS = (14, 7, 3, 1, 0)  # days before expiry (seed 001), then daily after it
+UNVERIFIED_EVERY = credentials.UNVERIFIED_DAYS  # days between "still not verified" notices
 SSR_OFFSETS = (5, 1, 0)  # working days before the delivery deadline
 CLAIM_BATCH = 100  # notices claimed per transaction; each is still marked sent on its own
 PROGRAM_COORDINATOR = {Program.CAASPP: Role.LEA_CAASPP, Program.ELPAC: Role.LEA_ELPAC}
@@ -69,11 +71,13 @@ class ReminderPolicy:
 
 @dataclass(frozen=True)
 class CredentialFact:
-    """A live (not revoked) credential of an LEA."""
+    """A live (not superseded) TOMS credential of an LEA."""
 
     credential_id: int
     lea_id: int
     expires_at: datetime
+    recorded_at: datetime | None = None
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,61 @@ def plan_credential(
     ]
 
 
+def plan_unverified(
+    credential: CredentialFact,
+    coordinators: Iterable[Coordinator],
+    today: date,
+    policy: ReminderPolicy,
+) -> list[PlannedNotice]:
+    """A week after it was recorded without TOMS confirming it, and weekly after, both
+    coordinators are told (the console keeps retrying meanwhile)."""
+    if credential.verified or credential.recorded_at is None:
+        return []
+    recorded = policy.local_day(credential.recorded_at)
+    weeks = (today - recorded).days // UNVERIFIED_EVERY
+    if weeks < 1:
+        return []
+    return [
+        PlannedNotice(
+            kind=NoticeKind.CREDENTIAL_UNVERIFIED,
+            subject=f"credential:{credential.credential_id}",
+            offset=-weeks * UNVERIFIED_EVERY,
+            recipient=person.username,
+            lea_id=credential.lea_id,
+            due_on=recorded + timedelta(days=weeks * UNVERIFIED_EVERY),
+            event_on=recorded,
+            email=person.email,
+            language=person.language,
+        )
+        for person in coordinators
+    ]
+
+
+def plan_reset_notes(session: Session, policy: ReminderPolicy) -> list[PlannedNotice]:
+    """A coordination note goes to the other program's coordinators, an emergency reset to both
+    programs', as soon as it is written, until it is agreed, acknowledged or withdrawn."""
+    planned = []
+    for request in credential_reset.requests_to_announce(session):
+        day = policy.local_day(request.requested_at)
+        kind = NoticeKind.RESET_EMERGENCY if request.emergency_reason else NoticeKind.RESET_NOTE
+        for person in credential_reset.to_tell(session, request):
+            planned.append(
+                PlannedNotice(
+                    kind=kind,
+                    subject=f"reset:{request.id}",
+                    offset=0,
+                    recipient=person.username,
+                    lea_id=request.lea_id,
+                    due_on=day,
+                    event_on=day,
+                    email=person.email,
+                    language=person.language,
+                    program=Role(request.requested_role).name.removeprefix("LEA_"),
+                )
+            )
+    return planned
+
+
 def plan_ssr(
     group: PendingGroup, coordinators: Iterable[Coordinator], today: date, policy: ReminderPolicy
 ) -> list[PlannedNotice]:
@@ -248,7 +307,13 @@ def latest_per_recipient(notices: Iterable[Notice]) -> tuple[list[Notice], list[
 def live_credentials(engine: Engine) -> Iterator[CredentialFact]:
     """Every LEA's live credential (streamed by the credentials service)."""
     for current in credentials.current_credentials(engine):
-        yield CredentialFact(current.credential_id, current.lea_id, current.expires_at)
+        yield CredentialFact(
+            current.credential_id,
+            current.lea_id,
+            current.expires_at,
+            current.created_at,
+            current.verified,
+        )
 
 
 def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
@@ -363,7 +428,10 @@ def scan(
         planned: list[PlannedNotice] = []
         for credential in live_credentials(engine):
             report.credentials += 1
-            planned += plan_credential(credential, people.get(credential.lea_id, ()), today, policy)
+            coordinators = people.get(credential.lea_id, ())
+            planned += plan_credential(credential, coordinators, today, policy)
+            planned += plan_unverified(credential, coordinators, today, policy)
+        planned += plan_reset_notes(session, policy)
         groups = pending_groups(session, today, policy)
         report.ssr_groups = len(groups)
         for group in groups:
@@ -390,6 +458,26 @@ def scan(
     return report
 
 
+def announce_resets(
+    engine: Engine, now: datetime, sender: NoticeSender, policy: ReminderPolicy | None = None
+) -> ScanReport:
+    """Email a coordination note or an emergency reset at once, not at the next scan: the notices
+    are written to the ledger first (so the scheduler retries any that fail), then sent."""
+    policy = policy or ReminderPolicy()
+    report = ScanReport(policy.local_day(now))
+    with session_scope(engine) as session:
+        planned = plan_reset_notes(session, policy)
+        report.planned = notice_ledger.plan(session, [p.values() for p in planned])
+    with session_scope(engine) as session:
+        due = [  # one left ``sending`` is the scheduler's to resolve (it may be sending it now)
+            n
+            for n in notice_ledger.due(session, report.today, now)
+            if n.kind in RESET_KINDS and n.state is not notice_ledger.NoticeState.SENDING
+        ]
+    _dispatch(engine, due, now, report.today, sender, {}, report, lambda: None, lambda _: None)
+    return report
+
+
 def _cancel_moot(
     session: Session, planned: list[PlannedNotice], open_now: list[notice_ledger.OpenKey]
 ) -> int:
@@ -405,6 +493,10 @@ def _cancel_moot(
             reasons["recipient is no longer an active coordinator"].append(key.id)
         elif key.kind is NoticeKind.CREDENTIAL_EXPIRY:
             reasons["credential was reset or regenerated"].append(key.id)
+        elif key.kind is NoticeKind.CREDENTIAL_UNVERIFIED:
+            reasons["credential was verified or replaced"].append(key.id)
+        elif key.kind in RESET_KINDS:
+            reasons["reset was agreed, acknowledged or withdrawn"].append(key.id)
         else:
             reasons["SSRs delivered or deadline passed"].append(key.id)
     return sum(notice_ledger.cancel(session, ids, reason) for reason, ids in reasons.items())

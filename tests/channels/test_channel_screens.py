@@ -20,10 +20,10 @@ from services.channels import batches as channel_batches
 from services.channels import print_batch
 from services.core.channels import Option
 from services.core.context import ConsoleContext
-from services.credential import lifecycle as credentials
 from services.delivery.ledger import BatchStatus
 from services.plan import coverage
 from tests.channel_world import World, pdf_pages, world
+from tests.credentials_world import record_credential
 
 SIZE = (80, 24)
 
@@ -158,7 +158,7 @@ async def test_paper_order_screen_says_where_ets_offers_no_paper(demo: World) ->
 async def test_portal_readiness_screen_answers_and_hand_off(demo: World) -> None:
     w = demo
     operator = w.operator()
-    credentials.generate(w.engine, operator, operator.lea_id)
+    record_credential(w.engine, operator)
     app = app_for(w)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

@@ -17,11 +17,11 @@ from services.channels.portal_tables import PortalShareSample
 from services.core.channels import Option
 from services.core.columns import utcnow
 from services.core.errors import InvalidInput, PermissionDenied
-from services.credential import lifecycle as credentials
 from services.delivery.ledger import BatchStatus, DeliveryBatch
 from services.plan import coverage
 from services.roster.tables import Guardian
 from tests.channel_world import World, world
+from tests.credentials_world import record_credential
 from tests.plan.test_coverage import combined_plan, family_channels
 
 
@@ -63,7 +63,7 @@ def test_checklist_from_nothing_to_ready(demo: World) -> None:
     calpads = portal_readiness.parse_date(str(today - timedelta(days=200)), today)
     saved = portal_readiness.save_setup(w.engine, operator, Setup(True, "Aeries", True, calpads))
     assert saved.updated_by == "caaspp" and saved.vendor_name == "Aeries"
-    credentials.generate(w.engine, operator, operator.lea_id, now=utcnow() - timedelta(days=360))
+    record_credential(w.engine, operator, generated_on=(utcnow() - timedelta(days=360)).date())
 
     # A share sample from last week shows the trend.
     with Session(w.engine) as session:

@@ -12,6 +12,7 @@ from pathlib import Path
 from console import config
 from console.scheduler import SchedulerConfig
 from services.channels.batches import configured_rates
+from services.core import toms
 from services.credential.lifecycle import CredentialPolicy
 from services.delivery.batches import PasswordPolicy
 from services.delivery.mailer import MailConfig
@@ -46,4 +47,4 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     IntakeOptions.from_settings(settings)
     assert isinstance(configured_rates(settings), Rates)
     assert settings.extra["ssh"]["port"] == 2222
-    assert config.toms_download_hosts(settings) == ("ssr-storage.example.org",)
+    assert toms.download_hosts(settings) == ("ssr-storage.example.org",)

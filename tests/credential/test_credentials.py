@@ -1,24 +1,38 @@
-"""The credential service: generation, statuses, coordinated and emergency resets, roles, checklist."""
+"""The credential service: the TOMS credential recorded and verified over real HTTP on loopback,
+sealed in the vault, statuses, coordinated, self-coordinated and emergency resets, roles, history,
+the checklist, and the migration of credentials an earlier version invented."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from cryptography.fernet import Fernet
+from sqlalchemy import inspect, text
 from sqlmodel import Session, select
 
 from services.audit import log as audit
 from services.audit.tables import AuditEvent
 from services.core import db
 from services.core.errors import ConsoleError, InvalidInput, PermissionDenied
+from services.core.vault import Vault
 from services.credential import lifecycle as credentials
-from services.credential.lifecycle import CoordinationRequired, CredentialPolicy, CredentialStatus
+from services.credential import reset as resets
+from services.credential import systems
+from services.credential.lifecycle import (
+    CoordinationRequired,
+    CredentialPolicy,
+    CredentialStatus,
+    TomsRefused,
+)
 from services.credential.tables import Credential
 from tests import credentials_world
+from tests.credentials_world import TokenServer, free_port, token_url
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+USER, SECRET = "lea-1964733-sis", "Zq4vN8wX2mR7tK3pL9sB"
+NEW_SECRET = "Hy6cD1fG5jW9nQ2rT8uE"
 
 
 @pytest.fixture
@@ -26,8 +40,25 @@ def world(engine):
     return credentials_world.build(engine)
 
 
+@pytest.fixture
+def vault():
+    return Vault(Fernet.generate_key())
+
+
+@pytest.fixture
+def toms():
+    with TokenServer(accepted=(USER, SECRET)) as server:
+        yield server
+
+
+def _record(engine, world, vault, url, who="caaspp", secret=SECRET, **kw):
+    return credentials.record(
+        engine, world[who], world.lea_id, vault, url, username=USER, secret=secret, **kw
+    )
+
+
 def _note(engine, world, who="caaspp"):
-    return credentials.request_reset(
+    return resets.request_reset(
         engine,
         world[who],
         world.lea_id,
@@ -42,255 +73,257 @@ def _audit_actions(engine) -> list[str]:
         return list(session.exec(select(AuditEvent.action).order_by(AuditEvent.seq)))
 
 
-def test_generate_issues_a_strong_secret_stored_only_as_argon2id(engine, world):
-    issued = credentials.generate(engine, world["caaspp"], world.lea_id, now=NOW)
-    assert len(issued.secret) >= 20
-    assert set(issued.secret) <= set(credentials.SECRET_ALPHABET)
-    assert not set("0Oo1lI") & set(issued.secret)
-    assert issued.secret not in repr(issued)
-    assert issued.expires_at == datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+def test_record_the_right_secret_verified_by_toms_and_sealed(engine, world, vault, toms):
+    recorded = _record(engine, world, vault, toms.url, generated_on=date(2026, 2, 20), now=NOW)
+    assert recorded.verified and "verified" in recorded.message
+    assert recorded.expires_at.date() == date(2027, 2, 20)  # a year after TOMS generated it
+    assert toms.requests == 1
     with Session(engine) as session:
         row = session.exec(select(Credential)).one()
-    assert row.secret_hash.startswith("$argon2id$")
-    assert issued.secret not in row.secret_hash
-    assert row.fingerprint == issued.fingerprint == credentials.fingerprint_of(row.secret_hash)
-    assert credentials.verify_secret(engine, world.lea_id, issued.secret)
-    wrong = issued.secret[:-1] + ("y" if issued.secret.endswith("x") else "x")
-    assert not credentials.verify_secret(engine, world.lea_id, wrong)
-    assert _audit_actions(engine) == ["credential.generate"]
+    assert row.secret_sealed and SECRET not in row.secret_sealed
+    assert vault.open(row.secret_sealed) == SECRET  # sealed, not hashed: the console uses it
+    assert row.verified_by == "caaspp" and row.generated_on == date(2026, 2, 20)
+    assert credentials.api_credential(engine, world.lea_id, vault) == (USER, SECRET)
+    assert _audit_actions(engine) == ["credential.record"]
 
 
-def test_secrets_differ_and_use_the_whole_alphabet():
-    keys = {credentials.new_secret() for _ in range(200)}
-    assert len(keys) == 200
-    assert set("".join(keys)) == set(credentials.SECRET_ALPHABET)
-    with pytest.raises(InvalidInput):
-        credentials.new_secret(12)
-
-
-def test_generate_refuses_while_a_valid_credential_exists_but_renews_an_expired_one(engine, world):
-    first = credentials.generate(engine, world["caaspp"], world.lea_id, now=NOW)
-    with pytest.raises(ConsoleError, match="coordinated reset"):
-        credentials.generate(engine, world["elpac"], world.lea_id, now=NOW + timedelta(days=30))
-    later = NOW + timedelta(days=400)
-    second = credentials.generate(engine, world["elpac"], world.lea_id, now=later)
-    assert not credentials.verify_secret(engine, world.lea_id, first.secret)
-    assert credentials.verify_secret(engine, world.lea_id, second.secret)
-    statuses = [
-        e.status for e in credentials.history(engine, world["site"], world.lea_id, now=later)
-    ]
-    assert statuses == [CredentialStatus.ACTIVE, CredentialStatus.REVOKED]
-
-
-def test_status_counts_down_through_expiring_to_expired(engine, world):
+def test_record_a_wrong_secret_is_refused_with_tomss_answer(engine, world, vault, toms):
+    with pytest.raises(TomsRefused, match="HTTP 401, invalid_client") as refused:
+        _record(engine, world, vault, toms.url, secret="Wrong0000Wrong0000XX")
+    assert "Wrong0000" not in str(refused.value)
     assert credentials.status(engine, world.lea_id).status is CredentialStatus.NONE
-    issued = credentials.generate(engine, world["caaspp"], world.lea_id, now=NOW)
-    expiry = issued.expires_at
+    assert _audit_actions(engine) == []
+
+
+def test_toms_down_records_unverified_then_the_retry_verifies(engine, world, vault):
+    port = free_port()
+    recorded = _record(engine, world, vault, token_url(port), now=NOW)
+    assert not recorded.verified
+    assert "UNVERIFIED" in recorded.message and "could not be reached" in recorded.message
+    state = credentials.status(engine, world.lea_id, now=NOW)
+    assert not state.verified and "not verified with TOMS yet" in state.summary
+    with TokenServer(port, accepted=(USER, SECRET)):
+        assert credentials.verify_unverified(engine, vault, token_url(port)) == 1
+    state = credentials.status(engine, world.lea_id)
+    assert state.verified and state.check_message.startswith("TOMS: Token issued")
+    [entry] = credentials.history(engine, world["caaspp"], world.lea_id)
+    assert entry.verified_by == "scheduler"
+    assert _audit_actions(engine) == ["credential.record", "credential.verify"]
+
+
+def test_status_counts_down_through_expiring_to_expired(engine, world, vault):
+    assert credentials.status(engine, world.lea_id).status is CredentialStatus.NONE
+    recorded = _record(engine, world, vault, None, generated_on=NOW.date(), now=NOW)
+    assert "no TOMS address is configured" in recorded.message
+    expiry = recorded.expires_at
 
     def at(moment):
         return credentials.status(engine, world.lea_id, now=moment)
 
-    assert (at(NOW).status, at(NOW).days_left) == (CredentialStatus.ACTIVE, 365)
     assert at(expiry - timedelta(days=15)).status is CredentialStatus.ACTIVE
     fourteen = at(expiry - timedelta(days=14))
     assert (fourteen.status, fourteen.days_left) == (CredentialStatus.EXPIRING, 14)
     assert at(expiry - timedelta(hours=1)).days_left == 1
     assert at(expiry).status is CredentialStatus.EXPIRED
-    assert "EXPIRED" in at(expiry + timedelta(days=3)).summary
+    assert "regenerate it in TOMS, then record it here" in at(expiry + timedelta(days=3)).summary
     assert at(expiry + timedelta(days=3)).countdown == "expired 3 days ago"
-    assert at(expiry + timedelta(hours=2)).countdown == "expired today"
-    assert at(expiry - timedelta(hours=2)).countdown == "1 day left"
-    assert at(expiry - timedelta(days=3)).needs_attention
 
 
-def test_policy_lifetime_is_configurable_and_leap_days_fold(engine, world, settings):
+def test_policy_lifetime_is_configurable_and_leap_days_fold(engine, world, vault, settings):
     from dataclasses import replace
 
     policy = CredentialPolicy.from_settings(
         replace(settings, extra={"credential": {"lifetime_days": 90}})
     )
-    issued = credentials.generate(engine, world["caaspp"], world.lea_id, policy, now=NOW)
-    assert issued.expires_at == NOW + timedelta(days=90)
+    recorded = _record(engine, world, vault, None, policy=policy, now=NOW)
+    assert recorded.expires_at.date() == NOW.date() + timedelta(days=90)
     leap = datetime(2028, 2, 29, tzinfo=UTC)
     assert CredentialPolicy().expiry(leap) == datetime(2029, 2, 28, tzinfo=UTC)
-    with pytest.raises(InvalidInput):
-        CredentialPolicy(secret_length=16)
     with pytest.raises(InvalidInput, match="whole number"):
         CredentialPolicy.from_settings(
             replace(settings, extra={"credential": {"lifetime_days": "a year"}})
         )
+    with pytest.raises(InvalidInput, match="future"):
+        _record(engine, world, vault, None, generated_on=NOW.date() + timedelta(days=2), now=NOW)
 
 
 @pytest.mark.parametrize("who", ["site", "tech", "helpdesk"])
-def test_only_coordinators_generate_or_reset(engine, world, who):
+def test_only_coordinators_record_reveal_or_reset(engine, world, vault, who):
     with pytest.raises(PermissionDenied):
-        credentials.generate(engine, world[who], world.lea_id)
-    credentials.generate(engine, world["caaspp"], world.lea_id)
+        _record(engine, world, vault, None, who=who)
+    _record(engine, world, vault, None)
+    with pytest.raises(PermissionDenied):
+        credentials.reveal(engine, world[who], world.lea_id, vault)
     with pytest.raises(PermissionDenied):
         _note(engine, world, who)
     with pytest.raises(PermissionDenied):
-        credentials.emergency_reset(engine, world[who], world.lea_id, reason="I just feel like it")
-    assert _audit_actions(engine) == ["credential.generate"]
+        resets.emergency_reset(engine, world[who], world.lea_id, reason="I just feel like it")
+    assert _audit_actions(engine) == ["credential.record"]
 
 
-def test_each_lea_has_its_own_credential_and_coordinators_stay_in_their_lea(engine, world):
-    mine = credentials.generate(engine, world["caaspp"], world.lea_id)
-    theirs = credentials.generate(engine, world["other_caaspp"], world.other_lea_id)
-    assert mine.username != theirs.username and mine.secret != theirs.secret
-    with pytest.raises(PermissionDenied, match="outside their LEA"):
-        credentials.emergency_reset(
-            engine, world["caaspp"], world.other_lea_id, reason="Not my district at all"
-        )
-    current = list(credentials.current_credentials(engine, batch=1))
-    assert [c.lea_id for c in current] == [world.lea_id, world.other_lea_id]
+def test_reveal_is_audited_and_history_gives_dates_and_names_only(engine, world, vault):
+    _record(engine, world, vault, None)
+    shown = credentials.reveal(engine, world["elpac"], world.lea_id, vault)
+    assert shown.secret == SECRET and SECRET not in repr(shown)
+    events = credentials.history_events(engine, world["helpdesk"], world.lea_id)
+    assert [(e.operator, e.action) for e in events] == [("elpac", "reveal"), ("caaspp", "record")]
+    [entry] = credentials.history(engine, world["helpdesk"], world.lea_id)
+    assert entry.username is None and entry.recorded_by == "caaspp"
+    assert SECRET not in repr(entry)
+    [entry] = credentials.history(engine, world["elpac"], world.lea_id)
+    assert entry.username == USER
 
 
-def test_reset_is_refused_without_coordination(engine, world):
-    old = credentials.generate(engine, world["caaspp"], world.lea_id)
+def test_replacing_a_live_credential_needs_coordination(engine, world, vault, toms):
+    old = _record(engine, world, vault, toms.url)
+    toms.accepted = (USER, NEW_SECRET)  # regenerated in TOMS: only the last one is valid
+    with pytest.raises(CoordinationRequired, match="coordinated reset"):
+        _record(engine, world, vault, toms.url, secret=NEW_SECRET)
     note = _note(engine, world)
-    with pytest.raises(CoordinationRequired, match="LEA ELPAC coordinator has not acknowledged"):
-        credentials.reset(engine, world["caaspp"], note.id)
-    assert credentials.verify_secret(engine, world.lea_id, old.secret)
+    assert not note.self_coordinated
+    with pytest.raises(CoordinationRequired, match="not acknowledged"):
+        _record(engine, world, vault, toms.url, secret=NEW_SECRET, reset_id=note.id)
     with pytest.raises(PermissionDenied, match="only the LEA ELPAC coordinator"):
-        credentials.acknowledge_reset(engine, world["caaspp"], note.id)
+        resets.acknowledge_reset(engine, world["caaspp"], note.id)
     with pytest.raises(PermissionDenied):
-        credentials.acknowledge_reset(engine, world["other_elpac"], note.id)
+        resets.acknowledge_reset(engine, world["other_elpac"], note.id)
     with pytest.raises(ConsoleError, match="already open"):
         _note(engine, world, "elpac")
-
-
-def test_reset_after_acknowledgement_revokes_the_old_credential_at_once(engine, world):
-    old = credentials.generate(engine, world["caaspp"], world.lea_id)
-    note = _note(engine, world)
-    credentials.acknowledge_reset(engine, world["elpac"], note.id)
-    new = credentials.reset(engine, world["caaspp"], note.id)
-    assert not credentials.verify_secret(engine, world.lea_id, old.secret)
-    assert credentials.verify_secret(engine, world.lea_id, new.secret)
+    resets.acknowledge_reset(engine, world["elpac"], note.id)
+    new = _record(engine, world, vault, toms.url, secret=NEW_SECRET, reset_id=note.id)
+    assert new.verified
     assert not credentials.is_current(engine, old.credential_id)
-    assert credentials.is_current(engine, new.credential_id)
     [entry, previous] = credentials.history(engine, world["helpdesk"], world.lea_id)
-    assert entry.reset is not None and entry.reset.acknowledged_by == "elpac"
-    assert (
-        previous.status is CredentialStatus.REVOKED and previous.credential.revoked_by == "caaspp"
-    )
-    with pytest.raises(ConsoleError, match="already carried out"):
-        credentials.reset(engine, world["caaspp"], note.id)
+    assert entry.how == f"reset #{note.id}, acknowledged by elpac"
+    assert previous.status is CredentialStatus.SUPERSEDED and previous.superseded_by == "caaspp"
+    with pytest.raises(ConsoleError, match="closed"):
+        _record(engine, world, vault, toms.url, secret=NEW_SECRET, reset_id=note.id)
     assert _audit_actions(engine) == [
-        "credential.generate",
+        "credential.record",
         "credential.reset.request",
         "credential.reset.acknowledge",
-        "credential.reset",
+        "credential.record",
     ]
 
 
-def test_reset_after_out_of_band_confirmation(engine, world):
-    credentials.generate(engine, world["elpac"], world.lea_id)
+def test_agreement_reached_elsewhere(engine, world, vault):
+    _record(engine, world, vault, None, who="elpac")
     note = _note(engine, world, "elpac")
-    with pytest.raises(InvalidInput, match="with whom"):
-        credentials.confirm_out_of_band(
-            engine, world["elpac"], note.id, confirmed_with="  ", confirmed_on="today"
-        )
-    with pytest.raises(PermissionDenied, match="records an out-of-band"):
-        credentials.confirm_out_of_band(
+    with pytest.raises(PermissionDenied, match="agreement reached elsewhere"):
+        resets.confirm_out_of_band(
             engine, world["caaspp"], note.id, confirmed_with="Eli", confirmed_on="today"
         )
-    credentials.confirm_out_of_band(
+    resets.confirm_out_of_band(
         engine,
         world["elpac"],
         note.id,
         confirmed_with="Ana Lopez (CAASPP), by phone",
         confirmed_on="2026-03-02 10:15",
     )
-    issued = credentials.reset(engine, world["elpac"], note.id)
-    assert credentials.status(engine, world.lea_id).credential_id == issued.credential_id
+    recorded = _record(engine, world, vault, None, "elpac", NEW_SECRET, reset_id=note.id)
+    assert credentials.status(engine, world.lea_id).credential_id == recorded.credential_id
 
 
-def test_a_note_for_a_replaced_credential_cannot_be_used(engine, world):
-    credentials.generate(engine, world["caaspp"], world.lea_id)
+def test_one_person_holding_both_roles_is_self_coordinated(engine, world, vault):
+    from services.access.tables import Operator
+
+    with Session(engine) as session:
+        elpac = session.get(Operator, world["elpac"].id)
+        elpac.email = "ANA@lrusd.example"  # the same person's second account
+        session.add(elpac)
+        session.commit()
+    _record(engine, world, vault, None)
     note = _note(engine, world)
-    credentials.acknowledge_reset(engine, world["elpac"], note.id)
-    credentials.emergency_reset(
-        engine, world["elpac"], world.lea_id, reason="Key pasted into a public ticket"
-    )
-    with pytest.raises(ConsoleError, match="cancelled"):
-        credentials.reset(engine, world["caaspp"], note.id)
+    assert note.self_coordinated
+    with Session(engine) as session:
+        request = session.get(type(note), note.id)
+        assert resets.to_tell(session, request) == []
+    recorded = _record(engine, world, vault, None, secret=NEW_SECRET, reset_id=note.id)
+    [entry, _] = credentials.history(engine, world["site"], world.lea_id)
+    assert entry.credential_id == recorded.credential_id
+    assert "self-coordinated" in entry.how
 
 
-def test_emergency_override_needs_a_reason_and_is_loud(engine, world):
-    credentials.generate(engine, world["caaspp"], world.lea_id)
+def test_emergency_reset_needs_a_reason_is_loud_and_tells_both(engine, world, vault):
+    _record(engine, world, vault, None)
     with pytest.raises(InvalidInput, match="reason"):
-        credentials.emergency_reset(engine, world["caaspp"], world.lea_id, reason="   ")
-    issued = credentials.emergency_reset(
+        resets.emergency_reset(engine, world["caaspp"], world.lea_id, reason="   ")
+    note = _note(engine, world)
+    request = resets.emergency_reset(
         engine, world["caaspp"], world.lea_id, reason="Secret key emailed to the wrong vendor"
     )
+    with Session(engine) as session:
+        told = resets.to_tell(session, session.get(type(request), request.id))
+        assert sorted(o.username for o in told) == ["caaspp", "elpac"]
+    assert resets.open_request(engine, world.lea_id).id == request.id  # the note was withdrawn
+    with pytest.raises(ConsoleError, match="closed"):
+        _record(engine, world, vault, None, secret=NEW_SECRET, reset_id=note.id)
+    _record(engine, world, vault, None, secret=NEW_SECRET, reset_id=request.id)
     state = credentials.status(engine, world.lea_id)
     assert state.emergency and not state.emergency_acknowledged
     assert "EMERGENCY" in state.summary and state.needs_attention
-    assert _audit_actions(engine)[-1] == "credential.reset.EMERGENCY"
     with Session(engine) as session:
-        event = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "credential.reset.EMERGENCY")
+        ).one()
     assert json.loads(event.detail)["emergency_reason"] == "Secret key emailed to the wrong vendor"
-    [entry, _] = credentials.history(engine, world["site"], world.lea_id)
-    assert entry.credential.emergency and entry.credential.id == issued.credential_id
-    credentials.acknowledge_reset(engine, world["elpac"], entry.reset.id)
+    resets.acknowledge_reset(engine, world["elpac"], request.id)
     assert credentials.status(engine, world.lea_id).emergency_acknowledged
     assert audit.verify(engine).ok
 
 
-def test_checklist_lists_every_system_until_given_the_new_credential(engine, world):
-    credentials.generate(engine, world["caaspp"], world.lea_id)
-    portal = credentials.add_system(
-        engine,
-        world["caaspp"],
-        world.lea_id,
-        "PowerPortal parent portal",
-        "https://pp.example/api/v1/token",
-    )
-    cers = credentials.add_system(engine, world["elpac"], world.lea_id, "CERS roster sync")
+def test_checklist_tests_each_system_against_its_own_endpoint(engine, world, vault, toms):
+    _record(engine, world, vault, None)
+    with TokenServer(accepted=(USER, "an-older-secret-000000")) as stale:
+        portal = systems.add_system(engine, world["caaspp"], world.lea_id, "Portal", toms.url)
+        sync = systems.add_system(engine, world["elpac"], world.lea_id, "CERS sync", stale.url)
+        assert systems.test_system(engine, world["caaspp"], portal.id, vault).ok
+        refused = systems.test_system(engine, world["caaspp"], sync.id, vault)
+        assert not refused.ok and "HTTP 401" in refused.message
+        assert (toms.requests, stale.requests) == (1, 1)
     with pytest.raises(InvalidInput, match="https"):
-        credentials.add_system(
-            engine, world["caaspp"], world.lea_id, "SEIS", "http://seis.example/t"
-        )
-    with pytest.raises(InvalidInput, match="already listed"):
-        credentials.add_system(engine, world["caaspp"], world.lea_id, "CERS roster sync")
+        systems.add_system(engine, world["caaspp"], world.lea_id, "SEIS", "http://seis.example/t")
     with pytest.raises(PermissionDenied):
-        credentials.add_system(engine, world["helpdesk"], world.lea_id, "Helpdesk tool")
+        systems.test_system(engine, world["helpdesk"], portal.id, vault)
     assert credentials.status(engine, world.lea_id).systems_pending == 2
-    credentials.mark_updated(engine, world["caaspp"], portal.id)
-    credentials.mark_updated(engine, world["caaspp"], cers.id)
-    assert credentials.status(engine, world.lea_id).systems_pending == 0
-
-    note = _note(engine, world)
-    credentials.acknowledge_reset(engine, world["elpac"], note.id)
-    credentials.reset(engine, world["caaspp"], note.id)
-    items = credentials.checklist(engine, world["helpdesk"], world.lea_id)
-    assert [(i.system.name, i.updated) for i in items] == [
-        ("CERS roster sync", False),
-        ("PowerPortal parent portal", False),
+    systems.mark_updated(engine, world["caaspp"], portal.id)
+    items = systems.checklist(engine, world["helpdesk"], world.lea_id)
+    assert [(i.system.name, i.updated, i.entry.test_ok) for i in items] == [
+        ("CERS sync", False, False),
+        ("Portal", True, True),
     ]
-    with pytest.raises(PermissionDenied):
-        credentials.mark_updated(engine, world["helpdesk"], cers.id)
-    credentials.mark_updated(engine, world["elpac"], cers.id)
-    credentials.retire_system(engine, world["caaspp"], portal.id)
-    items = credentials.checklist(engine, world["site"], world.lea_id)
-    assert [(i.system.name, i.updated, i.entry.updated_by) for i in items] == [
-        ("CERS roster sync", True, "elpac")
-    ]
-    credentials.add_system(engine, world["caaspp"], world.lea_id, "PowerPortal parent portal")
+    with Session(engine) as session:
+        details = " ".join(session.exec(select(AuditEvent.detail)))
+    assert SECRET not in details
 
 
-def test_only_one_live_credential_per_lea_even_in_a_race(engine, world):
-    credentials.generate(engine, world["caaspp"], world.lea_id)
+def test_a_note_containing_the_live_key_is_refused(engine, world, vault):
+    _record(engine, world, vault, None)
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        resets.request_reset(
+            engine,
+            world["caaspp"],
+            world.lea_id,
+            reason=f"Vendor says key {SECRET} stopped working",
+            planned_for="today",
+            vendor_contact="Jo",
+            vault=vault,
+        )
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        resets.emergency_reset(
+            engine, world["caaspp"], world.lea_id, reason=f"Posted {SECRET}!", vault=vault
+        )
+    with pytest.raises(InvalidInput, match="contains the live secret key"):
+        systems.add_system(engine, world["caaspp"], world.lea_id, f"Portal {SECRET}", vault=vault)
+
+
+def test_only_one_live_credential_per_lea_even_in_a_race(engine, world, vault):
+    _record(engine, world, vault, None)
     with Session(engine) as session:
         live = session.exec(select(Credential)).one()
         session.add(
             Credential(
-                lea_id=world.lea_id,
-                username="dup",
-                secret_hash="x",
-                fingerprint="00000000",
-                created_by="racer",
-                expires_at=live.expires_at,
+                lea_id=world.lea_id, username="dup", created_by="racer", expires_at=live.expires_at
             )
         )
         with pytest.raises(Exception, match="UNIQUE"):
@@ -309,50 +342,50 @@ def test_migration_matches_the_tables(engine):
     assert [d for d in diff if any(t in repr(d) for t in mine)] == []
 
 
-def test_credential_tables_work_on_postgresql(migrated_pg_url):
-    engine = db.make_engine(migrated_pg_url)
+@pytest.mark.parametrize("flavour", ["sqlite", "postgresql"])
+def test_credentials_an_earlier_version_invented_are_kept_as_history(
+    flavour, tmp_path, pg_url, vault
+):
+    """Upgrading keeps an invented credential, superseded, as "made by an earlier version", drops
+    its hash, and the dashboard asks for the TOMS one."""
+    url = pg_url if flavour == "postgresql" else f"sqlite:///{tmp_path / 'old.db'}"
+    engine = db.make_engine(url)
     try:
+        db.upgrade(engine, "0012")
         world = credentials_world.build(engine)
-        old = credentials.generate(engine, world["caaspp"], world.lea_id)
-        note = _note(engine, world)
-        credentials.acknowledge_reset(engine, world["elpac"], note.id)
-        new = credentials.reset(engine, world["caaspp"], note.id)
-        assert credentials.verify_secret(engine, world.lea_id, new.secret)
-        assert not credentials.verify_secret(engine, world.lea_id, old.secret)
-        assert [c.credential_id for c in credentials.current_credentials(engine)] == [
-            new.credential_id
-        ]
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO credential (lea_id, username, secret_hash, fingerprint, "
+                    "created_at, created_by, expires_at, emergency) VALUES (:lea, "
+                    "'ssr-1964733-abcd', '$argon2id$v=19$m=65536,t=3,p=4$xx$yy', '1a2b3c4d', "
+                    ":at, 'caaspp', :expires, false)"
+                ),
+                {"lea": world.lea_id, "at": NOW, "expires": NOW + timedelta(days=365)},
+            )
+        db.upgrade(engine)
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("credential")}
+        assert "secret_hash" not in columns
+        state = credentials.status(engine, world.lea_id)
+        assert state.status is CredentialStatus.NONE and state.legacy and state.needs_attention
+        assert "earlier version" in credentials.dashboard_text(engine, world["helpdesk"])
+        [entry] = credentials.history(engine, world["caaspp"], world.lea_id)
+        assert entry.status is CredentialStatus.LEGACY
+        assert entry.how == "made by an earlier version: not a TOMS credential"
+        assert list(credentials.current_credentials(engine)) == []
+        _record(engine, world, vault, None)  # no reset needed: the invented one never worked
+        assert credentials.status(engine, world.lea_id).status is CredentialStatus.ACTIVE
     finally:
         engine.dispose()
 
 
-def test_banner_from_fourteen_days_before_expiry_and_the_dashboard_panel(engine, world):
-    from services.reports import dashboard
-
-    assert credentials.banner(engine, world.lea_id) is None
-    assert "Not generated" in credentials.dashboard_text(engine, world["helpdesk"])
-    issued = credentials.generate(engine, world["caaspp"], world.lea_id, now=NOW)
-    expiry = issued.expires_at
-    assert credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=15)) is None
-    level, text = credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=14))
-    assert level == "warning" and "14 days left" in text
-    level, text = credentials.banner(engine, world.lea_id, now=expiry + timedelta(seconds=1))
-    assert level == "error" and "EXPIRED" in text
-    panel = credentials.dashboard_text(engine, world["site"], now=NOW + timedelta(days=300))
-    assert panel.splitlines()[:2] == ["ACTIVE · 65 days left", "Expires 2027-03-01"]
-    credentials.emergency_reset(
-        engine, world["elpac"], world.lea_id, reason="Laptop with key stolen"
-    )
-    [banner] = dashboard.banners(engine, world["helpdesk"])
-    assert banner.level == "error" and "EMERGENCY" in banner.text
-    assert "NOT acknowledged" in credentials.dashboard_text(engine, world["tech"])
-
-
-def test_two_coordinators_generating_at_once_get_one_credential(migrated_url):
+def test_two_coordinators_recording_at_once_get_one_credential(any_url, vault):
     import threading
 
-    engine = db.make_engine(migrated_url)
+    engine = db.make_engine(any_url)
     try:
+        db.upgrade(engine)
         world = credentials_world.build(engine)
         start = threading.Barrier(2)
         outcomes: list[object] = []
@@ -360,7 +393,7 @@ def test_two_coordinators_generating_at_once_get_one_credential(migrated_url):
         def attempt(who: str) -> None:
             start.wait()
             try:
-                outcomes.append(credentials.generate(engine, world[who], world.lea_id))
+                outcomes.append(_record(engine, world, vault, None, who=who))
             except ConsoleError as refusal:
                 outcomes.append(refusal)
 
@@ -369,42 +402,41 @@ def test_two_coordinators_generating_at_once_get_one_credential(migrated_url):
             thread.start()
         for thread in threads:
             thread.join()
-        issued = [o for o in outcomes if isinstance(o, credentials.IssuedCredential)]
-        refused = [o for o in outcomes if isinstance(o, ConsoleError)]
-        assert len(issued) == 1 and len(refused) == 1, outcomes
-        assert credentials.verify_secret(engine, world.lea_id, issued[0].secret)
+        recorded = [o for o in outcomes if isinstance(o, credentials.Recorded)]
+        assert len(recorded) == 1, outcomes
         assert len(list(credentials.current_credentials(engine))) == 1
         assert audit.verify(engine).ok
     finally:
         engine.dispose()
 
 
-def test_a_note_containing_the_live_key_is_refused(engine, world):
-    issued = credentials.generate(engine, world["caaspp"], world.lea_id)
-    with pytest.raises(InvalidInput, match="contains the live secret key"):
-        credentials.request_reset(
-            engine,
-            world["caaspp"],
-            world.lea_id,
-            reason=f"Vendor says key {issued.secret} stopped working",
-            planned_for="today",
-            vendor_contact="Jo",
-        )
-    with pytest.raises(InvalidInput, match="contains the live secret key"):
-        credentials.emergency_reset(
-            engine, world["caaspp"], world.lea_id, reason=f"Posted {issued.secret}!"
-        )
-    with pytest.raises(InvalidInput, match="contains the live secret key"):
-        credentials.add_system(engine, world["caaspp"], world.lea_id, f"Portal {issued.secret}")
-    lookalike = "Q" * 24  # key-shaped but not the key: accepted
-    credentials.request_reset(
+def test_banner_and_dashboard_panel(engine, world, vault):
+    from services.reports import dashboard
+
+    assert credentials.banner(engine, world.lea_id) is None
+    assert "No TOMS credential recorded" in credentials.dashboard_text(engine, world["helpdesk"])
+    recorded = _record(engine, world, vault, None, generated_on=NOW.date(), now=NOW)
+    expiry = recorded.expires_at
+    assert credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=15)) is None
+    level, banner = credentials.banner(engine, world.lea_id, now=expiry - timedelta(days=14))
+    assert level == "warning" and "14 days left" in banner
+    level, banner = credentials.banner(engine, world.lea_id, now=expiry + timedelta(seconds=1))
+    assert level == "error" and "EXPIRED" in banner
+    panel = credentials.dashboard_text(engine, world["site"], now=expiry - timedelta(days=65))
+    assert panel.splitlines() == [
+        "ACTIVE · 65 days left",
+        f"Expires {expiry:%Y-%m-%d}",
+        "NOT verified with TOMS yet",
+    ]
+    resets.emergency_reset(engine, world["elpac"], world.lea_id, reason="Laptop with key stolen")
+    _record(
         engine,
-        world["caaspp"],
-        world.lea_id,
-        reason=f"Ticket {lookalike} from the vendor",
-        planned_for="today",
-        vendor_contact="Jo",
+        world,
+        vault,
+        None,
+        "elpac",
+        NEW_SECRET,
+        reset_id=resets.open_request(engine, world.lea_id).id,
     )
-    with Session(engine) as session:
-        details = " ".join(session.exec(select(AuditEvent.detail)))
-    assert issued.secret not in details and lookalike in details
+    [shown] = dashboard.banners(engine, world["helpdesk"])
+    assert shown.level == "error" and "EMERGENCY" in shown.text

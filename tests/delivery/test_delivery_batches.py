@@ -19,9 +19,10 @@ from services.access import operators
 from services.audit.log import Actor
 from services.audit.tables import AuditEvent
 from services.core import db
+from services.core import vault as password_vault
 from services.core.errors import ConsoleError, InvalidInput, NotFound, PermissionDenied
 from services.core.settings import Settings
-from services.delivery import batches, ledger, password_vault
+from services.delivery import batches, ledger
 from services.delivery.ledger import BatchStatus, ItemState
 from services.delivery.worker import Worker, WorkerConfig
 from services.demo import district as demo

@@ -226,8 +226,8 @@ def test_import_command_fetches_from_the_api_with_the_secret_kept_off_the_comman
         monkeypatch.setenv("SSR_TOMS_SECRET", SECRET)  # again, from the environment: resumes
         assert main(command) == 0
         assert "0 stored (0 new versions), 3 already stored" in capsys.readouterr().out
-        assert main([*base, "import", "--api", url]) == 2  # no username
-        assert "--api needs --username" in capsys.readouterr().err
+        assert main([*base, "import", "--api", url]) == 2  # no username, nothing recorded
+        assert "No TOMS credential is recorded" in capsys.readouterr().err
         assert main([*base, "import", str(tmp_path), "--api", url]) == 2
         assert "either PATHs or --api" in capsys.readouterr().err
     finally:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from console import config
+from services.core import toms
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
 from services.intake.importer import import_from_api, scope_for
@@ -279,9 +280,9 @@ def test_download_hosts_setting_is_checked(tmp_path: Path) -> None:
     for bad in ('"a.example.org"', '["https://a.example.org/"]', '["a.example.org:443"]', "[1]"):
         path.write_text(f"[toms]\ndownload_hosts = {bad}\n")
         with pytest.raises(InvalidInput, match=r"\[toms\] download_hosts must be a list"):
-            config.toms_download_hosts(config.load(path))
+            toms.download_hosts(config.load(path))
     path.write_text('[toms]\ndownload_host = ["a.example.org"]\n')
     with pytest.raises(InvalidInput, match=r"Unknown \[toms\] setting\(s\): download_host"):
-        config.toms_download_hosts(config.load(path))
+        toms.download_hosts(config.load(path))
     path.write_text('[toms]\ndownload_hosts = ["A.Example.org"]\n')
-    assert config.toms_download_hosts(config.load(path)) == ("a.example.org",)
+    assert toms.download_hosts(config.load(path)) == ("a.example.org",)

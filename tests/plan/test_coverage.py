@@ -16,7 +16,6 @@ from services.channels.print_batch import Handling, PrintOptions
 from services.core import db
 from services.core.channels import Option, channel_for
 from services.core.settings import Settings
-from services.credential import lifecycle as credentials
 from services.delivery import batches
 from services.delivery.ledger import BatchStatus, DeliveryItem
 from services.demo import district as demo_lea
@@ -27,6 +26,7 @@ from services.plan.advisor import Answers
 from services.roster.facts import has_text, roster_facts
 from services.roster.tables import Guardian, StudentGuardian
 from tests.channel_world import SEED, STUDENTS, World, world
+from tests.credentials_world import record_credential
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def combined_plan(w: World) -> tuple[Option, ...]:
 
 def portal_ready(w: World) -> None:
     operator = w.operator()
-    credentials.generate(w.engine, operator, operator.lea_id)
+    record_credential(w.engine, operator)
     portal_readiness.save_setup(
         w.engine, operator, portal_readiness.Setup(True, "Aeries", True, None)
     )

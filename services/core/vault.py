@@ -1,10 +1,12 @@
-"""Seals PDF passwords for the short time between packaging and the password message.
+"""Seals the secrets the console must use again later: PDF passwords and the TOMS credential.
 
-A password must survive a worker restart (the document may already be out), so it is stored, but only
-as a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``) and only until the password
-message is accepted, when the ledger erases it. The key comes from ``[delivery] vault_key`` in the
-settings or from ``delivery-vault.key`` in the data directory, created with mode 0600; a key file
-that others can read is refused rather than trusted.
+A PDF password must survive a worker restart (the document may already be out), and the TOMS secret
+key is used by the console itself (API intake, test connections), so neither can be kept as a hash;
+both are stored only as Fernet tokens (AES-128-CBC + HMAC-SHA256, from ``cryptography``). A PDF
+password is erased once its message is accepted; the TOMS secret stays sealed while it is live. The
+key comes from ``[delivery] vault_key`` in the settings (``vault_key_env`` names an environment
+variable holding it) or from ``delivery-vault.key`` in the data directory, created with mode 0600;
+a key file that others can read is refused rather than trusted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ KEY_FILE = "delivery-vault.key"
 
 
 class Vault:
-    """Seal and open passwords with one key."""
+    """Seal and open secrets with one key."""
 
     def __init__(self, key: bytes) -> None:
         try:
@@ -30,15 +32,15 @@ class Vault:
         except ValueError:
             raise InvalidInput("The delivery vault key is not a valid Fernet key") from None
 
-    def seal(self, password: str) -> str:
-        return self._fernet.encrypt(password.encode()).decode("ascii")
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode("ascii")
 
     def open(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken:
             raise ConsoleError(
-                "A sealed password cannot be opened with this vault key (was the key replaced?)"
+                "A sealed secret cannot be opened with this vault key (was the key replaced?)"
             ) from None
 
 
