@@ -282,7 +282,7 @@ class CredentialScreen(ConsoleScreen):
                 "e enter from TOMS · v reveal · V verify · R request reset · k acknowledge · "
                 "K agreed elsewhere · W withdraw · X EMERGENCY · +/- system · m updated · t test"
             )
-        return "You can see status, dates, names and the checklist; only the LEA coordinators change it."
+        return "Status, dates, names and the checklist; only the LEA coordinators change it."
 
     # --- which keys apply -------------------------------------------------------------------
 

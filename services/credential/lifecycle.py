@@ -294,6 +294,8 @@ def record(
         raise InvalidInput(
             f"The credential cannot have been generated in the future ({generated_on})"
         )
+    with Session(engine) as session:  # refused before TOMS is asked; checked again below
+        _permitted_reset(session, live_credential(session, lea_id), lea_id, reset_id, now)
     result = _ask_toms(token_url, username, secret)
     if result is not None and result.refused:
         raise TomsRefused(f"TOMS refused this username and secret key: {result.message}")
@@ -363,8 +365,9 @@ def record(
         )
     else:
         message = (
-            f"Recorded UNVERIFIED: TOMS could not be reached ({result.message}). It is verified "
-            "later: `ssr-console credential verify`, the Credential screen, or the scheduler"
+            f"Recorded UNVERIFIED: TOMS could not confirm it now ({result.message}). It is "
+            "verified later: `ssr-console credential verify`, the Credential screen (V), or the "
+            "scheduler"
         )
     return Recorded(credential.id, username, credential.expires_at, verified, message)
 

@@ -118,19 +118,19 @@ async def test_two_keys_two_roles(console: Console) -> None:
     coordinator.press("l")
     await coordinator.expect(r"ssh\.login", since=mark)  # the audit log lists the SSH logins
 
-    # The credential screen: the coordinator may generate the key, the help desk may not.
+    # The credential screen: the coordinator may enter the TOMS credential, the help desk may not.
     marks = len(coordinator.output), len(helpdesk.output)
     coordinator.press("c")
     helpdesk.press("c")
-    await coordinator.expect(r"g Generate", since=marks[0])
+    await coordinator.expect(r"e Enter from TOMS", since=marks[0])
     await helpdesk.expect(r"only the LEA coordinators change", since=marks[1])
     marks = len(coordinator.output), len(helpdesk.output)
-    coordinator.press("g")
-    helpdesk.press("g")
-    await coordinator.expect(r"New secret key", since=marks[0])
-    await asyncio.sleep(1)  # as long as the coordinator's key took to show, and more
-    assert "secret key" not in helpdesk.text_since(marks[1])
-    assert "g Generate" not in helpdesk.text
+    coordinator.press("e")
+    helpdesk.press("e")
+    await coordinator.expect(r"Secret key TOMS showed", since=marks[0])
+    await asyncio.sleep(1)  # as long as the coordinator's dialog took to show, and more
+    assert "Secret key" not in helpdesk.text_since(marks[1])
+    assert "e Enter from TOMS" not in helpdesk.text
 
     pids = console.console_pids()
     assert len(pids) == 2

@@ -99,7 +99,7 @@ def test_toms_down_records_unverified_then_the_retry_verifies(engine, world, vau
     port = free_port()
     recorded = _record(engine, world, vault, token_url(port), now=NOW)
     assert not recorded.verified
-    assert "UNVERIFIED" in recorded.message and "could not be reached" in recorded.message
+    assert "UNVERIFIED" in recorded.message and "Connection refused" in recorded.message
     state = credentials.status(engine, world.lea_id, now=NOW)
     assert not state.verified and "not verified with TOMS yet" in state.summary
     with TokenServer(port, accepted=(USER, SECRET)):
