@@ -13,15 +13,16 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from console import config
 from console.commands import require_current_schema
 from console.output import say
-from services.core import toms, vault
 from services.core.errors import InvalidInput
-from services.core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from services.core.settings import Settings
 
 TOMS_SECRET_ENV = "SSR_TOMS_SECRET"  # noqa: S105 - the name of the variable holding it
 
@@ -60,6 +61,8 @@ def add_secret_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 def read_secret(secret_file: Path | None, prompt: str) -> str:
     """The secret from ``--secret-file`` (``-``: stdin), ``$SSR_TOMS_SECRET`` or a no-echo prompt."""
+    from console import config
+
     if secret_file is not None and str(secret_file) == "-":
         return sys.stdin.readline().strip()
     if secret_file is not None:
@@ -76,6 +79,7 @@ def read_secret(secret_file: Path | None, prompt: str) -> str:
 
 def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> int:
     from services.access import operators
+    from services.core import toms, vault
     from services.credential import lifecycle as credentials
 
     require_current_schema(engine)
