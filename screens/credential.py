@@ -83,18 +83,18 @@ class CredentialScreen(ConsoleScreen):
     CredentialScreen #roles { color: $text-muted; }
     """
     BINDINGS = [
-        Binding("e", "record", "Enter from TOMS"),
-        Binding("v", "reveal", "Reveal"),
-        Binding("V", "verify", "Verify"),
-        Binding("R", "write_note", "Request reset"),
-        Binding("k", "acknowledge", "Acknowledge"),
-        Binding("K", "confirm", "Agreed elsewhere"),
+        Binding("e", "record", "Enter", tooltip="Enter the credential TOMS showed"),
+        Binding("v", "reveal", "Reveal", tooltip="Reveal the secret key (audited)"),
+        Binding("V", "verify", "Verify", tooltip="Verify it with TOMS now"),
+        Binding("R", "write_note", "Reset", tooltip="Request a reset (coordination note)"),
+        Binding("k", "acknowledge", "Ack", tooltip="Acknowledge the other coordinator's note"),
+        Binding("K", "confirm", "Agreed", tooltip="Record the agreement reached elsewhere"),
         Binding("W", "withdraw", "Withdraw request", show=False),
         Binding("X", "emergency", "EMERGENCY reset", show=False),
         Binding("plus", "add_system", "Add system", show=False),
         Binding("minus", "retire_system", "Retire system", show=False),
-        Binding("m", "mark_updated", "Mark updated"),
-        Binding("t", "test_connection", "Test", show=False),
+        Binding("m", "mark_updated", "Updated", tooltip="Mark the system updated"),
+        Binding("t", "test_connection", "Test system", show=False),
     ]
 
     def __init__(self, ctx: ConsoleContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -104,6 +105,15 @@ async def _record(pilot, secret: str, generated: str | None = None) -> None:
     await _settle(pilot)
 
 
+async def _until(pilot, condition, within: float = 10) -> float:
+    """Wait (pausing the app) until ``condition()`` holds; the monotonic time it did."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.05)
+    return time.monotonic()
+
+
 def _text(screen, selector: str) -> str:
     return str(screen.query_one(selector).render())
 
@@ -120,7 +130,7 @@ def _notices(app) -> list[str]:
 async def test_record_verified_then_reveal_masks_after_30_s_and_on_leaving(
     engine, wired, world, toms, monkeypatch
 ):
-    monkeypatch.setattr(credential_screen, "REVEAL_SECONDS", 1.5)
+    monkeypatch.setattr(credential_screen, "REVEAL_SECONDS", 6)
     app = _app(engine, wired, world, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot)
@@ -133,21 +143,19 @@ async def test_record_verified_then_reveal_masks_after_30_s_and_on_leaving(
         assert toms.requests == 2
         reveal = screen.query_one(SecretReveal)
         await pilot.press("v")
-        await _settle(pilot)
-        assert reveal.holding and reveal.revealed, (
-            _notices(app) and FIRST in app.export_screenshot()
-        )
+        shown_at = await _until(pilot, lambda: reveal.holding)
+        assert reveal.revealed and FIRST in _text(screen, SecretReveal)
         written: list[str] = []
         app._driver.write = written.append  # the terminal's side of OSC 52
         await pilot.press("y")
         await pilot.pause()
         assert f"\x1b]52;c;{base64.b64encode(FIRST.encode()).decode()}\a" in written
         assert app.clipboard == ""  # Textual's in-app copy is cleared straight away
-        await pilot.pause(1.6)
-        assert not reveal.holding and FIRST not in app.export_screenshot()
+        hidden_at = await _until(pilot, lambda: not reveal.holding, within=20)
+        assert hidden_at - shown_at >= 3  # REVEAL_SECONDS, patched from 30 to 6
+        assert FIRST not in app.export_screenshot()
         await pilot.press("v")
-        await _settle(pilot)
-        assert reveal.holding
+        await _until(pilot, lambda: reveal.holding)
         await pilot.press("d")  # another screen: the secret goes at once
         await pilot.pause()
         assert not reveal.holding
