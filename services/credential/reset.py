@@ -18,6 +18,7 @@ other before resetting credentials" (seed 001; FACTS.md). So:
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -105,20 +106,29 @@ def request_reset(
 
 
 def holds_both_roles(session: Session, operator: Operator) -> bool:
-    """Whether the other program's coordinator accounts of the LEA are all this same person.
+    """Whether the requester is the only person behind both coordinator roles of the LEA.
 
-    Two accounts are one person when they carry the same email address; an LEA with no active
-    coordinator for the other program is not "one person": the agreement is then recorded as
-    reached elsewhere, or the reset is an emergency."""
+    Either the operator holds both roles (``second_role``), or every account of the other
+    program's coordinator carries the operator's own email address (one person, two accounts). An
+    LEA with no active coordinator for the other program is not "one person": the agreement is then
+    recorded as reached elsewhere, or the reset is an emergency."""
+    if set(COORDINATORS) <= set(operator.roles):
+        return True
     if not operator.email:
         return False
-    other = other_role(coordinator_program(operator))
     emails = session.exec(
         select(func.lower(col(Operator.email))).where(
-            Operator.lea_id == operator.lea_id, Operator.role == other, col(Operator.active)
+            _holding([other_role(coordinator_program(operator))]),
+            Operator.lea_id == operator.lea_id,
+            col(Operator.active),
         )
     ).all()
     return bool(emails) and all(email == operator.email.lower() for email in emails)
+
+
+def _holding(roles: list[Role]) -> Any:
+    """Operators holding one of ``roles``, as their first or their second role."""
+    return col(Operator.role).in_(roles) | col(Operator.second_role).in_(roles)
 
 
 def acknowledge_reset(engine: Engine, operator: Operator, reset_id: int) -> CredentialReset:
@@ -294,22 +304,14 @@ def to_tell(session: Session, request: CredentialReset) -> list[Operator]:
         return []
     if request.emergency_reason is not None and request.acknowledged_at is not None:
         return []
-    roles = (
-        list(COORDINATORS)
-        if request.emergency_reason
-        else [other_role(Role(request.requested_role))]
+    emergency = request.emergency_reason is not None
+    roles = list(COORDINATORS) if emergency else [other_role(Role(request.requested_role))]
+    query = select(Operator).where(
+        Operator.lea_id == request.lea_id, _holding(roles), col(Operator.active)
     )
-    return list(
-        session.exec(
-            select(Operator)
-            .where(
-                Operator.lea_id == request.lea_id,
-                col(Operator.role).in_(roles),
-                col(Operator.active),
-            )
-            .order_by(col(Operator.username))
-        ).all()
-    )
+    if not emergency:  # the requester knows already; after an emergency both programs are told
+        query = query.where(Operator.username != request.requested_by)
+    return list(session.exec(query.order_by(col(Operator.username))).all())
 
 
 def requests_to_announce(session: Session) -> list[CredentialReset]:

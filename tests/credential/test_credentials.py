@@ -224,14 +224,24 @@ def test_agreement_reached_elsewhere(engine, world, vault):
     assert credentials.status(engine, world.lea_id).credential_id == recorded.credential_id
 
 
-def test_one_person_holding_both_roles_is_self_coordinated(engine, world, vault):
-    from services.access.tables import Operator
+@pytest.mark.parametrize("how", ["second_role", "same_email"])
+def test_one_person_holding_both_roles_is_self_coordinated(engine, world, vault, how):
+    from services.access.tables import Operator, Role
 
     with Session(engine) as session:
-        elpac = session.get(Operator, world["elpac"].id)
-        elpac.email = "ANA@lrusd.example"  # the same person's second account
-        session.add(elpac)
+        if how == "second_role":  # one account holding both coordinator roles (issue 17)
+            ana = session.get(Operator, world["caaspp"].id)
+            ana.second_role = Role.LEA_ELPAC
+            session.add(ana)
+            session.delete(session.get(Operator, world["elpac"].id))
+        else:  # two accounts of one person
+            elpac = session.get(Operator, world["elpac"].id)
+            elpac.email = "ANA@lrusd.example"
+            session.add(elpac)
         session.commit()
+        caaspp = session.get(Operator, world["caaspp"].id)
+        session.expunge(caaspp)
+    world.ops["caaspp"] = caaspp
     _record(engine, world, vault, None)
     note = _note(engine, world)
     assert note.self_coordinated
@@ -351,7 +361,7 @@ def test_credentials_an_earlier_version_invented_are_kept_as_history(
     url = pg_url if flavour == "postgresql" else f"sqlite:///{tmp_path / 'old.db'}"
     engine = db.make_engine(url)
     try:
-        db.upgrade(engine, "0012")
+        db.upgrade(engine, "i17_operator_keys")  # the revision before this one
         world = credentials_world.build(engine)
         with engine.begin() as connection:
             connection.execute(
@@ -380,12 +390,11 @@ def test_credentials_an_earlier_version_invented_are_kept_as_history(
         engine.dispose()
 
 
-def test_two_coordinators_recording_at_once_get_one_credential(any_url, vault):
+def test_two_coordinators_recording_at_once_get_one_credential(migrated_url, vault):
     import threading
 
-    engine = db.make_engine(any_url)
+    engine = db.make_engine(migrated_url)
     try:
-        db.upgrade(engine)
         world = credentials_world.build(engine)
         start = threading.Barrier(2)
         outcomes: list[object] = []

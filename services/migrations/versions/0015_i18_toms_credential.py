@@ -2,7 +2,7 @@
 console-made credentials kept as history only
 
 Revision ID: i18_toms_credential
-Revises: 0013n
+Revises: i17_operator_keys
 Create Date: 2026-11-29 17:20:00
 """
 
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = 'i18_toms_credential'
-down_revision: str | None = '0013n'
+down_revision: str | None = 'i17_operator_keys'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
