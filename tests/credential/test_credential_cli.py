@@ -149,3 +149,18 @@ def test_import_api_without_secret_flags_uses_the_recorded_credential(engine, se
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_scheduler_verifies_what_was_recorded_while_toms_was_down(engine, settings, tmp_path):
+    world = credentials_world.build(engine)
+    port = free_port()
+    config = _config(tmp_path, token_url(port).removesuffix("/api/v1/token"))
+    assert "Recorded UNVERIFIED" in _record(settings, config, SECRET).stdout
+    with TokenServer(port, accepted=(USERNAME, SECRET)) as toms:
+        scan = _cli(settings, config, "scheduler", "--once")
+        assert scan.returncode == 0, scan.stderr
+        assert toms.requests == 1
+    state = credentials.status(engine, world.lea_id)
+    assert state.verified and SECRET not in scan.stdout + scan.stderr
+    [entry] = credentials.history(engine, world["caaspp"], world.lea_id)
+    assert entry.verified_by == "scheduler"

@@ -86,6 +86,22 @@ def test_credential_notices_go_to_both_coordinators() -> None:
     assert all(p.subject == "credential:7" and p.event_on == EXPIRY for p in planned)
 
 
+def test_unverified_for_a_week_is_a_notice_to_both_then_weekly() -> None:
+    recorded = at(date(2026, 11, 2), 9)
+    fact = CredentialFact(7, 1, at(EXPIRY, 23), recorded, verified=False)
+    policy = ReminderPolicy()
+    assert reminders.plan_unverified(fact, PEOPLE, date(2026, 11, 8), policy) == []
+    week = reminders.plan_unverified(fact, PEOPLE, date(2026, 11, 9), policy)
+    assert {(p.recipient, p.offset, p.due_on) for p in week} == {
+        (r, -7, date(2026, 11, 9)) for r in ("caaspp", "elpac")
+    }
+    assert all(p.kind is NoticeKind.CREDENTIAL_UNVERIFIED for p in week)
+    later = reminders.plan_unverified(fact, PEOPLE, date(2026, 11, 20), policy)
+    assert {p.offset for p in later} == {-14}
+    verified = CredentialFact(7, 1, at(EXPIRY, 23), recorded, verified=True)
+    assert reminders.plan_unverified(verified, PEOPLE, date(2026, 11, 20), policy) == []
+
+
 def test_ssr_deadline_counts_working_days_and_skips_holidays() -> None:
     calendar = WorkingCalendar([date(2026, 5, 25)])  # Memorial Day
     received = date(2026, 5, 1)  # a Friday
@@ -316,6 +332,20 @@ def test_every_notice_text_renders_in_every_language(language: str) -> None:
     assert all("Ranchos" in t.subject and "2027" in t.subject for t in texts)
     assert "12" in texts[-1].subject and "ELPAC" in texts[-1].body
     assert texts[1].body != render(notice(NoticeKind.CREDENTIAL_EXPIRY, 3), "Ranchos").body  # late
+    if language == "en":  # what TOMS asks: regenerate it there, then record it here
+        assert texts[0].body.split("\n\n")[1].startswith("Regenerate the credential in TOMS")
+        assert "record it in SSR Console" in texts[0].body
+    others = [
+        render(notice(kind, 0), "Ranchos")
+        for kind in (
+            NoticeKind.CREDENTIAL_UNVERIFIED,
+            NoticeKind.RESET_NOTE,
+            NoticeKind.RESET_EMERGENCY,
+        )
+    ]
+    assert len({t.subject for t in others}) == 3
+    assert all("Ranchos" in t.subject for t in others)
+    assert all("ELPAC" in t.subject for t in others[1:])  # the requester's program
 
 
 def test_pending_groups_agree_on_both_databases(any_engine) -> None:  # type: ignore[no-untyped-def]
