@@ -1,4 +1,5 @@
-"""Import SSRs from TOMS bulk downloads: `/`, type a path, watch the counts, read every refusal.
+"""Import SSRs from TOMS bulk downloads (`/`, type a path) or from the TOMS-style API with the
+credential recorded on the Credential screen (`t`); watch the counts, read every refusal.
 
 The import runs in a thread worker that calls ``services.intake.importer``; its progress arrives through
 the service's callback (posted back to the UI thread) and is also committed to the database, so
@@ -8,6 +9,7 @@ Leaving the screen does not stop an import: updates for a screen no longer shown
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -21,9 +23,12 @@ from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
 from services.access.permissions import school_scope
-from services.core.errors import ConsoleError
+from services.core import toms, vault
+from services.core.errors import ConsoleError, InvalidInput
+from services.credential import lifecycle as credentials
 from services.intake import importer as intake
 from services.intake.importer import GroupCount, ImportSummary, Progress, Refused
+from services.intake.toms_api import TomsClient
 from widgets.plain import PlainTable, plain
 
 MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the database
@@ -38,7 +43,10 @@ class ImportReportsScreen(ConsoleScreen):
     ImportReportsScreen #exceptions { width: 2fr; }
     ImportReportsScreen #summary { width: 1fr; min-width: 24; }
     """
-    BINDINGS = [Binding("slash", "focus_paths", "Path", show=True)]
+    BINDINGS = [
+        Binding("slash", "focus_paths", "Path", show=True),
+        Binding("t", "from_api", "From TOMS", tooltip="Fetch from the TOMS API ([toms] url)"),
+    ]
 
     def compose_body(self) -> ComposeResult:
         yield Input(
@@ -64,27 +72,36 @@ class ImportReportsScreen(ConsoleScreen):
         if not paths:
             self.notify("Type the path of a zip file, a folder or a PDF", severity="warning")
             return
+        if self._starting():
+            self._run_import(paths)
+
+    def action_from_api(self) -> None:
+        if self._starting():
+            self._run_import(None)
+
+    def _starting(self) -> bool:
         if any(w.name == "import" and w.is_running for w in self.workers):
             self.notify("An import is already running", severity="warning")
-            return
+            return False
         self.query_one("#exceptions", DataTable).clear()
         self.query_one("#summary", DataTable).clear()
         self.query_one("#stats", Static).update("Starting…")
-        self._run_import(paths)
+        return True
 
     @work(thread=True, exclusive=True, name="import")
-    def _run_import(self, paths: list[Path]) -> None:
-        """Off the UI thread: the service does the work and reports through the callback."""
+    def _run_import(self, paths: list[Path] | None) -> None:
+        """Off the UI thread: the service does the work and reports through the callback.
+        ``paths`` None: from the TOMS API, with the LEA's recorded credential."""
         ctx = self.ctx
+        report = lambda p: self._post(self._show_progress, p)  # noqa: E731
         try:
             scope = intake.scope_for(ctx.engine, ctx.operator)
-            summary = intake.import_paths(
-                ctx.engine,
-                ctx.settings,
-                paths,
-                scope,
-                progress=lambda p: self._post(self._show_progress, p),
-            )
+            if paths is None:
+                summary = asyncio.run(self._from_api(scope, report))
+            else:
+                summary = intake.import_paths(
+                    ctx.engine, ctx.settings, paths, scope, progress=report
+                )
         except intake.ImportStopped as error:  # begun, then stopped: the message says what was kept
             self._post(self._failed, str(error), "")
             return
@@ -92,6 +109,22 @@ class ImportReportsScreen(ConsoleScreen):
             self._post(self._failed, str(error))
             return
         self._post(self._show_summary, summary)
+
+    async def _from_api(
+        self, scope: intake.Scope, report: Callable[[Progress], None]
+    ) -> ImportSummary:
+        settings = self.ctx.settings
+        url = toms.api_url(settings)
+        if url is None:
+            raise InvalidInput("No TOMS API is configured: set [toms] url")
+        username, secret = credentials.api_credential(
+            self.ctx.engine, self.ctx.operator.lea_id, vault.load(settings)
+        )
+        hosts = toms.download_hosts(settings)
+        async with TomsClient(url, username, secret, download_hosts=hosts) as client:
+            return await intake.import_from_api(
+                self.ctx.engine, settings, client, scope, progress=report
+            )
 
     def _post(self, show: Callable[..., None], *args: object) -> None:
         """Hand a result to the UI thread; once the operator has left the screen (or closed the

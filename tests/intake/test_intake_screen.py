@@ -108,3 +108,46 @@ async def test_leaving_the_screen_does_not_stop_the_import(
             await pilot.pause(0.1)
         assert run is not None and (run.status, run.stored) == ("finished", 6)
         assert not screen.is_attached
+
+
+async def test_import_screen_fetches_from_the_toms_api_with_the_recorded_credential(
+    engine: Engine, settings: Settings
+) -> None:
+    """`t` on the Import screen: the API in ``[toms] url``, the credential recorded for the LEA
+    (sealed in the vault), nothing typed."""
+    import threading
+    from dataclasses import replace
+    from http.server import ThreadingHTTPServer
+
+    from services.core import vault
+    from services.credential import lifecycle as credentials
+    from tests.intake.test_toms_api import SECRET, USERNAME, Toms, handler_for
+
+    seed_roster(engine)
+    operator = coordinator(engine)
+    state = Toms({f"{ssid}.pdf": ssr(ssid) for ssid in SSIDS[:3]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    wired = replace(settings, extra={**settings.extra, "toms": {"url": url}})
+    credentials.record(
+        engine, operator, 1, vault.load(wired), None, username=USERNAME, secret=SECRET
+    )
+    try:
+        app = SSRConsoleApp(ConsoleContext(engine, wired, operator))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("i")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ImportReportsScreen)
+            await pilot.press("t")
+            await pilot.pause()
+            await screen.workers.wait_for_complete()
+            await pilot.pause()
+            stats = str(screen.query_one("#stats", Static).render())
+            assert "finished" in stats and "matched 3" in stats, stats
+        assert state.tokens_issued >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
