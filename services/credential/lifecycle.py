@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
@@ -725,18 +726,18 @@ def current_credentials(engine: Engine, *, batch: int = 1000) -> Iterator[Curren
     after = 0
     while True:
         with Session(engine) as session:
-            rows = session.exec(
-                select(
-                    Credential.lea_id,
-                    Credential.id,
-                    Credential.expires_at,
-                    Credential.created_at,
-                    Credential.verified_at,
+            rows = session.execute(
+                sa.select(
+                    col(Credential.lea_id),
+                    col(Credential.id),
+                    col(Credential.expires_at),
+                    col(Credential.created_at),
+                    col(Credential.verified_at),
                 )
                 .where(
                     col(Credential.revoked_at).is_(None),
-                    Credential.origin == Origin.TOMS,
-                    Credential.lea_id > after,
+                    col(Credential.origin) == Origin.TOMS,
+                    col(Credential.lea_id) > after,
                 )
                 .order_by(col(Credential.lea_id))
                 .limit(batch)

@@ -188,9 +188,8 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
     day = format_date(notice.event_on, format="full", locale=language)
     if notice.kind in _CREDENTIAL_TEXTS:
         prefix = _CREDENTIAL_TEXTS[notice.kind]
-        values = {"lea": lea_name, "program": notice.program, "date": day}
-        subject = texts[f"{prefix}_subject"].format(**values)
-        body = texts[f"{prefix}_body"].format(**values)
+        subject = texts[f"{prefix}_subject"].format(lea=lea_name, program=notice.program, date=day)
+        body = texts[f"{prefix}_body"].format(lea=lea_name, program=notice.program, date=day)
     elif notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
         key = (
             "cred_before"
