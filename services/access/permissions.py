@@ -17,6 +17,7 @@ class Permission(enum.StrEnum):
     VIEW_CREDENTIAL_STATUS = "view credential status"
     CHOOSE_PLAN = "choose the distribution plan"
     IMPORT_REPORTS = "import score reports"
+    IMPORT_ROSTER = "import the roster from the SIS"
     RUN_BATCHES = "run delivery batches"
     RESEND = "resend a document or password"
     VIEW_REPORTS = "view aggregate reports"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -35,6 +35,7 @@ class Student(SQLModel, table=True):
     __table_args__ = (
         Index("ix_student_lea_name", "lea_id", "name_key"),
         Index("ix_student_school_grade", "school_id", "grade"),
+        Index("ix_student_lea_sis", "lea_id", "sis_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     ssid: str = Field(max_length=10, unique=True, index=True)
@@ -48,12 +49,20 @@ class Student(SQLModel, table=True):
     birth_date: date | None = None
     primary_language: str = Field(default="en", max_length=16)
     english_learner: bool = False
+    # From the SIS (services.roster.sis_import): its OneRoster sourcedId, the CALPADS home
+    # language code as given (kept even when the console does not write in that language), the
+    # English language acquisition status, and when a full import no longer listed the student.
+    sis_id: str | None = Field(default=None, max_length=255)
+    home_language_code: str | None = Field(default=None, max_length=8)
+    elas: str | None = Field(default=None, max_length=4)
+    withdrawn_at: datetime | None = None
 
 
 class Guardian(SQLModel, table=True):
     """A parent or guardian: where and how their children's SSRs can reach them."""
 
     __tablename__ = "guardian"
+    __table_args__ = (Index("ix_guardian_lea_sis", "lea_id", "sis_id", unique=True),)
     id: int | None = Field(default=None, primary_key=True)
     lea_id: int = Field(foreign_key="lea.id", index=True)
     first_name: str = Field(max_length=100)
@@ -68,6 +77,11 @@ class Guardian(SQLModel, table=True):
     state: str | None = Field(default=None, max_length=2)
     zip_code: str | None = Field(default=None, max_length=10)
     uses_portal: bool = False
+    # From the SIS: its OneRoster sourcedId; "do not contact" (never sent anything, on any
+    # channel); the household (same students, same normalised mailing address), one envelope each.
+    sis_id: str | None = Field(default=None, max_length=255)
+    do_not_contact: bool = False
+    household: str | None = Field(default=None, max_length=255)
 
 
 class StudentGuardian(SQLModel, table=True):
@@ -78,3 +92,5 @@ class StudentGuardian(SQLModel, table=True):
     guardian_id: int = Field(foreign_key="guardian.id", primary_key=True, index=True)
     relationship: str = Field(default="parent", max_length=40)
     is_primary: bool = True
+    # Custody: whether this guardian may receive this student's records (from the SIS).
+    receives_records: bool = True
