@@ -3,8 +3,10 @@
 ``seed`` builds Sierra Vista Unified School District (Riverside County, CDS 3367990) from a seed
 number: the same seed gives the same rows and the same PDF bytes. Schools scale with the number of
 students (elementary schools test grades 3-5, middle schools 6-8, high schools grade 11). Families
-are generated one at a time and written in chunks through ``roster.BulkRoster``, so 300,000
-students take flat memory.
+are generated one at a time and written, as an SIS exports them, to OneRoster 1.1 CSV and a
+contacts CSV in ``<data_dir>/demo-roster`` (``services.demo.roster_files``); the district's own
+roster import (``services.roster.sis_import``) reads them in, so every demo goes through the door
+a real LEA uses. Both stream, so 300,000 students take flat memory.
 
 Families: preferred language about 55% English, 30% Spanish and 5% each Mandarin, Vietnamese and
 Filipino, with names of that community; about 20% of families have two or three tested children
@@ -43,18 +45,19 @@ from sqlmodel import col
 
 from services.access.tables import Operator, Role
 from services.audit import log as audit
-from services.core import validation
+from services.core import private_files, validation
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
 from services.core.programs import Program
 from services.core.settings import Settings
 from services.demo import names as demo_names
+from services.demo import roster_files, ssr_pdf
 from services.demo import scores as demo_scores
-from services.demo import ssr_pdf
 from services.intake.score_reports import ScoreReport
 from services.roster import records as roster
+from services.roster import sis_import
 from services.roster.records import GuardianIn, StudentIn
-from services.roster.tables import LEA
+from services.roster.tables import LEA, School, Student
 
 LEA_CDS = "3367990"
 LEA_NAME = "Sierra Vista Unified School District"
@@ -147,21 +150,30 @@ def exists(engine: Engine) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _School:
-    id: int
+    sourced_id: str
+    cds: str
     name: str
     level: str
 
 
 @dataclass(slots=True)
 class _Child:
-    data: StudentIn
-    school: str
+    data: StudentIn  # school_id unused: the child's school is ``school``
+    school: _School
 
 
 @dataclass(slots=True)
 class _Family:
     guardians: list[tuple[GuardianIn, str]]  # (guardian, relationship); the first is primary
     children: list[_Child] = field(default_factory=list)
+    first: int = 0  # the family's number, which names its people's sourcedIds
+
+    def as_sis(self) -> roster_files.Family:
+        """The family as its SIS export lists it."""
+        return roster_files.Family(
+            [(f"g{self.first}-{i}", g, role) for i, (g, role) in enumerate(self.guardians)],
+            [(f"s{c.data.ssid}", c.data, c.school.sourced_id) for c in self.children],
+        )
 
 
 def seed(
@@ -189,23 +201,36 @@ def seed(
     started = time.perf_counter()
     summary = SeedSummary(LEA_CDS, LEA_NAME, seed, store=settings.report_store)
     report = (lambda done: progress(done, students)) if progress else (lambda done: None)
-    pool = _pool(workers) if pdfs else None
+    lea_id, schools = _create_district(engine, students, summary)
+    folder = settings.data_dir / "demo-roster"
+    writer = roster_files.Writer(
+        folder, (LEA_CDS, LEA_NAME), [(s.sourced_id, s.cds, s.name) for s in schools]
+    )
     try:
-        lea_id, schools = _create_district(engine, students, summary)
-        families = _Generator(seed, schools).families(students)
-        renderer = _Renderer(pool, engine, settings.report_store, seed, summary, report)
-        for chunk in _chunks(families):
-            with engine.begin() as connection:
-                ids = _insert_chunk(roster.BulkRoster(connection, lea_id), chunk, summary)
-            if pool is None:
-                report(summary.students)
-            else:
-                renderer.submit(chunk, ids)
-                renderer.drain(keep=1)
-        renderer.drain(keep=0)
+        for family in _Generator(seed, schools).families(students):
+            writer.family(family.as_sis())
+            summary.english_learners += sum(c.data.english_learner for c in family.children)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        writer.close()
+    result = sis_import.import_roster(
+        engine,
+        writer.paths,
+        lea_id=lea_id,
+        actor=audit.SYSTEM_ACTOR,
+        scratch=private_files.make_dirs(settings.data_dir / "scratch"),
+    )
+    if result.refused_count:
+        raise InvalidInput(f"The demo's own roster files were refused: {result.refused[0]}")
+    summary.schools = result.schools.new
+    summary.students = result.students.new
+    summary.guardians = result.guardians.new
+    summary.links = result.links.new
+    _create_operators(engine, lea_id)
+    summary.operators = tuple(o[0] for o in OPERATORS)
+    if pdfs:
+        _render(engine, settings, seed, schools, students, summary, report, workers)
+    else:
+        report(summary.students)
     with session_scope(engine) as session:
         summary.seconds = time.perf_counter() - started
         audit.record(
@@ -217,6 +242,38 @@ def seed(
             lea_id=lea_id,
         )
     return summary
+
+
+def _render(
+    engine: Engine,
+    settings: Settings,
+    seed: int,
+    schools: list[_School],
+    students: int,
+    summary: SeedSummary,
+    report: Callable[[int], None],
+    workers: int | None = None,
+) -> None:
+    """Every student's SSRs: the families generated again from the same seed (the same
+    students), matched to the imported rows by SSID, rendered by a process pool."""
+    pool = _pool(workers)
+    try:
+        renderer = _Renderer(pool, engine, settings.report_store, seed, summary, report)
+        for chunk in _chunks(_Generator(seed, schools).families(students)):
+            ssids = [c.data.ssid for f in chunk for c in f.children]
+            with engine.connect() as connection:
+                ids = dict(
+                    connection.execute(
+                        select(col(Student.ssid), col(Student.id)).where(
+                            col(Student.ssid).in_(ssids)
+                        )
+                    ).all()
+                )
+            renderer.submit(chunk, [ids[ssid] for ssid in ssids])
+            renderer.drain(keep=1)
+        renderer.drain(keep=0)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _pool(workers: int | None) -> ProcessPoolExecutor:
@@ -251,15 +308,24 @@ def _school_name(level: str, index: int) -> str:
 def _create_district(
     engine: Engine, students: int, summary: SeedSummary
 ) -> tuple[int, list[_School]]:
-    """The LEA, its schools and the demo operators, in one transaction."""
+    """The LEA, and the schools its SIS export will list (the import creates their rows)."""
     with session_scope(engine) as session:
         lea = roster.create_lea(session, LEA_CDS, LEA_NAME, COUNTY)
-        schools = []
-        for level, count in school_counts(students).items():
-            for index in range(count):
-                code = f"{LEA_CDS}{SCHOOL_CODE_BASE[level] + index * 13:07d}"
-                school = roster.create_school(session, lea, code, _school_name(level, index))
-                schools.append(_School(school.id, school.name, level))  # type: ignore[arg-type]
+        lea_id = lea.id
+    schools = []
+    for level, count in school_counts(students).items():
+        for index in range(count):
+            code = f"{LEA_CDS}{SCHOOL_CODE_BASE[level] + index * 13:07d}"
+            schools.append(_School(f"org-{code}", code, _school_name(level, index), level))
+    return lea_id, schools  # type: ignore[return-value]
+
+
+def _create_operators(engine: Engine, lea_id: int) -> None:
+    """The demo operators, one per role; ``site`` coordinates the first school."""
+    with session_scope(engine) as session:
+        first_school = session.scalar(
+            select(col(School.id)).where(col(School.lea_id) == lea_id).order_by(col(School.id))
+        )
         for username, name, role, language in OPERATORS:
             first, last = name.split(" ", 1)
             session.add(
@@ -267,15 +333,12 @@ def _create_district(
                     username=username,
                     display_name=name,
                     role=role,
-                    lea_id=lea.id,  # type: ignore[arg-type]
-                    school_id=schools[0].id if role is Role.SITE else None,
+                    lea_id=lea_id,
+                    school_id=first_school if role is Role.SITE else None,
                     email=f"{roster.fold(first[0] + last).lower()}@{DOMAIN}",
                     language=validation.language(language),
                 )
             )
-        summary.schools = len(schools)
-        summary.operators = tuple(o[0] for o in OPERATORS)
-        return lea.id, schools  # type: ignore[return-value]
 
 
 def ssid_sequence(seed: int) -> Callable[[int], str]:
@@ -323,7 +386,7 @@ class _Generator:
             other = self._guardian(group, other_surname, language, address, primary.first_name)
             guardians.append((other, "parent"))
         size = min(remaining, 1 if rng.random() < 0.8 else rng.choice((2, 2, 3)))
-        family = _Family(guardians)
+        family = _Family(guardians, first=self.count)
         for _ in range(size):
             family.children.append(self._child(group, surname, language))
         return family
@@ -375,7 +438,7 @@ class _Generator:
         born = date(2019 - grade, 9, 1) + timedelta(days=rng.randrange(365))
         data = StudentIn(
             ssid=self.ssid(self.count),
-            school_id=school.id,
+            school_id=0,
             first_name=rng.choice(group.child),
             last_name=surname,
             grade=grade,
@@ -384,7 +447,7 @@ class _Generator:
             birth_date=born,
         )
         self.count += 1
-        return _Child(data, school.name)
+        return _Child(data, school)
 
 
 def _chunks(families: Iterator[_Family]) -> Iterator[list[_Family]]:
@@ -399,29 +462,6 @@ def _chunks(families: Iterator[_Family]) -> Iterator[list[_Family]]:
             chunk, size = [], 0
     if chunk:
         yield chunk
-
-
-def _insert_chunk(
-    loader: roster.BulkRoster, chunk: list[_Family], summary: SeedSummary
-) -> list[int]:
-    """Guardians, students and links of a chunk; returns the student ids in chunk order."""
-    guardian_ids = iter(loader.guardians([g for f in chunk for g, _ in f.guardians]))
-    student_ids = loader.students([c.data for f in chunk for c in f.children])
-    links = []
-    position = 0
-    for family in chunk:
-        family_guardians = [(next(guardian_ids), role) for _, role in family.guardians]
-        for _child in family.children:
-            student_id = student_ids[position]
-            position += 1
-            for index, (guardian_id, role) in enumerate(family_guardians):
-                links.append((student_id, guardian_id, role, index == 0))
-    loader.links(links)
-    summary.guardians += sum(len(f.guardians) for f in chunk)
-    summary.students += len(student_ids)
-    summary.english_learners += sum(c.data.english_learner for f in chunk for c in f.children)
-    summary.links += len(links)
-    return student_ids
 
 
 def address_block(guardians: list[GuardianIn]) -> tuple[str, ...]:
@@ -473,7 +513,7 @@ class _Renderer:
         for family in chunk:
             block = address_block([g for g, _ in family.guardians])
             for child in family.children:
-                for program, report in ssr_inputs(child.data, child.school, block, self.seed):
+                for program, report in ssr_inputs(child.data, child.school.name, block, self.seed):
                     inputs.append(report)
                     owners.append(student_ids[position])
                     programs.append(program)

@@ -39,10 +39,14 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from services.access.permissions import Permission, require
+from services.access.tables import Operator
 from services.audit import log as audit
-from services.core import validation
+from services.core import private_files, validation
 from services.core.columns import utcnow
-from services.core.errors import InvalidInput
+from services.core.errors import InvalidInput, PermissionDenied
+from services.core.settings import Settings
+from services.intake.importer import intake_folders, intake_path
 from services.roster import calpads, households, sis_files
 from services.roster.csv_rows import Refused, Row, rows
 from services.roster.records import GuardianIn, StudentIn, guardian_values, student_values
@@ -313,6 +317,33 @@ def import_roster(
                 transaction.rollback()
                 raise
     return result
+
+
+def import_for(
+    engine: Engine,
+    settings: Settings,
+    operator: Operator,
+    paths: list[str | Path],
+    options: RosterOptions,
+    progress: Progress | None = None,
+) -> RosterResult:
+    """An operator's import into their LEA, reading only from the intake folders (as SSR imports
+    do: ``services.intake.importer.intake_folders``), unpacking zips under the data directory."""
+    require(operator, Permission.IMPORT_ROSTER, lea_id=operator.lea_id)
+    if operator.school_id is not None:
+        raise PermissionDenied("A school's operator cannot import the LEA's roster")
+    folders = intake_folders(settings)
+    targets = [intake_path(path, folders) for path in paths]
+    scratch = private_files.make_dirs(settings.data_dir / "scratch")
+    return import_roster(
+        engine,
+        targets,
+        lea_id=operator.lea_id,
+        actor=audit.Actor.of(operator),
+        scratch=scratch,
+        options=options,
+        progress=progress,
+    )
 
 
 def _flag(value: str, what: str) -> bool | None:
