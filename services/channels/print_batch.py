@@ -283,6 +283,7 @@ class ReportRow:
     """One SSR of one family, as streamed from the database in print order."""
 
     guardian_id: int
+    household: str  # one envelope per household (services.roster.households)
     family_name: str
     language: str
     address: tuple[str, ...]
@@ -324,24 +325,32 @@ def usable_address(guardian: Guardian) -> tuple[str, ...]:
     return tuple(lines)
 
 
+HOUSEHOLD = func.coalesce(col(Guardian.household), sa.cast(col(Guardian.id), sa.String))
+"""SQL: a guardian's household key; one without a shared household is their own."""
+
+
 def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[ReportRow]:
-    """Every pending item's SSRs in print order, streamed (one family's rows are adjacent)."""
+    """Every pending item's SSRs in print order, streamed (one household's rows are adjacent)."""
     family_key = (
         select(
-            col(ChannelItem.guardian_id).label("gid"),
+            HOUSEHOLD.label("household"),
             func.min(School.name).label("school"),
             func.min(Student.grade).label("grade"),
+            func.min(func.coalesce(Guardian.zip_code, "99999")).label("zip"),
+            func.min(Guardian.last_name).label("last"),
+            func.min(Guardian.first_name).label("first"),
+            func.min(Guardian.id).label("gid"),
         )
+        .select_from(ChannelItem)
         .join(Student, col(Student.id) == col(ChannelItem.student_id))
         .join(School, col(School.id) == col(Student.school_id))
+        .join(Guardian, col(Guardian.id) == col(ChannelItem.guardian_id))
         .where(col(ChannelItem.batch_id) == batch.id)
-        .group_by(col(ChannelItem.guardian_id))
+        .group_by(HOUSEHOLD)
         .subquery("family_key")
     )
     ordering: list[Any] = (
-        [family_key.c.school, family_key.c.grade]
-        if order is Order.SCHOOL
-        else [func.coalesce(Guardian.zip_code, "99999")]
+        [family_key.c.school, family_key.c.grade] if order is Order.SCHOOL else [family_key.c.zip]
     )
     statement = (
         sa.select(
@@ -355,7 +364,7 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
         .join(Student, col(Student.id) == col(ChannelItem.student_id))
         .join(School, col(School.id) == col(Student.school_id))
         .join(Guardian, col(Guardian.id) == col(ChannelItem.guardian_id))
-        .join(family_key, family_key.c.gid == col(ChannelItem.guardian_id))
+        .join(family_key, family_key.c.household == HOUSEHOLD)
         .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
         .where(
             col(ChannelItem.batch_id) == batch.id,
@@ -366,6 +375,9 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
         )
         .order_by(
             *ordering,
+            family_key.c.last,
+            family_key.c.first,
+            family_key.c.gid,
             col(Guardian.last_name),
             col(Guardian.first_name),
             col(Guardian.id),
@@ -379,6 +391,7 @@ def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[Repor
     for guardian, student, school, year, path in session.execute(statement):
         yield ReportRow(
             guardian_id=guardian.id,
+            household=guardian.household or str(guardian.id),
             family_name=f"{guardian.last_name}, {guardian.first_name}",
             language=guardian.preferred_language,
             address=usable_address(guardian),
@@ -480,7 +493,7 @@ def run(
                 table.writerow(MANIFEST_FIELDS)
             writer = _Writer(engine, batch, options, out_dir, store, sender, result, manifest)
             rows = _rows(s, batch, options.order)
-            for _gid, family in itertools.groupby(rows, key=lambda r: r.guardian_id):
+            for _household, family in itertools.groupby(rows, key=lambda r: r.household):
                 writer.family(list(family))
             writer.close()
     except OSError as error:
@@ -494,7 +507,10 @@ def run(
         mailed = 0
         if options.handling is Handling.MAIL:
             mailed = session.execute(
-                select(func.count(func.distinct(col(ChannelItem.guardian_id)))).where(
+                select(func.count(func.distinct(HOUSEHOLD)))
+                .select_from(ChannelItem)
+                .join(Guardian, col(Guardian.id) == col(ChannelItem.guardian_id))
+                .where(
                     col(ChannelItem.batch_id) == batch_id,
                     col(ChannelItem.state) == ChannelItemState.DONE,
                 )
@@ -644,7 +660,7 @@ class _Writer:
         self.result.mailed += int(self.options.handling is Handling.MAIL)
         self.pages += pages
         self.reports += len(rows)
-        self.states.setdefault(ChannelItemState.DONE, []).append(rows[0].guardian_id)
+        self.states.setdefault(ChannelItemState.DONE, []).extend(_guardians(rows))
         self.lines.append(
             [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
         )
@@ -652,7 +668,7 @@ class _Writer:
     def _skip(self, rows: list[ReportRow], status: Status, state: ChannelItemState) -> None:
         base = self._base(rows)
         self.result.not_printed += 1
-        self.states.setdefault(state, []).append(rows[0].guardian_id)
+        self.states.setdefault(state, []).extend(_guardians(rows))
         self.lines.append([*base, 0, "", "", "", status.value])
         if len(self.lines) >= PROGRESS_EVERY and self.part is None:
             self._commit()
@@ -695,6 +711,11 @@ class _Writer:
         self._commit()
 
 
+def _guardians(rows: list[ReportRow]) -> list[int]:
+    """The guardians of one envelope's items (a household may hold several)."""
+    return sorted({r.guardian_id for r in rows})
+
+
 @dataclass(frozen=True)
 class PrintPreview:
     """What a print batch would hold, before anything is recorded."""
@@ -718,9 +739,9 @@ def preview(
     with Session(engine) as session:
         families, students, without = session.execute(
             select(
-                func.count(func.distinct(chosen.c.gid)),
+                func.count(func.distinct(HOUSEHOLD)),
                 func.count(),
-                func.count(func.distinct(chosen.c.gid)).filter(~HAS_ADDRESS),
+                func.count(func.distinct(HOUSEHOLD)).filter(~HAS_ADDRESS),
             )
             .select_from(chosen)
             .join(Guardian, col(Guardian.id) == chosen.c.gid)

@@ -547,6 +547,10 @@ def resend(engine: Engine, operator: Operator, item_id: int, step: Step, reason:
         if item is None:
             raise NotFound(f"There is no delivery {item_id}")
         guardian = _guardian(session, operator, item.guardian_id)
+        if guardian.do_not_contact:
+            raise InvalidInput(
+                'The SIS marks this guardian "do not contact": nothing is sent to them'
+            )
         if not guardian.email:
             raise InvalidInput("This family has no email address on file; correct it first")
         ledger.request_resend(session, Actor.of(operator), item_id, step, why, guardian.email)

@@ -41,7 +41,7 @@ from services.plan.advisor import (
     recommend,
 )
 from services.plan.tables import DistributionPlan
-from services.roster.facts import HAS_EMAIL, has_text
+from services.roster.facts import HAS_EMAIL, has_text, may_receive
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 MAX_REASON = 500
@@ -293,7 +293,7 @@ def student_channel(engine: Engine, student_id: int) -> Option | None:
         guardian = session.exec(
             select(Guardian)
             .join(StudentGuardian, col(StudentGuardian.guardian_id) == col(Guardian.id))
-            .where(col(StudentGuardian.student_id) == student_id)
+            .where(col(StudentGuardian.student_id) == student_id, may_receive())
             .order_by(col(StudentGuardian.is_primary).desc(), col(Guardian.id))
             .limit(1)
         ).first()

@@ -358,7 +358,11 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
     rows = session.execute(
         select(Student.lea_id, ScoreReport.program, hour, func.count())
         .join(Student, col(Student.id) == ScoreReport.student_id)
-        .where(col(ScoreReport.received_at) >= since, undelivered_clause())
+        .where(
+            col(ScoreReport.received_at) >= since,
+            col(Student.withdrawn_at).is_(None),  # withdrawn: no deadline warnings
+            undelivered_clause(),
+        )
         .group_by(col(Student.lea_id), col(ScoreReport.program), hour)
     ).all()
     counts: dict[tuple[int, Program, date], int] = defaultdict(int)

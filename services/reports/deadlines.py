@@ -58,7 +58,11 @@ def by_program(
         query = (
             select(col(ScoreReport.program), day, func.count())
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
-            .where(col(Student.lea_id) == operator.lea_id, ~report_delivered())
+            .where(
+                col(Student.lea_id) == operator.lea_id,
+                col(Student.withdrawn_at).is_(None),  # withdrawn: no longer ours to deliver
+                ~report_delivered(),
+            )
             .group_by(col(ScoreReport.program), day)
         )
         if (school := school_scope(operator)) is not None:

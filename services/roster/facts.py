@@ -48,8 +48,19 @@ def has_text(value: str | None) -> bool:
     return bool(value and value.strip())
 
 
+def may_receive(link: Any = StudentGuardian) -> ColumnElement[bool]:
+    """SQL: the guardian of ``link`` may be sent this student's reports, on any channel: entitled
+    to the student's records (custody, from the SIS) and not flagged "do not contact"."""
+    barred = aliased(Guardian)  # its own alias: the outer query may hold Guardian too
+    return and_(
+        col(link.receives_records),
+        ~exists().where(barred.id == link.guardian_id, barred.do_not_contact),
+    )
+
+
 def delivery_guardians(students: Any) -> Any:
-    """Per student of ``students`` (columns ``sid``, ``ssrs``): ``gid``, the family's guardian."""
+    """Per student of ``students`` (columns ``sid``, ``ssrs``): ``gid``, the family's guardian,
+    among those who may receive the reports (none: the student has no row)."""
     link = col(StudentGuardian.guardian_id)
     primary = func.min(case((col(StudentGuardian.is_primary), link)))
     return (
@@ -59,6 +70,7 @@ def delivery_guardians(students: Any) -> Any:
             func.coalesce(primary, func.min(link)).label("gid"),
         )
         .join(students, students.c.sid == col(StudentGuardian.student_id))
+        .where(may_receive())
         .group_by(students.c.sid, students.c.ssrs)
         .subquery("family_of")
     )
@@ -71,7 +83,7 @@ def family_guardian(student_id: Any) -> Any:
     primary = func.min(case((col(link.is_primary), link.guardian_id)))
     return (
         select(func.coalesce(primary, func.min(link.guardian_id)))
-        .where(link.student_id == student_id)
+        .where(link.student_id == student_id, may_receive(link))
         .correlate_except(link)
         .scalar_subquery()
     )
@@ -84,7 +96,7 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
         if lea is None:
             raise NotFound(f"No LEA with id {lea_id}")
         scope_name = lea.name
-        in_scope = [col(Student.lea_id) == lea_id]
+        in_scope = [col(Student.lea_id) == lea_id, col(Student.withdrawn_at).is_(None)]
         if school_id is not None:
             school = session.get(School, school_id)
             if school is None or school.lea_id != lea_id:
