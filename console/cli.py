@@ -287,7 +287,9 @@ def _roster(
     if not settings.operator:
         raise InvalidInput("roster import needs an operator: --operator NAME or $SSR_OPERATOR")
     operator = operators.resolve(engine, settings.operator)
-    options = config.roster_options(settings, full=not args.partial, dry_run=args.dry_run)
+    options = sis_import.RosterOptions.from_settings(
+        settings, full=not args.partial, dry_run=args.dry_run
+    )
     result = sis_import.import_for(
         engine,
         settings,

@@ -67,6 +67,8 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
         where = origin.get("database_url", "the default, in the data directory")
         raise InvalidInput(f"database_url (from {where}) {error}") from None
     store = values.pop("store_dir", None)
+    if "roster" in values:
+        values["roster"] = _roster(values["roster"])
     return Settings(
         database_url=database_url,
         data_dir=data_dir,
@@ -78,6 +80,29 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
 
 SECRET_KEYS = ("password", "token", "vault_key")
 """Keys whose value is a secret in whichever table they appear."""
+
+
+def _roster(table: object) -> dict[str, Any]:
+    """``[roster]``: ``preset`` (a SIS contacts CSV layout), ``ssid_user_id_type`` (take the SSID
+    from OneRoster ``userIds`` of this type instead of ``identifier``) and ``[roster.columns]``
+    (the contacts CSV's header names, ``services.roster.sis_columns``), checked here and handed
+    on as plain values: the full column mapping and the userIds type."""
+    from dataclasses import asdict
+
+    from services.roster import sis_columns
+
+    if not isinstance(table, dict):
+        raise InvalidInput("The [roster] configuration must be a table of keys")
+    if unknown := sorted(set(table) - {"preset", "ssid_user_id_type", "columns"}):
+        raise InvalidInput(f"Unknown [roster] setting(s): {', '.join(unknown)}")
+    columns = table.get("columns", {})
+    if not isinstance(columns, dict):
+        raise InvalidInput("[roster.columns] must be a table of column names")
+    user_id_type = table.get("ssid_user_id_type")
+    if user_id_type is not None and (not isinstance(user_id_type, str) or not user_id_type):
+        raise InvalidInput('[roster] ssid_user_id_type must be a userIds type such as "SSID"')
+    mapping = sis_columns.from_config(str(table.get("preset", "generic")), columns)
+    return {"columns": asdict(mapping), "ssid_user_id_type": user_id_type}
 
 
 def _resolve_secrets(values: dict[str, Any], path: Path) -> None:

@@ -103,6 +103,17 @@ class RosterOptions:
     full: bool = True  # students missing from the files are withdrawn
     dry_run: bool = False
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RosterOptions:
+        """From ``[roster]`` as ``console.config`` checked it (plain values in ``extra``)."""
+        table = settings.extra.get("roster") or {}
+        assert isinstance(table, dict)
+        return cls(
+            columns=SisColumns(**table.get("columns", {})),
+            ssid_user_id_type=table.get("ssid_user_id_type"),
+            **overrides,
+        )
+
 
 @dataclass
 class Changes:
