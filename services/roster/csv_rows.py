@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -22,7 +21,6 @@ from services.core.errors import InvalidInput
 MAX_LINE_BYTES = 64 * 1024
 """A roster line is a few hundred bytes; 64 KiB leaves room for long multi-valued cells."""
 
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _WIDE_BOMS = {
     codecs.BOM_UTF32_LE: "UTF-32",
     codecs.BOM_UTF32_BE: "UTF-32",
@@ -47,13 +45,20 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One record: its first line number and its cells by (stripped) header name."""
+    """One record: its first line number and its cells, found by header name through ``index``
+    (shared by every row of a file, so a row costs no dictionary of its own)."""
 
     line: int
-    cells: dict[str, str]
+    values: list[str]
+    index: dict[str, int]
 
     def get(self, column: str) -> str:
-        return self.cells.get(column, "").strip()
+        position = self.index.get(column)
+        return self.values[position].strip() if position is not None else ""
+
+    @property
+    def cells(self) -> dict[str, str]:
+        return {name: self.values[i] for name, i in self.index.items()}
 
 
 class _Lines:
@@ -63,6 +68,7 @@ class _Lines:
         self.stream = stream
         self.number = 0
         self.overlong: list[int] = []
+        self.not_utf8 = False  # since the record began
 
     def __iter__(self) -> Iterator[str]:
         while True:
@@ -76,7 +82,11 @@ class _Lines:
                     pass
                 yield "\n"
                 continue
-            yield raw.decode("utf-8", "surrogateescape")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.not_utf8 = True
+                yield raw.decode("utf-8", "surrogateescape")
 
 
 def rows(stream: IO[bytes], name: str, required: tuple[str, ...]) -> Iterator[Row | Refused]:
@@ -101,9 +111,11 @@ def rows(stream: IO[bytes], name: str, required: tuple[str, ...]) -> Iterator[Ro
     lines = _Lines(stream)
     reader = csv.reader(lines)
     header: list[str] | None = None
+    index: dict[str, int] = {}
     end = 0
     while True:
         start = end + 1
+        lines.not_utf8 = False
         try:
             record = next(reader)
         except StopIteration:
@@ -120,25 +132,26 @@ def rows(stream: IO[bytes], name: str, required: tuple[str, ...]) -> Iterator[Ro
             continue
         if not record or record == [""]:
             continue
-        if any(_NOT_UTF8.search(cell) for cell in record):
+        if lines.not_utf8:
             if header is None:
                 raise InvalidInput(f"{name}: the header is not UTF-8; save the file as UTF-8")
             yield Refused(
                 name,
                 start,
                 "holds bytes that are not UTF-8 (Windows-1252 accents?); the file must be UTF-8",
-                dict(zip(header, record, strict=False)),
+                {name: record[i] for name, i in index.items() if i < len(record)},
             )
             continue
         if header is None:
             header = [cell.strip() for cell in record]
             if missing := [c for c in required if c not in header]:
                 raise InvalidInput(f"{name} lacks the column(s) {', '.join(missing)}")
+            index = {column: i for i, column in enumerate(header)}
             continue
         if len(record) != len(header):
             yield Refused(name, start, f"has {len(record)} fields; the header has {len(header)}")
             continue
-        yield Row(start, dict(zip(header, record, strict=True)))
+        yield Row(start, record, index)
     if header is None:
         raise InvalidInput(f"{name} is empty: it needs a header line")
 

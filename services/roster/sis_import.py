@@ -17,7 +17,7 @@ over (they have no SSRs), and counted.
 
 Memory stays flat whatever the district's size: every file is streamed (``csv_rows``), rows are
 written in batches of ``BATCH``, and what the passes need to remember (students and guardians
-seen, links, the SIS contacts rows) lives in temporary tables on the import's own connection.
+seen, links, the SIS contacts rows, the students' links) lives in temporary tables on the import's own connection.
 The whole import is one transaction: a dry run rolls it back, a real run commits it with one
 audit event holding the counts.
 """
@@ -252,6 +252,14 @@ _seen_link = sa.Table(
     sa.Column("receives_records", sa.Boolean, nullable=False),
     prefixes=["TEMPORARY"],
 )
+_agents = sa.Table(
+    "roster_agents",
+    _temp,
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("sis_id", sa.String(255), nullable=False),
+    sa.Column("agents", sa.Text, nullable=False),
+    prefixes=["TEMPORARY"],
+)
 _births = sa.Table(
     "roster_births",
     _temp,
@@ -448,7 +456,7 @@ class _Import:
         required.append("userIds" if self.options.ssid_user_id_type else "identifier")
         chunk: list[Row] = []
         read = 0
-        # users.csv is read three times: its unreadable lines are reported by the first pass
+        # users.csv is read twice: its unreadable lines are reported by the first pass
         refused = self._unreadable_user if phase == "students" else (lambda item: None)
         for row in self._read(path, tuple(required), refused):
             read += 1
@@ -600,6 +608,13 @@ class _Import:
         path = self.files.users
         assert path is not None
         for chunk in self._users(("student",), "students"):
+            staged = [
+                {"line": r.line, "sis_id": r.get("sourcedId"), "agents": r.get("agentSourcedIds")}
+                for r in chunk
+                if r.get("agentSourcedIds")
+            ]
+            if staged:  # read back by the links pass, instead of reading users.csv a third time
+                self.c.execute(insert(_agents), staged)
             parsed: list[tuple[Row, StudentIn, str]] = []
             skipped: list[str] = []
             for row in chunk:
@@ -915,7 +930,7 @@ class _Import:
     def _student_links(self) -> None:
         path = self.files.users
         assert path is not None
-        for chunk in self._users(("student",), "links"):
+        for chunk in self._staged_agents():
             wanted = {row.get("sourcedId"): row for row in chunk if row.get("agentSourcedIds")}
             if not wanted:
                 continue
@@ -950,6 +965,20 @@ class _Import:
                         },
                     )
             self._merge_links(pairs)
+
+    def _staged_agents(self) -> Iterator[list[Row]]:
+        """The students' ``agentSourcedIds`` as the students pass kept them, in file order."""
+        index = {"sourcedId": 0, "agentSourcedIds": 1}
+        after = 0
+        while page := self.c.execute(
+            select(_agents.c.line, _agents.c.sis_id, _agents.c.agents)
+            .where(_agents.c.line > after)
+            .order_by(_agents.c.line)
+            .limit(BATCH)
+        ).all():
+            yield [Row(line, [sis_id, agents], index) for line, sis_id, agents in page]
+            after = page[-1][0]
+            self.progress("links", after)
 
     def _seen_guardians(self, sis_ids: list[str]) -> list[tuple[int, str, str]]:
         """Guardians of this run by sourcedId: (id, sourcedId, role as the relationship)."""
