@@ -20,6 +20,7 @@ from services.delivery.sms_gateway import SmsConfig
 from services.delivery.worker import WorkerConfig
 from services.intake.importer import IntakeOptions
 from services.plan.advisor import Rates
+from services.roster.sis_import import RosterOptions
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -48,3 +49,6 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     assert isinstance(configured_rates(settings), Rates)
     assert settings.extra["ssh"]["port"] == 2222
     assert toms.download_hosts(settings) == ("ssr-storage.example.org",)
+    roster = RosterOptions.from_settings(settings)
+    assert roster.ssid_user_id_type == "SSID"
+    assert roster.columns.home_language == "HomeLanguageCode" and roster.columns.ssid == "ssid"
