@@ -77,27 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.cpu_count(),
         help="processes checking PDFs (default: cores)",
     )
-    roster = commands.add_parser("roster", help="the roster from the SIS").add_subparsers(
-        dest="roster_command"
-    )
-    roster_import = roster.add_parser(
-        "import",
-        help="import OneRoster 1.1 CSV (zip or folder) and the SIS contacts CSV",
-        description="Students are matched by SSID and guardians by sourcedId: importing again "
-        "updates them. Files must be UTF-8 and lie in an intake folder. A student missing from "
-        "a full import is withdrawn (kept, out of new batches and deadlines).",
-    )
-    roster_import.add_argument(
-        "paths", nargs="+", metavar="PATH", help="OneRoster zip or folder, and the contacts CSV"
-    )
-    roster_import.add_argument(
-        "--dry-run", action="store_true", help="show new, changed and missing; write nothing"
-    )
-    roster_import.add_argument(
-        "--partial",
-        action="store_true",
-        help="the files hold part of the LEA (one school): withdraw nobody",
-    )
     worker = commands.add_parser("worker", help="run delivery batches: package and send")
     worker.add_argument(
         "--once", action="store_true", help="exit when nothing is due within a minute"
@@ -157,8 +136,6 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         return _serve_ssh(args, engine, settings)
     if command == "import":
         return _import(args, engine, settings)
-    if command == "roster":
-        return _roster(parser, args, engine, settings)
     if command == "worker":
         return _worker(args, engine, settings)
     if command == "scheduler":
@@ -272,41 +249,6 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, scope, op
         return await intake.import_from_api(
             engine, settings, client, scope, options=options, progress=_import_progress
         )
-
-
-def _roster(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, engine, settings: Settings
-) -> int:  # type: ignore[no-untyped-def]
-    from services.access import operators
-    from services.roster import sis_import
-
-    if args.roster_command != "import":
-        parser.error("roster needs a subcommand: import")
-    if db.needs_upgrade(engine):
-        raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
-    if not settings.operator:
-        raise InvalidInput("roster import needs an operator: --operator NAME or $SSR_OPERATOR")
-    operator = operators.resolve(engine, settings.operator)
-    options = sis_import.RosterOptions.from_settings(
-        settings, full=not args.partial, dry_run=args.dry_run
-    )
-    result = sis_import.import_for(
-        engine,
-        settings,
-        operator,
-        [Path(p).absolute() for p in args.paths],  # relative to here, not to the inbox
-        options,
-        lambda phase, done: _say(
-            f"reading users.csv ({phase}): {done:,} lines", end="", file=sys.stderr, overwrite=True
-        ),
-    )
-    _say("", file=sys.stderr)
-    for refused in result.refused:
-        _say(f"refused {refused}", file=sys.stderr)
-    if result.refused_count > len(result.refused):
-        _say(f"... and {result.refused_count - len(result.refused):,} more", file=sys.stderr)
-    _say(result)
-    return 0
 
 
 def _import_progress(progress) -> None:  # type: ignore[no-untyped-def]
