@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.core import private_files
 from services.core.errors import InvalidInput
 from services.intake import zip_safety
 
@@ -89,7 +90,7 @@ def _unzip(found: RosterFiles, archive: Path, scratch: Path) -> None:
         if base not in ONEROSTER:
             continue
         target = scratch / f"{len(found.names)}-{base}"
-        with open(target, "wb") as out:
+        with open(target, "wb", opener=private_files.opener) as out:
             entry.stream.seek(0)
             shutil.copyfileobj(entry.stream, out)
         _put(found, base, target, entry.source)
