@@ -1,8 +1,8 @@
 """roster import from the SIS: sourcedIds, CALPADS language and ELAS, withdrawal, custody,
 do-not-contact and households
 
-Revision ID: 0015_roster
-Revises: i17_operator_keys
+Revision ID: 0016_roster
+Revises: i18_toms_credential
 Create Date: 2026-11-29 17:10:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0015_roster"
-down_revision: str | None = "i17_operator_keys"
+revision: str = "0016_roster"
+down_revision: str | None = "i18_toms_credential"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
