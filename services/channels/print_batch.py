@@ -332,7 +332,7 @@ HOUSEHOLD = func.coalesce(col(Guardian.household), sa.cast(col(Guardian.id), sa.
 def _rows(session: Session, batch: ChannelBatch, order: Order) -> Iterator[ReportRow]:
     """Every pending item's SSRs in print order, streamed (one household's rows are adjacent)."""
     family_key = (
-        select(
+        sa.select(
             HOUSEHOLD.label("household"),
             func.min(School.name).label("school"),
             func.min(Student.grade).label("grade"),

@@ -38,6 +38,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
@@ -269,7 +270,7 @@ def _render(
                         )
                     ).all()
                 )
-            renderer.submit(chunk, [ids[ssid] for ssid in ssids])
+            renderer.submit(chunk, [cast(int, ids[ssid]) for ssid in ssids])
             renderer.drain(keep=1)
         renderer.drain(keep=0)
     finally:

@@ -13,7 +13,7 @@ import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from services.core import private_files
 from services.roster.records import GuardianIn, StudentIn
@@ -105,7 +105,7 @@ class Writer:
             ),
         )
 
-    def _open(self, path: Path, header: tuple[str, ...]) -> csv.writer:  # type: ignore[valid-type]
+    def _open(self, path: Path, header: tuple[str, ...]) -> Any:  # a csv writer
         stream = open(path, "w", newline="", encoding="utf-8", opener=private_files.opener)  # noqa: SIM115 - closed in close()
         self._files.append(stream)
         writer = csv.writer(stream)

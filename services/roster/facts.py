@@ -54,7 +54,7 @@ def may_receive(link: Any = StudentGuardian) -> ColumnElement[bool]:
     barred = aliased(Guardian)  # its own alias: the outer query may hold Guardian too
     return and_(
         col(link.receives_records),
-        ~exists().where(barred.id == link.guardian_id, barred.do_not_contact),
+        ~exists().where(col(barred.id) == link.guardian_id, col(barred.do_not_contact)),
     )
 
 

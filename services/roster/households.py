@@ -13,8 +13,9 @@ APARTMENT -> APT, SUITE -> STE; ZIP+4 compared on its five-digit ZIP).
 from __future__ import annotations
 
 import re
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from services.roster.records import fold
 from services.roster.tables import Guardian, StudentGuardian
@@ -59,28 +60,28 @@ def normalised_address(
 
 def assign(connection: Connection, lea_id: int) -> int:
     """Recompute every household key of the LEA's guardians; returns how many changed."""
-    table = Guardian.__table__  # type: ignore[attr-defined]
+    table = cast(Table, Guardian.__table__)  # type: ignore[attr-defined]
+    links = cast(Table, StudentGuardian.__table__)  # type: ignore[attr-defined]
+    g = table.c
     lowest = (
-        select(func.min(StudentGuardian.student_id))
-        .where(StudentGuardian.guardian_id == Guardian.id)
-        .scalar_subquery()
+        select(func.min(links.c.student_id)).where(links.c.guardian_id == g.id).scalar_subquery()
     )
     changed = 0
     after = 0
     while True:
         page = connection.execute(
             select(
-                Guardian.id,
-                Guardian.address_line1,
-                Guardian.address_line2,
-                Guardian.city,
-                Guardian.state,
-                Guardian.zip_code,
-                Guardian.household,
+                g.id,
+                g.address_line1,
+                g.address_line2,
+                g.city,
+                g.state,
+                g.zip_code,
+                g.household,
                 lowest,
-            )
-            .where(Guardian.lea_id == lea_id, Guardian.id > after)
-            .order_by(Guardian.id)
+            )  # fmt: skip
+            .where(g.lea_id == lea_id, g.id > after)
+            .order_by(g.id)
             .limit(PAGE)
         ).all()
         if not page:

@@ -76,7 +76,7 @@ def _put(found: RosterFiles, kind: str, path: Path, name: str) -> None:
 
 def _unzip(found: RosterFiles, archive: Path, scratch: Path) -> None:
     def spool(size: int):  # type: ignore[no-untyped-def]
-        return tempfile.SpooledTemporaryFile(size, dir=scratch)
+        return tempfile.SpooledTemporaryFile(size, dir=str(scratch))
 
     for entry in zip_safety.read_zip(str(archive), archive.name, spool, ZIP_LIMITS):
         if isinstance(entry, zip_safety.Refusal):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -220,6 +220,13 @@ class RosterResult:
         return "\n".join(lines)
 
 
+_student = cast(sa.Table, Student.__table__)  # type: ignore[attr-defined]
+_guardian = cast(sa.Table, Guardian.__table__)  # type: ignore[attr-defined]
+_school = cast(sa.Table, School.__table__)  # type: ignore[attr-defined]
+_lea = cast(sa.Table, LEA.__table__)  # type: ignore[attr-defined]
+_link = cast(sa.Table, StudentGuardian.__table__)  # type: ignore[attr-defined]
+"""The roster tables as Core tables: the import works in Core, in batches."""
+
 _temp = sa.MetaData()
 _seen_student = sa.Table(
     "roster_seen_student",
@@ -310,7 +317,9 @@ def import_roster(
         with engine.connect() as connection:
             transaction = connection.begin()
             try:
-                lea = connection.execute(select(LEA.cds_code).where(LEA.id == lea_id)).scalar()
+                lea = connection.execute(
+                    select(_lea.c.cds_code).where(_lea.c.id == lea_id)
+                ).scalar()
                 if lea is None:
                     raise InvalidInput(f"No LEA with id {lea_id}")
                 result = RosterResult(lea, options.dry_run, options.full)
@@ -542,7 +551,7 @@ class _Import:
         existing = {
             cds: (school_id, name)
             for school_id, cds, name in self.c.execute(
-                select(School.id, School.cds_code, School.name)
+                select(_school.c.id, _school.c.cds_code, _school.c.name)
             )
         }
         seen: dict[str, int] = {}
@@ -564,12 +573,15 @@ class _Import:
             if cds in existing:
                 school_id, old = existing[cds]
                 if old != name:
-                    self.c.execute(update(School).where(School.id == school_id).values(name=name))
+                    self.c.execute(
+                        update(_school).where(_school.c.id == school_id).values(name=name)
+                    )
                     self.result.schools.note(f"school {cds}", ["name"])
             else:
-                school_id = self.c.execute(
-                    insert(School).values(lea_id=self.lea_id, cds_code=cds, name=name)
-                ).inserted_primary_key[0]
+                inserted = self.c.execute(
+                    insert(_school).values(lea_id=self.lea_id, cds_code=cds, name=name)
+                )
+                school_id = cast(Any, inserted.inserted_primary_key)[0]
                 self.result.schools.new += 1
             self.schools[row.get("sourcedId")] = school_id
 
@@ -675,7 +687,7 @@ class _Import:
         existing = {
             r["ssid"]: r
             for r in self.c.execute(
-                select(Student.__table__).where(Student.ssid.in_(ssids))  # type: ignore[attr-defined]
+                select(Student.__table__).where(_student.c.ssid.in_(ssids))  # type: ignore[attr-defined]
             ).mappings()
         }
         seen = dict(
@@ -754,7 +766,7 @@ class _Import:
             )
         if new:
             ids = self.c.execute(
-                insert(Student).returning(Student.id, sort_by_parameter_order=True),
+                insert(_student).returning(_student.c.id, sort_by_parameter_order=True),
                 [values for _, values in new],
             ).scalars()
             touched += [{"id": i, "line": line} for i, (line, _) in zip(ids, new, strict=True)]
@@ -780,9 +792,9 @@ class _Import:
         if not sis_ids:
             return found, skipped
         for sid, sis_id, ssid, language in self.c.execute(
-            select(Student.id, Student.sis_id, Student.ssid, Student.primary_language)
-            .join(_seen_student, _seen_student.c.id == Student.id)
-            .where(Student.lea_id == self.lea_id, Student.sis_id.in_(sis_ids))
+            select(_student.c.id, _student.c.sis_id, _student.c.ssid, _student.c.primary_language)
+            .join(_seen_student, _seen_student.c.id == _student.c.id)
+            .where(_student.c.lea_id == self.lea_id, _student.c.sis_id.in_(sis_ids))
         ):
             found[sis_id] = (sid, ssid, language)
         skipped.update(
@@ -804,7 +816,7 @@ class _Import:
             r["sis_id"]: r
             for r in self.c.execute(
                 select(Guardian.__table__).where(  # type: ignore[attr-defined]
-                    Guardian.lea_id == self.lea_id, Guardian.sis_id.in_(sis_ids)
+                    _guardian.c.lea_id == self.lea_id, _guardian.c.sis_id.in_(sis_ids)
                 )
             ).mappings()
         }
@@ -884,7 +896,7 @@ class _Import:
             )
         if new:
             ids = self.c.execute(
-                insert(Guardian).returning(Guardian.id, sort_by_parameter_order=True),
+                insert(_guardian).returning(_guardian.c.id, sort_by_parameter_order=True),
                 [values for _, values, _ in new],
             ).scalars()
             touched += [(i, row, kids) for i, (row, _, kids) in zip(ids, new, strict=True)]
@@ -987,9 +999,9 @@ class _Import:
         return [
             (gid, sis_id, role)
             for gid, sis_id, role in self.c.execute(
-                select(Guardian.id, Guardian.sis_id, _seen_guardian.c.relationship)
-                .join(_seen_guardian, _seen_guardian.c.id == Guardian.id)
-                .where(Guardian.lea_id == self.lea_id, Guardian.sis_id.in_(sis_ids))
+                select(_guardian.c.id, _guardian.c.sis_id, _seen_guardian.c.relationship)
+                .join(_seen_guardian, _seen_guardian.c.id == _guardian.c.id)
+                .where(_guardian.c.lea_id == self.lea_id, _guardian.c.sis_id.in_(sis_ids))
             )
         ]
 
@@ -1038,7 +1050,7 @@ class _Import:
         self.c.execute(
             update(link).where(no_primary, link.c.guardian_id == lowest).values(is_primary=True)
         )
-        sg = StudentGuardian.__table__  # type: ignore[attr-defined]
+        sg = _link
         same = sa.and_(sg.c.student_id == link.c.student_id, sg.c.guardian_id == link.c.guardian_id)
         differs = sa.or_(
             sg.c.relationship != link.c.relationship,
@@ -1097,26 +1109,26 @@ class _Import:
     def _missing(self) -> None:
         result = self.result
         gone = sa.and_(
-            Student.lea_id == self.lea_id,
-            Student.withdrawn_at.is_(None),  # type: ignore[union-attr]
-            Student.id.not_in(select(_seen_student.c.id)),  # type: ignore[union-attr]
+            _student.c.lea_id == self.lea_id,
+            _student.c.withdrawn_at.is_(None),  # type: ignore[union-attr]
+            _student.c.id.not_in(select(_seen_student.c.id)),  # type: ignore[union-attr]
         )
         result.missing_students = list(
             self.c.execute(
-                select(Student.ssid).where(gone).order_by(Student.ssid).limit(KEEP_EXAMPLES)
+                select(_student.c.ssid).where(gone).order_by(_student.c.ssid).limit(KEEP_EXAMPLES)
             ).scalars()
         )
         if self.options.full and result.missing_students:
             result.withdrawn = self.c.execute(
-                select(func.count()).select_from(Student).where(gone)
+                select(func.count()).select_from(_student).where(gone)
             ).scalar_one()
-            self.c.execute(update(Student).where(gone).values(withdrawn_at=self.now))
+            self.c.execute(update(_student).where(gone).values(withdrawn_at=self.now))
         result.missing_guardians = self.c.execute(
             select(func.count())
-            .select_from(Guardian)
+            .select_from(_guardian)
             .where(
-                Guardian.lea_id == self.lea_id,
-                Guardian.sis_id.is_not(None),  # type: ignore[union-attr]
-                Guardian.id.not_in(select(_seen_guardian.c.id)),  # type: ignore[union-attr]
+                _guardian.c.lea_id == self.lea_id,
+                _guardian.c.sis_id.is_not(None),  # type: ignore[union-attr]
+                _guardian.c.id.not_in(select(_seen_guardian.c.id)),  # type: ignore[union-attr]
             )
         ).scalar_one()
