@@ -89,7 +89,11 @@ def parse_send_at(text: str, settings: Settings, now: datetime | None = None) ->
 def _recipients(engine: Engine, lea_id: int, selection: Selection) -> Any:
     """One row per family in scope: guardian id, school, language, email, phone. Students are
     chosen by school and grade only: a notice goes out before the SSRs may have arrived."""
-    conditions = [col(Student.lea_id) == lea_id, *family_conditions(engine, lea_id, selection)]
+    conditions = [
+        col(Student.lea_id) == lea_id,
+        col(Student.withdrawn_at).is_(None),  # as services.core.scope: a withdrawn student's family
+        *family_conditions(engine, lea_id, selection),  # ... and a barred guardian are not told
+    ]
     if selection.school_id is not None:
         conditions.append(col(Student.school_id) == selection.school_id)
     if selection.grade is not None:

@@ -38,7 +38,7 @@ from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, Ite
 from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.reports import aggregates as reports
-from services.roster.tables import LEA, Guardian, Student
+from services.roster.tables import LEA, Guardian, Student, StudentGuardian
 from tests.delivery_harness import PASSWORD_LINE, MailSink, worker, write_config
 
 SENDER = "ssr-reports@localhost"  # MailConfig's default from_address: the config names none
@@ -300,3 +300,48 @@ def test_the_notice_says_how_the_password_comes(language: str) -> None:
     assert catalog.gettext(messages.NOTICE_PASSWORD_BY_SMS) in by["sms"]
     assert all("    ssr@district.example.org\n" in body for body in by.values())
     assert all("%(" not in body for body in by.values())
+
+
+def test_no_notice_for_a_withdrawn_students_family_or_a_barred_guardian(
+    world: Engine, tmp_path: Path
+) -> None:
+    """The roster's rules hold for notices as for every channel: a student who left is nobody's
+    reason for a notice, and a guardian without custody or marked "do not contact" gets none."""
+    engine = world
+    caaspp = operators.resolve(engine, "caaspp")
+    with session_scope(engine) as session:
+        links = session.exec(
+            select(StudentGuardian).order_by(col(StudentGuardian.student_id))
+        ).all()
+        children: dict[int, set[int]] = {}
+        for link in links:
+            children.setdefault(link.guardian_id, set()).add(link.student_id)
+        single = [g for g, kids in children.items() if len(kids) == 1]
+        emailed = {g.id for g in families_with_email(engine).values()}
+        withdrawn_family, barred, no_custody = [g for g in single if g in emailed][:3]
+        student = session.get(Student, next(iter(children[withdrawn_family])))
+        assert student is not None
+        student.withdrawn_at = utcnow()
+        guardian = session.get(Guardian, barred)
+        assert guardian is not None
+        guardian.do_not_contact = True
+        for link in links:
+            if link.guardian_id == no_custody:
+                link.receives_records = False
+        session.add_all([student, guardian, *links])
+    batch_id = notices.create(
+        engine,
+        settings_for(engine, tmp_path),
+        caaspp,
+        batches.Selection(),
+        name="Notice",
+        send_at=utcnow(),
+    )
+    with Session(engine) as session:
+        told = set(
+            session.exec(
+                select(DeliveryItem.guardian_id).where(DeliveryItem.batch_id == batch_id)
+            ).all()
+        )
+    assert told and not told & {withdrawn_family, barred, no_custody}
+    assert told == emailed - {withdrawn_family, barred, no_custody}
