@@ -23,6 +23,7 @@ from services.core.channels import Option
 from services.core.columns import utcnow
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
+from services.core.programs import grade_label
 from services.core.validation import GRADES
 from services.plan import coverage
 from services.plan.advisor import Rates, money
@@ -93,7 +94,7 @@ class PaperOrderScreen(ChannelBatchScreen):
 
     def _show_choices(self) -> None:
         school = self.schools[self.school_index][1]
-        grade = "all grades" if self.grade is None else f"grade {self.grade} (a class)"
+        grade = "all grades" if self.grade is None else f"grade {grade_label(self.grade)} (a class)"
         self.query_one("#choices", Static).update(
             plain(f"k School    {school}\nj Grade     {grade}\nf Families  {WHO_TEXT[self.who]}")
         )

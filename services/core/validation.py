@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from services.core import programs
 from services.core.display import UNSAFE, safe_text
 from services.core.errors import InvalidInput
 
@@ -16,8 +17,8 @@ LANGUAGES: dict[str, str] = {
 }
 """Languages the console writes to families in (canonical codes from DESIGN.md)."""
 
-GRADES = (3, 4, 5, 6, 7, 8, 11)
-"""Grades tested by CAASPP summative assessments."""
+GRADES = programs.tested_grades()
+"""Grades some CAASPP or ELPAC summative test is given in (``services.core.programs``): TK to 12."""
 
 _TEN_DIGITS = re.compile(r"[0-9]{10}")
 _SEVEN_DIGITS = re.compile(r"[0-9]{7}")
@@ -74,12 +75,15 @@ def plain_text(value: str, what: str) -> str:
 
 
 def grade(value: int | str) -> int:
+    """A tested grade, as a number (kindergarten 0, TK -1); SIS spellings KG, K, TK and 05 accepted."""
+    text = str(value).strip().upper()
     try:
-        number = int(value)
+        number = programs.GRADE_WORDS[text] if text in programs.GRADE_WORDS else int(text)
     except (TypeError, ValueError):
-        raise InvalidInput(f"Grade must be a number, got {value!r}") from None
+        raise InvalidInput(f"Grade must be a number, K or TK, got {value!r}") from None
     if number not in GRADES:
-        raise InvalidInput(f"Grade {number} is not a tested grade ({', '.join(map(str, GRADES))})")
+        known = ", ".join(map(programs.grade_label, GRADES))
+        raise InvalidInput(f"Grade {number} is not a tested grade ({known})")
     return number
 
 

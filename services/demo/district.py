@@ -49,7 +49,7 @@ from services.audit import log as audit
 from services.core import private_files, validation
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
-from services.core.programs import Program
+from services.core.programs import SMARTER_BALANCED, SUMMATIVE_ELPAC, Program
 from services.core.settings import Settings
 from services.demo import names as demo_names
 from services.demo import roster_files, ssr_pdf
@@ -86,7 +86,14 @@ OPERATORS = (
 )
 """The demo's operators, one per role; ``site`` coordinates the first school."""
 
-LEVELS = {"elementary": (3, 4, 5), "middle": (6, 7, 8), "high": (11,)}
+DEMO_GRADES = SMARTER_BALANCED.grades
+"""The demo's students are in the grades every CAASPP student tests in (Smarter Balanced: 3-8, 11);
+its high schools give CAST in grade 11, one of the three grades the rule allows."""
+LEVELS = {
+    "elementary": tuple(g for g in DEMO_GRADES if g <= 5),
+    "middle": tuple(g for g in DEMO_GRADES if 6 <= g <= 8),
+    "high": tuple(g for g in DEMO_GRADES if g >= 9),
+}
 TESTED_PER_SCHOOL = {"elementary": 150, "middle": 500, "high": 400}
 SCHOOL_CODE_BASE = {"elementary": 6_100_000, "middle": 6_200_000, "high": 3_300_000}
 SSID_SPAN = 9_000_000_000
@@ -287,7 +294,7 @@ def _pool(workers: int | None) -> ProcessPoolExecutor:
 
 def school_counts(students: int) -> dict[str, int]:
     """How many schools of each level a district of ``students`` tested students has."""
-    share = {level: len(grades) / len(validation.GRADES) for level, grades in LEVELS.items()}
+    share = {level: len(grades) / len(DEMO_GRADES) for level, grades in LEVELS.items()}
     return {
         level: max(1, math.ceil(students * share[level] / TESTED_PER_SCHOOL[level]))
         for level in LEVELS
@@ -359,7 +366,7 @@ class _Generator:
         self.rng = random.Random(seed)
         self.ssid = ssid_sequence(seed)
         self.by_grade = {
-            grade: [s for s in schools if grade in LEVELS[s.level]] for grade in validation.GRADES
+            grade: [s for s in schools if grade in LEVELS[s.level]] for grade in DEMO_GRADES
         }
         self.count = 0
 
@@ -432,7 +439,7 @@ class _Generator:
 
     def _child(self, group: demo_names.NameGroup, surname: str, language: str) -> _Child:
         rng = self.rng
-        grade = rng.choice(validation.GRADES)
+        grade = rng.choice(DEMO_GRADES)
         school = rng.choice(self.by_grade[grade])
         primary = language if language != "en" and rng.random() < 0.9 else "en"
         learner = primary != "en" and rng.random() < 0.5
@@ -554,7 +561,7 @@ class _Renderer:
             self.report(self.students_done)
 
 
-_TESTS = {Program.CAASPP: "SB", Program.ELPAC: "SUMMATIVE"}
+_TESTS = {Program.CAASPP: SMARTER_BALANCED.code, Program.ELPAC: SUMMATIVE_ELPAC.code}
 _TITLES = {
     Program.CAASPP: "CAASPP Student Score Report",
     Program.ELPAC: "Summative ELPAC Student Score Report",

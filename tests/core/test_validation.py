@@ -47,7 +47,8 @@ def test_unknown_language_names_the_known_ones() -> None:
 
 def test_grades() -> None:
     assert validation.grade("11") == 11
-    with pytest.raises(InvalidInput, match="Grade 9 is not a tested grade"):
-        validation.grade(9)
+    assert [validation.grade(g) for g in ("TK", "kg", "K", "09", 10, "12")] == [-1, 0, 0, 9, 10, 12]
+    with pytest.raises(InvalidInput, match=r"Grade 13 is not a tested grade \(TK, K, 1, 2, 3, "):
+        validation.grade(13)
     with pytest.raises(InvalidInput, match="Grade must be a number"):
         validation.grade("ten")

@@ -75,7 +75,8 @@ def test_bad_school_cds_codes_are_refused(engine, district):
         ({"ssid": "12345"}, "SSID must be exactly 10 digits, got '12345'"),
         ({"ssid": "12345678901"}, "SSID must be exactly 10 digits"),
         ({"primary_language": "klingon"}, "Unknown language 'klingon'; expected one of en, es"),
-        ({"grade": 9}, "Grade 9 is not a tested grade"),
+        ({"grade": 13}, "Grade 13 is not a tested grade"),
+        ({"grade": "PK"}, "Grade must be a number, K or TK"),
         ({"grade": "five"}, "Grade must be a number"),
         ({"first_name": "  "}, "Student first name must not be empty"),
     ],
@@ -132,3 +133,26 @@ def test_bulk_path_validates_every_row_and_inserts_nothing_on_refusal(engine, di
             BulkRoster(connection, lea.id).students(rows)
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Student)) == 5
+
+
+def test_every_grade_a_summative_test_is_given_in_is_on_the_roster(any_url: str) -> None:
+    """Summative ELPAC is given from (transitional) kindergarten to grade 12, CAST once in high
+    school (10, 11 or 12), the CSA in grades 3-12 (``services.core.programs``): no grade of
+    theirs is refused, as K-2, 9, 10 and 12 were."""
+    from services.core import db
+
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    with session_scope(engine) as session:
+        lea = roster.create_lea(session, "1964733", "Test Unified School District")
+        school = roster.create_school(session, lea, "19647336100001", "Test K-12 Academy")
+    sis = ["TK", "KG", "K", "01", "2", "9", "10", "12", 11]
+    rows = [student(school, ssid=f"30000000{n:02d}", grade=g) for n, g in enumerate(sis)]
+    with engine.begin() as connection:
+        BulkRoster(connection, lea.id).students(rows[1:])
+    with session_scope(engine) as session:
+        roster.create_student(session, session.get(LEA, lea.id), rows[0])
+    with engine.connect() as connection:
+        grades = connection.execute(select(Student.grade).order_by(Student.ssid)).scalars().all()
+    assert grades == [-1, 0, 0, 1, 2, 9, 10, 12, 11]
+    engine.dispose()
