@@ -1,7 +1,8 @@
 """Configuration: a TOML file, then environment variables, then command-line flags (last wins).
 
 The file is ``$SSR_CONSOLE_CONFIG`` or ``config.toml`` in the user's config directory. Keys:
-``database_url``, ``data_dir``, ``operator``, ``store_dir``; every other table or key is kept in
+``database_url``, ``data_dir``, ``operator``, ``store_dir``, and ``[calendar]`` (the school calendar
+the SSR deadlines count on, typed and checked here); every other table or key is kept in
 ``Settings.extra`` for the service that owns it (``[smtp]``, ``[ssh]``...).
 
 Secrets (``password``, ``token``, ``vault_key`` in any table) are best kept out of the file: write
@@ -26,6 +27,7 @@ from sqlalchemy.exc import ArgumentError
 from services.core import db
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
+from services.core.working_days import WorkingCalendar
 
 APP = "ssr-console"
 ENV_PREFIX = "SSR_CONSOLE_"
@@ -69,12 +71,20 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
     store = values.pop("store_dir", None)
     if "roster" in values:
         values["roster"] = _roster(values["roster"])
+    scheduler = values.get("scheduler")
+    if isinstance(scheduler, dict) and "holidays" in scheduler:
+        raise InvalidInput(
+            f"holidays belong in [calendar] now (with last_day_of_instruction and "
+            f"first_day_of_next_year); move them out of [scheduler] in {origin['scheduler']}"
+        )
+    calendar = WorkingCalendar.parse(values.pop("calendar", {}))
     return Settings(
         database_url=database_url,
         data_dir=data_dir,
         operator=values.pop("operator", None),
         store_dir=Path(store) if store else None,
         extra=values,
+        calendar=calendar,
     )
 
 

@@ -15,7 +15,11 @@ Configuration, from the config file::
     [scheduler]
     scan_minutes = 5
     timezone = "America/Los_Angeles"
-    holidays = ["2026-07-03", "2026-09-07"]
+
+    [calendar]        # the school calendar the deadlines count on (services.core.working_days)
+    last_day_of_instruction = 2026-06-04
+    first_day_of_next_year = 2026-08-12
+    holidays = [2026-07-03, 2026-09-07]
 
     [smtp]            # shared with the delivery mailer (services.delivery.mailer.MailConfig)
     host = "smtp.example.org"
@@ -47,7 +51,6 @@ from services.core.columns import utcnow
 from services.core.db import is_sqlite
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
-from services.core.working_days import WorkingCalendar
 from services.credential import lifecycle as credentials
 from services.delivery.mailer import MailConfig
 from services.reminders import scan as reminders
@@ -74,7 +77,7 @@ class SchedulerConfig:
         try:
             policy = ReminderPolicy(
                 timezone=str(section.get("timezone", ReminderPolicy.timezone)),
-                calendar=WorkingCalendar.from_settings(settings),
+                calendar=settings.calendar,
             )
             return cls(
                 scan_minutes=float(section.get("scan_minutes", cls.scan_minutes)),  # type: ignore[arg-type]

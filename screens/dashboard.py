@@ -20,7 +20,6 @@ from textual.widgets import Static
 from screens.base import ConsoleScreen
 from services.core.errors import ConsoleError
 from services.core.validation import LANGUAGES
-from services.core.working_days import WorkingCalendar
 from services.reports import dashboard
 from services.reports.dashboard import DashboardSummary
 from widgets.plain import plain
@@ -105,7 +104,7 @@ class DashboardScreen(ConsoleScreen):
         module, _, function = panel.source.partition(":")
         read = getattr(importlib.import_module(module), function)
         try:
-            extra = [WorkingCalendar.from_settings(self.ctx.settings)] if panel.calendar else []
+            extra = [self.ctx.settings.calendar] if panel.calendar else []
             text = read(self.ctx.engine, self.ctx.operator, *extra)
         except ConsoleError as error:
             text = str(error)

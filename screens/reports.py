@@ -32,7 +32,6 @@ from services.core.columns import utcnow
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.paging import Page
-from services.core.working_days import WorkingCalendar
 from services.delivery import notices
 from services.reports import aggregates as reports
 from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row, Scope
@@ -153,9 +152,7 @@ class ReportsScreen(ConsoleScreen):
     def _read(self, as_of: datetime | None) -> _Figures:
         ctx, scope = self.ctx, self.scope
         rows = reports.coverage(ctx.engine, scope, self.dimension)
-        risk = reports.at_risk_count(
-            ctx.engine, scope, date.today(), WorkingCalendar.from_settings(ctx.settings)
-        )
+        risk = reports.at_risk_count(ctx.engine, scope, date.today(), ctx.settings.calendar)
         costs = [] if scope.group_id else reports.cost_by_channel(ctx.engine, scope)
         told = (
             ""
@@ -368,7 +365,7 @@ class AtRiskScreen(ConsoleScreen):
     def __init__(self, ctx: ConsoleContext, scope: Scope) -> None:
         super().__init__(ctx)
         self.scope = scope
-        self.calendar = WorkingCalendar.from_settings(ctx.settings)
+        self.calendar = ctx.settings.calendar
         self.today = date.today()
 
     def compose_body(self) -> ComposeResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.core.working_days import WorkingCalendar
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,6 +15,8 @@ class Settings:
     operator: str | None = None
     store_dir: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    """The school calendar of ``[calendar]`` that the SSR deadlines count on."""
 
     @property
     def report_store(self) -> Path:

@@ -18,6 +18,7 @@ from email.utils import make_msgid
 from babel.dates import format_date, format_timedelta
 
 from services.core.errors import ConsoleError
+from services.core.programs import Program
 from services.core.validation import LANGUAGES
 from services.delivery import mailer
 from services.delivery.mailer import MailConfig
@@ -33,8 +34,10 @@ class RelayUnavailable(NoticeSendError):
 
 
 # {when}: "in 3 days" or "3 days ago" (Babel); {date}: the expiry day or deadline; {lea}; {count}; {program};
-# {received}: the day the SSRs were received. What to do about an expiring credential is what TOMS
-# asks: regenerate it there, then record it here (seed 001; FACTS.md).
+# {received}: the day the SSRs were received; {rule}: the regulation that sets the deadline. What
+# to do about an expiring credential is what TOMS asks: regenerate it there, then record it here
+# (seed 001; FACTS.md).
+RULES = {Program.CAASPP: "5 CCR § 863", Program.ELPAC: "5 CCR § 11518.15(b)"}
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "cred_before": "SIS-vendor credential for {lea} expires {when} ({date})",
@@ -60,6 +63,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_subject": "{count} {program} score reports for {lea} not yet delivered: due {date}",
         "ssr_body": "{count} {program} Student Score Reports received on {received} have not "
         "been delivered to families. They are due by {date}. Open SSR Console to deliver them.",
+        "ssr_past_subject": "PAST DUE: {count} {program} score reports for {lea} were due {date}",
+        "ssr_past_body": "{count} {program} Student Score Reports received on {received} were due "
+        "to families by {date} ({rule}) and have still not been delivered. Open SSR Console and "
+        "deliver them now.",
         "late": "(This reminder is late: the scheduler was not running when it fell due.)",
     },
     "es": {
@@ -87,6 +94,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_body": "{count} informes de calificaciones {program} recibidos el {received} no se "
         "han entregado a las familias. El plazo vence el {date}. Abra SSR Console para "
         "entregarlos.",
+        "ssr_past_subject": "VENCIDO: {count} informes {program} de {lea} debían entregarse el "
+        "{date}",
+        "ssr_past_body": "{count} informes de calificaciones {program} recibidos el {received} "
+        "debían llegar a las familias a más tardar el {date} ({rule}) y aún no se han entregado. "
+        "Abra SSR Console y entréguelos cuanto antes.",
         "late": "(Este aviso llega tarde: el programador no estaba en marcha cuando correspondía.)",
     },
     "zh_Hans": {
@@ -108,6 +120,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_subject": "{lea} 有 {count} 份 {program} 成绩报告尚未送达：截止 {date}",
         "ssr_body": "{received} 收到的 {count} 份 {program} 学生成绩报告尚未送达家庭，截止日期为 "
         "{date}。请打开 SSR Console 发送。",
+        "ssr_past_subject": "已逾期：{lea} 有 {count} 份 {program} 成绩报告应于 {date} 前送达",
+        "ssr_past_body": "{received} 收到的 {count} 份 {program} 学生成绩报告应于 {date} 前送达家庭"
+        "（{rule}），但至今仍未送达。请立即打开 SSR Console 发送。",
         "late": "（此提醒已延迟：到期时调度程序未运行。）",
     },
     "vi": {
@@ -134,6 +149,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_subject": "{count} báo cáo {program} của {lea} chưa được gửi: hạn {date}",
         "ssr_body": "{count} Báo cáo Điểm Học sinh {program} nhận ngày {received} chưa được gửi "
         "đến các gia đình. Hạn chót là {date}. Mở SSR Console để gửi.",
+        "ssr_past_subject": "QUÁ HẠN: {count} báo cáo {program} của {lea} đã đến hạn ngày {date}",
+        "ssr_past_body": "{count} Báo cáo Điểm Học sinh {program} nhận ngày {received} lẽ ra phải "
+        "đến tay các gia đình trước ngày {date} ({rule}) nhưng vẫn chưa được gửi. Hãy mở SSR "
+        "Console và gửi ngay.",
         "late": "(Lời nhắc này bị trễ: bộ lập lịch không chạy khi đến hạn.)",
     },
     "fil": {
@@ -162,6 +181,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_body": "{count} {program} Student Score Report na natanggap noong {received} ang "
         "hindi pa naihahatid sa mga pamilya. Ang takdang petsa ay {date}. Buksan ang SSR Console "
         "para ihatid ang mga ito.",
+        "ssr_past_subject": "LAMPAS NA: {count} {program} score report ng {lea} ang dapat "
+        "naihatid noong {date}",
+        "ssr_past_body": "{count} {program} Student Score Report na natanggap noong {received} ang "
+        "dapat naihatid sa mga pamilya hanggang {date} ({rule}), ngunit hindi pa rin naihahatid. "
+        "Buksan ang SSR Console at ihatid ang mga ito ngayon.",
         "late": "(Huli ang paalalang ito: hindi tumatakbo ang scheduler nang ito ay dapat ipadala.)",
     },
 }
@@ -214,9 +238,11 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
             "program": notice.program,
             "date": day,
             "received": format_date(_received_on(notice), format="long", locale=language),
+            "rule": RULES[Program(notice.program)],
         }
-        subject = texts["ssr_subject"].format(**values)
-        body = texts["ssr_body"].format(**values)
+        past = "ssr_past_" if notice.offset < 0 else "ssr_"
+        subject = texts[f"{past}subject"].format(**values)
+        body = texts[f"{past}body"].format(**values)
     if notice.late:
         body = f"{body}\n\n{texts['late']}"
     return NoticeText(subject, f"{subject}\n\n{body}\n")

@@ -42,6 +42,11 @@ from services.roster.tables import LEA, Student
 CREDENTIAL_OFFSETS = (14, 7, 3, 1, 0)  # days before expiry (seed 001), then daily after it
 UNVERIFIED_EVERY = credentials.UNVERIFIED_DAYS  # days between "still not verified" notices
 SSR_OFFSETS = (5, 1, 0)  # working days before the delivery deadline
+PAST_DUE_EVERY = 5
+"""Working days between warnings about SSRs past their deadline: the first working day after it,
+then weekly, until they are delivered."""
+PAST_DUE_LOOKBACK_DAYS = 366
+"""Undelivered SSRs received longer ago than this are last season's; the scheduler stops warning."""
 CLAIM_BATCH = 100  # notices claimed per transaction; each is still marked sent on its own
 PROGRAM_COORDINATOR = {Program.CAASPP: Role.LEA_CAASPP, Program.ELPAC: Role.LEA_ELPAC}
 
@@ -167,9 +172,16 @@ def credential_schedule(
 
 
 def ssr_schedule(
-    deadline: date, calendar: WorkingCalendar, offsets: Iterable[int]
+    deadline: date, today: date, calendar: WorkingCalendar, offsets: Iterable[int]
 ) -> list[tuple[int, date]]:
-    return [(offset, calendar.add(deadline, -offset)) for offset in offsets]
+    """Each offset's due day before the deadline; once it has passed, a past-due warning (negative
+    offset: working days late) on its first working day after, then every ``PAST_DUE_EVERY``."""
+    items = [(offset, calendar.add(deadline, -offset)) for offset in offsets]
+    late = calendar.working_days_between(deadline, today)
+    if late >= 1:
+        latest = 1 + PAST_DUE_EVERY * ((late - 1) // PAST_DUE_EVERY)
+        items.append((-latest, calendar.add(deadline, latest)))
+    return items
 
 
 def plan_credential(
@@ -260,13 +272,16 @@ def plan_reset_notes(session: Session, policy: ReminderPolicy) -> list[PlannedNo
 def plan_ssr(
     group: PendingGroup, coordinators: Iterable[Coordinator], today: date, policy: ReminderPolicy
 ) -> list[PlannedNotice]:
-    """Deadline notices for the program's coordinators, one per LEA, program and receipt day."""
+    """Deadline notices for the program's coordinators, one per LEA, program and receipt day;
+    past the deadline, a warning that the SSRs are past due."""
     deadline = policy.calendar.deadline(group.program, group.received_on)
-    if deadline < today or group.pending <= 0:
+    if group.pending <= 0:
         return []
     role = PROGRAM_COORDINATOR[group.program]
     chosen = choose(
-        ssr_schedule(deadline, policy.calendar, policy.ssr_offsets), today, policy.horizon_days
+        ssr_schedule(deadline, today, policy.calendar, policy.ssr_offsets),
+        today,
+        policy.horizon_days,
     )
     return [
         PlannedNotice(
@@ -343,13 +358,14 @@ def undelivered_clause() -> Any:
 
 
 def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> list[PendingGroup]:
-    """Undelivered SSRs whose deadline is not past, counted per LEA, program and receipt day.
+    """Undelivered SSRs received within ``PAST_DUE_LOOKBACK_DAYS``, past due or not, counted per
+    LEA, program and receipt day.
 
     The database groups by UTC hour (a few rows per import, however many SSRs), and the hours are
     turned into the LEA's local receipt days here, so the count works the same on both databases.
     """
     tz = ZoneInfo(policy.timezone)
-    earliest = policy.calendar.earliest_open_receipt(today) - timedelta(days=1)
+    earliest = today - timedelta(days=PAST_DUE_LOOKBACK_DAYS + 1)
     since = datetime.combine(earliest, datetime.min.time(), tz).astimezone(UTC)
     if session.get_bind().dialect.name == "sqlite":
         hour = func.strftime("%Y-%m-%d %H", ScoreReport.received_at)
@@ -390,6 +406,7 @@ class ScanReport:
     today: date
     credentials: int = 0
     ssr_groups: int = 0
+    past_due: int = 0  # undelivered SSRs already past their deadline
     planned: int = 0
     sent: int = 0
     late: int = 0
@@ -402,7 +419,8 @@ class ScanReport:
 
     def summary(self) -> str:
         return (
-            f"{self.today.isoformat()}: {self.credentials} credentials, {self.ssr_groups} SSR groups; "
+            f"{self.today.isoformat()}: {self.credentials} credentials, {self.ssr_groups} SSR groups"
+            f"{f' ({self.past_due} SSRs PAST DUE)' if self.past_due else ''}; "
             f"planned {self.planned}, sent {self.sent} ({self.late} late, {self.in_doubt} in "
             f"doubt), failed {self.failed}, "
             f"cancelled {self.cancelled}"
@@ -440,6 +458,8 @@ def scan(
         report.ssr_groups = len(groups)
         for group in groups:
             planned += plan_ssr(group, people.get(group.lea_id, ()), today, policy)
+            if policy.calendar.deadline(group.program, group.received_on) < today:
+                report.past_due += group.pending
         open_now = notice_ledger.open_keys(session)
         known = {(k.kind, k.subject, k.offset, k.recipient) for k in open_now}
         fresh = [
@@ -485,8 +505,7 @@ def announce_resets(
 def _cancel_moot(
     session: Session, planned: list[PlannedNotice], open_now: list[notice_ledger.OpenKey]
 ) -> int:
-    """Open notices nothing plans any more: the credential was reset, the SSRs were delivered (or
-    their deadline passed), or the recipient is no longer a coordinator."""
+    """Open notices nothing plans any more: the credential was reset, the SSRs were delivered, or the recipient is no longer a coordinator."""
     wanted = {p.key for p in planned}
     subjects = {p.subject for p in planned}
     reasons: dict[str, list[int]] = defaultdict(list)
@@ -502,7 +521,7 @@ def _cancel_moot(
         elif key.kind in RESET_KINDS:
             reasons["reset was agreed, acknowledged or withdrawn"].append(key.id)
         else:
-            reasons["SSRs delivered or deadline passed"].append(key.id)
+            reasons["SSRs delivered"].append(key.id)
     return sum(notice_ledger.cancel(session, ids, reason) for reason, ids in reasons.items())
 
 

@@ -40,7 +40,7 @@ from services.core.db import is_sqlite, session_scope
 from services.core.errors import InvalidInput
 from services.core.programs import Program
 from services.core.validation import LANGUAGES
-from services.core.working_days import ELPAC_CALENDAR_DAYS, WorkingCalendar
+from services.core.working_days import WorkingCalendar
 from services.delivery.delivered import CHANNEL_DELIVERED, SECURE_DELIVERED, secure_item_carries
 from services.delivery.ledger import (
     BatchKind,
@@ -388,11 +388,11 @@ def risk_cutoffs(
     """Per program, the receipt moment (UTC) before which a unit's deadline falls within
     ``within`` working days of ``today`` (or has passed)."""
     horizon = calendar.add(today, within)
-    caaspp_last = calendar.add(horizon, -20)  # deadline(r) <= horizon  <=>  r <= horizon - 20 wd
-    elpac_last = horizon - timedelta(days=ELPAC_CALENDAR_DAYS)
     return {
-        Program.CAASPP: datetime.combine(caaspp_last + timedelta(days=1), time.min, UTC),
-        Program.ELPAC: datetime.combine(elpac_last + timedelta(days=1), time.min, UTC),
+        program: datetime.combine(
+            calendar.latest_receipt(program, horizon) + timedelta(days=1), time.min, UTC
+        )
+        for program in Program
     }
 
 

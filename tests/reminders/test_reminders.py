@@ -123,7 +123,7 @@ def test_bad_holiday_is_refused_with_its_value() -> None:
     from services.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="2026-13-01"):
-        WorkingCalendar.parse(["2026-07-03", "2026-13-01"])
+        WorkingCalendar.parse({"holidays": ["2026-07-03", "2026-13-01"]})
 
 
 # --- the scan against a real SMTP server ----------------------------------------------------
@@ -257,9 +257,11 @@ def test_ssr_deadline_notices_aggregate_per_receipt_day(engine, smtp) -> None:  
         if n.state is NoticeState.SENT and n.kind is NoticeKind.SSR_DEADLINE
     )
     assert sent == [
+        ("caaspp", "CAASPP", -1, date(2026, 6, 1), 30),  # past due: the first working day after
         ("caaspp", "CAASPP", 0, deadline, 30),
         ("caaspp", "CAASPP", 1, date(2026, 5, 28), 30),
         ("caaspp", "CAASPP", 5, date(2026, 5, 22), 30),
+        ("elpac", "ELPAC", -1, date(2026, 6, 1), 12),
         ("elpac", "ELPAC", 0, date(2026, 5, 31), 12),
         ("elpac", "ELPAC", 1, date(2026, 5, 29), 12),
         ("elpac", "ELPAC", 5, date(2026, 5, 25), 12),
@@ -269,17 +271,21 @@ def test_ssr_deadline_notices_aggregate_per_receipt_day(engine, smtp) -> None:  
         chinese[0]
         == "Los Ranchos Unified 有 30 份 CAASPP 成绩报告尚未送达：截止 2026年5月29日星期五"
     )
-    assert len(smtp.inbox.messages) == 6
+    assert len(smtp.inbox.messages) == 8
 
 
-def test_deadline_passed_during_downtime_cancels_instead_of_sending(engine, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_deadline_passed_during_downtime_sends_one_past_due_warning(engine, smtp) -> None:  # type: ignore[no-untyped-def]
     world = build(engine, date(2027, 12, 1))
     add_reports(engine, world, Program.CAASPP, at(date(2026, 5, 1), 10), 3)
     run(engine, smtp, date(2026, 5, 18))  # plans the 5-, 1- and 0-day notices (deadline May 29)
-    run(engine, smtp, date(2026, 6, 2))  # back after the deadline: nothing to warn about any more
-    assert smtp.inbox.messages == []
-    assert Counter((n.state, n.cancel_reason) for n in ledger(engine)) == {
-        (NoticeState.CANCELLED, "SSRs delivered or deadline passed"): 3
+    run(engine, smtp, date(2026, 6, 2))  # back after the deadline: the SSRs are past due
+    assert [s for _, s in smtp.inbox.subjects()] == [
+        "PAST DUE: 3 CAASPP score reports for Los Ranchos Unified were due Friday, May 29, 2026"
+    ]
+    assert "(5 CCR § 863)" in smtp.inbox.messages[0].get_content()
+    assert Counter((n.state, n.offset < 0) for n in ledger(engine)) == {
+        (NoticeState.CANCELLED, False): 3,  # superseded by the warning
+        (NoticeState.SENT, True): 1,
     }
 
 

@@ -11,17 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
 from services.core import db
+from services.core.programs import Program
 from services.reminders import scheduler_lock
 from services.reminders.ledger import Notice, NoticeState
 from services.reminders.scheduler_lock import LockLost, SchedulerBusy, SchedulerLock
-from tests.reminders_world import SmtpServer, at, build
+from tests.reminders_world import SmtpServer, add_reports, at, build
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPIRY = datetime(2027, 1, 12).date()
@@ -200,13 +201,49 @@ def test_two_schedulers_on_postgresql_the_second_refuses(migrated_pg_url, tmp_pa
 
 
 def test_bad_scheduler_config_is_a_clear_error(tmp_path, migrated_sqlite_url, smtp) -> None:  # type: ignore[no-untyped-def]
-    config = config_file(tmp_path, smtp, '[scheduler]\nholidays = ["July 4th"]\n')
+    config = config_file(tmp_path, smtp, '[calendar]\nholidays = ["July 4th"]\n')
     bad = console(migrated_sqlite_url, config, "scheduler", "--once")
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2
-    assert "Holiday 'July 4th' is not a date like 2026-07-03" in err
+    assert "[calendar] holidays: 'July 4th' is not a date like 2026-07-03" in err
     assert "Traceback" not in err
     config = config_file(tmp_path, smtp, '[scheduler]\ntimezone = "Pacific/Nowhere"\n')
     bad = console(migrated_sqlite_url, config, "scheduler", "--once")
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "Time zone 'Pacific/Nowhere' is unknown" in err
+
+
+@pytest.mark.slow
+def test_scheduler_warns_of_ssrs_past_due_under_the_summer_rule(any_url, tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+    """SSRs received after the last day of instruction are due 20 working days (CAASPP) or 15
+    (ELPAC) into the next school year; the day after, a real ``scheduler --once`` warns."""
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    world = build(engine, EXPIRY)
+    add_reports(engine, world, Program.CAASPP, at(date(2026, 6, 20)), 4)
+    add_reports(engine, world, Program.ELPAC, at(date(2026, 7, 1)), 2, first=10)
+    config = config_file(
+        tmp_path,
+        smtp,
+        "[calendar]\nlast_day_of_instruction = 2026-06-04\nfirst_day_of_next_year = 2026-08-12\n"
+        "holidays = [2026-09-07]\n",
+    )
+    # CAASPP due Wed Sep 9 (day 20 of the year, Labor Day skipped), ELPAC Tue Sep 1 (day 15)
+    url, now = any_url, at(date(2026, 9, 10)).isoformat()
+    run = console(url, config, "scheduler", "--once", "--now", now)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert "(6 SSRs PAST DUE)" in out
+    caaspp = "PAST DUE: 4 CAASPP score reports for Los Ranchos Unified were due Wednesday, "
+    elpac = "VENCIDO: 2 informes ELPAC de Los Ranchos Unified debían entregarse el martes, "
+    assert sorted(smtp.inbox.subjects()) == [
+        ("ana@ranchos.example", caaspp + "September 9, 2026"),
+        ("eli@ranchos.example", elpac + "1 de septiembre de 2026"),
+    ]
+    bodies = {str(m["To"]): m.get_content() for m in smtp.inbox.messages}
+    assert "(5 CCR § 863)" in bodies["ana@ranchos.example"]
+    assert "(5 CCR § 11518.15(b))" in bodies["eli@ranchos.example"]
+    again = console(url, config, "scheduler", "--once", "--now", at(date(2026, 9, 11)).isoformat())
+    again.communicate(timeout=60)
+    assert len(smtp.inbox.messages) == 2  # the next warning is a week of working days later
+    engine.dispose()
