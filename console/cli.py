@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intake.add_argument(
         "--reason", help="why reports whose content changed are kept as new versions"
+    )
+    intake.add_argument(
+        "--received",
+        type=_iso_day,
+        metavar="DATE",
+        help="the day these SSRs became available to the LEA in TOMS (YYYY-MM-DD), from which "
+        "the 5 CCR 863 / 11518.15 deadlines count; default: today",
     )
     intake.add_argument(
         "--workers",
@@ -205,7 +212,11 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     operator = operators.resolve(engine, settings.operator) if settings.operator else None
     scope = intake.scope_for(engine, operator, args.lea)
     options = intake.IntakeOptions.from_settings(
-        settings, name_pattern=args.pattern, version_reason=args.reason, workers=args.workers
+        settings,
+        name_pattern=args.pattern,
+        version_reason=args.reason,
+        workers=args.workers,
+        received_on=args.received,
     )
     if bool(args.paths) == (args.api is not None):
         _say("ssr-console import: give either PATHs or --api URL", file=sys.stderr)
@@ -303,6 +314,14 @@ def _moment(text: str) -> datetime:
             f"not an ISO time like 2027-01-10T08:00-08:00: {text!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso_day(text: str) -> date:
+    """A day for --received, like 2026-07-20."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-07-20: {text!r}") from None
 
 
 def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]

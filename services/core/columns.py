@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite hands them back naive, in UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def enum_column(e: type[enum.Enum], name: str) -> SAEnum:
     # Stored as the value strings (not the Python names), as a VARCHAR with a CHECK on SQLite.
     return SAEnum(e, name=name, values_callable=lambda x: [m.value for m in x], native_enum=False)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -40,12 +40,13 @@ from services.access.permissions import Permission, require, school_scope
 from services.access.tables import Operator
 from services.audit import log as audit
 from services.audit.log import SYSTEM_ACTOR, Actor
-from services.core.columns import utcnow
+from services.core.columns import as_utc, utcnow
 from services.core.errors import ConsoleError, DatabaseUnavailable, InvalidInput, NotFound
 from services.core.private_files import make_dirs
-from services.core.programs import Program
+from services.core.programs import Program, test_code
 from services.core.settings import Settings
 from services.core.validation import language as canonical_language
+from services.core.working_days import receipt_moment
 from services.intake.pdf_checks import Verdict, check_single, limit_memory, open_checked
 from services.intake.records import ImportException, ImportRun, Reason, ReportReceipt, RunStatus
 from services.intake.report_store import ReportStore, sha256_of
@@ -77,6 +78,9 @@ class IntakeOptions:
     commit_every: int = 500
     workers: int = 1  # processes checking single-SSR PDFs; 1 checks them in this process
     keep_free_bytes: int = 64 * MiB  # an import stops before the store's disk has less free
+    received_on: date | None = None
+    """When the files' SSRs became available to the LEA (``import --received``), the day the
+    statutory deadlines count from (``services.core.working_days``); None: the day of import."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IntakeOptions:
@@ -121,6 +125,7 @@ class ReportMeta:
     admin_year: int
     language: str
     ssid: str | None = None
+    received_at: datetime | None = None  # when the API says it became available to the LEA
 
 
 @dataclass(frozen=True)
@@ -419,8 +424,8 @@ class Importer:
             return None
         try:
             return ReportMeta(
-                program=Program(match["program"].upper()),
-                test=match["test"][:40],
+                program=(program := Program(match["program"].upper())),
+                test=test_code(program, match["test"]),
                 admin_year=int(match["year"]),
                 language=canonical_language(match["language"]),
                 ssid=match.groupdict().get("ssid"),
@@ -493,7 +498,7 @@ class Importer:
             return
         reason = ""
         if versions:
-            latest_id, latest_version, _ = versions[-1]
+            latest_id, latest_version, *_ = versions[-1]
             receipt = self.session.get(ReportReceipt, latest_id)
             if receipt is not None and receipt.run_id == self.progress.run_id:
                 self.refuse(
@@ -517,7 +522,7 @@ class Importer:
                 "file_path": relative,
                 "sha256": sha,
                 "size_bytes": len(data),
-                "received_at": utcnow(),
+                "received_at": meta.received_at or self._received_at,
             },
         ).scalar_one()
         self.session.execute(
@@ -534,13 +539,29 @@ class Importer:
         self.progress.bytes_stored += len(data)
         self._pending += 1
 
-    def has_report(self, meta: ReportMeta) -> bool:
-        """Whether any version of this report is stored (API intake skips those: resumption)."""
-        found = self._versions(meta)
-        return found is not None and bool(found[1])
+    @property
+    def _received_at(self) -> datetime:
+        """When a file's SSR became available to the LEA: ``--received``, else now."""
+        day = self.options.received_on
+        return receipt_moment(day) if day is not None else utcnow()
 
-    def _versions(self, meta: ReportMeta) -> tuple[int, list[tuple[int, int, str]]] | None:
-        """The in-scope student with ``meta.ssid`` and the stored versions of this report, or None."""
+    def has_report(self, meta: ReportMeta) -> bool:
+        """Whether the version the API lists is stored already, so API intake skips it (and a
+        run resumes where it stopped): some version received when the API says this one became
+        available, or later. A listing without that date is fetched and compared by content,
+        since a corrected SSR may hide behind it."""
+        if meta.received_at is None:
+            return False
+        found = self._versions(meta)
+        return found is not None and any(
+            as_utc(received) >= meta.received_at for *_, received in found[1]
+        )
+
+    def _versions(
+        self, meta: ReportMeta
+    ) -> tuple[int, list[tuple[int, int, str, datetime]]] | None:
+        """The in-scope student with ``meta.ssid`` and the stored versions of this report (id,
+        version, sha256, received), or None."""
         rows = self.session.execute(
             self._versions_query,
             {
@@ -553,7 +574,7 @@ class Importer:
         ).all()
         if not rows:
             return None
-        return rows[0][0], [(r[1], r[2], r[3]) for r in rows if r[1] is not None]
+        return rows[0][0], [(r[1], r[2], r[3], r[4]) for r in rows if r[1] is not None]
 
     def _unknown_detail(self) -> str:
         if self.scope.school_id is not None:
@@ -670,8 +691,10 @@ async def import_from_api(
     progress: ProgressCallback | None = None,
     workers: int = 4,
 ) -> ImportSummary:
-    """Fetch every in-scope student's SSRs from the API; reports already stored are skipped, so
-    running it again after an interruption resumes where it stopped."""
+    """Fetch every in-scope student's SSRs from the API. A listed report whose stored version is
+    as recent as the API's ``available_at`` is skipped, so running it again after an interruption
+    resumes where it stopped; a re-issued (corrected) one is fetched and kept as a new version,
+    and one listed without a date is fetched and kept only if its content differs."""
     with Importer(engine, settings, scope, f"API {client!r}", options, progress) as importer:
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=workers * 4)
 
@@ -701,7 +724,9 @@ async def _fetch_student(importer: Importer, client: TomsClient, ssid: str) -> N
         _refuse_from_api(importer, f"report list of {ssid}", error, ssid)
         return
     for item in listed:
-        meta = ReportMeta(item.program, item.test, item.admin_year, item.language, ssid)
+        meta = ReportMeta(
+            item.program, item.test, item.admin_year, item.language, ssid, item.available_at
+        )
         if importer.has_report(meta):
             importer.progress.duplicates += 1
             continue
@@ -753,7 +778,11 @@ def _versions_query(scope: Scope) -> Select[int | None, int | None, int, str]:
     )
     query = (
         sa_select(
-            col(Student.id), col(ScoreReport.id), col(ScoreReport.version), col(ScoreReport.sha256)
+            col(Student.id),
+            col(ScoreReport.id),
+            col(ScoreReport.version),
+            col(ScoreReport.sha256),
+            col(ScoreReport.received_at),
         )
         .outerjoin(ScoreReport, same_report)
         .where(col(Student.ssid) == bindparam("ssid"))

@@ -26,14 +26,16 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 
 from services.core.errors import ConsoleError
-from services.core.programs import Program
+from services.core.programs import Program, test_code
 from services.core.toms import REPORTS_PATH, TOKEN_PATH
 from services.core.validation import language as canonical_language
+from services.core.working_days import receipt_moment
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ class ListedReport:
     admin_year: int
     language: str
     pdf_url: str
+    available_at: datetime | None = None
+    """When this version of the report became available to the LEA (``available_at``, an ISO 8601
+    date or date and time): the receipt the deadlines count from, and how a re-issued (corrected)
+    SSR is told from the one already stored without downloading it again."""
 
 
 @dataclass(frozen=True)
@@ -311,12 +317,21 @@ def _listed(item: object) -> ListedReport:
     if isinstance(year, bool) or not isinstance(year, int | str) or not _YEAR.fullmatch(str(year)):
         raise ValueError("year is not a four-digit year")
     return ListedReport(
-        program=Program(program.upper()),
-        test=report_type[:40],
+        program=(known := Program(program.upper())),
+        test=test_code(known, report_type),
         admin_year=int(year),
         language=canonical_language(_text(item, "language", "en")),
         pdf_url=_text(item, "pdf_url" if item.get("pdf_url") else "pdf"),
+        available_at=_moment(_text(item, "available_at")) if "available_at" in item else None,
     )
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date (noon UTC, the same day in California) or date and time (UTC if no zone)."""
+    if len(text) == 10:
+        return receipt_moment(date.fromisoformat(text))
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _text(item: dict[str, Any], key: str, default: str | None = None) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pikepdf
@@ -279,11 +280,17 @@ def test_operator_scope_and_audit_event(
 def test_accept_skips_known_reports_for_resumption(
     engine: Engine, settings: Settings, roster: dict[str, int]
 ) -> None:
-    meta = ReportMeta(Program.CAASPP, "SB", 2026, "en", SSIDS[0])
+    from datetime import UTC, datetime
+
+    available = datetime(2026, 7, 20, 12, tzinfo=UTC)
+    meta = ReportMeta(Program.CAASPP, "SB", 2026, "en", SSIDS[0], available)
     with Importer(engine, settings, scope_for(engine, None), "api") as importer:
         assert not importer.has_report(meta)
         importer.accept(ssr(SSIDS[0]), "api", meta)
         assert importer.has_report(meta)
+        # re-issued later (a corrected SSR), or listed without a date: not skipped
+        assert not importer.has_report(replace(meta, received_at=datetime(2026, 8, 3, tzinfo=UTC)))
+        assert not importer.has_report(replace(meta, received_at=None))
 
 
 def test_zip_entry_is_not_treated_as_a_path(

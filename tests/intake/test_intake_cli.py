@@ -31,3 +31,41 @@ def test_import_command_prints_summary_and_refusals(
     assert "No such file or folder" in capsys.readouterr().err
     assert main([*base, "import", str(inbox), "--lea", "0000000"]) == 2
     assert "No LEA with CDS code 0000000" in capsys.readouterr().err
+
+
+def test_import_received_sets_the_day_the_deadlines_count_from(
+    any_url: str, tmp_path: Path
+) -> None:
+    """`import --received DATE` records when TOMS made the files' SSRs available (the receipt of
+    5 CCR 863 / 11518.15); without it, the day of the import."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+
+    from services.core import db
+    from services.core.columns import as_utc
+    from services.intake.score_reports import ScoreReport
+
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    ids = seed_roster(engine)
+    inbox = tmp_path / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    base = [sys.executable, "-m", "console.cli", "--database-url", any_url, "--data-dir"]
+    base += [str(tmp_path / "data"), "import", "--lea", LEA_CDS]
+    root = Path(__file__).resolve().parents[2]
+    for ssid, extra in ((SSIDS[0], ["--received", "2026-06-20"]), (SSIDS[1], [])):
+        (inbox / name(ssid)).write_bytes(ssr(ssid))
+        done = subprocess.run(
+            [*base, *extra, str(inbox / name(ssid))], cwd=root, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    bad = subprocess.run([*base, "--received", "June 20", str(inbox)], cwd=root, capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "not a date like 2026-07-20: 'June 20'" in bad.stderr
+    with Session(engine) as session:
+        found = {r.student_id: as_utc(r.received_at) for r in session.exec(select(ScoreReport))}
+    assert found[ids[SSIDS[0]]] == datetime(2026, 6, 20, 12, tzinfo=UTC)
+    assert found[ids[SSIDS[1]]].date() == datetime.now(UTC).date()
+    engine.dispose()

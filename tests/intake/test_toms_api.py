@@ -92,7 +92,13 @@ def handler_for(toms: Toms) -> type[BaseHTTPRequestHandler]:
                 if f"{ssid}.pdf" not in toms.pdfs:
                     return self.reply(404)
                 listing = [
-                    {"report_type": "SB", "year": 2026, "language": "en", "pdf": f"/pdf/{ssid}.pdf"}
+                    {
+                        "report_type": "SB",
+                        "year": 2026,
+                        "language": "en",
+                        "pdf": f"/pdf/{ssid}.pdf",
+                        "available_at": "2026-07-20",
+                    }
                 ]
                 return self.reply(200, json.dumps(listing).encode())
             if parts[0] == "pdf" and parts[1] in toms.pdfs:
@@ -233,3 +239,87 @@ def test_import_command_fetches_from_the_api_with_the_secret_kept_off_the_comman
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ReissuingToms(BaseHTTPRequestHandler):
+    """A TOMS whose reports ETS re-issues: ``listing`` and ``pdfs`` change between imports."""
+
+    listing: dict[str, dict[str, object]] = {}
+    pdfs: dict[str, bytes] = {}
+    downloads: Counter[str] = Counter()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def reply(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.reply(json.dumps({"access_token": "token-1", "expires_in": 3600}).encode(), "application/json")  # fmt: skip
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = self.path.strip("/").split("/")
+        if parts[0] == "pdf":
+            self.downloads[parts[1]] += 1
+            return self.reply(self.pdfs[parts[1]], "application/pdf")
+        ssid = parts[3]
+        entry = {"report_type": "SB", "year": 2026, "pdf": f"/pdf/{ssid}"}
+        return self.reply(json.dumps([entry | self.listing.get(ssid, {})]).encode(), "application/json")  # fmt: skip
+
+
+async def test_api_intake_takes_a_reissued_ssr_as_a_new_version_received_when_the_api_says(
+    any_url: str, tmp_path: Path
+) -> None:
+    """A corrected SSR is noticed by the API's ``available_at`` (a later date: fetched, stored as
+    version 2, received that day) or, in a listing without a date, by its content; an unchanged
+    report with the same date is not downloaded again."""
+    from datetime import UTC, datetime
+
+    from services.core import db
+    from services.core.columns import as_utc
+
+    engine = db.make_engine(any_url)
+    db.upgrade(engine)
+    settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
+    ids = seed_roster(engine)
+    scope = scope_for(engine, None, LEA_CDS)
+    first, second, third = SSIDS[:3]
+    ReissuingToms.pdfs = {ssid: ssr(ssid) for ssid in (first, second, third)}
+    ReissuingToms.listing = {
+        first: {"available_at": "2026-07-20"},
+        second: {"available_at": "2026-07-20T16:30:00-07:00"},
+    }
+    ReissuingToms.downloads = Counter()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReissuingToms)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    async def run() -> tuple[int, int]:
+        async with TomsClient(url, USERNAME, SECRET, retry=FAST) as client:
+            summary = await import_from_api(engine, settings, client, scope, [first, second, third])
+        return summary.progress.stored, summary.progress.new_versions
+
+    try:
+        assert await run() == (3, 0)
+        assert await run() == (0, 0)  # the same dates: nothing fetched; no date: fetched, same
+        assert ReissuingToms.downloads == Counter({first: 1, second: 1, third: 2})
+        ReissuingToms.listing[first] = {"available_at": "2026-08-03"}  # ETS corrected a score
+        ReissuingToms.pdfs[first] = ssr(first, score=2555)
+        ReissuingToms.pdfs[third] = ssr(third, score=2444)  # corrected, the listing has no date
+        assert await run() == (2, 2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with Session(engine) as session:
+        rows = session.exec(select(ScoreReport).order_by(ScoreReport.id)).all()
+        found = {(r.student_id, r.version): as_utc(r.received_at) for r in rows}
+    assert found[(ids[first], 1)] == datetime(2026, 7, 20, 12, tzinfo=UTC)  # a date: noon UTC
+    assert found[(ids[first], 2)] == datetime(2026, 8, 3, 12, tzinfo=UTC)
+    assert found[(ids[second], 1)] == datetime(2026, 7, 20, 23, 30, tzinfo=UTC)
+    assert (ids[third], 2) in found and (ids[second], 2) not in found
+    engine.dispose()
