@@ -46,7 +46,8 @@ class NewBatchScreen(ModalScreen[int | None]):
         with VerticalScroll():
             yield Input(placeholder="Batch name, e.g. Spring 2026 ELPAC", id="name")
             yield Input(
-                placeholder="Scope: lea, plan, grade 5, school <CDS>, group <name>", id="scope"
+                placeholder="Scope: lea, plan, corrections, grade 5, school <CDS>, group <name>",
+                id="scope",
             )
             with Horizontal():
                 yield Input(placeholder="Program: CAASPP, ELPAC (blank: both)", id="program")

@@ -55,6 +55,7 @@ class _Figures:
     costs: list[ChannelCost]
     as_of: datetime | None
     notices: str
+    corrected: int = 0  # students owed a corrected SSR (services.reports.aggregates)
 
 
 def _exports(ctx: ConsoleContext) -> Path:
@@ -162,7 +163,8 @@ class ReportsScreen(ConsoleScreen):
                 notices.lea_zone(ctx.settings),
             )
         )
-        return _Figures(rows, risk, costs, as_of, told)
+        corrected = reports.corrected_count(ctx.engine, scope)
+        return _Figures(rows, risk, costs, as_of, told, corrected)
 
     def _note(self, text: str) -> None:
         if not self.is_attached:  # the screen was closed while the worker ran
@@ -191,6 +193,10 @@ class ReportsScreen(ConsoleScreen):
             f"{whole.units:,} students×program · delivered {whole.delivered_share:.0%} · "
             f"at risk {figures.risk:,} (k)",
         ]
+        if figures.corrected:
+            lines.append(
+                f"Corrected, not yet sent: {figures.corrected:,} (batch scope corrections)"
+            )
         if cost:
             lines.append(f"Cost so far: {cost}")
         if figures.notices:

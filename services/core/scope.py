@@ -1,6 +1,6 @@
 """The scope rule every batch and report shares: which students and which SSR versions a scope takes.
 
-A batch's scope is typed as a ``Source`` (LEA, school, grade, list, plan, group); ``report_filters``
+A batch's scope is typed as a ``Source`` (LEA, school, grade, list, plan, group, corrections); ``report_filters``
 turns the scope into conditions on Student and ScoreReport, taking only the newest version of each
 report (a corrected SSR replaces the earlier one).
 """
@@ -70,3 +70,4 @@ class Source(enum.StrEnum):
     LIST = "list"
     PLAN = "plan"
     GROUP = "group"  # the families of a student group's students (services.roster.groups)
+    CORRECTIONS = "corrections"  # families owed a corrected SSR (services.delivery.delivered)

@@ -1,7 +1,8 @@
 """Delivery batches as operators see them: choose families, dry-run, create, watch progress.
 
 A batch is chosen by school, grade, a list of guardians, the whole LEA, the families of a student
-group (``services.roster.groups``), or the plan's secure-electronic families (``services.plan.decisions``). Families are guardians; each gets their children's
+group (``services.roster.groups``), the plan's secure-electronic families (``services.plan.decisions``),
+or the families owed a corrected SSR they had by email (``corrections``: ETS re-issued it). Families are guardians; each gets their children's
 SSRs in the batch's scope (the newest version of each report). The items are inserted with one
 ``INSERT ... SELECT`` so a 300,000-SSR batch never passes through Python, and every figure shown
 (dry run, progress, per school) is an SQL aggregate.
@@ -35,7 +36,7 @@ from services.core.settings import Settings
 from services.core.validation import LANGUAGES, plain_text
 from services.core.validation import grade as valid_grade
 from services.delivery import ledger, mailer, messages, packaging
-from services.delivery.delivered import report_taken
+from services.delivery.delivered import corrects_email_delivery, report_taken
 from services.delivery.ledger import (
     BatchKind,
     BatchStatus,
@@ -105,6 +106,9 @@ def family_conditions(engine: Engine, lea_id: int, selection: Selection) -> list
     if selection.source is Source.GROUP:
         assert selection.group_id is not None
         conditions.append(col(Guardian.id).in_(student_groups.families(selection.group_id)))
+    if selection.source is Source.CORRECTIONS:
+        # Only the corrected SSRs; which of them are still owed is the "new" count below.
+        conditions.append(corrects_email_delivery())
     if selection.source is Source.PLAN:
         current = plan.current(engine, lea_id, selection.school_id)
         if current is None:
@@ -211,7 +215,11 @@ def dry_run(
             code,
             by_language.get(code, 0),
             messages.document_message(
-                code, guardian_name="Maria Garcia", lea_name=lea_name, count=2
+                code,
+                guardian_name="Maria Garcia",
+                lea_name=lea_name,
+                count=2,
+                correction=selection.source is Source.CORRECTIONS,
             ),
             messages.password_message(
                 code,
@@ -391,6 +399,7 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
             may_receive(),
             *scope,
             *([family_guardian(Student.id) == guardian_id] if batch.source == Source.PLAN else []),
+            *([corrects_email_delivery()] if batch.source == Source.CORRECTIONS else []),
             *([] if batch.resend_reason else [~report_taken(batch.lea_id, before=batch)]),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
@@ -799,13 +808,15 @@ def resolve(
 
 
 def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
-    """Read a scope typed by an operator: ``lea``, ``plan``, ``grade 5``, ``school <CDS code>`` or
-    ``group <student group name or number>``."""
+    """Read a scope typed by an operator: ``lea``, ``plan``, ``corrections`` (families owed a
+    corrected SSR), ``grade 5``, ``school <CDS code>`` or ``group <student group name or number>``."""
     words = text.strip().lower().split()
     if not words or words == ["lea"]:
         return Selection()
     if words == ["plan"]:
         return Selection(Source.PLAN)
+    if words == ["corrections"]:
+        return Selection(Source.CORRECTIONS)
     if len(words) > 1 and words[0] == "group":
         named = text.strip()[len("group") :]
         return Selection(Source.GROUP, group_id=student_groups.find(engine, operator, named).id)
@@ -822,7 +833,8 @@ def parse_scope(engine: Engine, operator: Operator, text: str) -> Selection:
             raise InvalidInput(f"No school of your LEA has the CDS code {words[1]}")
         return Selection(Source.SCHOOL, school_id=school_id)
     raise InvalidInput(
-        "Type a scope: lea, plan, grade <number>, school <14-digit CDS code> or group <name>"
+        "Type a scope: lea, plan, corrections, grade <number>, school <14-digit CDS code> or "
+        "group <name>"
     )
 
 

@@ -13,6 +13,9 @@ A report is *delivered* when:
   sees), received from ETS (D: the LEA has the paper sets to hand out). ``pending`` is on the way,
   ``no_address``/``failed``/``cancelled`` never delivered.
 
+A corrected SSR (a later version ETS re-issued) of a report the family already has is owed to them
+until that version is delivered too (``correction_owed``); the ``corrections`` batch scope sends it.
+
 A secure-email item carries a student when it is for one of the student's guardians, neither the
 item nor its batch is cancelled, and the batch's school and grade (if set) are the student's. A
 batch made from the plan carries only the students whose family (``roster_facts``) it is for, as
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, or_
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -68,13 +71,23 @@ def _for_report(program: Any, admin_year: Any) -> list[Any]:
     ]
 
 
+def delivered_by_email() -> ColumnElement[bool]:
+    """SQL, correlated on ScoreReport joined to its Student: a version of the report reached the
+    family by secure email (B)."""
+    # correlate_except: any guardian's item counts, not only an outer query's guardian's
+    return (
+        exists()
+        .where(
+            *secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)),
+            col(DeliveryItem.state).in_(SECURE_DELIVERED),
+            *_for_report(col(DeliveryBatch.program), col(DeliveryBatch.admin_year)),
+        )
+        .correlate_except(StudentGuardian)
+    )
+
+
 def report_delivered() -> ColumnElement[bool]:
     """SQL, correlated on ScoreReport joined to its Student: the report is with the family."""
-    by_email = exists().where(
-        *secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)),
-        col(DeliveryItem.state).in_(SECURE_DELIVERED),
-        *_for_report(col(DeliveryBatch.program), col(DeliveryBatch.admin_year)),
-    )
     by_channel = exists().where(
         col(ChannelItem.student_id) == col(ScoreReport.student_id),
         col(ChannelItem.state).in_(CHANNEL_DELIVERED),
@@ -82,7 +95,24 @@ def report_delivered() -> ColumnElement[bool]:
         col(ChannelBatch.status) != BatchStatus.CANCELLED,
         *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
     )
-    return or_(by_email, by_channel)
+    return or_(delivered_by_email(), by_channel)
+
+
+def corrects_email_delivery() -> ColumnElement[bool]:
+    """SQL, correlated like ``report_delivered``: a corrected version of a report that reached the
+    family by secure email, so the correction goes to them on that channel (``corrections``)."""
+    return and_(col(ScoreReport.version) > 1, delivered_by_email())
+
+
+def correction_owed(lea_id: int) -> ColumnElement[bool]:
+    """SQL, correlated on ScoreReport (the newest version, ``services.core.scope``) joined to its
+    Student: ETS re-issued a report the family already has (a corrected score), and the
+    corrected version has not reached them: "corrected, not yet sent" wherever it is shown."""
+    return and_(
+        col(ScoreReport.version) > 1,
+        report_delivered(),
+        ~report_taken(lea_id, delivered=True),
+    )
 
 
 def report_taken(
@@ -126,3 +156,14 @@ def report_taken(
         *([col(ChannelBatch.created_at) <= before.created_at] if before is not None else []),
     )
     return or_(by_email, by_channel)
+
+
+def owed_corrections(lea_id: int, conditions: list[Any]) -> Select[tuple[int]]:
+    """SQL: how many students, of those ``conditions`` on Student and ScoreReport choose (with
+    ``services.core.scope.report_filters``: the newest versions), are owed a corrected SSR."""
+    return (
+        select(func.count(func.distinct(col(Student.id))))
+        .select_from(ScoreReport)
+        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        .where(*conditions, correction_owed(lea_id))
+    )

@@ -42,6 +42,25 @@ DOCUMENT_BODY = N_(
     "Sincerely,\n"
     "%(lea_name)s"
 )
+CORRECTED_SUBJECT = N_("%(lea_name)s: corrected Student Score Report for your child")
+CORRECTED_BODY = N_(
+    "Dear %(guardian_name)s,\n"
+    "\n"
+    "The state's testing contractor has corrected a California Student Score Report (CAASPP "
+    "and/or ELPAC) that %(lea_name)s sent you earlier for your child or children. The corrected "
+    "report is attached. It replaces the earlier report, which you should no longer use. Number "
+    "of reports attached: %(count)s.\n"
+    "\n"
+    "To protect your child's privacy, each report is a PDF file protected with a password. We will "
+    "send you the password in a separate message. Please keep both messages private.\n"
+    "\n"
+    "If you do not receive the password within one school day, or if you have questions about "
+    "the correction, please contact your child's school.\n"
+    "\n"
+    "Sincerely,\n"
+    "%(lea_name)s"
+)
+"""The document email of a ``corrections`` batch: ETS re-issued an SSR the family already has."""
 PASSWORD_SUBJECT = N_("%(lea_name)s: password for the Student Score Report")
 PASSWORD_BODY = N_(
     "Dear %(guardian_name)s,\n"
@@ -94,6 +113,8 @@ NOTICE_PASSWORD_BY_SMS = N_(
 ALL_MESSAGES = (
     DOCUMENT_SUBJECT,
     DOCUMENT_BODY,
+    CORRECTED_SUBJECT,
+    CORRECTED_BODY,
     PASSWORD_SUBJECT,
     PASSWORD_BODY,
     PASSWORD_SMS,
@@ -128,12 +149,16 @@ def _text(language: str, message: str, values: dict[str, object]) -> str:
     return translations(message_language(language)).gettext(message) % values
 
 
-def document_message(language: str, *, guardian_name: str, lea_name: str, count: int) -> Rendered:
+def document_message(
+    language: str, *, guardian_name: str, lea_name: str, count: int, correction: bool = False
+) -> Rendered:
+    """The document email; ``correction``: it carries corrected SSRs that replace earlier ones."""
     values = {"guardian_name": guardian_name, "lea_name": lea_name, "count": count}
+    subject, body = (
+        (CORRECTED_SUBJECT, CORRECTED_BODY) if correction else (DOCUMENT_SUBJECT, DOCUMENT_BODY)
+    )
     return Rendered(
-        message_language(language),
-        _text(language, DOCUMENT_SUBJECT, values),
-        _text(language, DOCUMENT_BODY, values),
+        message_language(language), _text(language, subject, values), _text(language, body, values)
     )
 
 

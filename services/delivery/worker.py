@@ -38,6 +38,7 @@ from services.core import vault as password_vault
 from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
 from services.core.errors import ConsoleError, DatabaseUnavailable, InvalidInput
+from services.core.scope import Source
 from services.core.settings import Settings
 from services.delivery import batches, ledger, messages, packaging
 from services.delivery.ledger import Claim, DeliveryBatch, DeliveryItem, ItemState, Step
@@ -115,6 +116,7 @@ class _BatchInfo:
     lea_name: str
     channel: str
     delay: timedelta
+    correction: bool  # a ``corrections`` batch: its document email says what it replaces
 
 
 @dataclass
@@ -417,6 +419,7 @@ class Worker:
                     batches._lea_name(session, batch.lea_id),
                     batch.password_channel,
                     timedelta(seconds=batch.password_delay_seconds),
+                    batch.source == Source.CORRECTIONS,
                 )
         return self._batches[batch_id]
 
@@ -454,6 +457,7 @@ class Worker:
                     guardian_name=name,
                     lea_name=info.lea_name,
                     count=claim.ssr_count,
+                    correction=info.correction,
                 )
                 message = await self._document(claim, text.subject, text.body, password)
         except ConsoleError as error:

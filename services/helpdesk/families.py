@@ -37,8 +37,10 @@ from services.core.channels import Option
 from services.core.db import session_scope
 from services.core.errors import InvalidInput, NotFound, PermissionDenied
 from services.core.paging import prefix
+from services.core.scope import latest_report
 from services.core.validation import plain_text
 from services.delivery import ledger
+from services.delivery.delivered import correction_owed
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, Step
 from services.intake.records import ReportReceipt
 from services.intake.score_reports import ScoreReport
@@ -292,7 +294,7 @@ def family(engine: Engine, operator: Operator, student_id: int) -> Family:
             for g, relationship, primary in links
         )
         guardian_ids = [c.guardian_id for c in contacts]
-        events = _report_events(session, student_id)
+        events = _report_events(session, student_id) + _corrections(session, student)
         channel, channel_events = _channel(session, links[0][0] if links else None, student)
         events += channel_events
         deliveries, delivery_events = _deliveries(session, operator, guardian_ids)
@@ -343,6 +345,34 @@ def _report_events(session: Session, student_id: int) -> list[Event]:
     if not rows:
         events.append(Event(None, "No SSR received for this student yet"))
     return events
+
+
+def _corrections(session: Session, student: Student) -> list[Event]:
+    """The student's SSRs that ETS corrected after the family had them, not yet sent again."""
+    rows = session.execute(
+        select_columns(
+            col(ScoreReport.program),
+            col(ScoreReport.admin_year),
+            col(ScoreReport.test),
+            col(ScoreReport.language),
+            col(ScoreReport.version),
+        )
+        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        .where(
+            col(ScoreReport.student_id) == student.id,
+            latest_report(),
+            correction_owed(student.lea_id),
+        )
+        .order_by(col(ScoreReport.program), col(ScoreReport.test))
+    ).all()
+    return [
+        Event(
+            None,
+            f"Corrected, not yet sent: {program} {year} {test} in {language}, version {version} "
+            "replaces the report the family has (a batch with scope corrections sends it)",
+        )
+        for program, year, test, language, version in rows
+    ]
 
 
 def _channel(

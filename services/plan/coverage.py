@@ -37,7 +37,7 @@ from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.errors import InvalidInput
 from services.core.paging import Page, prefix
 from services.core.scope import report_filters
-from services.delivery.delivered import secure_item_carries
+from services.delivery.delivered import owed_corrections, secure_item_carries
 from services.delivery.ledger import DeliveryBatch, DeliveryItem, ItemState
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
@@ -111,6 +111,7 @@ class CoverageSummary:
     several: int
     uncovered: int
     by_channel: dict[Option, int]
+    corrected: int = 0  # students whose family is owed a corrected SSR (ETS re-issued it)
 
     @property
     def complete(self) -> bool:
@@ -128,6 +129,8 @@ class CoverageSummary:
         ]
         if self.several:
             lines.append(f"On 2+ channels {self.several:,}: fix the plan")
+        if self.corrected:
+            lines.append(f"Corrected, not yet sent {self.corrected:,}: batch scope corrections")
         return "\n".join(lines)
 
 
@@ -145,9 +148,14 @@ def in_force(engine: Engine, operator: Operator, scope: Scope | None = None) -> 
 def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> CoverageSummary:
     """Coverage of the operator's LEA (a site coordinator: their school), one aggregate query."""
     require(operator, Permission.VIEW_DASHBOARD)
-    flags = _flags(operator.lea_id, in_force(engine, operator, scope))
+    scope = in_force(engine, operator, scope)
+    flags = _flags(operator.lea_id, scope)
     channels = _channels(flags)
+    chosen = report_filters(
+        operator.lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year
+    )
     with Session(engine) as session:
+        corrected = session.execute(owed_corrections(operator.lea_id, chosen)).scalar_one()
         row = session.execute(
             select(
                 func.count(),
@@ -163,6 +171,7 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
         several=several,
         uncovered=students - once - several,
         by_channel=dict(zip(ASSIGNMENT_ORDER, per_channel, strict=True)),
+        corrected=int(corrected),
     )
 
 

@@ -13,6 +13,9 @@ the best any channel reached for the student:
 - failed: every attempt failed (no address for a mailing, the mail server refused);
 - not covered: in no batch at all.
 
+A student whose family had a report that ETS has since corrected is counted apart, live, as
+"corrected, not yet sent" (``corrected_count``) until the corrected version is delivered.
+
 Deadlines (``services.core.working_days``): CAASPP 20 working days after receipt, ELPAC 30 calendar
 days. A unit not yet delivered whose deadline is within ``AT_RISK_WORKING_DAYS`` working days (or
 already past) is at risk.
@@ -39,9 +42,15 @@ from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
 from services.core.errors import InvalidInput
 from services.core.programs import Program
+from services.core.scope import report_filters
 from services.core.validation import LANGUAGES
 from services.core.working_days import WorkingCalendar
-from services.delivery.delivered import CHANNEL_DELIVERED, SECURE_DELIVERED, secure_item_carries
+from services.delivery.delivered import (
+    CHANNEL_DELIVERED,
+    SECURE_DELIVERED,
+    owed_corrections,
+    secure_item_carries,
+)
 from services.delivery.ledger import (
     BatchKind,
     BatchStatus,
@@ -238,6 +247,17 @@ def _view(scope: Scope) -> list[Any]:
     if scope.group_id is not None:
         conditions.append(col(ReportUnit.student_id).in_(member_ids(scope.group_id)))
     return conditions
+
+
+def corrected_count(engine: Engine, scope: Scope) -> int:
+    """Students of the scope whose family is owed a corrected SSR of the latest administration
+    (``services.delivery.delivered.correction_owed``), counted live: a correction is urgent."""
+    with Session(engine) as session:
+        year = latest_year(session, scope.lea_id)
+        chosen = report_filters(scope.lea_id, scope.school_id, None, None, year)
+        if scope.group_id is not None:
+            chosen.append(col(Student.id).in_(member_ids(scope.group_id)))
+        return int(session.execute(owed_corrections(scope.lea_id, chosen)).scalar_one())
 
 
 def refreshed_at(engine: Engine, scope: Scope) -> datetime | None:

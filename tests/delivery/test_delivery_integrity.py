@@ -245,3 +245,94 @@ def test_a_second_batch_takes_only_what_families_have_not_been_sent(
             select(AuditEvent).where(AuditEvent.target == f"delivery_batch:{batch_id}")
         ).one()
     assert "the mail server lost them" in (event.detail or "")
+
+
+def test_a_corrected_ssr_is_owed_shown_and_sent_as_a_correction(
+    district: tuple[Engine, Path], any_url: str, sink: MailSink
+) -> None:
+    """ETS re-issues an SSR a family already has: coverage, reports and the help desk show it as
+    "corrected, not yet sent"; the ``corrections`` scope takes exactly those families, by email as
+    before, with a document message that says the report replaces the earlier one."""
+    from services.helpdesk import families as helpdesk
+    from services.reports import aggregates as reports
+
+    engine, tmp_path = district
+    import_zip(engine, tmp_path, any_url, sink)
+    caaspp = operators.resolve(engine, "caaspp")
+    desk = operators.resolve(engine, "helpdesk")
+    lea_scope = batches.Selection(batches.Source.LEA)
+    batches.create(engine, caaspp, lea_scope, name="Spring", password_delay=timedelta(0))
+    engine.dispose()
+    cli(tmp_path, any_url, sink, "worker", "--once")
+    before = len(sink.received)
+    with Session(engine) as session:
+        emailed = select(DeliveryItem.guardian_id)
+        student = session.exec(
+            select(Student)
+            .join(StudentGuardian)
+            .where(col(StudentGuardian.guardian_id).in_(emailed))
+            .order_by(col(Student.id))
+        ).first()
+        never_sent = session.exec(
+            select(Student).where(
+                ~col(Student.id).in_(
+                    select(StudentGuardian.student_id).where(
+                        col(StudentGuardian.guardian_id).in_(emailed)
+                    )
+                )
+            )
+        ).first()
+        assert student is not None and never_sent is not None
+        guardians = set(
+            session.exec(
+                select(StudentGuardian.guardian_id).where(
+                    StudentGuardian.student_id == student.id,
+                    col(StudentGuardian.guardian_id).in_(emailed),
+                )
+            ).all()
+        )
+    report_scope = reports.scope_for(engine, caaspp)
+    assert coverage.summary(engine, caaspp).corrected == 0
+    assert batches.dry_run(engine, caaspp, batches.parse_scope(engine, caaspp, "corrections")).families == 0  # fmt: skip
+
+    corrected = intake_folder(tmp_path) / "corrected"
+    corrected.mkdir(mode=0o700)
+    for kid in (student, never_sent):  # the second family never had the first version
+        (corrected / name(kid.ssid)).write_bytes(ssr(kid.ssid, score=2600))
+    assert "2 new versions" in cli(tmp_path, any_url, sink, "import", str(corrected)).stdout
+
+    summary = coverage.summary(engine, caaspp)
+    assert summary.corrected == 1
+    assert "Corrected, not yet sent 1: batch scope corrections" in summary.text()
+    assert reports.corrected_count(engine, report_scope) == 1
+    timeline = [e.text for e in helpdesk.family(engine, desk, student.id).events]  # type: ignore[arg-type]
+    assert "Corrected, not yet sent: CAASPP 2026 SB in en, version 2 replaces the report the family has (a batch with scope corrections sends it)" in timeline  # fmt: skip
+    other = [e.text for e in helpdesk.family(engine, desk, never_sent.id).events]  # type: ignore[arg-type]
+    assert not any(t.startswith("Corrected") for t in other)
+
+    scope = batches.parse_scope(engine, caaspp, " Corrections ")
+    assert scope == batches.Selection(batches.Source.CORRECTIONS)
+    plan_run = batches.dry_run(engine, caaspp, scope)
+    assert (plan_run.families, plan_run.ssrs) == (len(guardians), len(guardians))
+    assert "replaces the earlier report" in plan_run.samples[0].document.body
+    batch_id = batches.create(engine, caaspp, scope, name="Corrections", password_delay=timedelta(0))  # fmt: skip
+    engine.dispose()
+    cli(tmp_path, any_url, sink, "worker", "--once")
+    later = sink.received[before:]
+    assert {r.recipient for r in later} == {
+        i.address for i in items(engine) if i.batch_id == batch_id
+    }
+    assert len(later) == 2 * len(guardians)
+    documents = [r for r in later if r.step == "document"]
+    for document in documents:
+        assert "corrected Student Score Report" in str(document.message["Subject"])
+        assert "It replaces the earlier report" in document.body
+        password = next(r for r in later if r.step == "password" and r.item_id == document.item_id)
+        assert check_family(tmp_path, document, password) == 1
+
+    assert coverage.summary(engine, caaspp).corrected == 0
+    assert reports.corrected_count(engine, report_scope) == 0
+    timeline = [e.text for e in helpdesk.family(engine, desk, student.id).events]  # type: ignore[arg-type]
+    assert not any(t.startswith("Corrected") for t in timeline)
+    with pytest.raises(InvalidInput, match="choose a re-send with a reason"):
+        batches.create(engine, caaspp, scope, name="Again", password_delay=timedelta(0))
