@@ -17,7 +17,8 @@ A student whose family had a report that ETS has since corrected is counted apar
 "corrected, not yet sent" (``corrected_count``) until the corrected version is delivered.
 
 Deadlines (``services.core.working_days``): CAASPP 20 working days after receipt, ELPAC 30 calendar
-days. A unit not yet delivered whose deadline is within ``AT_RISK_WORKING_DAYS`` working days (or
+days; received after the last day of instruction, 20 (CAASPP) or 15 (ELPAC) working days into the
+next school year (5 CCR § 863, § 11518.15(b)). A unit not yet delivered whose deadline is within ``AT_RISK_WORKING_DAYS`` working days (or
 already past) is at risk.
 """
 

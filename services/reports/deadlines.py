@@ -1,7 +1,8 @@
 """How close the operator's LEA (or school) is to the statutory SSR deadlines.
 
 CAASPP results are due to families within 20 working days of the LEA receiving them, ELPAC within
-30 calendar days (``services.core.working_days``). The dashboard needs, per program, how many SSRs are
+30 calendar days, and results received after the last day of instruction early in the next school
+year (5 CCR § 863, § 11518.15(b); ``services.core.working_days``). The dashboard needs, per program, how many SSRs are
 still not delivered (``services.delivery.delivered``), how many of those are already past their deadline
 and when the next deadline falls. SSRs are grouped by program and receipt day in SQL, so a
 300,000-SSR LEA is a handful of rows however many reports it holds.
