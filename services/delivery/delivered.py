@@ -158,7 +158,7 @@ def report_taken(
     return or_(by_email, by_channel)
 
 
-def owed_corrections(lea_id: int, conditions: list[Any]) -> Select[tuple[int]]:
+def owed_corrections(lea_id: int, conditions: list[Any]) -> Select[int]:
     """SQL: how many students, of those ``conditions`` on Student and ScoreReport choose (with
     ``services.core.scope.report_filters``: the newest versions), are owed a corrected SSR."""
     return (

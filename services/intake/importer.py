@@ -766,7 +766,7 @@ _INSERT_REPORT = insert(ScoreReport).returning(col(ScoreReport.id))
 _INSERT_RECEIPT = insert(ReportReceipt)
 
 
-def _versions_query(scope: Scope) -> Select[int | None, int | None, int, str]:
+def _versions_query(scope: Scope) -> Select[int | None, int | None, int, str, datetime]:
     """One query, built once per run: the in-scope student left-joined to the stored versions of
     one report, so an unknown SSID gives no row and a report not yet stored one row of NULLs."""
     same_report = and_(

@@ -238,7 +238,7 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
             "program": notice.program,
             "date": day,
             "received": format_date(_received_on(notice), format="long", locale=language),
-            "rule": RULES[Program(notice.program)],
+            "rule": RULES[Program(str(notice.program))],
         }
         past = "ssr_past_" if notice.offset < 0 else "ssr_"
         subject = texts[f"{past}subject"].format(**values)

@@ -45,6 +45,7 @@ from services.audit import log as audit
 from services.core import private_files, validation
 from services.core.columns import utcnow
 from services.core.errors import InvalidInput, PermissionDenied
+from services.core.programs import GRADE_WORDS, TRANSITIONAL_KINDERGARTEN
 from services.core.settings import Settings
 from services.intake.importer import intake_folders, intake_path
 from services.roster import calpads, households, sis_files
@@ -61,7 +62,9 @@ GUARDIAN_ROLES = ("parent", "guardian", "relative")
 _YES = {"y", "yes", "true", "t", "1", "x"}
 _NO = {"n", "no", "false", "f", "0", ""}
 _USER_ID = re.compile(r"\{\s*([^:{}]+?)\s*:\s*([^{}]*?)\s*\}")
-_GRADES = {"KG": 0, "TK": 0, "PK": -1, "IT": -1, "PR": -1}
+_PRESCHOOL = TRANSITIONAL_KINDERGARTEN - 1
+_GRADES = {**GRADE_WORDS, "PK": _PRESCHOOL, "IT": _PRESCHOOL, "PR": _PRESCHOOL}
+"""OneRoster grade codes before grade 1 (``services.core.programs``): preschool takes no test."""
 _STUDENT_FIELDS = (
     "school_id",
     "first_name",
@@ -199,7 +202,8 @@ class RosterResult:
         ]
         if self.not_tested:
             lines.append(
-                f"  {self.not_tested:,} students in grades CAASPP does not test: passed over"
+                f"  {self.not_tested:,} students in grades no summative test is given in "
+                "(preschool): passed over"
             )
         missing = len(self.missing_students) if self.withdrawn == 0 else self.withdrawn
         if self.full and missing:
@@ -653,7 +657,7 @@ class _Import:
         try:
             return int(text)
         except ValueError:
-            raise InvalidInput(f"grade {grades[0]!r} is not KG or 01 to 12") from None
+            raise InvalidInput(f"grade {grades[0]!r} is not PK, TK, KG or 01 to 12") from None
 
     def _student_in(self, row: Row, grade: int) -> StudentIn:
         school = next(

@@ -35,7 +35,7 @@ STUDENTS = [
     'u1,active,,true,s1,student,,{SSID:1000000001},Ana,Lopez,,1000000001,,,,"p1,p2",04,',
     "u2,active,,true,s2,student,,{SSID:1000000002},Ben,Lopez,,1000000002,,,,p1,07,",
     "u3,active,,true,s1,student,,,Cy,Ng,,1000000003,,,,p3,03,",
-    "u4,active,,true,s1,student,,,Dee,Ng,,1000000004,,,,,01,",  # grade 1: not tested
+    "u4,active,,true,s1,student,,,Dee,Ng,,1000000004,,,,,PK,",  # preschool: not tested
 ]
 GUARDIANS = [
     'p1,active,,true,s1,parent,,,Maria,Lopez,,,maria@example.org,(951) 555-0101,,"u1,u2",,',
