@@ -1,10 +1,11 @@
 """Shared fixtures: databases for tests, on SQLite and on PostgreSQL when it is reachable.
 
 Running every migration costs a second or two, and most tests want a migrated database, so each
-backend is migrated once per test session into a template that every test copies: a file copy on
-SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL. ``sqlite_url``, ``pg_url`` and ``any_url``
-stay empty (for the migration tests and the CLI's ``db upgrade``); ``migrated_sqlite_url``,
-``migrated_pg_url``, ``migrated_url`` and ``engine`` are at the head revision.
+backend is migrated once per test session into a template that every test copies (see
+``tests/databases.py``). ``sqlite_url``, ``pg_url`` and ``any_url`` stay empty (for the migration
+tests and the CLI's ``db upgrade``); ``migrated_sqlite_url``, ``migrated_pg_url``, ``migrated_url``
+and ``engine`` are at the head revision. ``seed_demo`` puts the demo LEA in a test's database the
+way ``demo.seed`` would, copied from a template seeded once per session and size.
 
 PostgreSQL tests get a database of their own (created on the server at 127.0.0.1:5432 and dropped
 afterwards). With SSR_REQUIRE_POSTGRES=1 (as in CI) an unreachable server fails instead of skipping.
@@ -12,11 +13,7 @@ afterwards). With SSR_REQUIRE_POSTGRES=1 (as in CI) an unreachable server fails 
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,79 +21,27 @@ from sqlalchemy.engine import Engine
 
 from services.core import db
 from services.core.settings import Settings
-
-PG_ADMIN = os.environ.get("SSR_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
-
-
-def _pg_admin_connection():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    try:
-        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("SSR_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but unreachable at {PG_ADMIN}: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
-
-
-def pg_database_url(name: str) -> str:
-    """The URL of database ``name`` on the test server."""
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    return f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-
-
-@contextmanager
-def pg_database(prefix: str, template: str | None = None) -> Iterator[str]:
-    """A database of its own on the test server (a copy of ``template`` if given), dropped after.
-
-    A template must have no open connection while it is copied: PostgreSQL refuses the copy
-    otherwise (after waiting five seconds for them to go)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin_connection()
-    try:
-        copy = f' TEMPLATE "{template}"' if template else ""
-        admin.execute(f'CREATE DATABASE "{name}"{copy}')
-        yield name
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def close_sqlite(engine: Engine) -> None:
-    """Fold the write-ahead log into the database file and close every connection, so that a
-    plain copy of the file is the whole database."""
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-
-
-def copy_sqlite_file(template: Path, target: Path) -> None:
-    """``target`` becomes a private (0600) copy of the database file ``template``."""
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm", "-journal"):  # a stale log would be replayed into the copy
-        target.with_name(target.name + suffix).unlink(missing_ok=True)
-    shutil.copyfile(template, target)
-    target.chmod(0o600)
+from tests.databases import SeedDemo, Templates, copy_sqlite_file, pg_database, pg_database_url
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    """The session's template databases (PostgreSQL ones are dropped at the end)."""
+    made = Templates(tmp_path_factory.getbasetemp())
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(templates: Templates) -> Path:
     """An SQLite database file at the head revision, migrated once per test session."""
-    path = tmp_path_factory.mktemp("migrated") / "ssr.db"
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
-    close_sqlite(engine)
-    return path
+    return templates.migrated_sqlite()
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_template(templates: Templates) -> str:
     """The name of a PostgreSQL database at the head revision, migrated once per test session."""
-    with pg_database("ssr_template") as name:
-        engine = db.make_engine(pg_database_url(name))
-        db.upgrade(engine)
-        engine.dispose()
-        yield name
+    return templates.migrated_pg()
 
 
 @pytest.fixture
@@ -145,6 +90,13 @@ def engine(migrated_sqlite_url: str) -> Iterator[Engine]:
     eng = db.make_engine(migrated_sqlite_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def seed_demo(templates: Templates) -> SeedDemo:
+    """``seed_demo(engine, settings, students=, seed=, pdfs=)``: the demo LEA in the test's own
+    database and report store, as ``demo.seed`` leaves them, copied from a session template."""
+    return templates.seed_demo
 
 
 @pytest.fixture

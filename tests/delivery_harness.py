@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from sqlmodel import Session, col, select
 
 from services.delivery.ledger import DeliveryItem
 from services.roster.tables import School
+from tests.databases import copy_database as copy_database  # the delivery tests' import
+from tests.databases import seeded_template as seeded_template
 
 PASSWORD_LINE = re.compile(r"^\s{4}([a-z]+(?:-[a-z]+){5})\s*$", re.MULTILINE)
 
@@ -173,39 +174,6 @@ def check_every_document(tmp_path: Path, sink: MailSink) -> int:
         for document in parts["document"]:
             check_family(tmp_path, document, parts["password"][-1])
     return len(received)
-
-
-def copy_database(template: Path, target: Path) -> None:
-    """A private copy of a seeded SQLite database. Its SSR files are shared, read-only: the
-    template's report store is linked as ``data/reports`` beside the copy, the tests' data dir."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, target)
-    data = target.parent / "data"
-    data.mkdir(mode=0o700, exist_ok=True)
-    (data / "reports").symlink_to(template.parent / "reports", target_is_directory=True)
-
-
-_TEMPLATES: dict[tuple[int, int], Path] = {}
-
-
-def seeded_template(base: Path, students: int, seed: int) -> Path:
-    """A demo LEA with real SSR PDFs, seeded once per test session and size, checkpointed."""
-    from services.core import db
-    from services.core.settings import Settings
-    from services.demo import district as demo
-
-    key = (students, seed)
-    if key not in _TEMPLATES:
-        folder = base / f"demo-{students}-{seed}"
-        settings = Settings(database_url=f"sqlite:///{folder / 'ssr.db'}", data_dir=folder)
-        engine = db.make_engine(settings.database_url)
-        db.upgrade(engine)
-        demo.seed(engine, settings, students=students, seed=seed, pdfs=True, workers=2)
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
-        _TEMPLATES[key] = folder / "ssr.db"
-    return _TEMPLATES[key]
 
 
 def first_school_batch(engine: Engine) -> tuple[int, DeliveryItem]:

@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from services.core import db
 from services.core.settings import Settings
-from services.demo import district as demo
+from tests.databases import Templates
 from tests.ssh_harness import Terminal, make_key, run_ssh, ssh_argv
 
 SSHD = Path("/usr/sbin/sshd")
@@ -52,13 +52,14 @@ def free_port() -> int:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sshd(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sshd]:
+async def sshd(
+    tmp_path_factory: pytest.TempPathFactory, templates: Templates
+) -> AsyncIterator[Sshd]:
     tmp = tmp_path_factory.mktemp("openssh-mode")
     url = f"sqlite:///{tmp / 'ssr.db'}"
     settings = Settings(database_url=url, data_dir=tmp / "data")
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    demo.seed(engine, settings, students=12, seed=7, pdfs=False)
+    templates.seed_demo(engine, settings, students=12, seed=7, pdfs=False)
     engine.dispose()
     ssr_console = Path(sys.executable).with_name("ssr-console")
     keys = {who: make_key(tmp, who) for who in ("caaspp", "helpdesk", "nobody")}

@@ -22,6 +22,7 @@ from services.core import db
 from services.core.settings import Settings
 from services.demo import district as demo
 from services.roster.tables import Student
+from tests.databases import Templates
 from tests.ssh_harness import Terminal, known_hosts, make_key, ssh_argv
 
 SGR = re.compile(rb"\x1b\[([0-9;]*)m")
@@ -55,13 +56,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+async def console(
+    tmp_path_factory: pytest.TempPathFactory, templates: Templates
+) -> AsyncIterator[Console]:
     tmp_path = tmp_path_factory.mktemp("ssh-console")
     url = f"sqlite:///{tmp_path / 'ssr.db'}"
     settings = Settings(database_url=url, data_dir=tmp_path / "data")
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    demo.seed(engine, settings, students=12, seed=7, pdfs=False)
+    templates.seed_demo(engine, settings, students=12, seed=7, pdfs=False)
     keys = {who: make_key(tmp_path, who) for who in ("caaspp", "helpdesk")}
     (tmp_path / "authorized_keys").write_text(
         "".join(key.with_suffix(".pub").read_text() for key in keys.values())

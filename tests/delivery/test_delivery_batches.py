@@ -25,8 +25,8 @@ from services.core.settings import Settings
 from services.delivery import batches, ledger
 from services.delivery.ledger import BatchStatus, ItemState
 from services.delivery.worker import Worker, WorkerConfig
-from services.demo import district as demo
 from services.roster.tables import Guardian, School
+from tests.databases import SeedDemo
 from tests.delivery_harness import (
     MailSink,
     check_family,
@@ -193,14 +193,15 @@ def test_vault_key_file_is_private_and_refused_when_readable(tmp_path: Path) -> 
 
 
 @pytest.mark.postgres
-def test_two_workers_share_a_batch_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+def test_two_workers_share_a_batch_on_postgresql(
+    pg_url: str, tmp_path: Path, seed_demo: SeedDemo
+) -> None:
     """Two worker processes claim with FOR UPDATE SKIP LOCKED: every message exactly once."""
     sink = MailSink().start()
     try:
         engine = db.make_engine(pg_url)
-        db.upgrade(engine)
         config = Settings(database_url=pg_url, data_dir=tmp_path / "data")
-        demo.seed(engine, config, students=40, seed=3, pdfs=True, workers=2)
+        seed_demo(engine, config, students=40, seed=3, pdfs=True)
         caaspp = operators.resolve(engine, "caaspp")
         batch_id = batches.create(
             engine, caaspp, batches.Selection(), name="pg", password_delay=timedelta(0)

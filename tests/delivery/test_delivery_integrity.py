@@ -29,7 +29,6 @@ from services.core.errors import InvalidInput
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import DeliveryItem, ItemState
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
 from services.plan import decisions as plan
@@ -37,6 +36,7 @@ from services.plan.advisor import Answers
 from services.roster.facts import roster_facts
 from services.roster.tables import School, Student, StudentGuardian
 from tests.channel_world import pdf_pages
+from tests.databases import SeedDemo
 from tests.delivery_harness import MailSink, check_family
 from tests.intake_fixtures import name, ssr
 
@@ -51,11 +51,10 @@ def sink() -> Iterator[MailSink]:
 
 
 @pytest.fixture
-def district(any_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
+def district(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[tuple[Engine, Path]]:
     """The demo roster without SSRs; its SSRs then come in through ``ssr-console import``."""
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(any_url, tmp_path / "data"), students=STUDENTS, seed=4, pdfs=False)
+    seed_demo(engine, Settings(any_url, tmp_path / "data"), students=STUDENTS, seed=4, pdfs=False)
     yield engine, tmp_path
     engine.dispose()
 

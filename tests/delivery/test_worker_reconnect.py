@@ -22,7 +22,7 @@ from services.core import db
 from services.core.settings import Settings
 from services.delivery import batches, ledger
 from services.delivery.ledger import ItemState
-from services.demo import district as demo
+from tests.databases import SeedDemo
 from tests.delivery_harness import MailSink, check_every_document, worker, write_config
 
 TERMINATE = text(
@@ -40,13 +40,10 @@ def sink() -> Iterator[MailSink]:
 
 @pytest.mark.postgres
 def test_terminated_connections_mid_batch_are_waited_out(
-    tmp_path: Path, pg_url: str, sink: MailSink
+    tmp_path: Path, pg_url: str, sink: MailSink, seed_demo: SeedDemo
 ) -> None:
     engine = db.make_engine(pg_url)
-    db.upgrade(engine)
-    demo.seed(
-        engine, Settings(pg_url, tmp_path / "data"), students=40, seed=7, pdfs=True, workers=2
-    )
+    seed_demo(engine, Settings(pg_url, tmp_path / "data"), students=40, seed=7, pdfs=True)
     operator = operators.resolve(engine, "caaspp")
     batch_id = batches.create(
         engine, operator, batches.Selection(), name="outage", password_delay=timedelta(0)

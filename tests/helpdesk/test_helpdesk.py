@@ -26,6 +26,7 @@ from services.helpdesk import families as helpdesk
 from services.intake.report_store import ReportStore
 from services.plan import coverage
 from services.roster.tables import Guardian, School, Student, StudentGuardian
+from tests.databases import SeedDemo
 from tests.delivery_harness import (
     MailSink,
     check_family,
@@ -286,12 +287,11 @@ def _schools(engine: Engine) -> list[School]:
         return list(session.exec(select(School).order_by(School.id)))
 
 
-def test_lookup_and_actions_on_both_databases(any_url: str, tmp_path: Path) -> None:
-    from services.demo import district as demo
-
+def test_lookup_and_actions_on_both_databases(
+    any_url: str, tmp_path: Path, seed_demo: SeedDemo
+) -> None:
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(any_url, tmp_path), students=30, seed=4, pdfs=False)
+    seed_demo(engine, Settings(any_url, tmp_path), students=30, seed=4, pdfs=False)
     helper = operators.resolve(engine, "helpdesk")
     with Session(engine) as session:
         student, guardian = session.exec(

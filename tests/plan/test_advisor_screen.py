@@ -105,13 +105,12 @@ async def test_help_desk_views_but_cannot_save(engine, settings) -> None:  # typ
         )
 
 
-async def test_demo_lea_end_to_end(engine, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_demo_lea_end_to_end(engine, settings, seed_demo) -> None:  # type: ignore[no-untyped-def]
     """On the shared demo data: pre-filled from the roster, saved by keys, shown on the dashboard."""
     from services.access import operators
-    from services.demo import district as demo
     from services.roster.facts import roster_facts
 
-    demo.seed(engine, settings, students=120, seed=7, pdfs=False)
+    seed_demo(engine, settings, students=120, seed=7, pdfs=False)
     caaspp = operators.resolve(engine, "caaspp")
     facts = roster_facts(engine, caaspp.lea_id)
     assert facts.ssrs_estimated and 0.2 < (facts.portal_share or 0) < 0.8

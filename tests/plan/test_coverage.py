@@ -18,7 +18,6 @@ from services.core.channels import Option, channel_for
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import BatchStatus, DeliveryItem
-from services.demo import district as demo_lea
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
 from services.plan import decisions as plan
@@ -27,6 +26,7 @@ from services.roster.facts import has_text, roster_facts
 from services.roster.tables import Guardian, StudentGuardian
 from tests.channel_world import SEED, STUDENTS, World, world
 from tests.credentials_world import record_credential
+from tests.databases import SeedDemo
 
 
 @pytest.fixture
@@ -76,11 +76,10 @@ def test_after_a_b_and_c_only_the_families_left_out_are_uncovered(demo: World) -
     after_a_b_and_c(demo)
 
 
-def test_the_same_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+def test_the_same_on_postgresql(pg_url: str, tmp_path: Path, seed_demo: SeedDemo) -> None:
     engine = db.make_engine(pg_url)
-    db.upgrade(engine)
     settings = Settings(database_url=pg_url, data_dir=tmp_path / "data")
-    demo_lea.seed(engine, settings, students=STUDENTS, seed=SEED, pdfs=True, workers=2)
+    seed_demo(engine, settings, students=STUDENTS, seed=SEED, pdfs=True)
     try:
         after_a_b_and_c(World(engine, settings, tmp_path))
     finally:

@@ -11,7 +11,6 @@ from services.access.tables import Operator
 from services.core.programs import Program
 from services.core.working_days import WorkingCalendar
 from services.delivery import batches
-from services.demo import district as demo
 from services.demo.district import RECEIVED
 from services.reports import deadlines
 
@@ -19,15 +18,14 @@ CALENDAR = WorkingCalendar()
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory):  # type: ignore[no-untyped-def]
+def seeded(tmp_path_factory, templates):  # type: ignore[no-untyped-def]
     from services.core import db
     from services.core.settings import Settings
 
     root = tmp_path_factory.mktemp("deadlines")
     url = f"sqlite:///{root / 'ssr.db'}"
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(url, root / "data"), students=40, seed=7, workers=1)
+    templates.seed_demo(engine, Settings(url, root / "data"), students=40, seed=7)
     with Session(engine) as session:
         ops = {o.username: o for o in session.exec(select(Operator)).all()}
     return engine, ops
@@ -67,13 +65,12 @@ def test_batches_panel_by_role(seeded) -> None:  # type: ignore[no-untyped-def]
     assert "run by the LEA and site coordinators" in batches.dashboard_text(engine, ops["helpdesk"])
 
 
-def test_the_same_on_postgresql(pg_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_on_postgresql(pg_url: str, tmp_path, seed_demo) -> None:  # type: ignore[no-untyped-def]
     from services.core import db
     from services.core.settings import Settings
 
     engine = db.make_engine(pg_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(pg_url, tmp_path / "data"), students=12, seed=7, workers=1)
+    seed_demo(engine, Settings(pg_url, tmp_path / "data"), students=12, seed=7)
     with Session(engine) as session:
         caaspp = session.exec(select(Operator).where(Operator.username == "caaspp")).one()
     today = RECEIVED[Program.CAASPP].date()

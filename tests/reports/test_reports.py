@@ -22,7 +22,6 @@ from services.core.settings import Settings
 from services.core.working_days import WorkingCalendar
 from services.delivery import batches
 from services.delivery.ledger import DeliveryItem, ItemState
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
 from services.reports import aggregates as reports
@@ -36,10 +35,9 @@ ELPAC_RECEIVED = datetime(2026, 5, 20, 16, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def world(any_url: str, tmp_path) -> Engine:  # type: ignore[no-untyped-def]
+def world(any_url: str, tmp_path, seed_demo) -> Engine:  # type: ignore[no-untyped-def]
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(any_url, tmp_path), students=60, seed=3, pdfs=False)
+    seed_demo(engine, Settings(any_url, tmp_path), students=60, seed=3, pdfs=False)
     with Session(engine) as session:
         students = session.exec(select(Student).order_by(Student.id)).all()
         for s in students:

@@ -11,7 +11,6 @@ from services.access import operators
 from services.audit.log import verify
 from services.audit.tables import AuditEvent
 from services.core.errors import InvalidInput, NotFound, PermissionDenied
-from services.demo import district as demo
 from services.roster import groups as student_groups
 from services.roster.group_tables import StudentGroupLogin, StudentGroupMember
 from services.roster.groups import Filter
@@ -19,8 +18,8 @@ from services.roster.tables import School, Student, StudentGuardian
 
 
 @pytest.fixture
-def seeded(engine, settings):  # type: ignore[no-untyped-def]
-    demo.seed(engine, settings, students=120, seed=5, pdfs=False)
+def seeded(engine, settings, seed_demo):  # type: ignore[no-untyped-def]
+    seed_demo(engine, settings, students=120, seed=5, pdfs=False)
     return engine
 
 
