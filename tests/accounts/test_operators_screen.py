@@ -17,6 +17,7 @@ from services.accounts.lea_setup import Person
 from services.core.context import ConsoleContext
 from services.core.errors import NotFound
 from services.core.settings import Settings
+from tests.pilot import settle
 from widgets.plain import PlainTable
 
 SIZE = (80, 24)
@@ -38,13 +39,6 @@ def app_for(engine: Engine, settings: Settings, who: str) -> SSRConsoleApp:
     return SSRConsoleApp(ConsoleContext(engine, settings, signin.resolve(engine, who)))
 
 
-async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def rows(app: SSRConsoleApp) -> list[list[str]]:
     table = app.screen.query_one(PlainTable)
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
@@ -57,7 +51,7 @@ async def type_fields(app: SSRConsoleApp, pilot, *values: str) -> None:  # type:
         assert isinstance(field, Input)
         field.value = value
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
 
 
 async def test_coordinator_adds_an_operator_with_a_key_and_disables_them(
@@ -66,13 +60,13 @@ async def test_coordinator_adds_an_operator_with_a_key_and_disables_them(
     app = app_for(lea, settings, "maria")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("O")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, OperatorsScreen)
         assert [r[0] for r in rows(app)] == ["maria", "tina", "tran"]
         assert rows(app)[0][2] == "LEA CAASPP coordinator"
 
         await pilot.press("plus")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, FormDialog)
         await type_fields(app, pilot, "hugo", "Hugo Help", "", "helpdesk", "", KEY)
         assert isinstance(app.screen, OperatorsScreen)
@@ -80,12 +74,12 @@ async def test_coordinator_adds_an_operator_with_a_key_and_disables_them(
         assert hugo[2:] == ["Help desk", "LEA", "1", "active"]
 
         app.screen.query_one(PlainTable).move_cursor(row=[r[0] for r in rows(app)].index("hugo"))
-        await settle(app, pilot)
+        await settle(pilot)
         assert "SHA256:" in str(app.screen.query_one("#detail", Static).render())
         await pilot.press("x")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("enter")  # confirm
-        await settle(app, pilot)
+        await settle(pilot)
         assert next(r for r in rows(app) if r[0] == "hugo")[5] == "disabled"
         with pytest.raises(NotFound):  # disabled: no longer signs in
             signin.resolve(lea, "hugo")
@@ -109,19 +103,19 @@ async def test_tech_is_refused_a_coordinator_role_in_the_dialog(
     app = app_for(lea, settings, "tina")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("O")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("plus")
-        await settle(app, pilot)
+        await settle(pilot)
         await type_fields(app, pilot, "carl", "Carl", "", "lea_elpac", "", "")
         assert isinstance(app.screen, FormDialog)  # still open, what was typed kept
         error = str(app.screen.query_one("#error", Static).render())
         assert "may not grant the role of an LEA ELPAC coordinator" in error
         assert app.screen.query_one("#field-username", Input).value == "carl"
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         app.screen.query_one(PlainTable).move_cursor(row=[r[0] for r in rows(app)].index("tina"))
         await pilot.press("g")
-        await settle(app, pilot)
+        await settle(pilot)
         await type_fields(app, pilot, "helpdesk", "")
         assert "Nobody changes their own role" in str(
             app.screen.query_one("#error", Static).render()
@@ -137,7 +131,7 @@ async def test_help_desk_cannot_open_it_and_the_palette_reaches_it(
     app = app_for(lea, settings, "hugo")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("O")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, OperatorsScreen)
         assert any("may not manage operators" in n.message for n in app._notifications)
     app = app_for(lea, settings, "maria")
@@ -145,7 +139,7 @@ async def test_help_desk_cannot_open_it_and_the_palette_reaches_it(
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"Go to Operators")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, OperatorsScreen)

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from textual.app import App
 
-from console.app import SSRConsoleApp
 from screens.audit_log import AuditLogScreen
 from services.access import operators
 from services.audit import browse
@@ -18,18 +16,18 @@ from services.audit import log as audit
 from services.audit.log import Actor
 from services.audit.tables import AuditEvent
 from services.core import db
-from services.core.context import ConsoleContext
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
-from services.demo import district as demo
+from tests.databases import SeedDemo
+from tests.pilot import app_for, settle
 from widgets.paged_table import PagedTable
 
 SIZE = (80, 24)
 
 
 @pytest.fixture
-def seeded(engine: Engine, settings: Settings) -> Engine:
-    demo.seed(engine, settings, students=20, seed=2, pdfs=False)
+def seeded(engine: Engine, settings: Settings, seed_demo: SeedDemo) -> Engine:
+    seed_demo(engine, settings, students=20, seed=2, pdfs=False)
     caaspp, helper = operators.resolve(engine, "caaspp"), operators.resolve(engine, "helpdesk")
     with db.session_scope(engine) as session:
         for i in range(3):
@@ -61,27 +59,21 @@ def test_filter_by_operator_action_target_and_time(seeded: Engine) -> None:
         count("action:")
 
 
-async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def,type-arg]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_filter_and_verify_from_the_screen(seeded: Engine, settings: Settings) -> None:
-    app = SSRConsoleApp(ConsoleContext(seeded, settings, operators.resolve(seeded, "caaspp")))
+    app = app_for(seeded, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("l")
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, AuditLogScreen)
         table = screen.query_one(PagedTable)
         await pilot.press("slash")
         screen.query_one("#filter").insert_text_at_cursor("op:helpdesk action:guardian")  # type: ignore[attr-defined]
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.total == 1 and table.rows[0][3] == "guardian.email_corrected"
         await pilot.press("enter")
         await pilot.press("v")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "Hash chain intact" in str(screen.query_one("#chain").render())
 
         with db.session_scope(seeded) as session:  # someone edits the log behind our back
@@ -89,6 +81,6 @@ async def test_filter_and_verify_from_the_screen(seeded: Engine, settings: Setti
                 update(AuditEvent).where(AuditEvent.target == "guardian:7").values(target="x")
             )
         await pilot.press("v")
-        await settle(app, pilot)
+        await settle(pilot)
         text = str(screen.query_one("#chain").render())
         assert "BROKEN" in text and "was altered" in text

@@ -6,50 +6,34 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 from textual.binding import Binding
+from textual.command import CommandList
 from textual.filter import Monochrome
 from textual.widgets import Input, TextArea
 
-from console.app import SSRConsoleApp
 from console.navigation import DESTINATIONS
 from screens.audit_log import AuditLogScreen
 from screens.dashboard import DashboardScreen
 from screens.help import HelpScreen
 from screens.students import StudentsScreen
-from services.access import operators
-from services.core.context import ConsoleContext
-from services.demo import district as demo
 from services.reports.dashboard import Banner
 from services.roster.tables import Guardian, Student
+from tests.pilot import app_for, notices, settle, until
 from widgets.banner import BannerBar
 
 SIZE = (80, 24)
 
 
 @pytest.fixture
-def seeded(engine, settings):  # type: ignore[no-untyped-def]
+def seeded(engine, settings, seed_demo):  # type: ignore[no-untyped-def]
     """The demo LEA (rows only): three schools, one operator per role."""
-    demo.seed(engine, settings, students=150, seed=7, pdfs=False)
+    seed_demo(engine, settings, students=150, seed=7, pdfs=False)
     return engine
 
 
-def console(seeded, settings, username: str) -> SSRConsoleApp:  # type: ignore[no-untyped-def]
-    return SSRConsoleApp(ConsoleContext(seeded, settings, operators.resolve(seeded, username)))
-
-
-def notices(app: SSRConsoleApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
-
-
-async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_dashboard_opens_first_with_operator_role_and_lea_in_title(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         assert app.sub_title.startswith("Dana Whitfield · LEA CAASPP coordinator · Sierra Vista")
         with Session(seeded) as session:
@@ -60,11 +44,11 @@ async def test_dashboard_opens_first_with_operator_role_and_lea_in_title(seeded,
 
 
 async def test_every_destination_by_key_with_help_overlay_and_esc_back(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         for destination in DESTINATIONS:
             await pilot.press(destination.key)
-            await settle(app, pilot)
+            await settle(pilot)
             screen = app.screen
             assert len(app.screen_stack) == (1 if destination.key == "d" else 2)
             typing = isinstance(app.focused, Input | TextArea)  # there ? is a character; f1 helps
@@ -96,10 +80,10 @@ async def test_every_destination_by_key_with_help_overlay_and_esc_back(seeded, s
 
 
 async def test_help_lists_the_screens_own_keys(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
         table_keys = {k.key: k.description for k in app.screen.keys if k.group == "Table"}
@@ -111,39 +95,39 @@ async def test_help_lists_the_screens_own_keys(seeded, settings) -> None:  # typ
 
 
 async def test_command_palette_opens_a_destination(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"audit log")
-        await pilot.pause(0.5)
+        await until(lambda: app.screen.query_one(CommandList).option_count > 0, pilot)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, AuditLogScreen)
 
 
 async def test_moving_between_destinations_keeps_the_stack_shallow(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         students = app.screen
         await pilot.press("s")  # already open: the same screen, filter and all
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.screen is students and len(app.screen_stack) == 2
         await pilot.press("l")  # straight from one destination to the next, no esc
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.screen is not students and len(app.screen_stack) == 2
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
 
 
 async def test_tech_coordinator_is_refused_students_with_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "tech")
+    app = app_for(seeded, settings, "tech")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         assert any("may not view students" in n for n in notices(app))
         guardians = str(app.screen.query_one("#guardians").render())
@@ -151,17 +135,17 @@ async def test_tech_coordinator_is_refused_students_with_a_notification(seeded, 
 
 
 async def test_help_desk_is_refused_the_audit_log(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "helpdesk")
+    app = app_for(seeded, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("l")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         assert any(
             "Audit log: not allowed: A help desk may not view the audit log" in n
             for n in notices(app)
         )
         await pilot.press("s")  # but may look students up
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, StudentsScreen)
 
 
@@ -170,17 +154,17 @@ async def test_banners_show_on_every_screen(seeded, settings, monkeypatch) -> No
 
     warning = Banner("warning", "The SIS-vendor credential expires in 9 days")
     monkeypatch.setattr(dashboard, "banners", lambda engine, operator: [warning])
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         for key in "dsc":
             await pilot.press(key)
-            await settle(app, pilot)
+            await settle(pilot)
             bar = app.screen.query_one(BannerBar)
             assert bar.display and "WARNING: The SIS-vendor credential expires" in str(bar.render())
 
 
 async def test_ctrl_z_is_unbound_and_q_quits(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         bound = {b.binding.action for b in app.screen.active_bindings.values()}
         assert "suspend_process" not in bound and "app.suspend_process" not in bound
@@ -195,22 +179,22 @@ async def test_ctrl_z_is_unbound_and_q_quits(seeded, settings) -> None:  # type:
 
 async def test_no_color_renders_monochrome(seeded, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NO_COLOR", "1")
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     assert app.no_color
     assert any(isinstance(f, Monochrome) for f in app.get_line_filters())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, StudentsScreen)
 
 
 async def test_a_refused_table_fetch_is_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
-    app = console(seeded, settings, "caaspp")
+    app = app_for(seeded, settings, "caaspp")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         app.ctx.operator.active = False  # e.g. disabled while the screen is open
         await pilot.press("slash", "a")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, StudentsScreen) and app.is_running
         assert "Students: Operator caaspp is disabled" in notices(app)

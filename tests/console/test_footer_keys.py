@@ -18,16 +18,16 @@ from screens.reports import AtRiskScreen
 from services.access import operators
 from services.core.context import ConsoleContext
 from services.delivery import batches
-from services.demo import district as demo
 from services.reports import aggregates as reports
+from tests.pilot import settle
 
 SIZE = (80, 24)
 HELP_KEYS = {"question_mark", "f1"}
 
 
 @pytest.fixture
-def seeded(engine, settings):  # type: ignore[no-untyped-def]
-    demo.seed(engine, settings, students=60, seed=7, pdfs=True, workers=1)
+def seeded(engine, settings, seed_demo):  # type: ignore[no-untyped-def]
+    seed_demo(engine, settings, students=60, seed=7, pdfs=True)
     return engine
 
 
@@ -55,12 +55,6 @@ def footer_problems(screen: Screen[object]) -> list[str]:
     return problems
 
 
-async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_every_screens_keys_fit_the_footer_at_80_columns_or_are_in_help(
     seeded, settings
 ) -> None:  # type: ignore[no-untyped-def]
@@ -69,10 +63,10 @@ async def test_every_screens_keys_fit_the_footer_at_80_columns_or_are_in_help(
     app = SSRConsoleApp(ConsoleContext(seeded, settings, operator))
     problems: dict[str, list[str]] = {}
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         for destination in DESTINATIONS:
             await app.run_action(f"go({destination.key!r})")
-            await settle(app, pilot)
+            await settle(pilot)
             problems[destination.title] = footer_problems(app.screen)
         extra: list[Screen[object]] = [
             BatchProgressScreen(app.ctx, batch_id),
@@ -80,7 +74,7 @@ async def test_every_screens_keys_fit_the_footer_at_80_columns_or_are_in_help(
         ]
         for screen in extra:
             await app.push_screen(screen)
-            await settle(app, pilot)
+            await settle(pilot)
             problems[type(screen).__name__] = footer_problems(screen)
             await app.pop_screen()
     failing = {title: found for title, found in problems.items() if found}

@@ -19,7 +19,8 @@ from services.core import db
 from services.core.context import ConsoleContext
 from services.core.errors import DatabaseUnavailable
 from services.core.settings import Settings
-from services.demo import district as demo
+from tests.databases import SeedDemo
+from tests.pilot import app_for, settle
 from widgets.banner import BannerBar
 
 CLOSED = "postgresql://root@127.0.0.1:1/test"  # nothing listens on port 1
@@ -43,74 +44,66 @@ def test_the_cli_prints_the_sentence_and_exits_2(capsys: pytest.CaptureFixture[s
 
 
 async def test_every_destination_says_so_and_the_session_goes_on(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, seed_demo: SeedDemo
 ) -> None:
     """The server goes away mid-session: a destination is not opened on it, and the operator is
     told why and stays where they were; a screen already open says it in its banner; when the
     server is back, the same session carries on."""
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
     settings = Settings(sqlite_url, tmp_path)
-    demo.seed(engine, settings, students=20, seed=5, pdfs=False)
+    seed_demo(engine, settings, students=20, seed=5, pdfs=False)
     caaspp = operators.resolve(engine, "caaspp")
     context = ConsoleContext(engine, settings, caaspp)
     reachable = [d for d in DESTINATIONS if d.permission is None or allowed(caaspp, d.permission)]
     assert len(reachable) >= 12
     app = SSRConsoleApp(context)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         dashboard = app.screen
         context.engine = db.make_engine(CLOSED)
         for destination in reachable[1:]:
             app.clear_notifications()
             await pilot.press(destination.key)
-            await settle(app, pilot)
+            await settle(pilot)
             assert app.is_running and app.screen is dashboard, destination.title
             said = [str(n.message) for n in app._notifications]
             assert any("cannot be used right now" in m for m in said), destination.title
         context.engine = engine
         await pilot.press("r")  # opened while the server is up...
-        await settle(app, pilot)
+        await settle(pilot)
         reports = app.screen
         assert isinstance(reports, ReportsScreen)
         context.engine = db.make_engine(CLOSED)
         await pilot.press("u")  # ...whose refresh then fails: said in place, the screen stays
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.screen is reports
         assert "cannot be used right now" in str(reports.query_one("#summary").render())
         await pilot.press("question_mark", "question_mark")  # back from help: banners re-read
-        await settle(app, pilot)
+        await settle(pilot)
         assert "cannot be used right now" in str(reports.query_one(BannerBar).render())
         context.engine = engine  # back again: the same session carries on
         await pilot.press("escape", "l")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, AuditLogScreen)
         assert "cannot be used" not in str(app.screen.query_one(BannerBar).render())
     engine.dispose()
 
 
-async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_a_worker_error_nobody_caught_is_a_notification_not_the_end(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, seed_demo: SeedDemo
 ) -> None:
     """The app's backstop (a Textual override): a ConsoleError escaping a screen's worker."""
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
     settings = Settings(sqlite_url, tmp_path)
-    demo.seed(engine, settings, students=5, seed=5, pdfs=False)
-    app = SSRConsoleApp(ConsoleContext(engine, settings, operators.resolve(engine, "caaspp")))
+    seed_demo(engine, settings, students=5, seed=5, pdfs=False)
+    app = app_for(engine, settings)
 
     def read() -> None:
         operators.resolve(db.make_engine(CLOSED), "caaspp")
 
     async with app.run_test(size=(80, 24)) as pilot:
         app.run_worker(read, thread=True)
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running
         assert any("cannot be used right now" in str(n.message) for n in app._notifications)
     engine.dispose()

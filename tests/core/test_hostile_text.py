@@ -46,6 +46,7 @@ from services.helpdesk import families as helpdesk
 from services.roster.tables import Guardian, Student
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
+from tests.pilot import settle
 
 SIZE = (80, 24)
 OSC52 = "\x1b]52;c;aGFja2Vk\x07"  # sets the operator's clipboard to "hacked"
@@ -118,16 +119,10 @@ def hostile_zip(settings: Settings, ssids: list[str]) -> Path:
     return path
 
 
-async def settle(app: SSRConsoleApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def drawn(app: SSRConsoleApp, pilot) -> str:  # type: ignore[no-untyped-def]
     """The text the compositor draws now (screen, dialogs, notifications), checked for raw
     control bytes."""
-    await settle(app, pilot)
+    await settle(pilot)
     picture = app.export_screenshot()
     found = RAW.search(picture)
     assert found is None, f"{app.screen!r} drew {found.group()!r} from the data"
@@ -191,11 +186,11 @@ async def test_every_screen_shows_hostile_data_as_plain_escaped_text(
                 await pilot.press("e")  # the dialog's intro names the hostile guardian
                 shown.append(await drawn(app, pilot))
                 await pilot.press("escape")
-            await settle(app, pilot)
+            await settle(pilot)
         if role != "tech":  # the tech coordinator sees no names, only counts
             assert sum("\\x1b" in picture for picture in shown) >= 3
         await pilot.press("d")  # the session still answers
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
     assert app.return_code in (None, 0)
 
@@ -210,14 +205,14 @@ async def test_correct_email_refuses_a_control_character_with_a_sentence(
     app = SSRConsoleApp(ConsoleContext(world, settings, operator))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("h")
-        await settle(app, pilot)
+        await settle(pilot)
         app.screen.query_one("#search", Input).insert_text_at_cursor(student.ssid)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("e")
-        await settle(app, pilot)
+        await settle(pilot)
         dialog = app.screen
         assert isinstance(dialog, FormDialog)
         email = dialog.query_one("#field-email", Input)

@@ -25,7 +25,6 @@ import pytest
 from sqlmodel import Session, col
 from sqlmodel import select as sql_select
 
-from console.app import SSRConsoleApp
 from screens.credential_forms import FormDialog
 from screens.reports import ReportsScreen
 from services.access import operators
@@ -33,13 +32,13 @@ from services.channels import paper_order, print_batch
 from services.channels.batches import Scope
 from services.channels.print_batch import Handling, PrintOptions
 from services.core import db
-from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.delivery.ledger import ItemState, state_counts
 from services.plan import coverage
 from services.roster.tables import School, Student
 from tests.delivery_harness import MailSink, first_school_batch
 from tests.intake_fixtures import ssr
+from tests.pilot import app_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN_TO_OTHERS = 0o077
@@ -101,7 +100,7 @@ def serve_ssh_once(config: Path, tmp_path: Path) -> str:
 
 
 async def export_from_reports_screen(engine, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    app = SSRConsoleApp(ConsoleContext(engine, settings, operators.resolve(engine, "caaspp")))
+    app = app_for(engine, settings)
     async with app.run_test(size=(80, 24)) as pilot:
         for keys in ("r", "x", "enter"):
             await pilot.press(keys)

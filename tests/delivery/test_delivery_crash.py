@@ -33,7 +33,6 @@ from services.core import db
 from services.core.settings import Settings
 from services.delivery import batches, ledger
 from services.delivery.ledger import ItemState, Resolution
-from services.demo import district as demo
 from tests.delivery_harness import (
     MailSink,
     check_every_document,
@@ -43,6 +42,7 @@ from tests.delivery_harness import (
     worker,
     write_config,
 )
+from tests.pilot import wait_for
 
 
 @pytest.fixture
@@ -66,9 +66,8 @@ def seeded_database(
         return url, db.make_engine(url)
     url = request.getfixturevalue("pg_url")
     engine = db.make_engine(url)
-    db.upgrade(engine)
     seeded = Settings(database_url=url, data_dir=tmp_path / "data")
-    demo.seed(engine, seeded, students=40, seed=7, pdfs=True, workers=2)
+    request.getfixturevalue("seed_demo")(engine, seeded, students=40, seed=7, pdfs=True)
     return url, engine
 
 
@@ -182,10 +181,7 @@ def test_a_kill_during_a_send_leaves_the_item_uncertain_not_resent(
     sink.delay = 30.0
     with log.open("ab") as out:
         process = subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while sink.data_count == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sink.data_count > 0, "the worker never reached DATA"
+    wait_for(lambda: sink.data_count > 0, 60, "the worker reached DATA")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     sink.delay = 0
@@ -306,9 +302,7 @@ def test_two_workers_started_at_the_same_instant_on_sqlite_one_is_refused(
         )
         for _ in range(2)
     ]
-    deadline = time.monotonic() + 60
-    while not all(opened(p.pid, database) for p in pair) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: all(opened(p.pid, database) for p in pair), 60, "both opened the database")
     time.sleep(1.0)  # both are past their start-up reads, waiting to register
     gate.execute("COMMIT")
     gate.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,20 +9,19 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
-from console.app import SSRConsoleApp
 from screens.batch_progress import BatchProgressScreen, ResolveScreen
 from screens.batches import BatchesScreen
 from screens.new_batch import NewBatchScreen
 from services.access import operators
 from services.core import db
-from services.core.context import ConsoleContext
 from services.core.db import session_scope
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from tests.delivery_harness import copy_database, seeded_template
+from tests.pilot import app_for, settle, text, until
 
 SIZE = (80, 24)
 
@@ -35,11 +33,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator
     engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
     yield engine
     engine.dispose()
-
-
-def app_for(engine: Engine, tmp_path: Path, username: str = "caaspp") -> SSRConsoleApp:
-    config = Settings(database_url=str(engine.url), data_dir=tmp_path / "data")
-    return SSRConsoleApp(ConsoleContext(engine, config, operators.resolve(engine, username)))
 
 
 def batch_with_problems(engine: Engine) -> tuple[int, list[int]]:
@@ -87,21 +80,11 @@ def status_of(engine: Engine, batch_id: int) -> BatchStatus:
         return batch.status
 
 
-def text(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
-    return str(screen.query_one(selector, Static).render())
-
-
-async def settle(pilot, seconds: float = 0.0) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause(seconds)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_progress_screen_keys_pause_resume_retry_resolve_cancel(
-    engine: Engine, tmp_path: Path
+    engine: Engine, settings: Settings
 ) -> None:
     batch_id, ids = batch_with_problems(engine)
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)
@@ -152,10 +135,10 @@ async def test_progress_screen_keys_pause_resume_retry_resolve_cancel(
 
 
 async def test_progress_refreshes_from_the_database_within_a_second(
-    engine: Engine, tmp_path: Path
+    engine: Engine, settings: Settings
 ) -> None:
     batch_id, ids = batch_with_problems(engine)
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
         await settle(pilot)
@@ -167,13 +150,11 @@ async def test_progress_refreshes_from_the_database_within_a_second(
                 .where(DeliveryItem.id.in_(ids[2:5]))  # type: ignore[union-attr]
                 .values(state=ItemState.DONE)
             )
-        await asyncio.sleep(1.2)
-        await settle(pilot)
-        assert "3/" in text(screen, "#headline")
+        await until(lambda: "3/" in text(screen, "#headline"), pilot, timeout=1.2)
 
 
-async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, tmp_path: Path) -> None:
-    app = app_for(engine, tmp_path)
+async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, settings: Settings) -> None:
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)
@@ -201,7 +182,7 @@ async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, tmp_path:
 
 
 async def test_new_batch_dry_run_says_what_was_left_out_and_a_resend_needs_a_reason(
-    engine: Engine, tmp_path: Path
+    engine: Engine, settings: Settings
 ) -> None:
     """Grade 3 was delivered: a second grade 3 batch would send nobody anything, and the dry run
     says how many SSRs it leaves out and why; a re-send reason takes them again, audited."""
@@ -215,7 +196,7 @@ async def test_new_batch_dry_run_says_what_was_left_out_and_a_resend_needs_a_rea
             .where(DeliveryItem.batch_id == delivered)  # type: ignore[arg-type]
             .values(state=ItemState.DONE)
         )
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)
@@ -246,8 +227,8 @@ async def test_new_batch_dry_run_says_what_was_left_out_and_a_resend_needs_a_rea
     assert again.total_items == first.families
 
 
-async def test_helpdesk_may_not_open_batches(engine: Engine, tmp_path: Path) -> None:
-    app = app_for(engine, tmp_path, "helpdesk")
+async def test_helpdesk_may_not_open_batches(engine: Engine, settings: Settings) -> None:
+    app = app_for(engine, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)
@@ -255,7 +236,7 @@ async def test_helpdesk_may_not_open_batches(engine: Engine, tmp_path: Path) -> 
 
 
 async def test_new_batch_for_a_student_group_program_and_year(
-    engine: Engine, tmp_path: Path
+    engine: Engine, settings: Settings
 ) -> None:
     """Scope ``group <name>`` sends to the families of the group's students (at its school),
     narrowed to one program and one administration year; a bad program is a plain refusal."""
@@ -276,7 +257,7 @@ async def test_new_batch_for_a_student_group_program_and_year(
         engine, caaspp, "Readers", "2025-26", student_groups.Filter(school_id, grade)
     )
     families = set(student_groups.guardian_ids(engine, caaspp, group.id))
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
         await settle(pilot)

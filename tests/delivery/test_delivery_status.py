@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,11 +30,13 @@ from services.audit.log import Actor
 from services.core import db
 from services.core.columns import utcnow
 from services.core.db import session_scope
+from services.core.settings import Settings
 from services.delivery import batches, ledger
 from services.delivery.ledger import BatchStatus, DeliveryItem, DeliveryWorker, ItemState
 from tests.delivery.test_delivery_crash import finish, worker, write_config
-from tests.delivery.test_delivery_screens import SIZE, app_for, settle, text
+from tests.delivery.test_delivery_screens import SIZE
 from tests.delivery_harness import MailSink, copy_database, first_school_batch, seeded_template
+from tests.pilot import app_for, settle, text, until, wait_for
 
 
 @pytest.fixture
@@ -73,12 +74,11 @@ def start_worker_stuck_in_data(config: Path, log: Path, sink: MailSink) -> subpr
     sink.delay = 30.0
     with log.open("ab") as out:
         process = subprocess.Popen(worker(config), stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while sink.data_count == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if sink.data_count == 0:
+    try:
+        wait_for(lambda: sink.data_count > 0, 60, "the worker reached DATA")
+    except AssertionError:
         kill(process)  # never leave a worker behind a failed test
-    assert sink.data_count > 0, "the worker never reached DATA"
+        raise
     return process
 
 
@@ -116,14 +116,14 @@ def test_a_batch_left_with_nothing_open_by_a_crash_finishes_without_an_operator(
 
 
 async def test_progress_screen_says_when_the_worker_died(
-    engine: Engine, tmp_path: Path, sink: MailSink
+    engine: Engine, tmp_path: Path, settings: Settings, sink: MailSink
 ) -> None:
     batch_id = batches.create(
         engine, operators.resolve(engine, "caaspp"), batches.Selection(), name="Spring SSRs"
     )
     config, log = write_config(tmp_path, sink, str(engine.url)), tmp_path / "worker.log"
     process = await asyncio.to_thread(start_worker_stuck_in_data, config, log, sink)
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
@@ -134,8 +134,8 @@ async def test_progress_screen_says_when_the_worker_died(
 
             killed_at = utcnow()
             await asyncio.to_thread(kill, process)
-            await asyncio.sleep(1.2)  # the screen reads the database once a second
-            await settle(pilot)
+            # the screen reads the database once a second
+            await until(lambda: "running, no worker" in text(screen, "#headline"), pilot)
             headline, figures = text(screen, "#headline"), text(screen, "#figures")
             assert "running, no worker" in headline
             assert "ETA none without a worker" in figures
@@ -150,7 +150,7 @@ async def test_progress_screen_says_when_the_worker_died(
         sink.delay = 0
 
 
-async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path: Path) -> None:
+async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, settings: Settings) -> None:
     """Two messages in a batch's first 6 seconds are not a rate: the ETA says "estimating" (it
     used to spread them over 5 minutes: "1h 13m" for a batch that took seconds)."""
     batch_id = batches.create(
@@ -187,7 +187,7 @@ async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path:
             session.execute(
                 update(DeliveryItem).where(col(DeliveryItem.id) == item_id).values(state=state)
             )
-    app = app_for(engine, tmp_path)
+    app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
         await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
         await settle(pilot)
@@ -197,8 +197,7 @@ async def test_the_first_eta_waits_for_a_measured_rate(engine: Engine, tmp_path:
         assert "Worker: 1 running" in on_screen(app)  # not clipped at 80x24
 
         sent(ids[2:12], 5)  # twelve documents in six seconds: a rate, and a short ETA
-        await asyncio.sleep(1.2)
-        await settle(pilot)
+        await until(lambda: "Rate estimating" not in text(app.screen, "#figures"), pilot)
         figures = text(app.screen, "#figures")
         assert "Rate estimating" not in figures and "ETA estimating" not in figures, figures
         assert "ETA under a minute" in figures or "ETA 1m" in figures, figures

@@ -22,24 +22,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from textual.widgets import Button, Input, Static
 
-from console.app import SSRConsoleApp
 from screens.batches import BatchesScreen
 from screens.notice_batch import NoticeBatchScreen
 from services.access import operators
 from services.audit.log import Actor
 from services.core import db
 from services.core.columns import utcnow
-from services.core.context import ConsoleContext
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
 from services.delivery import batches, ledger, messages, notices
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, ItemState
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.reports import aggregates as reports
 from services.roster.tables import LEA, Guardian, Student, StudentGuardian
+from tests.databases import SeedDemo
 from tests.delivery_harness import PASSWORD_LINE, MailSink, worker, write_config
+from tests.pilot import app_for
 
 SENDER = "ssr-reports@localhost"  # MailConfig's default from_address: the config names none
 
@@ -52,10 +51,9 @@ def sink() -> Iterator[MailSink]:
 
 
 @pytest.fixture
-def world(any_url: str, tmp_path: Path) -> Iterator[Engine]:
+def world(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[Engine]:
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(any_url, tmp_path / "data"), students=30, seed=5, pdfs=False)
+    seed_demo(engine, Settings(any_url, tmp_path / "data"), students=30, seed=5, pdfs=False)
     with Session(engine) as session:  # SSRs on record (no files: a notice carries none)
         for student in session.exec(select(Student)).all():
             session.add(
@@ -207,13 +205,12 @@ def test_send_dates_are_read_where_the_lea_is_and_never_in_the_past(tmp_path: Pa
 
 
 async def test_coordinator_schedules_a_notice_from_the_batches_screen(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, seed_demo: SeedDemo
 ) -> None:
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
     settings = Settings(sqlite_url, tmp_path / "data")
-    demo.seed(engine, settings, students=20, seed=5, pdfs=False)
-    app = SSRConsoleApp(ConsoleContext(engine, settings, operators.resolve(engine, "caaspp")))
+    seed_demo(engine, settings, students=20, seed=5, pdfs=False)
+    app = app_for(engine, settings)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("b")
         await pilot.pause()

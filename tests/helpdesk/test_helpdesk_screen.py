@@ -15,16 +15,15 @@ from textual.widgets import DataTable, Input
 from console.app import SSRConsoleApp
 from screens.credential_forms import FormDialog
 from screens.helpdesk import FamilyScreen, HelpDeskScreen
-from services.access import operators
 from services.audit import log as audit
 from services.audit.tables import AuditEvent
 from services.core import db
-from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.delivery.ledger import DeliveryItem, ItemState
 from services.plan.family_channel import FamilyChannel
 from services.roster.tables import Guardian, Student, StudentGuardian
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
+from tests.pilot import app_for, settle
 from widgets.timeline import Timeline
 
 SIZE = (80, 24)
@@ -63,23 +62,17 @@ def sent_family(engine: Engine) -> tuple[int, Student, Guardian]:
         return item.id, student, guardian
 
 
-async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def,type-arg]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def open_family(app: SSRConsoleApp, pilot, text: str) -> FamilyScreen:  # type: ignore[no-untyped-def]
     await pilot.press("h")
-    await settle(app, pilot)
+    await settle(pilot)
     assert isinstance(app.screen, HelpDeskScreen)
     assert app.focused is app.screen.query_one("#search", Input)
     app.screen.query_one("#search", Input).insert_text_at_cursor(text)  # a paste
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(pilot)
     assert app.screen.query_one("#hits", DataTable).row_count >= 1
     await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(pilot)
     assert isinstance(app.screen, FamilyScreen)
     return app.screen
 
@@ -99,14 +92,14 @@ async def type_into_dialog(app: App, pilot, *values: str) -> None:  # type: igno
         field.value = ""
         field.insert_text_at_cursor(value)
         await pilot.press("enter")
-    await settle(app, pilot)
+    await settle(pilot)
 
 
 async def test_lookup_by_ssid_then_resend_with_reason_writes_audit_rows(
     world: Engine, settings: Settings
 ) -> None:
     item_id, student, guardian = sent_family(world)
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "helpdesk")))
+    app = app_for(world, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         family = await open_family(app, pilot, student.ssid)
         card = str(family.query_one("#card").render())
@@ -117,7 +110,7 @@ async def test_lookup_by_ssid_then_resend_with_reason_writes_audit_rows(
         await pilot.pause()
         assert isinstance(app.screen, FormDialog)
         await pilot.press("enter")  # no reason: refused in the dialog, nothing changes
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, FormDialog)
         assert "reason" in str(app.screen.query_one("#error").render()).lower()
         await type_into_dialog(app, pilot, "Guardian says the email never arrived")
@@ -141,7 +134,7 @@ async def test_lookup_by_ssid_then_resend_with_reason_writes_audit_rows(
 
 async def test_password_resend_by_guardian_name(world: Engine, settings: Settings) -> None:
     item_id, student, guardian = sent_family(world)
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "helpdesk")))
+    app = app_for(world, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         await open_family(app, pilot, f"{guardian.last_name} {guardian.first_name}")
         await pilot.press("k")
@@ -156,7 +149,7 @@ async def test_password_resend_by_guardian_name(world: Engine, settings: Setting
 
 async def test_correct_email_and_move_channel_by_keys(world: Engine, settings: Settings) -> None:
     item_id, student, guardian = sent_family(world)
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "helpdesk")))
+    app = app_for(world, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         family = await open_family(app, pilot, (guardian.email or "")[:12])
         await pilot.press("e")
@@ -207,8 +200,8 @@ async def test_correct_email_and_move_channel_by_keys(world: Engine, settings: S
 async def test_tech_coordinator_cannot_open_the_help_desk(
     world: Engine, settings: Settings
 ) -> None:
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "tech")))
+    app = app_for(world, settings, "tech")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("h")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, HelpDeskScreen)

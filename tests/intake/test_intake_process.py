@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -19,6 +18,7 @@ from services.core.settings import Settings
 from services.intake.importer import latest_run
 from services.intake.records import ImportException, ImportRun, RunStatus
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
+from tests.pilot import wait_for
 
 
 def _command(settings: Settings, *args: str) -> list[str]:
@@ -73,9 +73,7 @@ def test_a_killed_import_reads_interrupted(engine: Engine, settings: Settings) -
         _command(settings, str(inbox)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 60
-        while latest_run(engine, None) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: latest_run(engine, None) is not None, 60, interval=0.02)
         run = latest_run(engine, None)
         assert run is not None and run.status == RunStatus.RUNNING  # alive: left alone
         assert (run.pid, run.host) == (child.pid, os.uname().nodename)

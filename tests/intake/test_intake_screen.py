@@ -15,6 +15,7 @@ from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.intake import importer as intake
 from tests.intake_fixtures import SSIDS, STRANGER, name, seed_roster, ssr
+from tests.pilot import until
 
 SIZE = (80, 24)
 
@@ -101,11 +102,13 @@ async def test_leaving_the_screen_does_not_stop_the_import(
         screen = app.screen
         screen.query_one("#paths", Input).value = str(inbox)
         await pilot.press("enter", "escape")  # gone before the first progress report arrives
-        for _ in range(100):
+
+        def finished() -> bool:
             run = intake.latest_run(engine, operator.lea_id)
-            if run is not None and run.status != "running":
-                break
-            await pilot.pause(0.1)
+            return run is not None and run.status != "running"
+
+        await until(finished, timeout=10)
+        run = intake.latest_run(engine, operator.lea_id)
         assert run is not None and (run.status, run.stored) == ("finished", 6)
         assert not screen.is_attached
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from services.core.programs import Program
 from services.reminders import scheduler_lock
 from services.reminders.ledger import Notice, NoticeState
 from services.reminders.scheduler_lock import LockLost, SchedulerBusy, SchedulerLock
+from tests.pilot import wait_for
 from tests.reminders_world import SmtpServer, add_reports, at, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,10 +177,8 @@ def test_two_schedulers_on_postgresql_the_second_refuses(migrated_pg_url, tmp_pa
     config = config_file(tmp_path, smtp, "[scheduler]\nheartbeat_seconds = 1\n")
     first = console(migrated_pg_url, config, "scheduler", "--scan-minutes", "0.02")
     try:
-        deadline = time.monotonic() + 30
-        while len(smtp.inbox.messages) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(smtp.inbox.messages) == 2, first.stderr
+        wait_for(lambda: len(smtp.inbox.messages) >= 2, 30, "the first scheduler's two notices")
+        assert len(smtp.inbox.messages) == 2
         second = console(migrated_pg_url, config, "scheduler", "--scan-minutes", "0.02")
         _, err = second.communicate(timeout=60)
         assert second.returncode == 2
@@ -188,7 +186,9 @@ def test_two_schedulers_on_postgresql_the_second_refuses(migrated_pg_url, tmp_pa
         once = console(migrated_pg_url, config, "scheduler", "--once")
         once.communicate(timeout=60)
         assert once.returncode == 2
-        time.sleep(2.5)  # several more scans of the first scheduler
+        for _ in range(2):  # two more scans of the first scheduler
+            seen = scheduler_lock.status(engine).last_scan_at
+            wait_for(lambda seen=seen: scheduler_lock.status(engine).last_scan_at != seen, 30)
         assert len(smtp.inbox.messages) == 2  # not doubled
         state = scheduler_lock.status(engine)
         assert state.running and state.pid == first.pid and state.last_scan_at is not None

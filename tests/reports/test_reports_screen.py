@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from textual.app import App
 from textual.widgets import DataTable
 
 from console.app import SSRConsoleApp
@@ -27,11 +26,12 @@ from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.delivery import batches, ledger
 from services.delivery.ledger import BatchStatus
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.roster import groups as student_groups
 from services.roster.groups import Filter
 from services.roster.tables import School, Student
+from tests.databases import SeedDemo
+from tests.pilot import app_for, settle
 from widgets.bar_chart import BarChart, bar
 from widgets.paged_table import PagedTable
 
@@ -39,10 +39,9 @@ SIZE = (80, 24)
 
 
 @pytest.fixture
-def world(sqlite_url: str, tmp_path: Path) -> Engine:
+def world(sqlite_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Engine:
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(sqlite_url, tmp_path), students=60, seed=3, pdfs=False)
+    seed_demo(engine, Settings(sqlite_url, tmp_path), students=60, seed=3, pdfs=False)
     with Session(engine) as session:
         for s in session.exec(select(Student)).all():
             session.add(
@@ -66,12 +65,6 @@ def world(sqlite_url: str, tmp_path: Path) -> Engine:
     engine.dispose()
 
 
-async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def,type-arg]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def test_bar_is_block_characters_to_the_eighth() -> None:
     assert bar(0.5, 4) == "██  "
     assert bar(1 / 32, 4) == "▏   "
@@ -87,7 +80,7 @@ async def test_breakdowns_chart_group_risk_and_export(world: Engine, tmp_path: P
     app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ReportsScreen)
         table = screen.query_one("#table", DataTable)
@@ -98,15 +91,15 @@ async def test_breakdowns_chart_group_risk_and_export(world: Engine, tmp_path: P
         assert len(screen.query_one(BarChart).bars) == schools
 
         await pilot.press("2")  # by grade
-        await settle(app, pilot)
+        await settle(pilot)
         assert str(table.get_row_at(0)[0]).startswith("Grade ")
         assert str(table.get_row_at(table.row_count - 1)[1]) == f"{students:,}"
 
         await pilot.press("1", "x")  # export the breakdown by school
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, FormDialog)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.screen is screen
         [exported] = list((tmp_path / "data" / "exports").glob("coverage-school-*.csv"))
         with exported.open(encoding="utf-8-sig", newline="") as handle:
@@ -114,7 +107,7 @@ async def test_breakdowns_chart_group_risk_and_export(world: Engine, tmp_path: P
         assert '\'=HYPERLINK("http://evil")' in cells and cells[-1] == "All"
 
         await pilot.press("k")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, AtRiskScreen)
         risk = app.screen.query_one(PagedTable)
         assert risk.total == students and risk.rows[0][6] == "in no batch"
@@ -130,17 +123,17 @@ async def test_breakdowns_chart_group_risk_and_export(world: Engine, tmp_path: P
         assert isinstance(app.screen, FormDialog)
         app.screen.query_one("#field-group").insert_text_at_cursor(str(group.id))  # type: ignore[attr-defined]
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert "group “First school”" in str(screen.query_one("#summary").render())
         assert table.row_count == 2 and str(table.get_row_at(1)[1]) == f"{group.students:,}"
 
 
 async def test_site_coordinator_sees_their_school_only(world: Engine, tmp_path: Path) -> None:
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "site")))
+    app = app_for(world, settings, "site")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         table = app.screen.query_one("#table", DataTable)
         assert table.row_count == 2  # their school and the total
         assert "your school" in str(app.screen.query_one("#summary").render())
@@ -148,10 +141,10 @@ async def test_site_coordinator_sees_their_school_only(world: Engine, tmp_path: 
 
 async def test_help_desk_may_not_open_reports(world: Engine, tmp_path: Path) -> None:
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "helpdesk")))
+    app = app_for(world, settings, "helpdesk")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         assert not isinstance(app.screen, ReportsScreen)
 
 
@@ -174,12 +167,12 @@ async def test_groups_from_a_cers_file_and_by_filter(world: Engine, tmp_path: Pa
     app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("f")
         await pilot.pause()
         app.screen.query_one("#field-path").insert_text_at_cursor(str(groups_file))  # type: ignore[attr-defined]
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, FormDialog)  # the outcome
         text = str(app.screen.query_one(".intro").render())
         assert "3 lines read: 1 students added to 1 group(s)" in text
@@ -196,7 +189,7 @@ async def test_groups_from_a_cers_file_and_by_filter(world: Engine, tmp_path: Pa
         ):
             app.screen.query_one(f"#field-{name}").insert_text_at_cursor(value)  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReportsScreen)
     made = {g.name: g for g in student_groups.list_groups(world, caaspp)}
     assert made["Room 4"].students == 1
@@ -220,12 +213,12 @@ async def test_leaving_while_figures_are_worked_out_is_harmless(
 
     monkeypatch.setattr(reports, "refresh", refresh)
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "caaspp")))
+    app = app_for(world, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await pilot.pause()
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.is_running and not isinstance(app.screen, ReportsScreen)
 
 
@@ -233,14 +226,14 @@ async def test_tech_coordinator_sees_counts_but_not_the_students_at_risk(
     world: Engine, tmp_path: Path
 ) -> None:
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
-    app = SSRConsoleApp(ConsoleContext(world, settings, operators.resolve(world, "tech")))
+    app = app_for(world, settings, "tech")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReportsScreen)
         assert "at risk" in str(app.screen.query_one("#summary").render())
         await pilot.press("k")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, ReportsScreen)  # refused with a notification
 
 
@@ -267,7 +260,7 @@ async def test_figures_follow_a_batch_without_a_key_press(
 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ReportsScreen)
         assert await under_way(screen, False) == "0"
@@ -296,7 +289,7 @@ async def test_figures_follow_a_batch_without_a_key_press(
         assert "as of " in summary and "working out" in summary, summary
         release.set()
         assert await under_way(screen, False) == "0"
-        await settle(app, pilot)
+        await settle(pilot)
         assert "as of" not in str(screen.query_one("#summary").render())
 
 
@@ -308,7 +301,7 @@ async def test_dashboard_follows_a_batch_without_a_key_press(
     caaspp = operators.resolve(world, "caaspp")
     app = SSRConsoleApp(ConsoleContext(world, settings, caaspp))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         assert "No delivery batches yet" in str(screen.query_one("#batches").render())

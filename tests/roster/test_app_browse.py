@@ -16,18 +16,18 @@ from services.core import db, paging
 from services.core.context import ConsoleContext
 from services.core.errors import InvalidInput, PermissionDenied
 from services.core.paging import Page
-from services.demo import district as demo
 from services.reports import dashboard
 from services.roster import browse
 from services.roster.tables import School, Student
+from tests.pilot import settle
 from widgets.paged_table import PagedTable
 
 SIZE = (80, 24)
 
 
 @pytest.fixture
-def seeded(engine, settings):  # type: ignore[no-untyped-def]
-    demo.seed(engine, settings, students=300, seed=11, pdfs=False)
+def seeded(engine, settings, seed_demo):  # type: ignore[no-untyped-def]
+    seed_demo(engine, settings, students=300, seed=11, pdfs=False)
     return engine
 
 
@@ -117,48 +117,42 @@ def test_audit_page_filters_by_operator_action_or_target(seeded) -> None:  # typ
         audit_browse.audit_page(seeded, op(seeded, "helpdesk"), 0, 10)
 
 
-async def settle(app: App, pilot) -> None:  # type: ignore[no-untyped-def,type-arg]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_students_table_pages_and_filters_by_keys(seeded, settings) -> None:  # type: ignore[no-untyped-def]
     everyone = all_students(seeded)
     app = SSRConsoleApp(ConsoleContext(seeded, settings, op(seeded, "caaspp")))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, StudentsScreen)
         table = app.screen.query_one(PagedTable)
         size = table.page_size
         assert 10 <= size <= 20 and len(table.rows) == size  # one window, not 300 rows
         assert table.rows[0][0] == everyone[0].ssid
         await pilot.press("pagedown")
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.first_row == size and table.rows[0][0] == everyone[size].ssid
         await pilot.press("end")
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.rows[-1][0] == everyone[-1].ssid
         await pilot.press("home")
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.first_row == 0
         for _ in range(size):  # down past the last visible row scrolls by one
             await pilot.press("down")
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.first_row == 1 and table.rows[-1][0] == everyone[size].ssid
 
         target = everyone[200]
         await pilot.press("slash", *target.last_name.lower())
-        await settle(app, pilot)
+        await settle(pilot)
         matches = [s for s in everyone if s.name_key.startswith(target.last_name.lower())]
         assert table.total == len(matches) and table.rows[0][0] == matches[0].ssid
         assert f"of {len(matches)} matching" in table.status_text
         await pilot.press("enter", "down")  # enter keeps the filter and returns to the rows
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.filter_text == target.last_name.lower()
         await pilot.press("escape")  # esc clears the filter first...
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.filter_text == "" and table.total == len(everyone)
         await pilot.press("escape")  # ...then goes back
         await pilot.pause()
@@ -173,7 +167,7 @@ async def test_site_coordinator_table_shows_only_their_school(seeded, settings) 
     app = SSRConsoleApp(ConsoleContext(seeded, settings, site))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
-        await settle(app, pilot)
+        await settle(pilot)
         table = app.screen.query_one(PagedTable)
         assert table.total == own
         assert {row[3] for row in table.rows} == {school.name}
@@ -212,32 +206,31 @@ class TableApp(App[None]):
 async def test_a_refused_fetch_is_a_message_not_a_traceback() -> None:
     app = TableApp(Rows(50))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("slash", *"bad")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.failures == ["Filter text may not start with 'bad'"]
         assert "Could not load rows" in str(app.query_one("#status").render())
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.query_one(PagedTable).total == 50 and app.is_running
 
 
 async def test_pgup_and_up_at_the_top_stay_put() -> None:
     app = TableApp(Rows(5))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         table = app.query_one(PagedTable)
         await pilot.press("pageup", "up", "pagedown")
-        await settle(app, pilot)
+        await settle(pilot)
         assert table.first_row == 0 and len(table.rows) == 5
 
 
-def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path, seed_demo) -> None:  # type: ignore[no-untyped-def]
     from services.core.settings import Settings
 
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(any_url, tmp_path), students=120, seed=3, pdfs=False)
+    seed_demo(engine, Settings(any_url, tmp_path), students=120, seed=3, pdfs=False)
     try:
         caaspp, site = op(engine, "caaspp"), op(engine, "site")
         everyone = all_students(engine)
@@ -262,10 +255,10 @@ def test_filters_and_scope_agree_on_sqlite_and_postgresql(any_url, tmp_path) -> 
 async def test_enter_chooses_the_row_under_the_cursor_across_pages() -> None:
     app = TableApp(Rows(100))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         size = app.query_one(PagedTable).page_size
         await pilot.press("pagedown", "down", "down")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.chosen == [(f"{size + 2:05d}", f"row {size + 2}")]
