@@ -34,7 +34,7 @@ def test_import_command_prints_summary_and_refusals(
 
 
 def test_import_received_sets_the_day_the_deadlines_count_from(
-    any_url: str, tmp_path: Path
+    migrated_url: str, tmp_path: Path
 ) -> None:
     """`import --received DATE` records when TOMS made the files' SSRs available (the receipt of
     5 CCR 863 / 11518.15); without it, the day of the import."""
@@ -48,12 +48,11 @@ def test_import_received_sets_the_day_the_deadlines_count_from(
     from services.core.columns import as_utc
     from services.intake.score_reports import ScoreReport
 
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+    engine = db.make_engine(migrated_url)
     ids = seed_roster(engine)
     inbox = tmp_path / "data" / "inbox"
     inbox.mkdir(parents=True)
-    base = [sys.executable, "-m", "console.cli", "--database-url", any_url, "--data-dir"]
+    base = [sys.executable, "-m", "console.cli", "--database-url", migrated_url, "--data-dir"]
     base += [str(tmp_path / "data"), "import", "--lea", LEA_CDS]
     root = Path(__file__).resolve().parents[2]
     for ssid, extra in ((SSIDS[0], ["--received", "2026-06-20"]), (SSIDS[1], [])):

@@ -273,7 +273,7 @@ class ReissuingToms(BaseHTTPRequestHandler):
 
 
 async def test_api_intake_takes_a_reissued_ssr_as_a_new_version_received_when_the_api_says(
-    any_url: str, tmp_path: Path
+    migrated_url: str, tmp_path: Path
 ) -> None:
     """A corrected SSR is noticed by the API's ``available_at`` (a later date: fetched, stored as
     version 2, received that day) or, in a listing without a date, by its content; an unchanged
@@ -283,9 +283,8 @@ async def test_api_intake_takes_a_reissued_ssr_as_a_new_version_received_when_th
     from services.core import db
     from services.core.columns import as_utc
 
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
+    engine = db.make_engine(migrated_url)
+    settings = Settings(database_url=migrated_url, data_dir=tmp_path / "data")
     ids = seed_roster(engine)
     scope = scope_for(engine, None, LEA_CDS)
     first, second, third = SSIDS[:3]

@@ -214,11 +214,12 @@ def test_bad_scheduler_config_is_a_clear_error(tmp_path, migrated_sqlite_url, sm
 
 
 @pytest.mark.slow
-def test_scheduler_warns_of_ssrs_past_due_under_the_summer_rule(any_url, tmp_path, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_scheduler_warns_of_ssrs_past_due_under_the_summer_rule(
+    migrated_url, tmp_path, smtp
+) -> None:  # type: ignore[no-untyped-def]
     """SSRs received after the last day of instruction are due 20 working days (CAASPP) or 15
     (ELPAC) into the next school year; the day after, a real ``scheduler --once`` warns."""
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+    engine = db.make_engine(migrated_url)
     world = build(engine, EXPIRY)
     add_reports(engine, world, Program.CAASPP, at(date(2026, 6, 20)), 4)
     add_reports(engine, world, Program.ELPAC, at(date(2026, 7, 1)), 2, first=10)
@@ -229,7 +230,7 @@ def test_scheduler_warns_of_ssrs_past_due_under_the_summer_rule(any_url, tmp_pat
         "holidays = [2026-09-07]\n",
     )
     # CAASPP due Wed Sep 9 (day 20 of the year, Labor Day skipped), ELPAC Tue Sep 1 (day 15)
-    url, now = any_url, at(date(2026, 9, 10)).isoformat()
+    url, now = migrated_url, at(date(2026, 9, 10)).isoformat()
     run = console(url, config, "scheduler", "--once", "--now", now)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err

@@ -135,14 +135,13 @@ def test_bulk_path_validates_every_row_and_inserts_nothing_on_refusal(engine, di
         assert connection.scalar(select(func.count()).select_from(Student)) == 5
 
 
-def test_every_grade_a_summative_test_is_given_in_is_on_the_roster(any_url: str) -> None:
+def test_every_grade_a_summative_test_is_given_in_is_on_the_roster(migrated_url: str) -> None:
     """Summative ELPAC is given from (transitional) kindergarten to grade 12, CAST once in high
     school (10, 11 or 12), the CSA in grades 3-12 (``services.core.programs``): no grade of
     theirs is refused, as K-2, 9, 10 and 12 were."""
     from services.core import db
 
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+    engine = db.make_engine(migrated_url)
     with session_scope(engine) as session:
         lea = roster.create_lea(session, "1964733", "Test Unified School District")
         school = roster.create_school(session, lea, "19647336100001", "Test K-12 Academy")

@@ -59,9 +59,8 @@ def write(folder: Path, students=STUDENTS, guardians=GUARDIANS, contacts=CONTACT
 
 
 @pytest.fixture
-def world(any_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = db.make_engine(any_url)
-    db.upgrade(engine)
+def world(migrated_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = db.make_engine(migrated_url)
     with Session(engine) as session:
         lea = roster.create_lea(session, LEA_CDS, "Test Unified")
         session.commit()
