@@ -724,7 +724,7 @@ async def test_send(
     with tempfile.TemporaryDirectory() as folder:
         sample = Path(folder) / "SAMPLE.pdf"
         _sample_pdf(sample)
-        packaged = Path(folder) / "SSR_SAMPLE_0000000000.pdf"
+        packaged = Path(folder) / packaging.attachment_name(["SAMPLE"], [])
         packaging.package([sample], packaged, password)
         name = operator.display_name
         document = messages.document_message(

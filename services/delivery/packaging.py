@@ -121,6 +121,16 @@ class PackagedFile:
     size_bytes: int
 
 
+def attachment_name(programs: Sequence[str], years: Sequence[int]) -> str:
+    """The file name a family sees, e.g. ``Score_Reports_CAASPP_ELPAC_2026.pdf``.
+
+    Relays and mailboxes log attachment names in clear, outside the encryption, so the name says
+    which programs and years the reports are for, never the student's SSID or name.
+    """
+    parts = ["Score_Reports", *sorted(set(programs)), *(str(y) for y in sorted(set(years)))]
+    return "_".join(parts) + ".pdf"
+
+
 def package(sources: Sequence[Path | str], output: Path, user_password: str) -> PackagedFile:
     """A family's SSRs merged into one PDF, encrypted (AES-256, R=6) and verified, all or nothing.
 

@@ -337,7 +337,9 @@ class Worker:
         folder = family / uuid.uuid4().hex
         password = packaging.passphrase()
         ssids = sorted({r.ssid for r in reports})
-        output = folder / f"SSR_{'_'.join(ssids)}.pdf"
+        output = folder / packaging.attachment_name(
+            [r.program for r in reports], [r.admin_year for r in reports]
+        )
         loop = asyncio.get_running_loop()
         private_files.make_dirs(folder)
         try:

@@ -7,6 +7,7 @@ separate password message, and must refuse to open without it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -130,3 +131,28 @@ async def test_messages_are_in_the_guardians_language(
             languages[item_id], guardian_name="x", lea_name=demo.LEA_NAME, count=1
         ).subject
         assert str(parts["document"][0].message["Subject"]) == expected
+
+
+async def test_nothing_outside_the_encryption_names_a_student(
+    demo: tuple[Engine, Path], sink: MailSink
+) -> None:
+    """Relays and mailboxes log subjects and attachment names in clear: the MIME as received
+    carries no SSID anywhere, and no student's name outside the encrypted PDF."""
+    from services.roster.tables import Student
+
+    engine, tmp_path = demo
+    new_batch(engine)
+    await Worker(engine, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    with Session(engine) as session:
+        students = session.exec(select(Student)).all()
+    assert sink.received
+    for received in sink.received:
+        raw = received.message.as_bytes()
+        clear = [str(v) for _, v in received.message.items()] + [received.body]
+        names = [name for name, _ in received.attachments()]
+        for student in students:
+            assert student.ssid.encode() not in raw, "an SSID travels outside the encryption"
+            full = f"{student.first_name} {student.last_name}"
+            assert not any(full in text for text in clear + names)
+        for name in names:
+            assert re.fullmatch(r"Score_Reports(_(CAASPP|ELPAC))+(_\d{4})+\.pdf", name), name

@@ -173,7 +173,7 @@ async def test_test_send_reaches_the_operator_with_a_sample_only(
     assert document.recipient == password.recipient == caaspp.email
     assert "[TEST]" in str(document.message["Subject"]) and "Bản báo cáo" in document.body
     check_file = document.attachments()[0][0]
-    assert check_file == "SSR_SAMPLE_0000000000.pdf"
+    assert check_file == "Score_Reports_SAMPLE.pdf"
     check_family(tmp_path, document, password)
 
 
