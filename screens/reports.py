@@ -42,7 +42,7 @@ from widgets.plain import PlainTable, plain
 
 AUTO_REFRESH_GAP = 10.0
 """Seconds between two refreshes the data's changes start (a sending batch changes it every second)."""
-WIDTHS = (20, 8, 9, 9, 7, 6, 6)
+WIDTHS = (16, 8, 9, 7, 7, 6, 5, 5)
 KEYS = {str(i): d for i, d in enumerate(Dimension, start=1)}
 RISK_COLUMNS = ("SSID", "School", "Gr", "Prog", "Received", "Deadline", "State")
 RISK_WIDTHS = (10, 18, 2, 6, 10, 10, 12)

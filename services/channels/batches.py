@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,10 +40,16 @@ CHANNELS = (Option.PORTAL, Option.PRINT, Option.PAPER)
 
 
 class ChannelItemState(enum.StrEnum):
-    """Where one student's SSRs stand on a paper or portal channel."""
+    """Where one student's SSRs stand on a paper or portal channel.
 
-    PENDING = "pending"  # in the batch, not yet printed / received from ETS
-    DONE = "done"  # printed, received from ETS, or available in the portal
+    Printing or receiving paper is not delivery: the family has the SSRs once the envelopes are
+    mailed or handed out, on the date the operator confirms (``confirm_delivered``).
+    """
+
+    PENDING = "pending"  # in the batch: to print (C), ordered from ETS (D)
+    PRINTED = "printed"  # C: printed, the envelopes not yet mailed or handed out
+    RECEIVED = "received"  # D: the paper arrived at the LEA, not yet mailed or handed out
+    DONE = "done"  # with the family: mailed or handed out (C, D), published in the portal (A)
     NO_ADDRESS = "no_address"  # listed for a mailing but the family has no usable address
     FAILED = "failed"  # a report file could not be read; listed in the manifest
     CANCELLED = "cancelled"
@@ -53,7 +59,9 @@ class ChannelItemState(enum.StrEnum):
         return self.value.replace("_", " ")
 
 
-COVERING = (ChannelItemState.PENDING, ChannelItemState.DONE)
+IN_HAND = (ChannelItemState.PRINTED, ChannelItemState.RECEIVED)
+"""Paper at the LEA, waiting to be mailed or handed out (``confirm_delivered``)."""
+COVERING = (ChannelItemState.PENDING, *IN_HAND, ChannelItemState.DONE)
 """Item states that put a student on the batch's channel (coverage counts them)."""
 
 
@@ -101,6 +109,9 @@ class ChannelItem(SQLModel, table=True):
     state: ChannelItemState = Field(
         sa_column=Column(enum_column(ChannelItemState, "channel_item_state"), nullable=False)
     )
+    # The day the family was handed its SSRs: mailed or handed out (as the operator confirmed),
+    # or published; the statutory deadline is met or missed on this day.
+    delivered_on: date | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -165,12 +176,14 @@ def create(
     updated = ChannelItem.__table__.c.updated_at  # type: ignore[attr-defined]
     session.execute(
         insert(ChannelItem).from_select(
-            ["batch_id", "student_id", "guardian_id", "state", "updated_at"],
+            ["batch_id", "student_id", "guardian_id", "state", "delivered_on", "updated_at"],
             sa.select(
                 literal(batch.id),
                 rows.c.sid,
                 rows.c.gid,
                 literal(state.value),
+                # published in the portal (A) is delivered the day it is handed over
+                literal(now.date() if state is ChannelItemState.DONE else None, type_=sa.Date),
                 literal(now, type_=updated.type),
             ),
         )
@@ -281,6 +294,42 @@ def cancel(engine: Engine, operator: Operator, batch_id: int) -> None:
             f"channel_batch:{batch_id}",
             lea_id=batch.lea_id,
         )
+
+
+def confirm_delivered(engine: Engine, operator: Operator, batch_id: int, day: date) -> int:
+    """The operator mailed (or handed out at school) the envelopes of a print run or an ETS
+    paper order on ``day``: its printed or received students are delivered on that day.
+
+    Returns how many students moved. ``day`` cannot be in the future, nor before the batch.
+    """
+    batch = get(engine, operator, batch_id)
+    if batch.channel not in (Option.PRINT.value, Option.PAPER.value):
+        raise InvalidInput(f"Batch {batch_id} is not a print run or an ETS paper order")
+    if batch.status is BatchStatus.CANCELLED:
+        raise InvalidInput(f"Batch {batch_id} is cancelled")
+    if day > utcnow().date() or day < batch.created_at.date():
+        raise InvalidInput(
+            f"The envelopes of batch {batch_id} were mailed between "
+            f"{batch.created_at:%Y-%m-%d} and today; {day:%Y-%m-%d} is not"
+        )
+    with session_scope(engine) as session:
+        moved = session.execute(
+            update(ChannelItem)
+            .where(col(ChannelItem.batch_id) == batch_id, col(ChannelItem.state).in_(IN_HAND))
+            .values(state=ChannelItemState.DONE, delivered_on=day, updated_at=utcnow())
+        ).rowcount  # type: ignore[attr-defined]
+        if not moved:
+            step = "printed" if batch.channel == Option.PRINT.value else "received from ETS"
+            raise InvalidInput(f"Nothing in batch {batch_id} is {step} and waiting to be mailed")
+        audit.record(
+            session,
+            Actor.of(operator),
+            f"channel_batch.delivered.{batch.channel}",
+            target(batch),
+            {"day": day.isoformat(), "students": moved},
+            lea_id=batch.lea_id,
+        )
+    return int(moved)
 
 
 @dataclass(frozen=True)

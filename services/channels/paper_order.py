@@ -6,6 +6,11 @@ stuffed in envelopes. Both rates are configurable (``services.plan.advisor.Rates
 longer offers paper (``Rates.ets_offered`` false) the preview says so plainly and no order is
 recorded: print locally (C) instead.
 
+Paper needs no download (seed 000: option D "does not require the ability to download"): an
+order takes the students from the roster by SSID, whether or not their PDFs were imported
+(``services.plan.coverage.roster_students``); a student with none imported is one line of the
+order list and counts as one SSR in the estimate.
+
 An order is recorded as a channel batch (``services.channels.batches``, channel D) so coverage
 counts its students from the moment it is placed; it stays running until the operator marks the
 paper received. The CSV is streamed from the batch's items, one row per SSR, by SSID.
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -33,6 +38,7 @@ from services.channels import batches as channel_batches
 from services.channels.batches import ChannelBatch, ChannelItem, ChannelItemState, Scope
 from services.core import csv_export, private_files
 from services.core.channels import Option
+from services.core.columns import utcnow
 from services.core.db import session_scope
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.scope import report_filters
@@ -67,13 +73,14 @@ class OrderFigures:
 
     families: int
     students: int
-    ssrs: int
+    ssrs: int  # imported SSRs, plus one per student with none imported (``estimated``)
     mailed_families: int
     rate: Decimal
     stuffed: bool
     ets_cost: Decimal
     mailing_cost: Decimal
     note: str = ""
+    estimated: int = 0  # students with no SSR imported: ETS finds theirs by SSID
 
     @property
     def cost(self) -> Decimal:
@@ -85,16 +92,28 @@ class OrderFigures:
 
 
 def figures(engine: Engine, students: Any, lea_id: int, scope: Scope, rates: Rates) -> OrderFigures:
-    """Count families, students and SSRs of ``students`` (``sid``, ``gid``) and price them."""
+    """Count families, students and SSRs of ``students`` (``sid``, ``gid``) and price them.
+
+    Paper needs no download: a student whose SSRs were not imported counts as one SSR, the one
+    ETS prints for them by SSID."""
     chosen = students.subquery("chosen")
-    reports = (
-        select(func.count())
-        .select_from(ScoreReport)
+    imported = (
+        select(col(ScoreReport.student_id).label("sid"), func.count().label("n"))
         .join(Student, col(Student.id) == col(ScoreReport.student_id))
         .where(
             col(ScoreReport.student_id).in_(select(chosen.c.sid)),
             *report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year),
         )
+        .group_by(col(ScoreReport.student_id))
+        .subquery("imported")
+    )
+    reports = (
+        select(
+            func.coalesce(func.sum(imported.c.n), 0),
+            func.count().filter(imported.c.n.is_(None)),
+        )
+        .select_from(chosen)
+        .outerjoin(imported, imported.c.sid == chosen.c.sid)
     )
     with Session(engine) as session:
         families, count, mailed = session.execute(
@@ -106,7 +125,8 @@ def figures(engine: Engine, students: Any, lea_id: int, scope: Scope, rates: Rat
             .select_from(chosen)
             .join(Guardian, col(Guardian.id) == chosen.c.gid)
         ).one()
-        ssrs = int(session.execute(reports).scalar_one())
+        counted, estimated = (int(v) for v in session.execute(reports).one())
+    ssrs = counted + estimated
     envelope = Decimal(0) if rates.ets_stuffed else rates.envelope
     return OrderFigures(
         families=int(families),
@@ -118,6 +138,7 @@ def figures(engine: Engine, students: Any, lea_id: int, scope: Scope, rates: Rat
         ets_cost=rates.ets_rate * ssrs,
         mailing_cost=(envelope + rates.postage) * int(mailed),
         note="" if rates.ets_offered else NOT_OFFERED,
+        estimated=estimated,
     )
 
 
@@ -188,13 +209,19 @@ def rows(engine: Engine, operator: Operator, batch_id: int) -> Iterator[tuple[ob
         .select_from(ChannelItem)
         .join(Student, col(Student.id) == col(ChannelItem.student_id))
         .join(School, col(School.id) == col(Student.school_id))
-        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        # A student whose SSRs were never imported is one line by SSID: ETS finds their reports.
+        .outerjoin(
+            ScoreReport,
+            and_(
+                col(ScoreReport.student_id) == col(Student.id),
+                *report_filters(
+                    batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
+                ),
+            ),
+        )
         .where(
             col(ChannelItem.batch_id) == batch_id,
             col(ChannelItem.state) != ChannelItemState.CANCELLED,
-            *report_filters(
-                batch.lea_id, batch.school_id, batch.grade, batch.program, batch.admin_year
-            ),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
         .execution_options(yield_per=1000)
@@ -202,7 +229,9 @@ def rows(engine: Engine, operator: Operator, batch_id: int) -> Iterator[tuple[ob
     with Session(engine) as session:
         for row in session.execute(statement):
             ssid, last, first, grade, cds, school, program, test, year, language = row
-            yield (ssid, last, first, grade, cds, school, str(program), test, year, language)
+            program = str(program) if program is not None else (batch.program or "")
+            year = year if year is not None else (batch.admin_year or "")
+            yield (ssid, last, first, grade, cds, school, program, test or "", year, language or "")
 
 
 def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) -> int:
@@ -240,7 +269,8 @@ def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) ->
 
 
 def mark_received(engine: Engine, operator: Operator, batch_id: int) -> None:
-    """The paper arrived from ETS: the order's items are done and the batch finished."""
+    """The paper arrived from ETS: the order's students are received (at the LEA, not yet with
+    their families: ``channel_batches.confirm_delivered``) and the order is finished."""
     batch = _order(engine, operator, batch_id)
     if batch.status is not BatchStatus.RUNNING:
         raise InvalidInput(f"Order {batch_id} is {batch.status.value}, not waiting for paper")
@@ -251,7 +281,7 @@ def mark_received(engine: Engine, operator: Operator, batch_id: int) -> None:
                 col(ChannelItem.batch_id) == batch_id,
                 col(ChannelItem.state) == ChannelItemState.PENDING,
             )
-            .values(state=ChannelItemState.DONE)
+            .values(state=ChannelItemState.RECEIVED, updated_at=utcnow())
         )
         row = session.get(ChannelBatch, batch_id)
         assert row is not None

@@ -512,7 +512,7 @@ def run(
                 .join(Guardian, col(Guardian.id) == col(ChannelItem.guardian_id))
                 .where(
                     col(ChannelItem.batch_id) == batch_id,
-                    col(ChannelItem.state) == ChannelItemState.DONE,
+                    col(ChannelItem.state) == ChannelItemState.PRINTED,
                 )
             ).scalar_one()
         result.cost = rates.print_per_page * final.pages + (rates.envelope + rates.postage) * int(
@@ -660,7 +660,8 @@ class _Writer:
         self.result.mailed += int(self.options.handling is Handling.MAIL)
         self.pages += pages
         self.reports += len(rows)
-        self.states.setdefault(ChannelItemState.DONE, []).extend(_guardians(rows))
+        # Printed is not delivered: the operator confirms the day the envelopes went out.
+        self.states.setdefault(ChannelItemState.PRINTED, []).extend(_guardians(rows))
         self.lines.append(
             [*base, pages, part.path.name, start, start + pages - 1, Status.PRINTED.value]
         )

@@ -8,10 +8,16 @@ A report is *delivered* when:
 - B (secure email): a delivery item that carries the student (``secure_item_carries``) has had
   both messages accepted by the mail server (``password_sent`` or ``done``), in a batch whose
   program and administration year (if set) are the report's;
-- A, C, D (``services.channels.batches``): the student's item is ``done``: published to the SIS
-  parent portal (A), printed by the school for hand-out or mailing (C: the last step the console
-  sees), received from ETS (D: the LEA has the paper sets to hand out). ``pending`` is on the way,
-  ``no_address``/``failed``/``cancelled`` never delivered.
+- A (``services.channels.batches``): the student's item is ``done``: published to the SIS parent
+  portal;
+- C (print locally): printed is not delivered; the item is ``done`` once an operator confirms
+  the day the envelopes were mailed or handed out at school (``confirm_delivered``);
+- D (paper from ETS): ordered (``pending``), then received at the LEA (``received``), then
+  ``done`` once an operator confirms the day it was mailed or handed out.
+
+``printed``/``received`` are at the LEA, ``pending`` on the way, ``no_address``/``failed``/
+``cancelled`` never delivered. The deadline clock stops on the day of delivery: the password
+accepted (B), ``ChannelItem.delivered_on`` (A, C, D).
 
 A corrected SSR (a later version ETS re-issued) of a report the family already has is owed to them
 until that version is delivered too (``correction_owed``); the ``corrections`` batch scope sends it.

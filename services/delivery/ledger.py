@@ -144,6 +144,10 @@ class DeliveryItem(SQLModel, table=True):
     package_dir: str | None = Field(default=None, max_length=500)
     # Fernet token of the PDF password (services.core.vault); erased once the password is sent.
     sealed_password: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The message last handed to the relay (either step): its Message-ID and when, so an item in
+    # doubt can be traced in the relay's log before an operator decides it.
+    message_id: str | None = Field(default=None, max_length=200)
+    handed_at: datetime | None = None
     document_message_id: str | None = Field(default=None, max_length=200)
     document_sent_at: datetime | None = None
     password_due_at: datetime | None = None
@@ -161,6 +165,9 @@ class DeliveryWorker(SQLModel, table=True):
     pid: int
     started_at: datetime = Field(default_factory=utcnow)
     heartbeat_at: datetime = Field(default_factory=utcnow)
+    # Since when this worker cannot reach the mail relay, and why (None while it can).
+    relay_down_since: datetime | None = None
+    relay_error: str | None = Field(default=None, max_length=500)
 
 
 class SendQuota(SQLModel, table=True):

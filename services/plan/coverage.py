@@ -14,7 +14,8 @@ Students on no channel are the uncovered, listed with their family (the primary 
 that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
 query over the students in scope; lists are paged. The same rules choose the students of a new
 batch (``students_for``): the plan's families of a channel, every family in scope, or those the
-portal does not reach; never a student already on a channel.
+portal does not reach; never a student already on a channel. An ETS paper order takes students
+from the roster, whether or not their SSRs were imported (``roster_students``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any, Any]:
         )
         .group_by(col(Student.id))
     )
+
+
+def roster_students(lea_id: int, scope: Scope) -> Select[Any, Any]:
+    """Students of the scope on the roster, SSRs imported or not: ``sid``, ``ssrs`` (0).
+
+    An ETS paper order is made by SSID (seed 000: option D "does not require the ability to
+    download"), so a district that never downloads a PDF can still order for its students.
+    """
+    conditions: list[Any] = [col(Student.lea_id) == lea_id]
+    if scope.school_id is not None:
+        conditions.append(col(Student.school_id) == scope.school_id)
+    if scope.grade is not None:
+        conditions.append(col(Student.grade) == scope.grade)
+    return sa.select(col(Student.id).label("sid"), literal(0).label("ssrs")).where(*conditions)
 
 
 def families(lea_id: int, scope: Scope) -> Any:
@@ -326,7 +341,11 @@ def students_for(
     """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
     families (guardian ids) on purpose. A student already on any channel is never taken, so a
     new batch cannot put an SSR on a second channel."""
-    family = families(lea_id, scope)
+    family = (
+        delivery_guardians(roster_students(lea_id, scope).subquery("on_roster"))
+        if channel is Option.PAPER
+        else families(lea_id, scope)
+    )
     conditions: list[Any] = [
         ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
         for o in ASSIGNMENT_ORDER

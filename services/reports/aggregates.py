@@ -7,9 +7,11 @@ student row passes through Python. Each student's SSRs of one program are a *uni
 the best any channel reached for the student:
 
 - delivered (``services.delivery.delivered``, shared with coverage and the deadline notices): the family's
-  secure email went out with its password (B), the student's reports were
-  printed (C), received from ETS (D) or made available in the portal (A);
-- on a channel: in a batch that is still working on it;
+  secure email went out with its password (B), the envelopes were mailed or handed out on the day
+  an operator confirmed (C printed locally, D paper from ETS), or the reports were published in
+  the portal (A);
+- to mail: printed (C) or received from ETS (D), at the LEA and not yet mailed or handed out;
+- on a channel: in a batch that is still working on it (sending, printing, ordered from ETS);
 - failed: every attempt failed (no address for a mailing, the mail server refused);
 - not covered: in no batch at all.
 
@@ -37,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from services.access.permissions import Permission, require, school_scope
 from services.access.tables import Operator
-from services.channels.batches import ChannelBatch, ChannelItem, ChannelItemState
+from services.channels.batches import IN_HAND, ChannelBatch, ChannelItem, ChannelItemState
 from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
@@ -85,7 +87,8 @@ class Status(enum.IntEnum):
     NONE = 0
     FAILED = 1
     ON_CHANNEL = 2
-    DELIVERED = 3
+    IN_HAND = 3  # printed or received from ETS: at the LEA, not yet mailed or handed out
+    DELIVERED = 4
 
 
 _RANK = {Option.PAPER: 1, Option.PRINT: 2, Option.SECURE: 3, Option.PORTAL: 4}
@@ -146,6 +149,7 @@ def _channel_code() -> Any:
     code = (
         case(
             (state.in_(CHANNEL_DELIVERED), Status.DELIVERED * 10),
+            (state.in_(IN_HAND), Status.IN_HAND * 10),
             (state == ChannelItemState.PENDING, Status.ON_CHANNEL * 10),
             else_=Status.FAILED * 10,
         )
@@ -287,6 +291,7 @@ class Row:
     on_channel: int
     failed: int
     uncovered: int
+    in_hand: int = 0  # printed or received from ETS, not yet mailed or handed out
 
     @property
     def delivered_share(self) -> float:
@@ -294,10 +299,10 @@ class Row:
 
     @property
     def covered_share(self) -> float:
-        return (self.delivered + self.on_channel) / self.units if self.units else 0.0
+        return (self.delivered + self.in_hand + self.on_channel) / self.units if self.units else 0.0
 
 
-COLUMNS = ("Group", "Students", "Delivered", "Under way", "Failed", "None", "Done %")
+COLUMNS = ("Group", "Students", "Delivered", "To mail", "Sending", "Failed", "None", "Done%")
 
 
 def as_cells(row: Row) -> tuple[str, ...]:
@@ -305,6 +310,7 @@ def as_cells(row: Row) -> tuple[str, ...]:
         row.label,
         f"{row.units:,}",
         f"{row.delivered:,}",
+        f"{row.in_hand:,}",
         f"{row.on_channel:,}",
         f"{row.failed:,}",
         f"{row.uncovered:,}",
@@ -343,6 +349,7 @@ def coverage(engine: Engine, scope: Scope, dimension: Dimension) -> list[Row]:
             counts[Status.ON_CHANNEL],
             counts[Status.FAILED],
             counts[Status.NONE],
+            counts[Status.IN_HAND],
         )
         for group, counts in tally.items()
     ]
@@ -384,6 +391,7 @@ def total(rows: list[Row]) -> Row:
         sum(r.on_channel for r in rows),
         sum(r.failed for r in rows),
         sum(r.uncovered for r in rows),
+        sum(r.in_hand for r in rows),
     )
 
 
@@ -509,9 +517,11 @@ def _state_text(code: int) -> str:
     if status is Status.NONE:
         return "in no batch"
     where = f" ({option.value})" if option else ""
-    return {Status.FAILED: "failed", Status.ON_CHANNEL: "under way"}.get(
-        status, "delivered"
-    ) + where
+    return {
+        Status.FAILED: "failed",
+        Status.ON_CHANNEL: "under way",
+        Status.IN_HAND: "to mail",
+    }.get(status, "delivered") + where
 
 
 # --- cost ------------------------------------------------------------------------------------

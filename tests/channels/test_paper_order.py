@@ -81,7 +81,7 @@ def test_order_for_a_school_class_and_the_lea(demo: World) -> None:
     # Received from ETS: done and finished; a second time is refused.
     paper_order.mark_received(w.engine, operator, batch.id)
     states = channel_batches.progress(w.engine, operator, batch.id)
-    assert set(states) == {ChannelItemState.DONE}
+    assert set(states) == {ChannelItemState.RECEIVED}
     with pytest.raises(InvalidInput, match="not waiting for paper"):
         paper_order.mark_received(w.engine, operator, batch.id)
     with Session(w.engine) as session:

@@ -159,7 +159,7 @@ def test_mail_batch_in_school_order_with_covers_addresses_and_split_files(demo: 
     assert result.cost == Decimal("0.10") * result.pages + Decimal("0.83") * result.printed
     states = channel_batches.progress(w.engine, operator, batch.id)
     assert states[ChannelItemState.NO_ADDRESS] == len(family[no_address])
-    assert states[ChannelItemState.DONE] == sum(len(v) for v in family.values()) - len(
+    assert states[ChannelItemState.PRINTED] == sum(len(v) for v in family.values()) - len(
         family[no_address]
     )
     final = channel_batches.get(w.engine, operator, batch.id)
@@ -318,7 +318,7 @@ def test_a_run_that_stops_part_way_resumes_without_printing_twice(
     done_families = {int(r["family"]) for r in first_lines}
     assert saved and {r["file"] for r in first_lines} == set(saved)
     family = families(w)
-    assert states[ChannelItemState.DONE] == sum(len(family[g]) for g in done_families)
+    assert states[ChannelItemState.PRINTED] == sum(len(family[g]) for g in done_families)
     assert states.get(ChannelItemState.PENDING, 0) > 0
 
     result = print_batch.run(w.engine, operator, batch.id, out, w.store)
@@ -332,9 +332,30 @@ def test_a_run_that_stops_part_way_resumes_without_printing_twice(
     final = channel_batches.get(w.engine, operator, batch.id)
     assert final.status is BatchStatus.FINISHED
     assert final.pages == sum(int(r["pages"]) for r in lines)
-    assert set(channel_batches.progress(w.engine, operator, batch.id)) == {ChannelItemState.DONE}
+    assert set(channel_batches.progress(w.engine, operator, batch.id)) == {ChannelItemState.PRINTED}
 
 
 def manifest_lines(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def test_printing_is_not_delivery_until_the_mailing_day_is_confirmed(demo: World) -> None:
+    from services.core.columns import utcnow
+    from services.core.working_days import WorkingCalendar
+    from services.reports import deadlines
+
+    w = demo
+    operator = w.operator()
+
+    def undelivered() -> int:
+        found = deadlines.by_program(w.engine, operator, WorkingCalendar(), utcnow().date())
+        return sum(p.undelivered for p in found)
+
+    before = undelivered()
+    batch = print_batch.create(w.engine, operator, name="Mail", who=coverage.Who.ALL)
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)  # type: ignore[arg-type]
+    assert result.printed and undelivered() == before, "printed is not delivered"
+    moved = channel_batches.confirm_delivered(w.engine, operator, batch.id, utcnow().date())  # type: ignore[arg-type]
+    assert moved == channel_batches.progress(w.engine, operator, batch.id)[ChannelItemState.DONE]  # type: ignore[arg-type]
+    assert undelivered() < before

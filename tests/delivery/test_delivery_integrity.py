@@ -153,7 +153,7 @@ def test_imported_ssrs_are_delivered_and_printed_by_a_worker_started_elsewhere(
         states = session.exec(
             select(ChannelItem.state).where(ChannelItem.batch_id == printed.id)
         ).all()
-    assert states and set(states) == {ChannelItemState.DONE}
+    assert states and set(states) == {ChannelItemState.PRINTED}
     batch = channel_batches.get(engine, caaspp, printed.id)  # type: ignore[arg-type]
     folder = tmp_path / "data" / "print" / f"batch-{printed.id}"
     files = sorted(folder.glob(f"print-{printed.id}-[0-9]*.pdf"))

@@ -15,6 +15,7 @@ from services.channels.batches import Scope
 from services.channels.print_batch import Handling, PrintOptions
 from services.core import db
 from services.core.channels import Option, channel_for
+from services.core.columns import utcnow
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import BatchStatus, DeliveryItem
@@ -138,6 +139,9 @@ def after_a_b_and_c(w: World) -> None:
     assert [b.channel for b in listed_batches] == ["D", "C", "B", "A"]
     by_channel = {b.channel: b for b in listed_batches}
     assert by_channel["C"].status is BatchStatus.FINISHED
+    assert by_channel["C"].done == 0, "printed, not yet mailed: not done"
+    channel_batches.confirm_delivered(w.engine, operator, printed.id, utcnow().date())
+    by_channel = {b.channel: b for b in batches.list_batches(w.engine, operator)}
     assert by_channel["C"].done == by_channel["C"].total == printed.families
     assert by_channel["D"].status is BatchStatus.RUNNING and by_channel["D"].done == 0
 
