@@ -3,7 +3,7 @@
 Keys only: k school (the LEA, then each school in turn), j grade (a class: one grade of the
 school), f families (the plan's paper families, or every family not yet on a channel), ctrl+s
 place the order and write its CSV, x write the selected order's CSV again, v mark the selected
-order received from ETS. The count and cost show before anything is recorded; where ETS no longer
+order received from ETS, d the day it was mailed or handed out (only then is it delivered). The count and cost show before anything is recorded; where ETS no longer
 offers paper the note says so and the order is refused.
 """
 
@@ -186,10 +186,20 @@ class PaperOrderScreen(ChannelBatchScreen):
         if selected is None:
             self.notify("No order yet: press ctrl+s to place one", title="ETS paper")
             return
+        self._mark_received(selected)
+
+    @work(thread=True, group="received")
+    def _mark_received(self, batch_id: int) -> None:
         try:
-            paper_order.mark_received(self.ctx.engine, self.ctx.operator, selected)
+            paper_order.mark_received(self.ctx.engine, self.ctx.operator, batch_id)
         except ConsoleError as error:
-            self.notify(str(error), title="Not changed", severity="error")
+            self.app.call_from_thread(
+                self.notify, str(error), title="Not changed", severity="error"
+            )
             return
-        self.notify(f"Order {selected} marked received", title="ETS paper")
+        self.app.call_from_thread(
+            self.notify,
+            f"Order {batch_id} received at the LEA: press d once it is mailed or handed out",
+            title="ETS paper",
+        )
         self._refresh()

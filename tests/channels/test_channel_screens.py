@@ -211,3 +211,55 @@ async def test_portal_checklist_for_the_tech_coordinator_without_family_details(
         await pilot.press("m")
         await settle(pilot)
         assert any("Not handed off: A technology coordinator may not" in n for n in notices(app))
+
+
+async def test_print_and_paper_screens_confirm_the_mailing_day(demo: World) -> None:
+    """Printed or received is not delivered: d asks the day the envelopes went out, at 80x24."""
+    from services.channels.batches import ChannelItemState
+    from services.channels.print_batch import Handling, PrintOptions
+
+    w = demo
+    operator = w.operator()
+    school = channel_batches.Scope(school_id=1)
+    printed = print_batch.create(
+        w.engine, operator, name="Hand out", scope=school, who=coverage.Who.ALL,
+        options=PrintOptions(handling=Handling.HAND_OUT),
+    )  # fmt: skip
+    assert printed.id is not None
+    print_batch.run(w.engine, operator, printed.id, w.folder / "print", w.store)
+    app = console(w)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, PrintBatchScreen)
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("enter")  # today, as offered
+        await settle(pilot)
+        states = channel_batches.progress(w.engine, operator, printed.id)
+        assert set(states) == {ChannelItemState.DONE}, notices(app)
+        await pilot.press("escape", "o")
+        await settle(pilot)
+        assert isinstance(app.screen, PaperOrderScreen)
+        await pilot.press("f", "ctrl+s")
+        await settle(pilot)
+        order = max(s.id for s in channel_batches.summaries(w.engine, operator))
+        await pilot.press("v")
+        await settle(pilot)
+        assert channel_batches.progress(w.engine, operator, order).keys() == {
+            ChannelItemState.RECEIVED
+        }
+        await pilot.press("d")
+        await settle(pilot)
+        field = app.screen.query_one("#day")
+        field.value = "2020-01-01"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert any("Not confirmed" in n for n in notices(app))
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert channel_batches.progress(w.engine, operator, order).keys() == {ChannelItemState.DONE}
+        assert any("delivered on" in n for n in notices(app))
