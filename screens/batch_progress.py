@@ -24,7 +24,8 @@ from services.core.columns import utcnow
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError
 from services.delivery import batches, mailer
-from services.delivery.ledger import BatchStatus, ItemState, Resolution
+from services.delivery.in_doubt import InDoubt, in_doubt
+from services.delivery.ledger import BatchStatus, ItemState, Resolution, Step
 from services.delivery.worker import WorkerConfig
 from widgets.plain import PlainTable, plain
 
@@ -110,17 +111,22 @@ class ResolveScreen(ModalScreen[Resolution | None]):
         Binding("escape", "choose('')", "Not now"),
     ]
 
-    def __init__(self, item_id: int, reason: str) -> None:
+    def __init__(self, doubt: InDoubt) -> None:
         super().__init__()
-        self.item_id = item_id
-        self.reason = reason
+        self.doubt = doubt
 
     def compose(self) -> ComposeResult:
+        arrived = (
+            "it arrived (the password follows)"
+            if self.doubt.step is Step.DOCUMENT
+            else "it arrived (the family is done)"
+        )
         yield Static(
-            f"Item {self.item_id} is uncertain: {self.reason}\n\n"
-            "The message may or may not have reached the family.\n"
-            "[b]r[/b] resend it · [b]s[/b] it arrived (count as sent) · "
-            "[b]g[/b] give up · [b]esc[/b] decide later"
+            plain(
+                self.doubt.text() + "\n\nThe message may or may not have reached the family: "
+                f"look it up in the relay's log.\nr resend it · s {arrived} · g give up · "
+                "esc decide later"
+            )
         )
 
     def action_choose(self, choice: str) -> None:
@@ -314,15 +320,29 @@ class BatchProgressScreen(ConsoleScreen):
             self.notify(f"Item {problem.item_id} is {problem.state.label}, not uncertain")
             return
 
+        self._ask(problem.item_id)
+
+    @work(thread=True, group="resolve")
+    def _ask(self, item_id: int) -> None:
+        """Read what is in doubt, then ask the operator (the dialog) what to do with it."""
+        try:
+            doubt = in_doubt(self.ctx.engine, self.ctx.operator, item_id)
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+
         def chosen(resolution: Resolution | None) -> None:
             if resolution is not None:
-                self._act(
-                    f"Item {problem.item_id}: now {{result}}",
-                    lambda: (
-                        batches.resolve(
-                            self.ctx.engine, self.ctx.operator, problem.item_id, resolution
-                        ).label
-                    ),
-                )
+                self._resolve(item_id, resolution)
 
-        self.app.push_screen(ResolveScreen(problem.item_id, problem.reason), chosen)
+        self.app.call_from_thread(self.app.push_screen, ResolveScreen(doubt), chosen)
+
+    @work(thread=True, group="resolve")
+    def _resolve(self, item_id: int, resolution: Resolution) -> None:
+        try:
+            state = batches.resolve(self.ctx.engine, self.ctx.operator, item_id, resolution)
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"Item {item_id}: now {state.label}")
+        self.refresh_progress()

@@ -193,6 +193,7 @@ class Claim:
     sealed_password: str | None
     attempts: int
     ssr_count: int
+    message_id: str = ""  # the Message-ID the message goes out with (kept in the ledger)
 
     @property
     def sending(self) -> ItemState:
@@ -539,11 +540,14 @@ def claim_send(
     worker_id: str,
     now: datetime,
     reserve: Any = None,
+    message_id: str = "",
 ) -> Claim | None:
     """Claim the next message to send and commit its sending state, or None when nothing is due.
 
     Passwords that are due go first (they finish a family); then documents. ``reserve(session, now)``
     (the mailer's quota) runs in the same transaction and may veto the claim by returning False.
+    ``message_id`` is recorded with the time, before the message is handed to the relay, so a
+    message in doubt can be looked up in the relay's log.
     """
     with session_scope(engine) as session:
         candidates = (
@@ -584,6 +588,10 @@ def claim_send(
                 return None
             if step is Step.DOCUMENT and _kind(session, row.batch_id) is BatchKind.NOTICE:
                 step = Step.NOTICE
+            # Read before the UPDATE: the session synchronises ``row`` with it, so counting from
+            # ``row`` afterwards made every first try a second one (a family gave up after half
+            # its attempts, a password after one refusal).
+            attempts = row.attempts + 1
             if not _set_state(
                 session,
                 row.id,  # type: ignore[arg-type]
@@ -591,7 +599,9 @@ def claim_send(
                 state=target,
                 claimed_by=worker_id,
                 claimed_at=now,
-                attempts=row.attempts + 1,
+                attempts=attempts,
+                message_id=message_id or None,
+                handed_at=now,
             ):
                 session.rollback()
                 return None
@@ -605,8 +615,9 @@ def claim_send(
                 language=row.language,
                 package_dir=row.package_dir,
                 sealed_password=row.sealed_password,
-                attempts=row.attempts + 1,
+                attempts=attempts,
                 ssr_count=row.ssr_count,
+                message_id=message_id,
             )
     return None
 
@@ -905,7 +916,14 @@ def resolve_uncertain(
             raise InvalidInput(f"Delivery item {item_id} is not waiting for a decision")
         step = Step(item.uncertain_step or Step.DOCUMENT.value)
         batch = _batch(session, item.batch_id)
-        values: dict[str, Any] = {"uncertain_step": None, "error": None, "next_attempt_at": now}
+        # A message decided on starts its sending afresh: the attempts of the one in doubt must
+        # not make the password's first refusal (a 451) its last, leaving a document without it.
+        values: dict[str, Any] = {
+            "uncertain_step": None,
+            "error": None,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
         if resolution is Resolution.FAIL:
             values.update(state=ItemState.FAILED, error=f"given up by {actor.name}: {reason}"[:500])
         elif batch.kind is BatchKind.NOTICE:  # one message: sent again, or done
@@ -914,16 +932,19 @@ def resolve_uncertain(
         elif step is Step.DOCUMENT and resolution is Resolution.RESEND:
             values.update(state=ItemState.PACKAGED)
         elif step is Step.DOCUMENT:
+            # The document arrived: its password is still owed and follows as usual.
             values.update(
                 state=ItemState.DOCUMENT_SENT,
-                document_sent_at=now,
+                document_message_id=item.message_id,
+                document_sent_at=item.handed_at or now,
                 password_due_at=now + timedelta(seconds=batch.password_delay_seconds),
             )
         elif resolution is Resolution.RESEND:
             values.update(state=ItemState.DOCUMENT_SENT, password_due_at=now)
         else:
             values.update(state=ItemState.PASSWORD_SENT, sealed_password=None, password_sent_at=now)
-        _set_state(session, item_id, [ItemState.UNCERTAIN], **values)
+        if not _set_state(session, item_id, [ItemState.UNCERTAIN], **values):
+            raise InvalidInput(f"Delivery item {item_id} changed a moment ago; look at it again")
         if batch.status is BatchStatus.FINISHED and values["state"] in OPEN_STATES:
             batch.status = BatchStatus.RUNNING
             batch.finished_at = None

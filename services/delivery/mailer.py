@@ -221,6 +221,11 @@ def _address(header: str) -> str:
     return parseaddr(header)[1]
 
 
+def new_message_id(config: MailConfig) -> str:
+    """A Message-ID in the sender's domain, to find a message in the relay's log."""
+    return make_msgid("ssr", domain=config.from_address.rpartition("@")[2] or "localhost")
+
+
 def build_message(
     config: MailConfig,
     *,
@@ -230,15 +235,16 @@ def build_message(
     reference: str,
     attachments: list[Path] = (),  # type: ignore[assignment]
     now: datetime | None = None,
+    message_id: str = "",
 ) -> EmailMessage:
-    """A plain-text message; ``reference`` (item and step) goes in a header for tracing."""
+    """A plain-text message; ``reference`` (item and step) goes in a header for tracing, and
+    ``message_id`` (``new_message_id``, already in the ledger) as its Message-ID."""
     message = EmailMessage()
     message["From"] = formataddr((config.from_name, config.from_address))
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(now) if now else format_datetime(datetime.now().astimezone())
-    domain = config.from_address.rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid("ssr", domain=domain)
+    message["Message-ID"] = message_id or new_message_id(config)
     message["X-SSR-Delivery"] = reference
     message.set_content(body)
     for path in attachments:

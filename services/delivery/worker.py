@@ -51,6 +51,7 @@ from services.delivery.mailer import (
     SmtpConnection,
     backoff,
     build_message,
+    new_message_id,
     prune_quota,
 )
 from services.delivery.sms_gateway import SmsConfig, SmsGateway
@@ -390,9 +391,15 @@ class Worker:
     # --- sending ---------------------------------------------------------------------------------
 
     async def _sender(self, connection: SmtpConnection) -> None:
+        assert self.mail is not None
         while not self._stop.is_set():
             claim = await self._db(
-                ledger.claim_send, self.engine, self.worker_id, self.clock(), self.quota
+                ledger.claim_send,
+                self.engine,
+                self.worker_id,
+                self.clock(),
+                self.quota,
+                new_message_id(self.mail),
             )
             if claim is None:
                 await self._pause()
@@ -491,6 +498,7 @@ class Worker:
             body=text.body,
             reference=reference,
             now=self.clock(),
+            message_id=claim.message_id,
         )
         return await connection.send(message)
 
@@ -515,6 +523,7 @@ class Worker:
                 reference=f"{claim.item_id}; {claim.step.value}",
                 attachments=files,
                 now=self.clock(),
+                message_id=claim.message_id,
             )
         except OSError as error:
             raise ConsoleError(f"the encrypted package cannot be read ({error.strerror})") from None

@@ -35,6 +35,7 @@ from services.audit.tables import AuditEvent
 from services.channels.batches import ChannelBatch, ChannelItem, details
 from services.core.channels import Option
 from services.core.db import session_scope
+from services.core.display import masked
 from services.core.errors import InvalidInput, NotFound, PermissionDenied
 from services.core.paging import prefix
 from services.core.scope import latest_report
@@ -555,14 +556,6 @@ def _guardian(session: Session, operator: Operator, guardian_id: int) -> Guardia
         if child is None:
             raise PermissionDenied("This family has no child at your school")
     return guardian
-
-
-def masked(email: str | None) -> str:
-    """An address as the audit log keeps it: enough to recognise, not to harvest."""
-    if not email:
-        return ""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 def resend(engine: Engine, operator: Operator, item_id: int, step: Step, reason: str) -> None:

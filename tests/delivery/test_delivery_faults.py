@@ -4,6 +4,7 @@ server that never answers, and the per-minute and per-day caps on a controllable
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -373,3 +374,40 @@ def test_bad_relay_settings_are_refused_with_a_sentence(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "starttls must be true or false" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_document_in_doubt_resolved_as_arrived_still_gets_its_password(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    """The relay received the document but never answered. The operator sees which message is
+    in doubt, its Message-ID (as the relay logged it) and when it was handed over, decides "it
+    arrived", and the password follows, even through a first 451 on a relay allowing 2 tries."""
+    from services.delivery.in_doubt import in_doubt
+    from services.delivery.ledger import Step
+
+    sink.delay = 1.5  # longer than the client waits for the answer to DATA
+    sink.start()
+    batch_id = make_batch(engine)
+    config = settings(tmp_path, sink, timeout=0.5, connections=1)
+    await Worker(engine, config, config=FAST).run(once=True)
+    sink.delay = 0
+    operator = operators.resolve(engine, "caaspp")
+    helpdesk = operators.resolve(engine, "helpdesk")
+    uncertain = ledger.uncertain_items(engine, batch_id)
+    assert uncertain
+    for item in uncertain:
+        doubt = in_doubt(engine, operator, item.id)  # type: ignore[arg-type]
+        assert doubt.step is Step.DOCUMENT and doubt.handed_at is not None
+        assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", doubt.message_id)
+        assert doubt.recipient == item.address and doubt.message_id in doubt.text()
+        assert "the document" in doubt.text()
+        masked = in_doubt(engine, helpdesk, item.id)  # type: ignore[arg-type]
+        assert item.address not in masked.text() and "***@" in masked.recipient
+        ledger.resolve_uncertain(engine, Actor.of(operator), item.id, Resolution.SENT)  # type: ignore[arg-type]
+    first = sink.data_count
+    sink.data_rules.append(lambda rcpt, n: "451 4.3.0 Try again later" if n == first + 1 else None)
+    retry = settings(tmp_path, sink, max_attempts=2, backoff_seconds=0.1, backoff_max_seconds=0.2)
+    await Worker(engine, retry, config=FAST).run(once=True)
+    for item in items(engine, batch_id):
+        assert item.state == ItemState.DONE, (item.id, item.state, item.error)
+        assert len(sink.by_item()[item.id]["password"]) == 1  # type: ignore[index]

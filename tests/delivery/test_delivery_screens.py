@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from services.core.db import session_scope
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.roster.tables import Guardian
 from tests.delivery_harness import copy_database, seeded_template
 from tests.pilot import app_for, settle, text, until
 
@@ -61,6 +63,8 @@ def batch_with_problems(engine: Engine) -> tuple[int, list[int]]:
                 uncertain_step="document",
                 sealed_password="x",
                 error="no answer after the message data",
+                message_id="<42.doubt@example.org>",
+                handed_at=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
             )
         )
     return batch_id, ids  # type: ignore[return-value]
@@ -117,6 +121,16 @@ async def test_progress_screen_keys_pause_resume_retry_resolve_cancel(
         await pilot.press("u")
         await settle(pilot)
         assert isinstance(app.screen, ResolveScreen)
+        dialog = str(app.screen.query_one(Static).render())
+        with Session(engine) as session:
+            item = session.get(DeliveryItem, ids[1])
+            assert item is not None
+            guardian = session.get(Guardian, item.guardian_id)
+            assert guardian is not None
+        assert f"family {guardian.last_name}, {guardian.first_name}" in dialog
+        assert f"In doubt: the document (the PDF), email to {item.address}" in dialog
+        assert "Message-ID <42.doubt@example.org>" in dialog
+        assert "Handed to the relay 2026-11-20 09:30:00 UTC" in dialog
         await pilot.press("r")
         await settle(pilot)
         assert state_of(engine, ids[1]) is ItemState.PACKAGED
