@@ -4,7 +4,8 @@ per-school breakdown, failures and uncertain items, and the actions an operator 
 Everything shown is read from the database once a second in a thread worker (the batch runs in
 ``ssr-console worker``, not here), so closing this screen or the SSH session changes nothing.
 Keys: ``p`` pause/resume, ``x`` cancel (asks first), ``f`` retry failed, ``u`` decide the highlighted
-uncertain item (resend, count as sent, or give up).
+uncertain item (resend, count as sent, or give up), ``r`` try the messages waiting for an
+unreachable relay now (the worker reads it from the database).
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def worker_line(progress: batches.Progress, now: datetime) -> str:
     )
 
 
+def relay_line(progress: batches.Progress, now: datetime) -> str:
+    """An unreachable relay, since when and why, and when the next try is ("" while it answers)."""
+    since = progress.workers.relay_down_since
+    if since is None:
+        return ""
+    ago = duration(now - since).replace("under a minute", "<1m")
+    nxt = progress.next_try
+    when = f"next try {nxt:%H:%M:%S} UTC" if nxt is not None and nxt > now else "trying now"
+    return (
+        f"Relay unreachable since {since:%H:%M} UTC ({ago}): {progress.workers.relay_error}\n"
+        f"{when} · r retry now"
+    )
+
+
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question for a destructive action; ``y`` confirms, ``n`` or ``esc`` does not."""
 
@@ -138,7 +153,7 @@ class BatchProgressScreen(ConsoleScreen):
     DEFAULT_CSS = """
     BatchProgressScreen #headline { height: 1; padding: 0 1; text-style: bold; }
     BatchProgressScreen ProgressBar { padding: 0 1; }
-    BatchProgressScreen #figures { height: auto; max-height: 6; padding: 0 1; }
+    BatchProgressScreen #figures { height: auto; max-height: 7; padding: 0 1; }
     BatchProgressScreen #tables { height: 1fr; }
     BatchProgressScreen #schools { width: 38; }
     BatchProgressScreen #problems { width: 1fr; }
@@ -148,6 +163,7 @@ class BatchProgressScreen(ConsoleScreen):
         Binding("x", "cancel_batch", "Cancel"),
         Binding("f", "retry_failed", "Retry", tooltip="Retry failed"),
         Binding("u", "resolve", "Resolve", tooltip="Resolve uncertain items"),
+        Binding("r", "retry_now", "Now", tooltip="Try the messages waiting for the relay now"),
     ]
 
     def __init__(self, ctx: ConsoleContext, batch_id: int) -> None:
@@ -236,11 +252,14 @@ class BatchProgressScreen(ConsoleScreen):
         rate = progress.rate_per_minute
         eta = "none without a worker" if progress.stalled else duration(progress.eta)
         self.query_one("#figures", Static).update(
-            f"{counts}\n"
-            + (f"Rate {rate:,.1f} msg/min" if rate is not None else "Rate estimating")
-            + (f" · caps {caps}" if caps else "")
-            + f" · {progress.remaining_messages:,} messages left · ETA {eta}\n"
-            + worker_line(progress, utcnow())
+            plain(
+                f"{counts}\n"
+                + (f"Rate {rate:,.1f} msg/min" if rate is not None else "Rate estimating")
+                + (f" · caps {caps}" if caps else "")
+                + f" · {progress.remaining_messages:,} messages left · ETA {eta}\n"
+                + worker_line(progress, utcnow())
+                + (f"\n{relay}" if (relay := relay_line(progress, utcnow())) else "")
+            )
         )
         self._fill_schools(progress)
         self._fill_problems(progress)
@@ -309,6 +328,21 @@ class BatchProgressScreen(ConsoleScreen):
             "{result} failed items will be sent again",
             lambda: batches.retry_failed(self.ctx.engine, self.ctx.operator, self.batch_id),
         )
+
+    def action_retry_now(self) -> None:
+        self._retry_now()
+
+    @work(thread=True, group="retry")
+    def _retry_now(self) -> None:
+        try:
+            count = batches.retry_now(self.ctx.engine, self.ctx.operator, self.batch_id)
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(
+            self.notify, f"{count:,} waiting messages will be tried now", title="Retry now"
+        )
+        self.refresh_progress()
 
     def action_resolve(self) -> None:
         table = self.query_one("#problem-table", DataTable)

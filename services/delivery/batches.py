@@ -545,6 +545,7 @@ class Progress:
     rate_per_minute: float | None  # None: too few messages yet to measure a rate
     eta: timedelta | None
     workers: ledger.WorkerPresence
+    next_try: datetime | None = None  # the earliest message waiting for a later try
 
     @property
     def total(self) -> int:
@@ -641,6 +642,13 @@ def progress(
             ).where(DeliveryItem.batch_id == batch_id, or_(*(at >= since for at in sent)))
         ).one()
         day = session.get(SendQuota, f"d:{now:%Y%m%d}")
+        next_try = session.exec(
+            select(func.min(DeliveryItem.next_attempt_at)).where(
+                DeliveryItem.batch_id == batch_id,
+                col(DeliveryItem.state).in_([ItemState.PACKAGED, ItemState.DOCUMENT_SENT]),
+                DeliveryItem.next_attempt_at > now,
+            )
+        ).one()
     recent_messages = int(recent[0] or 0) + int(recent[1] or 0)
     firsts = [at for at in recent[2:] if at is not None]
     rate = measured_rate(recent_messages, min(firsts) if firsts else None, now)
@@ -673,6 +681,7 @@ def progress(
             else estimate(remaining, rate or 0.0, per_minute_cap, per_day_cap, sent_today, now)
         ),
         workers=ledger.worker_presence(engine, host, batch_id, now=now, stale_after=stale_after),
+        next_try=next_try,
     )
 
 
@@ -789,6 +798,12 @@ def retry_failed(engine: Engine, operator: Operator, batch_id: int) -> int:
     """Send failed items again from where they failed; returns how many."""
     get_batch(engine, operator, batch_id)
     return ledger.retry_failed(engine, Actor.of(operator), batch_id)
+
+
+def retry_now(engine: Engine, operator: Operator, batch_id: int) -> int:
+    """Try the batch's waiting messages at once (after a relay outage); returns how many."""
+    get_batch(engine, operator, batch_id)
+    return ledger.retry_now(engine, Actor.of(operator), batch_id)
 
 
 def resolve(

@@ -326,6 +326,8 @@ class WorkerPresence:
 
     running: int
     last_seen: datetime | None
+    relay_down_since: datetime | None = None  # a live worker cannot reach the relay since then
+    relay_error: str = ""
 
 
 def worker_presence(
@@ -341,7 +343,11 @@ def worker_presence(
     now = now or utcnow()
     with Session(engine) as session:
         workers = session.exec(select(DeliveryWorker)).all()
-        running = sum(_worker_alive(w, host, now, stale_after) for w in workers)
+        alive = [w for w in workers if _worker_alive(w, host, now, stale_after)]
+        down = sorted(
+            (w for w in alive if w.relay_down_since is not None),
+            key=lambda w: w.relay_down_since,  # type: ignore[arg-type,return-value]
+        )
         seen = [w.heartbeat_at for w in workers]
         if batch_id is not None:
             seen.append(
@@ -352,7 +358,49 @@ def worker_presence(
                 ).one()
             )
     known = [moment for moment in seen if moment is not None]
-    return WorkerPresence(running, max(known) if known else None)
+    return WorkerPresence(
+        len(alive),
+        max(known) if known else None,
+        down[0].relay_down_since if down else None,
+        (down[0].relay_error or "") if down else "",
+    )
+
+
+def relay_state(engine: Engine, worker_id: str, since: datetime | None, error: str = "") -> None:
+    """Record that this worker cannot reach the relay since ``since`` (None: it can again), for
+    the progress screen."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(DeliveryWorker)
+            .where(col(DeliveryWorker.id) == worker_id)
+            .values(relay_down_since=since, relay_error=error[:500] or None)
+        )
+
+
+def retry_now(engine: Engine, actor: Actor, batch_id: int) -> int:
+    """Make the batch's messages waiting for a later try due now (the relay is back, say); the
+    worker claims them on its next look at the database. Returns how many."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        batch = _batch(session, batch_id)
+        moved = session.execute(
+            update(DeliveryItem)
+            .where(
+                col(DeliveryItem.batch_id) == batch_id,
+                col(DeliveryItem.state).in_([ItemState.PACKAGED, ItemState.DOCUMENT_SENT]),
+                col(DeliveryItem.next_attempt_at) > now,
+            )
+            .values(next_attempt_at=now, updated_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            actor,
+            "batch.retry_now",
+            f"delivery_batch:{batch_id}",
+            {"items": moved},
+            lea_id=batch.lea_id,
+        )
+    return int(moved)
 
 
 def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = STALE_AFTER) -> int:

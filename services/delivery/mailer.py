@@ -261,6 +261,15 @@ def backoff(config: MailConfig, attempts: int) -> timedelta:
     return timedelta(seconds=delay)
 
 
+def relay_backoff(config: MailConfig, down_for: timedelta) -> timedelta:
+    """When to try an unreachable relay again: after as long as it has been down so far (at
+    least the base delay, at most ``backoff_max_seconds``), with jitter. A one-minute outage
+    costs about a minute, an outage of hours is tried ever more sparsely; counting failed tries
+    instead pushed a 15-family batch back by the full hour after one minute."""
+    seconds = min(config.backoff_max_seconds, max(config.backoff_seconds, down_for.total_seconds()))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
 class Quota:
     """Reserves a send slot under the per-minute and per-day caps (UTC windows)."""
 

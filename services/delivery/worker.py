@@ -53,6 +53,7 @@ from services.delivery.mailer import (
     build_message,
     new_message_id,
     prune_quota,
+    relay_backoff,
 )
 from services.delivery.sms_gateway import SmsConfig, SmsGateway
 from services.intake.report_store import ReportStore
@@ -145,7 +146,7 @@ class Worker:
         self._busy = 0  # sends in progress
         self._packaging = 0  # packages being encrypted
         self._printing = False  # a print batch is being printed
-        self._relay_failures = 0  # connection failures in a row
+        self._relay_down_since: datetime | None = None  # the relay unreachable since then
         self._batches: dict[int, _BatchInfo] = {}
 
     def stop(self) -> None:
@@ -539,6 +540,7 @@ class Worker:
         now = self.clock()
         info = self._batch(claim.batch_id)
         log.info("item %s %s: %s", claim.item_id, claim.step.value, result.outcome.value)
+        self._relay(now, result)
         if result.outcome is Outcome.ACCEPTED:
             ledger.record_accepted(
                 self.engine,
@@ -554,9 +556,6 @@ class Worker:
             else:
                 self.tally.passwords += 1
             return 0
-        # An unreachable relay backs off as a whole (1x, 2x, 4x... up to backoff_max_seconds), so
-        # an outage of hours is retried ever more sparsely instead of every few seconds.
-        self._relay_failures = self._relay_failures + 1 if result.connection_error else 0
         if result.outcome is Outcome.RETRY:
             if not result.connection_error and claim.attempts >= self.mail.max_attempts:
                 ledger.record_failed(
@@ -564,8 +563,12 @@ class Worker:
                 )
                 self.tally.failed += 1
                 return 0
-            wait = backoff(
-                self.mail, self._relay_failures if result.connection_error else claim.attempts
+            # An unreachable relay waits as long as it has been down (relay_backoff), so an
+            # outage of hours is retried ever more sparsely and one of a minute costs a minute.
+            wait = (
+                relay_backoff(self.mail, now - (self._relay_down_since or now))
+                if result.connection_error
+                else backoff(self.mail, claim.attempts)
             )
             ledger.record_retry(
                 self.engine,
@@ -575,7 +578,10 @@ class Worker:
                 count_attempt=not result.connection_error,
             )
             self.tally.retried += 1
-            return min(wait.total_seconds(), 5.0) if result.connection_error else 0
+            # This connection rests while the relay is down (5 s at the default poll), then
+            # takes the next message that is due: one probe per rest, not one per family.
+            rest = 10 * self.config.poll_seconds if self.config else 5.0
+            return min(wait.total_seconds(), rest) if result.connection_error else 0
         if result.outcome is Outcome.FAILED:
             ledger.record_failed(self.engine, claim, result.detail)
             self.tally.failed += 1
@@ -583,6 +589,16 @@ class Worker:
         ledger.record_uncertain(self.engine, claim, result.detail)
         self.tally.uncertain += 1
         return 0
+
+    def _relay(self, now: datetime, result: SendResult) -> None:
+        """Write the relay's state to the database when it changes (the progress screen shows
+        an outage, since when, and when the next try is)."""
+        if result.connection_error and self._relay_down_since is None:
+            self._relay_down_since = now
+            ledger.relay_state(self.engine, self.worker_id, now, result.detail)
+        elif not result.connection_error and self._relay_down_since is not None:
+            self._relay_down_since = None
+            ledger.relay_state(self.engine, self.worker_id, None)
 
     def _finish_sent(self) -> None:
         """Delete the packages of families whose password went out (and of cancelled items)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -411,3 +411,65 @@ async def test_a_document_in_doubt_resolved_as_arrived_still_gets_its_password(
     for item in items(engine, batch_id):
         assert item.state == ItemState.DONE, (item.id, item.state, item.error)
         assert len(sink.by_item()[item.id]["password"]) == 1  # type: ignore[index]
+
+
+async def test_a_minute_long_relay_outage_is_shown_costs_a_minute_and_retry_now_sends(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    """The relay refuses connections for a minute (of the worker's clock) while a whole-LEA
+    batch waits. No message is pushed back by more than about the outage itself (relay
+    backoff; counting failed tries pushed them back the full hour); the progress screen says the
+    relay is unreachable, since when and when the next try is; r makes the messages due at once
+    and the worker, reading that from the database, delivers them."""
+    from textual.widgets import Static
+
+    from console.app import SSRConsoleApp
+    from screens.batch_progress import BatchProgressScreen
+    from services.core.context import ConsoleContext
+
+    operator = operators.resolve(engine, "caaspp")
+    batch_id = batches.create(
+        engine, operator, batches.Selection(), name="whole LEA", password_delay=timedelta(0)
+    )
+    families = len(items(engine, batch_id))
+    assert families >= 15
+    start = datetime.now(UTC)
+    clock = Clock(start)
+    config = settings(tmp_path, sink)  # default backoff: 30 s base, 1 h cap
+    worker = Worker(engine, config, clock=clock, config=FAST)
+    run = asyncio.create_task(worker.run())
+    for _ in range(60):  # one minute of the worker's time, with the relay down
+        await asyncio.sleep(0.05)
+        clock.now += timedelta(seconds=1)
+    waiting = [i for i in items(engine, batch_id) if i.state == ItemState.PACKAGED]
+    assert any("unreachable" in (i.error or "") for i in waiting)
+    latest = max(i.next_attempt_at for i in waiting)
+    assert latest.replace(tzinfo=UTC) - clock.now < timedelta(seconds=75), latest - clock.now
+
+    app = SSRConsoleApp(ConsoleContext(engine, config, operator))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
+
+        async def figures(until: Callable[[str], bool]) -> str:
+            """The figures once they satisfy ``until`` (the screen refreshes every second)."""
+            for _ in range(100):
+                await pilot.pause(0.1)
+                text = str(app.screen.query_one("#figures", Static).render())
+                if until(text):
+                    break
+            return text
+
+        shown = await figures(lambda t: "Relay unreachable" in t)
+        assert f"Relay unreachable since {start:%H:%M} UTC" in shown, shown
+        assert "next try" in shown and "r retry now" in shown
+        sink.start()
+        await pilot.press("r")
+        for _ in range(200):
+            if all(i.state == ItemState.DONE for i in items(engine, batch_id)):
+                break
+            await asyncio.sleep(0.1)
+        shown = await figures(lambda t: "Relay unreachable" not in t)
+        assert "Relay unreachable" not in shown, shown
+    worker.stop()
+    await asyncio.wait_for(run, 30)
+    exactly_once(sink, engine, batch_id)
