@@ -1,5 +1,5 @@
 """What the print (p) and ETS paper (o) screens share: their channel's batch table, refreshed from
-the database, confirming the day the selected batch's envelopes were mailed or handed out (d: only
+the database, confirming the day the selected batch's envelopes were mailed or handed out (e: only
 that delivers, printing or receiving does not), and cancelling the selected batch (ctrl+x twice:
 the second press confirms)."""
 
@@ -64,7 +64,7 @@ class ChannelBatchScreen(ConsoleScreen):
 
     CHANNEL: Option
     BINDINGS = [
-        Binding("d", "delivered", "Mailed on"),
+        Binding("e", "delivered", "Mailed on"),
         # Destructive and rare: in the help (?), not the footer, which the screens' own keys fill.
         Binding("ctrl+x", "cancel_batch", "Cancel batch", show=False),
     ]

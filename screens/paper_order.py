@@ -3,7 +3,7 @@
 Keys only: k school (the LEA, then each school in turn), j grade (a class: one grade of the
 school), f families (the plan's paper families, or every family not yet on a channel), ctrl+s
 place the order and write its CSV, x write the selected order's CSV again, v mark the selected
-order received from ETS, d the day it was mailed or handed out (only then is it delivered). The count and cost show before anything is recorded; where ETS no longer
+order received from ETS, e the day it was mailed or handed out (only then is it delivered). The count and cost show before anything is recorded; where ETS no longer
 offers paper the note says so and the order is refused.
 """
 
@@ -199,7 +199,7 @@ class PaperOrderScreen(ChannelBatchScreen):
             return
         self.app.call_from_thread(
             self.notify,
-            f"Order {batch_id} received at the LEA: press d once it is mailed or handed out",
+            f"Order {batch_id} received at the LEA: press e once it is mailed or handed out",
             title="ETS paper",
         )
         self._refresh()

@@ -6,7 +6,7 @@ create and print, ctrl+r print the selected batch (one made by a portal hand-off
 stopped part way: it resumes with the families not yet printed). Printing is queued in the
 database and done by ``ssr-console worker``, so closing this session does not stop it; the worker
 commits progress file by file, and the table and status line below read it every second. The
-files land in the data folder under ``print/batch-<id>``. Printed is not delivered: d records the
+files land in the data folder under ``print/batch-<id>``. Printed is not delivered: e records the
 day the selected batch's envelopes were mailed or handed out, and only then are its families done.
 """
 

@@ -1,11 +1,12 @@
 """The cover sheet that goes in front of each family's printed SSRs.
 
-One US-letter page: the LEA as sender at the top, the guardian's mailing address where a standard
+One US-letter page: the LEA and its return address (``[print] return_address``) as sender at the
+top, the guardian's mailing address where a standard
 #10 window envelope shows it (the sheet is tri-folded, top panel outwards: the window, 4 1/2" x
 1 1/8", sits 7/8" from the envelope's left edge and 1/2" above its bottom, which on the folded
 sheet is 2.04" to 3.17" from the top), and below the first fold a short note in the guardian's
-language with the children whose reports follow. A family handed its reports at school gets the
-school and grade in the window instead.
+language with the children whose reports follow. Everything addressed to the family is in its
+language: the note, the children's lines, "hand out at school" and the page count.
 
 reportlab embeds only TrueType outlines: DejaVu Sans covers Latin and Vietnamese; Chinese needs a
 TrueType CJK font (WenQuanYi Zen Hei from Debian's fonts-wqy-zenhei; Noto Sans CJK is CFF-only,
@@ -86,7 +87,30 @@ NOTES = {
 }
 """The cover note per canonical language code; other languages fall back to English."""
 
-HAND_OUT = "Hand out at school"
+HAND_OUT = {
+    "en": "Hand out at school",
+    "es": "Entregar en la escuela",
+    "zh_Hans": "在学校发放",
+    "vi": "Phát tại trường",
+    "fil": "Ibigay sa paaralan",
+}
+"""In the envelope window when the family is handed its reports at school."""
+CHILD = {
+    "en": "{name} · SSID {ssid} · grade {grade} · {school}",
+    "es": "{name} · SSID {ssid} · grado {grade} · {school}",
+    "zh_Hans": "{name} · SSID {ssid} · {grade}年级 · {school}",
+    "vi": "{name} · SSID {ssid} · lớp {grade} · {school}",
+    "fil": "{name} · SSID {ssid} · baitang {grade} · {school}",
+}
+"""One line per child whose reports follow (SSID: the statewide student identifier)."""
+PAGES = {
+    "en": "{pages} report page(s)",
+    "es": "{pages} página(s) de informes",
+    "zh_Hans": "报告共{pages}页",
+    "vi": "{pages} trang báo cáo",
+    "fil": "{pages} pahina ng ulat",
+}
+"""The footer's page count, after the batch reference (which stays as the school reads it)."""
 
 
 def note_language(language: str) -> str:
@@ -193,8 +217,8 @@ def _draw(canvas: Canvas, cover: Cover) -> None:
     for index, line in enumerate(cover.sender):
         canvas.drawString(0.5 * inch, top - 0.6 * inch - index * 11, line)
     # Recipient, inside the envelope window.
-    lines = cover.address[:MAX_ADDRESS_LINES] if cover.address else (HAND_OUT,)
-    canvas.setFont(latin, ADDRESS_SIZE)
+    lines = cover.address[:MAX_ADDRESS_LINES] if cover.address else (HAND_OUT[language],)
+    canvas.setFont(note_font if not cover.address else latin, ADDRESS_SIZE)
     for index, line in enumerate(lines):
         canvas.drawString(WINDOW_LEFT, top - WINDOW_TOP - ADDRESS_SIZE - index * 13, line)
     # Below the first fold: heading, note, children, page count.
@@ -210,13 +234,16 @@ def _draw(canvas: Canvas, cover: Cover) -> None:
         canvas.drawString(0.75 * inch, y, line)
         y -= 16
     y -= 12
-    canvas.setFont(latin, 10)
+    canvas.setFont(note_font, 10)
     for child in cover.children:
         canvas.drawString(
             0.75 * inch,
             y,
-            f"{child.name} · SSID {child.ssid} · grade {child.grade} · {child.school}",
+            CHILD[language].format(
+                name=child.name, ssid=child.ssid, grade=child.grade, school=child.school
+            ),
         )
         y -= 14
-    canvas.setFont(latin, 8)
-    canvas.drawString(0.75 * inch, 0.5 * inch, f"{cover.reference} · {cover.pages} report page(s)")
+    canvas.setFont(note_font, 8)
+    pages = PAGES[language].format(pages=cover.pages)
+    canvas.drawString(0.75 * inch, 0.5 * inch, f"{cover.reference} · {pages}")

@@ -6,7 +6,8 @@ streams the batch's reports from the database in hand-out or mailing order, one 
 time, and writes:
 
 - PDF files of whole families, each family's cover sheet (``services.channels.cover_sheet``) followed by
-  its children's SSRs, a new file started before one would pass ``split_bytes`` (print shops cap
+  its children's SSRs and, when that makes an odd number of pages, a blank page: each family
+  starts on a new sheet of a duplex printer, never on the back of another family's report; a new file started before one would pass ``split_bytes`` (print shops cap
   uploads; 50 MB by default), so memory holds at most one file's pages;
 - ``manifest.csv``: per family its reference, guardian, language, SSIDs, pages, file and page
   range, and a status: printed, or why not (no usable address for a mailing, an unreadable SSR),
@@ -28,7 +29,7 @@ import enum
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from io import BytesIO
@@ -55,6 +56,7 @@ from services.core.db import is_sqlite, session_scope
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.scope import report_filters
 from services.core.settings import Settings
+from services.core.validation import plain_text
 from services.delivery.ledger import BatchStatus, DeliveryWorker
 from services.intake.report_store import ReportStore
 from services.intake.score_reports import ScoreReport
@@ -244,6 +246,12 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
     except InvalidInput:
         rates = Rates()  # as the print screen warns: a bad [advisor] table falls back to defaults
     store = ReportStore(settings.report_store)
+    try:
+        sender = configured_return_address(settings)
+    except InvalidInput as error:
+        sender, problem = (), str(error)
+    else:
+        problem = ""
     count = 0
     while (batch_id := _claim(engine, worker_id)) is not None:
         count += 1
@@ -252,9 +260,18 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
             assert batch is not None
             creator = batch.created_by
         folder = settings.data_dir / "print" / f"batch-{batch_id}"
-        error = None
+        error = problem or None  # no cover goes out without the LEA's return address
         try:
-            run(engine, operators.resolve(engine, creator), batch_id, folder, store, rates=rates)
+            if not problem:
+                run(
+                    engine,
+                    operators.resolve(engine, creator),
+                    batch_id,
+                    folder,
+                    store,
+                    rates=rates,
+                    return_address=sender,
+                )
         except ConsoleError as failure:
             error = str(failure)
         with session_scope(engine) as session:
@@ -276,6 +293,28 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
                 detail.pop("print", None)
             _save_detail(session, batch, detail)
     return count
+
+
+MAX_RETURN_LINES = 3
+
+
+def configured_return_address(settings: Settings) -> tuple[str, ...]:
+    """The LEA's return address for cover sheets, under its name: ``[print] return_address``, a
+    list of up to three lines (none configured: the LEA's name alone)."""
+    table = settings.extra.get("print") or {}
+    if not isinstance(table, dict) or set(table) - {"return_address"}:
+        raise InvalidInput("[print] takes one setting: return_address, a list of lines")
+    lines = table.get("return_address", [])
+    if (
+        not isinstance(lines, list)
+        or len(lines) > MAX_RETURN_LINES
+        or not all(isinstance(line, str) and 0 < len(line) <= 80 for line in lines)
+    ):
+        raise InvalidInput(
+            f"[print] return_address must be a list of 1 to {MAX_RETURN_LINES} lines of text, "
+            'like ["100 Main Street", "Sampletown, CA 95000"]'
+        )
+    return tuple(plain_text(line, "the return address") for line in lines)
 
 
 @dataclass(frozen=True)
@@ -425,9 +464,13 @@ class _Part:
     def add(
         self, cover: pikepdf.Page, covers: pikepdf.Pdf, reports: list[pikepdf.Pdf], size: int
     ) -> None:
+        """Append a family: its cover, its reports, and a blank page when that makes an odd
+        count, so on a duplex printer the next family starts on a sheet of its own."""
         self.pdf.pages.append(cover)
         for report in reports:
             self.pdf.pages.extend(report.pages)
+        if self.pages % 2:
+            self.pdf.add_blank_page(page_size=(cover_sheet.PAGE_WIDTH, cover_sheet.PAGE_HEIGHT))
         self.sources.extend(reports)
         if not any(c is covers for c in self.covers):
             self.covers.append(covers)
@@ -458,8 +501,10 @@ def run(
     store: ReportStore,
     *,
     rates: Rates | None = None,
+    return_address: Sequence[str] = (),
 ) -> PrintResult:
-    """Print a batch's pending families into ``out_dir``, their SSRs read from ``store``.
+    """Print a batch's pending families into ``out_dir``, their SSRs read from ``store``, each
+    cover sheet under the LEA's name and ``return_address`` (``configured_return_address``).
 
     Item states, figures and manifest lines are committed each time a print file is saved, never
     before: a run that stops part way (a crash, a closed session) leaves the families of saved
@@ -478,7 +523,7 @@ def run(
     result = PrintResult(batch_id, manifest=manifest_path)
     with Session(engine) as session:
         lea = session.get(LEA, batch.lea_id)
-        sender = (lea.name,) if lea else ()
+        sender = ((lea.name,) if lea else ()) + tuple(return_address)
     resumed = manifest_path.exists()
     try:
         private_files.make_dirs(out_dir)

@@ -118,7 +118,8 @@ def test_mail_batch_in_school_order_with_covers_addresses_and_split_files(demo: 
         for r in printed:
             assert int(r["first_page"]) == expected_first
             assert int(r["last_page"]) - int(r["first_page"]) + 1 == int(r["pages"])
-            expected_first = int(r["last_page"]) + 1
+            last = int(r["last_page"])
+            expected_first = last + 1 + last % 2  # a blank page makes an odd family even
         assert pdf_pages(out / name) == expected_first - 1
 
     # Each cover shows the guardian's address; the pages after it are the family's SSRs, in order.
@@ -255,7 +256,8 @@ def test_zip_order_for_bulk_mail_and_hand_out_prints_families_without_address(
     result = print_batch.run(w.engine, operator, hand_out.id, w.folder / "hand", w.store)
     (row,) = manifest(result)
     assert int(row["family"]) == gid and row["status"] == "printed"
-    assert cover_sheet.HAND_OUT in pdftotext(w.folder / "hand" / row["file"], 1)
+    language = cover_sheet.note_language(people[gid].preferred_language)
+    assert cover_sheet.HAND_OUT[language] in pdftotext(w.folder / "hand" / row["file"], 1)
     assert result.cost == Decimal("0.10") * result.pages  # no envelope, no postage
     assert coverage.summary(w.engine, operator).uncovered == 0
 
@@ -328,7 +330,8 @@ def test_a_run_that_stops_part_way_resumes_without_printing_twice(
     assert done_families.isdisjoint(int(r["family"]) for r in lines[len(first_lines) :])
     assert not {p.name for p in result.files} & set(saved)  # numbered after the first run
     for name in {r["file"] for r in lines}:
-        assert pdf_pages(out / name) == max(int(r["last_page"]) for r in lines if r["file"] == name)
+        last = max(int(r["last_page"]) for r in lines if r["file"] == name)
+        assert pdf_pages(out / name) == last + last % 2  # the last family padded to a sheet
     final = channel_batches.get(w.engine, operator, batch.id)
     assert final.status is BatchStatus.FINISHED
     assert final.pages == sum(int(r["pages"]) for r in lines)
@@ -359,3 +362,66 @@ def test_printing_is_not_delivery_until_the_mailing_day_is_confirmed(demo: World
     moved = channel_batches.confirm_delivered(w.engine, operator, batch.id, utcnow().date())  # type: ignore[arg-type]
     assert moved == channel_batches.progress(w.engine, operator, batch.id)[ChannelItemState.DONE]  # type: ignore[arg-type]
     assert undelivered() < before
+
+
+def test_each_family_starts_on_a_new_sheet_for_duplex_printers(demo: World) -> None:
+    """A blank page follows any family whose cover and reports make an odd count, so a duplex
+    printer never puts one family's cover on the back of another's report (qpdf and pdftotext
+    read the files back)."""
+    w = demo
+    operator = w.operator()
+    batch = print_batch.create(
+        w.engine, operator, name="Hand out", who=coverage.Who.ALL,
+        options=PrintOptions(handling=Handling.HAND_OUT),
+    )  # fmt: skip
+    result = print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)  # type: ignore[arg-type]
+    rows = [r for r in manifest(result) if r["status"] == "printed"]
+    assert any(int(r["pages"]) % 2 for r in rows), "the demo has a family with an odd count"
+    for path in result.files:
+        count = subprocess.run(
+            ["qpdf", "--show-npages", str(path)], capture_output=True, text=True, check=True
+        )
+        assert int(count.stdout) % 2 == 0, path
+        mine = [r for r in rows if r["file"] == path.name]
+        covers = {int(r["first_page"]) for r in mine}
+        assert all(page % 2 == 1 for page in covers), "a cover on the back of a sheet"
+        for r in mine:
+            last = int(r["last_page"])
+            if last % 2:  # padded: the next page is blank, and the next family's cover follows
+                assert pdftotext(path, last + 1).strip() == ""
+                assert last + 2 in covers or last + 1 == int(count.stdout)
+
+
+def test_a_cover_is_wholly_in_the_familys_language_under_the_return_address(
+    demo: World,
+) -> None:
+    w = demo
+    gid = sorted(families(w))[0]
+    set_guardian(w, gid, preferred_language="es")
+    operator = w.operator()
+    batch = print_batch.create(
+        w.engine, operator, name="es", who=coverage.Who.ALL,
+        exclude=[g for g in families(w) if g != gid],
+        options=PrintOptions(handling=Handling.HAND_OUT),
+    )  # fmt: skip
+    settings = w.settings
+    settings.extra["print"] = {"return_address": ["100 Main Street", "Sampletown, CA 95000"]}
+    address = print_batch.configured_return_address(settings)
+    result = print_batch.run(
+        w.engine,
+        operator,
+        batch.id,
+        w.folder / "print",
+        w.store,
+        return_address=address,  # type: ignore[arg-type]
+    )
+    (row,) = manifest(result)
+    text = flat(pdftotext(w.folder / "print" / row["file"], 1))
+    assert "100 Main Street" in text and "Sampletown, CA 95000" in text
+    assert "Entregar en la escuela" in text and "grado" in text
+    assert "página(s) de informes" in text
+    for english in ("Hand out at school", " grade ", "report page"):
+        assert english not in text
+    settings.extra["print"] = {"return_address": "100 Main Street"}
+    with pytest.raises(InvalidInput, match="return_address"):
+        print_batch.configured_return_address(settings)
