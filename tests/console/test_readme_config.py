@@ -12,6 +12,7 @@ from pathlib import Path
 from console import config
 from console.scheduler import SchedulerConfig
 from services.channels.batches import configured_rates
+from services.channels.print_batch import configured_return_address
 from services.core import toms
 from services.credential.lifecycle import CredentialPolicy
 from services.delivery.batches import PasswordPolicy
@@ -40,6 +41,7 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     assert settings.database_url.startswith("postgresql://")
     assert settings.operator == "caaspp"
     assert MailConfig.from_settings(settings).per_day == 10000
+    assert configured_return_address(settings) == ("100 Main Street", "Sampletown, CA 95000")
     assert SmsConfig.from_settings(settings) is not None
     WorkerConfig.from_settings(settings)
     PasswordPolicy.from_settings(settings)
