@@ -38,7 +38,11 @@ class InDoubt:
 
     def text(self) -> str:
         """The dialog's lines."""
-        which = "the password" if self.step is Step.PASSWORD else "the document (the PDF)"
+        which = {
+            Step.DOCUMENT: "the document (the PDF)",
+            Step.PASSWORD: "the password",
+            Step.NOTICE: "the notice",
+        }[self.step]
         via = "SMS to" if self.by_sms and self.step is Step.PASSWORD else "email to"
         when = f"{self.handed_at:%Y-%m-%d %H:%M:%S} UTC" if self.handed_at else "not recorded"
         lines = [

@@ -455,6 +455,7 @@ class Worker:
                     body=notice.body,
                     reference=reference,
                     now=self.clock(),
+                    message_id=claim.message_id,
                 )
             )
         # The document goes out only if its password can follow and opens it: both are checked

@@ -1,7 +1,7 @@
 """delivery steps: the day print and paper reached families, the message in doubt, relay outages
 
-Revision ID: i19ch_0013
-Revises: 0012
+Revision ID: i19_delivery_steps
+Revises: i17_operator_keys
 Create Date: 2026-11-29 17:20:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = 'i19ch_0013'
-down_revision: str | None = '0012'
+revision: str = 'i19_delivery_steps'
+down_revision: str | None = 'i17_operator_keys'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
