@@ -64,7 +64,14 @@ class ChannelBatchScreen(ConsoleScreen):
 
     CHANNEL: Option
     BINDINGS = [
-        Binding("e", "delivered", "Mailed on"),
+        # In the help, and named by the notices after printing or receiving: the footer is full.
+        Binding(
+            "e",
+            "delivered",
+            "Mailed",
+            tooltip="The day the envelopes were mailed or handed out",
+            show=False,
+        ),
         # Destructive and rare: in the help (?), not the footer, which the screens' own keys fill.
         Binding("ctrl+x", "cancel_batch", "Cancel batch", show=False),
     ]

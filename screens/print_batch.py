@@ -216,9 +216,14 @@ class PrintBatchScreen(ChannelBatchScreen):
         if batch.status is BatchStatus.FINISHED:
             cost = money(Decimal(batch.cost_cents) / 100, self.ctx.operator.language)
             return (
-                f"Batch {batch.id}: {summary.done:,} families printed, {summary.failed:,} "
+                f"Batch {batch.id}: {summary.printed:,} families printed, {summary.failed:,} "
                 f"listed; {batch.pages:,} pages in {len(detail.get('files', []))} file(s), "
-                f"{cost}\n{detail.get('folder', '')}"
+                f"{cost}\n{detail.get('folder', '')}\n"
+                + (
+                    f"{summary.done:,} delivered"
+                    if summary.done
+                    else "Not delivered until mailed: press e with the day they went out"
+                )
             )
         if batch.status is not BatchStatus.RUNNING:
             return f"Batch {batch.id} is {batch.status.value}"
@@ -226,7 +231,7 @@ class PrintBatchScreen(ChannelBatchScreen):
             return f"Batch {batch.id}: waiting for `ssr-console worker` to print it"
         if state == PrintState.PRINTING.value:
             return (
-                f"Batch {batch.id}: the worker is printing, {summary.done:,} of "
+                f"Batch {batch.id}: the worker is printing, {summary.printed:,} of "
                 f"{summary.total:,} families done, {batch.pages:,} pages (this session may close)"
             )
         if state == PrintState.FAILED.value:

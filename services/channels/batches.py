@@ -346,6 +346,7 @@ class ChannelSummary:
     uncertain: int
     created_by: str
     created_at: datetime
+    printed: int = 0  # families printed or received, delivered or not yet mailed
 
 
 def summaries(engine: Engine, operator: Operator, limit: int = 100) -> list[ChannelSummary]:
@@ -369,13 +370,23 @@ def summaries(engine: Engine, operator: Operator, limit: int = 100) -> list[Chan
                     )
                 )
             ).label("failed"),
+            func.count(
+                func.distinct(
+                    case(
+                        (
+                            col(ChannelItem.state).in_([*IN_HAND, ChannelItemState.DONE]),
+                            ChannelItem.guardian_id,
+                        )
+                    )
+                )
+            ).label("printed"),
         )
         .group_by(col(ChannelItem.batch_id))
         .subquery()
     )
     with Session(engine) as session:
         rows = session.execute(
-            select(ChannelBatch, counts.c.done, counts.c.failed)
+            select(ChannelBatch, counts.c.done, counts.c.failed, counts.c.printed)
             .outerjoin(counts, counts.c.batch_id == ChannelBatch.id)
             .where(*_visible(operator))
             .order_by(col(ChannelBatch.id).desc())
@@ -393,8 +404,9 @@ def summaries(engine: Engine, operator: Operator, limit: int = 100) -> list[Chan
             0,
             b.created_by,
             b.created_at,
+            int(printed or 0),
         )
-        for b, done, failed in rows
+        for b, done, failed, printed in rows
     ]
 
 

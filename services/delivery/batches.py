@@ -484,7 +484,10 @@ def list_batches(engine: Engine, operator: Operator, limit: int = 100) -> list[B
         for b, done, failed, uncertain in rows
     ]
     # Portal, print and paper-order batches share the list (issue 8); ids are per channel.
-    others = [BatchSummary(**asdict(c)) for c in channel_batches.summaries(engine, operator, limit)]
+    others = [
+        BatchSummary(**{k: v for k, v in asdict(c).items() if k != "printed"})
+        for c in channel_batches.summaries(engine, operator, limit)
+    ]
     return sorted(secure + others, key=lambda b: b.created_at, reverse=True)[:limit]
 
 
