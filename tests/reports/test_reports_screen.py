@@ -253,7 +253,7 @@ async def test_figures_follow_a_batch_without_a_key_press(
         table = screen.query_one("#table", DataTable)
         for _ in range(100):  # up to 10 s, no key pressed
             await pilot.pause(0.1)
-            cell = str(table.get_row_at(table.row_count - 1)[3]) if table.row_count else "0"
+            cell = str(table.get_row_at(table.row_count - 1)[4]) if table.row_count else "0"
             if (cell != "0") is wanted:
                 return cell
         raise AssertionError(f"the figures did not follow the database (under way: {cell})")
