@@ -1,7 +1,7 @@
 """delivery steps: the day print and paper reached families, the message in doubt, relay outages
 
 Revision ID: i19_delivery_steps
-Revises: i17_operator_keys
+Revises: 0016_roster
 Create Date: 2026-11-29 17:20:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = 'i19_delivery_steps'
-down_revision: str | None = 'i17_operator_keys'
+down_revision: str | None = '0016_roster'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
