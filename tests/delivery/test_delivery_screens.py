@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from screens.batch_progress import BatchProgressScreen, ResolveScreen
 from screens.batches import BatchesScreen
