@@ -75,7 +75,7 @@ DESTINATIONS: list[Destination] = [
     Destination("r", "Reports", lazy("screens.reports:ReportsScreen"), P.VIEW_REPORTS),
     Destination("l", "Audit log", AuditLogScreen, P.VIEW_AUDIT),
     Destination("O", "Operators", lazy("screens.operators:OperatorsScreen"), P.MANAGE_OPERATORS),
-    Destination("y", "Roster import", lazy("screens.roster_import:RosterImportScreen"), P.IMPORT_ROSTER),
+    Destination("Y", "Roster import", lazy("screens.roster_import:RosterImportScreen"), P.IMPORT_ROSTER),
 ]
 # fmt: on
 BY_KEY = {d.key: d for d in DESTINATIONS}

@@ -46,7 +46,7 @@ async def test_dry_run_then_import_from_the_screen(
     app = SSRConsoleApp(ConsoleContext(engine, settings, operator))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("y")
+        await pilot.press("Y")
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, RosterImportScreen)
@@ -82,7 +82,7 @@ async def test_a_path_outside_the_intake_folders_is_refused(
     operator = coordinator(engine)
     app = SSRConsoleApp(ConsoleContext(engine, settings, operator))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("y")
+        await pilot.press("Y")
         await pilot.pause()
         screen = app.screen
         await pilot.press("slash")
