@@ -66,20 +66,7 @@ class AdvisorScreen(ConsoleScreen):
         Binding("ctrl+s", "save", "Save plan"),
         Binding("ctrl+o", "overrule", "Overrule"),
     ]
-    DEFAULT_CSS = """
-    AdvisorScreen #advisor { padding: 0 1; }
-    AdvisorScreen #scope-row { height: 1; }
-    AdvisorScreen .question { height: 1; margin-top: 1; }
-    AdvisorScreen .question Label { width: 1fr; }
-    AdvisorScreen #share { width: 10; }
-    AdvisorScreen #share-hint, AdvisorScreen #history, AdvisorScreen #blockers {
-        color: $text-muted;
-    }
-    AdvisorScreen #recommendation { border: round $primary; padding: 0 1; margin-top: 1; }
-    AdvisorScreen #options-title { margin-top: 1; text-style: bold; }
-    AdvisorScreen #options { height: auto; }
-    AdvisorScreen #history { margin-top: 1; }
-    """
+    CSS_PATH = "advisor.tcss"
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
@@ -384,15 +371,7 @@ class AdvisorScreen(ConsoleScreen):
 class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
     """Pick the channels and say why; the plan is saved here, so a refusal keeps what was typed."""
 
-    DEFAULT_CSS = """
-    OverruleDialog { align: center middle; }
-    OverruleDialog > Vertical {
-        width: 70; max-width: 100%; height: auto; max-height: 100%;
-        border: round $warning; padding: 0 1; background: $surface;
-    }
-    OverruleDialog SelectionList { height: auto; }
-    OverruleDialog #problem { color: $error; }
-    """
+    CSS_PATH = "advisor.tcss"
     BINDINGS = [
         Binding("escape", "dismiss_dialog", "Cancel"),
         Binding("ctrl+s", "submit", "Save overrule"),

@@ -29,10 +29,7 @@ WIDTHS = {"#": 6, "When (UTC)": 16, "Operator": 10, "Action": 18, "Target": 16}
 class AuditLogScreen(ConsoleScreen):
     TITLE = "Audit log"
     BINDINGS = [Binding("v", "verify", "Verify chain")]
-    DEFAULT_CSS = """
-    AuditLogScreen #chain { height: auto; padding: 0 1; display: none; }
-    AuditLogScreen #chain.-shown { display: block; }
-    """
+    CSS_PATH = "audit_log.tcss"
 
     def compose_body(self) -> ComposeResult:
         ctx = self.ctx

@@ -91,10 +91,7 @@ def relay_line(progress: batches.Progress, now: datetime) -> str:
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question for a destructive action; ``y`` confirms, ``n`` or ``esc`` does not."""
 
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Static { width: 60; border: thick $error; padding: 1 2; background: $surface; }
-    """
+    CSS_PATH = "batch_progress.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n", "answer(False)", "No"),
@@ -115,10 +112,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class ResolveScreen(ModalScreen[Resolution | None]):
     """The decision for one uncertain item, after checking the relay's log or with the family."""
 
-    DEFAULT_CSS = """
-    ResolveScreen { align: center middle; }
-    ResolveScreen > Static { width: 64; border: thick $warning; padding: 1 2; background: $surface; }
-    """
+    CSS_PATH = "batch_progress.tcss"
     BINDINGS = [
         Binding("r", "choose('resend')", "Resend"),
         Binding("s", "choose('sent')", "It arrived"),
@@ -150,14 +144,7 @@ class ResolveScreen(ModalScreen[Resolution | None]):
 
 class BatchProgressScreen(ConsoleScreen):
     TITLE = "Batch progress"
-    DEFAULT_CSS = """
-    BatchProgressScreen #headline { height: 1; padding: 0 1; text-style: bold; }
-    BatchProgressScreen ProgressBar { padding: 0 1; }
-    BatchProgressScreen #figures { height: auto; max-height: 7; padding: 0 1; }
-    BatchProgressScreen #tables { height: 1fr; }
-    BatchProgressScreen #schools { width: 38; }
-    BatchProgressScreen #problems { width: 1fr; }
-    """
+    CSS_PATH = "batch_progress.tcss"
     BINDINGS = [
         Binding("p", "pause_resume", "Pause/resume"),
         Binding("x", "cancel_batch", "Cancel"),

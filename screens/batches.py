@@ -28,10 +28,7 @@ CHANNEL_SCREENS = {"A": "w", "C": "p", "D": "o"}
 
 class BatchesScreen(ConsoleScreen):
     TITLE = "Delivery batches"
-    DEFAULT_CSS = """
-    BatchesScreen #hint { height: 1; padding: 0 1; }
-    BatchesScreen DataTable { height: 1fr; }
-    """
+    CSS_PATH = "batches.tcss"
     BINDINGS = [
         Binding("e", "new_batch", "New batch"),
         Binding("f", "notice", "Notice to families"),

@@ -32,10 +32,7 @@ COLUMNS = [
 
 class CoverageScreen(ConsoleScreen):
     TITLE = "Coverage"
-    DEFAULT_CSS = """
-    CoverageScreen #summary { height: auto; padding: 0 1; }
-    CoverageScreen PagedTable { height: 1fr; }
-    """
+    CSS_PATH = "coverage.tcss"
 
     def compose_body(self) -> ComposeResult:
         yield Static("Counting…", id="summary")

@@ -72,16 +72,7 @@ TOMS_STEPS = (
 
 class CredentialScreen(ConsoleScreen):
     TITLE = "Credential"
-    DEFAULT_CSS = """
-    CredentialScreen VerticalScroll { padding: 0 1; }
-    CredentialScreen #status { border: round $primary; padding: 0 1; height: auto; }
-    CredentialScreen #status.-alert { border: heavy $error; }
-    CredentialScreen #request { height: auto; padding: 0 1; }
-    CredentialScreen DataTable {
-        height: auto; max-height: 9; margin-top: 1; border-top: solid $primary;
-    }
-    CredentialScreen #roles { color: $text-muted; }
-    """
+    CSS_PATH = "credential.tcss"
     BINDINGS = [
         Binding("e", "record", "Enter", tooltip="Enter the credential TOMS showed"),
         Binding("v", "reveal", "Reveal", tooltip="Reveal the secret key (audited)"),

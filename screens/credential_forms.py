@@ -37,17 +37,7 @@ class FormField:
 class FormDialog(ModalScreen[bool]):
     """Fields one under another; enter moves on and submits from the last; esc cancels."""
 
-    DEFAULT_CSS = """
-    FormDialog { align: center middle; }
-    FormDialog > VerticalScroll {
-        width: 76; max-width: 100%; height: auto; max-height: 100%;
-        border: round $primary; padding: 0 1; background: $surface;
-    }
-    FormDialog.-loud > VerticalScroll { border: heavy $error; }
-    FormDialog .intro { margin-bottom: 1; }
-    FormDialog #error { color: $error; text-style: bold; }
-    FormDialog Input { margin-bottom: 0; }
-    """
+    CSS_PATH = "credential_forms.tcss"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Submit"),

@@ -46,12 +46,7 @@ PANELS = [
 
 class DashboardScreen(ConsoleScreen):
     TITLE = "Dashboard"
-    DEFAULT_CSS = """
-    DashboardScreen #where { padding: 0 1; text-style: bold; }
-    DashboardScreen Grid { grid-size: 2; grid-gutter: 0 1; height: auto; padding: 0 1; }
-    DashboardScreen .panel { height: auto; border: round $primary; padding: 0 1; }
-    DashboardScreen #hint { padding: 0 1; color: $text-muted; }
-    """
+    CSS_PATH = "dashboard.tcss"
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():

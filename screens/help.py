@@ -56,15 +56,7 @@ def describe_keys(screen: Screen[object]) -> list[KeyHelp]:
 class HelpScreen(ModalScreen[None]):
     """Lists keys in two columns so a whole screen's keys fit 80x24; esc, ? or q closes it."""
 
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 100%; max-width: 100; height: auto; max-height: 100%;
-        border: round $primary; padding: 0 1; background: $surface;
-    }
-    HelpScreen Horizontal { height: auto; }
-    HelpScreen Horizontal > Static { width: 1fr; }
-    """
+    CSS_PATH = "help.tcss"
     BINDINGS = [
         Binding("escape", "dismiss", "Close help"),
         Binding("question_mark", "dismiss", "Close help"),

@@ -30,11 +30,7 @@ WIDTHS = {"SSID": 10, "Student": 20, "Gr": 2, "Guardian": 18, "Email or phone": 
 class HelpDeskScreen(ConsoleScreen):
     TITLE = "Help desk"
     BINDINGS = [Binding("slash", "focus_search", "Search")]
-    DEFAULT_CSS = """
-    HelpDeskScreen #search { height: 1; border: none; padding: 0 1; background: $boost; }
-    HelpDeskScreen #hits { height: 1fr; }
-    HelpDeskScreen #status { height: 1; padding: 0 1; color: $text-muted; }
-    """
+    CSS_PATH = "helpdesk.tcss"
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
@@ -103,9 +99,7 @@ class FamilyScreen(ConsoleScreen):
         Binding("e", "correct_email", "Correct email"),
         Binding("m", "move_channel", "Move channel"),
     ]
-    DEFAULT_CSS = """
-    FamilyScreen #card { height: auto; padding: 0 1; background: $boost; }
-    """
+    CSS_PATH = "helpdesk.tcss"
 
     def __init__(self, ctx: ConsoleContext, student_id: int) -> None:
         super().__init__(ctx)

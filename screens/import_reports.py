@@ -36,13 +36,7 @@ MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the data
 
 class ImportReportsScreen(ConsoleScreen):
     TITLE = "Import score reports"
-    DEFAULT_CSS = """
-    ImportReportsScreen #paths { margin: 0 1; }
-    ImportReportsScreen #stats { height: 2; padding: 0 1; }
-    ImportReportsScreen #tables { height: 1fr; }
-    ImportReportsScreen #exceptions { width: 2fr; }
-    ImportReportsScreen #summary { width: 1fr; min-width: 24; }
-    """
+    CSS_PATH = "import_reports.tcss"
     BINDINGS = [
         Binding("slash", "focus_paths", "Path", show=True),
         Binding("t", "from_api", "From TOMS", tooltip="Fetch from the TOMS API ([toms] url)"),

@@ -26,14 +26,7 @@ from services.delivery import batches
 
 
 class NewBatchScreen(ModalScreen[int | None]):
-    DEFAULT_CSS = """
-    NewBatchScreen { align: center middle; }
-    NewBatchScreen > VerticalScroll { width: 78; height: 22; border: thick $accent; background: $surface; }
-    NewBatchScreen Input { margin: 0 1; }
-    NewBatchScreen #preview { padding: 0 1; }
-    NewBatchScreen Horizontal { height: 3; }
-    NewBatchScreen Horizontal Input { width: 1fr; }
-    """
+    CSS_PATH = "new_batch.tcss"
     BINDINGS = [Binding("escape", "close", "Close")]
 
     def __init__(self, ctx: ConsoleContext) -> None:

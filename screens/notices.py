@@ -76,10 +76,7 @@ class NoticesScreen(ConsoleScreen):
         Binding("3", "tab('failures')", "Failures"),
         Binding("f5", "refresh", "Refresh"),
     ]
-    DEFAULT_CSS = """
-    NoticesScreen #scheduler { height: auto; padding: 0 1; }
-    NoticesScreen TabbedContent { height: 1fr; }
-    """
+    CSS_PATH = "notices.tcss"
 
     def compose_body(self) -> ComposeResult:
         yield Static("Reading the scheduler state...", id="scheduler")

@@ -41,13 +41,7 @@ WHO_TEXT = {
 class PaperOrderScreen(ChannelBatchScreen):
     CHANNEL = Option.PAPER
     TITLE = "Paper from ETS (D)"
-    DEFAULT_CSS = """
-    PaperOrderScreen #choices, PaperOrderScreen #figures, PaperOrderScreen #last {
-        height: auto; padding: 0 1;
-    }
-    PaperOrderScreen #note { height: auto; padding: 0 1; text-style: bold; }
-    PaperOrderScreen ChannelBatchTable { height: 1fr; }
-    """
+    CSS_PATH = "paper_order.tcss"
     BINDINGS = [
         Binding("k", "school", "School"),
         Binding("j", "grade", "Grade"),

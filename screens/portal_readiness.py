@@ -41,14 +41,7 @@ HAND_OFF = Binding.Group("Move", compact=True)
 
 class PortalReadinessScreen(ConsoleScreen):
     TITLE = "Portal readiness (A)"
-    DEFAULT_CSS = """
-    PortalReadinessScreen #checklist { height: auto; padding: 0 1; }
-    PortalReadinessScreen #trend { height: 1; padding: 0 1; color: $text-muted; }
-    PortalReadinessScreen .answer { height: 1; padding: 0 1; }
-    PortalReadinessScreen .answer Label { width: 22; }
-    PortalReadinessScreen .answer Input { width: 30; }
-    PortalReadinessScreen #families { height: 1fr; }
-    """
+    CSS_PATH = "portal_readiness.tcss"
     BINDINGS = [
         Binding("x", "toggle('portal_active')", "Portal", tooltip="Portal in use: on/off"),
         Binding("y", "toggle('vendor_listed')", "Listed"),

@@ -46,13 +46,7 @@ REFRESH_SECONDS = 1.0
 class PrintBatchScreen(ChannelBatchScreen):
     CHANNEL = Option.PRINT
     TITLE = "Print locally (C)"
-    DEFAULT_CSS = """
-    PrintBatchScreen #choices, PrintBatchScreen #preview, PrintBatchScreen #last {
-        height: auto; padding: 0 1;
-    }
-    PrintBatchScreen #preview { color: $text-muted; }
-    PrintBatchScreen ChannelBatchTable { height: 1fr; }
-    """
+    CSS_PATH = "print_batch.tcss"
     BINDINGS = [
         Binding("f", "families", "Families"),
         Binding("g", "grouping", "Order"),

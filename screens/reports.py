@@ -90,11 +90,7 @@ class ReportsScreen(ConsoleScreen):
         Binding("x", "export", "Export", tooltip="Export CSV"),
         Binding("u", "refresh", "Update now", show=False),  # figures follow the data anyway
     ]
-    DEFAULT_CSS = """
-    ReportsScreen #summary { height: auto; padding: 0 1; background: $boost; }
-    ReportsScreen #table { height: 1fr; }
-    ReportsScreen #chart { height: auto; max-height: 7; }
-    """
+    CSS_PATH = "reports.tcss"
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
