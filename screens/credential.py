@@ -22,7 +22,6 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen
-from screens.credential_forms import FormDialog, FormField
 from services.access.permissions import Permission, allowed
 from services.access.tables import Role
 from services.core import toms, vault
@@ -38,6 +37,7 @@ from services.credential.tables import CredentialReset
 from services.delivery.mailer import MailConfig
 from services.reminders import scan as reminders
 from services.reminders.mail import NoticeMailer
+from widgets.form_dialog import FormDialog, FormField
 from widgets.plain import PlainTable, plain
 from widgets.secret_reveal import SecretReveal
 

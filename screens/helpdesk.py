@@ -14,13 +14,13 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
-from screens.credential_forms import FormDialog, FormField
 from services.core.channels import Option
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.delivery.ledger import Step
 from services.helpdesk import families as helpdesk
 from services.helpdesk.families import Family, Hit
+from widgets.form_dialog import FormDialog, FormField
 from widgets.plain import PlainInput, PlainTable, plain
 from widgets.timeline import Timeline
 

@@ -16,11 +16,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from screens.base import ConsoleScreen
-from screens.credential_forms import FormDialog, FormField
 from services.accounts import keys, operators
 from services.accounts.people import OperatorView
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError
+from widgets.form_dialog import FormDialog, FormField
 from widgets.plain import PlainTable, plain
 
 ROLE_HINT = "lea_caaspp, lea_elpac, site, tech or helpdesk; two with a comma"

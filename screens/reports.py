@@ -25,7 +25,6 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from screens.base import ConsoleScreen
-from screens.credential_forms import FormDialog, FormField
 from services.access.permissions import Permission, require
 from services.core import csv_export, private_files, validation
 from services.core.columns import utcnow
@@ -37,6 +36,7 @@ from services.reports import aggregates as reports
 from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row, Scope
 from services.roster import groups as student_groups
 from widgets.bar_chart import Bar, BarChart
+from widgets.form_dialog import FormDialog, FormField
 from widgets.paged_table import Column, PagedTable
 from widgets.plain import PlainTable, plain
 

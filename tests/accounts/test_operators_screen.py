@@ -8,7 +8,6 @@ from sqlalchemy.engine import Engine
 from textual.widgets import Input, Static
 
 from console.app import SSRConsoleApp
-from screens.credential_forms import FormDialog
 from screens.help import HelpScreen
 from screens.operators import OperatorsScreen
 from services.access import operators as signin
@@ -18,6 +17,7 @@ from services.core.context import ConsoleContext
 from services.core.errors import NotFound
 from services.core.settings import Settings
 from tests.pilot import settle
+from widgets.form_dialog import FormDialog
 from widgets.plain import PlainTable
 
 SIZE = (80, 24)

@@ -28,7 +28,6 @@ from textual.widgets import DataTable, Input
 from console.app import SSRConsoleApp
 from console.navigation import DESTINATIONS, LazyScreen
 from screens.batch_progress import BatchProgressScreen
-from screens.credential_forms import FormDialog
 from screens.dashboard import DashboardScreen
 from screens.helpdesk import FamilyScreen
 from screens.import_reports import ImportReportsScreen
@@ -47,6 +46,7 @@ from services.roster.tables import Guardian, Student
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
 from tests.pilot import settle
+from widgets.form_dialog import FormDialog
 
 SIZE = (80, 24)
 OSC52 = "\x1b]52;c;aGFja2Vk\x07"  # sets the operator's clipboard to "hacked"

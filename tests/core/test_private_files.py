@@ -25,7 +25,6 @@ import pytest
 from sqlmodel import Session, col
 from sqlmodel import select as sql_select
 
-from screens.credential_forms import FormDialog
 from screens.reports import ReportsScreen
 from services.access import operators
 from services.channels import paper_order, print_batch
@@ -39,6 +38,7 @@ from services.roster.tables import School, Student
 from tests.delivery_harness import MailSink, first_school_batch
 from tests.intake_fixtures import ssr
 from tests.pilot import app_for
+from widgets.form_dialog import FormDialog
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN_TO_OTHERS = 0o077

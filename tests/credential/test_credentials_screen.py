@@ -17,7 +17,6 @@ from textual.widgets import DataTable
 from console.app import SSRConsoleApp
 from screens import credential as credential_screen
 from screens.credential import CredentialScreen
-from screens.credential_forms import FormDialog
 from screens.help import HelpScreen
 from services.access.tables import Operator
 from services.audit.tables import AuditEvent
@@ -31,6 +30,7 @@ from tests import credentials_world
 from tests.credentials_world import TokenServer
 from tests.reminders_world import SmtpServer
 from widgets.banner import BannerBar
+from widgets.form_dialog import FormDialog
 from widgets.secret_reveal import SecretReveal
 
 SIZE = (80, 24)

@@ -13,7 +13,6 @@ from textual.app import App
 from textual.widgets import DataTable, Input
 
 from console.app import SSRConsoleApp
-from screens.credential_forms import FormDialog
 from screens.helpdesk import FamilyScreen, HelpDeskScreen
 from services.audit import log as audit
 from services.audit.tables import AuditEvent
@@ -24,6 +23,7 @@ from services.plan.family_channel import FamilyChannel
 from services.roster.tables import Guardian, Student, StudentGuardian
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
 from tests.pilot import app_for, settle
+from widgets.form_dialog import FormDialog
 from widgets.timeline import Timeline
 
 SIZE = (80, 24)

@@ -16,7 +16,6 @@ from textual.widgets import DataTable
 
 from console.app import SSRConsoleApp
 from screens import reports as reports_screen
-from screens.credential_forms import FormDialog
 from screens.dashboard import DashboardScreen
 from screens.reports import AtRiskScreen, ReportsScreen
 from services.access import operators
@@ -33,6 +32,7 @@ from services.roster.tables import School, Student
 from tests.databases import SeedDemo
 from tests.pilot import app_for, settle
 from widgets.bar_chart import BarChart, bar
+from widgets.form_dialog import FormDialog
 from widgets.paged_table import PagedTable
 
 SIZE = (80, 24)

@@ -1,5 +1,8 @@
 """Screen styles live in a ``.tcss`` file beside the screen's module, not in Python strings.
 
+That holds for the screens in screens/ and the shared dialogs in widgets/; plain widgets keep
+Textual's ``DEFAULT_CSS``, since Textual reads ``CSS_PATH`` only for apps and screens.
+
 Textual applies a screen's ``CSS_PATH`` to the whole app, not just to that screen, so every
 selector in a screen's file must start with one of the screens that module defines: a bare
 ``#summary`` rule would restyle every screen's ``#summary``.
@@ -12,6 +15,7 @@ import inspect
 import pkgutil
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from textual.app import App
@@ -19,18 +23,25 @@ from textual.css.stylesheet import Stylesheet
 from textual.screen import Screen
 
 import screens
+import widgets
 
-SCREENS_DIR = Path(screens.__file__).parent
+PACKAGES = {package.__name__: Path(package.__file__).parent for package in (screens, widgets)}
 
 
 def _screen_classes() -> list[type[Screen[object]]]:
     found = []
-    for info in pkgutil.iter_modules([str(SCREENS_DIR)]):
-        module = importlib.import_module(f"screens.{info.name}")
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Screen) and cls.__module__ == module.__name__:
-                found.append(cls)
+    for package, folder in PACKAGES.items():
+        for info in pkgutil.iter_modules([str(folder)]):
+            found += _screens_of(importlib.import_module(f"{package}.{info.name}"))
     return found
+
+
+def _screens_of(module: ModuleType) -> list[type[Screen[object]]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Screen) and cls.__module__ == module.__name__
+    ]
 
 
 def _css_paths(cls: type[Screen[object]]) -> list[Path]:
@@ -63,11 +74,9 @@ def _first_types(css: str) -> set[str]:
 def test_screen_styles_come_from_a_file_beside_it(cls: type[Screen[object]]) -> None:
     assert "DEFAULT_CSS" not in vars(cls), f"{cls.__name__}: move DEFAULT_CSS to a .tcss file"
     assert "CSS" not in vars(cls), f"{cls.__name__}: move CSS to a .tcss file"
-    module_screens = {
-        other.__name__ for other in _screen_classes() if other.__module__ == cls.__module__
-    }
+    module_screens = {other.__name__ for other in _screens_of(inspect.getmodule(cls))}
     for path in _css_paths(cls):
-        assert path.parent == SCREENS_DIR and path.is_file(), path
+        assert path.parent == Path(inspect.getfile(cls)).parent and path.is_file(), path
         stylesheet = Stylesheet(variables=App().get_css_variables())  # $primary, $surface ...
         stylesheet.read(path)
         stylesheet.parse()  # raises on a syntax error, as the app would when the screen opens
@@ -75,5 +84,5 @@ def test_screen_styles_come_from_a_file_beside_it(cls: type[Screen[object]]) -> 
 
 
 def test_every_screen_style_file_is_used() -> None:
-    used = {path.name for cls in _screen_classes() for path in _css_paths(cls)}
-    assert {path.name for path in SCREENS_DIR.glob("*.tcss")} == used
+    used = {path for cls in _screen_classes() for path in _css_paths(cls)}
+    assert {path for folder in PACKAGES.values() for path in folder.glob("*.tcss")} == used

@@ -1,10 +1,12 @@
-"""The small keyboard-only dialogs of the credential and operators screens: a note, a
-confirmation, a reason, a person's details.
+"""The small keyboard-only form dialog screens share: a note, a confirmation, a reason, a
+person's details.
 
-A dialog runs its action itself when submitted; if the service refuses (bad input, not allowed,
-reset not coordinated), the sentence appears in the dialog and everything typed stays there.
-With ``threaded=True`` the action runs in a worker thread (a service call that reads or writes
-the database), the dialog waiting for it without freezing the console.
+The credential, operators, help desk and reports screens all open it, so it lives with the other
+shared pieces in widgets/ rather than in one of those screens. A dialog runs its action itself
+when submitted; if the service refuses (bad input, not allowed, reset not coordinated), the
+sentence appears in the dialog and everything typed stays there. With ``threaded=True`` the
+action runs in a worker thread (a service call that reads or writes the database), the dialog
+waiting for it without freezing the console.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class FormField:
 class FormDialog(ModalScreen[bool]):
     """Fields one under another; enter moves on and submits from the last; esc cancels."""
 
-    CSS_PATH = "credential_forms.tcss"
+    CSS_PATH = "form_dialog.tcss"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Submit"),
