@@ -13,10 +13,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.notifications import SeverityLevel
-from textual.screen import Screen
 from textual.worker import WorkerFailed
 
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
+from screens.base import ConsoleScreen
 from screens.help import HelpScreen, describe_keys
 from services.access.permissions import require
 from services.core import db
@@ -43,7 +43,7 @@ class SSRConsoleApp(App[None]):
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self._opened: dict[str, Screen[object]] = {}  # destination key -> its screen while open
+        self._opened: dict[str, ConsoleScreen] = {}  # destination key -> its screen while open
         operator = ctx.operator
         self.sub_title = (
             f"{operator.display_name} · {operator.roles_label} · "
@@ -107,7 +107,7 @@ class SSRConsoleApp(App[None]):
         """Soon after the first frame, import the other screens so opening them is instant."""
         self.set_timer(0.5, lambda: self.run_worker(preload, thread=True, name="preload screens"))
 
-    def get_default_screen(self) -> Screen[object]:
+    def get_default_screen(self) -> ConsoleScreen:
         return DESTINATIONS[0].factory(self.ctx)
 
     async def action_go(self, key: str) -> None:

@@ -2,7 +2,7 @@
 
 A destination's factory is usually ``lazy("screens.module:ScreenClass")``, which imports the module when the screen is first opened, which
 keeps the console's cold start to the dashboard's own imports (any
-``Callable[[ConsoleContext], Screen]`` works; ``screens.base.ConsoleScreen`` subclasses fit).
+``Callable[[ConsoleContext], ConsoleScreen]`` works, such as a ``ConsoleScreen`` subclass).
 The permission here only decides whether the app opens the screen; the services behind it
 enforce data access themselves.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.screen import Screen
 
 from screens.audit_log import AuditLogScreen
+from screens.base import ConsoleScreen
 from screens.dashboard import DashboardScreen
 from screens.students import StudentsScreen
 from services.access.permissions import Permission
@@ -28,7 +28,7 @@ from services.core.context import ConsoleContext
 class Destination:
     key: str
     title: str
-    factory: Callable[[ConsoleContext], Screen[object]]
+    factory: Callable[[ConsoleContext], ConsoleScreen]
     permission: Permission | None
 
 
@@ -39,7 +39,7 @@ class LazyScreen:
     module: str
     name: str
 
-    def __call__(self, ctx: ConsoleContext) -> Screen[object]:
+    def __call__(self, ctx: ConsoleContext) -> ConsoleScreen:
         return getattr(importlib.import_module(self.module), self.name)(ctx)
 
 

@@ -36,7 +36,7 @@ import sys
 import termios
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from services.core.errors import ConsoleError
 
@@ -267,9 +267,9 @@ class PreparedLauncher:
             else:
                 answer.set_exception(ConsoleError(f"Cannot start a console: {message['error']}"))
         elif "exited" in message:
-            exited = self._children.pop(message["exited"], None)
-            if exited is not None and not exited.done():
-                exited.set_result(message["code"])
+            gone = self._children.pop(message["exited"], None)
+            if gone is not None and not gone.done():
+                gone.set_result(message["code"])
 
     def _helper_gone(self) -> None:
         """The helper died: its children can no longer be waited for, so end them now; then start
@@ -363,7 +363,7 @@ def _serve(
     _spawn(sock, request, argv, env, fds[0], own)
 
 
-def _strings(value: object) -> bool:
+def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
@@ -414,9 +414,11 @@ def _run_console(tty: int, argv: list[str], env: dict[str, str]) -> None:
         os.environ.clear()
         os.environ.update(env)
         random.seed()  # never share the helper's random state between sessions
-        sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), "utf-8")
-        sys.stdout = sys.__stdout__ = _writer(1)
-        sys.stderr = sys.__stderr__ = _writer(2)
+        # Textual's driver reads the original streams (sys.__stdin__, sys.__stdout__), which typeshed
+        # declares Final: a forked child that takes a new terminal has to rebind them all the same.
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), "utf-8")  # type: ignore[misc]
+        sys.stdout = sys.__stdout__ = _writer(1)  # type: ignore[misc]
+        sys.stderr = sys.__stderr__ = _writer(2)  # type: ignore[misc]
         sys.argv = ["ssr-console", *argv]
         from console import cli
 

@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Select, SelectionList, Static
 
@@ -113,7 +114,7 @@ class AdvisorScreen(ConsoleScreen):
             yield Static("", id="blockers")
             yield Static("", id="history")
 
-    def _scopes(self) -> list[tuple[str, int]]:
+    def _scopes(self) -> list[tuple[str | Content, int]]:
         schools = roster_facts.schools(self.ctx.engine, self.ctx.operator.lea_id)
         if self.locked_school is not None:
             return [(plain(name), i) for i, name in schools if i == self.locked_school]
@@ -357,7 +358,9 @@ class AdvisorScreen(ConsoleScreen):
     @on(Select.Changed, "#scope")
     def _scope_changed(self, event: Select.Changed) -> None:
         value = event.value
-        school_id = None if value == WHOLE_LEA else int(value)  # type: ignore[arg-type]
+        if not isinstance(value, int):  # the scope list has no blank entry
+            return
+        school_id = None if value == WHOLE_LEA else value
         if school_id != self.school_id:
             self.school_id, self.facts = school_id, None
             self.query_one("#recommendation", Static).update(plain("Counting the roster…"))

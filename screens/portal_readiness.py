@@ -43,8 +43,8 @@ class PortalReadinessScreen(ConsoleScreen):
     TITLE = "Portal readiness (A)"
     CSS_PATH = "portal_readiness.tcss"
     BINDINGS = [
-        Binding("x", "toggle('portal_active')", "Portal", tooltip="Portal in use: on/off"),
-        Binding("y", "toggle('vendor_listed')", "Listed"),
+        Binding("x", "toggle_portal", "Portal", tooltip="Portal in use: on/off"),
+        Binding("y", "toggle_listed", "Listed"),
         Binding("ctrl+s", "save", "Save", tooltip="Save answers"),
         Binding("ctrl+u", "publish", "Publish", tooltip="Publish to the portal (A)"),
         # One footer entry for the three hand-offs ("m t e Move"); the help names each.
@@ -128,8 +128,14 @@ class PortalReadinessScreen(ConsoleScreen):
         lines = [f"{i.mark.symbol} {i.label}: {i.detail}" for i in state.items]
         self.query_one("#checklist", Static).update(plain("\n".join(lines)))
 
-    def action_toggle(self, field: str) -> None:
-        self.answers = replace(self.answers, **{field: not getattr(self.answers, field)})
+    def action_toggle_portal(self) -> None:
+        self._answered(replace(self.answers, portal_active=not self.answers.portal_active))
+
+    def action_toggle_listed(self) -> None:
+        self._answered(replace(self.answers, vendor_listed=not self.answers.vendor_listed))
+
+    def _answered(self, answers: portal_readiness.Setup) -> None:
+        self.answers = answers
         lines = [
             f"Portal active: {'yes' if self.answers.portal_active else 'no'}",
             f"on the Vendor Integration list: {'yes' if self.answers.vendor_listed else 'no'}",

@@ -244,8 +244,12 @@ class ReportsScreen(ConsoleScreen):
                 [FormField("group", "Group number", value=str(self.scope.group_id or ""))],
                 submit,
             ),
-            lambda done: self._load() if done else None,
+            self._reload_if_changed,
         )
+
+    def _reload_if_changed(self, done: bool | None) -> None:
+        if done:
+            self._load()
 
     def action_group_file(self) -> None:
         ctx = self.ctx

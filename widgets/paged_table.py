@@ -25,9 +25,12 @@ from widgets.plain import PlainInput, PlainTable, plain
 class PageLike(Protocol):
     """What a fetch returns: display rows, and the match count (a lower bound when capped)."""
 
-    rows: list[tuple[str, ...]]
-    total: int
-    capped: bool
+    @property
+    def rows(self) -> list[tuple[str, ...]]: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def capped(self) -> bool: ...
 
 
 Fetch = Callable[[int, int, str], PageLike]

@@ -21,7 +21,7 @@ class SecretReveal(Widget, can_focus=True):
 
     BINDING_GROUP_TITLE = "Secret key"
     BINDINGS = [
-        Binding("v", "toggle", "Show/hide key"),
+        Binding("v", "toggle_shown", "Show/hide key"),
         Binding("y", "copy", "Copy key"),
         Binding("f", "forget", "Forget key"),
     ]
@@ -52,7 +52,7 @@ class SecretReveal(Widget, can_focus=True):
         self.remove_class("-empty")
         self.refresh(layout=True)
 
-    def action_toggle(self) -> None:
+    def action_toggle_shown(self) -> None:
         if self._secret:
             self.revealed = not self.revealed
 

@@ -189,7 +189,7 @@ def dry_run(
     sent = literal(0) if resend else families.c.sent
     with Session(engine) as session:
         rows = session.execute(
-            select(
+            sa_select(
                 families.c.language,
                 has_email.label("has_email"),
                 func.count(),

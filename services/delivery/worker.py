@@ -532,6 +532,8 @@ class Worker:
         for part in message.iter_attachments():
             data = part.get_payload(decode=True)
             name = part.get_filename() or "attachment"
+            if not isinstance(data, bytes):  # an attachment part decodes to bytes; never nested
+                raise ConsoleError(f"the package attachment {name} has no content")
             await asyncio.to_thread(packaging.check_opens, name, data, password)
         return message
 
