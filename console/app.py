@@ -108,7 +108,12 @@ class SSRConsoleApp(App[None]):
         self.set_timer(0.5, lambda: self.run_worker(preload, thread=True, name="preload screens"))
 
     def get_default_screen(self) -> ConsoleScreen:
-        return DESTINATIONS[0].factory(self.ctx)
+        """The first destination, with its stylesheet: Textual (8.2) loads a screen's CSS_PATH
+        when the screen is pushed, but not for the default screen (App._init_mode), so this
+        loads it the way a push would (tests/screens/test_snapshots.py pictures the result)."""
+        screen = DESTINATIONS[0].factory(self.ctx)
+        self._load_screen_css(screen)
+        return screen
 
     async def action_go(self, key: str) -> None:
         """Open a destination above the dashboard, or say plainly why the operator may not.
