@@ -25,13 +25,7 @@ from services.delivery import batches, notices
 
 
 class NoticeBatchScreen(ModalScreen[int | None]):
-    DEFAULT_CSS = """
-    NoticeBatchScreen { align: center middle; }
-    NoticeBatchScreen > VerticalScroll { width: 78; height: 22; border: thick $accent; background: $surface; }
-    NoticeBatchScreen Input { margin: 0 1; }
-    NoticeBatchScreen #preview { padding: 0 1; }
-    NoticeBatchScreen Horizontal { height: 3; }
-    """
+    CSS_PATH = "notice_batch.tcss"
     BINDINGS = [Binding("escape", "close", "Close")]
 
     def __init__(self, ctx: ConsoleContext) -> None:

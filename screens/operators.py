@@ -40,10 +40,7 @@ class OperatorsScreen(ConsoleScreen):
         Binding("K", "remove_key", "Remove SSH key", show=False),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
-    DEFAULT_CSS = """
-    OperatorsScreen PlainTable { height: 1fr; }
-    OperatorsScreen #detail { height: auto; max-height: 6; padding: 0 1; }
-    """
+    CSS_PATH = "operators.tcss"
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
