@@ -13,6 +13,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.worker import WorkerFailed
 
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload

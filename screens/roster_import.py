@@ -9,6 +9,7 @@ the screen only shows what comes back, as plain text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -27,12 +28,7 @@ from widgets.plain import PlainInput, PlainTable, plain
 
 class RosterImportScreen(ConsoleScreen):
     TITLE = "Roster import"
-    DEFAULT_CSS = """
-    RosterImportScreen #paths { margin: 0 1; }
-    RosterImportScreen #mode { height: 1; padding: 0 1; }
-    RosterImportScreen #result { height: auto; max-height: 9; padding: 0 1; }
-    RosterImportScreen #refused { height: 1fr; }
-    """
+    CSS_PATH = "roster_import.tcss"
     BINDINGS = [
         Binding("slash", "focus_paths", "Paths", show=True),
         Binding("ctrl+s", "import_now", "Import", show=True),
@@ -109,11 +105,11 @@ class RosterImportScreen(ConsoleScreen):
             return
         self._post(self._show, result, paths)
 
-    def _post(self, show, *args: object) -> None:  # type: ignore[no-untyped-def]
+    def _post(self, show: Callable[..., None], *args: object) -> None:
         with suppress(RuntimeError):  # the app is no longer running
             self.app.call_from_thread(self._if_shown, show, *args)
 
-    def _if_shown(self, show, *args: object) -> None:  # type: ignore[no-untyped-def]
+    def _if_shown(self, show: Callable[..., None], *args: object) -> None:
         with suppress(NoMatches):
             if self.is_attached:
                 show(*args)

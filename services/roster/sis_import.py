@@ -28,7 +28,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -355,7 +355,7 @@ def import_for(
     engine: Engine,
     settings: Settings,
     operator: Operator,
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     options: RosterOptions,
     progress: Progress | None = None,
 ) -> RosterResult:
