@@ -25,13 +25,7 @@ from widgets.channel_batch_table import ChannelBatchTable
 class MailedOnScreen(ModalScreen[date | None]):
     """Asks the day a batch's envelopes were mailed or handed out (today unless changed)."""
 
-    DEFAULT_CSS = """
-    MailedOnScreen { align: center middle; }
-    MailedOnScreen > Vertical {
-        width: 64; height: auto; border: thick $primary; padding: 1 2; background: $surface;
-    }
-    MailedOnScreen Input { width: 20; }
-    """
+    CSS_PATH = "channel_batch_screen.tcss"
     BINDINGS = [Binding("escape", "cancel", "Not now")]
 
     def __init__(self, batch_id: int) -> None:

@@ -260,7 +260,7 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
             assert batch is not None
             creator = batch.created_by
         folder = settings.data_dir / "print" / f"batch-{batch_id}"
-        error = problem or None  # no cover goes out without the LEA's return address
+        failed = problem or None  # no cover goes out without the LEA's return address
         try:
             if not problem:
                 run(
@@ -273,20 +273,20 @@ def print_queued(engine: Engine, settings: Settings, worker_id: str) -> int:
                     return_address=sender,
                 )
         except ConsoleError as failure:
-            error = str(failure)
+            failed = str(failure)
         with session_scope(engine) as session:
             batch = session.get(ChannelBatch, batch_id)
             assert batch is not None
             detail = channel_batches.details(batch)
             detail.pop("printer", None)
-            if error:
-                detail.update(print=PrintState.FAILED.value, error=error)
+            if failed:
+                detail.update(print=PrintState.FAILED.value, error=failed)
                 audit.record(
                     session,
                     audit.SYSTEM_ACTOR,
                     "channel_batch.print_failed",
                     channel_batches.target(batch),
-                    {"error": error},
+                    {"error": failed},
                     lea_id=batch.lea_id,
                 )
             else:

@@ -27,7 +27,7 @@ from services.core import db
 from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.demo import district as demo
-from tests.delivery_harness import copy_database
+from tests.databases import copy_database
 
 SIZE = (80, 24)
 STUDENTS, SEED = 60, 16
