@@ -172,12 +172,13 @@ async def test_toms_down_records_unverified_and_verify_later(engine, settings, w
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot)
         await _record(pilot, FIRST)
-        assert any("Recorded UNVERIFIED" in m for m in _notices(app))
-        assert "NOT VERIFIED YET" in _text(screen, "#status")
+        await _until(pilot, lambda: any("Recorded UNVERIFIED" in m for m in _notices(app)))
+        await _until(pilot, lambda: "NOT VERIFIED YET" in _text(screen, "#status"))
         with TokenServer(port, accepted=(USER, FIRST)):
             await pilot.press("V")
             await _settle(pilot)
-        assert "TOMS      verified" in _text(screen, "#status")
+            # the worker's answer reaches the status panel through a message: wait for it
+            await _until(pilot, lambda: "TOMS      verified" in _text(screen, "#status"))
 
 
 async def test_full_reset_with_two_coordinators_and_the_email(engine, wired, world, toms, smtp):
