@@ -423,14 +423,26 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
         claimed = col(DeliveryItem.claimed_by)
         rows = session.exec(
             _lock(
-                select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.batch_id).where(
+                select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.batch_id, claimed).where(
                     claimed.is_not(None), claimed.not_in(alive)
                 ),
                 engine,
             )
         ).all()
+        if rows and not is_sqlite(engine):
+            # A worker that registered after the list above was read (while this one waited for
+            # the item locks) claimed only after registering: read the list again, now that its
+            # claims are seen, so a starting worker is never taken for a dead one.
+            now = utcnow()
+            alive |= {
+                other.id
+                for other in session.exec(select(DeliveryWorker)).all()
+                if _worker_alive(other, host, now, stale_after)
+            }
         uncertain = 0
-        for item_id, state, batch_id in rows:
+        for item_id, state, batch_id, owner in rows:
+            if owner in alive:
+                continue
             if state in IN_FLIGHT:
                 step = Step.DOCUMENT if state == ItemState.SENDING_DOCUMENT else Step.PASSWORD
                 if _kind(session, batch_id) is BatchKind.NOTICE:
