@@ -65,7 +65,8 @@ def roster_students(lea_id: int, scope: Scope) -> Select[Any, Any]:
     An ETS paper order is made by SSID (seed 000: option D "does not require the ability to
     download"), so a district that never downloads a PDF can still order for its students.
     """
-    conditions: list[Any] = [col(Student.lea_id) == lea_id]
+    # withdrawn students are out of every new batch (as in core.scope.report_filters)
+    conditions: list[Any] = [col(Student.lea_id) == lea_id, col(Student.withdrawn_at).is_(None)]
     if scope.school_id is not None:
         conditions.append(col(Student.school_id) == scope.school_id)
     if scope.grade is not None:
