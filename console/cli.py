@@ -1,4 +1,4 @@
-"""The ``ssr-console`` command: open the console, seed the demo LEA, migrate, verify the audit log."""
+"""The ``ssr-console`` command: open the console, seed the demo LEA, migrate, serve SSH, run the worker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from console import commands as command_groups
 from console import config
 from console.commands import credential as credential_command
 from console.output import say as _say
-from services.audit import log as audit
 from services.core import db, private_files, toms, vault
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
@@ -94,8 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", type=_moment, help="with --once: scan as of this ISO time (catch-up, tests)"
     )
     sched.add_argument("--scan-minutes", type=float, help="minutes between scans (default 5)")
-    audit_cmd = commands.add_parser("audit", help="audit log").add_subparsers(dest="audit_command")
-    audit_cmd.add_parser("verify", help="check the audit hash chain")
     command_groups.register_all(commands)
     return parser
 
@@ -130,15 +127,6 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, setting
         return int(run(args, engine, settings))
     if command == "db":
         return _db(parser, args, engine)
-    if command == "audit":
-        if args.audit_command != "verify":
-            parser.error("audit needs a subcommand: verify")
-        result = audit.verify(engine)
-        if result.ok:
-            _say(f"audit log intact: {result.events} events verified")
-            return 0
-        _say(f"audit log TAMPERED: {result.problem} ({result.events} events read)", file=sys.stderr)
-        return 1
     if command == "serve-ssh":
         return _serve_ssh(args, engine, settings)
     if command == "import":

@@ -15,6 +15,7 @@ Configuration, from the config file::
     [scheduler]
     scan_minutes = 5
     timezone = "America/Los_Angeles"
+    audit_anchor = true   # mail the audit chain's head (SEQ:HASH) to the coordinators daily
 
     [calendar]        # the school calendar the deadlines count on (services.core.working_days)
     last_day_of_instruction = 2026-06-04
@@ -75,9 +76,13 @@ class SchedulerConfig:
     def from_settings(cls, settings: Settings) -> SchedulerConfig:
         section = _table(settings, "scheduler")
         try:
+            audit_anchor = section.get("audit_anchor", True)
+            if not isinstance(audit_anchor, bool):
+                raise ValueError(f"audit_anchor must be true or false, not {audit_anchor!r}")
             policy = ReminderPolicy(
                 timezone=str(section.get("timezone", ReminderPolicy.timezone)),
                 calendar=settings.calendar,
+                audit_anchor=audit_anchor,
             )
             return cls(
                 scan_minutes=float(section.get("scan_minutes", cls.scan_minutes)),  # type: ignore[arg-type]

@@ -50,6 +50,8 @@ def about(notice: Notice) -> str:
         return f"Credential recorded {notice.event_on:%b %d} still not verified by TOMS"
     if notice.kind is NoticeKind.RESET_NOTE:
         return f"LEA {notice.program} coordinator asks to reset the credential (key c)"
+    if notice.kind is NoticeKind.AUDIT_ANCHOR:
+        return f"Audit log anchor {notice.anchor} (keep it: audit verify --anchor)"
     if notice.kind is NoticeKind.RESET_EMERGENCY:
         return f"EMERGENCY credential reset by the LEA {notice.program} coordinator (key c)"
     return f"{notice.pending} {notice.program} SSRs due {notice.event_on:%b %d}"

@@ -1,7 +1,11 @@
 """The audit log: every state change, in the same transaction, hash-chained.
 
 Each event's hash covers its own fields and the previous event's hash, so editing or deleting a row
-breaks the chain from that point. Writers first update the single ``audit_head`` row, which takes a
+breaks the chain from that point. Someone who can write to the database can still cut the end off
+(and the head row with it) or rewrite every row and recompute every hash, and the chain alone would
+look intact; so the chain is anchored outside the database: ``anchor`` gives the head as
+``SEQ:HASH`` (the scheduler mails it to the coordinators daily), and ``verify(anchor=...)`` fails
+unless the chain still holds that event with that hash. Writers first update the single ``audit_head`` row, which takes a
 write lock on SQLite and a row lock on PostgreSQL: concurrent writers queue instead of forking the
 chain. Details name students by SSID only and never contain a secret.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +27,11 @@ from sqlmodel import Session, col, select
 from services.access.tables import Operator
 from services.audit.tables import AuditEvent, AuditHead
 from services.core.columns import utcnow
+from services.core.errors import InvalidInput
 
 GENESIS = "0" * 64
 SYSTEM = "system"
+_ANCHOR = re.compile(r"([1-9][0-9]{0,17}):([0-9a-f]{64})")
 
 
 @dataclass(frozen=True)
@@ -115,13 +122,54 @@ class Verification:
     seq: int | None = None
 
 
-def verify(engine: Engine, batch: int = 5000) -> Verification:
-    """Walk the chain in order, streaming, and report the first event that does not fit."""
+@dataclass(frozen=True)
+class Anchor:
+    """A chain entry kept outside the database: event ``seq`` had hash ``hash``."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``SEQ:HASH`` as ``audit anchor`` prints it (and the daily anchor mail carries it)."""
+        found = _ANCHOR.fullmatch(text.strip().lower())
+        if found is None:
+            raise InvalidInput(
+                f"{text.strip()[:80]!r} is not an anchor: give it as SEQ:HASH, the event number, "
+                "a colon and its 64-character hash, as `ssr-console audit anchor` prints it"
+            )
+        return cls(int(found[1]), found[2])
+
+
+def current_anchor(engine: Engine) -> Anchor | None:
+    """The chain's head as an anchor to keep elsewhere; None while the log is empty."""
+    with Session(engine) as session:
+        head = session.get(AuditHead, 1)
+    if head is None or head.seq == 0:
+        return None
+    return Anchor(head.seq, head.hash)
+
+
+def verify(engine: Engine, batch: int = 5000, anchor: Anchor | None = None) -> Verification:
+    """Walk the chain in order, streaming, and report the first event that does not fit; with an
+    ``anchor``, also that the chain still holds that event with that hash (a truncated or
+    rewritten-and-recomputed chain does not)."""
     prev, expected_seq, count = GENESIS, 1, 0
     with Session(engine) as session:
         head = session.get(AuditHead, 1)
         for event in _stream(session, batch):
             count += 1
+            if anchor is not None and event.seq == anchor.seq and event.hash != anchor.hash:
+                return Verification(
+                    count,
+                    False,
+                    f"event {event.seq} is not the one anchored (its hash differs): the log was "
+                    "rewritten since the anchor was taken",
+                    event.seq,
+                )
             if event.seq != expected_seq:
                 return Verification(count, False, f"event {expected_seq} is missing", expected_seq)
             if event.prev_hash != prev:
@@ -147,6 +195,14 @@ def verify(engine: Engine, batch: int = 5000) -> Verification:
             return Verification(
                 count, False, f"events after {expected_seq - 1} were removed", expected_seq
             )
+    if anchor is not None and anchor.seq >= expected_seq:
+        return Verification(
+            count,
+            False,
+            f"the log ends at event {expected_seq - 1} but the anchor is event {anchor.seq}: "
+            "events were cut off since the anchor was taken",
+            anchor.seq,
+        )
     return Verification(count, True)
 
 

@@ -47,6 +47,7 @@ class NoticeKind(enum.StrEnum):
     CREDENTIAL_UNVERIFIED = "cred_unverified"  # TOMS has not confirmed it for a week
     RESET_NOTE = "cred_reset_note"  # the other program's coordinator is asked to agree
     RESET_EMERGENCY = "cred_emergency"  # both coordinators: a reset without agreement
+    AUDIT_ANCHOR = "audit_anchor"  # the audit chain's head, kept outside the database daily
 
 
 RESET_KINDS = (NoticeKind.RESET_NOTE, NoticeKind.RESET_EMERGENCY)
@@ -87,6 +88,7 @@ class Notice(SQLModel, table=True):
     event_on: date  # the expiry day or the delivery deadline
     program: str | None = Field(default=None, max_length=16)  # a reset note: the requester's
     pending: int = 0  # SSRs not yet delivered, for deadline notices
+    anchor: str | None = Field(default=None, max_length=100)  # audit anchors: SEQ:HASH
     email: str | None = Field(default=None, max_length=254)  # None: inbox only
     language: str = Field(default="en", max_length=16)
     state: NoticeState = Field(

@@ -67,6 +67,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_past_body": "{count} {program} Student Score Reports received on {received} were due "
         "to families by {date} ({rule}) and have still not been delivered. Open SSR Console and "
         "deliver them now.",
+        "anchor_subject": "Audit log anchor for {lea}, {date}",
+        "anchor_body": "The audit log of SSR Console ended at this entry when this message was written:\n\n"
+        "    {anchor}\n\n"
+        "Keep this message. If anyone rewrites or cuts off the log, `ssr-console audit verify "
+        "--anchor {anchor}` fails; run it when in doubt.",
         "late": "(This reminder is late: the scheduler was not running when it fell due.)",
     },
     "es": {
@@ -99,6 +104,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_past_body": "{count} informes de calificaciones {program} recibidos el {received} "
         "debían llegar a las familias a más tardar el {date} ({rule}) y aún no se han entregado. "
         "Abra SSR Console y entréguelos cuanto antes.",
+        "anchor_subject": "Ancla del registro de auditoría de {lea}, {date}",
+        "anchor_body": "El registro de auditoría de SSR Console terminaba en esta entrada cuando se escribió este mensaje:\n\n"
+        "    {anchor}\n\n"
+        "Guarde este mensaje. Si alguien reescribe o recorta el registro, `ssr-console audit "
+        "verify --anchor {anchor}` falla; ejecútelo en caso de duda.",
         "late": "(Este aviso llega tarde: el programador no estaba en marcha cuando correspondía.)",
     },
     "zh_Hans": {
@@ -123,6 +133,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_past_subject": "已逾期：{lea} 有 {count} 份 {program} 成绩报告应于 {date} 前送达",
         "ssr_past_body": "{received} 收到的 {count} 份 {program} 学生成绩报告应于 {date} 前送达家庭"
         "（{rule}），但至今仍未送达。请立即打开 SSR Console 发送。",
+        "anchor_subject": "{lea} 的审计日志锚点，{date}",
+        "anchor_body": "写这封邮件时，SSR Console 的审计日志最后一条为：\n\n"
+        "    {anchor}\n\n"
+        "请保留此邮件。如果有人改写或截断日志，`ssr-console audit verify --anchor {anchor}` "
+        "会失败；有疑问时请运行它。",
         "late": "（此提醒已延迟：到期时调度程序未运行。）",
     },
     "vi": {
@@ -153,6 +168,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_past_body": "{count} Báo cáo Điểm Học sinh {program} nhận ngày {received} lẽ ra phải "
         "đến tay các gia đình trước ngày {date} ({rule}) nhưng vẫn chưa được gửi. Hãy mở SSR "
         "Console và gửi ngay.",
+        "anchor_subject": "Mốc nhật ký kiểm tra của {lea}, {date}",
+        "anchor_body": "Khi thư này được viết, nhật ký kiểm tra của SSR Console kết thúc ở mục này:\n\n"
+        "    {anchor}\n\n"
+        "Hãy giữ thư này. Nếu ai đó viết lại hoặc cắt bớt nhật ký, `ssr-console audit verify "
+        "--anchor {anchor}` sẽ báo lỗi; hãy chạy lệnh khi nghi ngờ.",
         "late": "(Lời nhắc này bị trễ: bộ lập lịch không chạy khi đến hạn.)",
     },
     "fil": {
@@ -186,6 +206,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "ssr_past_body": "{count} {program} Student Score Report na natanggap noong {received} ang "
         "dapat naihatid sa mga pamilya hanggang {date} ({rule}), ngunit hindi pa rin naihahatid. "
         "Buksan ang SSR Console at ihatid ang mga ito ngayon.",
+        "anchor_subject": "Anchor ng audit log ng {lea}, {date}",
+        "anchor_body": "Nagtatapos sa entry na ito ang audit log ng SSR Console nang isulat ang mensaheng ito:\n\n"
+        "    {anchor}\n\n"
+        "Itago ang mensaheng ito. Kung may magsulat muli o pumutol sa log, babagsak ang "
+        "`ssr-console audit verify --anchor {anchor}`; patakbuhin ito kapag may duda.",
         "late": "(Huli ang paalalang ito: hindi tumatakbo ang scheduler nang ito ay dapat ipadala.)",
     },
 }
@@ -210,7 +235,10 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
     language = notice.language if notice.language in TEXTS else "en"
     texts = TEXTS[language]
     day = format_date(notice.event_on, format="full", locale=language)
-    if notice.kind in _CREDENTIAL_TEXTS:
+    if notice.kind is NoticeKind.AUDIT_ANCHOR:
+        subject = texts["anchor_subject"].format(lea=lea_name, date=day)
+        body = texts["anchor_body"].format(anchor=notice.anchor)
+    elif notice.kind in _CREDENTIAL_TEXTS:
         prefix = _CREDENTIAL_TEXTS[notice.kind]
         subject = texts[f"{prefix}_subject"].format(lea=lea_name, program=notice.program, date=day)
         body = texts[f"{prefix}_body"].format(lea=lea_name, program=notice.program, date=day)

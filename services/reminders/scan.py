@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from services.access.tables import Operator, Role
+from services.audit import log as audit
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
 from services.core.programs import Program
@@ -60,6 +61,8 @@ class ReminderPolicy:
     credential_offsets: tuple[int, ...] = CREDENTIAL_OFFSETS
     ssr_offsets: tuple[int, ...] = SSR_OFFSETS
     horizon_days: int = 14
+    audit_anchor: bool = False
+    """Mail the audit chain's head to every LEA's coordinators once a day (the scheduler does)."""
 
     def __post_init__(self) -> None:
         try:
@@ -127,6 +130,7 @@ class PlannedNotice:
     language: str
     program: str | None = None
     pending: int = 0
+    anchor: str | None = None
 
     @property
     def key(self) -> tuple[NoticeKind, str, str]:
@@ -145,6 +149,7 @@ class PlannedNotice:
             "language": self.language,
             "program": self.program,
             "pending": self.pending,
+            "anchor": self.anchor,
         }
 
 
@@ -303,6 +308,36 @@ def plan_ssr(
     ]
 
 
+def plan_anchor(
+    anchor: audit.Anchor | None, people: dict[int, list[Coordinator]], today: date
+) -> list[PlannedNotice]:
+    """Today's audit anchor for every LEA's coordinators: one notice per person and day (the
+    ledger's key makes it idempotent), carrying the chain head as it was when first planned.
+
+    Anyone who can write to the database can cut off the audit chain's end or rewrite it with
+    fresh hashes; an anchor in the coordinators' mailboxes is out of their reach, and
+    ``ssr-console audit verify --anchor SEQ:HASH`` checks the chain against it.
+    """
+    if anchor is None:
+        return []
+    return [
+        PlannedNotice(
+            kind=NoticeKind.AUDIT_ANCHOR,
+            subject=f"audit:{today.isoformat()}",
+            offset=0,
+            recipient=person.username,
+            lea_id=lea_id,
+            due_on=today,
+            event_on=today,
+            email=person.email,
+            language=person.language,
+            anchor=str(anchor),
+        )
+        for lea_id, coordinators in people.items()
+        for person in coordinators
+    ]
+
+
 def latest_per_recipient(notices: Iterable[Notice]) -> tuple[list[Notice], list[Notice]]:
     """Split due notices into the one to send per (kind, subject, recipient) and the superseded rest."""
     groups: dict[tuple[str, str, str], list[Notice]] = defaultdict(list)
@@ -454,6 +489,8 @@ def scan(
             planned += plan_credential(credential, coordinators, today, policy)
             planned += plan_unverified(credential, coordinators, today, policy)
         planned += plan_reset_notes(session, policy)
+        if policy.audit_anchor:
+            planned += plan_anchor(audit.current_anchor(engine), people, today)
         groups = pending_groups(session, today, policy)
         report.ssr_groups = len(groups)
         for group in groups:
@@ -520,6 +557,8 @@ def _cancel_moot(
             reasons["credential was verified or replaced"].append(key.id)
         elif key.kind in RESET_KINDS:
             reasons["reset was agreed, acknowledged or withdrawn"].append(key.id)
+        elif key.kind is NoticeKind.AUDIT_ANCHOR:
+            reasons["a newer audit anchor replaces it"].append(key.id)
         else:
             reasons["SSRs delivered"].append(key.id)
     return sum(notice_ledger.cancel(session, ids, reason) for reason, ids in reasons.items())

@@ -84,3 +84,86 @@ def test_concurrent_writers_keep_one_chain(migrated_url: str) -> None:
     result = audit.verify(engine)
     assert result.ok and result.events == 40
     engine.dispose()
+
+
+# --- anchors kept outside the database (issue 21) --------------------------------------------
+
+
+def _anchor_now(url: str, capsys) -> str:  # type: ignore[no-untyped-def]
+    assert main(["--database-url", url, "audit", "anchor"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert audit.Anchor.parse(printed)  # SEQ:HASH, as the mail carries it
+    return printed
+
+
+def _verify(url: str, capsys, *anchor: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    args = ["--anchor", anchor[0]] if anchor else []
+    code = main(["--database-url", url, "audit", "verify", *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _rehash_from(engine, first: int) -> None:  # type: ignore[no-untyped-def]
+    """What a forger with write access does: recompute every hash from ``first`` on, and the head."""
+    from sqlmodel import select
+
+    from services.audit.tables import AuditEvent, AuditHead
+
+    with db.session_scope(engine) as session:
+        events = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        prev = events[first - 2].hash if first > 1 else audit.GENESIS
+        for event in events[first - 1 :]:
+            event.prev_hash = prev
+            event.hash = audit.event_hash(
+                event.seq,
+                event.at,
+                event.operator,
+                event.role,
+                event.lea_id,
+                event.action,
+                event.target,
+                event.detail,
+                event.prev_hash,
+            )
+            prev = event.hash
+            session.add(event)
+        head = session.get(AuditHead, 1)
+        assert head is not None
+        head.seq, head.hash = events[-1].seq, prev
+        session.add(head)
+
+
+def test_anchor_catches_truncation_the_chain_alone_misses(migrated_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(migrated_url)
+    _write(engine, 5)
+    anchored = _anchor_now(migrated_url, capsys)
+    assert anchored.startswith("5:")
+    _write(engine, 2, start=5)
+    assert _verify(migrated_url, capsys, anchored)[0] == 0  # later events are fine
+    # cut the end off, head included: every link that is left still fits
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_event WHERE seq > 3")
+        connection.exec_driver_sql(
+            "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_event WHERE seq = 3)"
+        )
+    assert _verify(migrated_url, capsys)[0] == 0  # the chain alone cannot tell
+    code, said = _verify(migrated_url, capsys, anchored)
+    assert code == 1
+    assert "the log ends at event 3 but the anchor is event 5: events were cut off" in said
+
+
+def test_anchor_catches_a_rewrite_with_every_hash_recomputed(migrated_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(migrated_url)
+    _write(engine, 5)
+    anchored = _anchor_now(migrated_url, capsys)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE audit_event SET detail = '{\"i\":99}' WHERE seq = 2")
+    _rehash_from(engine, 2)
+    assert _verify(migrated_url, capsys)[0] == 0  # internally consistent again
+    code, said = _verify(migrated_url, capsys, anchored)
+    assert code == 1 and "event 5 is not the one anchored" in said and "rewritten" in said
+
+
+def test_a_malformed_anchor_is_refused_with_a_sentence(chained, sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, said = _verify(sqlite_url, capsys, "5-deadbeef")
+    assert code == 2 and "is not an anchor: give it as SEQ:HASH" in said

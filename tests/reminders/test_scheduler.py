@@ -7,6 +7,7 @@ loopback. ``SSR_CONSOLE_FAULT`` makes a process SIGKILL itself at a named point 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,7 +35,12 @@ def smtp():  # type: ignore[no-untyped-def]
         yield server
 
 
-def config_file(tmp_path: Path, smtp: SmtpServer, extra: str = "") -> Path:
+def config_file(tmp_path: Path, smtp: SmtpServer, extra: str = "", anchor: bool = False) -> Path:
+    """The scheduler's config; the daily audit anchor mail is off unless a test is about it, so
+    the others count only their own notices."""
+    if not anchor:
+        off = "[scheduler]\naudit_anchor = false\n"
+        extra = extra.replace("[scheduler]\n", off) if "[scheduler]\n" in extra else extra + off
     path = tmp_path / "config.toml"
     path.write_text(
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nfrom_address = "console@ranchos.example"\n'
@@ -248,3 +254,54 @@ def test_scheduler_warns_of_ssrs_past_due_under_the_summer_rule(
     again.communicate(timeout=60)
     assert len(smtp.inbox.messages) == 2  # the next warning is a week of working days later
     engine.dispose()
+
+
+def test_the_audit_anchor_is_mailed_to_the_coordinators_once_a_day(  # type: ignore[no-untyped-def]
+    tmp_path, migrated_url, smtp, capsys
+) -> None:
+    """The scheduler mails the chain head (SEQ:HASH) through the reminder path: each coordinator
+    gets it once a day however many scans run, and it checks out with ``audit verify --anchor``."""
+    from console.cli import main
+    from services.audit import log as audit
+    from services.audit.log import SYSTEM_ACTOR
+
+    engine = db.make_engine(migrated_url)
+    build(engine, EXPIRY)  # no credential or SSR notice falls due in October
+    with db.session_scope(engine) as session:
+        audit.record(session, SYSTEM_ACTOR, "test.action", "before the first scan")
+    config = config_file(tmp_path, smtp, anchor=True)
+    october = date(2026, 10, 1)
+    for moment in (at(october, 8), at(october, 15), at(october + timedelta(days=1), 8)):
+        scan = console(migrated_url, config, "scheduler", "--once", "--now", moment.isoformat())
+        _, err = scan.communicate(timeout=60)
+        assert scan.returncode == 0, err
+
+    received = sorted(  # stable: each person's in the order they came
+        ((str(m["To"]), str(m["Subject"]), m.get_content()) for m in smtp.inbox.messages),
+        key=lambda message: message[0],
+    )
+    assert [(to, subject) for to, subject, _ in received] == [
+        (
+            "ana@ranchos.example",
+            "Audit log anchor for Los Ranchos Unified, Thursday, October 1, 2026",
+        ),
+        (
+            "ana@ranchos.example",
+            "Audit log anchor for Los Ranchos Unified, Friday, October 2, 2026",
+        ),
+        (
+            "eli@ranchos.example",
+            "Ancla del registro de auditoría de Los Ranchos Unified, jueves, 1 de octubre de 2026",
+        ),
+        (
+            "eli@ranchos.example",
+            "Ancla del registro de auditoría de Los Ranchos Unified, viernes, 2 de octubre de 2026",
+        ),
+    ]
+    anchors = {
+        found for *_, body in received for found in re.findall(r"\b\d+:[0-9a-f]{64}\b", body)
+    }
+    assert len(anchors) == 2  # one per day, the same for both coordinators
+    for anchor in anchors:
+        assert main(["--database-url", migrated_url, "audit", "verify", "--anchor", anchor]) == 0
+    assert "it holds event" in capsys.readouterr().out
