@@ -165,7 +165,7 @@ class PaperOrderScreen(ChannelBatchScreen):
         self._export(selected)
 
     def _export(self, batch_id: int) -> None:
-        path = self.ctx.settings.data_dir / "orders" / f"ets-order-{batch_id}.csv"
+        path = paper_order.order_csv_path(self.ctx.settings, batch_id)
         try:
             count = paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch_id, path)
         except ConsoleError as error:

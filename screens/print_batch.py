@@ -71,11 +71,11 @@ class PrintBatchScreen(ChannelBatchScreen):
         self.watched: int | None = None  # the batch last created or queued here
 
     def _configured_split(self) -> int:
-        raw = self.ctx.settings.extra.get("print_split_mb", 50)
-        if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 2000:
-            return raw
-        self.problem = "print_split_mb must be a whole number of MB from 1 to 2,000; using 50"
-        return 50
+        try:
+            return print_batch.configured_split_mb(self.ctx.settings)
+        except InvalidInput as error:
+            self.problem = str(error)
+            return print_batch.DEFAULT_SPLIT_MB
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="choices")

@@ -13,11 +13,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from console.output import say
 from services.core import db
 from services.core.errors import ConsoleError
+
+if TYPE_CHECKING:
+    from services.access.tables import Operator
+    from services.core.settings import Settings
 
 
 def register_all(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,3 +38,23 @@ def require_current_schema(engine: Engine) -> None:
     """Refuse to work on a database whose schema is behind the code."""
     if db.needs_upgrade(engine):
         raise ConsoleError("The database schema is not current; run `ssr-console db upgrade`")
+
+
+def as_operator(
+    engine: Engine, settings: Settings, command: str, act: Callable[[Operator], int]
+) -> int:
+    """Run ``act`` as the operator named by ``--operator`` (or ``$SSR_OPERATOR``), whose role and
+    scope the services check exactly as on the screens. A refusal (a permission, an unknown
+    batch, school or group, a value that does not parse) is its sentence on stderr and exit 1;
+    no operator named is bad usage, exit 2."""
+    from services.access import operators
+
+    require_current_schema(engine)
+    if not settings.operator:
+        say(f"ssr-console {command}: say who you are with --operator NAME", file=sys.stderr)
+        return 2
+    try:
+        return act(operators.resolve(engine, settings.operator))
+    except ConsoleError as refusal:
+        say(f"ssr-console {command}: {refusal}", file=sys.stderr)
+        return 1

@@ -42,6 +42,7 @@ from services.core.columns import utcnow
 from services.core.db import session_scope
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.scope import report_filters
+from services.core.settings import Settings
 from services.delivery.ledger import BatchStatus
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
@@ -232,6 +233,11 @@ def rows(engine: Engine, operator: Operator, batch_id: int) -> Iterator[tuple[ob
             program = str(program) if program is not None else (batch.program or "")
             year = year if year is not None else (batch.admin_year or "")
             yield (ssid, last, first, grade, cds, school, program, test or "", year, language or "")
+
+
+def order_csv_path(settings: Settings, batch_id: int) -> Path:
+    """Where an order's list is written: ``orders/ets-order-<id>.csv`` in the data folder."""
+    return settings.data_dir / "orders" / f"ets-order-{batch_id}.csv"
 
 
 def export_csv(engine: Engine, operator: Operator, batch_id: int, path: Path) -> int:

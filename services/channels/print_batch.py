@@ -102,6 +102,16 @@ class Status(enum.StrEnum):
     UNREADABLE = "SSR file unreadable"
 
 
+def configured_split_mb(settings: Settings) -> int:
+    """``print_split_mb`` from the configuration: the size at which print files are split."""
+    raw = settings.extra.get("print_split_mb", DEFAULT_SPLIT_MB)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 2000:
+        return raw
+    raise InvalidInput(
+        f"print_split_mb must be a whole number of MB from 1 to 2,000; using {DEFAULT_SPLIT_MB}"
+    )
+
+
 @dataclass(frozen=True)
 class PrintOptions:
     """How a print batch is laid out; kept with the batch so a rerun prints the same way."""

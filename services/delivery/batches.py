@@ -820,12 +820,16 @@ def resolve(
     item_id: int,
     resolution: ledger.Resolution,
     reason: str = "",
+    *,
+    batch_id: int | None = None,
 ) -> ItemState:
-    """The operator's decision for an uncertain item of a batch they can see."""
+    """The operator's decision for an uncertain item of a batch they can see (``batch_id``: the
+    batch the operator named, which must hold the item)."""
     with Session(engine) as session:
         item = session.get(DeliveryItem, item_id)
-    if item is None:
-        raise NotFound(f"There is no delivery item {item_id}")
+    if item is None or batch_id not in (None, item.batch_id):
+        where = f" in batch {batch_id}" if batch_id is not None else ""
+        raise NotFound(f"There is no delivery item {item_id}{where}")
     get_batch(engine, operator, item.batch_id)
     return ledger.resolve_uncertain(engine, Actor.of(operator), item_id, resolution, reason)
 

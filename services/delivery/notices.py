@@ -32,6 +32,7 @@ from services.audit.log import Actor
 from services.core.columns import utcnow
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
+from services.core.scope import Source
 from services.core.settings import Settings
 from services.core.validation import LANGUAGES, plain_text
 from services.delivery import messages
@@ -89,6 +90,10 @@ def parse_send_at(text: str, settings: Settings, now: datetime | None = None) ->
 def _recipients(engine: Engine, lea_id: int, selection: Selection) -> Any:
     """One row per family in scope: guardian id, school, language, email, phone. Students are
     chosen by school and grade only: a notice goes out before the SSRs may have arrived."""
+    if selection.source is Source.CORRECTIONS:  # its families are found by their SSRs
+        raise InvalidInput(
+            "A notice goes out before the SSRs: corrections is a scope for SSR batches"
+        )
     conditions = [
         col(Student.lea_id) == lea_id,
         col(Student.withdrawn_at).is_(None),  # as services.core.scope: a withdrawn student's family
