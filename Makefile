@@ -45,8 +45,8 @@ system-tools:
 # language's .po (translations kept), compile the .mo files the console loads.
 LOCALES := services/locale
 catalogs: $(VENV)/.installed
-	$(VENV)/bin/pybabel extract --no-default-keywords -k N_ --project=ssr-console \
-	  -o $(LOCALES)/messages.pot services/delivery/messages.py
+	$(VENV)/bin/pybabel extract --no-default-keywords -k N_ -k Np_:1,2 --project=ssr-console \
+	  -o $(LOCALES)/messages.pot services/delivery/messages.py services/channels/cover_sheet.py
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages -w 100
 	$(VENV)/bin/pybabel compile -d $(LOCALES) -D messages --statistics
 

@@ -14,8 +14,12 @@ LANGUAGES: dict[str, str] = {
     "zh_Hans": "Chinese (Simplified, Mandarin)",
     "vi": "Vietnamese",
     "fil": "Filipino",
+    "ko": "Korean",
+    "zh_Hant": "Chinese (Traditional, Cantonese)",
+    "ar": "Arabic",
 }
-"""Languages the console writes to families in (canonical codes from DESIGN.md)."""
+"""Languages the console writes to families in (canonical codes from DESIGN.md): English and the
+languages ETS translates the SSR into (issue 23)."""
 
 GRADES = programs.tested_grades()
 """Grades some CAASPP or ELPAC summative test is given in (``services.core.programs``): TK to 12."""
@@ -91,6 +95,11 @@ _LANGUAGE_ALIASES = {code.lower(): code for code in LANGUAGES} | {
     "zh": "zh_Hans",
     "zh_cn": "zh_Hans",
     "cmn": "zh_Hans",
+    "zh_tw": "zh_Hant",
+    "zh_hk": "zh_Hant",
+    "yue": "zh_Hant",
+    "kor": "ko",
+    "ara": "ar",
     "tl": "fil",
     "english": "en",
     "spanish": "es",
@@ -98,4 +107,7 @@ _LANGUAGE_ALIASES = {code.lower(): code for code in LANGUAGES} | {
     "vietnamese": "vi",
     "filipino": "fil",
     "tagalog": "fil",
+    "korean": "ko",
+    "cantonese": "zh_Hant",
+    "arabic": "ar",
 }

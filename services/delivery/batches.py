@@ -200,6 +200,8 @@ def dry_run(
             ).group_by(families.c.language, has_email)
         ).all()
         lea_name = _lea_name(session, operator.lea_id)
+        program = selection.program.value if selection.program else None
+        sample_season = season(session, operator.lea_id, program, selection.admin_year)
     by_language: dict[str, int] = {}
     total = ssrs = without = left_sent = left_live = left_families = 0
     for language, reachable, count, reports, already, live, nothing_new in rows:
@@ -224,6 +226,7 @@ def dry_run(
                 guardian_name="Maria Garcia",
                 lea_name=lea_name,
                 count=2,
+                season=sample_season,
                 correction=selection.source is Source.CORRECTIONS,
             ),
             messages.password_message(
@@ -231,6 +234,7 @@ def dry_run(
                 guardian_name="Maria Garcia",
                 lea_name=lea_name,
                 password=packaging.passphrase(),
+                season=sample_season,
             ),
         )
         for code in LANGUAGES
@@ -238,6 +242,15 @@ def dry_run(
     return DryRun(
         total, ssrs, without, by_language, samples, left_sent, left_live, left_families, resend
     )
+
+
+def season(
+    session: Session, lea_id: int, program: str | None, admin_year: int | None
+) -> messages.Season:
+    """The tests and school year a batch's messages name: its own, else the latest imported (as
+    ``scoped``), else this calendar year's spring (a notice may go out before any SSR arrives)."""
+    year = admin_year or latest_year(session, lea_id) or utcnow().year
+    return messages.Season(year, program)
 
 
 def _lea_name(session: Session, lea_id: int) -> str:
@@ -737,6 +750,7 @@ async def test_send(
     config = mailer.MailConfig.from_settings(settings)
     with Session(engine) as session:
         lea_name = _lea_name(session, operator.lea_id)
+        test_season = season(session, operator.lea_id, None, None)
     password = packaging.passphrase()
     with tempfile.TemporaryDirectory() as folder:
         sample = Path(folder) / "SAMPLE.pdf"
@@ -745,10 +759,10 @@ async def test_send(
         packaging.package([sample], packaged, password)
         name = operator.display_name
         document = messages.document_message(
-            language, guardian_name=name, lea_name=lea_name, count=1
+            language, guardian_name=name, lea_name=lea_name, count=1, season=test_season
         )
         secret = messages.password_message(
-            language, guardian_name=name, lea_name=lea_name, password=password
+            language, guardian_name=name, lea_name=lea_name, password=password, season=test_season
         )
         connection = mailer.SmtpConnection(config)
         try:
@@ -761,6 +775,8 @@ async def test_send(
                         body=text.body,
                         reference=f"test; {operator.username}",
                         attachments=files,
+                        language=text.content_language,
+                        direction=messages.direction(text.language),
                     )
                 )
                 if result.outcome is not mailer.Outcome.ACCEPTED:

@@ -18,6 +18,7 @@ several workers; a slot reserved for a message that then fails is not given back
 from __future__ import annotations
 
 import enum
+import html
 import random
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -236,9 +237,16 @@ def build_message(
     attachments: list[Path] = (),  # type: ignore[assignment]
     now: datetime | None = None,
     message_id: str = "",
+    language: str = "en",
+    direction: str | None = None,
 ) -> EmailMessage:
     """A plain-text message; ``reference`` (item and step) goes in a header for tracing, and
-    ``message_id`` (``new_message_id``, already in the ledger) as its Message-ID."""
+    ``message_id`` (``new_message_id``, already in the ledger) as its Message-ID.
+
+    ``language`` (a BCP 47 tag) goes in ``Content-Language`` (RFC 3282). With a ``direction``
+    ("ltr" or "rtl") the text also gets an HTML alternative with ``lang`` and ``dir`` on its root,
+    so a mail client lays Arabic out right to left; the plain part stays the one tests and
+    text-only clients read."""
     message = EmailMessage()
     message["From"] = formataddr((config.from_name, config.from_address))
     message["To"] = to
@@ -246,12 +254,25 @@ def build_message(
     message["Date"] = format_datetime(now) if now else format_datetime(datetime.now().astimezone())
     message["Message-ID"] = message_id or new_message_id(config)
     message["X-SSR-Delivery"] = reference
+    message["Content-Language"] = language
     message.set_content(body)
+    if direction is not None:
+        message.add_alternative(html_body(body, language, direction), subtype="html")
     for path in attachments:
         message.add_attachment(
             path.read_bytes(), maintype="application", subtype="pdf", filename=path.name
         )
     return message
+
+
+def html_body(body: str, language: str, direction: str) -> str:
+    """The plain text as an HTML page: escaped (names and addresses are untrusted), line breaks
+    kept, in its language and direction."""
+    return (
+        f'<!DOCTYPE html>\n<html lang="{language}" dir="{direction}">\n'
+        '<head><meta charset="utf-8"></head>\n'
+        f'<body><div style="white-space: pre-wrap">{html.escape(body)}</div></body>\n</html>\n'
+    )
 
 
 def backoff(config: MailConfig, attempts: int) -> timedelta:

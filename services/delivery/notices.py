@@ -41,6 +41,7 @@ from services.delivery.batches import (
     Selection,
     family_conditions,
     scoped,
+    season,
 )
 from services.delivery.ledger import BatchKind, BatchStatus, DeliveryBatch, DeliveryItem, ItemState
 from services.delivery.mailer import MailConfig
@@ -155,6 +156,8 @@ def preview(
         ).all()
         lea = session.get(LEA, operator.lea_id)
         lea_name = lea.name if lea else ""
+        program = selection.program.value if selection.program else None
+        sample_season = season(session, operator.lea_id, program, selection.admin_year)
     by_language: dict[str, int] = {}
     without = 0
     for language, reachable, count in rows:
@@ -170,6 +173,7 @@ def preview(
             lea_name=lea_name,
             sender=sender,
             password_channel=channel,
+            season=sample_season,
         )
         for code in LANGUAGES
     ]

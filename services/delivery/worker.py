@@ -119,6 +119,7 @@ class _BatchInfo:
     channel: str
     delay: timedelta
     correction: bool  # a ``corrections`` batch: its document email says what it replaces
+    season: messages.Season  # the tests and school year its messages name
 
 
 @dataclass
@@ -430,6 +431,7 @@ class Worker:
                     batch.password_channel,
                     timedelta(seconds=batch.password_delay_seconds),
                     batch.source == Source.CORRECTIONS,
+                    batches.season(session, batch.lea_id, batch.program, batch.admin_year),
                 )
         return self._batches[batch_id]
 
@@ -446,6 +448,7 @@ class Worker:
                 lea_name=info.lea_name,
                 sender=self.mail.from_address,
                 password_channel=info.channel,
+                season=info.season,
             )
             return await connection.send(
                 build_message(
@@ -456,6 +459,8 @@ class Worker:
                     reference=reference,
                     now=self.clock(),
                     message_id=claim.message_id,
+                    language=notice.content_language,
+                    direction=messages.direction(notice.language),
                 )
             )
         # The document goes out only if its password can follow and opens it: both are checked
@@ -468,9 +473,10 @@ class Worker:
                     guardian_name=name,
                     lea_name=info.lea_name,
                     count=claim.ssr_count,
+                    season=info.season,
                     correction=info.correction,
                 )
-                message = await self._document(claim, text.subject, text.body, password)
+                message = await self._document(claim, text, password)
         except ConsoleError as error:
             log.warning("item %s %s: %s", claim.item_id, claim.step.value, error)
             await self._db(ledger.record_package_unusable, self.engine, claim, str(error))
@@ -491,7 +497,11 @@ class Worker:
             sms = messages.password_sms(claim.language, lea_name=info.lea_name, password=password)
             return await self._sms.send(claim.phone, sms)
         text = messages.password_message(
-            claim.language, guardian_name=name, lea_name=info.lea_name, password=password
+            claim.language,
+            guardian_name=name,
+            lea_name=info.lea_name,
+            password=password,
+            season=info.season,
         )
         message = build_message(
             self.mail,
@@ -501,6 +511,8 @@ class Worker:
             reference=reference,
             now=self.clock(),
             message_id=claim.message_id,
+            language=text.content_language,
+            direction=messages.direction(text.language),
         )
         return await connection.send(message)
 
@@ -509,7 +521,7 @@ class Worker:
             guardian = session.get(Guardian, guardian_id)
         return f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
 
-    async def _document(self, claim: Claim, subject: str, body: str, password: str) -> EmailMessage:
+    async def _document(self, claim: Claim, text: messages.Rendered, password: str) -> EmailMessage:
         """The document message with the claim's package attached, each attachment opened with
         the family's password (``packaging.check_opens``) after the files were read for sending."""
         assert self.mail is not None
@@ -520,12 +532,14 @@ class Worker:
             message = build_message(
                 self.mail,
                 to=claim.address,
-                subject=subject,
-                body=body,
+                subject=text.subject,
+                body=text.body,
                 reference=f"{claim.item_id}; {claim.step.value}",
                 attachments=files,
                 now=self.clock(),
                 message_id=claim.message_id,
+                language=text.content_language,
+                direction=messages.direction(text.language),
             )
         except OSError as error:
             raise ConsoleError(f"the encrypted package cannot be read ({error.strerror})") from None

@@ -9,9 +9,12 @@ Home language codes come in two forms and both are accepted (/work/wt/FACTS.md, 
   "mis" for an uncoded language).
 
 A code maps to the family language the console writes in (``validation.LANGUAGES``) where there is
-one; any other well-formed code is kept as given, shown, and the family is written to in English.
-Cantonese speakers read Traditional Chinese, which the console does not write; they are not
-mapped to Simplified Chinese.
+one; any other well-formed code is kept as given, shown, and the family is written to in English
+(counted as falling back, ``services.roster.fallback``). The spoken Chinese language chooses the
+script: Mandarin (07, cmn) families read Simplified Chinese, Cantonese (03, yue) families
+Traditional Chinese, as ETS's Chinese SSR translations are offered for both (issue 23). The
+two-digit codes are those CDE lists in the ELPAC demographics file layout (Korean 4, Cantonese 3,
+Arabic 11: cde.ca.gov/ta/tg/ep/elpacdemodatafile.asp).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ TO_FAMILY_LANGUAGE: dict[str, str] = {
     "tgl": "fil",
     "07": "zh_Hans",
     "cmn": "zh_Hans",
+    "03": "zh_Hant",
+    "yue": "zh_Hant",
+    "04": "ko",
+    "kor": "ko",
+    "11": "ar",
+    "ara": "ar",
 }
 """CALPADS home language codes the console has parent messages for."""
 

@@ -114,23 +114,35 @@ async def test_messages_are_in_the_guardians_language(
     engine, tmp_path = demo
     batch_id = new_batch(engine)
     await Worker(engine, settings_for(tmp_path, sink), config=FAST).run(once=True)
+    from services.delivery import batches, messages
+    from services.delivery.ledger import DeliveryBatch
+    from services.demo import district as demo
+
     with Session(engine) as session:
-        languages = dict(
-            session.exec(
-                select(DeliveryItem.id, DeliveryItem.language).where(
+        items = {
+            item_id: (language, count)
+            for item_id, language, count in session.exec(
+                select(DeliveryItem.id, DeliveryItem.language, DeliveryItem.ssr_count).where(
                     DeliveryItem.batch_id == batch_id
                 )
             ).all()
-        )
-    assert "es" in languages.values()
-    from services.delivery import messages
-    from services.demo import district as demo
-
+        }
+        batch = session.get(DeliveryBatch, batch_id)
+        assert batch is not None
+        season = batches.season(session, batch.lea_id, batch.program, batch.admin_year)
+    assert "es" in {language for language, _ in items.values()}
     for item_id, parts in sink.by_item().items():
+        language, count = items[item_id]
         expected = messages.document_message(
-            languages[item_id], guardian_name="x", lea_name=demo.LEA_NAME, count=1
-        ).subject
-        assert str(parts["document"][0].message["Subject"]) == expected
+            language, guardian_name="x", lea_name=demo.LEA_NAME, count=count, season=season
+        )
+        received = parts["document"][0].message
+        assert str(received["Subject"]) == expected.subject
+        assert received["Content-Language"] == messages.CONTENT_LANGUAGE[language]
+        html_part = received.get_body(("html",))
+        assert html_part is not None
+        direction = "rtl" if language == "ar" else "ltr"
+        assert f'dir="{direction}"' in html_part.get_content()
 
 
 async def test_nothing_outside_the_encryption_names_a_student(

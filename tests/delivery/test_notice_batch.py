@@ -31,6 +31,7 @@ from services.core.columns import utcnow
 from services.core.db import session_scope
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
+from services.core.validation import LANGUAGES
 from services.delivery import batches, ledger, messages, notices
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, ItemState
 from services.intake.score_reports import ScoreReport
@@ -125,15 +126,19 @@ def test_families_get_the_notice_in_their_language_on_its_date_and_reports_count
         stop(process)
     assert len(sink.received) == len(expected), log.read_text()
     with Session(engine) as session:
-        lea_name = session.exec(select(LEA.name)).one()
+        lea = session.exec(select(LEA)).one()
+        batch = session.get(ledger.DeliveryBatch, batch_id)
+        assert lea.id is not None and batch is not None
+        season = batches.season(session, lea.id, batch.program, batch.admin_year)
     for received in sink.received:
         guardian = expected[received.recipient]
         text = messages.notice_message(
             guardian.preferred_language,
             guardian_name=f"{guardian.first_name} {guardian.last_name}".strip(),
-            lea_name=lea_name,
+            lea_name=lea.name,
             sender=SENDER,
             password_channel="email",
+            season=season,
         )
         assert received.message["Subject"] == text.subject
         assert received.body.replace("\r\n", "\n").rstrip("\n") == text.body
@@ -279,7 +284,7 @@ def test_a_notice_is_retried_or_settled_as_one_message_and_never_resent_as_a_rep
             )
 
 
-@pytest.mark.parametrize("language", ["en", "es", "vi", "fil", "zh_Hans"])
+@pytest.mark.parametrize("language", list(LANGUAGES))
 def test_the_notice_says_how_the_password_comes(language: str) -> None:
     """By email or by SMS, as the batch will send it, in the family's own language."""
     by = {
@@ -289,6 +294,7 @@ def test_the_notice_says_how_the_password_comes(language: str) -> None:
             lea_name="Sierra Vista USD",
             sender="ssr@district.example.org",
             password_channel=channel,
+            season=messages.Season(2026),
         ).body
         for channel in ("email", "sms")
     }

@@ -46,7 +46,7 @@ CONTACTS = """ssid,guardian_id,home_language,elas,mail_address,mail_address2,mai
 1000000001,p1,01,EL,12 Oak Street,,Riverside,CA,92501,spa,Y,N,Y
 1000000001,p2,01,EL,12 Oak St.,,Riverside,CA,92501,,Y,N,N
 1000000002,p1,01,RFEP,12 Oak Street,,Riverside,CA,92501,,Y,N,Y
-1000000003,p3,kor,EO,5 Pine Ave,Apt 2,Riverside,CA,92502,,N,Y,N
+1000000003,p3,hmn,EO,5 Pine Ave,Apt 2,Riverside,CA,92502,,N,Y,N
 """
 
 
@@ -97,8 +97,8 @@ def test_import_reads_oneroster_and_contacts(world) -> None:  # type: ignore[no-
     assert set(got) == {"1000000001", "1000000002", "1000000003"}
     ana, cy = got["1000000001"], got["1000000003"]
     assert (ana.primary_language, ana.elas, ana.english_learner, ana.grade) == ("es", "EL", True, 4)
-    assert (cy.home_language_code, cy.primary_language) == ("kor", "en")  # kept, written in English
-    assert result.other_languages == {"kor": 1}
+    assert (cy.home_language_code, cy.primary_language) == ("hmn", "en")  # kept, written in English
+    assert result.other_languages == {"hmn": 1}
     with Session(engine) as session:
         guardians = {g.sis_id: g for g in session.exec(select(Guardian)).scalars()}  # type: ignore[call-overload]
         links = {
