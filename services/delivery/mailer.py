@@ -254,7 +254,6 @@ def build_message(
     message["Date"] = format_datetime(now) if now else format_datetime(datetime.now().astimezone())
     message["Message-ID"] = message_id or new_message_id(config)
     message["X-SSR-Delivery"] = reference
-    message["Content-Language"] = language
     message.set_content(body)
     if direction is not None:
         message.add_alternative(html_body(body, language, direction), subtype="html")
@@ -262,6 +261,8 @@ def build_message(
         message.add_attachment(
             path.read_bytes(), maintype="application", subtype="pdf", filename=path.name
         )
+    # Last: set_content and making the message multipart move Content-* headers into the parts.
+    message["Content-Language"] = language
     return message
 
 
