@@ -3,9 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client and server
 # (the OpenSSH-mode test runs a throwaway sshd on a loopback port),
-# gettext's msgfmt, fonts covering Vietnamese and Chinese for printed cover sheets (reportlab embeds
-# only TrueType outlines: Noto CJK is CFF, so cover sheets use WenQuanYi Zen Hei for Chinese).
-APT_TOOLS := qpdf poppler-utils openssh-client openssh-server gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei
+# gettext's msgfmt, fonts covering Vietnamese, Chinese, Korean and Arabic for printed cover sheets
+# (reportlab embeds only TrueType outlines: Noto CJK is CFF, so cover sheets use WenQuanYi Zen Hei
+# for Chinese and Korean; fonts-noto-core has the TrueType Noto Sans Arabic).
+APT_TOOLS := qpdf poppler-utils openssh-client openssh-server gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei fonts-noto-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint format system-tools catalogs clean
@@ -37,7 +38,8 @@ system-tools:
 	   && command -v msgfmt >/dev/null && [ -x /usr/sbin/sshd ] \
 	   && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
 	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
-	   && [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then :; else \
+	   && [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \
+	   && [ -f /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf ]; then :; else \
 	  $(SUDO) apt-get update -q || true; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_TOOLS); fi
 

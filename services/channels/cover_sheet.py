@@ -6,12 +6,15 @@ top, the guardian's mailing address where a standard
 1 1/8", sits 7/8" from the envelope's left edge and 1/2" above its bottom, which on the folded
 sheet is 2.04" to 3.17" from the top), and below the first fold a short note in the guardian's
 language with the children whose reports follow. Everything addressed to the family is in its
-language: the note, the children's lines, "hand out at school" and the page count.
+language, from the parent-message catalogs (``services/locale``): the heading, the note, the
+children's lines, "hand out at school" and the page count. Arabic is laid out right to left from
+the right margin and shaped by HarfBuzz (``services.channels.rtl_text``).
 
-reportlab embeds only TrueType outlines: DejaVu Sans covers Latin and Vietnamese; Chinese needs a
-TrueType CJK font (WenQuanYi Zen Hei from Debian's fonts-wqy-zenhei; Noto Sans CJK is CFF-only,
-which reportlab cannot embed). Both are embedded as subsets, so pdftotext extracts the note as
-written and no glyph is missing.
+reportlab embeds only TrueType outlines: DejaVu Sans covers Latin and Vietnamese; Chinese and
+Korean need a TrueType CJK font (WenQuanYi Zen Hei from Debian's fonts-wqy-zenhei has Simplified
+and Traditional Chinese and Hangul; Noto Sans CJK is CFF-only, which reportlab cannot embed);
+Arabic uses Noto Sans Arabic (fonts-noto-core). All are embedded as subsets, so pdftotext
+extracts the note as written and no glyph is missing.
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from services.channels import rtl_text
 from services.core.errors import ConsoleError
+from services.delivery import messages
+from services.delivery.messages import N_, Np_
 
 LATIN_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+ARABIC_FONT = Path("/usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf")
+"""Noto Sans Arabic (Debian fonts-noto-core): TrueType, so ReportLab can embed and shape it."""
 LATIN_BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 CJK_FONTS = (
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
@@ -38,7 +46,9 @@ CJK_FONTS = (
     Path("/usr/share/fonts/truetype/arphic/uming.ttc"),
     Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
 )
-"""TrueType fonts with Simplified Chinese, in order of preference (the first found is used)."""
+"""TrueType fonts with Chinese (Simplified and Traditional) and Korean Hangul, in order of
+preference (the first found is used)."""
+CJK_LANGUAGES = frozenset({"zh_Hans", "zh_Hant", "ko"})
 
 PAGE_WIDTH, PAGE_HEIGHT = letter
 WINDOW_LEFT = 1.0 * inch  # the window starts 7/8" in; 1/8" margin inside it
@@ -50,76 +60,35 @@ ADDRESS_SIZE = 11
 NOTE_SIZE = 11
 MAX_ADDRESS_LINES = 5
 
-HEADINGS = {
-    "en": "Student Score Reports",
-    "es": "Informes de Calificaciones del Estudiante",
-    "zh_Hans": "学生成绩报告",
-    "vi": "Phiếu Báo Điểm Học Sinh",
-    "fil": "Mga Ulat ng Iskor ng Mag-aaral",
-}
-NOTES = {
-    "en": (
-        "Enclosed are your child's Student Score Reports from the spring {year} California "
-        "state tests. Please keep them with your child's school records. If you have "
-        "questions, please contact your child's school."
-    ),
-    "es": (
-        "Adjuntos encontrará los Informes de Calificaciones del Estudiante de las pruebas "
-        "estatales de California de la primavera de {year}. Guárdelos con los documentos "
-        "escolares de su hijo o hija. Si tiene preguntas, comuníquese con la escuela de su "
-        "hijo o hija."
-    ),
-    "zh_Hans": (
-        "随信附上您孩子{year}年春季加州统一考试的学生成绩报告。请将报告与孩子的学校记录一起妥善保存。"
-        "如有疑问，请联系您孩子的学校。"
-    ),
-    "vi": (
-        "Kèm theo đây là Phiếu Báo Điểm Học Sinh của con quý vị từ các bài kiểm tra tiểu bang "
-        "California vào mùa xuân năm {year}. Xin quý vị lưu giữ phiếu này cùng với hồ sơ học "
-        "tập của con. Nếu có thắc mắc, xin liên lạc với trường của con quý vị."
-    ),
-    "fil": (
-        "Kalakip ang mga Ulat ng Iskor ng Mag-aaral ng inyong anak mula sa mga pagsusulit ng "
-        "estado ng California noong tagsibol ng {year}. Mangyaring itago ang mga ito kasama ng "
-        "mga rekord sa paaralan ng inyong anak. Kung may mga tanong, makipag-ugnayan sa "
-        "paaralan ng inyong anak."
-    ),
-}
-"""The cover note per canonical language code; other languages fall back to English."""
-
-HAND_OUT = {
-    "en": "Hand out at school",
-    "es": "Entregar en la escuela",
-    "zh_Hans": "在学校发放",
-    "vi": "Phát tại trường",
-    "fil": "Ibigay sa paaralan",
-}
+HEADING = N_("Student Score Reports")
+NOTE = N_(
+    "Enclosed are your family's Student Score Reports from the spring %(year)s California state "
+    "tests. Please keep them with your child's school records. If you have questions, please "
+    "contact the school."
+)
+"""The cover note, in the parent-message catalogs (``services/locale``) like every family text."""
+HAND_OUT = N_("Hand out at school")
 """In the envelope window when the family is handed its reports at school."""
-CHILD = {
-    "en": "{name} · SSID {ssid} · grade {grade} · {school}",
-    "es": "{name} · SSID {ssid} · grado {grade} · {school}",
-    "zh_Hans": "{name} · SSID {ssid} · {grade}年级 · {school}",
-    "vi": "{name} · SSID {ssid} · lớp {grade} · {school}",
-    "fil": "{name} · SSID {ssid} · baitang {grade} · {school}",
-}
+CHILD = N_("%(name)s · SSID %(ssid)s · grade %(grade)s · %(school)s")
 """One line per child whose reports follow (SSID: the statewide student identifier)."""
-PAGES = {
-    "en": "{pages} report page(s)",
-    "es": "{pages} página(s) de informes",
-    "zh_Hans": "报告共{pages}页",
-    "vi": "{pages} trang báo cáo",
-    "fil": "{pages} pahina ng ulat",
-}
+PAGES = Np_("%(pages)s report page", "%(pages)s report pages")
 """The footer's page count, after the batch reference (which stays as the school reads it)."""
+COVER_TEXTS = (HEADING, NOTE, HAND_OUT, CHILD, PAGES)
 
 
 def note_language(language: str) -> str:
-    return language if language in NOTES else "en"
+    """The language the cover is written in: the family's if it has a catalog, else English."""
+    return messages.message_language(language)
+
+
+def text(language: str, message: str | tuple[str, str], count: int = 1, **values: object) -> str:
+    """One cover text in the family's language; English where the catalog lacks it."""
+    return messages.Writer(language).text(message, values, count)
 
 
 def note_text(language: str, year: int) -> str:
     """The note exactly as printed (before line breaks), for tests and previews."""
-    return NOTES[note_language(language)].format(year=year)
+    return text(language, NOTE, year=year)
 
 
 @dataclass(frozen=True)
@@ -168,22 +137,69 @@ def cjk_font() -> str:
     )
 
 
-def wrap(text: str, font: str, size: float, width: float, *, by_character: bool) -> list[str]:
-    """Greedy line breaking: at spaces, or between any two characters for Chinese."""
-    tokens = list(text) if by_character else text.split(" ")
-    joiner = "" if by_character else " "
-    lines: list[str] = []
-    line = ""
-    for token in tokens:
-        candidate = f"{line}{joiner}{token}" if line else token
-        if line and pdfmetrics.stringWidth(candidate, font, size) > width:
-            lines.append(line)
-            line = token
+@cache
+def arabic_font() -> str:
+    """Register Noto Sans Arabic once per process; refuse clearly when it is missing."""
+    if not ARABIC_FONT.exists():
+        raise ConsoleError(
+            f"Arabic cover sheets need {ARABIC_FONT} (Debian package fonts-noto-core)"
+        )
+    pdfmetrics.registerFont(TTFont("CoverArabic", str(ARABIC_FONT)))
+    return "CoverArabic"
+
+
+@dataclass(frozen=True)
+class Script:
+    """How a language is set: its fonts, its direction, and where its lines may break."""
+
+    font: str
+    heading_font: str
+    right_to_left: bool = False
+    by_character: bool = False  # Chinese breaks between any two characters; Korean at spaces
+
+    def width(self, line: str, size: float) -> float:
+        if self.right_to_left:
+            return rtl_text.width(line, size, arabic_font(), self.font)
+        return pdfmetrics.stringWidth(line, self.font, size)
+
+    def draw(
+        self, canvas: Canvas, left: float, right: float, y: float, line: str, size: float
+    ) -> None:
+        """A line starting at ``left``, or for a right-to-left language ending at ``right``."""
+        if self.right_to_left:
+            rtl_text.draw_right(canvas, right, y, line, size, arabic_font(), self.font)
         else:
-            line = candidate
-    if line:
-        lines.append(line)
-    return lines
+            canvas.setFont(self.font, size)
+            canvas.drawString(left, y, line)
+
+    def wrap(self, paragraph: str, size: float, width: float) -> list[str]:
+        """Greedy line breaking: at spaces, or between any two characters for Chinese."""
+        tokens = list(paragraph) if self.by_character else paragraph.split(" ")
+        joiner = "" if self.by_character else " "
+        lines: list[str] = []
+        line = ""
+        for token in tokens:
+            candidate = f"{line}{joiner}{token}" if line else token
+            if line and self.width(candidate, size) > width:
+                lines.append(line)
+                line = token
+            else:
+                line = candidate
+        if line:
+            lines.append(line)
+        return lines
+
+
+def script(language: str) -> Script:
+    """The fonts and direction a cover in ``language`` is set in (fonts registered on first use)."""
+    latin, bold = _fonts()
+    code = note_language(language)
+    if code in CJK_LANGUAGES:
+        return Script(cjk_font(), cjk_font(), by_character=code != "ko")
+    if code in messages.RIGHT_TO_LEFT:
+        arabic_font()
+        return Script(latin, latin, right_to_left=True)
+    return Script(latin, bold)
 
 
 def render(covers: Sequence[Cover]) -> bytes:
@@ -206,44 +222,49 @@ def render(covers: Sequence[Cover]) -> bytes:
 
 
 def _draw(canvas: Canvas, cover: Cover) -> None:
-    latin, bold = _fonts()
+    latin, _ = _fonts()
     language = note_language(cover.language)
-    chinese = language == "zh_Hans"
-    note_font = cjk_font() if chinese else latin
-    heading_font = note_font if chinese else bold
+    family = script(language)
     top = PAGE_HEIGHT
-    # Sender, top left (outside the window).
+    left, right = 0.75 * inch, PAGE_WIDTH - 0.75 * inch
+    # Sender, top left (outside the window), as the post office reads it.
     canvas.setFont(latin, 9)
     for index, line in enumerate(cover.sender):
         canvas.drawString(0.5 * inch, top - 0.6 * inch - index * 11, line)
-    # Recipient, inside the envelope window.
-    lines = cover.address[:MAX_ADDRESS_LINES] if cover.address else (HAND_OUT[language],)
-    canvas.setFont(note_font if not cover.address else latin, ADDRESS_SIZE)
-    for index, line in enumerate(lines):
-        canvas.drawString(WINDOW_LEFT, top - WINDOW_TOP - ADDRESS_SIZE - index * 13, line)
-    # Below the first fold: heading, note, children, page count.
+    # Recipient, inside the envelope window; "hand out at school" in the family's language.
+    window_y = top - WINDOW_TOP - ADDRESS_SIZE
+    if cover.address:
+        canvas.setFont(latin, ADDRESS_SIZE)
+        for index, line in enumerate(cover.address[:MAX_ADDRESS_LINES]):
+            canvas.drawString(WINDOW_LEFT, window_y - index * 13, line)
+    else:
+        family.draw(
+            canvas,
+            WINDOW_LEFT,
+            WINDOW_LEFT + WINDOW_WIDTH,
+            window_y,
+            text(language, HAND_OUT),
+            ADDRESS_SIZE,
+        )
+    # Below the first fold: heading, note, children, page count; right-aligned when RTL.
     y = top - FOLD - 0.5 * inch
-    canvas.setFont(heading_font, 15)
-    canvas.drawString(0.75 * inch, y, HEADINGS[language])
+    heading = Script(family.heading_font, family.heading_font, family.right_to_left)
+    heading.draw(canvas, left, right, y, text(language, HEADING), 15)
     y -= 26
-    canvas.setFont(note_font, NOTE_SIZE)
-    width = PAGE_WIDTH - 1.5 * inch
-    for line in wrap(
-        note_text(language, cover.year), note_font, NOTE_SIZE, width, by_character=chinese
-    ):
-        canvas.drawString(0.75 * inch, y, line)
+    for line in family.wrap(note_text(language, cover.year), NOTE_SIZE, right - left):
+        family.draw(canvas, left, right, y, line, NOTE_SIZE)
         y -= 16
     y -= 12
-    canvas.setFont(note_font, 10)
     for child in cover.children:
-        canvas.drawString(
-            0.75 * inch,
-            y,
-            CHILD[language].format(
-                name=child.name, ssid=child.ssid, grade=child.grade, school=child.school
-            ),
+        line = text(
+            language,
+            CHILD,
+            name=child.name,
+            ssid=child.ssid,
+            grade=child.grade,
+            school=child.school,
         )
+        family.draw(canvas, left, right, y, line, 10)
         y -= 14
-    canvas.setFont(note_font, 8)
-    pages = PAGES[language].format(pages=cover.pages)
-    canvas.drawString(0.75 * inch, 0.5 * inch, f"{cover.reference} · {pages}")
+    pages = text(language, PAGES, cover.pages, pages=cover.pages)
+    family.draw(canvas, left, right, 0.5 * inch, f"{cover.reference} · {pages}", 8)

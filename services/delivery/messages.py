@@ -255,7 +255,7 @@ def translated(language: str, message: str | tuple[str, str], count: int = 1) ->
         return None
 
 
-class _Writer:
+class Writer:
     """Renders one message's parts in one language, falling back to English part by part."""
 
     def __init__(self, language: str) -> None:
@@ -294,7 +294,7 @@ def document_message(
     correction: bool = False,
 ) -> Rendered:
     """The document email; ``correction``: it carries corrected SSRs that replace earlier ones."""
-    writer = _Writer(language)
+    writer = Writer(language)
     values: dict[str, object] = {
         "guardian_name": guardian_name,
         "lea_name": lea_name,
@@ -311,7 +311,7 @@ def document_message(
 def password_message(
     language: str, *, guardian_name: str, lea_name: str, password: str, season: Season
 ) -> Rendered:
-    writer = _Writer(language)
+    writer = Writer(language)
     values: dict[str, object] = {
         "guardian_name": guardian_name,
         "lea_name": lea_name,
@@ -325,7 +325,7 @@ def password_message(
 
 def password_sms(language: str, *, lea_name: str, password: str) -> str:
     """The password SMS: no room for a fallback note, so a missing text is plain English."""
-    return _Writer(language).text(PASSWORD_SMS, {"lea_name": lea_name, "password": password})
+    return Writer(language).text(PASSWORD_SMS, {"lea_name": lea_name, "password": password})
 
 
 def notice_message(
@@ -339,7 +339,7 @@ def notice_message(
 ) -> Rendered:
     """The notice before delivery: the ``sender`` address the report will come from, and that
     its password follows by email or by SMS (``password_channel``)."""
-    writer = _Writer(language)
+    writer = Writer(language)
     way = NOTICE_PASSWORD_BY_SMS if password_channel == "sms" else NOTICE_PASSWORD_BY_EMAIL  # noqa: S105 - a channel
     values: dict[str, object] = {
         "guardian_name": guardian_name,

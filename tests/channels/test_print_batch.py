@@ -198,9 +198,15 @@ def _fonts(path: Path, page: int) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("language", "font", "joiner"), [("zh_Hans", "WenQuanYi", ""), ("vi", "DejaVuSans", " ")]
+    ("language", "font", "joiner"),
+    [
+        ("zh_Hans", "WenQuanYi", ""),
+        ("zh_Hant", "WenQuanYi", ""),
+        ("ko", "WenQuanYi", " "),
+        ("vi", "DejaVuSans", " "),
+    ],
 )
-def test_chinese_and_vietnamese_notes_extract_as_written(
+def test_chinese_korean_and_vietnamese_notes_extract_as_written(
     demo: World, language: str, font: str, joiner: str
 ) -> None:
     w = demo
@@ -221,12 +227,13 @@ def test_chinese_and_vietnamese_notes_extract_as_written(
     text = pdftotext(path, 1)
     note = cover_sheet.note_text(language, 2026)
     assert joiner.join(note.split()) in joiner.join(text.split())
-    assert cover_sheet.HEADINGS[language] in text
+    assert cover_sheet.text(language, cover_sheet.HEADING) in text
+    assert "grade" not in text and "report page" not in text  # the review found these in English
     fonts = _fonts(path, 1)
     assert fonts and all(embedded == "yes" for _, embedded in fonts)
     assert any(font in name for name, _ in fonts)
     # No glyph box: every character of the note has a glyph in the font that drew it.
-    drawn = cover_sheet.cjk_font() if language == "zh_Hans" else "CoverLatin"
+    drawn = cover_sheet.script(language).font
     glyphs = pdfmetrics.getFont(drawn).face.charToGlyph
     assert [ch for ch in note if ch != " " and ord(ch) not in glyphs] == []
 
@@ -257,7 +264,8 @@ def test_zip_order_for_bulk_mail_and_hand_out_prints_families_without_address(
     (row,) = manifest(result)
     assert int(row["family"]) == gid and row["status"] == "printed"
     language = cover_sheet.note_language(people[gid].preferred_language)
-    assert cover_sheet.HAND_OUT[language] in pdftotext(w.folder / "hand" / row["file"], 1)
+    words = cover_sheet.text(language, cover_sheet.HAND_OUT)
+    assert words in pdftotext(w.folder / "hand" / row["file"], 1)
     assert result.cost == Decimal("0.10") * result.pages  # no envelope, no postage
     assert coverage.summary(w.engine, operator).uncovered == 0
 
@@ -419,7 +427,7 @@ def test_a_cover_is_wholly_in_the_familys_language_under_the_return_address(
     text = flat(pdftotext(w.folder / "print" / row["file"], 1))
     assert "100 Main Street" in text and "Sampletown, CA 95000" in text
     assert "Entregar en la escuela" in text and "grado" in text
-    assert "página(s) de informes" in text
+    assert "1 página de informe" in text  # singular: ngettext, no "(s)"
     for english in ("Hand out at school", " grade ", "report page"):
         assert english not in text
     settings.extra["print"] = {"return_address": "100 Main Street"}
