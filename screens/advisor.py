@@ -39,6 +39,7 @@ from services.plan.advisor import (
     plan_label,
     prefill,
     recommend,
+    recommendation_text,
     timing,
 )
 from services.roster import facts as roster_facts
@@ -52,12 +53,6 @@ QUESTIONS = {
     "has_sis": "1. Do you have a Student Information System (SIS)?",
     "sis_portal": "2. Do you use your SIS's parent portal?",
     "third_party": "3. Do you use a third-party parent portal?",
-}
-APPROACH_WORDS = {
-    "portal-first": "portal first, the rest by other channels",
-    "combined": "a combined approach",
-    "electronic-first": "secure electronic first, paper for the rest",
-    "paper": "paper",
 }
 
 
@@ -209,21 +204,7 @@ class AdvisorScreen(ConsoleScreen):
 
     def answers(self) -> Answers:
         """Complete answers, or InvalidInput naming the questions still open."""
-        draft = self.draft()
-        answers = draft.complete()
-        if answers is None:
-            missing = [
-                number
-                for number, value in (
-                    ("1", draft.has_sis),
-                    ("2", draft.sis_portal),
-                    ("3", draft.third_party_portal),
-                    ("4", draft.portal_share),
-                )
-                if value is None
-            ]
-            raise InvalidInput(f"Answer question {', '.join(missing)} first")
-        return answers
+        return self.draft().required()
 
     @on(YesNo.Changed)
     @on(Input.Changed, "#share")
@@ -248,30 +229,9 @@ class AdvisorScreen(ConsoleScreen):
         self._fill_options(answers)
 
     def _recommendation_text(self, rec: Recommendation) -> str:
-        facts, today = self.facts, date.today()
-        assert facts is not None
-        lines = [
-            f"{rec.label}: {APPROACH_WORDS[rec.approach.value]}.",
-            f"Estimated cost {money(rec.allocation.cost, self.locale)} for "
-            f"{counted(facts.ssrs, 'SSR', 'SSRs')} to {counted(facts.families, 'family', 'families')}.",
-        ]
-        for channel in rec.allocation.channels:
-            lines.append("")
-            lines.append(
-                f"{channel.option.value} {channel.option.caption}: "
-                f"{counted(channel.families, 'family', 'families')}, "
-                f"{counted(channel.ssrs, 'SSR', 'SSRs')}, {money(channel.cost, self.locale)}"
-            )
-            lines.append(f"  When: {timing(channel.option, today, self.locale)}")
-            lines += [f"  + {reason.text}" for reason in channel.reasons]
-        if rec.allocation.unreached_families:
-            unreached = rec.allocation.unreached_families
-            lines.append(f"\nNot reached: {counted(unreached, 'family', 'families')}")
-        if rec.notes:
-            lines.append("")
-            lines += [f"Note: {note.text}" for note in rec.notes]
-        lines.append("\nctrl+s saves this plan · ctrl+o overrules it with a reason")
-        return "\n".join(lines)
+        assert self.facts is not None
+        text = recommendation_text(rec, self.facts, date.today(), self.locale)
+        return text + "\n\nctrl+s saves this plan · ctrl+o overrules it with a reason"
 
     def _fill_options(self, answers: Answers) -> None:
         assert self.facts is not None

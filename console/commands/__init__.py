@@ -58,3 +58,33 @@ def as_operator(
     except ConsoleError as refusal:
         say(f"ssr-console {command}: {refusal}", file=sys.stderr)
         return 1
+
+
+def bad_usage(command: str, message: str) -> int:
+    """An option given where it does not belong: said like argparse's errors, exit 2."""
+    say(f"ssr-console {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def add_group(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    summary: str,
+    doc: str | None,
+    run: Callable[[argparse.Namespace, Engine, Settings], int],
+) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """A command group (``batch``, ``plan``...) whose module docstring is its ``--help``; its
+    subcommands are added to what this returns and chosen in ``args.<name>_command``."""
+    group = commands.add_parser(
+        name,
+        help=summary,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group.set_defaults(run=run)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """``--json``: every listing can be read by a script."""
+    parser.add_argument("--json", action="store_true", help="as JSON, for scripts")

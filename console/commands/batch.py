@@ -36,13 +36,10 @@ DELIVERY_LETTERS = ("B", "N")
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    group = commands.add_parser(
-        "batch",
-        help="delivery batches: create, list, show, pause, resume, cancel, retry, resolve",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = group.add_subparsers(dest="batch_command", required=True)
+    from console.commands import add_group, add_json
+
+    summary = "delivery batches: create, list, show, pause, resume, cancel, retry, resolve"
+    actions = add_group(commands, "batch", summary, __doc__, run)
     create = actions.add_parser("create", help="create a batch (prints its id)")
     create.add_argument("--channel", required=True, choices=tuple(CHANNELS))
     create.add_argument(
@@ -70,12 +67,11 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     create.add_argument(
         "--dry-run", action="store_true", help="show what it would do; create nothing"
     )
-    create.add_argument("--json", action="store_true", help="as JSON, for scripts")
-    listing = actions.add_parser("list", help="your batches of every channel, newest first")
-    listing.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    add_json(create)
+    add_json(actions.add_parser("list", help="your batches of every channel, newest first"))
     show = actions.add_parser("show", help="one batch's progress")
     show.add_argument("id", metavar="ID", help="a batch id as listed: B12, N13, C3, D2, A1")
-    show.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    add_json(show)
     for name, text in (
         ("pause", "pause a secure-email or notice batch"),
         ("resume", "resume a paused batch"),
@@ -105,14 +101,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     decision.add_argument("--give-up", action="store_true", help="give up on this family here")
     resolve.add_argument("--reason", required=True, help="why (the audit log keeps it)")
-    group.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> int:
-    from console.commands import as_operator
+    from console.commands import as_operator, bad_usage
 
-    if args.batch_command == "create":
-        _check_create_usage(args)
+    if args.batch_command == "create" and (misplaced := _misplaced(args)):
+        return bad_usage("batch create", misplaced)
     return as_operator(
         engine,
         settings,
@@ -121,19 +116,15 @@ def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> int:
     )
 
 
-def _check_create_usage(args: argparse.Namespace) -> None:
-    """Options that only one kind of batch takes are bad usage elsewhere (exit 2)."""
+def _misplaced(args: argparse.Namespace) -> str:
+    """An option that only another kind of batch takes (bad usage, exit 2), or nothing."""
     if args.resend is not None and args.channel != "email":
-        _usage("--resend goes with --channel email")
+        return "--resend goes with --channel email"
     if args.send_at and args.channel != "notice":
-        _usage("--send-at goes with --channel notice")
+        return "--send-at goes with --channel notice"
     if args.channel == "notice" and (args.program or args.year):
-        _usage("a notice carries no SSRs: --program and --year narrow SSR batches")
-
-
-def _usage(message: str) -> None:
-    say(f"ssr-console batch create: {message}", file=sys.stderr)
-    raise SystemExit(2)
+        return "a notice carries no SSRs: --program and --year narrow SSR batches"
+    return ""
 
 
 # --- create ---------------------------------------------------------------------------------------

@@ -173,6 +173,23 @@ class Draft:
     third_party_portal: bool | None = None
     portal_share: float | None = None
 
+    def missing(self) -> tuple[str, ...]:
+        """The numbers of the questions still to answer ("1" to "4")."""
+        open_questions = (
+            ("1", self.has_sis),
+            ("2", self.sis_portal if self.has_sis else False),
+            ("3", self.third_party_portal),
+            ("4", self.portal_share),
+        )
+        return tuple(number for number, value in open_questions if value is None)
+
+    def required(self) -> Answers:
+        """Complete answers, or InvalidInput naming the questions still open."""
+        answers = self.complete()
+        if answers is None:
+            raise InvalidInput(f"Answer question {', '.join(self.missing())} first")
+        return answers
+
     def complete(self) -> Answers | None:
         if self.has_sis is None or self.third_party_portal is None or self.portal_share is None:
             return None
@@ -520,6 +537,41 @@ def timing(option: Option, today: date, locale: str = "en", *, short: bool = Fal
         return "Days after" if short else "Days after SSRs are available (download, print, mail)"
     august = date(administration_year(today), 8, 1)
     return f"From {format_date(august, format='medium' if short else 'long', locale=locale)}"
+
+
+APPROACH_WORDS = {
+    Approach.PORTAL_FIRST: "portal first, the rest by other channels",
+    Approach.COMBINED: "a combined approach",
+    Approach.ELECTRONIC_FIRST: "secure electronic first, paper for the rest",
+    Approach.PAPER: "paper",
+}
+
+
+def recommendation_text(
+    rec: Recommendation, facts: RosterFacts, today: date, locale: str = "en"
+) -> str:
+    """The recommendation as the advisor screen and ``ssr-console plan recommend`` show it."""
+    lines = [
+        f"{rec.label}: {APPROACH_WORDS[rec.approach]}.",
+        f"Estimated cost {money(rec.allocation.cost, locale)} for "
+        f"{counted(facts.ssrs, 'SSR', 'SSRs')} to {counted(facts.families, 'family', 'families')}.",
+    ]
+    for channel in rec.allocation.channels:
+        lines.append("")
+        lines.append(
+            f"{channel.option.value} {channel.option.caption}: "
+            f"{counted(channel.families, 'family', 'families')}, "
+            f"{counted(channel.ssrs, 'SSR', 'SSRs')}, {money(channel.cost, locale)}"
+        )
+        lines.append(f"  When: {timing(channel.option, today, locale)}")
+        lines += [f"  + {reason.text}" for reason in channel.reasons]
+    if rec.allocation.unreached_families:
+        unreached = rec.allocation.unreached_families
+        lines.append(f"\nNot reached: {counted(unreached, 'family', 'families')}")
+    if rec.notes:
+        lines.append("")
+        lines += [f"Note: {note.text}" for note in rec.notes]
+    return "\n".join(lines)
 
 
 def counted(number: int, one: str, many: str) -> str:

@@ -32,16 +32,18 @@ from services.plan import family_channel
 from services.plan.advisor import (
     Allocation,
     Answers,
+    Draft,
     Rates,
     RosterFacts,
     allocate,
     counted,
     money,
     plan_label,
+    prefill,
     recommend,
 )
 from services.plan.tables import DistributionPlan
-from services.roster.facts import HAS_EMAIL, has_text, may_receive
+from services.roster.facts import HAS_EMAIL, has_text, may_receive, roster_facts
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 MAX_REASON = 500
@@ -247,6 +249,28 @@ def current_for(
     """The plan in force for the operator's LEA, for anyone who may view the dashboard."""
     require(operator, Permission.VIEW_DASHBOARD)
     return current(engine, operator.lea_id, school_id)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Where the advisor starts for one operator: their scope's roster counts, the plan in force,
+    and the four answers pre-filled from that scope's own saved plan, else from the roster."""
+
+    school_id: int | None
+    facts: RosterFacts
+    saved: SavedPlan | None
+    draft: Draft
+
+
+def advice_for(engine: Engine, operator: Operator) -> Advice:
+    """The advisor's starting point for the operator's own scope: a site coordinator's school,
+    anyone else's LEA (the scope is the operator's, never the caller's choice)."""
+    require(operator, Permission.VIEW_DASHBOARD)
+    school_id = school_scope(operator)
+    facts = roster_facts(engine, operator.lea_id, school_id)
+    saved = current(engine, operator.lea_id, school_id)
+    own = saved if saved and saved.school_id == school_id else None
+    return Advice(school_id, facts, saved, prefill(facts, own.answers if own else None))
 
 
 def history(
