@@ -274,11 +274,13 @@ def _revisions(engine) -> str:  # type: ignore[no-untyped-def]
 def _worker(args: argparse.Namespace, engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     import logging
 
+    from services.bounces import mailbox
     from services.delivery import worker
 
     command_groups.require_current_schema(engine)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _say(f"worker stopped: {worker.run(engine, settings, once=args.once)}")
+    readers = mailbox.companions(engine, settings)  # the bounce mailbox, when configured
+    _say(f"worker stopped: {worker.run(engine, settings, once=args.once, companions=readers)}")
     return 0
 
 

@@ -5,6 +5,7 @@ One `import services.<module>` line per table module, kept sorted.
 
 import services.access.tables  # noqa: F401
 import services.audit.tables  # noqa: F401
+import services.bounces.tables  # noqa: F401
 import services.channels.batches  # noqa: F401
 import services.channels.portal_tables  # noqa: F401
 import services.core.columns  # noqa: F401

@@ -43,6 +43,7 @@ class Received:
     index: int
     recipient: str
     message: EmailMessage
+    sender: str = ""  # the envelope sender (MAIL FROM): where a bounce would go
 
     @property
     def item_id(self) -> int:
@@ -101,7 +102,9 @@ class MailSink:
                 return reply
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
-            self.received.append(Received(len(self.received), envelope.rcpt_tos[0], message))  # type: ignore[arg-type]
+            self.received.append(
+                Received(len(self.received), envelope.rcpt_tos[0], message, envelope.mail_from)  # type: ignore[arg-type]
+            )
         return "250 2.0.0 queued"
 
     def start(self, **smtp_options: object) -> MailSink:

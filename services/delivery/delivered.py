@@ -16,7 +16,8 @@ A report is *delivered* when:
   ``done`` once an operator confirms the day it was mailed or handed out.
 
 ``printed``/``received`` are at the LEA, ``pending`` on the way, ``no_address``/``failed``/
-``cancelled`` never delivered. The deadline clock stops on the day of delivery: the password
+``cancelled`` never delivered. A secure-email item whose message bounced (``bounced``, read from the
+bounce mailbox by ``services.bounces``) is not delivered either, and its clock runs again. The deadline clock stops on the day of delivery: the password
 accepted (B), ``ChannelItem.delivered_on`` (A, C, D).
 
 A corrected SSR (a later version ETS re-issued) of a report the family already has is owed to them
@@ -38,7 +39,14 @@ from sqlmodel import col
 
 from services.channels.batches import COVERING, ChannelBatch, ChannelItem, ChannelItemState
 from services.core.scope import Source
-from services.delivery.ledger import BatchKind, BatchStatus, DeliveryBatch, DeliveryItem, ItemState
+from services.delivery.ledger import (
+    GAVE_UP,
+    BatchKind,
+    BatchStatus,
+    DeliveryBatch,
+    DeliveryItem,
+    ItemState,
+)
 from services.intake.score_reports import ScoreReport
 from services.roster.facts import family_guardian
 from services.roster.tables import Student, StudentGuardian
@@ -144,7 +152,7 @@ def report_taken(
             *secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)),
             col(DeliveryItem.state).not_in(not_delivered)
             if delivered
-            else col(DeliveryItem.state) != ItemState.FAILED,
+            else col(DeliveryItem.state).not_in(GAVE_UP),
             col(DeliveryBatch.created_at) >= col(ScoreReport.received_at),
             *_for_report(col(DeliveryBatch.program), col(DeliveryBatch.admin_year)),
             *([col(DeliveryBatch.id) < before.id] if before is not None else []),

@@ -53,6 +53,9 @@ class ItemState(enum.StrEnum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     CANCELLED = "cancelled"
+    # The relay accepted a message, then a bounce said the family's server gave up on it
+    # (``services.bounces``): not delivered, ``error`` holds the reason.
+    BOUNCED = "bounced"
 
     @property
     def label(self) -> str:
@@ -68,6 +71,16 @@ OPEN_STATES = (
     ItemState.SENDING_PASSWORD,
     ItemState.PASSWORD_SENT,
 )
+GAVE_UP = (ItemState.FAILED, ItemState.BOUNCED)
+"""States in which an item no longer carries the family's SSRs: another batch may take them."""
+BOUNCEABLE = (
+    ItemState.DOCUMENT_SENT,
+    ItemState.PASSWORD_SENT,
+    ItemState.DONE,
+    ItemState.UNCERTAIN,
+)
+"""States a hard bounce moves to ``bounced``: a message of the item was handed to the relay and
+none is in flight (an item being sent is bounced once its send is recorded)."""
 
 
 class BatchKind(enum.StrEnum):
@@ -126,6 +139,9 @@ class DeliveryItem(SQLModel, table=True):
         UniqueConstraint("batch_id", "guardian_id", name="uq_delivery_item_family"),
         Index("ix_delivery_item_batch_state", "batch_id", "state"),
         Index("ix_delivery_item_state_due", "state", "next_attempt_at"),
+        # a bounce names the message it is about (services.bounces.matching)
+        Index("ix_delivery_item_document_message_id", "document_message_id"),
+        Index("ix_delivery_item_message_id", "message_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="delivery_batch.id")
@@ -733,12 +749,13 @@ def record_accepted(
 
 
 def clear_packages(engine: Engine, item_ids: list[int]) -> None:
-    """The package files of these items are deleted: sent families are done, cancelled ones
-    forget their password too."""
+    """The package files of these items are deleted: sent families are done, cancelled and
+    bounced ones forget their password too."""
     with session_scope(engine) as session:
         for state, values in (
             (ItemState.PASSWORD_SENT, {"state": ItemState.DONE}),
             (ItemState.CANCELLED, {"sealed_password": None}),
+            (ItemState.BOUNCED, {"sealed_password": None}),
         ):
             session.execute(
                 update(DeliveryItem)
@@ -1033,6 +1050,7 @@ RESENDABLE = (
     ItemState.DONE,
     ItemState.FAILED,
     ItemState.UNCERTAIN,
+    ItemState.BOUNCED,
 )
 """States a family can be sent its reports again from: something went out, or gave up."""
 
@@ -1116,6 +1134,34 @@ def readdress(session: Session, guardian_id: int, address: str) -> list[int]:
     for item_id in ids:
         _set_state(session, item_id, waiting, address=address)  # type: ignore[arg-type]
     return ids  # type: ignore[return-value]
+
+
+def mark_bounced(session: Session, item_id: int, reason: str, detail: dict[str, Any]) -> bool:
+    """A hard bounce of one of the item's messages: the family did not get it. The password still
+    owed (if any) is not sent, and the sealed one is dropped. Runs in the caller's transaction
+    with the audit event; False when the item is not in a ``BOUNCEABLE`` state."""
+    item = session.get(DeliveryItem, item_id)
+    if item is None or not _set_state(
+        session,
+        item_id,
+        BOUNCEABLE,
+        state=ItemState.BOUNCED,
+        sealed_password=None,
+        uncertain_step=None,
+        error=f"bounced: {reason}"[:500],
+    ):
+        return False
+    batch = _batch(session, item.batch_id)
+    audit.record(
+        session,
+        SYSTEM_ACTOR,
+        "delivery.bounced",
+        _item_target(item_id),
+        {"batch": item.batch_id, **detail},
+        lea_id=batch.lea_id,
+    )
+    _finish_batches(session)
+    return True
 
 
 def uncertain_items(engine: Engine, batch_id: int, limit: int = 200) -> list[DeliveryItem]:

@@ -140,7 +140,9 @@ class SmtpConnection:
         self._client = client
         return client
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage, return_path: str = "") -> SendResult:
+        """Hand ``message`` to the relay; ``return_path`` is the envelope sender bounces go to
+        (``services.delivery.return_path``), the From address when empty."""
         try:
             client = await self._connected()
         except aiosmtplib.SMTPResponseException as error:
@@ -149,10 +151,10 @@ class SmtpConnection:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
             await self.close()
             return SendResult(Outcome.RETRY, f"relay unreachable: {error}", True)
-        sender = str(message["From"])
+        sender = return_path or _address(str(message["From"]))
         recipient = str(message["To"])
         try:
-            await client.mail(_address(sender))
+            await client.mail(sender)
             await client.rcpt(_address(recipient))
         except aiosmtplib.SMTPResponseException as error:
             await self._reset(error)

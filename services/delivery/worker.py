@@ -19,7 +19,7 @@ import shutil
 import signal
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +55,7 @@ from services.delivery.mailer import (
     prune_quota,
     relay_backoff,
 )
+from services.delivery.return_path import ReturnPath
 from services.delivery.sms_gateway import SmsConfig, SmsGateway
 from services.intake.report_store import ReportStore
 from services.roster.tables import Guardian
@@ -132,6 +133,9 @@ class Worker:
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
+    # Tasks that run beside the senders until the worker stops (the bounce mailbox reader,
+    # ``services.bounces.mailbox``); each is given the stop event and must not raise.
+    companions: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = ()
 
     def __post_init__(self) -> None:
         self.mail = self.mail or MailConfig.from_settings(self.settings)
@@ -140,6 +144,7 @@ class Worker:
         self._sms = SmsGateway(sms) if sms else None
         self.vault = password_vault.load(self.settings)
         self.quota = Quota(self.mail.per_minute, self.mail.per_day)
+        self.return_path = ReturnPath.from_settings(self.settings)
         self.outbox = self.settings.data_dir / "outbox"
         self.store = ReportStore(self.settings.report_store)
         self.tally = Tally()
@@ -172,6 +177,7 @@ class Worker:
         connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
         tasks = [asyncio.create_task(self._packager(pool)), asyncio.create_task(self._printer())]
         tasks += [asyncio.create_task(self._sender(c)) for c in connections]
+        tasks += [asyncio.create_task(companion(self._stop)) for companion in self.companions]  # type: ignore[arg-type]
         beat = self.clock()
         try:
             while not self._stop.is_set():
@@ -461,7 +467,8 @@ class Worker:
                     message_id=claim.message_id,
                     language=notice.content_language,
                     direction=messages.direction(notice.language),
-                )
+                ),
+                self._return_path(claim),
             )
         # The document goes out only if its password can follow and opens it: both are checked
         # first, on the very bytes handed to the relay.
@@ -484,7 +491,7 @@ class Worker:
                 self.tally.failed += 1
             return None
         if claim.step is Step.DOCUMENT:
-            return await connection.send(message)
+            return await connection.send(message, self._return_path(claim))
         if info.channel == "sms":
             if self._sms is None:
                 return SendResult(
@@ -514,7 +521,12 @@ class Worker:
             language=text.content_language,
             direction=messages.direction(text.language),
         )
-        return await connection.send(message)
+        return await connection.send(message, self._return_path(claim))
+
+    def _return_path(self, claim: Claim) -> str:
+        """The envelope sender of the claim's message: its own VERP address when configured."""
+        assert self.mail is not None
+        return self.return_path.for_message(claim.item_id, claim.message_id, self.mail.from_address)
 
     def _guardian_name(self, guardian_id: int) -> str:
         with Session(self.engine) as session:
@@ -618,14 +630,15 @@ class Worker:
             ledger.relay_state(self.engine, self.worker_id, None)
 
     def _finish_sent(self) -> None:
-        """Delete the packages of families whose password went out (and of cancelled items)."""
+        """Delete the packages of families whose password went out (and of cancelled and
+        bounced items)."""
         with Session(self.engine) as session:
             rows = session.exec(
                 select(DeliveryItem.id, DeliveryItem.state, DeliveryItem.package_dir)
                 .where(
                     or_(
                         col(DeliveryItem.state) == ItemState.PASSWORD_SENT,
-                        (col(DeliveryItem.state) == ItemState.CANCELLED)
+                        col(DeliveryItem.state).in_([ItemState.CANCELLED, ItemState.BOUNCED])
                         & col(DeliveryItem.package_dir).is_not(None),
                     )
                 )
@@ -688,11 +701,17 @@ def next_due(engine: Engine) -> datetime | None:
     return min(times) if times else None
 
 
-def run(engine: Engine, settings: Settings, *, once: bool = False) -> Tally:
+def run(
+    engine: Engine,
+    settings: Settings,
+    *,
+    once: bool = False,
+    companions: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+) -> Tally:
     """Run a worker until SIGTERM or SIGINT (or, with ``once``, until nothing is due)."""
 
     async def main() -> Tally:
-        worker = Worker(engine, settings)
+        worker = Worker(engine, settings, companions=companions)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)

@@ -5,7 +5,7 @@ channel holds them and has not given up on them:
 
 - B (secure email, ``services.delivery.ledger``): an item that carries the student
   (``services.delivery.delivered.secure_item_carries``: one of the student's guardians, a plan batch only
-  the family's) and has not failed;
+  the family's) and has not failed or bounced;
 - A, C, D (``services.channels.batches``): an item for the student that is pending or done (a
   print run's family without a usable address is listed, not covered).
 
@@ -39,7 +39,7 @@ from services.core.errors import InvalidInput
 from services.core.paging import Page, prefix
 from services.core.scope import report_filters
 from services.delivery.delivered import owed_corrections, secure_item_carries
-from services.delivery.ledger import DeliveryBatch, DeliveryItem, ItemState
+from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.plan import family_channel
@@ -85,7 +85,7 @@ def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any
         return exists().where(
             *secure_item_carries(sid, school_id, grade),
             col(DeliveryBatch.lea_id) == lea_id,
-            col(DeliveryItem.state) != ItemState.FAILED,
+            col(DeliveryItem.state).not_in(GAVE_UP),
         )
     return exists().where(
         col(ChannelItem.student_id) == sid,
