@@ -4,6 +4,8 @@ Type an SSID, a name ("last first"), an email or a phone number and press enter;
 with the arrows and enter to open the family. On the family screen: f resends the document, k
 the password (both under a new password), e corrects the email address, m moves the family to
 another channel; each asks for a reason, and the service writes the audit event with the change.
+A help desk operator's email correction is a request: A (on the help desk screen) opens the
+approvals list where a coordinator approves (y) or rejects (n) it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from services.core.channels import Option
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.delivery.ledger import Step
+from services.helpdesk import email_changes
 from services.helpdesk import families as helpdesk
+from services.helpdesk.email_changes import PendingChange
 from services.helpdesk.families import Family, Hit
 from widgets.form_dialog import FormDialog, FormField
 from widgets.plain import PlainInput, PlainTable, plain
@@ -29,7 +33,10 @@ WIDTHS = {"SSID": 10, "Student": 20, "Gr": 2, "Guardian": 18, "Email or phone": 
 
 class HelpDeskScreen(ConsoleScreen):
     TITLE = "Help desk"
-    BINDINGS = [Binding("slash", "focus_search", "Search")]
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search"),
+        Binding("A", "approvals", "Approvals"),
+    ]
     CSS_PATH = "helpdesk.tcss"
 
     def __init__(self, ctx: ConsoleContext) -> None:
@@ -46,9 +53,33 @@ class HelpDeskScreen(ConsoleScreen):
         for column in helpdesk.search_columns():
             table.add_column(column, width=WIDTHS.get(column))
         self.query_one("#search", Input).focus()
+        if email_changes.may_approve(self.ctx.operator):
+            self._count_approvals()
+
+    @work(thread=True, exclusive=True, group="helpdesk-approvals")
+    def _count_approvals(self) -> None:
+        try:
+            waiting = len(email_changes.pending(self.ctx.engine, self.ctx.operator))
+        except ConsoleError:
+            return  # the count is a hint; the approvals screen says what went wrong
+        if waiting:
+            self.app.call_from_thread(
+                self._status,
+                f"{waiting} email change(s) wait for your approval: tab, then A · "
+                "or type what the caller gives you and press enter",
+            )
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
+
+    def action_approvals(self) -> None:
+        if not email_changes.may_approve(self.ctx.operator):
+            self.notify(
+                "Only a coordinator approves a change of a family's email address",
+                severity="error",
+            )
+            return
+        self.app.push_screen(EmailApprovalsScreen(self.ctx))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -140,6 +171,8 @@ class FamilyScreen(ConsoleScreen):
             role = "primary" if c.primary else c.relationship
             reach = " · ".join(x for x in (c.email or "no email", c.phone) if x)
             lines.append(f"{c.name} ({role}, {c.language}): {reach}")
+        if family.waiting_change:
+            lines.append(family.waiting_change)
         lines.append(f"Channel: {family.channel}")
         if family.deliveries:
             d = family.deliveries[-1]
@@ -196,22 +229,34 @@ class FamilyScreen(ConsoleScreen):
         ctx = self.ctx
 
         def submit(values: dict[str, str]) -> None:
-            helpdesk.correct_email(
+            email_changes.correct_email(
                 ctx.engine, ctx.operator, guardian, values["email"], values["reason"]
             )
 
+        if email_changes.may_approve(ctx.operator):
+            effect = (
+                "Deliveries not yet sent go to the new address; to send again what already "
+                "went out, resend afterwards."
+            )
+            done = "Email address corrected"
+        else:
+            effect = (
+                "A coordinator approves the change before anything goes there; until then the "
+                "address on file stays and resends are held."
+            )
+            done = "Change asked: it takes effect when a coordinator approves it"
         self._ask(
             FormDialog(
                 "Correct the email address",
-                f"For {self.family.contacts[0].name}. Deliveries not yet sent go to the new "
-                "address; to send again what already went out, resend afterwards.",
+                f"For {self.family.contacts[0].name}. {effect}",
                 [
                     FormField("email", "New email address", value=self.family.contacts[0].email),
                     FormField("reason", "Reason (required)", "e.g. typo on the enrolment form"),
                 ],
                 submit,
+                threaded=True,
             ),
-            "Email address corrected",
+            done,
         )
 
     def action_move_channel(self) -> None:
@@ -240,4 +285,129 @@ class FamilyScreen(ConsoleScreen):
                 submit,
             ),
             "Family moved",
+        )
+
+
+class EmailApprovalsScreen(ConsoleScreen):
+    """Email changes the help desk asked for, waiting for a coordinator: approve or reject each."""
+
+    TITLE = "Email changes to approve"
+    BINDINGS = [
+        Binding("y", "approve", "Approve"),
+        Binding("n", "reject", "Reject"),
+    ]
+    CSS_PATH = "helpdesk.tcss"
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.changes: list[PendingChange] = []
+
+    def compose_body(self) -> ComposeResult:
+        yield PlainTable(id="changes", cursor_type="row", zebra_stripes=True)
+        yield Static("Loading…", id="status")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#changes", DataTable)
+        for column, width in (("SSID", 10), ("Family", 16), ("Now", 16), ("Asked", 16)):
+            table.add_column(column, width=width)
+        table.add_column("By", width=9)
+        self.reload()
+
+    def reload(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="email-approvals")
+    def _load(self) -> None:
+        try:
+            changes = email_changes.pending(self.ctx.engine, self.ctx.operator)
+        except ConsoleError as error:
+            self.app.call_from_thread(self._status, str(error))
+            return
+        self.app.call_from_thread(self._show, changes)
+
+    def _status(self, text: str) -> None:
+        if self.is_attached:
+            self.query_one("#status", Static).update(plain(text))
+
+    def _show(self, changes: list[PendingChange]) -> None:
+        if not self.is_attached:  # the screen was closed while the worker ran
+            return
+        self.changes = changes
+        table = self.query_one("#changes", DataTable)
+        table.clear()
+        table.add_rows(
+            [(c.ssid, c.guardian, c.old_email, c.new_email, c.requested_by) for c in changes]
+        )
+        if changes:
+            chosen = changes[0]
+            self._status(
+                f"{len(changes)} waiting · y approve · n reject · first: “{chosen.reason}”"
+            )
+            table.focus()
+        else:
+            self._status("No email change waits for a decision.")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.changes):
+            chosen = self.changes[event.cursor_row]
+            self._status(
+                f"Asked by {chosen.requested_by} on {chosen.requested_at:%Y-%m-%d %H:%M}: "
+                f"“{chosen.reason}” · y approve · n reject"
+            )
+
+    def _chosen(self) -> PendingChange | None:
+        row = self.query_one("#changes", DataTable).cursor_row
+        if 0 <= row < len(self.changes):
+            return self.changes[row]
+        self.notify("No request chosen", severity="error")
+        return None
+
+    def _decide(self, dialog: FormDialog, done: str) -> None:
+        def closed(submitted: bool | None) -> None:
+            if submitted:
+                self.notify(done, title="Email changes")
+                self.reload()
+
+        self.app.push_screen(dialog, closed)
+
+    def action_approve(self) -> None:
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        ctx = self.ctx
+
+        def submit(_: dict[str, str]) -> None:
+            email_changes.approve(ctx.engine, ctx.operator, chosen.change_id)
+
+        self._decide(
+            FormDialog(
+                "Approve the new email address",
+                f"{chosen.guardian} (SSID {chosen.ssid}): {chosen.old_email or 'no email'} → "
+                f"{chosen.new_email}, asked by {chosen.requested_by}. Deliveries not yet sent "
+                "go to the new address from now on.",
+                [],
+                submit,
+                threaded=True,
+            ),
+            "Approved: the new address is on file",
+        )
+
+    def action_reject(self) -> None:
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        ctx = self.ctx
+
+        def submit(values: dict[str, str]) -> None:
+            email_changes.reject(ctx.engine, ctx.operator, chosen.change_id, values["reason"])
+
+        self._decide(
+            FormDialog(
+                "Reject the new email address",
+                f"{chosen.guardian} (SSID {chosen.ssid}) keeps {chosen.old_email or 'no email'}.",
+                [FormField("reason", "Reason (required)", "e.g. the family did not ask for it")],
+                submit,
+                threaded=True,
+            ),
+            "Rejected: the address on file stays",
         )

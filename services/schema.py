@@ -12,6 +12,7 @@ import services.core.columns  # noqa: F401
 import services.core.programs  # noqa: F401
 import services.credential.tables  # noqa: F401
 import services.delivery.ledger  # noqa: F401
+import services.helpdesk.email_changes  # noqa: F401
 import services.intake.records  # noqa: F401
 import services.intake.score_reports  # noqa: F401
 import services.plan.family_channel  # noqa: F401

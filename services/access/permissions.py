@@ -20,6 +20,7 @@ class Permission(enum.StrEnum):
     IMPORT_ROSTER = "import the roster from the SIS"
     RUN_BATCHES = "run delivery batches"
     RESEND = "resend a document or password"
+    APPROVE_CONTACT_CHANGE = "approve a change of a family's email address"
     VIEW_REPORTS = "view aggregate reports"
     VIEW_AUDIT = "view the audit log"
     CONFIGURE = "change the configuration"
@@ -40,6 +41,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.IMPORT_REPORTS,
             Permission.RUN_BATCHES,
             Permission.RESEND,
+            Permission.APPROVE_CONTACT_CHANGE,
             Permission.VIEW_REPORTS,
         }
     ),

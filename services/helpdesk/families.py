@@ -7,8 +7,8 @@ tables: SSRs received, the channel (plan or a person's choice), delivery batches
 the mail server accepted or refused, resends, print batch with file and pages, paper order, portal.
 It shows contact details but never a score or a password.
 
-The actions (resend the document or the password, correct an email address, move the family to
-another channel) each need a reason and write their audit event in the same transaction as the
+The actions (resend the document or the password, move the family to another channel; correcting
+an email address is ``services.helpdesk.email_changes``) each need a reason and write their audit event in the same transaction as the
 change. A site coordinator reaches only families with a child at their school.
 """
 
@@ -35,20 +35,19 @@ from services.audit.tables import AuditEvent
 from services.channels.batches import ChannelBatch, ChannelItem, details
 from services.core.channels import Option
 from services.core.db import session_scope
-from services.core.display import masked
-from services.core.errors import InvalidInput, NotFound, PermissionDenied
+from services.core.errors import InvalidInput, NotFound
 from services.core.paging import prefix
 from services.core.scope import latest_report
-from services.core.validation import plain_text
 from services.delivery import ledger
 from services.delivery.delivered import correction_owed
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, Step
+from services.helpdesk import email_changes
+from services.helpdesk.guards import guardian_in_scope, reason_text
 from services.intake.records import ReportReceipt
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.plan.family_channel import FamilyChannel
 from services.roster.browse import name_key
-from services.roster.records import EMAIL_SHAPE
 from services.roster.tables import Guardian, School, Student, StudentGuardian
 
 SEARCH_LIMIT = 50
@@ -56,7 +55,6 @@ _KIND_WORDS = {
     BatchKind.DELIVERY: "Secure email batch",
     BatchKind.NOTICE: "Notice batch (how the SSRs will come)",
 }
-MAX_REASON = 300
 _DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"[\d\s().+-]+")
 _BOUNCE = re.compile(r"^(document|password): 5\d\d\b")  # a 5xx refusal (services.delivery.mailer)
@@ -256,6 +254,7 @@ class Family:
     channel: str
     deliveries: tuple[Delivery, ...]
     events: tuple[Event, ...]
+    waiting_change: str = ""  # a help desk email change waiting for a coordinator, in words
 
 
 def _student(session: Session, operator: Operator, student_id: int) -> Student:
@@ -295,6 +294,7 @@ def family(engine: Engine, operator: Operator, student_id: int) -> Family:
             for g, relationship, primary in links
         )
         guardian_ids = [c.guardian_id for c in contacts]
+        waiting = email_changes.waiting_for(session, guardian_ids[0]) if guardian_ids else None
         events = _report_events(session, student_id) + _corrections(session, student)
         channel, channel_events = _channel(session, links[0][0] if links else None, student)
         events += channel_events
@@ -314,6 +314,12 @@ def family(engine: Engine, operator: Operator, student_id: int) -> Family:
         channel,
         tuple(deliveries),
         tuple(sorted(events, key=_order)),
+        (
+            f"New email {waiting.new_email} asked by {waiting.requested_by} on "
+            f"{waiting.requested_at:%Y-%m-%d}: waits for a coordinator (resends held)"
+            if waiting
+            else ""
+        ),
     )
 
 
@@ -422,6 +428,9 @@ _ACTION_TEXT = {
     "delivery.resolved": "Uncertain delivery decided",
     "delivery.resend_document": "Resend of the document requested (new password)",
     "delivery.resend_password": "Resend of the password requested (new package, new password)",
+    "guardian.email_change_requested": "Email address change asked (waits for a coordinator)",
+    "guardian.email_change_approved": "Email address change approved",
+    "guardian.email_change_rejected": "Email address change rejected",
 }
 
 
@@ -479,7 +488,7 @@ def _audit(
             text = "Bounced: the mail server refused the message"
         extra = [
             str(detail[k])
-            for k in ("message_id", "reason", "step", "resolution", "was", "now")
+            for k in ("message_id", "reason", "step", "resolution", "was", "now", "asked_by")
             if detail.get(k)
         ]
         who = "" if row.operator == audit.SYSTEM else f" by {row.operator}"
@@ -531,45 +540,20 @@ def _print_place(batch: ChannelBatch, guardian_id: int | None) -> str:
 # --- actions ------------------------------------------------------------------------------------
 
 
-def _reason(reason: str) -> str:
-    text = plain_text(reason, "the reason")
-    if len(text) < 3:
-        raise InvalidInput("Give a reason (a few words), so the next person knows why")
-    if len(text) > MAX_REASON:
-        raise InvalidInput(f"Keep the reason under {MAX_REASON} characters")
-    return text
-
-
-def _guardian(session: Session, operator: Operator, guardian_id: int) -> Guardian:
-    """A guardian the operator may act for; a site coordinator: one with a child at their school."""
-    guardian = session.get(Guardian, guardian_id)
-    if guardian is None or guardian.lea_id != operator.lea_id:
-        raise NotFound("That family is not in your scope")
-    own = school_scope(operator)
-    if own is not None:
-        child = session.exec(
-            select(Student.id)
-            .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
-            .where(col(StudentGuardian.guardian_id) == guardian_id, col(Student.school_id) == own)
-            .limit(1)
-        ).first()
-        if child is None:
-            raise PermissionDenied("This family has no child at your school")
-    return guardian
-
-
 def resend(engine: Engine, operator: Operator, item_id: int, step: Step, reason: str) -> None:
     """Send a family its SSRs again under a new password, because the ``step`` message was lost.
 
     Goes to the family's current email address (so correct it first if it was wrong).
     """
     require(operator, Permission.RESEND)
-    why = _reason(reason)
+    why = reason_text(reason)
     with session_scope(engine) as session:
         item = session.get(DeliveryItem, item_id)
         if item is None:
             raise NotFound(f"There is no delivery {item_id}")
-        guardian = _guardian(session, operator, item.guardian_id)
+        guardian = guardian_in_scope(session, operator, item.guardian_id)
+        if held := email_changes.held_reason(session, item.guardian_id):
+            raise InvalidInput(held)
         if guardian.do_not_contact:
             raise InvalidInput(
                 'The SIS marks this guardian "do not contact": nothing is sent to them'
@@ -579,49 +563,14 @@ def resend(engine: Engine, operator: Operator, item_id: int, step: Step, reason:
         ledger.request_resend(session, Actor.of(operator), item_id, step, why, guardian.email)
 
 
-def correct_email(
-    engine: Engine, operator: Operator, guardian_id: int, email: str, reason: str
-) -> int:
-    """Put right a family's email address; deliveries not yet sent go to the new one.
-
-    Returns how many waiting deliveries were readdressed.
-    """
-    require(operator, Permission.RESEND)
-    why = _reason(reason)
-    address = plain_text(email, "the email address").lower()
-    if not EMAIL_SHAPE.fullmatch(address) or len(address) > 254:
-        raise InvalidInput(f"{address!r} is not an email address")
-    with session_scope(engine) as session:
-        guardian = _guardian(session, operator, guardian_id)
-        if guardian.email == address:
-            raise InvalidInput("That is already the family's email address")
-        before = guardian.email
-        guardian.email = address
-        session.add(guardian)
-        readdressed = ledger.readdress(session, guardian_id, address)
-        audit.record(
-            session,
-            Actor.of(operator),
-            "guardian.email_corrected",
-            f"guardian:{guardian_id}",
-            {
-                "was": masked(before),
-                "now": masked(address),
-                "reason": why,
-                "deliveries": readdressed,
-            },
-        )
-    return len(readdressed)
-
-
 def move_channel(
     engine: Engine, operator: Operator, guardian_id: int, channel: Option, reason: str
 ) -> None:
     """Put a family on another channel than the plan gives it (the newest choice is in force)."""
     require(operator, Permission.RESEND)
-    why = _reason(reason)
+    why = reason_text(reason)
     with session_scope(engine) as session:
-        guardian = _guardian(session, operator, guardian_id)
+        guardian = guardian_in_scope(session, operator, guardian_id)
         current = plan.channel_of(session, guardian, _first_school(session, guardian_id))
         if current is channel:
             raise InvalidInput(f"The family is already on {channel.value} {channel.caption}")

@@ -41,7 +41,7 @@ from services.core.display import safe_text
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
 from services.core.validation import plain_text
-from services.helpdesk import families as helpdesk
+from services.helpdesk import email_changes
 from services.roster.tables import Guardian, Student
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
@@ -229,9 +229,9 @@ async def test_correct_email_refuses_a_control_character_with_a_sentence(
         guardian_id = session.exec(select(Guardian.id).order_by(col(Guardian.id))).first()
     assert guardian_id is not None
     with pytest.raises(InvalidInput, match="control character"):  # the service refuses too
-        helpdesk.correct_email(world, operator, guardian_id, "a\x1b[2J@example.org", "typo")
+        email_changes.correct_email(world, operator, guardian_id, "a\x1b[2J@example.org", "typo")
     with pytest.raises(InvalidInput, match="control character"):
-        helpdesk.correct_email(world, operator, guardian_id, "a@example.org", f"typo{TITLE}")
+        email_changes.correct_email(world, operator, guardian_id, "a@example.org", f"typo{TITLE}")
 
 
 def test_import_command_prints_hostile_names_escaped(engine: Engine, settings: Settings) -> None:

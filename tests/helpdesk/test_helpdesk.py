@@ -22,6 +22,7 @@ from services.core.errors import InvalidInput, NotFound, PermissionDenied
 from services.core.settings import Settings
 from services.delivery.ledger import DeliveryItem, ItemState, Step
 from services.delivery.worker import Worker, WorkerConfig
+from services.helpdesk import email_changes
 from services.helpdesk import families as helpdesk
 from services.intake.report_store import ReportStore
 from services.plan import coverage
@@ -201,11 +202,14 @@ async def test_correct_email_readdresses_and_move_channel(
     batch_id = await deliver_first_school(world, tmp_path, sink)
     item, guardian, student = a_delivered_family(world, batch_id)
     helper = operators.resolve(world, "helpdesk")
+    caaspp = operators.resolve(world, "caaspp")
     with pytest.raises(InvalidInput, match="not an email address"):
-        helpdesk.correct_email(world, helper, guardian.id, "no-at-sign", "typo on the form")  # type: ignore[arg-type]
-    helpdesk.correct_email(
+        email_changes.correct_email(world, helper, guardian.id, "no-at-sign", "typo on the form")  # type: ignore[arg-type]
+    asked = email_changes.correct_email(
         world, helper, guardian.id, "New.Address@Example.org", "typo on the form"
     )  # type: ignore[arg-type]
+    assert not asked.applied and asked.change_id is not None
+    email_changes.approve(world, caaspp, asked.change_id)
     helpdesk.resend(world, helper, item.id, Step.DOCUMENT, "sent to the wrong address")  # type: ignore[arg-type]
     await Worker(world, settings_for(tmp_path, sink), config=FAST).run(once=True)
     resent = [r for r in sink.received if r.item_id == item.id][2:]
@@ -217,9 +221,9 @@ async def test_correct_email_readdresses_and_move_channel(
     seen = helpdesk.family(world, helper, student.id)  # type: ignore[arg-type]
     assert seen.channel.startswith("C Print locally")
     texts = [e.text for e in seen.events]
-    assert any(
-        "guardian.email corrected by helpdesk" in t and "typo on the form" in t for t in texts
-    )
+    assert any(t.startswith("Email address change asked") and "helpdesk" in t for t in texts)
+    assert any(t.startswith("Email address change approved by caaspp") for t in texts)
+    assert any("guardian.email corrected by caaspp" in t and "typo on the form" in t for t in texts)
     assert any(t.startswith("Moved to C Print locally by helpdesk") for t in texts)
     with Session(world) as session:
         actions = session.exec(
@@ -227,8 +231,13 @@ async def test_correct_email_readdresses_and_move_channel(
                 AuditEvent.target == f"guardian:{guardian.id}"
             )
         ).all()
-    assert [a for a, _ in actions] == ["guardian.email_corrected", "family.channel_moved"]
-    assert "new.address@example.org" not in actions[0][1]  # the log keeps a masked address
+    assert [a for a, _ in actions] == [
+        "guardian.email_change_requested",
+        "guardian.email_change_approved",
+        "guardian.email_corrected",
+        "family.channel_moved",
+    ]
+    assert not any("new.address@example.org" in d for _, d in actions)  # masked in the log
     assert audit.verify(world).ok
 
 
@@ -303,7 +312,7 @@ def test_lookup_and_actions_on_both_databases(
         ).first()  # type: ignore[misc]  # the family's guardian, whose channel is the student's
     assert student.ssid in {h.ssid for h in helpdesk.search(engine, helper, guardian.phone[:9])}
     assert student.ssid in {h.ssid for h in helpdesk.search(engine, helper, student.last_name)}
-    helpdesk.correct_email(engine, helper, guardian.id, "moved@example.org", "new address")
+    email_changes.correct_email(engine, helper, guardian.id, "moved@example.org", "new address")
     helpdesk.move_channel(engine, helper, guardian.id, Option.PAPER, "no internet at home")
     seen = helpdesk.family(engine, helper, student.id)  # type: ignore[arg-type]
     assert seen.channel.startswith("D Paper from ETS")
@@ -331,3 +340,65 @@ async def test_a_refused_address_shows_as_bounced(
         t.startswith("Bounced: the mail server refused the message") and "550" in t for t in texts
     ), texts
     assert any(t.startswith("Now: failed") for t in texts)
+
+
+def test_help_desk_cannot_redirect_a_familys_reports(
+    any_url: str, tmp_path: Path, seed_demo: SeedDemo
+) -> None:
+    """A help desk correction changes nothing for sending until a coordinator decides: the
+    address on file and the waiting deliveries stay, resends are held, the help desk cannot
+    approve its own request; a rejection keeps the old address and frees resends again."""
+    engine = db.make_engine(any_url)
+    seed_demo(engine, Settings(any_url, tmp_path), students=30, seed=4, pdfs=True)
+    helper = operators.resolve(engine, "helpdesk")
+    caaspp = operators.resolve(engine, "caaspp")
+    batch_id, waiting_item = first_school_batch(engine)
+    with Session(engine) as session:
+        guardian = session.get(Guardian, waiting_item.guardian_id)
+        assert guardian is not None and guardian.email
+        before = guardian.email
+        student_id = session.exec(
+            select(StudentGuardian.student_id).where(
+                StudentGuardian.guardian_id == guardian.id, StudentGuardian.is_primary
+            )
+        ).first()
+
+    asked = email_changes.correct_email(
+        engine, helper, guardian.id, "attacker@evil.example", "parent called, new address"
+    )  # type: ignore[arg-type]
+    assert not asked.applied and asked.change_id is not None
+    with Session(engine) as session:
+        assert session.get(Guardian, guardian.id).email == before  # type: ignore[union-attr]
+        assert session.get(DeliveryItem, waiting_item.id).address == before  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput, match="resends are held"):
+        helpdesk.resend(engine, helper, waiting_item.id, Step.DOCUMENT, "lost the email")  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied, match="may not approve a change"):
+        email_changes.approve(engine, helper, asked.change_id)
+    with pytest.raises(InvalidInput, match="already waits for a coordinator"):
+        email_changes.correct_email(engine, helper, guardian.id, "other@evil.example", "again")  # type: ignore[arg-type]
+    waiting = email_changes.pending(engine, caaspp)
+    assert [(c.change_id, c.new_email, c.requested_by) for c in waiting] == [
+        (asked.change_id, "attacker@evil.example", "helpdesk")
+    ]
+    card = helpdesk.family(engine, helper, student_id)  # type: ignore[arg-type]
+    assert "waits for a coordinator" in card.waiting_change
+
+    email_changes.reject(engine, caaspp, asked.change_id, "the family did not ask for this")
+    with pytest.raises(InvalidInput, match="already rejected by caaspp"):
+        email_changes.approve(engine, caaspp, asked.change_id)
+    with Session(engine) as session:
+        assert session.get(Guardian, guardian.id).email == before  # type: ignore[union-attr]
+    assert email_changes.pending(engine, caaspp) == []
+    texts = [e.text for e in helpdesk.family(engine, helper, student_id).events]  # type: ignore[arg-type]
+    assert any(
+        t.startswith("Email address change asked (waits for a coordinator) by helpdesk")
+        for t in texts
+    ), texts
+    assert any(
+        t.startswith("Email address change rejected by caaspp")
+        and "the family did not ask for this" in t
+        and "helpdesk" in t
+        for t in texts
+    ), texts
+    assert audit.verify(engine).ok
+    engine.dispose()

@@ -13,16 +13,18 @@ from textual.app import App
 from textual.widgets import DataTable, Input
 
 from console.app import SSRConsoleApp
-from screens.helpdesk import FamilyScreen, HelpDeskScreen
+from screens.helpdesk import EmailApprovalsScreen, FamilyScreen, HelpDeskScreen
+from services.access import operators
 from services.audit import log as audit
 from services.audit.tables import AuditEvent
 from services.core import db
 from services.core.settings import Settings
 from services.delivery.ledger import DeliveryItem, ItemState
+from services.helpdesk import email_changes
 from services.plan.family_channel import FamilyChannel
 from services.roster.tables import Guardian, Student, StudentGuardian
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
-from tests.pilot import app_for, settle
+from tests.pilot import app_for, notices, settle
 from widgets.form_dialog import FormDialog
 from widgets.timeline import Timeline
 
@@ -165,7 +167,9 @@ async def test_correct_email_and_move_channel_by_keys(world: Engine, settings: S
             app, pilot, "fixed.address@example.org", "typo on the enrolment form"
         )
         assert app.screen is family
-        assert "fixed.address@example.org" in str(family.query_one("#card").render())
+        card = str(family.query_one("#card").render())
+        assert "New email fixed.address@example.org asked by helpdesk" in card
+        assert "waits for a coordinator" in card
 
         await pilot.press("m")
         await pilot.pause()
@@ -187,13 +191,13 @@ async def test_correct_email_and_move_channel_by_keys(world: Engine, settings: S
         ).all()
         moved = session.exec(select(FamilyChannel)).one()
         stored = session.get(Guardian, guardian.id)
-    assert guardian_rows == ["guardian.email_corrected", "family.channel_moved"]
+    assert guardian_rows == ["guardian.email_change_requested", "family.channel_moved"]
     assert (moved.channel, moved.set_by, moved.reason) == (
         "C",
         "helpdesk",
         "asked for paper at home",
     )
-    assert stored is not None and stored.email == "fixed.address@example.org"
+    assert stored is not None and stored.email == guardian.email  # until a coordinator approves
     assert audit.verify(world).ok
 
 
@@ -205,3 +209,70 @@ async def test_tech_coordinator_cannot_open_the_help_desk(
         await pilot.press("h")
         await settle(pilot)
         assert not isinstance(app.screen, HelpDeskScreen)
+
+
+async def test_a_coordinator_approves_a_help_desk_email_change_by_keys(
+    world: Engine, settings: Settings
+) -> None:
+    """The help desk asks (e on the family), may not open the approvals (A); the coordinator
+    opens them from the help desk (A), approves (y, enter), and the new address is on file, the
+    family's timeline naming who asked and who approved."""
+    _, student, guardian = sent_family(world)
+    helper_app = app_for(world, settings, "helpdesk")
+    async with helper_app.run_test(size=SIZE) as pilot:
+        family = await open_family(helper_app, pilot, student.ssid)
+        await pilot.press("e")
+        await pilot.pause()
+        await type_into_dialog(helper_app, pilot, "right.address@example.org", "typo on the form")
+        assert helper_app.screen is family
+        assert any("a coordinator approves it" in n for n in notices(helper_app))
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("A")
+        await settle(pilot)
+        assert isinstance(helper_app.screen, HelpDeskScreen)  # not for the help desk
+        assert any("Only a coordinator approves" in n for n in notices(helper_app))
+
+    app = app_for(world, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h")
+        await settle(pilot)
+        assert "1 email change(s) wait for your approval: tab, then A" in str(
+            app.screen.query_one("#status").render()
+        )
+        await pilot.press("tab", "A")  # out of the search field, then the approvals
+        await settle(pilot)
+        approvals = app.screen
+        assert isinstance(approvals, EmailApprovalsScreen)
+        table = approvals.query_one("#changes", DataTable)
+        assert table.row_count == 1
+        assert "right.address@example.org" in str(table.get_row_at(0))
+        assert "typo on the form" in str(approvals.query_one("#status").render())
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is approvals
+        assert any("Approved: the new address is on file" in n for n in notices(app))
+        assert table.row_count == 0
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpDeskScreen)
+        await pilot.press("slash")
+        app.screen.query_one("#search", Input).insert_text_at_cursor(student.ssid)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        family = app.screen
+        assert isinstance(family, FamilyScreen)
+        assert "right.address@example.org" in str(family.query_one("#card").render())
+        timeline = timeline_text(family)
+        assert "Email address change asked (waits for a coordinator) by helpdesk" in timeline
+        assert "Email address change approved by caaspp" in timeline
+    with Session(world) as session:
+        stored = session.get(Guardian, guardian.id)
+    assert stored is not None and stored.email == "right.address@example.org"
+    assert email_changes.pending(world, operators.resolve(world, "caaspp")) == []
+    assert audit.verify(world).ok
