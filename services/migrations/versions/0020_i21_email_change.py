@@ -1,7 +1,7 @@
 """email changes the help desk asks for and a coordinator decides
 
 Revision ID: i21_email_change
-Revises: i21_audit_anchor
+Revises: i24_bounces
 Create Date: 2026-11-29 20:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = 'i21_email_change'
-down_revision: str | None = 'i21_audit_anchor'
+down_revision: str | None = 'i24_bounces'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
