@@ -25,6 +25,7 @@ from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.plan import decisions as plan
+from services.plan import school_year
 from services.plan.advisor import (
     Answers,
     Draft,
@@ -133,16 +134,18 @@ class AdvisorScreen(ConsoleScreen):
             facts = roster_facts.roster_facts(engine, operator.lea_id, school_id)
             saved = plan.current_for(engine, operator, school_id)
             history = plan.history(engine, operator, school_id, limit=5)
+            year = school_year.current(engine, operator)
         except ConsoleError as problem:
             self.app.call_from_thread(self.notify, str(problem), severity="error")
             return
-        self.app.call_from_thread(self._loaded, facts, saved, history, fill)
+        self.app.call_from_thread(self._loaded, facts, saved, history, year, fill)
 
     def _loaded(
         self,
         facts: RosterFacts,
         saved: plan.SavedPlan | None,
         history: list[plan.SavedPlan],
+        year: school_year.SchoolYear,
         fill: str,
     ) -> None:
         self.facts = facts
@@ -159,7 +162,7 @@ class AdvisorScreen(ConsoleScreen):
         if fill in ("all", "share") and draft.portal_share is not None:
             self.query_one("#share", Input).value = f"{round(draft.portal_share * 100, 1):g}"
         self._show_share_hint()
-        self._show_history(saved, history)
+        self._show_history(saved, history, year)
         self.refresh_recommendation()
 
     def _show_share_hint(self) -> None:
@@ -180,8 +183,19 @@ class AdvisorScreen(ConsoleScreen):
             )
         self.query_one("#share-hint", Static).update(plain(text))
 
-    def _show_history(self, saved: plan.SavedPlan | None, history: list[plan.SavedPlan]) -> None:
-        lines = ["Plan in force: " + plan.summary_text(saved, self.locale).replace("\n", "\n  ")]
+    def _show_history(
+        self,
+        saved: plan.SavedPlan | None,
+        history: list[plan.SavedPlan],
+        year: school_year.SchoolYear,
+    ) -> None:
+        """The plan of the current school year (a new year starts without one), and the last
+        decisions of any year."""
+        of_year = f" for {school_year.label(year.year)}" if year.year else ""
+        lines = [
+            f"Plan in force{of_year}: "
+            + plan.summary_text(saved, self.locale).replace("\n", "\n  ")
+        ]
         if history:
             lines.append("History (newest first):")
             lines += [

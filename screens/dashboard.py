@@ -106,9 +106,7 @@ class DashboardScreen(ConsoleScreen):
         self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, plain(text))
 
     def show_summary(self, summary: DashboardSummary) -> None:
-        self.query_one("#where", Static).update(
-            plain(f"{summary.lea_name} (CDS {summary.lea_cds}) · {summary.scope}")
-        )
+        self.query_one("#where", Static).update(plain(summary.where))
         reports = ", ".join(f"{p} {n:,}" for p, n in summary.reports_by_program.items())
         self.query_one("#roster", Static).update(
             plain(

@@ -48,7 +48,7 @@ from services.delivery.ledger import (
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.roster import groups as student_groups
-from services.roster.facts import HAS_EMAIL, family_guardian, latest_year, may_receive
+from services.roster.facts import HAS_EMAIL, current_year, family_guardian, may_receive
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -78,12 +78,12 @@ class Selection:
 def scoped(engine: Engine, operator: Operator, selection: Selection) -> Selection:
     """A group batch is held to the group's school (a group the operator may see); a site
     coordinator's batch to their school whatever they chose. A batch that names no year is for
-    the current administration (the latest imported): TOMS keeps three years of SSRs, and a
-    family asking again for this year's report must not be sent last year's too."""
+    the current administration (``services.roster.facts.current_year``): TOMS keeps three years
+    of SSRs, and a family asking again for this year's report must not be sent last year's too."""
     selection.check()
     if selection.admin_year is None:
         with Session(engine) as session:
-            selection = replace(selection, admin_year=latest_year(session, operator.lea_id))
+            selection = replace(selection, admin_year=current_year(session, operator.lea_id))
     if selection.source is Source.GROUP:
         assert selection.group_id is not None
         group = student_groups.get(engine, operator, selection.group_id)

@@ -42,8 +42,8 @@ from services.delivery.delivered import owed_corrections, secure_item_carries
 from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
-from services.plan import family_channel
-from services.roster.facts import delivery_guardians, latest_year
+from services.plan import family_channel, school_year
+from services.roster.facts import current_year, delivery_guardians
 from services.roster.tables import Guardian, School, Student
 
 
@@ -128,17 +128,20 @@ class CoverageSummary:
     uncovered: int
     by_channel: dict[Option, int]
     corrected: int = 0  # students whose family is owed a corrected SSR (ETS re-issued it)
+    year: int | None = None  # the administration counted (``in_force``); None: none imported
 
     @property
     def complete(self) -> bool:
         return self.students > 0 and self.once == self.students
 
     def text(self) -> str:
-        """The dashboard's coverage panel."""
+        """The dashboard's coverage panel, headed by the school year it counts."""
+        heading = [f"School year {school_year.label(self.year)}"] if self.year is not None else []
         if not self.students:
-            return "No SSRs received yet."
+            return "\n".join([*heading, "No SSRs received yet."])
         share = self.once / self.students
         lines = [
+            *heading,
             f"On one channel {self.once:,} of {self.students:,} ({share:.0%})",
             " · ".join(f"{o.value} {n:,}" for o, n in self.by_channel.items()),
             f"Uncovered      {self.uncovered:,}",
@@ -151,13 +154,13 @@ class CoverageSummary:
 
 
 def in_force(engine: Engine, operator: Operator, scope: Scope | None = None) -> Scope:
-    """The scope as the operator may see it (a site coordinator: their school), for the latest
-    administration imported unless it names a year: TOMS keeps three years of SSRs, and last
+    """The scope as the operator may see it (a site coordinator: their school), for the LEA's
+    current administration (``services.roster.facts.current_year``) unless it names a year: TOMS keeps three years of SSRs, and last
     year's reports are not this year's to deliver."""
     scope = channel_batches.scoped(operator, scope or Scope())
     if scope.admin_year is None:
         with Session(engine) as session:
-            scope = replace(scope, admin_year=latest_year(session, operator.lea_id))
+            scope = replace(scope, admin_year=current_year(session, operator.lea_id))
     return scope
 
 
@@ -188,6 +191,7 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
         uncovered=students - once - several,
         by_channel=dict(zip(ASSIGNMENT_ORDER, per_channel, strict=True)),
         corrected=int(corrected),
+        year=scope.admin_year,
     )
 
 

@@ -43,7 +43,7 @@ from services.plan.advisor import (
     recommend,
 )
 from services.plan.tables import DistributionPlan
-from services.roster.facts import HAS_EMAIL, has_text, may_receive, roster_facts
+from services.roster.facts import HAS_EMAIL, has_text, may_receive, roster_facts, started_year
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 MAX_REASON = 500
@@ -66,6 +66,7 @@ class SavedPlan:
     id: int
     lea_id: int
     school_id: int | None
+    school_year: int | None
     channels: tuple[Option, ...]
     recommended: tuple[Option, ...]
     overruled: bool
@@ -108,6 +109,7 @@ def _plain(row: DistributionPlan) -> SavedPlan:
         id=row.id,
         lea_id=row.lea_id,
         school_id=row.school_id,
+        school_year=row.school_year,
         channels=_options(row.channels),
         recommended=_options(row.recommended),
         overruled=row.overruled,
@@ -178,6 +180,7 @@ def save(
         row = DistributionPlan(
             lea_id=operator.lea_id,
             school_id=school_id,
+            school_year=started_year(session, operator.lea_id),
             channels=_letters(chosen),
             recommended=_letters(recommended),
             overruled=overruled,
@@ -233,13 +236,22 @@ def _scope_rows(lea_id: int, school_id: int | None):  # type: ignore[no-untyped-
 
 
 def current(engine: Engine, lea_id: int, school_id: int | None = None) -> SavedPlan | None:
-    """The plan in force: the school's own newest plan, else the LEA's; None before any is saved."""
+    """The plan in force: the school's own newest plan, else the LEA's; None before any is saved.
+
+    A plan belongs to the school year the LEA had started when it was saved (``year start``): a
+    new year starts without one. Plans of an LEA that never started a year are all its own."""
     with Session(engine) as session:
+        year = started_year(session, lea_id)
+        of_year = (
+            col(DistributionPlan.school_year).is_(None)
+            if year is None
+            else col(DistributionPlan.school_year) == year
+        )
         row = None
         if school_id is not None:
-            row = session.exec(_scope_rows(lea_id, school_id).limit(1)).first()
+            row = session.exec(_scope_rows(lea_id, school_id).where(of_year).limit(1)).first()
         if row is None:
-            row = session.exec(_scope_rows(lea_id, None).limit(1)).first()
+            row = session.exec(_scope_rows(lea_id, None).where(of_year).limit(1)).first()
         return _plain(row) if row else None
 
 

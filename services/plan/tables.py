@@ -23,6 +23,7 @@ class DistributionPlan(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     lea_id: int = Field(foreign_key="lea.id")
     school_id: int | None = Field(default=None, foreign_key="school.id")
+    school_year: int | None = None  # the LEA's started school year then (services.plan.school_year)
     channels: str = Field(max_length=16)
     recommended: str = Field(max_length=16)
     overruled: bool = False

@@ -63,7 +63,7 @@ from services.delivery.ledger import (
 )
 from services.intake.score_reports import ScoreReport
 from services.reports.tables import ReportUnit
-from services.roster.facts import latest_year
+from services.roster.facts import current_year
 from services.roster.groups import get as get_group
 from services.roster.groups import member_ids
 from services.roster.tables import LEA, School, Student, StudentGuardian
@@ -199,7 +199,7 @@ STALE_AFTER = timedelta(minutes=10)
 def refresh(engine: Engine, scope: Scope) -> int:
     """Work out every unit's state in the scope again and keep it in report_unit.
 
-    Only the latest administration imported counts (last year's SSRs went out last year), as in
+    Only the LEA's current administration (``services.roster.facts.current_year``) counts (last year's SSRs went out last year), as in
     ``services.plan.coverage``. School by school (``REFRESH_SCHOOLS`` per transaction); returns the
     number of units. A group scope refreshes the group's schools in full.
     """
@@ -209,7 +209,7 @@ def refresh(engine: Engine, scope: Scope) -> int:
         conditions.append(col(School.id) == scope.school_id)
     with Session(engine) as session:
         schools = [int(i) for i in session.execute(select(School.id).where(*conditions)).scalars()]
-        year = latest_year(session, scope.lea_id) or 0  # no SSRs yet: no units
+        year = current_year(session, scope.lea_id) or 0  # no SSRs yet: no units
     columns = [
         "student_id",
         "program",
@@ -255,10 +255,10 @@ def _view(scope: Scope) -> list[Any]:
 
 
 def corrected_count(engine: Engine, scope: Scope) -> int:
-    """Students of the scope whose family is owed a corrected SSR of the latest administration
+    """Students of the scope whose family is owed a corrected SSR of the current administration
     (``services.delivery.delivered.correction_owed``), counted live: a correction is urgent."""
     with Session(engine) as session:
-        year = latest_year(session, scope.lea_id)
+        year = current_year(session, scope.lea_id)
         chosen = report_filters(scope.lea_id, scope.school_id, None, None, year)
         if scope.group_id is not None:
             chosen.append(col(Student.id).in_(member_ids(scope.group_id)))

@@ -16,6 +16,8 @@ from services.access.permissions import Permission, allowed, require, school_sco
 from services.access.tables import Operator
 from services.core.errors import NotFound
 from services.intake.score_reports import ScoreReport
+from services.plan.school_year import label
+from services.roster.facts import current_year
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -34,10 +36,17 @@ class DashboardSummary:
     guardians_with_email: int | None = None
     guardians_using_portal: int | None = None
     guardians_without_address: int | None = None
+    school_year: int | None = None  # the administration counted (``plan.school_year``)
 
     @property
     def contacts_shown(self) -> bool:
         return self.guardians_by_language is not None
+
+    @property
+    def where(self) -> str:
+        """The heading line: LEA, scope and school year (short, to fit 80 columns)."""
+        year = f" · {label(self.school_year)}" if self.school_year else ""
+        return f"{self.lea_name} (CDS {self.lea_cds}) · {self.scope}{year}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ def summary(engine: Engine, operator: Operator) -> DashboardSummary:
             .order_by(col(ScoreReport.program))
         ).all()
         contacts = _guardian_breakdown(session, guardian_filter)
+        year = current_year(session, operator.lea_id)
     shown = allowed(operator, Permission.VIEW_CONTACTS)
     return DashboardSummary(
         lea_name=lea.name,
@@ -102,6 +112,7 @@ def summary(engine: Engine, operator: Operator) -> DashboardSummary:
         guardians_with_email=contacts.with_email if shown else None,
         guardians_using_portal=contacts.using_portal if shown else None,
         guardians_without_address=contacts.without_address if shown else None,
+        school_year=year,
     )
 
 

@@ -4,7 +4,7 @@ A family is the guardian who receives a student's SSRs: the student's primary gu
 id when several are marked primary, any linked guardian when none is); siblings sharing that
 guardian are one family, and a second guardian of the same student is not counted again, so every
 SSR is counted once. A family's SSR count is the number of SSRs of its children: distinct programs
-of the latest administration imported for the LEA, or one per student while none are imported
+of the LEA's current administration (``current_year``), or one per student while none are imported
 (then ``ssrs_estimated``). The result is at most eight groups (portal user? email? mailing
 address?) however large the roster: nothing is loaded row by row.
 """
@@ -32,6 +32,21 @@ def latest_year(session: Session, lea_id: int) -> int | None:
         .join(Student, col(Student.id) == col(ScoreReport.student_id))
         .where(col(Student.lea_id) == lea_id)
     ).scalar()
+
+
+def current_year(session: Session, lea_id: int) -> int | None:
+    """The LEA's current administration (the spring: 2026 is school year 2025-26): the one started
+    with ``ssr-console year start``, else the latest imported. Batches, coverage, the advisor's
+    SSR counts and the reports count this year only: TOMS keeps three years of SSRs, and last
+    year's went out last year."""
+    started = started_year(session, lea_id)
+    return started if started is not None else latest_year(session, lea_id)
+
+
+def started_year(session: Session, lea_id: int) -> int | None:
+    """The school year the LEA started with ``year start``; None while it never did."""
+    started = session.execute(select(col(LEA.school_year)).where(col(LEA.id) == lea_id)).scalar()
+    return None if started is None else int(started)
 
 
 def _filled(column: Any) -> ColumnElement[bool]:
@@ -103,7 +118,7 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
                 raise NotFound(f"No school with id {school_id} in {lea.name}")
             scope_name = school.name
             in_scope.append(col(Student.school_id) == school_id)
-        year = latest_year(session, lea_id)
+        year = current_year(session, lea_id)
         per_student: Select[Any, Any]
         if year is None:
             per_student = select(col(Student.id).label("sid"), literal(1).label("ssrs")).where(

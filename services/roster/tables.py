@@ -16,6 +16,9 @@ class LEA(SQLModel, table=True):
     cds_code: str = Field(max_length=7, unique=True, index=True)
     name: str = Field(max_length=200)
     county: str = Field(default="", max_length=100)
+    school_year: int | None = (
+        None  # started with `ssr-console year start`; None: the latest imported
+    )
 
 
 class School(SQLModel, table=True):
