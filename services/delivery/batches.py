@@ -247,9 +247,9 @@ def dry_run(
 def season(
     session: Session, lea_id: int, program: str | None, admin_year: int | None
 ) -> messages.Season:
-    """The tests and school year a batch's messages name: its own, else the latest imported (as
+    """The tests and school year a batch's messages name: its own, else the current one (as
     ``scoped``), else this calendar year's spring (a notice may go out before any SSR arrives)."""
-    year = admin_year or latest_year(session, lea_id) or utcnow().year
+    year = admin_year or current_year(session, lea_id) or utcnow().year
     return messages.Season(year, program)
 
 
