@@ -1,7 +1,7 @@
 """school years: the year an LEA started (year start) and the year each plan belongs to
 
 Revision ID: i19_school_years
-Revises: i24_bounces
+Revises: i21_email_change
 Create Date: 2026-11-29 19:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'i19_school_years'
-down_revision: str | None = 'i24_bounces'
+down_revision: str | None = 'i21_email_change'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
