@@ -122,9 +122,7 @@ def _import(settings: Settings, workers: int, pipe) -> None:  # type: ignore[no-
     folder = settings.report_store / demo.LEA_CDS
     started = time.perf_counter()
     options = intake.IntakeOptions(workers=workers)
-    summary = intake.import_paths(
-        engine, settings, [folder], intake.scope_for(engine, None), options, progress
-    )
+    summary = intake.import_paths(engine, settings, [folder], None, options, progress)
     seconds = time.perf_counter() - started
     samples.append((100, _rss_mb()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -120,15 +120,14 @@ def main() -> None:
         add_synthetic_rows(engine)
         prepare_s = time.perf_counter() - started
         coordinator = operators.resolve(engine, "caaspp")
-        scope = reports.scope_for(engine, coordinator)
         calendar = WorkingCalendar()
         figures: dict[str, float] = {}
-        units = timed("refresh", lambda: reports.refresh(engine, scope), figures)
+        units = timed("refresh", lambda: reports.refresh(engine, coordinator), figures)
         print(f"refresh: {units:,} units worked out in {figures['refresh'] / 1000:.1f} s")
         for dimension in reports.Dimension:
             rows = timed(
                 dimension.value,
-                lambda d=dimension: reports.coverage(engine, scope, d),  # type: ignore[misc]
+                lambda d=dimension: reports.coverage(engine, coordinator, d),  # type: ignore[misc]
                 figures,
             )
             whole = reports.total(rows)
@@ -137,23 +136,22 @@ def main() -> None:
                 f"units={whole.units:,} delivered={whole.delivered:,} "
                 f"under_way={whole.on_channel:,} failed={whole.failed:,} none={whole.uncovered:,}"
             )
-        risk = timed("risk", lambda: reports.at_risk_count(engine, scope, TODAY, calendar), figures)
+        risk = timed(
+            "risk", lambda: reports.at_risk_count(engine, coordinator, TODAY, calendar), figures
+        )
         timed(
             "risk_page",
-            lambda: reports.at_risk(engine, coordinator, scope, TODAY, calendar),
+            lambda: reports.at_risk(engine, coordinator, TODAY, calendar),
             figures,
         )
-        costs = timed("cost", lambda: reports.cost_by_channel(engine, scope), figures)
+        costs = timed("cost", lambda: reports.cost_by_channel(engine, coordinator), figures)
         print(f"at risk {risk:,} ({figures['risk']:.1f} ms; page {figures['risk_page']:.1f} ms)")
         print(
             " · ".join(f"{c.option.value} ${c.cost:,.2f}" for c in costs),
             f"({figures['cost']:.1f} ms)",
         )
         site = operators.resolve(engine, "site")
-        site_scope = reports.scope_for(engine, site)
-        timed(
-            "site", lambda: reports.coverage(engine, site_scope, reports.Dimension.GRADE), figures
-        )
+        timed("site", lambda: reports.coverage(engine, site, reports.Dimension.GRADE), figures)
         with engine.connect() as connection:
             students = connection.execute(text("SELECT count(*) FROM student")).scalar_one()
             ssid, phone = connection.execute(

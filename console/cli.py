@@ -198,7 +198,7 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
         )
         return 2
     operator = operators.resolve(engine, settings.operator) if settings.operator else None
-    scope = intake.scope_for(engine, operator, args.lea)
+    scope = intake.scope_for(engine, operator, args.lea)  # refused now, before anything starts
     options = intake.IntakeOptions.from_settings(
         settings,
         name_pattern=args.pattern,
@@ -211,10 +211,14 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
         return 2
     try:
         if args.api is not None:
-            summary = asyncio.run(_import_from_api(args, engine, settings, scope, options))
+            summary = asyncio.run(
+                _import_from_api(args, engine, settings, operator, scope.lea_id, options)
+            )
         else:
             paths = [Path(p).absolute() for p in args.paths]  # relative to here, not to the inbox
-            summary = intake.import_paths(engine, settings, paths, scope, options, _import_progress)
+            summary = intake.import_paths(
+                engine, settings, paths, operator, options, _import_progress, lea_cds=args.lea
+            )
     except intake.ImportStopped:
         _say("", file=sys.stderr)  # end the progress line; the message says what was kept
         raise
@@ -222,7 +226,7 @@ def _import(args: argparse.Namespace, engine, settings: Settings) -> int:  # typ
     return 0
 
 
-async def _import_from_api(args: argparse.Namespace, engine, settings, scope, options):  # type: ignore[no-untyped-def]
+async def _import_from_api(args: argparse.Namespace, engine, settings, operator, lea_id, options):  # type: ignore[no-untyped-def]
     """By default the credential recorded for the LEA (sealed in the vault) and ``[toms] url``.
     With ``--username``, another one: its secret from an owner-only file, standard input, the
     environment or a no-echo prompt, never the command line (``ps`` shows it to every account)."""
@@ -241,12 +245,18 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, scope, op
     elif args.secret_file:
         raise InvalidInput("--secret-file goes with --username (else the recorded one is used)")
     else:
-        lea_id = scope.lea_id or credentials.lea_with_credential(engine, args.lea)
+        lea_id = lea_id or credentials.lea_with_credential(engine, args.lea)
         username, secret = credentials.api_credential(engine, lea_id, vault.load(settings))
     hosts = toms.download_hosts(settings)
     async with TomsClient(url, username, secret, download_hosts=hosts) as client:
         return await intake.import_from_api(
-            engine, settings, client, scope, options=options, progress=_import_progress
+            engine,
+            settings,
+            client,
+            operator,
+            options=options,
+            progress=_import_progress,
+            lea_cds=args.lea,
         )
 
 

@@ -22,7 +22,6 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
-from services.access.permissions import school_scope
 from services.core import toms, vault
 from services.core.errors import ConsoleError, InvalidInput
 from services.credential import lifecycle as credentials
@@ -89,12 +88,11 @@ class ImportReportsScreen(ConsoleScreen):
         ctx = self.ctx
         report = lambda p: self._post(self._show_progress, p)  # noqa: E731
         try:
-            scope = intake.scope_for(ctx.engine, ctx.operator)
             if paths is None:
-                summary = asyncio.run(self._from_api(scope, report))
+                summary = asyncio.run(self._from_api(report))
             else:
                 summary = intake.import_paths(
-                    ctx.engine, ctx.settings, paths, scope, progress=report
+                    ctx.engine, ctx.settings, paths, ctx.operator, progress=report
                 )
         except intake.ImportStopped as error:  # begun, then stopped: the message says what was kept
             self._post(self._failed, str(error), "")
@@ -104,9 +102,7 @@ class ImportReportsScreen(ConsoleScreen):
             return
         self._post(self._show_summary, summary)
 
-    async def _from_api(
-        self, scope: intake.Scope, report: Callable[[Progress], None]
-    ) -> ImportSummary:
+    async def _from_api(self, report: Callable[[Progress], None]) -> ImportSummary:
         settings = self.ctx.settings
         url = toms.api_url(settings)
         if url is None:
@@ -117,7 +113,7 @@ class ImportReportsScreen(ConsoleScreen):
         hosts = toms.download_hosts(settings)
         async with TomsClient(url, username, secret, download_hosts=hosts) as client:
             return await intake.import_from_api(
-                self.ctx.engine, settings, client, scope, progress=report
+                self.ctx.engine, settings, client, self.ctx.operator, progress=report
             )
 
     def _post(self, show: Callable[..., None], *args: object) -> None:
@@ -167,8 +163,7 @@ class ImportReportsScreen(ConsoleScreen):
 
     def _show_last_run(self) -> None:
         ctx = self.ctx
-        mine = ctx.operator.username if school_scope(ctx.operator) else None
-        run = intake.latest_run(ctx.engine, ctx.operator.lea_id, operator=mine)
+        run = intake.latest_run(ctx.engine, ctx.operator)
         if run is None or run.id is None:
             return
         counts = Progress(
@@ -182,8 +177,8 @@ class ImportReportsScreen(ConsoleScreen):
             elapsed=((run.finished_at or run.started_at) - run.started_at).total_seconds(),
         )
         self._show_progress(counts, run.status)
-        self._add_refusals(intake.exceptions(ctx.engine, run.id, limit=MAX_ROWS))
-        self._show_groups(intake.by_school_grade(ctx.engine, run.id))
+        self._add_refusals(intake.exceptions(ctx.engine, ctx.operator, run.id, limit=MAX_ROWS))
+        self._show_groups(intake.by_school_grade(ctx.engine, ctx.operator, run.id))
 
 
 def _tail(text: str, width: int) -> str:

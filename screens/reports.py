@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from screens.base import ConsoleScreen
-from services.access.permissions import Permission, require
+from services.access.permissions import Permission, require, school_scope
 from services.core import csv_export, private_files, validation
 from services.core.columns import utcnow
 from services.core.context import ConsoleContext
@@ -33,7 +33,7 @@ from services.core.errors import ConsoleError, InvalidInput
 from services.core.paging import Page
 from services.delivery import notices
 from services.reports import aggregates as reports
-from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row, Scope
+from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row
 from services.roster import groups as student_groups
 from widgets.bar_chart import Bar, BarChart
 from widgets.form_dialog import FormDialog, FormField
@@ -94,7 +94,8 @@ class ReportsScreen(ConsoleScreen):
 
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
-        self.scope: Scope = reports.scope_for(ctx.engine, ctx.operator)
+        reports.scope_for(ctx.engine, ctx.operator)  # refused here when they may not see reports
+        self.group_id: int | None = None  # one student group, or the operator's whole scope
         self.group_name = ""
         self.dimension = Dimension.SCHOOL
         self.figures: _Figures | None = None
@@ -122,10 +123,10 @@ class ReportsScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="reports")
     def _load(self, refresh_if_stale: bool = False, force: bool = False) -> None:
-        ctx, scope = self.ctx, self.scope
+        ctx, group_id = self.ctx, self.group_id
         try:
             head = self.read_data_version()
-            as_of = reports.refreshed_at(ctx.engine, scope)
+            as_of = reports.refreshed_at(ctx.engine, ctx.operator, group_id)
             changed = as_of is None or (head.at is not None and head.at > as_of)
             if force or (refresh_if_stale and (changed or reports.is_stale(as_of))):
                 self.refreshing = True
@@ -133,8 +134,8 @@ class ReportsScreen(ConsoleScreen):
                     self.app.call_from_thread(self._show, self._read(as_of), "working out…")
                 else:
                     self.app.call_from_thread(self._note, "Working out the figures…")
-                reports.refresh(ctx.engine, scope)
-                as_of = reports.refreshed_at(ctx.engine, scope)
+                reports.refresh(ctx.engine, ctx.operator, group_id)
+                as_of = reports.refreshed_at(ctx.engine, ctx.operator, group_id)
             figures = self._read(as_of)
         except ConsoleError as error:  # e.g. the database is busy: say so, keep the console
             self.app.call_from_thread(self._note, str(error))
@@ -147,19 +148,20 @@ class ReportsScreen(ConsoleScreen):
             self.app.call_from_thread(self._show, figures, "")
 
     def _read(self, as_of: datetime | None) -> _Figures:
-        ctx, scope = self.ctx, self.scope
-        rows = reports.coverage(ctx.engine, scope, self.dimension)
-        risk = reports.at_risk_count(ctx.engine, scope, date.today(), ctx.settings.calendar)
-        costs = [] if scope.group_id else reports.cost_by_channel(ctx.engine, scope)
+        ctx, operator, group_id = self.ctx, self.ctx.operator, self.group_id
+        rows = reports.coverage(ctx.engine, operator, self.dimension, group_id)
+        risk = reports.at_risk_count(
+            ctx.engine, operator, date.today(), ctx.settings.calendar, group_id
+        )
+        costs = [] if group_id else reports.cost_by_channel(ctx.engine, operator)
         told = (
             ""
-            if scope.group_id
+            if group_id
             else notices.figures_text(
-                notices.figures(ctx.engine, scope.lea_id, scope.school_id),
-                notices.lea_zone(ctx.settings),
+                notices.figures(ctx.engine, operator), notices.lea_zone(ctx.settings)
             )
         )
-        corrected = reports.corrected_count(ctx.engine, scope)
+        corrected = reports.corrected_count(ctx.engine, operator, group_id)
         return _Figures(rows, risk, costs, as_of, told, corrected)
 
     def _note(self, text: str) -> None:
@@ -181,7 +183,7 @@ class ReportsScreen(ConsoleScreen):
         who = (
             f"group “{self.group_name}”"
             if self.group_name
-            else ("your school" if self.scope.school_id else "the LEA")
+            else ("your school" if school_scope(self.ctx.operator) else "the LEA")
         )
         cost = " · ".join(f"{c.option.value} ${c.cost:,.2f}" for c in figures.costs)
         lines = [
@@ -223,13 +225,13 @@ class ReportsScreen(ConsoleScreen):
         def submit(values: dict[str, str]) -> None:
             text = values["group"].strip()
             if not text:
-                self.scope = reports.scope_for(ctx.engine, ctx.operator)
+                self.group_id = None
                 self.group_name = ""
                 return
             if not text.isdigit():
                 raise InvalidInput("Type a group number from the list, or leave it empty")
             group = student_groups.get(ctx.engine, ctx.operator, int(text))
-            self.scope = reports.scope_for(ctx.engine, ctx.operator, group.id)
+            self.group_id = group.id
             self.group_name = group.name
 
         groups = student_groups.list_groups(ctx.engine, ctx.operator, limit=8)
@@ -241,7 +243,7 @@ class ReportsScreen(ConsoleScreen):
             FormDialog(
                 "Limit to a student group",
                 (listing or "No groups yet.") + "\nEmpty: every student in your scope.",
-                [FormField("group", "Group number", value=str(self.scope.group_id or ""))],
+                [FormField("group", "Group number", value=str(self.group_id or ""))],
                 submit,
             ),
             self._reload_if_changed,
@@ -335,7 +337,7 @@ class ReportsScreen(ConsoleScreen):
         except ConsoleError as refusal:
             self.notify(str(refusal), title="At risk", severity="error")
             return
-        self.app.push_screen(AtRiskScreen(self.ctx, self.scope))
+        self.app.push_screen(AtRiskScreen(self.ctx, self.group_id))
 
     def action_export(self) -> None:
         if self.figures is None:
@@ -368,9 +370,9 @@ class AtRiskScreen(ConsoleScreen):
     TITLE = "At risk of missing the deadline"
     BINDINGS = [Binding("x", "export", "Export CSV")]
 
-    def __init__(self, ctx: ConsoleContext, scope: Scope) -> None:
+    def __init__(self, ctx: ConsoleContext, group_id: int | None = None) -> None:
         super().__init__(ctx)
-        self.scope = scope
+        self.group_id = group_id
         self.calendar = ctx.settings.calendar
         self.today = date.today()
 
@@ -385,25 +387,27 @@ class AtRiskScreen(ConsoleScreen):
         found = reports.at_risk(
             self.ctx.engine,
             self.ctx.operator,
-            self.scope,
             self.today,
             self.calendar,
+            self.group_id,
             limit=limit,
             offset=offset,
         )
-        total = reports.at_risk_count(self.ctx.engine, self.scope, self.today, self.calendar)
+        total = reports.at_risk_count(
+            self.ctx.engine, self.ctx.operator, self.today, self.calendar, self.group_id
+        )
         return Page([_cells(r) for r in found], total)
 
     def on_paged_table_failed(self, event: PagedTable.Failed) -> None:
         self.notify(str(event.error), title="At risk", severity="error")
 
     def action_export(self) -> None:
-        ctx, scope, today, calendar = self.ctx, self.scope, self.today, self.calendar
+        ctx, group_id, today, calendar = self.ctx, self.group_id, self.today, self.calendar
 
         def rows():  # type: ignore[no-untyped-def]
             offset = 0
             while page := reports.at_risk(
-                ctx.engine, ctx.operator, scope, today, calendar, limit=1000, offset=offset
+                ctx.engine, ctx.operator, today, calendar, group_id, limit=1000, offset=offset
             ):
                 yield from (_cells(r) for r in page)
                 offset += len(page)

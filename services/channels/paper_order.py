@@ -92,7 +92,9 @@ class OrderFigures:
         return not self.note
 
 
-def figures(engine: Engine, students: Any, lea_id: int, scope: Scope, rates: Rates) -> OrderFigures:
+def _figures(
+    engine: Engine, students: Any, lea_id: int, scope: Scope, rates: Rates
+) -> OrderFigures:
     """Count families, students and SSRs of ``students`` (``sid``, ``gid``) and price them.
 
     Paper needs no download: a student whose SSRs were not imported counts as one SSR, the one
@@ -154,7 +156,7 @@ def preview(
     """What an order for the scope would count and cost (nothing is recorded)."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who)
-    return figures(engine, students, operator.lea_id, scope, rates or Rates())
+    return _figures(engine, students, operator.lea_id, scope, rates or Rates())
 
 
 def create(
@@ -173,7 +175,7 @@ def create(
     if not rates.ets_offered:
         raise InvalidInput(NOT_OFFERED)
     scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who, exclude)
-    counted = figures(engine, students, operator.lea_id, scope, rates)
+    counted = _figures(engine, students, operator.lea_id, scope, rates)
     with session_scope(engine) as session:
         batch = channel_batches.create(
             session,

@@ -25,7 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from services.access.permissions import Permission, require
+from services.access.permissions import Permission, require, school_scope
 from services.access.tables import Operator
 from services.audit import log as audit
 from services.audit.log import Actor
@@ -88,20 +88,19 @@ def parse_send_at(text: str, settings: Settings, now: datetime | None = None) ->
     return at
 
 
-def _recipients(engine: Engine, lea_id: int, selection: Selection) -> Any:
+def _recipients(engine: Engine, operator: Operator, selection: Selection) -> Any:
     """One row per family in scope: guardian id, school, language, email, phone. Students are
     chosen by school and grade only: a notice goes out before the SSRs may have arrived."""
     if selection.source is Source.CORRECTIONS:  # its families are found by their SSRs
         raise InvalidInput(
             "A notice goes out before the SSRs: corrections is a scope for SSR batches"
         )
+    lea_id = operator.lea_id  # the school: family_conditions holds it to the operator's
     conditions = [
         col(Student.lea_id) == lea_id,
         col(Student.withdrawn_at).is_(None),  # as services.core.scope: a withdrawn student's family
-        *family_conditions(engine, lea_id, selection),  # ... and a barred guardian are not told
+        *family_conditions(engine, operator, selection),  # ... and a barred guardian are not told
     ]
-    if selection.school_id is not None:
-        conditions.append(col(Student.school_id) == selection.school_id)
     if selection.grade is not None:
         conditions.append(col(Student.grade) == selection.grade)
     return (
@@ -144,7 +143,7 @@ def preview(
     """Families reached and not reached, by language, and the notice rendered in every language."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     selection = scoped(engine, operator, selection)
-    families = _recipients(engine, operator.lea_id, selection).subquery()
+    families = _recipients(engine, operator, selection).subquery()
     has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
     sender = MailConfig.from_settings(settings).from_address
     channel = PasswordPolicy.from_settings(settings).channel
@@ -199,7 +198,7 @@ def create(
     if not name or len(name) > 200:
         raise InvalidInput("A batch needs a name of 1 to 200 characters")
     channel = PasswordPolicy.from_settings(settings).channel
-    families = _recipients(engine, operator.lea_id, selection).where(HAS_EMAIL).subquery()
+    families = _recipients(engine, operator, selection).where(HAS_EMAIL).subquery()
     now = utcnow()
     with session_scope(engine) as session:
         batch = DeliveryBatch(
@@ -284,11 +283,14 @@ class NoticeFigures:
     next_send_at: datetime | None
 
 
-def figures(engine: Engine, lea_id: int, school_id: int | None = None) -> NoticeFigures:
-    """Families in notice batches not cancelled (of one school's, given ``school_id``)."""
+def figures(engine: Engine, operator: Operator) -> NoticeFigures:
+    """Families in notice batches not cancelled, in the operator's scope (a site coordinator:
+    their school's families), worked out from the operator, never from the caller."""
+    require(operator, Permission.VIEW_REPORTS)
+    school_id = school_scope(operator)
     state = col(DeliveryItem.state)
     conditions: list[Any] = [
-        col(DeliveryBatch.lea_id) == lea_id,
+        col(DeliveryBatch.lea_id) == operator.lea_id,
         col(DeliveryBatch.kind) == BatchKind.NOTICE,
         col(DeliveryBatch.status) != BatchStatus.CANCELLED,
         col(DeliveryItem.batch_id) == col(DeliveryBatch.id),

@@ -205,7 +205,10 @@ class ImportStopped(ConsoleError):
 
 
 def scope_for(engine: Engine, operator: Operator | None, lea_cds: str | None = None) -> Scope:
-    """The import scope: an operator's LEA (and school for a site coordinator), or a named LEA."""
+    """The import scope: an operator's LEA (and school for a site coordinator), or a named LEA.
+
+    Every import works its scope out here from the operator, never from its caller. No operator
+    is the server account itself (``ssr-console import`` run without one), which may name any LEA."""
     lea_id = None
     if lea_cds:
         with Session(engine) as session:
@@ -256,19 +259,24 @@ def import_paths(
     engine: Engine,
     settings: Settings,
     paths: Iterable[str | Path],
-    scope: Scope,
+    operator: Operator | None,
     options: IntakeOptions | None = None,
     progress: ProgressCallback | None = None,
+    *,
+    lea_cds: str | None = None,
 ) -> ImportSummary:
-    """Import files, folders and zips from the intake folders; every path is checked to lie in
-    one and to exist before anything starts."""
+    """Import files, folders and zips from the intake folders for ``operator`` (``scope_for``);
+    every path is checked to lie in one and to exist before anything starts."""
+    scope_for(engine, operator, lea_cds)  # a refusal comes before any path is looked at
     given = list(paths)
     if not given:
         raise InvalidInput("Name at least one file or folder to import")
     folders = intake_folders(settings)
     targets = [intake_path(path, folders) for path in given]
     label = ", ".join(p.name or str(p) for p in targets)
-    with Importer(engine, settings, scope, label, options, progress) as importer:
+    with Importer(
+        engine, settings, operator, label, options, progress, lea_cds=lea_cds
+    ) as importer:
         for path in targets:
             importer.import_path(path)
     return importer.summary()
@@ -281,13 +289,15 @@ class Importer:
         self,
         engine: Engine,
         settings: Settings,
-        scope: Scope,
+        operator: Operator | None,
         source: str,
         options: IntakeOptions | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        lea_cds: str | None = None,
     ) -> None:
         self.engine = engine
-        self.scope = scope
+        self.scope = scope = scope_for(engine, operator, lea_cds)
         self.options = options or IntakeOptions.from_settings(settings)
         self.pattern = self.options.compiled_pattern()
         self.store = ReportStore(settings.report_store, keep_free=self.options.keep_free_bytes)
@@ -676,7 +686,7 @@ class Importer:
         return ImportSummary(
             replace(self.progress, refused=()),
             self.status.value,
-            tuple(by_school_grade(self.engine, self.progress.run_id)),
+            tuple(_by_school_grade(self.engine, self.progress.run_id)),
             dict(self.reasons),
         )
 
@@ -685,21 +695,26 @@ async def import_from_api(
     engine: Engine,
     settings: Settings,
     client: TomsClient,
-    scope: Scope,
+    operator: Operator | None,
     ssids: Iterable[str] | None = None,
     options: IntakeOptions | None = None,
     progress: ProgressCallback | None = None,
     workers: int = 4,
+    *,
+    lea_cds: str | None = None,
 ) -> ImportSummary:
     """Fetch every in-scope student's SSRs from the API. A listed report whose stored version is
     as recent as the API's ``available_at`` is skipped, so running it again after an interruption
     resumes where it stopped; a re-issued (corrected) one is fetched and kept as a new version,
     and one listed without a date is fetched and kept only if its content differs."""
-    with Importer(engine, settings, scope, f"API {client!r}", options, progress) as importer:
+    source = f"API {client!r}"
+    with Importer(
+        engine, settings, operator, source, options, progress, lea_cds=lea_cds
+    ) as importer:
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=workers * 4)
 
         async def produce() -> None:
-            for ssid in ssids if ssids is not None else students_in_scope(engine, scope):
+            for ssid in ssids if ssids is not None else _students_in_scope(engine, importer.scope):
                 await queue.put(ssid)
             for _ in range(workers):
                 await queue.put(None)
@@ -745,7 +760,7 @@ def _refuse_from_api(importer: Importer, source: str, error: TomsApiError, ssid:
     importer.refuse(source, reason, str(error), ssid)
 
 
-def students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterator[str]:
+def _students_in_scope(engine: Engine, scope: Scope, page: int = 1000) -> Iterator[str]:
     """SSIDs of the students an import may reach, paged by id so memory stays flat."""
     last = 0
     while True:
@@ -805,7 +820,12 @@ def _reason(error: BaseException | None) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
-def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
+def by_school_grade(engine: Engine, operator: Operator | None, run_id: int) -> list[GroupCount]:
+    """Reports a run the operator may see (``visible_run``) stored, per school and grade."""
+    return _by_school_grade(engine, visible_run(engine, operator, run_id))
+
+
+def _by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
     """Reports a run stored, counted per school and grade (an aggregate query, not a row walk)."""
     with Session(engine) as session:
         rows = session.exec(
@@ -821,17 +841,36 @@ def by_school_grade(engine: Engine, run_id: int) -> list[GroupCount]:
     return [GroupCount(school, grade, count) for school, grade, count in rows]
 
 
-def latest_run(engine: Engine, lea_id: int | None, operator: str | None = None) -> ImportRun | None:
-    """The most recent import of an LEA (or one operator's), for the import screen to show; a run
-    whose process died reads interrupted, not running."""
+def _runs_of(operator: Operator | None) -> list[Any]:
+    """The runs an operator may see: their LEA's, a site coordinator only their own (a run of
+    the LEA names other schools' students); no operator (the server account): every run."""
+    if operator is None:
+        return []
+    require(operator, Permission.IMPORT_REPORTS)
+    conditions: list[Any] = [col(ImportRun.lea_id) == operator.lea_id]
+    if school_scope(operator) is not None:
+        conditions.append(col(ImportRun.operator) == operator.username)
+    return conditions
+
+
+def latest_run(engine: Engine, operator: Operator | None) -> ImportRun | None:
+    """The most recent import the operator may see (``_runs_of``), for the import screen to
+    show; a run whose process died reads interrupted, not running."""
     interrupt_abandoned(engine)
+    query = select(ImportRun).where(*_runs_of(operator))
     with Session(engine, expire_on_commit=False) as session:
-        query = select(ImportRun).order_by(ImportRun.id.desc())  # type: ignore[union-attr]
-        if lea_id is not None:
-            query = query.where(ImportRun.lea_id == lea_id)
-        if operator is not None:
-            query = query.where(ImportRun.operator == operator)
-        return session.exec(query.limit(1)).first()
+        return session.exec(query.order_by(col(ImportRun.id).desc()).limit(1)).first()
+
+
+def visible_run(engine: Engine, operator: Operator | None, run_id: int) -> int:
+    """``run_id`` if the operator may see that run, else ``NotFound`` (never "not yours")."""
+    with Session(engine) as session:
+        found = session.exec(
+            select(ImportRun.id).where(col(ImportRun.id) == run_id, *_runs_of(operator))
+        ).first()
+    if found is None:
+        raise NotFound(f"No import run {run_id}")
+    return run_id
 
 
 HEARTBEAT_S = 60.0
@@ -884,8 +923,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def exceptions(engine: Engine, run_id: int, limit: int = 200, offset: int = 0) -> list[Refused]:
-    """A page of a run's refusals, oldest first."""
+def exceptions(
+    engine: Engine, operator: Operator | None, run_id: int, limit: int = 200, offset: int = 0
+) -> list[Refused]:
+    """A page of the refusals of a run the operator may see (``visible_run``), oldest first."""
+    visible_run(engine, operator, run_id)
     with Session(engine) as session:
         rows = session.exec(
             select(ImportException)

@@ -13,7 +13,7 @@ Students on no channel are the uncovered, listed with their family (the primary 
 ``services.roster.facts``) and why; students on two channels are counted too, because a family
 that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
 query over the students in scope; lists are paged. The same rules choose the students of a new
-batch (``students_for``): the plan's families of a channel, every family in scope, or those the
+batch (``_students_for``): the plan's families of a channel, every family in scope, or those the
 portal does not reach; never a student already on a channel. An ETS paper order takes students
 from the roster, whether or not their SSRs were imported (``roster_students``).
 """
@@ -329,12 +329,12 @@ def choose(
     exclude: Iterable[int] = (),
 ) -> tuple[Scope, Select[Any, Any]]:
     """The scope in force for ``operator`` (``in_force``) and the students a new ``channel``
-    batch takes in it (``students_for``): what every channel's preview and create start from."""
+    batch takes in it (``_students_for``): what every channel's preview and create start from."""
     scope = in_force(engine, operator, scope)
-    return scope, students_for(engine, operator.lea_id, scope, who, channel, exclude=exclude)
+    return scope, _students_for(engine, operator.lea_id, scope, who, channel, exclude=exclude)
 
 
-def students_for(
+def _students_for(
     engine: Engine,
     lea_id: int,
     scope: Scope,

@@ -258,9 +258,10 @@ def current(engine: Engine, lea_id: int, school_id: int | None = None) -> SavedP
 def current_for(
     engine: Engine, operator: Operator, school_id: int | None = None
 ) -> SavedPlan | None:
-    """The plan in force for the operator's LEA, for anyone who may view the dashboard."""
+    """The plan in force for the operator's LEA, for anyone who may view the dashboard; a site
+    coordinator's is their school's, whichever school the caller names."""
     require(operator, Permission.VIEW_DASHBOARD)
-    return current(engine, operator.lea_id, school_id)
+    return current(engine, operator.lea_id, school_scope(operator) or school_id)
 
 
 @dataclass(frozen=True)
@@ -288,8 +289,10 @@ def advice_for(engine: Engine, operator: Operator) -> Advice:
 def history(
     engine: Engine, operator: Operator, school_id: int | None = None, limit: int = 50
 ) -> list[SavedPlan]:
-    """The decisions for the operator's LEA (or one school), newest first."""
+    """The decisions for the operator's LEA (or one school), newest first; a site coordinator's
+    school's, whichever school the caller names."""
     require(operator, Permission.VIEW_DASHBOARD)
+    school_id = school_scope(operator) or school_id
     with Session(engine) as session:
         rows = session.exec(_scope_rows(operator.lea_id, school_id).limit(limit)).all()
         return [_plain(row) for row in rows]

@@ -43,7 +43,6 @@ from services.channels.batches import IN_HAND, ChannelBatch, ChannelItem, Channe
 from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
-from services.core.errors import InvalidInput
 from services.core.programs import Program
 from services.core.scope import report_filters
 from services.core.validation import LANGUAGES
@@ -107,7 +106,10 @@ class Scope:
 
 
 def scope_for(engine: Engine, operator: Operator, group_id: int | None = None) -> Scope:
-    """The operator's scope, refused when they may not see reports; a group must be theirs."""
+    """The operator's scope, refused when they may not see reports; a group must be theirs.
+
+    Every report below takes the operator and works its scope out here, never from the caller:
+    a site coordinator asking for the LEA still gets their own school."""
     require(operator, Permission.VIEW_REPORTS)
     if group_id is not None:
         get_group(engine, operator, group_id)  # NotFound for another school's group
@@ -196,13 +198,14 @@ REFRESH_SCHOOLS = 20
 STALE_AFTER = timedelta(minutes=10)
 
 
-def refresh(engine: Engine, scope: Scope) -> int:
+def refresh(engine: Engine, operator: Operator, group_id: int | None = None) -> int:
     """Work out every unit's state in the scope again and keep it in report_unit.
 
     Only the LEA's current administration (``services.roster.facts.current_year``) counts (last year's SSRs went out last year), as in
     ``services.plan.coverage``. School by school (``REFRESH_SCHOOLS`` per transaction); returns the
     number of units. A group scope refreshes the group's schools in full.
     """
+    scope = scope_for(engine, operator, group_id)
     now = utcnow()
     conditions: list[Any] = [col(School.lea_id) == scope.lea_id]
     if scope.school_id is not None:
@@ -254,9 +257,10 @@ def _view(scope: Scope) -> list[Any]:
     return conditions
 
 
-def corrected_count(engine: Engine, scope: Scope) -> int:
+def corrected_count(engine: Engine, operator: Operator, group_id: int | None = None) -> int:
     """Students of the scope whose family is owed a corrected SSR of the current administration
     (``services.delivery.delivered.correction_owed``), counted live: a correction is urgent."""
+    scope = scope_for(engine, operator, group_id)
     with Session(engine) as session:
         year = current_year(session, scope.lea_id)
         chosen = report_filters(scope.lea_id, scope.school_id, None, None, year)
@@ -265,8 +269,11 @@ def corrected_count(engine: Engine, scope: Scope) -> int:
         return int(session.execute(owed_corrections(scope.lea_id, chosen)).scalar_one())
 
 
-def refreshed_at(engine: Engine, scope: Scope) -> datetime | None:
+def refreshed_at(
+    engine: Engine, operator: Operator, group_id: int | None = None
+) -> datetime | None:
     """When the scope's figures were worked out (the oldest school's), None if never."""
+    scope = scope_for(engine, operator, group_id)
     with Session(engine) as session:
         moment = session.execute(
             select(func.min(ReportUnit.refreshed_at)).where(*_view(scope))
@@ -318,8 +325,11 @@ def as_cells(row: Row) -> tuple[str, ...]:
     )
 
 
-def coverage(engine: Engine, scope: Scope, dimension: Dimension) -> list[Row]:
+def coverage(
+    engine: Engine, operator: Operator, dimension: Dimension, group_id: int | None = None
+) -> list[Row]:
     """Students (per program) with SSRs, by ``dimension``, counted by delivery state."""
+    scope = scope_for(engine, operator, group_id)
     keys: dict[Dimension, Any] = {
         Dimension.SCHOOL: col(ReportUnit.school_id),
         Dimension.GRADE: col(ReportUnit.grade),
@@ -437,8 +447,15 @@ def _at_risk(cutoffs: dict[Program, datetime]) -> Any:
     )
 
 
-def at_risk_count(engine: Engine, scope: Scope, today: date, calendar: WorkingCalendar) -> int:
+def at_risk_count(
+    engine: Engine,
+    operator: Operator,
+    today: date,
+    calendar: WorkingCalendar,
+    group_id: int | None = None,
+) -> int:
     """How many units are not delivered and due within a week of working days, or overdue."""
+    scope = scope_for(engine, operator, group_id)
     query = select(func.count()).where(*_view(scope), _at_risk(risk_cutoffs(today, calendar)))
     with Session(engine) as session:
         return int(session.execute(query).scalar_one())
@@ -447,9 +464,9 @@ def at_risk_count(engine: Engine, scope: Scope, today: date, calendar: WorkingCa
 def at_risk(
     engine: Engine,
     operator: Operator,
-    scope: Scope,
     today: date,
     calendar: WorkingCalendar,
+    group_id: int | None = None,
     *,
     limit: int = 100,
     offset: int = 0,
@@ -457,6 +474,7 @@ def at_risk(
     """A page of the units at risk, oldest receipt first; it names students by SSID, so only
     roles that may view students see it (the tech coordinator sees the count)."""
     require(operator, Permission.VIEW_STUDENTS)
+    scope = scope_for(engine, operator, group_id)
     # The window is chosen from the covering risk index alone; only its rows are joined.
     window = (
         select(ReportUnit.student_id, ReportUnit.program)
@@ -537,11 +555,11 @@ class ChannelCost:
     cost: Decimal
 
 
-def cost_by_channel(engine: Engine, scope: Scope) -> list[ChannelCost]:
+def cost_by_channel(engine: Engine, operator: Operator) -> list[ChannelCost]:
     """Money spent per channel in batches not cancelled: print runs (pages, envelopes, postage)
-    and ETS paper orders as recorded on their batches; portal and secure email cost no fee."""
-    if scope.group_id is not None:
-        raise InvalidInput("Cost is kept per batch, not per student group; clear the group")
+    and ETS paper orders as recorded on their batches; portal and secure email cost no fee. Kept
+    per batch, so never per student group."""
+    scope = scope_for(engine, operator)
     conditions: list[Any] = [
         col(ChannelBatch.lea_id) == scope.lea_id,
         col(ChannelBatch.status) != BatchStatus.CANCELLED,

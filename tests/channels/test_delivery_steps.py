@@ -135,9 +135,8 @@ def test_paper_is_delivered_when_mailed_not_when_received(roster_only: Engine) -
     progress = channel_batches.progress(engine, caaspp, batch.id)
     assert progress == {ChannelItemState.RECEIVED: batch.students}
     assert undelivered(engine) == before  # at the LEA, not with the families
-    scope = aggregates.scope_for(engine, caaspp)
-    aggregates.refresh(engine, scope)
-    whole = aggregates.total(aggregates.coverage(engine, scope, aggregates.Dimension.CHANNEL))
+    aggregates.refresh(engine, caaspp)
+    whole = aggregates.total(aggregates.coverage(engine, caaspp, aggregates.Dimension.CHANNEL))
     assert whole.in_hand == batch.students and whole.delivered == 0
 
     with pytest.raises(InvalidInput, match="between"):
@@ -152,8 +151,8 @@ def test_paper_is_delivered_when_mailed_not_when_received(roster_only: Engine) -
             ).all()
         )
     assert days == {mailed}
-    aggregates.refresh(engine, scope)
-    whole = aggregates.total(aggregates.coverage(engine, scope, aggregates.Dimension.CHANNEL))
+    aggregates.refresh(engine, caaspp)
+    whole = aggregates.total(aggregates.coverage(engine, caaspp, aggregates.Dimension.CHANNEL))
     assert whole.in_hand == 0 and whole.delivered == batch.students
     with pytest.raises(InvalidInput, match="waiting to be mailed"):
         channel_batches.confirm_delivered(engine, caaspp, batch.id, mailed)

@@ -18,7 +18,6 @@ from screens.reports import AtRiskScreen
 from services.access import operators
 from services.core.context import ConsoleContext
 from services.delivery import batches
-from services.reports import aggregates as reports
 from tests.pilot import settle
 
 SIZE = (80, 24)
@@ -70,7 +69,7 @@ async def test_every_screens_keys_fit_the_footer_at_80_columns_or_are_in_help(
             problems[destination.title] = footer_problems(app.screen)
         extra: list[Screen[object]] = [
             BatchProgressScreen(app.ctx, batch_id),
-            AtRiskScreen(app.ctx, reports.scope_for(seeded, operator)),
+            AtRiskScreen(app.ctx),
         ]
         for screen in extra:
             await app.push_screen(screen)

@@ -148,7 +148,7 @@ def test_families_get_the_notice_in_their_language_on_its_date_and_reports_count
         assert parsedate_to_datetime(received.message["Date"]) >= send_at.replace(microsecond=0)
     assert {r.recipient for r in sink.received} == set(expected)  # one each, nobody twice
 
-    figures = notices.figures(engine, caaspp.lea_id)
+    figures = notices.figures(engine, caaspp)
     assert (figures.batches, figures.sent, figures.scheduled, figures.failed) == (
         1,
         len(expected),
@@ -161,9 +161,8 @@ def test_families_get_the_notice_in_their_language_on_its_date_and_reports_count
         )
     assert states == {ItemState.DONE}
     # Telling a family is not delivering its SSRs: nothing is delivered or on a channel.
-    scope = reports.scope_for(engine, caaspp)
-    reports.refresh(engine, scope)
-    whole = reports.total(reports.coverage(engine, scope, reports.Dimension.CHANNEL))
+    reports.refresh(engine, caaspp)
+    whole = reports.total(reports.coverage(engine, caaspp, reports.Dimension.CHANNEL))
     assert whole.units and whole.delivered == whole.on_channel == 0
     # ... and a delivery batch still takes every family the notice reached.
     assert batches.dry_run(engine, caaspp, batches.Selection()).families > 0
@@ -189,7 +188,7 @@ def test_a_worker_sends_nothing_before_the_date(
             session.exec(select(DeliveryItem.state).where(DeliveryItem.batch_id == batch_id)).all()
         )
     assert states == {ItemState.PACKAGED}
-    figures = notices.figures(engine, caaspp.lea_id)
+    figures = notices.figures(engine, caaspp)
     assert figures.sent == 0 and figures.scheduled == len(families_with_email(engine))
     assert figures.next_send_at is not None
     assert abs((figures.next_send_at - tomorrow).total_seconds()) < 1

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services.core.settings import Settings
-from services.intake.importer import _Checks, import_paths, scope_for
+from services.intake.importer import _Checks, import_paths
 from services.intake.pdf_checks import MAX_CHECK_MEMORY, check_single, decoded_size
 from services.intake.records import ImportException, Reason
 from services.intake.score_reports import ScoreReport
@@ -127,7 +127,7 @@ def test_every_form_of_active_content_is_refused_and_nothing_stored(
     (inbox / hostile_merged).write_bytes(_with(merged(ssr(SSIDS[0]), ssr(SSIDS[1])), _open_js))
     expected[hostile_merged] = Reason.ACTIVE_CONTENT.value
 
-    summary = import_paths(engine, settings, [inbox], scope_for(engine, None, LEA_CDS))
+    summary = import_paths(engine, settings, [inbox], None, lea_cds=LEA_CDS)
 
     assert _refusals(engine) == expected
     assert summary.progress.stored == 0 and _stored(engine) == []
@@ -140,7 +140,7 @@ def test_a_plain_web_link_is_not_active_content(engine: Engine, settings: Settin
     inbox = _inbox(settings)
     web = _link("URI", URI=String("https://www.startingsmarter.org/"))
     (inbox / name(SSIDS[0])).write_bytes(_with(ssr(SSIDS[0]), web))
-    summary = import_paths(engine, settings, [inbox], scope_for(engine, None, LEA_CDS))
+    summary = import_paths(engine, settings, [inbox], None, lea_cds=LEA_CDS)
     assert (summary.progress.stored, summary.progress.exceptions) == (1, 0)
 
 

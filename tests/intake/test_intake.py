@@ -54,9 +54,8 @@ def roster(engine: Engine) -> dict[str, int]:
 
 
 def run(engine: Engine, settings: Settings, *paths: Path, **options: object):  # type: ignore[no-untyped-def]
-    scope = scope_for(engine, None, LEA_CDS)
     opts = IntakeOptions.from_settings(settings, **options) if options else None
-    return import_paths(engine, settings, paths, scope, opts)
+    return import_paths(engine, settings, paths, None, opts, lea_cds=LEA_CDS)
 
 
 def reports(engine: Engine) -> list[ScoreReport]:
@@ -141,7 +140,7 @@ def test_merged_grade_pdf_is_split_by_the_ssid_on_each_first_page(
         assert len(pdf.pages) == 2
     with pikepdf.open(stored[roster[SSIDS[3]]]) as pdf:
         assert len(pdf.pages) == 1
-    refused = [(r.source.rsplit("/", 1)[-1], r.reason) for r in exceptions(engine, 1)]
+    refused = [(r.source.rsplit("/", 1)[-1], r.reason) for r in exceptions(engine, None, 1)]
     assert refused == [
         ("grade08_CAASPP_SB_2026_en.pdf pages 1-1", Reason.NO_SSID),
         ("grade08_CAASPP_SB_2026_en.pdf pages 5-5", Reason.UNKNOWN_SSID),
@@ -186,7 +185,7 @@ def test_hostile_zip_each_case_refused_exactly_and_nothing_escapes(
     summary = run(engine, settings, upload, workers=workers)
 
     z = f"{upload / 'toms.zip'}!"
-    got = {r.source: r.reason.value for r in exceptions(engine, summary.progress.run_id)}
+    got = {r.source: r.reason.value for r in exceptions(engine, None, summary.progress.run_id)}
     assert got == {
         z + "/tmp/abs.pdf": "absolute_path",
         z + "../../up.pdf": "parent_path",
@@ -244,7 +243,7 @@ def test_size_limit_and_name_pattern_are_configurable(
     pattern = r"^(?P<program>\w+)-(?P<test>\w+)-(?P<year>\d{4})-(?P<language>\w+)-(?P<ssid>\d{10})"
     intake = {"name_pattern": pattern, "folders": [str(tmp_path)]}
     custom = Settings(settings.database_url, settings.data_dir, extra={"intake": intake})
-    summary = import_paths(engine, custom, [inbox], scope_for(engine, None))
+    summary = import_paths(engine, custom, [inbox], None)
     assert summary.progress.stored == 1 and summary.reasons == {"bad_name": 1}
     with pytest.raises(InvalidInput, match="named groups"):
         IntakeOptions(name_pattern=r"(?P<ssid>\d{10})\.pdf").compiled_pattern()
@@ -265,7 +264,7 @@ def test_operator_scope_and_audit_event(
     inbox.mkdir()
     for ssid in (SSIDS[0], SSIDS[3]):  # school 1 and school 2
         (inbox / name(ssid)).write_bytes(ssr(ssid))
-    summary = import_paths(engine, settings, [inbox], scope_for(engine, site))
+    summary = import_paths(engine, settings, [inbox], site)
     assert summary.progress.stored == 1 and summary.reasons == {"unknown_ssid": 1}
     with Session(engine) as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "import.run")).one()
@@ -274,7 +273,7 @@ def test_operator_scope_and_audit_event(
     assert "Nguy" not in event.detail and "Ana" not in event.detail
     assert audit.verify(engine).ok
     with pytest.raises(InvalidInput, match="No such file"):
-        import_paths(engine, settings, [tmp_path / "missing"], scope_for(engine, site))
+        import_paths(engine, settings, [tmp_path / "missing"], site)
 
 
 def test_accept_skips_known_reports_for_resumption(
@@ -284,7 +283,7 @@ def test_accept_skips_known_reports_for_resumption(
 
     available = datetime(2026, 7, 20, 12, tzinfo=UTC)
     meta = ReportMeta(Program.CAASPP, "SB", 2026, "en", SSIDS[0], available)
-    with Importer(engine, settings, scope_for(engine, None), "api") as importer:
+    with Importer(engine, settings, None, "api") as importer:
         assert not importer.has_report(meta)
         importer.accept(ssr(SSIDS[0]), "api", meta)
         assert importer.has_report(meta)

@@ -21,7 +21,7 @@ from services.access.tables import Operator, Role
 from services.core.context import ConsoleContext
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
-from services.intake.importer import import_paths, intake_folders, scope_for
+from services.intake.importer import import_paths, intake_folders
 from services.intake.records import ImportRun
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
 
@@ -55,15 +55,16 @@ def test_paths_outside_the_intake_folders_are_refused(
     elsewhere.mkdir()
     (elsewhere / name(SSIDS[1])).write_bytes(ssr(SSIDS[1]))
     (inbox / "link").symlink_to(elsewhere)
-    scope = scope_for(engine, None, LEA_CDS)
     for path in ("/etc/ssh", "/root", elsewhere, inbox / ".." / "..", inbox / "link", "../../x"):
         with pytest.raises(InvalidInput, match=OUTSIDE):
-            import_paths(engine, plain, [inbox, path], scope)
+            import_paths(engine, plain, [inbox, path], None, lea_cds=LEA_CDS)
     with pytest.raises(InvalidInput, match="No such file"):
-        import_paths(engine, plain, ["missing.zip"], scope)
+        import_paths(engine, plain, ["missing.zip"], None, lea_cds=LEA_CDS)
     assert _runs(engine) == []  # refused before a run starts: nothing listed, nothing opened
 
-    summary = import_paths(engine, plain, [name(SSIDS[0])], scope)  # relative: in the inbox
+    summary = import_paths(
+        engine, plain, [name(SSIDS[0])], None, lea_cds=LEA_CDS
+    )  # relative: in the inbox
     assert summary.progress.stored == 1
 
 

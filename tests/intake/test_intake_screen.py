@@ -104,11 +104,11 @@ async def test_leaving_the_screen_does_not_stop_the_import(
         await pilot.press("enter", "escape")  # gone before the first progress report arrives
 
         def finished() -> bool:
-            run = intake.latest_run(engine, operator.lea_id)
+            run = intake.latest_run(engine, operator)
             return run is not None and run.status != "running"
 
         await until(finished, timeout=10)
-        run = intake.latest_run(engine, operator.lea_id)
+        run = intake.latest_run(engine, operator)
         assert run is not None and (run.status, run.stored) == ("finished", 6)
         assert not screen.is_attached
 

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from services.audit.tables import AuditEvent
 from services.core.settings import Settings
-from services.intake.importer import import_from_api, scope_for
+from services.intake.importer import import_from_api
 from services.intake.records import ImportRun
 from services.intake.score_reports import ScoreReport
 from services.intake.toms_api import RetryPolicy, TomsApiError, TomsClient, _retry_after
@@ -148,10 +148,9 @@ async def test_api_intake_survives_429_503_and_dropped_connections(
 ) -> None:
     state, url = toms
     seed_roster(engine)
-    scope = scope_for(engine, None, LEA_CDS)
     caplog.set_level(logging.DEBUG)
     async with TomsClient(url, USERNAME, SECRET, concurrency=3, retry=FAST) as client:
-        summary = await import_from_api(engine, settings, client, scope, workers=3)
+        summary = await import_from_api(engine, settings, client, None, workers=3, lea_cds=LEA_CDS)
     assert summary.progress.stored == 5
     assert summary.reasons == {"download_failed": 1}
     assert client.retries >= 5 + 5 + 1 + 1  # drops, 503s, the 429, the token 503
@@ -170,7 +169,7 @@ async def test_api_intake_survives_429_503_and_dropped_connections(
 
     downloads = sum(n for key, n in state.seen.items() if key.startswith("pdf:"))
     async with TomsClient(url, USERNAME, SECRET, retry=FAST) as client:  # resumption
-        again = await import_from_api(engine, settings, client, scope)
+        again = await import_from_api(engine, settings, client, None, lea_cds=LEA_CDS)
     assert (again.progress.stored, again.progress.duplicates) == (0, 5)
     broken_only = sum(n for key, n in state.seen.items() if key.startswith("pdf:")) - downloads
     assert broken_only == FAST.attempts  # only the failing PDF was asked for again
@@ -286,7 +285,6 @@ async def test_api_intake_takes_a_reissued_ssr_as_a_new_version_received_when_th
     engine = db.make_engine(migrated_url)
     settings = Settings(database_url=migrated_url, data_dir=tmp_path / "data")
     ids = seed_roster(engine)
-    scope = scope_for(engine, None, LEA_CDS)
     first, second, third = SSIDS[:3]
     ReissuingToms.pdfs = {ssid: ssr(ssid) for ssid in (first, second, third)}
     ReissuingToms.listing = {
@@ -300,7 +298,9 @@ async def test_api_intake_takes_a_reissued_ssr_as_a_new_version_received_when_th
 
     async def run() -> tuple[int, int]:
         async with TomsClient(url, USERNAME, SECRET, retry=FAST) as client:
-            summary = await import_from_api(engine, settings, client, scope, [first, second, third])
+            summary = await import_from_api(
+                engine, settings, client, None, [first, second, third], lea_cds=LEA_CDS
+            )
         return summary.progress.stored, summary.progress.new_versions
 
     try:

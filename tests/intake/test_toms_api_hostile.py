@@ -23,7 +23,7 @@ from console import config
 from services.core import toms
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
-from services.intake.importer import import_from_api, scope_for
+from services.intake.importer import import_from_api
 from services.intake.records import ImportException
 from services.intake.score_reports import ScoreReport
 from services.intake.toms_api import RetryPolicy, TomsApiError, TomsClient
@@ -142,9 +142,10 @@ async def test_token_never_leaves_the_api_origin(
     listing(api, SSIDS[2], same_host_other_port + "/c.pdf")
     listing(api, SSIDS[3], "/pdf/d.pdf")
     api.serve("/pdf/d.pdf", ssr(SSIDS[3]))
-    scope = scope_for(engine, None, LEA_CDS)
     async with TomsClient(api.url, USERNAME, SECRET, retry=FAST) as client:
-        summary = await import_from_api(engine, settings, client, scope, SSIDS[:4], workers=2)
+        summary = await import_from_api(
+            engine, settings, client, None, SSIDS[:4], workers=2, lea_cds=LEA_CDS
+        )
     assert storage.seen == []  # not even asked, with or without the token
     assert stored(engine) == {ids[SSIDS[3]]}
     assert refusals(engine) == {ssid: "foreign_link" for ssid in SSIDS[:3]}
@@ -163,10 +164,9 @@ async def test_allowed_storage_host_is_fetched_without_credentials(
     listing(api, SSIDS[1], api.serve("/go/b", b"", 307, Location=storage.url + "/b.pdf"))
     storage.serve("/b.pdf", ssr(SSIDS[1]))
     listing(api, SSIDS[2], storage.serve("/c.pdf", b"", 302, Location=stranger.url + "/c.pdf"))
-    scope = scope_for(engine, None, LEA_CDS)
     client = TomsClient(api.url, USERNAME, SECRET, retry=FAST, download_hosts=["127.0.0.2"])
     async with client:
-        await import_from_api(engine, settings, client, scope, SSIDS[:3])
+        await import_from_api(engine, settings, client, None, SSIDS[:3], lea_cds=LEA_CDS)
     assert sorted(path for path, _ in storage.seen) == ["/a.pdf?sig=1", "/b.pdf", "/c.pdf"]
     assert storage.authorised() == [] and stranger.seen == []
     assert stored(engine) == {ids[SSIDS[0]], ids[SSIDS[1]]}
@@ -266,9 +266,8 @@ async def test_oversized_undecodable_or_out_of_range_answers_are_refused(
     api.answers["/pdf/e.pdf"] = (200, b"not gzip either", garbled)
     listing(api, SSIDS[5], "/pdf/f.pdf")
     api.serve("/pdf/f.pdf", ssr(SSIDS[5]))
-    scope = scope_for(engine, None, LEA_CDS)
     async with TomsClient(api.url, USERNAME, SECRET, retry=FAST) as client:
-        await import_from_api(engine, settings, client, scope)
+        await import_from_api(engine, settings, client, None, lea_cds=LEA_CDS)
     bad = {ssid: "bad_listing" for ssid in SSIDS[:4]}
     assert refusals(engine) == bad | {SSIDS[4]: "download_failed"}
     assert [p for p, _ in api.seen if p.startswith("/many/")] == []

@@ -249,13 +249,7 @@ def test_a_family_moved_by_the_help_desk_is_on_its_new_channel_everywhere(
     assert (preview.families, preview.ssrs) == (1, 4)
 
     def planned(option: Option) -> set[str]:
-        query = coverage.students_for(
-            any_engine,
-            roster.lea_id,
-            coverage.in_force(any_engine, caaspp),
-            coverage.Who.PLAN,
-            option,
-        )
+        _, query = coverage.choose(any_engine, caaspp, option)
         with Session(any_engine) as session:
             sids = {int(row.sid) for row in session.execute(query)}
         return {n for n, sid in ids.items() if sid in sids}

@@ -16,7 +16,7 @@ from services.access import operators
 from services.channels import paper_order
 from services.channels.batches import Scope as ChannelScope
 from services.core import db
-from services.core.errors import InvalidInput, NotFound, PermissionDenied
+from services.core.errors import NotFound, PermissionDenied
 from services.core.programs import Program
 from services.core.settings import Settings
 from services.core.working_days import WorkingCalendar
@@ -102,8 +102,7 @@ def test_states_per_channel_and_breakdowns_add_up(world: Engine) -> None:
         who=coverage.Who.ALL,
     )
 
-    scope = reports.scope_for(world, caaspp)
-    assert reports.refresh(world, scope) == sum(programs.values())
+    assert reports.refresh(world, caaspp) == sum(programs.values())
 
     # Expected, worked out here in Python from the same rows.
     guardians: dict[int, set[int]] = {}
@@ -124,7 +123,7 @@ def test_states_per_channel_and_breakdowns_add_up(world: Engine) -> None:
         else:
             state = ("No channel", "none")
         expected[state] += units
-    by_channel = {r.label: r for r in reports.coverage(world, scope, Dimension.CHANNEL)}
+    by_channel = {r.label: r for r in reports.coverage(world, caaspp, Dimension.CHANNEL)}
     got: Counter[tuple[str, str]] = Counter()
     for label, row in by_channel.items():
         for name, n in (
@@ -138,14 +137,14 @@ def test_states_per_channel_and_breakdowns_add_up(world: Engine) -> None:
     assert got == expected
     whole = reports.total(list(by_channel.values()))
     for dimension in Dimension:
-        rows = reports.coverage(world, scope, dimension)
+        rows = reports.coverage(world, caaspp, dimension)
         assert reports.total(rows) == whole, dimension
-    by_program = {r.label: r.units for r in reports.coverage(world, scope, Dimension.PROGRAM)}
+    by_program = {r.label: r.units for r in reports.coverage(world, caaspp, Dimension.PROGRAM)}
     assert by_program["CAASPP"] == len(students)
-    grades = [r.label for r in reports.coverage(world, scope, Dimension.GRADE)]
+    grades = [r.label for r in reports.coverage(world, caaspp, Dimension.GRADE)]
     assert grades == sorted(grades, key=lambda g: int(g.split()[-1]))
 
-    costs = {c.option.value: c for c in reports.cost_by_channel(world, scope)}
+    costs = {c.option.value: c for c in reports.cost_by_channel(world, caaspp)}
     assert costs["D"].cost == Decimal(order.cost_cents) / 100 > 0  # as the order recorded it
     assert costs["B"].batches == 1 and costs["B"].cost == 0 and costs["C"].batches == 0
 
@@ -154,8 +153,7 @@ def test_deadline_risk_counts_only_undelivered_units_near_or_past_their_deadline
     world: Engine,
 ) -> None:
     caaspp = operators.resolve(world, "caaspp")
-    scope = reports.scope_for(world, caaspp)
-    reports.refresh(world, scope)
+    reports.refresh(world, caaspp)
     calendar = WorkingCalendar()
     caaspp_due = calendar.deadline(Program.CAASPP, CAASPP_RECEIVED.date())
     elpac_due = calendar.deadline(Program.ELPAC, ELPAC_RECEIVED.date())
@@ -163,27 +161,25 @@ def test_deadline_risk_counts_only_undelivered_units_near_or_past_their_deadline
         learners = len(session.exec(select(Student.id).where(col(Student.english_learner))).all())
         everyone = len(session.exec(select(Student.id)).all())
     early = date(2026, 5, 21)
-    assert reports.at_risk_count(world, scope, early, calendar) == 0
+    assert reports.at_risk_count(world, caaspp, early, calendar) == 0
     # five working days before the ELPAC deadline only the ELPAC units are at risk
     near_elpac = calendar.add(elpac_due, -5)
     assert near_elpac < calendar.add(caaspp_due, -5)
-    assert reports.at_risk_count(world, scope, near_elpac, calendar) == learners
+    assert reports.at_risk_count(world, caaspp, near_elpac, calendar) == learners
     late = caaspp_due + timedelta(days=1)
-    assert reports.at_risk_count(world, scope, late, calendar) == everyone + learners
-    page = reports.at_risk(world, caaspp, scope, late, calendar, limit=5)
+    assert reports.at_risk_count(world, caaspp, late, calendar) == everyone + learners
+    page = reports.at_risk(world, caaspp, late, calendar, limit=5)
     with pytest.raises(PermissionDenied):
-        reports.at_risk(world, operators.resolve(world, "tech"), scope, late, calendar)
+        reports.at_risk(world, operators.resolve(world, "tech"), late, calendar)
     assert len(page) == 5 and page[0].program == "ELPAC" and page[0].deadline == elpac_due
     assert page[0].state == "in no batch"
 
 
 def test_site_coordinator_and_group_scope(world: Engine) -> None:
     caaspp, site = operators.resolve(world, "caaspp"), operators.resolve(world, "site")
-    lea_scope = reports.scope_for(world, caaspp)
-    reports.refresh(world, lea_scope)
-    own = reports.scope_for(world, site)
-    assert own.school_id == site.school_id
-    rows = reports.coverage(world, own, Dimension.SCHOOL)
+    reports.refresh(world, caaspp)
+    assert reports.scope_for(world, site).school_id == site.school_id
+    rows = reports.coverage(world, site, Dimension.SCHOOL)
     with Session(world) as session:
         school = session.get(School, site.school_id)
         members = session.exec(select(Student).where(Student.school_id == site.school_id)).all()
@@ -192,13 +188,11 @@ def test_site_coordinator_and_group_scope(world: Engine) -> None:
     group = student_groups.create_from_filter(
         world, caaspp, "One grade", "2025-26", Filter(school_id=site.school_id, grade=grade)
     )
-    in_group = reports.coverage(world, reports.scope_for(world, caaspp, group.id), Dimension.GRADE)
+    in_group = reports.coverage(world, caaspp, Dimension.GRADE, group.id)
     assert [(r.label, r.units) for r in in_group][0] == (
         f"Grade {grade}",
         reports.total(in_group).units,
     )
-    with pytest.raises(InvalidInput, match="per batch"):
-        reports.cost_by_channel(world, reports.scope_for(world, caaspp, group.id))
     other = next(s for s in _schools(world) if s.id != site.school_id)
     theirs = student_groups.create_from_filter(
         world, caaspp, "Elsewhere", "2025-26", Filter(school_id=other.id)
@@ -208,23 +202,23 @@ def test_site_coordinator_and_group_scope(world: Engine) -> None:
     with pytest.raises(PermissionDenied):
         reports.scope_for(world, operators.resolve(world, "helpdesk"))
     assert reports.is_stale(None)
-    moment = reports.refreshed_at(world, own)
+    moment = reports.refreshed_at(world, site)
     assert moment is not None and not reports.is_stale(moment)
 
 
 def test_two_refreshes_at_once_take_turns(world: Engine) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    scope = reports.scope_for(world, operators.resolve(world, "caaspp"))
+    caaspp = operators.resolve(world, "caaspp")
     with ThreadPoolExecutor(2) as pool:
-        counts = list(pool.map(lambda _: reports.refresh(world, scope), range(2)))
+        counts = list(pool.map(lambda _: reports.refresh(world, caaspp), range(2)))
     assert counts[0] == counts[1] > 0
-    assert reports.total(reports.coverage(world, scope, Dimension.PROGRAM)).units == counts[0]
+    assert reports.total(reports.coverage(world, caaspp, Dimension.PROGRAM)).units == counts[0]
 
 
 def test_only_the_latest_administration_counts(world: Engine) -> None:
-    scope = reports.scope_for(world, operators.resolve(world, "caaspp"))
-    before = reports.refresh(world, scope)
+    caaspp = operators.resolve(world, "caaspp")
+    before = reports.refresh(world, caaspp)
     with Session(world) as session:
         student = session.exec(select(Student).order_by(Student.id)).first()
         assert student is not None
@@ -232,6 +226,6 @@ def test_only_the_latest_administration_counts(world: Engine) -> None:
         old.admin_year, old.sha256 = 2025, "f" * 64
         session.add(old)
         session.commit()
-    assert reports.refresh(world, scope) == before
+    assert reports.refresh(world, caaspp) == before
     # last year's SSR, received long ago, does not make the student overdue now
-    assert reports.at_risk_count(world, scope, date(2026, 5, 21), WorkingCalendar()) == 0
+    assert reports.at_risk_count(world, caaspp, date(2026, 5, 21), WorkingCalendar()) == 0

@@ -207,9 +207,9 @@ async def test_leaving_while_figures_are_worked_out_is_harmless(
 
     slow = reports.refresh
 
-    def refresh(engine, scope):  # type: ignore[no-untyped-def]
+    def refresh(*args):  # type: ignore[no-untyped-def]
         time.sleep(0.5)
-        return slow(engine, scope)
+        return slow(*args)
 
     monkeypatch.setattr(reports, "refresh", refresh)
     settings = Settings(f"sqlite:///{tmp_path / 'ssr.db'}", tmp_path / "data")
