@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 import services
 from services.access import operators
 from services.access.tables import Operator
-from services.channels import paper_order, print_batch
+from services.channels import by_scope, paper_order, print_batch
 from services.channels.batches import ChannelBatch, ChannelItem
 from services.channels.batches import Scope as ChannelScope
 from services.core import db
@@ -219,6 +219,16 @@ CALLS: dict[str, Callable[[World], list[Any]]] = {
             )
         )
         for s in reversed(channel_scopes(w))
+    ],
+    "services.channels.by_scope.preview": lambda w: [
+        attempt(lambda c=c, s=s: by_scope.preview(w.engine, w.settings, w.site, c, s))
+        for c in (Option.PRINT, Option.PAPER)
+        for s in selections(w)
+    ],
+    "services.channels.by_scope.create": lambda w: [
+        attempt(lambda c=c, s=s: by_scope.create(w.engine, w.settings, w.site, c, s, name="f"))
+        for c in (Option.PRINT, Option.PAPER)
+        for s in reversed(selections(w))
     ],
     "services.channels.print_batch.preview": lambda w: [
         attempt(lambda s=s: print_batch.preview(w.engine, w.site, scope=s, who=coverage.Who.ALL))
