@@ -112,19 +112,18 @@ def _status(
 ) -> int:
     from services.reports import aggregates as reports
 
-    scope = reports.scope_for(engine, operator)
-    reports.refresh(engine, scope)  # a script wants the figures as they are now
-    rows = reports.coverage(engine, scope, reports.Dimension(args.by))
+    reports.refresh(engine, operator)  # a script wants the figures as they are now
+    rows = reports.coverage(engine, operator, reports.Dimension(args.by))
     whole = reports.total(rows)
-    at_risk = reports.at_risk_count(engine, scope, date.today(), settings.calendar)
-    corrected = reports.corrected_count(engine, scope)
+    at_risk = reports.at_risk_count(engine, operator, date.today(), settings.calendar)
+    corrected = reports.corrected_count(engine, operator)
     if args.csv:
         _write_csv(args.csv, reports.COLUMNS, (reports.as_cells(r) for r in [*rows, whole]))
     if args.json:
         say_json(
             {
                 "by": args.by,
-                "as_of": reports.refreshed_at(engine, scope),
+                "as_of": reports.refreshed_at(engine, operator),
                 "rows": [asdict(r) for r in rows],
                 "total": asdict(whole),
                 "at_risk": at_risk,
@@ -146,14 +145,13 @@ def _at_risk(
     from services.reports import aggregates as reports
 
     require(operator, Permission.VIEW_STUDENTS)  # it names students, as on the screen
-    scope = reports.scope_for(engine, operator)
-    reports.refresh(engine, scope)
+    reports.refresh(engine, operator)
     today, calendar = date.today(), settings.calendar
     found = [
         unit
         for page in _pages(
             lambda offset: reports.at_risk(
-                engine, operator, scope, today, calendar, limit=PAGE, offset=offset
+                engine, operator, today, calendar, limit=PAGE, offset=offset
             )
         )
         for unit in page
@@ -178,7 +176,7 @@ def _at_risk(
 def _cost(args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator) -> int:
     from services.reports import aggregates as reports
 
-    costs = reports.cost_by_channel(engine, reports.scope_for(engine, operator))
+    costs = reports.cost_by_channel(engine, operator)
     header = ("channel", "batches", "families", "cost")
     cells = [(f"{c.option.value} {c.option.caption}", c.batches, c.families, c.cost) for c in costs]
     if args.csv:
