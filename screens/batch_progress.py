@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timedelta
+from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
@@ -25,10 +26,11 @@ from services.core.columns import utcnow
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError
 from services.delivery import batches, mailer
-from services.delivery.in_doubt import InDoubt, in_doubt
-from services.delivery.ledger import BatchStatus, ItemState, Resolution, Step
+from services.delivery.in_doubt import in_doubt
+from services.delivery.ledger import BatchStatus, ItemState
 from services.delivery.worker import WorkerConfig
 from widgets.plain import PlainTable, plain
+from widgets.resolve_dialog import decide_in_doubt
 
 REFRESH_SECONDS = 1.0
 SHOWN_STATES = (
@@ -107,39 +109,6 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
-
-
-class ResolveScreen(ModalScreen[Resolution | None]):
-    """The decision for one uncertain item, after checking the relay's log or with the family."""
-
-    CSS_PATH = "batch_progress.tcss"
-    BINDINGS = [
-        Binding("r", "choose('resend')", "Resend"),
-        Binding("s", "choose('sent')", "It arrived"),
-        Binding("g", "choose('fail')", "Give up"),
-        Binding("escape", "choose('')", "Not now"),
-    ]
-
-    def __init__(self, doubt: InDoubt) -> None:
-        super().__init__()
-        self.doubt = doubt
-
-    def compose(self) -> ComposeResult:
-        arrived = (
-            "it arrived (the password follows)"
-            if self.doubt.step is Step.DOCUMENT
-            else "it arrived (the family is done)"
-        )
-        yield Static(
-            plain(
-                self.doubt.text() + "\n\nThe message may or may not have reached the family: "
-                f"look it up in the relay's log.\nr resend it · s {arrived} · g give up · "
-                "esc decide later"
-            )
-        )
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(Resolution(choice) if choice else None)
 
 
 class BatchProgressScreen(ConsoleScreen):
@@ -341,29 +310,10 @@ class BatchProgressScreen(ConsoleScreen):
             self.notify(f"Item {problem.item_id} is {problem.state.label}, not uncertain")
             return
 
-        self._ask(problem.item_id)
-
-    @work(thread=True, group="resolve")
-    def _ask(self, item_id: int) -> None:
-        """Read what is in doubt, then ask the operator (the dialog) what to do with it."""
-        try:
-            doubt = in_doubt(self.ctx.engine, self.ctx.operator, item_id)
-        except ConsoleError as error:
-            self.app.call_from_thread(self.notify, str(error), severity="error")
-            return
-
-        def chosen(resolution: Resolution | None) -> None:
-            if resolution is not None:
-                self._resolve(item_id, resolution)
-
-        self.app.call_from_thread(self.app.push_screen, ResolveScreen(doubt), chosen)
-
-    @work(thread=True, group="resolve")
-    def _resolve(self, item_id: int, resolution: Resolution) -> None:
-        try:
-            state = batches.resolve(self.ctx.engine, self.ctx.operator, item_id, resolution)
-        except ConsoleError as error:
-            self.app.call_from_thread(self.notify, str(error), severity="error")
-            return
-        self.app.call_from_thread(self.notify, f"Item {item_id}: now {state.label}")
-        self.refresh_progress()
+        ctx = self.ctx
+        decide_in_doubt(
+            self,
+            partial(in_doubt, ctx.engine, ctx.operator, problem.item_id),
+            partial(batches.resolve, ctx.engine, ctx.operator, problem.item_id),
+            self.refresh_progress,
+        )

@@ -4,11 +4,15 @@ Type an SSID, a name ("last first"), an email or a phone number and press enter;
 with the arrows and enter to open the family. On the family screen: f resends the document, k
 the password (both under a new password), e corrects the email address, m moves the family to
 another channel; each asks for a reason, and the service writes the audit event with the change.
+u opens a message in doubt (the relay never answered): the help desk reads it, recipient masked;
+a coordinator decides it (``services.access.permissions`` says why).
 A help desk operator's email correction is a request: A (on the help desk screen) opens the
 approvals list where a coordinator approves (y) or rejects (n) it.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
@@ -19,6 +23,8 @@ from screens.base import ConsoleScreen
 from services.core.channels import Option
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
+from services.delivery import batches
+from services.delivery.in_doubt import in_doubt
 from services.delivery.ledger import Step
 from services.helpdesk import email_changes
 from services.helpdesk import families as helpdesk
@@ -26,6 +32,7 @@ from services.helpdesk.email_changes import PendingChange
 from services.helpdesk.families import Family, Hit
 from widgets.form_dialog import FormDialog, FormField
 from widgets.plain import PlainInput, PlainTable, plain
+from widgets.resolve_dialog import decide_in_doubt
 from widgets.timeline import Timeline
 
 WIDTHS = {"SSID": 10, "Student": 20, "Gr": 2, "Guardian": 18, "Email or phone": 20}
@@ -129,6 +136,7 @@ class FamilyScreen(ConsoleScreen):
         Binding("k", "resend('password')", "Resend password (key)"),
         Binding("e", "correct_email", "Correct email"),
         Binding("m", "move_channel", "Move channel"),
+        Binding("u", "in_doubt", "In doubt", show=False),
     ]
     CSS_PATH = "helpdesk.tcss"
 
@@ -177,6 +185,8 @@ class FamilyScreen(ConsoleScreen):
         if family.deliveries:
             d = family.deliveries[-1]
             lines.append(f"Secure email: batch {d.batch_id}, {d.state}, to {d.address}")
+        if any(d.in_doubt for d in family.deliveries):
+            lines.append("A message is in doubt: u shows it")
         self.query_one("#card", Static).update(plain("\n".join(lines)))
         self.query_one(Timeline).show(
             [(e.at.strftime("%Y-%m-%d %H:%M") if e.at else "now", e.text) for e in family.events]
@@ -220,6 +230,21 @@ class FamilyScreen(ConsoleScreen):
                 submit,
             ),
             f"Resend of the {chosen.value} queued",
+        )
+
+    def action_in_doubt(self) -> None:
+        """Open the family's message in doubt: the help desk reads it (recipient masked), a
+        coordinator may decide it here as on the batch progress screen."""
+        doubtful = [d for d in self.family.deliveries if d.in_doubt] if self.family else []
+        if not doubtful:
+            self.notify("No message of this family is in doubt", severity="warning")
+            return
+        ctx, item_id = self.ctx, doubtful[-1].item_id
+        decide_in_doubt(
+            self,
+            partial(in_doubt, ctx.engine, ctx.operator, item_id),
+            partial(batches.resolve, ctx.engine, ctx.operator, item_id),
+            self.reload,
         )
 
     def action_correct_email(self) -> None:

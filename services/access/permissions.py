@@ -66,7 +66,16 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
 }
 """The role matrix from DESIGN.md: the tech coordinator sees counts, not students; the help desk
-reads and resends but never sees scores or secrets; a site coordinator is held to one school."""
+reads and resends but never sees scores or secrets; a site coordinator is held to one school.
+
+An item in doubt (the relay took a message and never answered) is decided by those who run
+batches (``RUN_BATCHES``), not by the help desk, which may open it to read (the recipient masked,
+``services.delivery.in_doubt``): "it arrived" records a delivery, which stops the statutory
+deadline clock (5 CCR § 863) and goes into the coordinators' reports, and it must be checked
+against the relay's log by the full address and Message-ID; "resend" sends a second package and
+password, and "give up" takes the family off its channel. Each is a batch decision the
+coordinators answer for. A family on the phone is served by the help desk's own resend
+(``RESEND``), which is audited with its reason like every help desk action."""
 
 
 def granted(operator: Operator) -> frozenset[Permission]:

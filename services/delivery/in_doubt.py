@@ -4,7 +4,8 @@ A message whose data went out without an answer may or may not be with the famil
 deciding (resend, it arrived, give up) the operator checks the relay's log, so the decision shows
 which family, the recipient, which of the two messages is in doubt, its Message-ID and when it
 was handed to the relay (``DeliveryItem.message_id``/``handed_at``, written at the claim, before
-the message leaves). The recipient is masked for anyone who may not run batches (the help desk).
+the message leaves). The recipient is masked for anyone who may not run batches (the help desk),
+who may read the item but not decide it (``services.access.permissions``: why).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class InDoubt:
     message_id: str
     handed_at: datetime | None
     reason: str
+    may_resolve: bool = True  # False for the help desk: it reads the item, a coordinator decides
 
     def text(self) -> str:
         """The dialog's lines."""
@@ -73,7 +75,8 @@ def in_doubt(engine: Engine, operator: Operator, item_id: int) -> InDoubt:
     by_sms = batch.password_channel == "sms"  # noqa: S105 - a channel name
     step = Step(item.uncertain_step or Step.DOCUMENT.value)
     recipient = item.phone or "" if by_sms and step is Step.PASSWORD else item.address
-    if not allowed(operator, Permission.RUN_BATCHES):
+    may_resolve = allowed(operator, Permission.RUN_BATCHES)
+    if not may_resolve:
         recipient = masked(recipient) if "@" in recipient else f"…{recipient[-2:]}"
     family = f"{guardian.last_name}, {guardian.first_name}" if guardian else "unknown"
     return InDoubt(
@@ -85,4 +88,5 @@ def in_doubt(engine: Engine, operator: Operator, item_id: int) -> InDoubt:
         item.message_id or "",
         item.handed_at,
         item.error or "",
+        may_resolve,
     )

@@ -40,7 +40,7 @@ from services.core.paging import prefix
 from services.core.scope import latest_report
 from services.delivery import ledger
 from services.delivery.delivered import correction_owed
-from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, Step
+from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, ItemState, Step
 from services.helpdesk import email_changes
 from services.helpdesk.guards import guardian_in_scope, reason_text
 from services.intake.records import ReportReceipt
@@ -239,6 +239,7 @@ class Delivery:
     batch: str
     state: str
     address: str
+    in_doubt: bool = False  # uncertain: the relay never answered (``services.delivery.in_doubt``)
 
 
 @dataclass(frozen=True)
@@ -448,7 +449,16 @@ def _deliveries(
     deliveries, events = [], []
     for item, batch in rows:
         assert item.id is not None and batch.id is not None
-        deliveries.append(Delivery(item.id, batch.id, batch.name, item.state.label, item.address))
+        deliveries.append(
+            Delivery(
+                item.id,
+                batch.id,
+                batch.name,
+                item.state.label,
+                item.address,
+                item.state is ItemState.UNCERTAIN,
+            )
+        )
         events.append(
             Event(
                 batch.created_at,

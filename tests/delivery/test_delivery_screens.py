@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from textual.widgets import DataTable, Static
 
-from screens.batch_progress import BatchProgressScreen, ResolveScreen
+from screens.batch_progress import BatchProgressScreen
 from screens.batches import BatchesScreen
 from screens.new_batch import NewBatchScreen
 from services.access import operators
@@ -24,6 +24,7 @@ from services.delivery.ledger import BatchStatus, DeliveryBatch, DeliveryItem, I
 from services.roster.tables import Guardian
 from tests.delivery_harness import copy_database, seeded_template
 from tests.pilot import app_for, settle, text, until
+from widgets.resolve_dialog import ResolveScreen
 
 SIZE = (80, 24)
 
