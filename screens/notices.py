@@ -16,12 +16,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens.base import ConsoleScreen
-from services.access.tables import Role
 from services.core.columns import utcnow
 from services.core.errors import ConsoleError
 from services.reminders import ledger as notice_ledger
 from services.reminders import scheduler_lock
-from services.reminders.ledger import Notice, NoticeCounts, NoticeKind
+from services.reminders.ledger import Notice, NoticeCounts, about
 from services.reminders.scheduler_lock import SchedulerStatus
 from widgets.plain import PlainTable, plain
 
@@ -36,25 +35,6 @@ class _View:
     inbox: list[Notice]
     upcoming: list[Notice]
     failures: list[Notice]
-
-
-def about(notice: Notice) -> str:
-    """One line naming what a notice is about, in the console's language (English)."""
-    if notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
-        if notice.offset > 0:
-            return f"Credential expires in {notice.offset} d ({notice.event_on:%b %d})"
-        if notice.offset == 0:
-            return f"Credential expires today ({notice.event_on:%b %d})"
-        return f"Credential EXPIRED {-notice.offset} d ago"
-    if notice.kind is NoticeKind.CREDENTIAL_UNVERIFIED:
-        return f"Credential recorded {notice.event_on:%b %d} still not verified by TOMS"
-    if notice.kind is NoticeKind.RESET_NOTE:
-        return f"LEA {notice.program} coordinator asks to reset the credential (key c)"
-    if notice.kind is NoticeKind.AUDIT_ANCHOR:
-        return f"Audit log anchor {notice.anchor} (keep it: audit verify --anchor)"
-    if notice.kind is NoticeKind.RESET_EMERGENCY:
-        return f"EMERGENCY credential reset by the LEA {notice.program} coordinator (key c)"
-    return f"{notice.pending} {notice.program} SSRs due {notice.event_on:%b %d}"
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -108,15 +88,15 @@ class NoticesScreen(ConsoleScreen):
     @work(thread=True, exclusive=True)
     def _load(self) -> None:
         engine, operator = self.ctx.engine, self.ctx.operator
-        scope = None if operator.role is Role.TECH else operator.lea_id  # tech watches them all
         try:
+            notices = notice_ledger.view_for(engine, operator)
             view = _View(
                 now=utcnow(),
                 status=scheduler_lock.status(engine),
-                counts=notice_ledger.counts(engine, scope),
-                inbox=notice_ledger.inbox(engine, operator.username),
-                upcoming=notice_ledger.upcoming(engine, scope),
-                failures=notice_ledger.failures(engine, scope),
+                counts=notices.counts,
+                inbox=notices.inbox,
+                upcoming=notices.upcoming,
+                failures=notices.failures,
             )
         except ConsoleError as error:  # the banner says it too; keep the screen, say why
             self.app.call_from_thread(self.notify, str(error), severity="error")

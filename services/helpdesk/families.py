@@ -38,6 +38,7 @@ from services.core.db import session_scope
 from services.core.errors import InvalidInput, NotFound
 from services.core.paging import prefix
 from services.core.scope import latest_report
+from services.core.validation import ssid as valid_ssid
 from services.delivery import ledger
 from services.delivery.delivered import correction_owed
 from services.delivery.ledger import BatchKind, DeliveryBatch, DeliveryItem, ItemState, Step
@@ -322,6 +323,20 @@ def family(engine: Engine, operator: Operator, student_id: int) -> Family:
             else ""
         ),
     )
+
+
+def family_by_ssid(engine: Engine, operator: Operator, ssid: str) -> Family:
+    """``family`` of the student with this SSID (what the caller reads off the letter), looked
+    up in the operator's own scope: their LEA, a site coordinator's school."""
+    require(operator, Permission.VIEW_CONTACTS)
+    typed = valid_ssid(ssid)
+    with Session(engine) as session:
+        found = session.exec(
+            select(Student.id).where(Student.ssid == typed, Student.lea_id == operator.lea_id)
+        ).first()
+    if found is None:
+        raise NotFound(f"No student with SSID {typed} is in your scope")
+    return family(engine, operator, found)
 
 
 def _order(event: Event) -> tuple[int, datetime | str]:

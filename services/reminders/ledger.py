@@ -34,6 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from services.access.permissions import Permission, require
+from services.access.tables import Operator, Role
 from services.audit import log as audit
 from services.audit.log import Actor
 from services.core.columns import enum_column, utcnow
@@ -159,6 +161,48 @@ def failures(engine: Engine, lea_id: int | None = None, limit: int = 200) -> lis
     query = query.order_by(col(Notice.next_attempt_at), col(Notice.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(query).all())
+
+
+def about(notice: Notice) -> str:
+    """One line naming what a notice is about, in the console's language (English)."""
+    if notice.kind is NoticeKind.CREDENTIAL_EXPIRY:
+        if notice.offset > 0:
+            return f"Credential expires in {notice.offset} d ({notice.event_on:%b %d})"
+        if notice.offset == 0:
+            return f"Credential expires today ({notice.event_on:%b %d})"
+        return f"Credential EXPIRED {-notice.offset} d ago"
+    if notice.kind is NoticeKind.CREDENTIAL_UNVERIFIED:
+        return f"Credential recorded {notice.event_on:%b %d} still not verified by TOMS"
+    if notice.kind is NoticeKind.RESET_NOTE:
+        return f"LEA {notice.program} coordinator asks to reset the credential (key c)"
+    if notice.kind is NoticeKind.AUDIT_ANCHOR:
+        return f"Audit log anchor {notice.anchor} (keep it: audit verify --anchor)"
+    if notice.kind is NoticeKind.RESET_EMERGENCY:
+        return f"EMERGENCY credential reset by the LEA {notice.program} coordinator (key c)"
+    return f"{notice.pending} {notice.program} SSRs due {notice.event_on:%b %d}"
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """What the Notices screen and ``ssr-console notices`` show one operator."""
+
+    counts: NoticeCounts
+    inbox: list[Notice]
+    upcoming: list[Notice]
+    failures: list[Notice]
+
+
+def view_for(engine: Engine, operator: Operator, limit: int = 200) -> NoticeView:
+    """The operator's own inbox, and the planned and failing notices of their LEA; the technology
+    coordinator, who watches the scheduler for the deployment, sees every LEA's."""
+    require(operator, Permission.VIEW_CREDENTIAL_STATUS)
+    scope = None if operator.role is Role.TECH else operator.lea_id
+    return NoticeView(
+        counts(engine, scope),
+        inbox(engine, operator.username, limit),
+        upcoming(engine, scope, limit),
+        failures(engine, scope, limit),
+    )
 
 
 def mark_read(engine: Engine, notice_id: int, recipient: str) -> None:
