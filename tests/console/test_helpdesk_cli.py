@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from services.access import operators
-from services.helpdesk import families
+from services.helpdesk import email_changes
 from services.roster.tables import Guardian, School, Student, StudentGuardian
 from tests.console.conftest import Cli
 
@@ -35,9 +35,9 @@ def test_the_help_desk_finds_a_family_and_reads_its_timeline(demo_cli: Cli) -> N
     assert "Nothing found" in demo_cli("helpdesk", "find", "Zzyzx", operator="helpdesk").ok()
 
     demo_cli("batch", "create", "--channel", "email", "--scope", "lea").ok()
-    helpdesk = operators.resolve(demo_cli.engine, "helpdesk")
-    families.correct_email(
-        demo_cli.engine, helpdesk, guardian_id, "new.address@example.org", "typo on the form"
+    coordinator = operators.resolve(demo_cli.engine, "caaspp")  # applies at once
+    email_changes.correct_email(
+        demo_cli.engine, coordinator, guardian_id, "new.address@example.org", "typo on the form"
     )
 
     family = demo_cli("helpdesk", "timeline", ssid, "--json", operator="helpdesk").json()
