@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from console.output import say, say_json
@@ -84,6 +85,18 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     retry.add_argument("id", metavar="ID")
     retry.add_argument(
         "--now", action="store_true", help="instead: try the messages waiting for the relay now"
+    )
+    actions.add_parser(
+        "received", help="an ETS paper order (D) arrived at the LEA (key v on its screen)"
+    ).add_argument("id", metavar="ID")
+    mailed = actions.add_parser(
+        "mailed",
+        help="a print run's (C) or paper order's (D) envelopes were mailed or handed out: "
+        "only then are its families delivered (key e on its screen)",
+    )
+    mailed.add_argument("id", metavar="ID")
+    mailed.add_argument(
+        "--on", type=_day, metavar="YYYY-MM-DD", help="the day they went out (default today)"
     )
     resolve = actions.add_parser("resolve", help="decide an uncertain item (see `batch show`)")
     resolve.add_argument("id", metavar="ID")
@@ -545,7 +558,43 @@ def _resolve(
     return 0
 
 
+def _received(
+    args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator
+) -> int:
+    from services.channels import paper_order
+
+    ref = batch_ref(args.id)
+    _channel_batch(engine, operator, ref)  # a D batch of the operator's, or NotFound
+    paper_order.mark_received(engine, operator, ref.number)
+    say(f"batch {ref} received at the LEA: `batch mailed {ref}` once it is mailed or handed out")
+    return 0
+
+
+def _mailed(
+    args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator
+) -> int:
+    from services.channels import batches as channel_batches
+    from services.core.columns import utcnow
+
+    ref = batch_ref(args.id)
+    _channel_batch(engine, operator, ref)
+    day = args.on or utcnow().date()
+    moved = channel_batches.confirm_delivered(engine, operator, ref.number, day)
+    say(f"batch {ref}: {moved:,} students delivered on {day:%Y-%m-%d}")
+    return 0
+
+
+def _day(text: str) -> date:
+    """A day for --on, like 2026-09-14."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day like 2026-09-14: {text!r}") from None
+
+
 ACTIONS = {
+    "received": _received,
+    "mailed": _mailed,
     "create": _create,
     "list": _list,
     "show": _show,

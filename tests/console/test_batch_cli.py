@@ -213,3 +213,26 @@ def test_untrusted_names_reach_the_terminal_harmless(sqlite_cli: Cli) -> None:
     listed = sqlite_cli("batch", "list", "--json")
     assert "\x1b" not in listed.out
     assert listed.json()[0]["name"].startswith("Spring\x1b]52")  # JSON keeps the value exactly
+
+
+def test_paper_is_delivered_once_received_and_mailed(demo_cli: Cli) -> None:
+    school = _schools(demo_cli)[0]
+    order = demo_cli("batch", "create", "--channel", "paper", "--scope", "school", school)
+    order_id = order.ok().strip()
+    demo_cli("batch", "mailed", order_id).refused("is received from ETS and waiting to be mailed")
+    assert "received at the LEA" in demo_cli("batch", "received", order_id).ok()
+    demo_cli("batch", "received", order_id).refused("not waiting for paper")
+    demo_cli("batch", "mailed", order_id, "--on", "2001-01-01").refused("were mailed between")
+    demo_cli("batch", "mailed", order_id, "--on", "01/02/2026").refused("not a day like", 2)
+    assert "students delivered on" in demo_cli("batch", "mailed", order_id).ok()
+    shown = demo_cli("batch", "show", order_id, "--json").json()
+    assert set(shown["states"]) == {"done"}
+    delivered = demo_cli("report", "status", "--by", "channel", "--json").json()["rows"]
+    assert {r["label"]: r["delivered"] for r in delivered}["D Paper from ETS"] > 0
+
+    printed = demo_cli("batch", "create", "--channel", "print", "--scope", "lea").ok().strip()
+    demo_cli("batch", "received", printed).refused("is not an ETS paper order")
+    demo_cli("batch", "mailed", printed).refused("is printed and waiting to be mailed")
+    demo_cli("batch", "mailed", "B1").refused("There is no batch B1")
+    actions = _actions(demo_cli, "caaspp")
+    assert "channel_batch.finish.D" in actions and "channel_batch.delivered.D" in actions
