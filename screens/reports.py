@@ -32,6 +32,7 @@ from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.paging import Page
 from services.delivery import notices
+from services.plan.decisions import decided_when
 from services.reports import aggregates as reports
 from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row
 from services.roster import groups as student_groups
@@ -176,7 +177,7 @@ class ReportsScreen(ConsoleScreen):
         whole = reports.total(figures.rows)
         # The time only while newer figures are being worked out: otherwise they are current.
         when = (
-            f" · as of {figures.as_of:%Y-%m-%d %H:%M} UTC · {state}"
+            f" · as of {decided_when(figures.as_of, self.ctx.operator.language)} · {state}"
             if state and figures.as_of
             else (f" · {state}" if state else "")
         )
@@ -185,7 +186,7 @@ class ReportsScreen(ConsoleScreen):
             if self.group_name
             else ("your school" if school_scope(self.ctx.operator) else "the LEA")
         )
-        cost = " · ".join(f"{c.option.value} ${c.cost:,.2f}" for c in figures.costs)
+        cost = reports.costs_text(figures.costs, self.ctx.operator.language)
         lines = [
             f"By {self.dimension.value} · {who}{when}",
             f"{whole.units:,} students×program · delivered {whole.delivered_share:.0%} · "

@@ -19,6 +19,7 @@ import argparse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import date
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,7 @@ def _at_risk(
 
 
 def _cost(args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator) -> int:
+    from services.plan.advisor import money
     from services.reports import aggregates as reports
 
     costs = reports.cost_by_channel(engine, operator)
@@ -194,8 +196,9 @@ def _cost(args: argparse.Namespace, engine: Engine, settings: Settings, operator
             ]
         )
         return 0
-    _table(header, [(name, f"{n:,}", f"{f:,}", f"${cost:,.2f}") for name, n, f, cost in cells])
-    say(f"Total: ${sum(c.cost for c in costs):,.2f}")
+    locale = operator.language  # money as every screen shows it (services.plan.advisor.money)
+    _table(header, [(name, f"{n:,}", f"{f:,}", money(cost, locale)) for name, n, f, cost in cells])
+    say(f"Total: {money(sum((c.cost for c in costs), Decimal(0)), locale)}")
     return 0
 
 

@@ -38,12 +38,17 @@ from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.errors import InvalidInput
 from services.core.paging import Page, prefix
 from services.core.scope import report_filters
-from services.delivery.delivered import owed_corrections, secure_item_carries
+from services.delivery.delivered import owed_corrections, report_delivered, secure_item_carries
 from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.plan import family_channel, school_year
-from services.roster.facts import current_year, delivery_guardians
+from services.roster.facts import (
+    current_year,
+    delivery_guardians,
+    english_fallback,
+    family_guardian,
+)
 from services.roster.tables import Guardian, School, Student
 
 
@@ -129,6 +134,8 @@ class CoverageSummary:
     by_channel: dict[Option, int]
     corrected: int = 0  # students whose family is owed a corrected SSR (ETS re-issued it)
     year: int | None = None  # the administration counted (``in_force``); None: none imported
+    english_fallback: int = 0  # families written to in English: no catalog for their language
+    translated: int = 0  # families who received an SSR in their own (non-English) language
 
     @property
     def complete(self) -> bool:
@@ -150,6 +157,12 @@ class CoverageSummary:
             lines.append(f"On 2+ channels {self.several:,}: fix the plan")
         if self.corrected:
             lines.append(f"Corrected, not yet sent {self.corrected:,}: batch scope corrections")
+        if self.translated:
+            lines.append(f"Families sent a translated SSR {self.translated:,}")
+        if self.english_fallback:
+            lines.append(
+                f"Families written to in English (no texts in their language) {self.english_fallback:,}"
+            )
         return "\n".join(lines)
 
 
@@ -173,8 +186,26 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
     chosen = report_filters(
         operator.lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year
     )
+    families = (
+        sa.select(family_guardian(col(Student.id)).label("gid"))
+        .select_from(Student)
+        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
+        .where(*chosen)
+        .subquery()
+    )
     with Session(engine) as session:
         corrected = session.execute(owed_corrections(operator.lea_id, chosen)).scalar_one()
+        fallback = session.execute(
+            select(func.count(func.distinct(col(Guardian.id)))).where(
+                col(Guardian.id).in_(select(families.c.gid)), english_fallback()
+            )
+        ).scalar_one()
+        translated = session.execute(
+            select(func.count(func.distinct(family_guardian(col(Student.id)))))
+            .select_from(ScoreReport)
+            .join(Student, col(Student.id) == col(ScoreReport.student_id))
+            .where(*chosen, col(ScoreReport.language) != "en", report_delivered())
+        ).scalar_one()
         row = session.execute(
             select(
                 func.count(),
@@ -192,6 +223,8 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
         by_channel=dict(zip(ASSIGNMENT_ORDER, per_channel, strict=True)),
         corrected=int(corrected),
         year=scope.admin_year,
+        english_fallback=int(fallback),
+        translated=int(translated),
     )
 
 

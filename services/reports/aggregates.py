@@ -61,6 +61,7 @@ from services.delivery.ledger import (
     ItemState,
 )
 from services.intake.score_reports import ScoreReport
+from services.plan.advisor import money
 from services.reports.tables import ReportUnit
 from services.roster.facts import current_year
 from services.roster.groups import get as get_group
@@ -553,6 +554,12 @@ class ChannelCost:
     batches: int
     families: int
     cost: Decimal
+
+
+def costs_text(costs: list[ChannelCost], locale: str) -> str:
+    """Cost per channel in the operator's locale, formatted by Babel as every other screen shows
+    money (``services.plan.advisor.money``): one convention, not "23,43 US$" beside "$63.71"."""
+    return " · ".join(f"{cost.option.value} {money(cost.cost, locale)}" for cost in costs)
 
 
 def cost_by_channel(engine: Engine, operator: Operator) -> list[ChannelCost]:

@@ -43,6 +43,8 @@ TO_FAMILY_LANGUAGE: dict[str, str] = {
     "ara": "ar",
 }
 """CALPADS home language codes the console has parent messages for."""
+ENGLISH = ("00", "eng")
+"""CALPADS home language codes of English."""
 
 _CODE = re.compile(r"[0-9]{2}|[a-z]{3}")
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, literal, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from services.core.errors import NotFound
+from services.core.validation import LANGUAGES
 from services.intake.score_reports import ScoreReport
 from services.plan.advisor import FamilyGroup, RosterFacts
+from services.roster import calpads
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -88,6 +90,28 @@ def delivery_guardians(students: Any) -> Any:
         .where(may_receive())
         .group_by(students.c.sid, students.c.ssrs)
         .subquery("family_of")
+    )
+
+
+def english_fallback() -> ColumnElement[bool]:
+    """SQL on Guardian: the console writes to this family in English although the roster gives
+    it another language, one without a parent-message catalog: the guardian's own language is not
+    one of ``validation.LANGUAGES``, or it is English and a child's CALPADS home language code is
+    neither English nor one the console writes (``services.roster.calpads``)."""
+    served = [*calpads.TO_FAMILY_LANGUAGE, *calpads.ENGLISH]
+    other_home_language = (
+        exists()
+        .where(
+            col(StudentGuardian.guardian_id) == col(Guardian.id),
+            col(Student.id) == col(StudentGuardian.student_id),
+            col(Student.home_language_code).is_not(None),
+            col(Student.home_language_code).not_in(served),
+        )
+        .correlate(Guardian)
+    )
+    return or_(
+        col(Guardian.preferred_language).not_in(list(LANGUAGES)),
+        and_(col(Guardian.preferred_language) == "en", other_home_language),
     )
 
 

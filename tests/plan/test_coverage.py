@@ -200,3 +200,47 @@ def test_a_second_guardian_with_email_does_not_put_the_child_on_a_second_channel
     after = coverage.summary(engine, caaspp)
     assert after.several == 0
     assert after.by_channel[Option.PRINT] == 2 and after.by_channel[Option.SECURE] == 1
+
+
+def test_families_in_english_for_want_of_texts_and_families_sent_a_translated_ssr(
+    demo: World,
+) -> None:
+    """A Hmong-speaking family (no catalog: written to in English) is counted as falling back;
+    a family whose Spanish SSR reached them is counted as sent a translated SSR."""
+    from services.roster.tables import Student
+
+    w = demo
+    operator = w.operator()
+    before = coverage.summary(w.engine, operator)
+    assert (before.english_fallback, before.translated) == (0, 0)
+    with Session(w.engine) as session:
+        report = session.exec(select(ScoreReport).order_by(ScoreReport.id)).first()
+        assert report is not None
+        student = session.get(Student, report.student_id)
+        assert student is not None
+        link = session.exec(
+            select(StudentGuardian).where(StudentGuardian.student_id == student.id)
+        ).first()
+        assert link is not None
+        guardian = session.get(Guardian, link.guardian_id)
+        assert guardian is not None
+        student.home_language_code, guardian.preferred_language = "hmn", "en"
+        session.add(
+            ScoreReport.model_validate(report.model_dump(exclude={"id"}) | {"language": "es"})
+        )
+        session.add_all([student, guardian])
+        session.commit()
+    fallback = coverage.summary(w.engine, operator)
+    assert fallback.english_fallback >= 1 and fallback.translated == 0
+    assert "Families written to in English (no texts in their language)" in fallback.text()
+
+    batch = print_batch.create(
+        w.engine, operator, name="All", who=coverage.Who.ALL,
+        options=PrintOptions(handling=Handling.HAND_OUT),
+    )  # fmt: skip
+    print_batch.run(w.engine, operator, batch.id, w.folder / "print", w.store)
+    assert coverage.summary(w.engine, operator).translated == 0, "printed is not delivered"
+    channel_batches.confirm_delivered(w.engine, operator, batch.id, utcnow().date())
+    after = coverage.summary(w.engine, operator)
+    assert after.translated == 1
+    assert "Families sent a translated SSR 1" in after.text()
