@@ -44,14 +44,19 @@ system-tools:
 	  $(SUDO) apt-get update -q || true; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_TOOLS); fi
 
-# Parent-facing message catalogs: extract the ids from services/delivery/messages.py, merge them into every
-# language's .po (translations kept), compile the .mo files the console loads.
+# Message catalogs: the parent-facing ones (messages: services/delivery/messages.py and the cover
+# sheet) and the coordinators' reminder notices (notices: services/reminders/mail.py); extract the
+# ids, merge them into every language's .po (translations kept), compile the .mo files.
 LOCALES := services/locale
 catalogs: $(VENV)/.installed
 	$(VENV)/bin/pybabel extract --no-default-keywords -k N_ -k Np_:1,2 --project=ssr-console \
 	  -o $(LOCALES)/messages.pot services/delivery/messages.py services/channels/cover_sheet.py
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages -w 100
 	$(VENV)/bin/pybabel compile -d $(LOCALES) -D messages --statistics
+	$(VENV)/bin/pybabel extract --no-default-keywords -k N_ --project=ssr-console \
+	  -o $(LOCALES)/notices.pot services/reminders/mail.py
+	$(VENV)/bin/pybabel update -i $(LOCALES)/notices.pot -d $(LOCALES) -D notices -w 100
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D notices --statistics
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
