@@ -7,8 +7,10 @@ puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
+from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
@@ -16,6 +18,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import WorkerFailed
 
+from console import crash
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
 from screens.base import ConsoleScreen
 from screens.help import HelpScreen, describe_keys
@@ -86,6 +89,26 @@ class SSRConsoleApp(App[None]):
             self.notify(str(error.error), title="Could not finish", severity="error")
             return
         super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        """An error that ends the app shows one sentence, never Textual's traceback: it lists
+        local variables (a revealed secret, a family's address), and over SSH the terminal is a
+        remote person's. The stack, without locals or the message, goes to the data folder's
+        ``console-errors.log`` (``console.crash``). Textual calls this from ``_handle_exception``
+        with the error being handled; it has no public hook for it."""
+        error = sys.exc_info()[1] or self._exception
+        where = f"console of {self.ctx.operator.username}"
+        try:
+            incident = crash.record(self.ctx.settings.data_dir, error, where) if error else "-"
+        except OSError:
+            incident = "not logged: the data folder cannot be written"
+        self.bell()
+        self.panic(
+            Text(
+                f"SSR Console stopped on an unexpected error (reference {incident}); "
+                "the administrator's log has the details."
+            )
+        )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's own palette commands, less "Screenshot": it saved the screen, a revealed TOMS

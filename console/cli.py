@@ -339,6 +339,7 @@ def _serve_ssh(args: argparse.Namespace, engine, settings: Settings) -> int:  # 
         host_key=args.host_key or _path(configured.get("host_key")),
         authorized_keys=args.authorized_keys or _path(configured.get("authorized_keys")),
         idle_timeout=float(idle) * 60 if idle is not None else None,
+        **ssh_server.SSHOptions.limits(configured),
     )
     child_args = ["--database-url", settings.database_url, "--data-dir", str(settings.data_dir)]
     if args.config:

@@ -6,11 +6,18 @@ authorized-keys file (``services.access.ssh_keys``); both are read on every conn
 person needs no restart. A disabled operator's open sessions end within seconds: the server re-reads
 who is active every ``account_check`` seconds. A session
 gets nothing but the console: exec and subsystem (SFTP) requests, port forwarding in both
-directions, agent and X11 forwarding are all refused. Each session runs the console in a process of
+directions, agent and X11 forwarding are all refused, and audited. Each session runs the console in a process of
 its own on a pseudo-terminal (``console.ssh_session``), with the client's TERM and window size and
 animations off to save bandwidth; the process is ended when the client leaves, and the session is
-closed after a configurable time without a key press. Connections, logins, refusals and
-disconnects go to the audit log, naming keys by fingerprint only.
+closed after a configurable time without a key press. Logins, refusals and disconnects go to the
+audit log, naming keys by fingerprint only.
+
+Under abuse: connections that have not signed in are rate-limited per client address
+(``console.ssh_throttle``; a refused connection is dropped before the handshake and audited only
+in a summary row); the server and each operator have a cap on open sessions, refused with a
+sentence; an authorized-keys file others may write stops the server from starting; a session
+whose start fails unexpectedly shows the person one sentence, and the server's log gets the stack
+without local variables or the error's message.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from typing import Any
 import asyncssh
 from sqlalchemy.engine import Engine
 
+from console import crash
 from console.ssh_launcher import Launcher, PreparedLauncher
 from console.ssh_session import PtyProcess
+from console.ssh_throttle import Throttle
 from services.access import operators, ssh_keys, stored_keys
 from services.access.tables import Operator
 from services.audit import log as audit
@@ -44,6 +53,11 @@ DEFAULT_PORT = 2222
 DEFAULT_IDLE_MINUTES = 30.0
 DEFAULT_ACCOUNT_CHECK = 2.0  # seconds between looks at who is still active
 SESSIONS_PER_CONNECTION = 4  # one person, a few windows; not a way to start processes at will
+DEFAULT_MAX_SESSIONS = 64  # consoles open at once on the server (each is a process)
+DEFAULT_MAX_SESSIONS_PER_OPERATOR = 6
+DEFAULT_CONNECTION_BURST = 10  # connections not yet signed in, per client address, at once...
+DEFAULT_CONNECTIONS_PER_MINUTE = 10.0  # ...and then this many more a minute
+THROTTLE_REPORT_SECONDS = 60.0  # at most one audit row per throttled address in this time
 KEYS_RECORDED = 10  # fingerprints kept for the audit of a refused connection
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 AUTHORIZED_KEYS_NAME = "ssh_authorized_keys"
@@ -74,6 +88,11 @@ class SSHOptions:
     authorized_keys: Path | None  # None: the keys stored in the database only
     idle_timeout: float  # seconds without a key press before a session is closed; 0 = never
     account_check: float = DEFAULT_ACCOUNT_CHECK
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_sessions_per_operator: int = DEFAULT_MAX_SESSIONS_PER_OPERATOR
+    connection_burst: int = DEFAULT_CONNECTION_BURST
+    connections_per_minute: float = DEFAULT_CONNECTIONS_PER_MINUTE
+    throttle_report_seconds: float = THROTTLE_REPORT_SECONDS
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, **overrides: Any) -> SSHOptions:
@@ -88,6 +107,24 @@ class SSHOptions:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @staticmethod
+    def limits(configured: Mapping[str, object]) -> dict[str, Any]:
+        """The abuse limits of an ``[ssh]`` table, each a positive number, or a sentence naming it."""
+        found: dict[str, Any] = {}
+        for key, kind in (
+            ("max_sessions", int),
+            ("max_sessions_per_operator", int),
+            ("connection_burst", int),
+            ("connections_per_minute", float),
+        ):
+            if key not in configured:
+                continue
+            value = configured[key]
+            if isinstance(value, bool) or not isinstance(value, kind | int) or value <= 0:
+                raise InvalidInput(f"[ssh] {key} must be a number above 0, not {value!r}")
+            found[key] = kind(value)
+        return found
 
 
 def client_environment(sent: Mapping[bytes, bytes], term: str) -> dict[str, str]:
@@ -186,8 +223,13 @@ class ConsoleServer:
         self.options = options
         self.engine = engine
         self.launcher = launcher
-        self.sessions: set[ConsoleSession] = set()
+        self.sessions: set[ConsoleSession] = set()  # started or starting
         self.trail: AuditTrail | None = None
+        self.throttle = Throttle(
+            options.connection_burst,
+            options.connections_per_minute,
+            options.throttle_report_seconds,
+        )
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self.host_key: asyncssh.SSHKey | None = None
         self._account_watch: asyncio.Task[None] | None = None
@@ -264,6 +306,27 @@ class ConsoleServer:
         assert self.trail is not None
         self.trail.record(actor, action, target, **detail)
 
+    def session_refusal(self, operator: Operator) -> str:
+        """Why one more console may not open now (the caps), or ""."""
+        open_now = list(self.sessions)
+        if len(open_now) >= self.options.max_sessions:
+            return (
+                f"the server already has {len(open_now)} consoles open, its most; "
+                "try again in a few minutes"
+            )
+        mine = sum(
+            1
+            for s in open_now
+            if s.connection.operator is not None
+            and s.connection.operator.username == operator.username
+        )
+        if mine >= self.options.max_sessions_per_operator:
+            return (
+                f"{operator.username} already has {mine} consoles open, the most one operator "
+                "may; close one first"
+            )
+        return ""
+
 
 class ConnectionHandler(asyncssh.SSHServer):
     """One SSH connection: who it is (from the key), and what it may open (one console per session)."""
@@ -282,18 +345,39 @@ class ConnectionHandler(asyncssh.SSHServer):
         self.fingerprint = ""
         self.sessions: set[ConsoleSession] = set()
         self.started = time.monotonic()
+        self.address = "?"
+        self.throttled = False
 
     @property
     def actor(self) -> Actor:
         return Actor.of(self.operator) if self.operator else SYSTEM_ACTOR
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        """Admit the connection if its address has a token left; else drop it before the
+        handshake (asyncssh sends its version only after this returns)."""
         host, port = conn.get_extra_info("peername")[:2]
         self.peer = f"{host}:{port}"
-        self.server.record(SYSTEM_ACTOR, "ssh.connect", self.peer)
+        self.address = str(host)
+        verdict = self.server.throttle.check(self.address)
+        if verdict.admitted:
+            return
+        self.throttled = True
+        if verdict.report is not None:
+            self.server.record(
+                SYSTEM_ACTOR,
+                "ssh.throttled",
+                self.address,
+                refused=verdict.report.refused,
+                starting=verdict.report.starting,
+                burst=self.server.options.connection_burst,
+                per_minute=self.server.options.connections_per_minute,
+            )
+        conn.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         seconds = round(time.monotonic() - self.started, 1)
+        if self.throttled:
+            return  # counted in the address's ssh.throttled summary
         if self.operator is None:
             reason = self.refusal or ("no public key offered" if not self.offered else "")
             self.server.record(
@@ -356,6 +440,7 @@ class ConnectionHandler(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         self.operator = self._last_valid
+        self.server.throttle.refund(self.address)  # only connections that never sign in count
         self.server.record(
             self.actor, "ssh.login", self.peer, key=self.fingerprint, login_name=self.login_name
         )
@@ -405,9 +490,40 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.ended = ""
         self.client_gone = False
         self._idle_task: asyncio.Task[None] | None = None
+        self.sent_env: dict[bytes, bytes] = {}  # the accepted names only (client_environment)
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
         self.chan = chan
+        # asyncssh (2.x) answers a session's channel requests with the channel's method
+        # ``_process_<request>_request`` (channel.py, ``_service_next_request``) and offers the
+        # session no callback for these: it keeps every "env" request, however many, and refuses
+        # X11 and agent forwarding without a word to the application. These take their place on
+        # this channel, so env is bounded and the refusals are audited like the others.
+        setattr(chan, "_process_env_request", self._env_requested)  # noqa: B010
+        setattr(chan, "_process_x11_req_request", self._x11_requested)  # noqa: B010
+        setattr(  # noqa: B010
+            chan, "_process_auth_agent_req_at_openssh_dot_com_request", self._agent_requested
+        )
+
+    def _env_requested(self, packet: Any) -> bool:
+        """Keep a variable the console may take (at most one more than it accepts, so too many
+        is still refused with a sentence); ignore the rest without storing them."""
+        raw_name, raw_value = packet.get_string(), packet.get_string()
+        packet.check_end()
+        name = raw_name.decode("ascii", "replace")
+        taken = name in CLIENT_ENV or CLIENT_ENV_PATTERN.fullmatch(name)
+        room = raw_name in self.sent_env or len(self.sent_env) <= CLIENT_ENV_MAX_COUNT
+        if taken and room:
+            self.sent_env[raw_name] = raw_value
+        return True
+
+    def _x11_requested(self, packet: Any) -> bool:
+        self.connection.refuse("X11 forwarding")
+        return False
+
+    def _agent_requested(self, packet: Any) -> bool:
+        self.connection.refuse("agent forwarding")
+        return False
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], _: Any) -> bool:
         self.term = term_type or "xterm-256color"
@@ -430,6 +546,32 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
         asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
+        """Open the console, or tell the person in one sentence why not; never a traceback."""
+        try:
+            await self._open_console()
+        except Exception as error:
+            self.server.sessions.discard(self)
+            incident = crash.reference()
+            print(
+                f"ssr-console: session {incident} for {self.connection.peer} failed to start:\n"
+                + crash.stack_only(error),
+                file=sys.stderr,
+                flush=True,
+            )
+            self.server.record(
+                self.connection.actor,
+                "ssh.session_error",
+                self.connection.peer,
+                incident=incident,
+                error=type(error).__name__,
+            )
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self._refuse_with(
+                    "SSR Console hit an unexpected error and could not open this session "
+                    f"(reference {incident}); the administrator's log has the details."
+                )
+
+    async def _open_console(self) -> None:
         assert self.chan is not None
         if self.refusal == "exec":
             self.connection.refuse("exec")
@@ -443,13 +585,18 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self._refuse_with("SSR Console needs a terminal: connect with ssh -t")
             return
         try:
-            client_env = client_environment(self.chan.get_environment_bytes(), self.term)
+            client_env = client_environment(self.sent_env, self.term)
         except InvalidInput as error:
             self.connection.refuse("environment", str(error))
             self._refuse_with(f"SSR Console refused this session: {error}.")
             return
         operator = self.connection.operator
         assert operator is not None
+        if refusal := self.server.session_refusal(operator):
+            self.connection.refuse("session limit", refusal)
+            self._refuse_with(f"SSR Console refused this session: {refusal}.")
+            return
+        self.server.sessions.add(self)  # holds its place while the console starts
         self.process = PtyProcess(self._to_client, self._process_exited, self.chan.resume_reading)
         env = console_environment(client_env, self.term)
         try:
@@ -457,10 +604,10 @@ class ConsoleSession(asyncssh.SSHServerSession[bytes]):
                 lambda tty: self.server.launcher.spawn(operator.username, env, tty), *self.size
             )
         except (OSError, ConsoleError) as error:
+            self.server.sessions.discard(self)
             print(f"ssr-console: cannot start a console: {error}", file=sys.stderr)
             self._refuse_with("SSR Console could not start; the administrator has the details.")
             return
-        self.server.sessions.add(self)
         self.server.record(
             self.connection.actor,
             "ssh.session_open",

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,9 +82,16 @@ class AuthorizedKeys:
 
 
 def load(path: Path) -> AuthorizedKeys:
-    """Read and check the file; a bad line is refused with its number, never skipped silently."""
+    """Read and check the file; a bad line is refused with its number, never skipped silently.
+
+    A file (or a folder holding it) that other accounts may write is refused, as OpenSSH's
+    StrictModes does: whoever can add a line there can sign in as any operator.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            _refuse_if_writable_by_others(path, os.fstat(handle.fileno()).st_mode, "file")
+            text = handle.read().decode("utf-8")
+        _refuse_if_writable_by_others(path.parent, path.parent.stat().st_mode, "folder")
     except FileNotFoundError:
         raise InvalidInput(
             f"The SSH authorized-keys file {path} does not exist; create it with one "
@@ -91,6 +100,16 @@ def load(path: Path) -> AuthorizedKeys:
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(f"Cannot read the SSH authorized-keys file {path}: {error}") from None
     return parse(text, source=str(path))
+
+
+def _refuse_if_writable_by_others(path: Path, mode: int, what: str) -> None:
+    # a sticky folder (like /tmp) lets others add files but not replace or edit this one
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not (what == "folder" and mode & stat.S_ISVTX):
+        raise InvalidInput(
+            f"The SSH authorized-keys {what} {path} can be changed by other accounts "
+            f"(mode {stat.S_IMODE(mode):04o}), and whoever can add a line to it can sign in as "
+            f"any operator; run `chmod go-w {path}`"
+        )
 
 
 def parse(text: str, source: str = "authorized keys") -> AuthorizedKeys:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -68,6 +69,19 @@ class Lab:
     def argv(self, who: str, *extra: str, command: str = "") -> list[str]:
         return ssh_argv(self.server.port, self.keys[who], self.hosts, *extra, command=command)
 
+    def client(self, who: str, **options: Any) -> Any:
+        """asyncssh's client with ``who``'s key, for what the OpenSSH client cannot do."""
+        return asyncssh.connect(
+            "127.0.0.1",
+            self.server.port,
+            username="console",
+            client_keys=[str(self.keys[who])],
+            known_hosts=str(self.hosts),
+            agent_path=None,
+            config=None,
+            **options,
+        )
+
     def audit(self) -> list[AuditEvent]:
         with Session(self.engine) as session:
             return list(session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all())
@@ -101,7 +115,11 @@ def add_operators(engine: Engine) -> None:
 
 
 async def open_lab(
-    engine: Engine, tmp: Path, command: Callable[[str], list[str]], idle: float = 0
+    engine: Engine,
+    tmp: Path,
+    command: Callable[[str], list[str]],
+    idle: float = 0,
+    **limits: float,
 ) -> Lab:
     keys = {who: make_key(tmp, who) for who in ("caaspp", "helpdesk", "stranger", "gone")}
     listed = [
@@ -111,7 +129,7 @@ async def open_lab(
     ]
     (tmp / "authorized_keys").write_text("# people who may sign in\n" + "\n".join(listed) + "\n")
     options = SSHOptions.in_data_dir(
-        tmp / "data", port=0, authorized_keys=tmp / "authorized_keys", idle_timeout=idle
+        tmp / "data", port=0, authorized_keys=tmp / "authorized_keys", idle_timeout=idle, **limits
     )
     server = ConsoleServer(options, engine, ExecLauncher(command))
     await server.start()
@@ -168,17 +186,16 @@ async def test_session_gets_the_clients_terminal_size_and_keys(lab: Lab) -> None
     assert actions == ["ssh.disconnect"]
     events = lab.audit()
     assert [e.action for e in events] == [
-        "ssh.connect",
         "ssh.login",
         "ssh.session_open",
         "ssh.session_close",
         "ssh.disconnect",
     ]
-    login = events[1]
+    login = events[0]
     assert (login.operator, login.role) == ("caaspp", "lea_caaspp")
     assert json.loads(login.detail)["key"].startswith("SHA256:")
     assert "AAAA" not in "".join(e.detail for e in events)  # fingerprints only, no key material
-    assert json.loads(events[3].detail)["reason"] == "console exited"
+    assert json.loads(events[2].detail)["reason"] == "console exited"
 
 
 async def test_hang_up_ends_the_console_group_but_not_a_batch_worker(lab: Lab) -> None:
@@ -375,15 +392,7 @@ async def test_serve_ssh_command_starts_keeps_its_host_key_and_stops(
 
 
 async def test_one_connection_may_open_only_a_few_sessions(lab: Lab) -> None:
-    async with asyncssh.connect(
-        "127.0.0.1",
-        lab.server.port,
-        username="console",
-        client_keys=[str(lab.keys["caaspp"])],
-        known_hosts=str(lab.hosts),
-        agent_path=None,
-        config=None,
-    ) as conn:
+    async with lab.client("caaspp") as conn:
         opened = [
             await conn.create_session(asyncssh.SSHClientSession, term_type="xterm")
             for _ in range(SESSIONS_PER_CONNECTION)
