@@ -83,6 +83,8 @@ def _coverage(
         "uncovered": found.uncovered,
         "by_channel": {o.value: n for o, n in found.by_channel.items()},
         "corrected": found.corrected,
+        "translated": found.translated,  # families sent an SSR in their own language
+        "english_fallback": found.english_fallback,  # families written to in English for want of texts
         "complete": found.complete,
     }
     header = ("ssid", "school", "grade", "family", "why")

@@ -23,6 +23,7 @@ def test_reports_follow_the_batches(demo_cli: Cli) -> None:
     before = demo_cli("report", "coverage", "--json").json()
     assert before["students"] > 0 and before["uncovered"] == before["students"]
     assert before["complete"] is False and before["by_channel"]["B"] == 0
+    assert before["translated"] == 0 and before["english_fallback"] >= 0
     assert demo_cli("report", "status", "--json").json()["total"]["uncovered"] > 0
 
     demo_cli("batch", "create", "--channel", "email", "--scope", "grade", "5").ok()
