@@ -558,13 +558,19 @@ def _resolve(
     return 0
 
 
+def _seen_channel_batch(engine: Engine, operator: Operator, typed: str) -> BatchRef:
+    """The print, paper or portal batch an id names, once the operator may see it."""
+    ref = batch_ref(typed)
+    _channel_batch(engine, operator, ref)
+    return ref
+
+
 def _received(
     args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator
 ) -> int:
     from services.channels import paper_order
 
-    ref = batch_ref(args.id)
-    _channel_batch(engine, operator, ref)  # a D batch of the operator's, or NotFound
+    ref = _seen_channel_batch(engine, operator, args.id)
     paper_order.mark_received(engine, operator, ref.number)
     say(f"batch {ref} received at the LEA: `batch mailed {ref}` once it is mailed or handed out")
     return 0
@@ -576,8 +582,7 @@ def _mailed(
     from services.channels import batches as channel_batches
     from services.core.columns import utcnow
 
-    ref = batch_ref(args.id)
-    _channel_batch(engine, operator, ref)
+    ref = _seen_channel_batch(engine, operator, args.id)
     day = args.on or utcnow().date()
     moved = channel_batches.confirm_delivered(engine, operator, ref.number, day)
     say(f"batch {ref}: {moved:,} students delivered on {day:%Y-%m-%d}")
