@@ -19,6 +19,7 @@ extracts the note as written and no glyph is missing.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from reportlab.lib.pagesizes import letter
 from reportlab.lib.units import inch
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
@@ -139,7 +140,13 @@ def cjk_font() -> str:
 
 @cache
 def arabic_font() -> str:
-    """Register Noto Sans Arabic once per process; refuse clearly when it is missing."""
+    """Register Noto Sans Arabic once per process; refuse clearly when it, or the shaping and
+    bidi libraries, are missing (without HarfBuzz ReportLab would print unjoined letters)."""
+    if ttfonts.uharfbuzz is None or importlib.util.find_spec("bidi") is None:
+        raise ConsoleError(
+            "Arabic cover sheets need the uharfbuzz and python-bidi packages: "
+            "pip install -e . (or make) installs them"
+        )
     if not ARABIC_FONT.exists():
         raise ConsoleError(
             f"Arabic cover sheets need {ARABIC_FONT} (Debian package fonts-noto-core)"

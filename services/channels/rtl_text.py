@@ -17,8 +17,6 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from bidi import algorithm as uba
-from bidi.mirror import MIRRORED
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import ShapedStr, shapeStr
 from reportlab.pdfgen.canvas import Canvas
@@ -44,6 +42,8 @@ def is_arabic(char: str) -> bool:
 
 def levels(text: str) -> list[int]:
     """Each character's resolved embedding level in a right-to-left paragraph (UAX #9 X1-I2)."""
+    from bidi import algorithm as uba  # only Arabic covers need it: imported when one is drawn
+
     storage = uba.get_empty_storage()
     storage["base_level"] = 1
     storage["base_dir"] = "R"
@@ -105,6 +105,8 @@ def _shaped(run: Run, size: float) -> tuple[str, list[float]]:
     right-to-left run without Arabic letters (a full stop after a number, a closing bracket) it
     would set left to right, so that run is put in visual order first: reversed, with brackets
     mirrored (UAX #9 rules L2 and L4)."""
+    from bidi.mirror import MIRRORED
+
     text = run.text
     if run.right_to_left and not any(is_arabic(char) for char in text):
         text = "".join(MIRRORED.get(char, char) for char in reversed(text))

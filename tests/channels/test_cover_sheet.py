@@ -107,3 +107,19 @@ def test_bidi_runs_put_numbers_and_latin_names_left_to_right() -> None:
 def test_a_language_without_a_catalog_gets_an_english_cover(tmp_path: Path, language: str) -> None:
     text = extracted(render(tmp_path, language))
     assert "Student Score Reports" in text and "grade 5" in text and "7 report pages" in text
+
+
+def test_without_harfbuzz_an_arabic_cover_is_refused_not_printed_unjoined(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from reportlab.pdfbase import ttfonts
+
+    from services.core.errors import ConsoleError
+
+    monkeypatch.setattr(ttfonts, "uharfbuzz", None)
+    cover_sheet.arabic_font.cache_clear()
+    try:
+        with pytest.raises(ConsoleError, match="uharfbuzz"):
+            render(tmp_path, "ar")
+    finally:
+        cover_sheet.arabic_font.cache_clear()
