@@ -167,3 +167,10 @@ def test_anchor_catches_a_rewrite_with_every_hash_recomputed(migrated_url: str, 
 def test_a_malformed_anchor_is_refused_with_a_sentence(chained, sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
     code, said = _verify(sqlite_url, capsys, "5-deadbeef")
     assert code == 2 and "is not an anchor: give it as SEQ:HASH" in said
+
+
+def test_anchor_of_an_empty_log_says_so(migrated_sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--database-url", migrated_sqlite_url, "audit", "anchor"]) == 1
+    assert "the audit log is empty: nothing to anchor yet" in capsys.readouterr().err
+    code, said = _verify(migrated_sqlite_url, capsys, "3:" + "a" * 64)
+    assert code == 1 and "the log ends at event 0 but the anchor is event 3" in said
