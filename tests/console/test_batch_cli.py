@@ -236,3 +236,21 @@ def test_paper_is_delivered_once_received_and_mailed(demo_cli: Cli) -> None:
     demo_cli("batch", "mailed", "B1").refused("There is no batch B1")
     actions = _actions(demo_cli, "caaspp")
     assert "channel_batch.finish.D" in actions and "channel_batch.delivered.D" in actions
+
+
+def test_a_site_coordinator_is_held_to_their_school(demo_cli: Cli) -> None:
+    with Session(demo_cli.engine) as session:
+        own, other = session.exec(
+            select(School.name, School.cds_code).order_by(col(School.id))
+        ).all()[:2]
+    demo_cli(
+        "batch", "create", "--channel", "email", "--scope", "school", other[1], operator="site"
+    ).refused("A site coordinator can only send for their own school")
+    mine = demo_cli("batch", "create", "--channel", "email", "--scope", "lea", operator="site")
+    shown = demo_cli("batch", "show", mine.ok().strip(), "--json", operator="site").json()
+    assert [s["school"] for s in shown["schools"]] == [own[0]]
+    lea_wide = demo_cli("batch", "create", "--channel", "email", "--scope", "lea").ok().strip()
+    demo_cli("batch", "show", lea_wide, operator="site").refused(f"There is no batch {lea_wide}")
+    assert [b["id"] for b in demo_cli("batch", "list", "--json", operator="site").json()] == [
+        mine.out.strip()
+    ]
