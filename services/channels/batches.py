@@ -31,6 +31,7 @@ from services.core.channels import Option
 from services.core.columns import enum_column, utcnow
 from services.core.db import session_scope
 from services.core.errors import InvalidInput, NotFound
+from services.core.scope import Source
 from services.core.settings import Settings
 from services.core.validation import plain_text
 from services.delivery.ledger import BatchStatus
@@ -196,7 +197,11 @@ def create(
         )
     ).one()
     if not students_count:
-        raise InvalidInput("No student with an SSR and not yet on a channel is in this selection")
+        raise InvalidInput(
+            f"No family in this selection is owed a corrected SSR on channel {channel.value} ({channel.caption})"
+            if source == Source.CORRECTIONS.value
+            else "No student with an SSR and not yet on a channel is in this selection"
+        )
     batch.families, batch.students = int(families), int(students_count)
     if state is ChannelItemState.DONE:
         batch.status, batch.finished_at = BatchStatus.FINISHED, now

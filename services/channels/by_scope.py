@@ -6,8 +6,10 @@ Each goes through its channel's own service, as its screen does (``print_batch``
 channels choose students by school and grade and by who: the plan's families of the channel
 (typed ``plan``, the screens' default) or every family of the scope not yet on a channel (``lea``,
 ``school <CDS>``, ``grade <n>``, the screens' "every family not yet on a channel"). A portal batch
-publishes the plan's portal families, as ctrl+u on the portal screen does. Student groups, guardian
-lists and corrections are secure-email scopes.
+publishes the plan's portal families, as ctrl+u on the portal screen does. ``corrections`` takes
+the families owed a corrected SSR whose earlier report went by this channel (``Who.CORRECTIONS``):
+a print run of corrections, an ETS order of them, the portal publishing them. Student groups and
+guardian lists are secure-email scopes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from services.delivery.batches import Selection
 from services.plan.advisor import money
 from services.plan.coverage import Who
 
-TAKES = (Source.LEA, Source.PLAN, Source.SCHOOL, Source.GRADE)
+TAKES = (Source.LEA, Source.PLAN, Source.SCHOOL, Source.GRADE, Source.CORRECTIONS)
 """The typed scopes a print run or an ETS paper order takes."""
 
 
@@ -40,20 +42,23 @@ def channel_scope(channel: Option, selection: Selection) -> tuple[Scope, Who]:
     if channel is Option.SECURE or channel not in channel_batches.CHANNELS:
         raise InvalidInput(f"Channel {channel.value} batches are made by the secure-email service")
     if channel is Option.PORTAL and (
-        selection.source is not Source.PLAN or selection.program or selection.admin_year
+        selection.source not in (Source.PLAN, Source.CORRECTIONS)
+        or selection.program
+        or selection.admin_year
     ):
         raise InvalidInput(
             "A portal batch publishes the plan's portal families for the current year: type "
-            "the scope plan, with no program or year"
+            "the scope plan (or corrections), with no program or year"
         )
     if selection.source not in TAKES:
         raise InvalidInput(
-            f"A {channel.caption.lower()} batch takes the scope lea, plan, school <CDS> or "
-            f"grade <n>; {selection.source.value} is a secure-email scope"
+            f"A {channel.caption.lower()} batch takes the scope lea, plan, school <CDS>, "
+            f"grade <n> or corrections; {selection.source.value} is a secure-email scope"
         )
     program = selection.program.value if selection.program else None
     scope = Scope(selection.school_id, selection.grade, program, selection.admin_year)
-    return scope, Who.PLAN if selection.source is Source.PLAN else Who.ALL
+    chosen = {Source.PLAN: Who.PLAN, Source.CORRECTIONS: Who.CORRECTIONS}
+    return scope, chosen.get(selection.source, Who.ALL)
 
 
 @dataclass(frozen=True)
@@ -131,4 +136,4 @@ def create(
             engine, operator, order.id, paper_order.order_csv_path(settings, order.id)
         )
         return order
-    return portal_readiness.publish(engine, operator, name=name)
+    return portal_readiness.publish(engine, operator, name=name, who=who)

@@ -68,13 +68,21 @@ NOTE = N_(
     "contact the school."
 )
 """The cover note, in the parent-message catalogs (``services/locale``) like every family text."""
+CORRECTED_NOTE = N_(
+    "Enclosed are your family's corrected Student Score Reports from the spring %(year)s "
+    "California state tests. The state's testing contractor corrected them; they replace the "
+    "reports sent to you earlier, which you should no longer use. If you have questions about "
+    "the correction, please contact the school."
+)
+"""The note of a print run of corrections (scope ``corrections``): the replacement wording of the
+corrected-SSR email (``messages.CORRECTED_BODY``), on paper."""
 HAND_OUT = N_("Hand out at school")
 """In the envelope window when the family is handed its reports at school."""
 CHILD = N_("%(name)s · SSID %(ssid)s · grade %(grade)s · %(school)s")
 """One line per child whose reports follow (SSID: the statewide student identifier)."""
 PAGES = Np_("%(pages)s report page", "%(pages)s report pages")
 """The footer's page count, after the batch reference (which stays as the school reads it)."""
-COVER_TEXTS = (HEADING, NOTE, HAND_OUT, CHILD, PAGES)
+COVER_TEXTS = (HEADING, NOTE, CORRECTED_NOTE, HAND_OUT, CHILD, PAGES)
 
 
 def note_language(language: str) -> str:
@@ -87,9 +95,10 @@ def text(language: str, message: str | tuple[str, str], count: int = 1, **values
     return messages.Writer(language).text(message, values, count)
 
 
-def note_text(language: str, year: int) -> str:
-    """The note exactly as printed (before line breaks), for tests and previews."""
-    return text(language, NOTE, year=year)
+def note_text(language: str, year: int, *, corrected: bool = False) -> str:
+    """The note exactly as printed (before line breaks), for tests and previews; ``corrected``:
+    the reports that follow replace ones the family had (a print run of corrections)."""
+    return text(language, CORRECTED_NOTE if corrected else NOTE, year=year)
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class Cover:
     children: tuple[Child, ...]
     pages: int  # report pages that follow the cover
     reference: str  # batch and family, to sort returned mail
+    corrected: bool = False  # corrected SSRs that replace the ones the family had
 
 
 @cache
@@ -258,7 +268,8 @@ def _draw(canvas: Canvas, cover: Cover) -> None:
     heading = Script(family.heading_font, family.heading_font, family.right_to_left)
     heading.draw(canvas, left, right, y, text(language, HEADING), 15)
     y -= 26
-    for line in family.wrap(note_text(language, cover.year), NOTE_SIZE, right - left):
+    note = note_text(language, cover.year, corrected=cover.corrected)
+    for line in family.wrap(note, NOTE_SIZE, right - left):
         family.draw(canvas, left, right, y, line, NOTE_SIZE)
         y -= 16
     y -= 12

@@ -377,8 +377,15 @@ def handoff(
     raise InvalidInput("Hand families to print (C), ETS paper (D) or secure email (B)")
 
 
-def publish(engine: Engine, operator: Operator, *, name: str = "") -> ChannelBatch:
-    """Record the plan's portal families as delivered through the portal (option A)."""
+def publish(
+    engine: Engine,
+    operator: Operator,
+    *,
+    name: str = "",
+    who: coverage.Who = coverage.Who.PLAN,
+) -> ChannelBatch:
+    """Record the plan's portal families as delivered through the portal (option A);
+    ``Who.CORRECTIONS``: the corrected SSRs of the families who had the earlier ones there."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     state = check(engine, operator)
     if not state.ready:
@@ -388,14 +395,14 @@ def publish(engine: Engine, operator: Operator, *, name: str = "") -> ChannelBat
             if i.key in ("portal", "credential") and i.mark is Mark.FAIL
         )
         raise InvalidInput(f"The portal cannot carry SSRs yet. {problems}")
-    scope, students = coverage.choose(engine, operator, Option.PORTAL)
+    scope, students = coverage.choose(engine, operator, Option.PORTAL, who=who)
     with session_scope(engine) as session:
         return channel_batches.create(
             session,
             operator,
             Option.PORTAL,
             name=name or f"Portal {utcnow():%Y-%m-%d}",
-            source=coverage.Who.PLAN.value,
+            source=who.value,
             scope=scope,
             students=students,
             state=ChannelItemState.DONE,

@@ -683,6 +683,7 @@ class _Writer:
             children=tuple(children[s] for s in ssids),
             pages=report_pages,
             reference=f"Print batch {self.batch.id} · family {first.guardian_id}",
+            corrected=self.batch.source == coverage.Who.CORRECTIONS.value,
         )
 
     def _base(self, rows: list[ReportRow]) -> list[object]:

@@ -21,7 +21,8 @@ bounce mailbox by ``services.bounces``) is not delivered either, and its clock r
 accepted (B), ``ChannelItem.delivered_on`` (A, C, D).
 
 A corrected SSR (a later version ETS re-issued) of a report the family already has is owed to them
-until that version is delivered too (``correction_owed``); the ``corrections`` batch scope sends it.
+until that version is delivered too (``correction_owed``); the ``corrections`` batch scope sends it
+on the channel the family had the earlier one by (``corrects_email_delivery``, ``delivered_on``).
 
 A secure-email item carries a student when it is for one of the student's guardians, neither the
 item nor its batch is cancelled, and the batch's school and grade (if set) are the student's. A
@@ -100,16 +101,22 @@ def delivered_by_email() -> ColumnElement[bool]:
     )
 
 
-def report_delivered() -> ColumnElement[bool]:
-    """SQL, correlated on ScoreReport joined to its Student: the report is with the family."""
-    by_channel = exists().where(
+def delivered_on(channel: str | None = None) -> ColumnElement[bool]:
+    """SQL, correlated on ScoreReport: a version of the report reached the family by portal,
+    print or ETS paper (``channel``: that one, "A", "C" or "D"; None: any of them)."""
+    return exists().where(
         col(ChannelItem.student_id) == col(ScoreReport.student_id),
         col(ChannelItem.state).in_(CHANNEL_DELIVERED),
         col(ChannelBatch.id) == col(ChannelItem.batch_id),
         col(ChannelBatch.status) != BatchStatus.CANCELLED,
+        *([col(ChannelBatch.channel) == channel] if channel is not None else []),
         *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
     )
-    return or_(delivered_by_email(), by_channel)
+
+
+def report_delivered() -> ColumnElement[bool]:
+    """SQL, correlated on ScoreReport joined to its Student: the report is with the family."""
+    return or_(delivered_by_email(), delivered_on())
 
 
 def corrects_email_delivery() -> ColumnElement[bool]:

@@ -38,7 +38,14 @@ from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.errors import InvalidInput
 from services.core.paging import Page, prefix
 from services.core.scope import report_filters
-from services.delivery.delivered import owed_corrections, report_delivered, secure_item_carries
+from services.delivery.delivered import (
+    correction_owed,
+    delivered_on,
+    owed_corrections,
+    report_delivered,
+    report_taken,
+    secure_item_carries,
+)
 from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
@@ -346,6 +353,24 @@ class Who(enum.StrEnum):
     PLAN = "plan"  # the families the plan in force puts on the batch's channel
     ALL = "all"  # every family of the scope
     HANDOFF = "handoff"  # families that do not use the portal (portal readiness hand-off)
+    CORRECTIONS = "corrections"  # owed a corrected SSR whose earlier version went by this channel
+
+
+def corrections_on(lea_id: int, scope: Scope, channel: Option) -> Select[int]:
+    """SQL: ids of the students of the scope owed a corrected SSR (``correction_owed``) whose
+    earlier version reached the family on ``channel`` (portal, print or ETS paper), and that no
+    live batch of any channel holds yet: a ``corrections`` batch of that channel takes them."""
+    return (
+        sa.select(col(ScoreReport.student_id))
+        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        .where(
+            *report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year),
+            correction_owed(lea_id),
+            delivered_on(channel.value),
+            ~report_taken(lea_id),
+        )
+        .correlate(None)  # its own Student, not the batch query's
+    )
 
 
 def _moved_to(engine: Engine, lea_id: int, channel: Option) -> bool:
@@ -378,16 +403,21 @@ def _students_for(
 ) -> Select[Any, Any]:
     """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
     families (guardian ids) on purpose. A student already on any channel is never taken, so a
-    new batch cannot put an SSR on a second channel."""
+    new batch cannot put an SSR on a second channel; ``Who.CORRECTIONS`` takes only students on
+    this channel who are owed a corrected SSR on it."""
     family = (
         delivery_guardians(roster_students(lea_id, scope).subquery("on_roster"))
-        if channel is Option.PAPER
+        if channel is Option.PAPER and who is not Who.CORRECTIONS
         else families(lea_id, scope)
     )
-    conditions: list[Any] = [
-        ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
-        for o in ASSIGNMENT_ORDER
-    ]
+    conditions: list[Any] = (
+        [family.c.sid.in_(corrections_on(lea_id, scope, channel))]
+        if who is Who.CORRECTIONS  # already on this channel: owed the corrected version on it
+        else [
+            ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
+            for o in ASSIGNMENT_ORDER
+        ]
+    )
     if who is Who.PLAN:
         current = plan.current(engine, lea_id, scope.school_id)
         if current is None:

@@ -177,7 +177,7 @@ def test_each_refusal_has_its_sentence_and_exit_status(sqlite_cli: Cli) -> None:
     run(*create, "--scope", "everyone").refused("Type a scope: lea, plan, corrections")
     run(*create, "--scope", "lea", operator="nobody").refused("Unknown operator 'nobody'")
     run("batch", "create", "--channel", "print", "--scope", "corrections").refused(
-        "corrections is a secure-email scope"
+        "No family in this selection is owed a corrected SSR on channel C (Print locally)"
     )
     run("batch", "create", "--channel", "print", "--scope", "plan").refused(
         "There is no distribution plan yet"
