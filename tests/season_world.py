@@ -134,12 +134,28 @@ class District:
     def children_of(self, contact: Contact) -> list[Child]:
         return [self.child(c) for c in contact.children]
 
+    def family_of(self, child: Child) -> Contact:
+        """The guardian a child's reports go to: the first listed (the SIS's primary contact)
+        who may receive them (``services.roster.facts.family_guardian``)."""
+        return next(
+            g for g in self.guardians_of(child) if g.receives_records and not g.do_not_contact
+        )
+
     @property
-    def emailed(self) -> list[Contact]:
-        """The guardians a secure email batch owes a message: the imported reports' families."""
-        return [
-            g for g in self.contacts if g.addressable and any(c.source for c in self.children_of(g))
-        ]
+    def told(self) -> list[Contact]:
+        """The guardians a notice batch writes to: everyone with an email address who may be
+        written to (custody and "do not contact", from the SIS)."""
+        return [g for g in self.contacts if g.addressable]
+
+    @property
+    def emailed(self) -> dict[str, list[Child]]:
+        """Email address -> children whose imported reports the plan's secure email sends there."""
+        families: dict[str, list[Child]] = {}
+        for child in self.children:
+            family = self.family_of(child)
+            if child.source and family.email:
+                families.setdefault(family.email, []).append(child)
+        return families
 
     @property
     def on_paper(self) -> list[Child]:
@@ -349,7 +365,3 @@ class Console:
             return subprocess.Popen(
                 [str(CONSOLE), *args], cwd=cwd, env=self.env(), stdout=out, stderr=subprocess.STDOUT
             )
-
-    def has(self, *command: str) -> bool:
-        """Whether this version of the console knows ``command`` (e.g. ``batch create``)."""
-        return self.run(*command, "--help").returncode == 0
