@@ -143,6 +143,19 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
             scope_name = school.name
             in_scope.append(col(Student.school_id) == school_id)
         year = current_year(session, lea_id)
+        if (
+            year is not None
+            and not session.execute(
+                select(
+                    exists().where(
+                        col(ScoreReport.admin_year) == year,
+                        col(ScoreReport.student_id) == col(Student.id),
+                        col(Student.lea_id) == lea_id,
+                    )
+                )
+            ).scalar()
+        ):
+            year = None  # a year started before its SSRs arrive: one estimated SSR per student
         per_student: Select[Any, Any]
         if year is None:
             per_student = select(col(Student.id).label("sid"), literal(1).label("ssrs")).where(

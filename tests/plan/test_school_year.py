@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from services.access import operators
 from services.audit import log as audit
 from services.audit.tables import AuditEvent
+from services.channels.batches import Scope as ChannelScope
 from services.core import db
 from services.core.errors import InvalidInput, PermissionDenied
 from services.core.programs import Program
@@ -76,7 +77,10 @@ def test_starting_the_next_year(migrated_url: str) -> None:
     assert plan.current(engine, roster.lea_id) is None
     assert [(p.id, p.school_year) for p in plan.history(engine, caaspp)] == [(saved.id, 2026)]
     assert coverage.summary(engine, caaspp).students == 0
-    assert roster_facts(engine, roster.lea_id).ssrs == 9  # one per student until 2027's arrive
+    facts = roster_facts(engine, roster.lea_id)
+    assert (facts.ssrs, facts.ssrs_estimated) == (9, True)  # one per student until 2027's arrive
+    # last year's figures stay: coverage of 2026, named
+    assert coverage.summary(engine, caaspp, ChannelScope(admin_year=2026)).students == 2
     selection = batches.scoped(engine, caaspp, batches.Selection())
     assert selection.admin_year == 2027  # a batch naming no year never takes 2026's reports
     # what is not a year's carries over
