@@ -98,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A reader that closes the pipe early (``ssr-console batch list | head``)
+    ends the command quietly with status 1, as Unix tools do, instead of a traceback."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice ("Note on SIGPIPE", docs.python.org/3/library/signal.html): point stdout
+        # at devnull, so the interpreter's last flush on the way out does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     # Every process of the console (console, worker, scheduler, serve-ssh and the sessions it
     # starts, import) comes through here: whatever it creates is its owner's alone.
     os.umask(private_files.UMASK)

@@ -116,3 +116,14 @@ def test_services_never_import_the_ui() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(sqlite_url: str) -> None:
+    """``ssr-console ... | head`` closes the pipe before the command has written everything."""
+    command = [sys.executable, "-m", "console.cli", "--database-url", sqlite_url, "db", "current"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # long before the interpreter has started and printed anything
+    errors = child.stderr.read().decode()
+    assert child.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in errors and "Exception ignored" not in errors, errors
