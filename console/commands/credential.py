@@ -15,13 +15,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.commands import require_current_schema
+from console.commands import as_operator, bad_usage
 from console.output import say
 from services.core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from services.access.tables import Operator
     from services.core.settings import Settings
 
 TOMS_SECRET_ENV = "SSR_TOMS_SECRET"  # noqa: S105 - the name of the variable holding it
@@ -78,16 +79,19 @@ def read_secret(secret_file: Path | None, prompt: str) -> str:
 
 
 def run(args: argparse.Namespace, engine: Engine, settings: Settings) -> int:
-    from services.access import operators
+    """A refusal (a wrong secret, a reset not asked for, a role that may not) exits 1 with its
+    sentence on stderr, as every other command group does; no subcommand is bad usage, exit 2."""
+    if args.credential_command is None:
+        return bad_usage("credential", "needs a subcommand: record, verify or status")
+    return as_operator(
+        engine, settings, "credential", lambda operator: _act(args, engine, settings, operator)
+    )
+
+
+def _act(args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator) -> int:
     from services.core import toms, vault
     from services.credential import lifecycle as credentials
 
-    require_current_schema(engine)
-    if args.credential_command is None:
-        raise InvalidInput("credential needs a subcommand: record, verify or status")
-    if not settings.operator:
-        raise InvalidInput("Sign in as a coordinator: --operator NAME (or $SSR_OPERATOR)")
-    operator = operators.resolve(engine, settings.operator)
     if args.credential_command == "status":
         say(credentials.status(engine, operator.lea_id).summary)
         return 0

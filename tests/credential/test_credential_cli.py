@@ -67,7 +67,7 @@ def test_record_right_wrong_and_down_then_verify(engine, settings, tmp_path):
 
     with TokenServer(port, accepted=(USERNAME, SECRET)) as toms:
         wrong = _record(settings, config, "Wrong0000Wrong0000XX")
-        assert wrong.returncode == 2
+        assert wrong.returncode == 1
         assert "TOMS refused this username and secret key: Refused (HTTP 401, invalid_client)" in (
             wrong.stderr
         )
@@ -84,7 +84,7 @@ def test_record_right_wrong_and_down_then_verify(engine, settings, tmp_path):
         verified = _cli(settings, config, "credential", "verify")
         assert verified.returncode == 0 and verified.stdout.startswith("Verified: Token issued")
         again = _record(settings, config, SECRET)  # a valid one is live: a reset is needed
-        assert again.returncode == 2 and "coordinated reset" in again.stderr
+        assert again.returncode == 1 and "coordinated reset" in again.stderr
         assert toms.requests == 1  # refused before TOMS was asked
     state = credentials.status(engine, world.lea_id)
     assert state.verified and f"{state.expires_at:%Y-%m-%d}" == "2027-11-20"
