@@ -136,7 +136,7 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, settings.database)
     command = args.command or "open"
     if run := getattr(args, "run", None):
         return int(run(args, engine, settings))

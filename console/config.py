@@ -1,9 +1,11 @@
 """Configuration: a TOML file, then environment variables, then command-line flags (last wins).
 
-The file is ``$SSR_CONSOLE_CONFIG`` or ``config.toml`` in the user's config directory. Keys:
-``database_url``, ``data_dir``, ``operator``, ``store_dir``, and ``[calendar]`` (the school calendar
-the SSR deadlines count on, typed and checked here); every other table or key is kept in
-``Settings.extra`` for the service that owns it (``[smtp]``, ``[ssh]``...).
+The file is ``$SSR_CONSOLE_CONFIG`` or ``config.toml`` in the user's config directory. The whole
+file is checked against ``services.core.settings.ConfigFile`` here, before anything runs: a key it
+does not know or a value of the wrong type stops the command with a sentence naming the key and
+the file. ``database_url``, ``data_dir``, ``operator``, ``store_dir`` and ``[calendar]`` become
+fields of ``Settings``; every other table is kept in ``Settings.extra`` for the service that owns
+it (``[delivery]`` and ``[database]`` typed as ``Settings.delivery`` and ``Settings.database``).
 
 Secrets (``password``, ``token``, ``vault_key`` in any table) are best kept out of the file: write
 ``password_file = "/path"`` (a file only its owner can read) or ``password_env = "NAME"`` (an
@@ -26,7 +28,7 @@ from sqlalchemy.exc import ArgumentError
 
 from services.core import db
 from services.core.errors import InvalidInput
-from services.core.settings import Settings
+from services.core.settings import Settings, check_file
 from services.core.working_days import WorkingCalendar
 
 APP = "ssr-console"
@@ -48,11 +50,17 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise InvalidInput(f"Config file {path} is not valid TOML: {error}") from None
         _resolve_secrets(values, path)
+        _moved_holidays(values, path)
+        check_file(values, f"Config file {path}")  # every key and type, once, at start
     origin = {key: f"config file {path}" for key in values}  # named in errors about a setting
     for key in ("database_url", "data_dir", "operator", "store_dir"):
-        if env := os.environ.get(ENV_PREFIX + key.upper()):
-            values[key] = env
-            origin[key] = f"${ENV_PREFIX}{key.upper()}"
+        name = ENV_PREFIX + key.upper()
+        if name not in os.environ:
+            continue
+        if not os.environ[name].strip():  # set but empty: a mistake, never "use the default"
+            raise InvalidInput(f"${name} is set but empty: unset it or give the {key}")
+        values[key] = os.environ[name]
+        origin[key] = f"${name}"
     if env := os.environ.get("SSR_OPERATOR"):  # set per key by OpenSSH's command= / ForceCommand
         values["operator"] = env
     for key, value in overrides.items():
@@ -60,9 +68,10 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
             values[key] = value
             origin[key] = f"--{key.replace('_', '-')}"
     data_dir = Path(values.pop("data_dir", None) or platformdirs.user_data_path(APP))
-    database_url = str(
-        values.pop("database_url", None) or f"sqlite:///{data_dir / 'ssr-console.db'}"
-    )
+    given = values.pop("database_url", None)
+    if given is not None and not str(given).strip():  # never quietly the local SQLite instead
+        raise InvalidInput(f"database_url (from {origin['database_url']}) is empty")
+    database_url = str(given or f"sqlite:///{data_dir / 'ssr-console.db'}")
     try:
         db.check_url(database_url)
     except InvalidInput as error:
@@ -71,12 +80,6 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
     store = values.pop("store_dir", None)
     if "roster" in values:
         values["roster"] = _roster(values["roster"])
-    scheduler = values.get("scheduler")
-    if isinstance(scheduler, dict) and "holidays" in scheduler:
-        raise InvalidInput(
-            f"holidays belong in [calendar] now (with last_day_of_instruction and "
-            f"first_day_of_next_year); move them out of [scheduler] in {origin['scheduler']}"
-        )
     calendar = WorkingCalendar.parse(values.pop("calendar", {}))
     return Settings(
         database_url=database_url,
@@ -86,6 +89,16 @@ def load(config_path: Path | None = None, **overrides: Any) -> Settings:
         extra=values,
         calendar=calendar,
     )
+
+
+def _moved_holidays(values: dict[str, Any], path: Path) -> None:
+    """Say where holidays went, rather than only that [scheduler] has no such key."""
+    scheduler = values.get("scheduler")
+    if isinstance(scheduler, dict) and "holidays" in scheduler:
+        raise InvalidInput(
+            f"holidays belong in [calendar] now (with last_day_of_instruction and "
+            f"first_day_of_next_year); move them out of [scheduler] in config file {path}"
+        )
 
 
 SECRET_KEYS = ("password", "token", "vault_key")

@@ -7,15 +7,18 @@ deployments with many operators. The schema is only ever changed by Alembic migr
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg.errors import QueryCanceled
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
@@ -23,6 +26,7 @@ from sqlmodel import Session, create_engine
 
 from services.core import private_files
 from services.core.errors import DatabaseUnavailable, InvalidInput
+from services.core.settings import DatabaseSection
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
 BACKENDS = ("sqlite", "postgresql")  # the databases the migrations and tests run on
@@ -61,8 +65,11 @@ def check_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
-    """An engine configured for the console: WAL and a busy timeout on SQLite."""
+def make_engine(url: str, timeouts: DatabaseSection | None = None) -> Engine:
+    """An engine configured for the console: WAL and a busy timeout on SQLite; a connect
+    timeout and a statement timeout on PostgreSQL (``[database]``, ``DatabaseSection``), so a
+    database that does not answer, or one slow statement, holds nobody's session for ever."""
+    timeouts = timeouts or DatabaseSection()
     try:
         parsed = check_url(url)
     except InvalidInput as error:
@@ -74,11 +81,21 @@ def make_engine(url: str) -> Engine:
         # about 2 ms, paid on every session with no pool. A pooled connection is used by one
         # thread at a time; processes never inherit one (the SSH launcher forks before any
         # database use, the encryption pool starts from a fork server).
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy = timeouts.busy_timeout_seconds
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": busy})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=round(busy * 1000)))
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
-    event.listen(engine, "handle_error", _unavailable)
+        # connect_timeout is whole seconds ("The minimum allowed timeout is 2 seconds, therefore
+        # a value of 1 is interpreted as 2", postgresql.org/docs/current/libpq-connect.html);
+        # statement_timeout, a server setting passed in the startup options, is milliseconds
+        # and 0 turns it off (postgresql.org/docs/current/runtime-config-client.html).
+        statement_ms = round(timeouts.statement_timeout_seconds * 1000)
+        connect_args = {
+            "connect_timeout": max(1, math.ceil(timeouts.connect_timeout_seconds)),
+            "options": f"-c statement_timeout={statement_ms}",
+        }
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    event.listen(engine, "handle_error", partial(_unavailable, timeouts=timeouts))
     return engine
 
 
@@ -93,11 +110,18 @@ def _private_database(path: Path) -> None:
         private_files.tighten(path.with_name(path.name + suffix))
 
 
-def _unavailable(context: ExceptionContext) -> None:
+def _unavailable(context: ExceptionContext, *, timeouts: DatabaseSection) -> None:
     """A database that is down, unreachable or locked becomes a sentence every screen and command
     already knows how to show (a ``ConsoleError``), instead of a traceback that ends the session."""
     if context.is_pre_ping:  # the pool reconnects by itself
         return
+    if isinstance(context.original_exception, QueryCanceled):
+        limit = timeouts.statement_timeout_seconds
+        raise DatabaseUnavailable(
+            f"The database stopped a statement that ran longer than {limit:g} s "
+            "([database] statement_timeout_seconds); nothing was changed. Try again, or ask the "
+            "technology coordinator to raise the limit if this keeps happening."
+        ) from context.original_exception
     if isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
         reason = str(context.original_exception).strip().splitlines()
         raise DatabaseUnavailable(
@@ -106,12 +130,12 @@ def _unavailable(context: ExceptionContext) -> None:
         ) from context.original_exception
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection, _record, *, busy_ms: int) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.close()
 
 

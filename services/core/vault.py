@@ -50,9 +50,8 @@ def key_path(settings: Settings) -> Path:
 
 def load(settings: Settings) -> Vault:
     """The vault for these settings, creating the key file on first use."""
-    section = settings.extra.get("delivery")
-    if isinstance(section, dict) and section.get("vault_key"):
-        return Vault(str(section["vault_key"]).encode())
+    if key := settings.delivery.vault_key:  # [delivery] vault_key_file / vault_key_env
+        return Vault(key.encode())
     path = key_path(settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -917,16 +917,6 @@ class PasswordPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PasswordPolicy:
-        section = settings.extra.get("delivery") or {}
-        if not isinstance(section, dict):
-            raise InvalidInput("The [delivery] configuration must be a table of keys")
-        channel = str(section.get("password_channel", cls.channel))
-        if channel not in ("email", "sms"):
-            raise InvalidInput("[delivery] password_channel must be email or sms")
-        try:
-            minutes = float(section.get("password_delay_minutes", 5))
-        except (TypeError, ValueError):
-            raise InvalidInput("[delivery] password_delay_minutes must be a number") from None
-        if minutes < 0:
-            raise InvalidInput("[delivery] password_delay_minutes cannot be negative")
-        return cls(channel, timedelta(minutes=minutes))
+        """From ``[delivery]``, typed and checked by ``services.core.settings.DeliverySection``."""
+        section = settings.delivery
+        return cls(section.password_channel, section.password_delay)

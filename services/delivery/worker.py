@@ -37,13 +37,12 @@ from services.core import private_files
 from services.core import vault as password_vault
 from services.core.columns import utcnow
 from services.core.db import is_sqlite, session_scope
-from services.core.errors import ConsoleError, DatabaseUnavailable, InvalidInput
+from services.core.errors import ConsoleError, DatabaseUnavailable
 from services.core.scope import Source
 from services.core.settings import Settings
 from services.delivery import batches, ledger, messages, packaging
 from services.delivery.ledger import Claim, DeliveryBatch, DeliveryItem, ItemState, Step
 from services.delivery.mailer import (
-    KIND_WORDS,
     MailConfig,
     Outcome,
     Quota,
@@ -78,18 +77,9 @@ class WorkerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        section = settings.extra.get("delivery") or {}
-        if not isinstance(section, dict):
-            raise InvalidInput("The [delivery] configuration must be a table of keys")
-        values = {}
-        for name in cls.__dataclass_fields__:
-            if name in section:
-                kind = type(getattr(cls, name))
-                try:
-                    values[name] = kind(section[name])
-                except (TypeError, ValueError):
-                    raise InvalidInput(f"[delivery] {name} must be {KIND_WORDS[kind]}") from None
-        return cls(**values)
+        """From ``[delivery]``, typed and checked by ``services.core.settings.DeliverySection``."""
+        section = settings.delivery
+        return cls(**{name: getattr(section, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass

@@ -54,3 +54,36 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     roster = RosterOptions.from_settings(settings)
     assert roster.ssid_user_id_type == "SSID"
     assert roster.columns.home_language == "HomeLanguageCode" and roster.columns.ssid == "ssid"
+
+
+def test_readme_configuration_lists_every_key() -> None:
+    """Every key of the settings model appears in the README's example (commented out or set),
+    under its own table, so the README stays the complete list a coordinator reads."""
+    from services.core.settings import ConfigFile, Section
+
+    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert block
+    tables: dict[str, str] = {"": ""}
+    current = ""
+    for line in block.group(1).splitlines():
+        if header := re.match(r"\s*\[([a-z_.]+)\]", line):
+            current = header.group(1)
+            tables.setdefault(current, "")
+        tables[current] += line + "\n"
+    missing = []
+    for name, info in ConfigFile.model_fields.items():
+        kind = info.annotation
+        sections = [k for k in getattr(kind, "__args__", (kind,)) if isinstance(k, type)]
+        model = next((k for k in sections if issubclass(k, Section)), None)
+        if model is None:
+            if not re.search(rf"^#?\s*{name}\s*=", tables[""], re.M):
+                missing.append(name)
+            continue
+        text = tables.get(name, "")
+        for key in model.model_fields:
+            wanted = rf"^\s*#?\s*{key}(_file|_env)?\s*="
+            if not re.search(wanted, text, re.M) and not (
+                key == "columns" and f"{name}.columns" in tables
+            ):
+                missing.append(f"[{name}] {key}")
+    assert not missing, f"README's configuration example does not list: {', '.join(missing)}"

@@ -278,10 +278,10 @@ def test_download_hosts_setting_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     for bad in ('"a.example.org"', '["https://a.example.org/"]', '["a.example.org:443"]', "[1]"):
         path.write_text(f"[toms]\ndownload_hosts = {bad}\n")
-        with pytest.raises(InvalidInput, match=r"\[toms\] download_hosts must be a list"):
+        with pytest.raises(InvalidInput, match=r"\[toms\] download_hosts(\[0\])? must be"):
             toms.download_hosts(config.load(path))
     path.write_text('[toms]\ndownload_host = ["a.example.org"]\n')
-    with pytest.raises(InvalidInput, match=r"Unknown \[toms\] setting\(s\): download_host"):
+    with pytest.raises(InvalidInput, match=r"\[toms\] download_host is not a setting"):
         toms.download_hosts(config.load(path))
     path.write_text('[toms]\ndownload_hosts = ["A.Example.org"]\n')
     assert toms.download_hosts(config.load(path)) == ("a.example.org",)
