@@ -4,7 +4,9 @@ The LEA credential (username and 20-character secret) is handed in by the caller
 and kept only in this object: never stored, logged or put in an error message. Requests share a
 concurrency limit; 429 (honouring Retry-After), 5xx and dropped connections are retried with
 exponential backoff and jitter; a download that ends short is retried whole. An expired token
-(401) is renewed once per request.
+(401) is renewed once per request. Every request has an overall deadline besides httpx's
+per-read timeout: a server that trickles a byte every few seconds never trips a read timeout,
+but is cut off at the deadline, and nothing of that answer is kept.
 
 The bearer token goes to the API's own origin (scheme, host, port) only. A report link, or a
 redirect, to another host is refused unless that host is in ``download_hosts`` (storage that
@@ -102,6 +104,7 @@ class TomsClient:
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        deadline: float = 120.0,
         max_pdf_bytes: int = 20 * 1024 * 1024,
         download_hosts: Iterable[str] = (),
     ) -> None:
@@ -111,6 +114,7 @@ class TomsClient:
         self._credential = (username, secret)
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
+        self._deadline = deadline  # seconds for one whole request, body and all
         self._max_pdf_bytes = max_pdf_bytes
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
@@ -240,14 +244,21 @@ class TomsClient:
         for attempt in range(1, policy.attempts + 1):
             wait: float | None = None
             try:
-                async with self._slots:
-                    status, headers, body = await self._exchange(method, url, limit, kwargs)
+                async with self._slots:  # the deadline counts from the request, not the queue
+                    status, headers, body = await asyncio.wait_for(
+                        self._exchange(method, url, limit, kwargs), self._deadline
+                    )
                 if status not in RETRY_STATUSES:
                     return status, headers, body
                 wait = _retry_after(headers.get("retry-after"), policy.max_delay)
                 problem = f"HTTP {status}"
             except (httpx.TransportError, _ShortBody) as error:
                 problem = type(error).__name__
+            except TimeoutError:  # asyncio.wait_for: the whole request, not one read
+                raise TomsApiError(
+                    f"{method} {shown(url)} did not finish within {self._deadline:g} seconds "
+                    "(the deadline for one request); nothing of its answer was kept"
+                ) from None
             except httpx.DecodingError:
                 raise _Unreadable(
                     f"{shown(url)} sent a body its Content-Encoding cannot decode"
