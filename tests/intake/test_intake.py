@@ -343,3 +343,22 @@ def test_merged_pdf_inside_a_nested_zip_is_split_from_its_scratch_copy(
     summary = run(engine, settings, tmp_path / "lea.zip", zip_limits=ZipLimits(memory_bytes=1024))
     assert (summary.progress.stored, summary.progress.exceptions) == (3, 0)
     assert not list((settings.report_store / ".spool").iterdir())
+
+
+def test_a_large_zip_shows_progress_member_by_member(
+    engine: Engine, settings: Settings, roster: dict[str, int], tmp_path: Path
+) -> None:
+    """The import of a zip reports its counts while it reads the members, not only at the end
+    (the 100,000-member case of the zip reader: tests/intake/test_zip_safety.py)."""
+    from tests.intake.test_zip_safety import many_members
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    many_members(inbox / "district.zip", 2_000)
+    seen: list[int] = []
+    summary = import_paths(
+        engine, settings, [inbox / "district.zip"], None, progress=lambda p: seen.append(p.files)
+    )
+    assert summary.progress.files == 2_000
+    during = [files for files in seen if files < 2_000]
+    assert len(during) > 10 and during == sorted(during)  # counts grew while it read

@@ -140,3 +140,105 @@ def test_entry_count_limit(tmp_path: Path) -> None:
     assert outcomes(data, store, ZipLimits(max_entries=4)) == {
         "in.zip": Reason.TOTAL_TOO_LARGE.value
     }
+
+
+class _Sink(io.RawIOBase):
+    """A spool that keeps nothing and counts what was written to it."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.written += len(data)
+        return len(data)
+
+
+def lying_bomb(path: Path, inflated: int, claimed_compressed: int) -> int:
+    """A zip of one entry that inflates to ``inflated`` zero bytes, whose headers tell the truth
+    about that size but claim ``claimed_compressed`` compressed bytes (the real stream is about a
+    thousand times smaller): the header ratio looks harmless. Written streaming; returns its size."""
+    import struct
+    import zlib
+
+    squeeze, crc, block = zlib.compressobj(9, zlib.DEFLATED, -15), 0, bytes(MiB)
+    name = b"grade5.pdf"
+    with path.open("wb") as out:
+        out.write(b"\0" * (30 + len(name)))  # the local header, written once sizes are known
+        for _ in range(inflated // MiB):
+            crc = zlib.crc32(block, crc)
+            out.write(squeeze.compress(block))
+        out.write(squeeze.flush())
+        fields = (20, 0, 8, 0, 0, crc, claimed_compressed, inflated, len(name), 0)
+        central_at = out.tell()
+        made_by, after_name = 20, (len(name), 0, 0, 0, 0, 0, 0)  # no extra, comment; offset 0
+        out.write(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", made_by, *fields[:8], *after_name))
+        out.write(name)
+        end = out.tell()
+        out.write(
+            struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, end - central_at, central_at, 0)
+        )
+        out.seek(0)
+        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields) + name)
+        return out.seek(0, 2)
+
+
+def test_a_bomb_whose_headers_lie_about_its_compressed_size_is_refused_early(
+    tmp_path: Path,
+) -> None:
+    """About 1 MB of zip inflating to 1 GB, its headers claiming 20 MB compressed (50 times: a
+    ratio that passes): refused by the bytes really read and inflated, after a few MiB, with
+    memory flat; the 1 GB is never written anywhere."""
+    import tracemalloc
+
+    gigabyte = 1024 * MiB - MiB  # just under the default 1 GiB entry limit
+    path = tmp_path / "bomb.zip"
+    size = lying_bomb(path, gigabyte, claimed_compressed=20 * MiB)
+    assert size < 3 * MiB
+    spools: list[_Sink] = []
+
+    def spool(_memory: int) -> _Sink:
+        spools.append(_Sink())
+        return spools[-1]
+
+    tracemalloc.start()
+    try:
+        found = list(read_zip(str(path), "bomb.zip", spool))  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(r.source, r.reason) for r in found if isinstance(r, Refusal)] == [
+        ("bomb.zip!grade5.pdf", Reason.ZIP_BOMB)
+    ]
+    assert sum(s.written for s in spools) < 16 * MiB  # refused early: not 1 GB, nor 200 MB
+    assert peak < 8 * MiB  # flat: a few read steps, whatever the zip expands to
+
+
+def many_members(path: Path, count: int) -> None:
+    """A zip of ``count`` tiny stored members (zip64 end records past 65,535 of them)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for number in range(count):
+            zf.writestr(f"grade{number % 9 + 3}/{number:010d}_CAASPP_SB_2026_en.pdf", b"%PDF-")
+
+
+def test_a_zip_of_100000_members_is_read_with_flat_memory(tmp_path: Path) -> None:
+    """The central directory is read one record at a time (zipfile.ZipFile would hold all
+    100,000 records, about 65 MB), so memory stays the same whatever the count."""
+    import tracemalloc
+
+    path = tmp_path / "district.zip"
+    many_members(path, 100_000)
+    store = ReportStore(tmp_path / "store")
+    tracemalloc.start()
+    try:
+        seen = 0
+        for item in read_zip(str(path), "district.zip", store.spool):  # type: ignore[arg-type]
+            assert isinstance(item, ZipEntry) and item.stream.read() == b"%PDF-"
+            seen += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == 100_000
+    assert peak < 4 * MiB
