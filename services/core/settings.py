@@ -148,6 +148,30 @@ class SshSection(Section):
     host_key: str | None = None
     authorized_keys: str | None = None
     idle_minutes: float | None = Field(default=None, gt=0)
+    max_sessions: int | None = Field(default=None, ge=1)
+    max_sessions_per_operator: int | None = Field(default=None, ge=1)
+    connection_burst: int | None = Field(default=None, ge=1)
+    connections_per_minute: float | None = Field(default=None, gt=0)
+
+
+class BouncesSection(Section):
+    """``[bounces]``: the mailbox bounces come back to (``services.bounces.mailbox``)."""
+
+    protocol: Literal["imap", "IMAP"] = "imap"
+    host: str = ""
+    port: int = Field(default=993, ge=1, le=65535)
+    user: str = ""
+    password: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    interval_seconds: float = Field(default=300.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)
+    ca_file: str = ""
+    validate_certs: bool = True
+    address: str = ""
+    verp: bool = False
+    alert_rate: float = Field(default=0.05, gt=0, le=1)
+    alert_minimum: int = Field(default=5, ge=1)
 
 
 class ConfigFile(Section):
@@ -171,6 +195,7 @@ class ConfigFile(Section):
     advisor: AdvisorSection = AdvisorSection()
     print: PrintSection = PrintSection()
     ssh: SshSection = SshSection()
+    bounces: BouncesSection = BouncesSection()
 
 
 def check_file(values: dict[str, Any], where: str) -> ConfigFile:
