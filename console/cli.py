@@ -263,7 +263,9 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, operator,
         lea_id = lea_id or credentials.lea_with_credential(engine, args.lea)
         username, secret = credentials.api_credential(engine, lea_id, vault.load(settings))
     hosts = toms.download_hosts(settings)
-    async with TomsClient(url, username, secret, download_hosts=hosts) as client:
+    async with TomsClient(
+        url, username, secret, download_hosts=hosts, deadline=toms.request_deadline(settings)
+    ) as client:
         return await intake.import_from_api(
             engine,
             settings,

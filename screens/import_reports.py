@@ -111,7 +111,9 @@ class ImportReportsScreen(ConsoleScreen):
             self.ctx.engine, self.ctx.operator.lea_id, vault.load(settings)
         )
         hosts = toms.download_hosts(settings)
-        async with TomsClient(url, username, secret, download_hosts=hosts) as client:
+        async with TomsClient(
+            url, username, secret, download_hosts=hosts, deadline=toms.request_deadline(settings)
+        ) as client:
             return await intake.import_from_api(
                 self.ctx.engine, settings, client, self.ctx.operator, progress=report
             )

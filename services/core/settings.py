@@ -117,6 +117,7 @@ class IntakeSection(Section):
 class TomsSection(Section):
     url: str | None = None
     download_hosts: list[str] = []
+    request_deadline_seconds: float = Field(default=120.0, gt=0)
 
 
 class RosterSection(Section):

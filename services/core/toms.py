@@ -13,7 +13,8 @@ from services.core.settings import Settings
 
 TOKEN_PATH = "/api/v1/token"  # noqa: S105 (a URL path, not a password)
 REPORTS_PATH = "/api/v1/students/{ssid}/reports"
-KEYS = frozenset({"url", "download_hosts"})
+KEYS = frozenset({"url", "download_hosts", "request_deadline_seconds"})
+DEADLINE_SECONDS = 120.0
 
 
 def _table(settings: Settings) -> dict[str, object]:
@@ -56,3 +57,12 @@ def token_url(settings: Settings) -> str | None:
 
 def _is_host_name(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not set(value) & set(":/@?# \t")
+
+
+def request_deadline(settings: Settings) -> float:
+    """``[toms] request_deadline_seconds``: the longest one API request may take, body and all
+    (a server trickling bytes never trips a per-read timeout). Typed by the settings model."""
+    value = _table(settings).get("request_deadline_seconds", DEADLINE_SECONDS)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInput("[toms] request_deadline_seconds must be a number of seconds above 0")
+    return float(value)

@@ -35,7 +35,7 @@ import httpx
 
 from services.core.errors import ConsoleError
 from services.core.programs import Program, test_code
-from services.core.toms import REPORTS_PATH, TOKEN_PATH
+from services.core.toms import DEADLINE_SECONDS, REPORTS_PATH, TOKEN_PATH
 from services.core.validation import language as canonical_language
 from services.core.working_days import receipt_moment
 
@@ -104,7 +104,7 @@ class TomsClient:
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
-        deadline: float = 120.0,
+        deadline: float = DEADLINE_SECONDS,
         max_pdf_bytes: int = 20 * 1024 * 1024,
         download_hosts: Iterable[str] = (),
     ) -> None:
