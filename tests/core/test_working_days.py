@@ -80,7 +80,7 @@ def test_the_calendar_is_read_typed_and_checked_from_the_config(tmp_path) -> Non
             "[calendar]\nlast_day_of_instruction = 2026-06-04\nfirst_day_of_next_year = 2026-06-01\n",
             "must come after",
         ),
-        ("[calendar]\nlast_day = 2026-06-04\n", "Unknown [calendar] setting(s): last_day"),
+        ("[calendar]\nlast_day = 2026-06-04\n", "[calendar] last_day is not a setting"),
         ("[scheduler]\nholidays = [2026-07-03]\n", "holidays belong in [calendar]"),
     ]:
         path.write_text(text)
