@@ -275,18 +275,18 @@ class Settings:
     @cached_property
     def delivery(self) -> DeliverySection:
         """``[delivery]``, typed (the worker, password policy and vault read it here)."""
-        return _section(DeliverySection, self.extra.get("delivery"), "delivery")
+        return section_of(DeliverySection, self.extra.get("delivery"), "delivery")
 
     @cached_property
     def database(self) -> DatabaseSection:
         """``[database]``, typed: the timeouts of ``services.core.db.make_engine``."""
-        return _section(DatabaseSection, self.extra.get("database"), "database")
+        return section_of(DatabaseSection, self.extra.get("database"), "database")
 
 
 SectionType = TypeVar("SectionType", bound=Section)
 
 
-def _section(model: type[SectionType], table: object, name: str) -> SectionType:
+def section_of(model: type[SectionType], table: object, name: str) -> SectionType:
     """A section from its table; a program (or a test) that built Settings by hand is held to
     the same model as the file."""
     try:

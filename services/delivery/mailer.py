@@ -20,80 +20,29 @@ from __future__ import annotations
 import enum
 import html
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from services.core.errors import InvalidInput
-from services.core.settings import Settings
+from services.core.settings import Settings, SmtpSection, section_of
 from services.delivery.ledger import SendQuota
 
 
-@dataclass(frozen=True)
-class MailConfig:
-    """The ``[smtp]`` section of the configuration."""
-
-    host: str = "127.0.0.1"
-    port: int = 25
-    starttls: bool = False
-    implicit_tls: bool = False
-    username: str | None = None
-    password: str | None = None
-    validate_certs: bool = True
-    from_address: str = "ssr-reports@localhost"
-    from_name: str = ""
-    connections: int = 4
-    per_minute: int = 0
-    per_day: int = 0
-    timeout: float = 60.0
-    max_attempts: int = 8
-    backoff_seconds: float = 30.0
-    backoff_max_seconds: float = 3600.0
+class MailConfig(SmtpSection):
+    """The ``[smtp]`` section, typed and checked by the settings model
+    (``services.core.settings.SmtpSection``), which the console also checks at start."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailConfig:
-        section = settings.extra.get("smtp") or {}
-        if not isinstance(section, dict):
-            raise InvalidInput("The [smtp] configuration must be a table of keys")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(section) - set(known))
-        if unknown:
-            raise InvalidInput(f"Unknown [smtp] setting(s): {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        for key, value in section.items():
-            default = getattr(cls, key)
-            kind = type(default) if default is not None else str
-            try:
-                values[key] = kind(value) if kind is not bool else _boolean(key, value)
-            except (TypeError, ValueError):
-                raise InvalidInput(f"[smtp] {key} must be {KIND_WORDS[kind]}") from None
-        config = cls(**values)
-        if config.connections < 1 or config.per_minute < 0 or config.per_day < 0:
-            raise InvalidInput("[smtp] connections must be at least 1 and caps zero or more")
-        return config
-
-
-KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
-"""How a setting's expected type is named in an error message."""
-
-
-def _boolean(key: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(value).lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(key)
+        return section_of(cls, settings.extra.get("smtp"), "smtp")
 
 
 class Outcome(enum.StrEnum):

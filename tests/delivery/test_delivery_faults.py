@@ -353,11 +353,11 @@ def test_bad_relay_settings_are_refused_with_a_sentence(tmp_path: Path) -> None:
     def smtp(**section: object) -> Settings:
         return Settings(database_url="sqlite://", data_dir=tmp_path, extra={"smtp": section})
 
-    with pytest.raises(InvalidInput, match="Unknown \\[smtp\\] setting\\(s\\): hots"):
+    with pytest.raises(InvalidInput, match="\\[smtp\\] hots is not a setting"):
         MailConfig.from_settings(smtp(hots="relay"))
     with pytest.raises(InvalidInput, match="connections must be a whole number"):
         MailConfig.from_settings(smtp(connections="many"))
-    with pytest.raises(InvalidInput, match="at least 1"):
+    with pytest.raises(InvalidInput, match="connections must be greater than or equal to 1"):
         MailConfig.from_settings(smtp(connections=0))
     config = tmp_path / "config.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n[smtp]\nstarttls = "perhaps"\n')
