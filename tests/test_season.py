@@ -244,6 +244,13 @@ def tell_families(s: Season) -> None:
     for notice in notices:
         assert "ssr-reports@svusd.example" in notice.body, notice.body
         assert not notice.attachments()
+        in_language(s, notice)
+
+
+def in_language(s: Season, received: Received) -> None:
+    """The message is in the addressee's correspondence language, as the SIS export gave it."""
+    language = s.district.by_email(received.recipient).language.replace("_", "-")
+    assert received.message["Content-Language"] == language, (received.recipient, language)
 
 
 def send_secure_email(s: Season) -> tuple[list[Received], list[Received]]:
@@ -280,6 +287,8 @@ def check_secure_email(s: Season, documents: list[Received], passwords: list[Rec
         document, password = parts["document"], parts["password"]
         assert document.recipient == password.recipient
         check_family(opened, document, password)
+        in_language(s, document)
+        in_language(s, password)
         secret = password.password()
         shown = ""
         for index, (name, data) in enumerate(document.attachments()):
