@@ -179,6 +179,8 @@ class FamilyScreen(ConsoleScreen):
             role = "primary" if c.primary else c.relationship
             reach = " · ".join(x for x in (c.email or "no email", c.phone) if x)
             lines.append(f"{c.name} ({role}, {c.language}): {reach}")
+            if c.email_failing:
+                lines.append(f"  Email failing (bounced, correct it): {c.email_failing}")
         if family.waiting_change:
             lines.append(family.waiting_change)
         lines.append(f"Channel: {family.channel}")

@@ -8,6 +8,8 @@ screen: secure email (B, ``services.delivery.batches``), the notice telling fami
 ETS (D) and the portal (A) through ``services.channels.by_scope``. It prints the batch id as the
 Batches screen shows it (``B12``, ``N13``, ``C3``...), which every other subcommand takes (a bare
 number is a secure-email or notice batch). ``--dry-run`` shows the preview and creates nothing.
+``batch move-bounced B12 --to print|paper`` puts the families whose email bounced
+(``services.bounces``) on print or paper as a new batch and prints its id.
 
 Acts as ``--operator``. Exit 0 on success, 1 when refused (the sentence on stderr: a permission,
 an unknown batch, school or group, a scope, program or year that does not parse), 2 on bad usage.
@@ -98,6 +100,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     mailed.add_argument(
         "--on", type=_day, metavar="YYYY-MM-DD", help="the day they went out (default today)"
     )
+    bounced = actions.add_parser(
+        "move-bounced",
+        help="put the families whose email bounced on another channel, as a new batch",
+    )
+    bounced.add_argument("id", metavar="ID", help="a secure-email batch: B12")
+    bounced.add_argument("--to", choices=("print", "paper"), default="print")
+    bounced.add_argument("--name", default="", help="the new batch's name")
     resolve = actions.add_parser("resolve", help="decide an uncertain item (see `batch show`)")
     resolve.add_argument("id", metavar="ID")
     resolve.add_argument(
@@ -597,6 +606,28 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a day like 2026-09-14: {text!r}") from None
 
 
+def _move_bounced(
+    args: argparse.Namespace, engine: Engine, settings: Settings, operator: Operator
+) -> int:
+    from services.bounces import moves
+    from services.core.channels import Option
+    from services.core.errors import InvalidInput
+
+    ref = batch_ref(args.id)
+    if ref.letter != "B":
+        raise InvalidInput(f"Batch {ref} sends no SSRs by email: nothing of it can bounce")
+    _delivery_batch(engine, operator, ref)
+    letter = CHANNELS[args.to]
+    moved = moves.move_bounced(engine, settings, operator, ref.number, Option(letter), args.name)
+    say(f"{letter}{moved.id}")
+    say(
+        f"batch {ref}: {moved.families:,} bounced families, {moved.students:,} students moved "
+        f"to {letter}{moved.id}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 ACTIONS = {
     "received": _received,
     "mailed": _mailed,
@@ -608,4 +639,5 @@ ACTIONS = {
     "cancel": _set_status,
     "retry": _retry,
     "resolve": _resolve,
+    "move-bounced": _move_bounced,
 }

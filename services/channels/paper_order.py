@@ -168,13 +168,14 @@ def create(
     who: coverage.Who = coverage.Who.PLAN,
     exclude: Iterable[int] = (),
     rates: Rates | None = None,
+    only: Iterable[int] | None = None,
 ) -> ChannelBatch:
     """Record the order as a channel-D batch (its students are then covered)."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     rates = rates or Rates()
     if not rates.ets_offered:
         raise InvalidInput(NOT_OFFERED)
-    scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who, exclude)
+    scope, students = coverage.choose(engine, operator, Option.PAPER, scope, who, exclude, only)
     counted = _figures(engine, students, operator.lea_id, scope, rates)
     with session_scope(engine) as session:
         batch = channel_batches.create(

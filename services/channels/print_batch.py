@@ -147,10 +147,11 @@ def create(
     who: coverage.Who = coverage.Who.PLAN,
     exclude: Iterable[int] = (),
     options: PrintOptions | None = None,
+    only: Iterable[int] | None = None,
 ) -> ChannelBatch:
     """Record a print batch for the chosen families, queued for ``ssr-console worker`` to print."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
-    scope, students = coverage.choose(engine, operator, Option.PRINT, scope, who, exclude)
+    scope, students = coverage.choose(engine, operator, Option.PRINT, scope, who, exclude, only)
     options = options or PrintOptions()
     with session_scope(engine) as session:
         return channel_batches.create(

@@ -1164,6 +1164,29 @@ def mark_bounced(session: Session, item_id: int, reason: str, detail: dict[str, 
     return True
 
 
+def email_failing(session: Session, guardian_id: int, email: str | None) -> str:
+    """Why the family's email address is failing ("" when it is not): the newest delivery to
+    that very address that reached an end bounced. A corrected address, or a later delivery to
+    the same one that went through, clears it."""
+    if not email:
+        return ""
+    newest = session.exec(
+        select(DeliveryItem.state, DeliveryItem.error)
+        .where(
+            DeliveryItem.guardian_id == guardian_id,
+            func.lower(DeliveryItem.address) == email.strip().lower(),
+            col(DeliveryItem.state).in_(
+                [ItemState.BOUNCED, ItemState.PASSWORD_SENT, ItemState.DONE]
+            ),
+        )
+        .order_by(col(DeliveryItem.id).desc())
+        .limit(1)
+    ).first()
+    if newest is None or newest[0] != ItemState.BOUNCED:
+        return ""
+    return (newest[1] or "bounced").removeprefix("bounced: ")
+
+
 def uncertain_items(engine: Engine, batch_id: int, limit: int = 200) -> list[DeliveryItem]:
     with Session(engine) as session:
         return list(

@@ -229,6 +229,7 @@ class Contact:
     email: str
     phone: str
     language: str
+    email_failing: str = ""  # why the address bounced, until it is corrected
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ def family(engine: Engine, operator: Operator, student_id: int) -> Family:
                 g.email or "",
                 g.phone or "",
                 g.preferred_language,
+                ledger.email_failing(session, g.id, g.email),  # type: ignore[arg-type]
             )
             for g, relationship, primary in links
         )
@@ -440,6 +442,8 @@ _ACTION_TEXT = {
     "delivery.password_sent": "Password message accepted by the mail server",
     "notice.sent": "Notice of how the SSRs will come accepted by the mail server",
     "delivery.failed": "Delivery failed",
+    "delivery.bounced": "Bounced: the family's mail server gave up on the message",
+    "delivery.soft_bounce": "Delayed: the family's mail server is still trying",
     "delivery.uncertain": "Delivery uncertain (the connection broke while sending)",
     "delivery.resolved": "Uncertain delivery decided",
     "delivery.resend_document": "Resend of the document requested (new password)",
@@ -513,9 +517,11 @@ def _audit(
             text = "Bounced: the mail server refused the message"
         extra = [
             str(detail[k])
-            for k in ("message_id", "reason", "step", "resolution", "was", "now", "asked_by")
+            for k in ("message_id", "status", "reason", "step", "resolution", "was", "now", "asked_by")
             if detail.get(k)
         ]
+        if detail.get("address"):  # a bounce: the address it was about, the server that said so
+            extra.append(f"to {detail['address']}, reported by {detail.get('reporter') or '?'}")
         who = "" if row.operator == audit.SYSTEM else f" by {row.operator}"
         events.append(Event(row.at, f"{text}{who}" + (f": {'; '.join(extra)}" if extra else "")))
     return events

@@ -46,7 +46,7 @@ from services.delivery.delivered import (
     report_taken,
     secure_item_carries,
 )
-from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem
+from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem, ItemState
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.plan import family_channel, school_year
@@ -56,7 +56,7 @@ from services.roster.facts import (
     english_fallback,
     family_guardian,
 )
-from services.roster.tables import Guardian, School, Student
+from services.roster.tables import Guardian, School, Student, StudentGuardian
 
 
 def students_with_ssrs(lea_id: int, scope: Scope) -> Select[Any, Any]:
@@ -246,6 +246,7 @@ class Why(enum.StrEnum):
     NO_GUARDIAN = "no guardian on file"
     NO_ADDRESS = "no usable mailing address"
     NOT_IN_BATCH = "in no batch yet"
+    BOUNCED = "email bounced"  # the family's secure email bounced (services.bounces)
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,11 @@ class Uncovered:
     guardian_id: int | None
     guardian: str
     why: Why
+    detail: str = ""  # a bounce: the server's reason and the address ("bounced: 5.1.1 ... (to x)")
+
+    @property
+    def why_text(self) -> str:
+        return self.detail or self.why.value
 
 
 def uncovered(
@@ -276,9 +282,21 @@ def uncovered(
         col(ChannelItem.student_id) == flags.c.sid,
         col(ChannelItem.state) == ChannelItemState.NO_ADDRESS,
     )
+    bounced = (
+        sa.select(col(DeliveryItem.error))
+        .where(
+            *secure_item_carries(flags.c.sid, col(Student.school_id), col(Student.grade)),
+            col(DeliveryItem.state) == ItemState.BOUNCED,
+        )
+        .order_by(col(DeliveryItem.id).desc())
+        .limit(1)
+        .correlate_except(StudentGuardian, DeliveryItem, DeliveryBatch)
+        .scalar_subquery()
+    )
     why = case(
         (flags.c.gid.is_(None), Why.NO_GUARDIAN.value),
         (listed_without_address, Why.NO_ADDRESS.value),
+        (bounced.is_not(None), Why.BOUNCED.value),
         else_=Why.NOT_IN_BATCH.value,
     )
     with Session(engine) as session:
@@ -290,6 +308,7 @@ def uncovered(
                 flags.c.gid,
                 func.coalesce(Guardian.last_name + ", " + Guardian.first_name, ""),
                 why,
+                bounced,
             )
             .select_from(flags)
             .join(Student, col(Student.id) == flags.c.sid)
@@ -302,7 +321,10 @@ def uncovered(
             .limit(limit)
             .offset(offset)
         ).all()
-    return [Uncovered(s, sc, int(g), gid, name, Why(w)) for s, sc, g, gid, name, w in rows]
+    return [
+        Uncovered(s, sc, int(g), gid, name, Why(w), b or "" if w == Why.BOUNCED else "")
+        for s, sc, g, gid, name, w, b in rows
+    ]
 
 
 def uncovered_page(
@@ -325,7 +347,7 @@ def uncovered_page(
         ).scalar_one()
     rows = uncovered(engine, operator, limit=limit, offset=offset, ssid_prefix=text)
     return Page(
-        [(u.ssid, u.school[:18], str(u.grade), u.guardian[:22], u.why.value) for u in rows],
+        [(u.ssid, u.school[:18], str(u.grade), u.guardian[:22], u.why_text) for u in rows],
         int(total),
     )
 
@@ -385,11 +407,14 @@ def choose(
     scope: Scope | None = None,
     who: Who = Who.PLAN,
     exclude: Iterable[int] = (),
+    only: Iterable[int] | None = None,
 ) -> tuple[Scope, Select[Any, Any]]:
     """The scope in force for ``operator`` (``in_force``) and the students a new ``channel``
     batch takes in it (``_students_for``): what every channel's preview and create start from."""
     scope = in_force(engine, operator, scope)
-    return scope, _students_for(engine, operator.lea_id, scope, who, channel, exclude=exclude)
+    return scope, _students_for(
+        engine, operator.lea_id, scope, who, channel, exclude=exclude, only=only
+    )
 
 
 def _students_for(
@@ -400,9 +425,11 @@ def _students_for(
     channel: Option,
     *,
     exclude: Iterable[int] = (),
+    only: Iterable[int] | None = None,
 ) -> Select[Any, Any]:
     """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
-    families (guardian ids) on purpose. A student already on any channel is never taken, so a
+    families (guardian ids) on purpose, ``only`` takes none but these (the bounced families of
+    a batch, ``services.bounces.moves``). A student already on any channel is never taken, so a
     new batch cannot put an SSR on a second channel; ``Who.CORRECTIONS`` takes only students on
     this channel who are owed a corrected SSR on it."""
     family = (
@@ -433,6 +460,8 @@ def _students_for(
     excluded = sorted(set(exclude))
     if excluded:
         conditions.append(col(Guardian.id).not_in(excluded))
+    if only is not None:
+        conditions.append(col(Guardian.id).in_(sorted(set(only))))
     return (
         select(family.c.sid, family.c.gid)
         .join(Student, col(Student.id) == family.c.sid)
