@@ -47,6 +47,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
+from services.bounces.mailbox import BounceConfig
 from services.core import toms, vault
 from services.core.columns import utcnow
 from services.core.db import is_sqlite
@@ -79,10 +80,13 @@ class SchedulerConfig:
             audit_anchor = section.get("audit_anchor", True)
             if not isinstance(audit_anchor, bool):
                 raise ValueError(f"audit_anchor must be true or false, not {audit_anchor!r}")
+            bounces = BounceConfig.read(settings)
             policy = ReminderPolicy(
                 timezone=str(section.get("timezone", ReminderPolicy.timezone)),
                 calendar=settings.calendar,
                 audit_anchor=audit_anchor,
+                bounce_rate=bounces.alert_rate,
+                bounce_minimum=bounces.alert_minimum,
             )
             return cls(
                 scan_minutes=float(section.get("scan_minutes", cls.scan_minutes)),  # type: ignore[arg-type]

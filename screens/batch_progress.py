@@ -5,7 +5,8 @@ Everything shown is read from the database once a second in a thread worker (the
 ``ssr-console worker``, not here), so closing this screen or the SSH session changes nothing.
 Keys: ``p`` pause/resume, ``x`` cancel (asks first), ``f`` retry failed, ``u`` decide the highlighted
 uncertain item (resend, count as sent, or give up), ``r`` try the messages waiting for an
-unreachable relay now (the worker reads it from the database).
+unreachable relay now (the worker reads it from the database), ``m`` move the families whose email
+bounced to a new print batch (asks first; ``services.bounces.moves``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, ProgressBar, Static
 
 from screens.base import ConsoleScreen
+from services.bounces import moves
 from services.core.columns import utcnow
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError
@@ -43,6 +45,7 @@ SHOWN_STATES = (
     ItemState.DONE,
     ItemState.FAILED,
     ItemState.UNCERTAIN,
+    ItemState.BOUNCED,
     ItemState.CANCELLED,
 )
 
@@ -120,6 +123,9 @@ class BatchProgressScreen(ConsoleScreen):
         Binding("f", "retry_failed", "Retry", tooltip="Retry failed"),
         Binding("u", "resolve", "Resolve", tooltip="Resolve uncertain items"),
         Binding("r", "retry_now", "Now", tooltip="Try the messages waiting for the relay now"),
+        Binding(
+            "m", "move_bounced", "Bounced", tooltip="Move bounced families to print", show=False
+        ),
     ]
 
     def __init__(self, ctx: ConsoleContext, batch_id: int) -> None:
@@ -297,6 +303,39 @@ class BatchProgressScreen(ConsoleScreen):
             return
         self.app.call_from_thread(
             self.notify, f"{count:,} waiting messages will be tried now", title="Retry now"
+        )
+        self.refresh_progress()
+
+    def action_move_bounced(self) -> None:
+        bounced = self.progress.counts.get(ItemState.BOUNCED, 0) if self.progress else 0
+        if not bounced:
+            self.notify("No family of this batch has bounced", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._move_bounced()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Move the {bounced:,} families whose email bounced to a new print batch? "
+                "The worker prints it."
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="bounced")
+    def _move_bounced(self) -> None:
+        ctx = self.ctx
+        try:
+            moved = moves.move_bounced(ctx.engine, ctx.settings, ctx.operator, self.batch_id)
+        except ConsoleError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.app.call_from_thread(
+            self.notify,
+            f"{moved.families:,} families moved to print batch C{moved.id}",
+            title="Bounced families",
         )
         self.refresh_progress()
 

@@ -58,7 +58,17 @@ class BounceConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BounceConfig | None:
-        """None when no mailbox is configured (no ``[bounces] host``)."""
+        """The mailbox to read; None when none is configured (no ``[bounces] host``)."""
+        config = cls.read(settings)
+        if not config.host:
+            return None
+        if not config.user or not config.password:
+            raise InvalidInput("[bounces] needs user and password (password_file or password_env)")
+        return config
+
+    @classmethod
+    def read(cls, settings: Settings) -> BounceConfig:
+        """The whole ``[bounces]`` section, checked (the alert thresholds apply without a host)."""
         section = settings.extra.get("bounces") or {}
         if not isinstance(section, dict):
             raise InvalidInput("The [bounces] configuration must be a table of keys")
@@ -74,10 +84,6 @@ class BounceConfig:
                 values[name] = _typed(name, section[name], type(getattr(cls, name)))
         ReturnPath.from_settings(settings)  # address and verp checked in one place
         config = cls(**values)
-        if not config.host:
-            return None
-        if not config.user or not config.password:
-            raise InvalidInput("[bounces] needs user and password (password_file or password_env)")
         if config.interval_seconds <= 0 or not 0 < config.alert_rate <= 1:
             raise InvalidInput(
                 "[bounces] interval_seconds must be more than 0, alert_rate between 0 and 1"

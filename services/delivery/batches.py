@@ -663,7 +663,9 @@ def progress(
             .outerjoin(School, School.id == DeliveryItem.school_id)
             .where(
                 DeliveryItem.batch_id == batch_id,
-                DeliveryItem.state.in_([ItemState.FAILED, ItemState.UNCERTAIN]),  # type: ignore[attr-defined]
+                DeliveryItem.state.in_(  # type: ignore[attr-defined]
+                    [ItemState.FAILED, ItemState.UNCERTAIN, ItemState.BOUNCED]
+                ),
             )
             .order_by(DeliveryItem.id)  # type: ignore[arg-type]
             .limit(problems_limit)

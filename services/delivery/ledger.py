@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
+from sqlalchemy import Column, Index, Text, UniqueConstraint, case, func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -1162,6 +1162,34 @@ def mark_bounced(session: Session, item_id: int, reason: str, detail: dict[str, 
     )
     _finish_batches(session)
     return True
+
+
+@dataclass(frozen=True)
+class BounceRate:
+    """A batch's hard bounces against the families whose first message was accepted."""
+
+    batch_id: int
+    lea_id: int
+    bounced: int
+    handed: int
+
+    @property
+    def rate(self) -> float:
+        return self.bounced / self.handed if self.handed else 0.0
+
+
+def bounce_rates(session: Session, minimum: int) -> list[BounceRate]:
+    """Batches (not cancelled) with at least ``minimum`` bounced families."""
+    bounced = func.sum(case((col(DeliveryItem.state) == ItemState.BOUNCED, 1), else_=0))
+    handed = func.sum(case((col(DeliveryItem.document_sent_at).is_not(None), 1), else_=0))
+    rows = session.execute(
+        select(DeliveryItem.batch_id, DeliveryBatch.lea_id, bounced, handed)
+        .join(DeliveryBatch, col(DeliveryBatch.id) == col(DeliveryItem.batch_id))
+        .where(col(DeliveryBatch.status) != BatchStatus.CANCELLED)
+        .group_by(col(DeliveryItem.batch_id), col(DeliveryBatch.lea_id))
+        .having(bounced >= max(minimum, 1))
+    ).all()
+    return [BounceRate(int(b), int(lea), int(n or 0), int(h or 0)) for b, lea, n, h in rows]
 
 
 def email_failing(session: Session, guardian_id: int, email: str | None) -> str:

@@ -50,6 +50,7 @@ class NoticeKind(enum.StrEnum):
     RESET_NOTE = "cred_reset_note"  # the other program's coordinator is asked to agree
     RESET_EMERGENCY = "cred_emergency"  # both coordinators: a reset without agreement
     AUDIT_ANCHOR = "audit_anchor"  # the audit chain's head, kept outside the database daily
+    BOUNCE_RATE = "bounce_rate"  # a batch's emails bounce more than [bounces] alert_rate
 
 
 RESET_KINDS = (NoticeKind.RESET_NOTE, NoticeKind.RESET_EMERGENCY)

@@ -84,6 +84,12 @@ NOTICE_TEXTS: dict[str, str] = {
     "anchor_body": N_(
         "The audit log of SSR Console ended at this entry when this message was written:\n\n    %(anchor)s\n\nKeep this message. If anyone rewrites or cuts off the log, `ssr-console audit verify --anchor %(anchor)s` fails; run it when in doubt."
     ),
+    "bounce_subject": N_(
+        "%(count)s families' emails bounced in batch B%(batch)s of %(lea)s (%(rate)s of those sent)"
+    ),
+    "bounce_body": N_(
+        "The mail servers of %(count)s families refused the score report emails of batch B%(batch)s (%(rate)s of the emails the relay accepted). A bad SIS export or mistyped addresses can cause this. Open SSR Console (Batches, key b, the batch, then m) to move the bounced families to print, and correct their addresses in the SIS."
+    ),
     "late": N_("(This reminder is late: the scheduler was not running when it fell due.)"),
 }
 """The notices' texts by key, in English; their translations are the ``notices`` gettext catalogs
@@ -128,6 +134,15 @@ def render(notice: Notice, lea_name: str) -> NoticeText:
     if notice.kind is NoticeKind.AUDIT_ANCHOR:
         subject = _text(language, "anchor_subject", {"lea": lea_name, "date": day})
         body = _text(language, "anchor_body", {"anchor": notice.anchor})
+    elif notice.kind is NoticeKind.BOUNCE_RATE:  # subject bounces:<batch>, program the rate
+        bounced: dict[str, object] = {
+            "lea": lea_name,
+            "count": notice.pending,
+            "batch": notice.subject.rpartition(":")[2],
+            "rate": notice.program,
+        }
+        subject = _text(language, "bounce_subject", bounced)
+        body = _text(language, "bounce_body", bounced)
     elif notice.kind in _CREDENTIAL_TEXTS:
         prefix = _CREDENTIAL_TEXTS[notice.kind]
         named: dict[str, object] = {"lea": lea_name, "program": notice.program, "date": day}

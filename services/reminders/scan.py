@@ -34,6 +34,7 @@ from services.core.working_days import WorkingCalendar
 from services.credential import lifecycle as credentials
 from services.credential import reset as credential_reset
 from services.delivery.delivered import report_delivered
+from services.delivery.ledger import bounce_rates
 from services.intake.score_reports import ScoreReport
 from services.reminders import ledger as notice_ledger
 from services.reminders.ledger import RESET_KINDS, Notice, NoticeKind
@@ -62,6 +63,11 @@ class ReminderPolicy:
     ssr_offsets: tuple[int, ...] = SSR_OFFSETS
     horizon_days: int = 14
     audit_anchor: bool = False
+    # a batch whose emails bounce this much (of those the relay accepted) is reported once to
+    # the coordinators, when at least ``bounce_minimum`` families bounced ([bounces] alert_rate,
+    # alert_minimum): a bad SIS export can make thousands of addresses wrong
+    bounce_rate: float = 0.05
+    bounce_minimum: int = 5
     """Mail the audit chain's head to every LEA's coordinators once a day (the scheduler does)."""
 
     def __post_init__(self) -> None:
@@ -338,6 +344,31 @@ def plan_anchor(
     ]
 
 
+def plan_bounce_rates(
+    session: Session, people: dict[int, list[Coordinator]], today: date, policy: ReminderPolicy
+) -> list[PlannedNotice]:
+    """One notice per batch and coordinator once its bounce rate passes the threshold; the
+    rate it had is kept in ``program`` ("12%") and the bounced families in ``pending``."""
+    return [
+        PlannedNotice(
+            kind=NoticeKind.BOUNCE_RATE,
+            subject=f"bounces:{found.batch_id}",
+            offset=0,
+            recipient=person.username,
+            lea_id=found.lea_id,
+            due_on=today,
+            event_on=today,
+            email=person.email,
+            language=person.language,
+            program=f"{found.rate:.0%}",
+            pending=found.bounced,
+        )
+        for found in bounce_rates(session, policy.bounce_minimum)
+        if found.rate >= policy.bounce_rate
+        for person in people.get(found.lea_id, ())
+    ]
+
+
 def latest_per_recipient(notices: Iterable[Notice]) -> tuple[list[Notice], list[Notice]]:
     """Split due notices into the one to send per (kind, subject, recipient) and the superseded rest."""
     groups: dict[tuple[str, str, str], list[Notice]] = defaultdict(list)
@@ -491,6 +522,7 @@ def scan(
         planned += plan_reset_notes(session, policy)
         if policy.audit_anchor:
             planned += plan_anchor(audit.current_anchor(engine), people, today)
+        planned += plan_bounce_rates(session, people, today, policy)
         groups = pending_groups(session, today, policy)
         report.ssr_groups = len(groups)
         for group in groups:
@@ -559,6 +591,8 @@ def _cancel_moot(
             reasons["reset was agreed, acknowledged or withdrawn"].append(key.id)
         elif key.kind is NoticeKind.AUDIT_ANCHOR:
             reasons["a newer audit anchor replaces it"].append(key.id)
+        elif key.kind is NoticeKind.BOUNCE_RATE:
+            reasons["the batch's bounce rate is under the threshold again"].append(key.id)
         else:
             reasons["SSRs delivered"].append(key.id)
     return sum(notice_ledger.cancel(session, ids, reason) for reason, ids in reasons.items())

@@ -62,6 +62,8 @@ class Sent:
         """item id -> {step: the message received}."""
         found: dict[int, dict[str, Received]] = {}
         for received in self.sink.received:
+            if not str(received.message["X-SSR-Delivery"] or "")[:1].isdigit():
+                continue  # a coordinator's notice, not a family's message
             found.setdefault(received.item_id, {})[received.step] = received
         return found
 

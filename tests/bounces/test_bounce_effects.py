@@ -1,6 +1,6 @@
 """What a hard bounce changes: the family is not delivered (coverage lists it as bounced with the
 reason), the help desk sees the bounce and its email failing until corrected, and one command puts
-the batch's bounced families on print as a new batch."""
+the batch's bounced families on print as a new batch; past a bounce rate, coordinators are told."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ from services.audit.tables import AuditEvent
 from services.bounces import matching, moves
 from services.bounces.tables import Outcome
 from services.channels.batches import ChannelBatch, ChannelItem
+from services.core.columns import utcnow
 from services.delivery.ledger import DeliveryItem, ItemState
+from services.delivery.mailer import MailConfig
 from services.delivery.return_path import ReturnPath
 from services.helpdesk import families as helpdesk
 from services.plan import coverage
+from services.reminders import scan as reminders
+from services.reminders.ledger import Notice, NoticeKind, NoticeState
+from services.reminders.mail import NoticeMailer
+from services.reminders.scan import ReminderPolicy
 from services.roster.tables import Student, StudentGuardian
 from tests.bounces import samples
 from tests.bounces.conftest import BOUNCES, Sent
@@ -106,3 +112,29 @@ def test_the_bounced_families_of_a_batch_move_to_print_as_a_new_batch(
     assert moves.bounced_families(sent.engine, sent.batch_id) == sorted(
         i.guardian_id for i in bounced
     )
+
+
+def test_coordinators_get_one_notice_when_a_batch_bounces_past_the_threshold(sent: Sent) -> None:
+    ids = sorted(sent.families())
+    policy = ReminderPolicy(bounce_rate=0.1, bounce_minimum=2)
+    relay = NoticeMailer(MailConfig(host="127.0.0.1", port=sent.sink.port, timeout=10))
+    _bounce(sent, ids[0])
+    reminders.scan(sent.engine, utcnow(), relay, policy)
+    assert _bounce_notices(sent) == []  # one bounce: under the minimum
+    for item_id in ids[1:3]:
+        _bounce(sent, item_id)
+    report = reminders.scan(sent.engine, utcnow(), relay, policy)
+    notices = _bounce_notices(sent)
+    assert notices and {n.state for n in notices} == {NoticeState.SENT}, report.errors
+    assert {n.subject for n in notices} == {f"bounces:{sent.batch_id}"}
+    assert all(n.pending == 3 for n in notices)
+    batch = f"B{sent.batch_id} "  # in every language's subject
+    mailed = [r for r in sent.sink.received if batch in str(r.message["Subject"])]
+    assert len(mailed) == len([n for n in notices if n.email]) > 0
+    reminders.scan(sent.engine, utcnow(), relay, policy)  # a later scan: not again
+    assert len(_bounce_notices(sent)) == len(notices)
+
+
+def _bounce_notices(sent: Sent) -> list[Notice]:
+    with Session(sent.engine) as session:
+        return list(session.exec(select(Notice).where(Notice.kind == NoticeKind.BOUNCE_RATE)).all())
