@@ -3,11 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian tools the tests and the demo use: independent PDF readers, the OpenSSH client and server
 # (the OpenSSH-mode test runs a throwaway sshd on a loopback port),
-# Dovecot's IMAP server (the bounce tests run a throwaway one on a loopback port),
+# Dovecot's IMAP and POP3 servers (the bounce tests run a throwaway one on loopback ports),
 # gettext's msgfmt, fonts covering Vietnamese, Chinese, Korean and Arabic for printed cover sheets
 # (reportlab embeds only TrueType outlines: Noto CJK is CFF, so cover sheets use WenQuanYi Zen Hei
 # for Chinese and Korean; fonts-noto-core has the TrueType Noto Sans Arabic).
-APT_TOOLS := qpdf poppler-utils openssh-client openssh-server dovecot-imapd gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei fonts-noto-core
+APT_TOOLS := qpdf poppler-utils openssh-client openssh-server dovecot-imapd dovecot-pop3d gettext fonts-dejavu-core fonts-noto-cjk fonts-wqy-zenhei fonts-noto-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint format system-tools catalogs clean
@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 
 system-tools:
 	@if command -v qpdf >/dev/null && command -v pdftotext >/dev/null && command -v ssh >/dev/null \
-	   && command -v msgfmt >/dev/null && [ -x /usr/sbin/sshd ] && [ -x /usr/sbin/dovecot ] \
+	   && command -v msgfmt >/dev/null && [ -x /usr/sbin/sshd ] && [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/pop3 ] \
 	   && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
 	   && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
 	   && [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \

@@ -1,10 +1,13 @@
-"""The bounce mailbox (``[bounces]``), read by ``ssr-console worker`` every few minutes over IMAP.
+"""The bounce mailbox (``[bounces]``), read by ``ssr-console worker`` every few minutes.
 
-IMAP over TLS with the standard library's ``imaplib`` (kept with Python itself; nothing on PyPI
-reads a mailbox more plainly). Each message is fetched with ``BODY.PEEK[]`` (reading does not mark
-it seen), recorded (``matching.read_message``), and only then moved to the processed folder
-(``MOVE``, RFC 6851; or ``COPY`` and expunge where the server lacks it) or, with
-``processed_folder = ""``, flagged ``$SSRRead``. Nothing is deleted unread; a message whose item
+IMAP over TLS (``protocol = "imap"``, the default) with the standard library's ``imaplib`` (kept
+with Python itself; nothing on PyPI reads a mailbox more plainly). Each message is fetched with
+``BODY.PEEK[]`` (reading does not mark it seen), recorded (``matching.read_message``), and only
+then moved to the processed folder (``MOVE``, RFC 6851; or ``COPY`` and expunge where the server
+lacks it) or, with ``processed_folder = ""``, flagged ``$SSRRead``. POP3 over TLS
+(``protocol = "pop3"``, ``poplib``) has no folders or flags: a message is deleted once it is
+recorded (``DELE``, committed by ``QUIT``; a session that breaks first deletes nothing, and the
+record makes the next read of it change nothing). Nothing is deleted unread; a message whose item
 is being sent right now stays for the next round. A mailbox that cannot be reached (down, wrong
 password, bad certificate) is logged, written to ``bounce_mailbox`` for the screens, and tried
 again at the next interval: the worker carries on sending.
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import imaplib
 import logging
+import poplib
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, fields
@@ -41,8 +45,9 @@ READ_FLAG = "$SSRRead"
 class BounceConfig:
     """The ``[bounces]`` section (``password_file``/``password_env`` are read by the console)."""
 
+    protocol: str = "imap"  # or "pop3"
     host: str = ""
-    port: int = 993
+    port: int = 993  # IMAP over TLS; POP3 over TLS is 995
     user: str = ""
     password: str = ""
     folder: str = "INBOX"
@@ -73,17 +78,17 @@ class BounceConfig:
         if not isinstance(section, dict):
             raise InvalidInput("The [bounces] configuration must be a table of keys")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known - {"protocol"})
+        unknown = sorted(set(section) - known)
         if unknown:
             raise InvalidInput(f"Unknown [bounces] setting(s): {', '.join(unknown)}")
-        if str(section.get("protocol", "imap")).lower() != "imap":
-            raise InvalidInput("[bounces] protocol must be imap (IMAP over TLS)")
+        if str(section.get("protocol", "imap")).lower() not in ("imap", "pop3"):
+            raise InvalidInput("[bounces] protocol must be imap or pop3 (both over TLS)")
         values: dict[str, Any] = {}
         for name in known:
             if name in section:
                 values[name] = _typed(name, section[name], type(getattr(cls, name)))
         ReturnPath.from_settings(settings)  # address and verp checked in one place
-        config = cls(**values)
+        config = cls(**{**values, "protocol": str(values.get("protocol", "imap")).lower()})
         if config.interval_seconds <= 0 or not 0 < config.alert_rate <= 1:
             raise InvalidInput(
                 "[bounces] interval_seconds must be more than 0, alert_rate between 0 and 1"
@@ -121,12 +126,8 @@ class ImapMailbox:
 
     def __init__(self, config: BounceConfig) -> None:
         self.config = config
-        context = ssl.create_default_context(cafile=config.ca_file or None)
-        if not config.validate_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         self.imap = imaplib.IMAP4_SSL(
-            config.host, config.port, ssl_context=context, timeout=config.timeout
+            config.host, config.port, ssl_context=_tls(config), timeout=config.timeout
         )
         try:
             self.imap.login(config.user, config.password)
@@ -184,6 +185,44 @@ class ImapMailbox:
             self.imap.logout()
 
 
+def _tls(config: BounceConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ca_file or None)
+    if not config.validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Pop3Mailbox:
+    """One POP3-over-TLS session: messages by number, deleted once recorded."""
+
+    def __init__(self, config: BounceConfig) -> None:
+        self.pop = poplib.POP3_SSL(
+            config.host, config.port, context=_tls(config), timeout=config.timeout
+        )
+        try:
+            self.pop.user(config.user)
+            self.pop.pass_(config.password)
+        except BaseException:
+            self.pop.close()
+            raise
+
+    def uids(self) -> list[str]:
+        _, listing, _ = self.pop.list()
+        return [line.split()[0].decode() for line in listing]
+
+    def fetch(self, uid: str) -> bytes:
+        _, lines, _ = self.pop.retr(int(uid))
+        return b"\r\n".join(lines) + b"\r\n"
+
+    def done(self, uid: str) -> None:
+        self.pop.dele(int(uid))
+
+    def close(self) -> None:
+        with contextlib.suppress(poplib.error_proto, OSError):
+            self.pop.quit()  # commits the deletions
+
+
 @dataclass
 class ReadTally:
     """What one read of the mailbox did, for the log and the tests."""
@@ -203,7 +242,12 @@ class ReadTally:
         return " ".join([f"read={self.read}", *parts, f"busy={self.busy}"])
 
 
-def _messages(box: ImapMailbox) -> Iterator[tuple[str, bytes]]:
+Mailbox = ImapMailbox | Pop3Mailbox
+MAILBOX_ERRORS = (OSError, imaplib.IMAP4.error, poplib.error_proto, MailboxError)
+"""What a mailbox that cannot be read now raises (ssl errors are OSErrors)."""
+
+
+def _messages(box: Mailbox) -> Iterator[tuple[str, bytes]]:
     for uid in box.uids():
         yield uid, box.fetch(uid)
 
@@ -214,8 +258,8 @@ def read_once(engine: Engine, config: BounceConfig, now: datetime | None = None)
     tally = ReadTally(outcomes={})
     return_path = ReturnPath(config.address, config.verp)
     try:
-        box = ImapMailbox(config)
-    except (OSError, imaplib.IMAP4.error, MailboxError) as error:
+        box: Mailbox = Pop3Mailbox(config) if config.protocol == "pop3" else ImapMailbox(config)
+    except MAILBOX_ERRORS as error:
         return _unreachable(engine, config, tally, error, now)
     try:
         for uid, raw in _messages(box):
@@ -229,7 +273,7 @@ def read_once(engine: Engine, config: BounceConfig, now: datetime | None = None)
                 assert tally.outcomes is not None
                 tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
             box.done(uid)
-    except (OSError, imaplib.IMAP4.error, MailboxError) as error:
+    except MAILBOX_ERRORS as error:
         return _unreachable(engine, config, tally, error, now)
     finally:
         box.close()

@@ -138,6 +138,25 @@ class PlannedNotice:
     pending: int = 0
     anchor: str | None = None
 
+    @classmethod
+    def on_day(
+        cls, kind: NoticeKind, subject: str, person: Any, lea_id: int, day: date, **extra: Any
+    ) -> PlannedNotice:
+        """A notice due on, and about, ``day`` (offset 0) for one coordinator (``person``:
+        anything with ``username``, ``email`` and ``language``)."""
+        return cls(
+            kind=kind,
+            subject=subject,
+            offset=0,
+            recipient=person.username,
+            lea_id=lea_id,
+            due_on=day,
+            event_on=day,
+            email=person.email,
+            language=person.language,
+            **extra,
+        )
+
     @property
     def key(self) -> tuple[NoticeKind, str, str]:
         return (self.kind, self.subject, self.recipient)
@@ -264,16 +283,12 @@ def plan_reset_notes(session: Session, policy: ReminderPolicy) -> list[PlannedNo
         kind = NoticeKind.RESET_EMERGENCY if request.emergency_reason else NoticeKind.RESET_NOTE
         for person in credential_reset.to_tell(session, request):
             planned.append(
-                PlannedNotice(
-                    kind=kind,
-                    subject=f"reset:{request.id}",
-                    offset=0,
-                    recipient=person.username,
-                    lea_id=request.lea_id,
-                    due_on=day,
-                    event_on=day,
-                    email=person.email,
-                    language=person.language,
+                PlannedNotice.on_day(
+                    kind,
+                    f"reset:{request.id}",
+                    person,
+                    request.lea_id,
+                    day,
                     program=Role(request.requested_role).name.removeprefix("LEA_"),
                 )
             )
@@ -327,16 +342,12 @@ def plan_anchor(
     if anchor is None:
         return []
     return [
-        PlannedNotice(
-            kind=NoticeKind.AUDIT_ANCHOR,
-            subject=f"audit:{today.isoformat()}",
-            offset=0,
-            recipient=person.username,
-            lea_id=lea_id,
-            due_on=today,
-            event_on=today,
-            email=person.email,
-            language=person.language,
+        PlannedNotice.on_day(
+            NoticeKind.AUDIT_ANCHOR,
+            f"audit:{today.isoformat()}",
+            person,
+            lea_id,
+            today,
             anchor=str(anchor),
         )
         for lea_id, coordinators in people.items()
@@ -350,16 +361,12 @@ def plan_bounce_rates(
     """One notice per batch and coordinator once its bounce rate passes the threshold; the
     rate it had is kept in ``program`` ("12%") and the bounced families in ``pending``."""
     return [
-        PlannedNotice(
-            kind=NoticeKind.BOUNCE_RATE,
-            subject=f"bounces:{found.batch_id}",
-            offset=0,
-            recipient=person.username,
-            lea_id=found.lea_id,
-            due_on=today,
-            event_on=today,
-            email=person.email,
-            language=person.language,
+        PlannedNotice.on_day(
+            NoticeKind.BOUNCE_RATE,
+            f"bounces:{found.batch_id}",
+            person,
+            found.lea_id,
+            today,
             program=f"{found.rate:.0%}",
             pending=found.bounced,
         )

@@ -12,7 +12,8 @@ the best any channel reached for the student:
   the portal (A);
 - to mail: printed (C) or received from ETS (D), at the LEA and not yet mailed or handed out;
 - on a channel: in a batch that is still working on it (sending, printing, ordered from ETS);
-- failed: every attempt failed (no address for a mailing, the mail server refused);
+- failed: every attempt failed (no address for a mailing, the mail server refused, or the family's
+  mail server bounced the email: counted apart as "bounced", with the reason in the at-risk list);
 - not covered: in no batch at all.
 
 A student whose family had a report that ETS has since corrected is counted apart, live, as
@@ -93,7 +94,10 @@ class Status(enum.IntEnum):
 
 _RANK = {Option.PAPER: 1, Option.PRINT: 2, Option.SECURE: 3, Option.PORTAL: 4}
 """Tie-break between channels at the same status; code = status * 10 + rank."""
-_BY_RANK = {rank: option for option, rank in _RANK.items()}
+BOUNCED_RANK = 5
+"""The rank of a secure-email unit whose email bounced (``services.bounces``): its own code, so the
+reports can count and name bounces apart from other failures."""
+_BY_RANK = {rank: option for option, rank in _RANK.items()} | {BOUNCED_RANK: Option.SECURE}
 _B_FAILED = (ItemState.FAILED, ItemState.UNCERTAIN)
 
 
@@ -128,13 +132,15 @@ def _best(engine: Engine, *codes: Any) -> Any:
 def _secure_code() -> Any:
     """Correlated: the best code of the student's secure-email deliveries (0 if none)."""
     item_state = col(DeliveryItem.state)
+    rank = _RANK[Option.SECURE]
     code = case(
-        (item_state.in_(SECURE_DELIVERED), Status.DELIVERED * 10),
-        (item_state.in_(_B_FAILED), Status.FAILED * 10),
-        else_=Status.ON_CHANNEL * 10,
+        (item_state.in_(SECURE_DELIVERED), Status.DELIVERED * 10 + rank),
+        (item_state == ItemState.BOUNCED, Status.FAILED * 10 + BOUNCED_RANK),
+        (item_state.in_(_B_FAILED), Status.FAILED * 10 + rank),
+        else_=Status.ON_CHANNEL * 10 + rank,
     )
     return func.coalesce(
-        select(func.max(code) + _RANK[Option.SECURE])
+        select(func.max(code))
         .select_from(StudentGuardian)
         .join(DeliveryItem, col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id))
         .join(DeliveryBatch, col(DeliveryBatch.id) == col(DeliveryItem.batch_id))
@@ -300,6 +306,7 @@ class Row:
     failed: int
     uncovered: int
     in_hand: int = 0  # printed or received from ETS, not yet mailed or handed out
+    bounced: int = 0  # of ``failed``: the family's mail server bounced the email
 
     @property
     def delivered_share(self) -> float:
@@ -320,7 +327,7 @@ def as_cells(row: Row) -> tuple[str, ...]:
         f"{row.delivered:,}",
         f"{row.in_hand:,}",
         f"{row.on_channel:,}",
-        f"{row.failed:,}",
+        f"{row.failed:,}" + (f" ({row.bounced:,} bounced)" if row.bounced else ""),
         f"{row.uncovered:,}",
         f"{row.delivered_share:.0%}",
     )
@@ -346,12 +353,15 @@ def coverage(
         found = session.execute(query).all()
         names = _school_names(session, scope) if dimension is Dimension.SCHOOL else {}
     tally: dict[Any, dict[Status, int]] = {}
+    bounced: dict[Any, int] = {}
     for *parts, count in found:
         code = int(parts[-1])
-        group = code % 10 if key is None else parts[0]
+        group = _channel_rank(code % 10) if key is None else parts[0]
         status = Status(code // 10)
         counts = tally.setdefault(group, dict.fromkeys(Status, 0))
         counts[status] += int(count)
+        if code % 10 == BOUNCED_RANK:
+            bounced[group] = bounced.get(group, 0) + int(count)
     rows = [
         Row(
             _label(dimension, group, names),
@@ -361,10 +371,16 @@ def coverage(
             counts[Status.FAILED],
             counts[Status.NONE],
             counts[Status.IN_HAND],
+            bounced.get(group, 0),
         )
         for group, counts in tally.items()
     ]
     return sorted(rows, key=lambda r: _sort_key(dimension, r))
+
+
+def _channel_rank(rank: int) -> int:
+    """A bounced unit is a secure-email one in the channel breakdown."""
+    return _RANK[Option.SECURE] if rank == BOUNCED_RANK else rank
 
 
 def _school_names(session: Session, scope: Scope) -> dict[int, str]:
@@ -403,6 +419,7 @@ def total(rows: list[Row]) -> Row:
         sum(r.failed for r in rows),
         sum(r.uncovered for r in rows),
         sum(r.in_hand for r in rows),
+        sum(r.bounced for r in rows),
     )
 
 
@@ -507,6 +524,9 @@ def at_risk(
     )
     with Session(engine) as session:
         rows = session.execute(query).all()
+        bounced = _bounce_reasons(
+            session, [ssid for ssid, *_, code in rows if int(code or 0) % 10 == BOUNCED_RANK]
+        )
     found = []
     for ssid, school, grade, program, received, unit_code in rows:
         moment = _aware(received)
@@ -519,10 +539,24 @@ def at_risk(
                 program.value,
                 moment.date(),
                 calendar.deadline(program, moment.date()),
-                _state_text(int(unit_code or 0)),
+                _state_text(int(unit_code or 0)) + bounced.get(ssid, ""),
             )
         )
     return found
+
+
+def _bounce_reasons(session: Session, ssids: list[str]) -> dict[str, str]:
+    """For students whose family's email bounced: ": <the server's words> (to <address>)"."""
+    if not ssids:
+        return {}
+    rows = session.execute(
+        select_columns(col(Student.ssid), col(DeliveryItem.error))
+        .join(StudentGuardian, col(StudentGuardian.student_id) == col(Student.id))
+        .join(DeliveryItem, col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id))
+        .where(col(Student.ssid).in_(ssids), col(DeliveryItem.state) == ItemState.BOUNCED)
+        .order_by(col(DeliveryItem.id))
+    ).all()
+    return {ssid: ": " + (error or "").removeprefix("bounced: ") for ssid, error in rows}
 
 
 def _aware(value: Any) -> datetime:
@@ -535,6 +569,8 @@ def _state_text(code: int) -> str:
     status, option = Status(code // 10), _BY_RANK.get(code % 10)
     if status is Status.NONE:
         return "in no batch"
+    if code % 10 == BOUNCED_RANK:
+        return "bounced (B)"
     where = f" ({option.value})" if option else ""
     return {
         Status.FAILED: "failed",

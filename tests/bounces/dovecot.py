@@ -1,6 +1,6 @@
-"""A real IMAP server for the bounce tests: Debian's Dovecot with a throwaway configuration.
+"""A real IMAP and POP3 server for the bounce tests: Debian's Dovecot with a throwaway configuration.
 
-Own loopback port, own mail location, a passwd-file user, TLS only with a self-signed certificate
+Own loopback ports (IMAP and POP3, both over TLS), own mail location, a passwd-file user, TLS only with a self-signed certificate
 made here with the openssl CLI; run in the foreground by the test (never the system service).
 Dovecot will not run its login processes or a mail user as root, so under root both are the
 ``dovenull`` user the package creates, and the mail folder is given to it.
@@ -51,6 +51,7 @@ class Dovecot:
     cert: Path
     key: Path
     port: int = field(default_factory=free_port)
+    pop3_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     mail: Path | None = None
 
@@ -68,7 +69,7 @@ class Dovecot:
             f"""base_dir = {self.folder}/run
 state_dir = {self.folder}/state
 log_path = {self.folder}/dovecot.log
-protocols = imap
+protocols = imap pop3
 listen = 127.0.0.1
 ssl = required
 ssl_cert = <{self.cert}
@@ -95,6 +96,16 @@ service imap-login {{
   }}
   inet_listener imaps {{
     port = {self.port}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  {"" if root else "chroot ="}
+  inet_listener pop3 {{
+    port = 0
+  }}
+  inet_listener pop3s {{
+    port = {self.pop3_port}
     ssl = yes
   }}
 }}

@@ -4,6 +4,7 @@ the batch's bounced families on print as a new batch; past a bounce rate, coordi
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from services.reminders import scan as reminders
 from services.reminders.ledger import Notice, NoticeKind, NoticeState
 from services.reminders.mail import NoticeMailer
 from services.reminders.scan import ReminderPolicy
+from services.reports import aggregates
 from services.roster.tables import Student, StudentGuardian
 from tests.bounces import samples
 from tests.bounces.conftest import BOUNCES, Sent
@@ -138,3 +140,22 @@ def test_coordinators_get_one_notice_when_a_batch_bounces_past_the_threshold(sen
 def _bounce_notices(sent: Sent) -> list[Notice]:
     with Session(sent.engine) as session:
         return list(session.exec(select(Notice).where(Notice.kind == NoticeKind.BOUNCE_RATE)).all())
+
+
+def test_reports_count_bounces_apart_and_name_the_reason(sent: Sent) -> None:
+    item = _bounce(sent, sorted(sent.families())[0])
+    caaspp = operators.resolve(sent.engine, "caaspp")
+    scope = aggregates.scope_for(sent.engine, caaspp)
+    aggregates.refresh(sent.engine, scope)
+    rows = aggregates.coverage(sent.engine, scope, aggregates.Dimension.CHANNEL)
+    secure = next(r for r in rows if r.label.startswith("B "))
+    assert secure.bounced >= 1 and secure.failed >= secure.bounced
+    assert f"({secure.bounced} bounced)" in aggregates.as_cells(secure)[5]
+    assert aggregates.total(rows).bounced == secure.bounced
+    student = _student_of(sent, item.guardian_id)
+    late = aggregates.at_risk(
+        sent.engine, caaspp, scope, date(2030, 1, 2), sent.settings.calendar, limit=500
+    )
+    states = {r.ssid: r.state for r in late}
+    assert states[student.ssid].startswith("bounced (B): ")
+    assert "5.1.1" in states[student.ssid] and item.address in states[student.ssid]

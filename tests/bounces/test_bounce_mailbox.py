@@ -167,3 +167,36 @@ async def until(condition: object, timeout: float = 30.0) -> None:
     while not condition():  # type: ignore[operator]
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def test_a_pop3_mailbox_is_read_the_same_way_and_emptied_only_of_what_was_recorded(
+    sent: Sent, dovecot: Dovecot
+) -> None:
+    families = sent.families()
+    ids = sorted(families)
+
+    def about(i: int) -> tuple[str, str, str]:
+        received = families[ids[i]]["document"]
+        return str(received.message["Message-ID"]), received.recipient, received.sender
+
+    dovecot.append(
+        samples.exim_failure(*about(0)),
+        samples.out_of_office(*about(1)),
+        samples.postfix_dsn(*about(2), delayed=True),
+    )
+    config = mailbox.BounceConfig(
+        **{**dovecot.settings(verp=True), "protocol": "pop3", "port": dovecot.pop3_port}  # type: ignore[arg-type]
+    )
+    tally = mailbox.read_once(sent.engine, config)
+    assert (tally.read, tally.error) == (3, "")
+    assert [tally.count(o) for o in (Outcome.BOUNCED, Outcome.AUTO_REPLY, Outcome.SOFT)] == [
+        1,
+        1,
+        1,
+    ]
+    states = sent.states()
+    assert states[ids[0]] is ItemState.BOUNCED
+    assert {states[ids[1]], states[ids[2]]} == {ItemState.DONE}
+    assert dovecot.count("INBOX") == 0  # recorded, then deleted
+    again = mailbox.read_once(sent.engine, config)
+    assert (again.read, again.error) == (0, "") and sent.states() == states

@@ -3,10 +3,6 @@ print batch after asking (Textual Pilot at 80x24, keys as an operator presses th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -15,22 +11,12 @@ from textual.widgets import DataTable
 from screens.batch_progress import BatchProgressScreen
 from services.access import operators
 from services.channels.batches import ChannelBatch, ChannelItem
-from services.core import db
 from services.core.db import session_scope
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import DeliveryItem, ItemState
-from tests.delivery_harness import copy_database, seeded_template
+from tests.databases import SeedDemo
 from tests.pilot import app_for, settle, text, until
-
-
-@pytest.fixture
-def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
-    template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
-    copy_database(template, tmp_path / "ssr.db")
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'ssr.db'}")
-    yield engine
-    engine.dispose()
 
 
 def print_batches(engine: Engine) -> list[ChannelBatch]:
@@ -39,8 +25,9 @@ def print_batches(engine: Engine) -> list[ChannelBatch]:
 
 
 async def test_m_moves_the_bounced_families_to_a_new_print_batch(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, seed_demo: SeedDemo
 ) -> None:
+    seed_demo(engine, settings, students=40, seed=7)
     batch_id = batches.create(
         engine, operators.resolve(engine, "caaspp"), batches.Selection(), name="Spring SSRs"
     )
