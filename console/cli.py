@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.cpu_count(),
         help="processes checking PDFs (default: cores)",
     )
-    worker = commands.add_parser("worker", help="run delivery batches: package and send")
+    worker = commands.add_parser(
+        "worker", help="run delivery batches: package and send; read the bounce mailbox"
+    )
     worker.add_argument(
         "--once", action="store_true", help="exit when nothing is due within a minute"
     )
