@@ -517,7 +517,16 @@ def _audit(
             text = "Bounced: the mail server refused the message"
         extra = [
             str(detail[k])
-            for k in ("message_id", "status", "reason", "step", "resolution", "was", "now", "asked_by")
+            for k in (
+                "message_id",
+                "status",
+                "reason",
+                "step",
+                "resolution",
+                "was",
+                "now",
+                "asked_by",
+            )
             if detail.get(k)
         ]
         if detail.get("address"):  # a bounce: the address it was about, the server that said so
