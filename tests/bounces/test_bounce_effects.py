@@ -18,6 +18,7 @@ from services.core.columns import utcnow
 from services.delivery.ledger import DeliveryItem, ItemState
 from services.delivery.mailer import MailConfig
 from services.delivery.return_path import ReturnPath
+from services.helpdesk import email_changes
 from services.helpdesk import families as helpdesk
 from services.plan import coverage
 from services.reminders import scan as reminders
@@ -73,7 +74,7 @@ def test_a_bounced_family_is_uncovered_with_the_reason_and_failing_at_the_help_d
     assert bounced and "reported by mailer-daemon@mx.example.net" in bounced[0]
     assert "5.1.1" in bounced[0]
 
-    helpdesk.correct_email(
+    email_changes.correct_email(
         sent.engine, caaspp, item.guardian_id, "fixed.parent@example.org", "called the school"
     )
     family = helpdesk.family(sent.engine, caaspp, student.id)
@@ -145,16 +146,15 @@ def _bounce_notices(sent: Sent) -> list[Notice]:
 def test_reports_count_bounces_apart_and_name_the_reason(sent: Sent) -> None:
     item = _bounce(sent, sorted(sent.families())[0])
     caaspp = operators.resolve(sent.engine, "caaspp")
-    scope = aggregates.scope_for(sent.engine, caaspp)
-    aggregates.refresh(sent.engine, scope)
-    rows = aggregates.coverage(sent.engine, scope, aggregates.Dimension.CHANNEL)
+    aggregates.refresh(sent.engine, caaspp)
+    rows = aggregates.coverage(sent.engine, caaspp, aggregates.Dimension.CHANNEL)
     secure = next(r for r in rows if r.label.startswith("B "))
     assert secure.bounced >= 1 and secure.failed >= secure.bounced
     assert f"({secure.bounced} bounced)" in aggregates.as_cells(secure)[5]
     assert aggregates.total(rows).bounced == secure.bounced
     student = _student_of(sent, item.guardian_id)
     late = aggregates.at_risk(
-        sent.engine, caaspp, scope, date(2030, 1, 2), sent.settings.calendar, limit=500
+        sent.engine, caaspp, date(2030, 1, 2), sent.settings.calendar, limit=500
     )
     states = {r.ssid: r.state for r in late}
     assert states[student.ssid].startswith("bounced (B): ")
