@@ -158,7 +158,7 @@ class SshSection(Section):
 class BouncesSection(Section):
     """``[bounces]``: the mailbox bounces come back to (``services.bounces.mailbox``)."""
 
-    protocol: Literal["imap", "IMAP"] = "imap"
+    protocol: Literal["imap", "IMAP", "pop3", "POP3"] = "imap"
     host: str = ""
     port: int = Field(default=993, ge=1, le=65535)
     user: str = ""
