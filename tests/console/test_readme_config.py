@@ -11,7 +11,6 @@ from pathlib import Path
 
 from console import config
 from console.scheduler import SchedulerConfig
-from services.bounces.mailbox import BounceConfig
 from services.channels.batches import configured_rates
 from services.channels.print_batch import configured_return_address
 from services.core import toms
@@ -34,14 +33,11 @@ def test_readme_configuration_example_is_accepted(tmp_path: Path, monkeypatch) -
     secret.write_text("relay-secret\n")
     secret.chmod(0o600)
     monkeypatch.setenv("SSR_SMS_TOKEN", "gateway-token")
-    monkeypatch.setenv("SSR_BOUNCES_PASSWORD", "mailbox-secret")
     path = tmp_path / "config.toml"
     path.write_text(block.group(1).replace("/etc/ssr-console/smtp-password", str(secret)))
     settings = config.load(path)
     assert MailConfig.from_settings(settings).password == "relay-secret"
     assert SmsConfig.from_settings(settings).token == "gateway-token"  # type: ignore[union-attr]
-    bounces = BounceConfig.from_settings(settings)
-    assert bounces is not None and bounces.password == "mailbox-secret" and bounces.verp
     assert settings.database_url.startswith("postgresql://")
     assert settings.operator == "caaspp"
     assert MailConfig.from_settings(settings).per_day == 10000
