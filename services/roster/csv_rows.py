@@ -53,8 +53,10 @@ class Row:
     index: dict[str, int]
 
     def get(self, column: str) -> str:
-        position = self.index.get(column)
-        return self.values[position].strip() if position is not None else ""
+        try:
+            return self.values[self.index[column]].strip()
+        except KeyError:  # an optional column the file does not have
+            return ""
 
     @property
     def cells(self) -> dict[str, str]:
