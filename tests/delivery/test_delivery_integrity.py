@@ -312,7 +312,7 @@ def test_a_corrected_ssr_is_owed_shown_and_sent_as_a_correction(
     assert scope == batches.Selection(batches.Source.CORRECTIONS)
     plan_run = batches.dry_run(engine, caaspp, scope)
     assert (plan_run.families, plan_run.ssrs) == (len(guardians), len(guardians))
-    assert "replaces the earlier report" in plan_run.samples[0].document.body
+    assert "replace the earlier reports" in plan_run.samples[0].document.body  # the sample counts 2
     batch_id = batches.create(engine, caaspp, scope, name="Corrections", password_delay=timedelta(0))  # fmt: skip
     engine.dispose()
     cli(tmp_path, any_url, sink, "worker", "--once")
