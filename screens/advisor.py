@@ -44,6 +44,7 @@ from services.plan.advisor import (
     timing,
 )
 from services.roster import facts as roster_facts
+from widgets.form_dialog import off_the_loop
 from widgets.plain import PlainInput, PlainTable, plain
 from widgets.question_form import YesNo
 
@@ -83,7 +84,7 @@ class AdvisorScreen(ConsoleScreen):
             with Horizontal(id="scope-row"):
                 yield Label("Answer for ")
                 yield Select(
-                    self._scopes(),
+                    self._scopes([]),  # the schools arrive with the first count (_load)
                     value=self.locked_school or WHOLE_LEA,
                     allow_blank=False,
                     disabled=self.locked_school is not None,
@@ -110,10 +111,12 @@ class AdvisorScreen(ConsoleScreen):
             yield Static("", id="blockers")
             yield Static("", id="history")
 
-    def _scopes(self) -> list[tuple[str | Content, int]]:
-        schools = roster_facts.schools(self.ctx.engine, self.ctx.operator.lea_id)
+    def _scopes(self, schools: list[tuple[int, str]]) -> list[tuple[str | Content, int]]:
         if self.locked_school is not None:
-            return [(plain(name), i) for i, name in schools if i == self.locked_school]
+            own: list[tuple[str | Content, int]] = [
+                (plain(name), i) for i, name in schools if i == self.locked_school
+            ]
+            return own or [("Your school", self.locked_school)]
         return [("Whole LEA", WHOLE_LEA), *((plain(f"School: {name}"), i) for i, name in schools)]
 
     def on_mount(self) -> None:
@@ -135,10 +138,11 @@ class AdvisorScreen(ConsoleScreen):
             saved = plan.current_for(engine, operator, school_id)
             history = plan.history(engine, operator, school_id, limit=5)
             year = school_year.current(engine, operator)
+            schools = roster_facts.schools(engine, operator.lea_id) if fill == "all" else None
         except ConsoleError as problem:
             self.app.call_from_thread(self.notify, str(problem), severity="error")
             return
-        self.app.call_from_thread(self._loaded, facts, saved, history, year, fill)
+        self.app.call_from_thread(self._loaded, facts, saved, history, year, fill, schools)
 
     def _loaded(
         self,
@@ -147,7 +151,13 @@ class AdvisorScreen(ConsoleScreen):
         history: list[plan.SavedPlan],
         year: school_year.SchoolYear,
         fill: str,
+        schools: list[tuple[int, str]] | None = None,
     ) -> None:
+        if schools is not None:
+            scope = self.query_one("#scope", Select)
+            with scope.prevent(Select.Changed):
+                scope.set_options(self._scopes(schools))
+                scope.value = self.school_id or WHOLE_LEA
         self.facts = facts
         own = saved if saved and saved.school_id == self.school_id else None
         draft = prefill(facts, own.answers if own else None)
@@ -283,18 +293,24 @@ class AdvisorScreen(ConsoleScreen):
             return
         try:
             answers = self.answers()
-            saved = plan.save(
-                self.ctx.engine,
-                self.ctx.operator,
-                answers,
-                self.facts,
-                school_id=self.school_id,
-                rates=self.rates,
-            )
         except ConsoleError as problem:
             self.notify(str(problem), title="Not saved", severity="error")
             return
-        self._saved(saved)
+        facts, school_id = self.facts, self.school_id
+        self.call_service(
+            "save",
+            "saving the plan",
+            lambda: plan.save(
+                self.ctx.engine,
+                self.ctx.operator,
+                answers,
+                facts,
+                school_id=school_id,
+                rates=self.rates,
+            ),
+            self._saved,
+            refused="Not saved",
+        )
 
     def _saved(self, saved: plan.SavedPlan | None) -> None:
         if saved is None:
@@ -362,6 +378,7 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
         super().__init__()
         self.recommended = recommended
         self.submit = submit
+        self.saving = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -383,14 +400,22 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
         self.query_one("#channels", SelectionList).focus()
 
     @on(Input.Submitted, "#reason")
-    def action_submit(self) -> None:
+    async def action_submit(self) -> None:
+        if self.saving:  # a second enter while the first is being saved
+            return
         letters = self.query_one("#channels", SelectionList).selected
         reason = self.query_one("#reason", Input).value
+        problem = self.query_one("#problem", Static)
+        problem.update("Saving…")
+        self.saving = True
         try:
-            saved = self.submit(tuple(Option(letter) for letter in letters), reason)
-        except ConsoleError as problem:
-            self.query_one("#problem", Static).update(plain(str(problem)))
+            channels = tuple(Option(letter) for letter in letters)
+            saved = await off_the_loop(self, lambda: self.submit(channels, reason))
+        except ConsoleError as refusal:
+            problem.update(plain(str(refusal)))
             return
+        finally:
+            self.saving = False
         self.dismiss(saved)
 
     def action_dismiss_dialog(self) -> None:

@@ -12,6 +12,7 @@ bounced to a new print batch (asks first; ``services.bounces.moves``).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -248,12 +249,11 @@ class BatchProgressScreen(ConsoleScreen):
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
-    def _act(self, done: str, action: object) -> None:
-        try:
-            result = action() if callable(action) else None
-        except ConsoleError as error:
-            self.notify(str(error), severity="error")
-            return
+    def _act(self, key: str, doing: str, done: str, action: Callable[[], object]) -> None:
+        """Run a change to the batch in a worker; say ``done`` and read the progress again."""
+        self.call_service(key, doing, action, partial(self._acted, done))
+
+    def _acted(self, done: str, result: object) -> None:
         self.notify(done.format(result=result))
         self.refresh_progress()
 
@@ -263,6 +263,8 @@ class BatchProgressScreen(ConsoleScreen):
         running = self.progress.batch.status is BatchStatus.RUNNING
         target = BatchStatus.PAUSED if running else BatchStatus.RUNNING
         self._act(
+            "pause_resume",
+            "pausing the batch" if running else "resuming the batch",
             "Batch paused" if running else "Batch resumed",
             lambda: batches.set_status(self.ctx.engine, self.ctx.operator, self.batch_id, target),
         )
@@ -271,6 +273,8 @@ class BatchProgressScreen(ConsoleScreen):
         def answered(yes: bool | None) -> None:
             if yes:
                 self._act(
+                    "cancel_batch",
+                    "cancelling the batch",
                     "Batch cancelled",
                     lambda: batches.set_status(
                         self.ctx.engine, self.ctx.operator, self.batch_id, BatchStatus.CANCELLED
@@ -287,6 +291,8 @@ class BatchProgressScreen(ConsoleScreen):
 
     def action_retry_failed(self) -> None:
         self._act(
+            "retry_failed",
+            "queueing the failed items again",
             "{result} failed items will be sent again",
             lambda: batches.retry_failed(self.ctx.engine, self.ctx.operator, self.batch_id),
         )

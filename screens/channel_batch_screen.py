@@ -127,10 +127,14 @@ class ChannelBatchScreen(ConsoleScreen):
             )
             return
         self.armed = None
-        try:
-            channel_batches.cancel(self.ctx.engine, self.ctx.operator, selected)
-        except ConsoleError as error:
-            self.notify(str(error), title="Not cancelled", severity="error")
-            return
-        self.notify(f"Batch {selected} cancelled", title="Cancelled")
+        self.call_service(
+            "cancel_batch",
+            f"cancelling batch {selected}",
+            lambda: channel_batches.cancel(self.ctx.engine, self.ctx.operator, selected),
+            lambda _: self._cancelled(selected),
+            refused="Not cancelled",
+        )
+
+    def _cancelled(self, batch_id: int) -> None:
+        self.notify(f"Batch {batch_id} cancelled", title="Cancelled")
         self._refresh()

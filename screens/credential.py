@@ -12,7 +12,9 @@ or as soon as this screen is covered or left.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
@@ -32,7 +34,14 @@ from services.credential import lifecycle as credentials
 from services.credential import reset as resets
 from services.credential import systems
 from services.credential.check import ConnectionResult
-from services.credential.lifecycle import COORDINATORS, CredentialStatus, StatusView
+from services.credential.lifecycle import (
+    COORDINATORS,
+    CredentialStatus,
+    HistoryEntry,
+    HistoryEvent,
+    StatusView,
+)
+from services.credential.systems import ChecklistItem
 from services.credential.tables import CredentialReset
 from services.delivery.mailer import MailConfig
 from services.reminders import scan as reminders
@@ -68,6 +77,18 @@ TOMS_STEPS = (
     "4. The console asks TOMS whether they are valid before keeping them; then give them to "
     "every system on the checklist (m) and test each one (t)."
 )
+
+
+@dataclass(frozen=True)
+class Read:
+    """What the screen shows, read together in a worker."""
+
+    state: StatusView
+    pending: CredentialReset | None
+    entries: list[HistoryEntry]
+    requests: list[CredentialReset]
+    events: list[HistoryEvent]
+    systems: list[ChecklistItem]
 
 
 class CredentialScreen(ConsoleScreen):
@@ -135,12 +156,34 @@ class CredentialScreen(ConsoleScreen):
     # --- what is shown ----------------------------------------------------------------------
 
     def reload(self) -> None:
+        """Read everything the screen shows in a worker, then show it."""
+        self._read()
+
+    @work(thread=True, exclusive=True, group="credential-read")
+    def _read(self) -> None:
         engine, operator = self.ctx.engine, self.ctx.operator
-        self.state = credentials.status(engine, self.lea_id)
-        self.pending = resets.open_request(engine, self.lea_id)
-        entries = credentials.history(engine, operator, self.lea_id)
+        try:
+            state = credentials.status(engine, self.lea_id)
+            pending = resets.open_request(engine, self.lea_id)
+            entries = credentials.history(engine, operator, self.lea_id)
+            requests = resets.reset_requests(engine, operator, self.lea_id)
+            found = credentials.history_events(engine, operator, self.lea_id, limit=50)
+            items = systems.checklist(engine, operator, self.lea_id)
+        except ConsoleError as error:
+            self.on_ui_thread(
+                partial(self.notify, str(error), title="Credential", severity="error")
+            )
+            return
+        self.on_ui_thread(self._show, Read(state, pending, entries, requests, found, items))
+
+    def _show(self, read: Read) -> None:
+        self.state, self.pending, entries, requests = (
+            read.state,
+            read.pending,
+            read.entries,
+            read.requests,
+        )
         self.replaced = sum(e.status is not CredentialStatus.LEGACY for e in entries) > 1
-        requests = resets.reset_requests(engine, operator, self.lea_id)
         latest = requests[0] if requests else None
         self.to_acknowledge = self.pending or (
             latest if latest and latest.emergency_reason and not latest.acknowledged_at else None
@@ -150,7 +193,7 @@ class CredentialScreen(ConsoleScreen):
         status.set_class(self.state.needs_attention, "-alert")
         status.border_title = "TOMS credential (SIS vendors, CAASPP and ELPAC)"
         self.query_one("#request", Static).update(plain(self._request_text()))
-        self._fill_systems()
+        self._fill_systems(read.systems)
         history = self.query_one("#history", DataTable)
         history.border_title = f"History ({len(entries)})"
         history.clear()
@@ -166,10 +209,9 @@ class CredentialScreen(ConsoleScreen):
                 e.how,
             )
         events = self.query_one("#events", DataTable)
-        found = credentials.history_events(engine, operator, self.lea_id, limit=50)
         events.border_title = "Who did what (newest first)"
         events.clear()
-        for event in found:
+        for event in read.events:
             events.add_row(_when(event.at), event.operator, event.action, event.target)
         notes = self.query_one("#notes", DataTable)
         notes.border_title = f"Coordination notes ({len(requests)})"
@@ -186,11 +228,10 @@ class CredentialScreen(ConsoleScreen):
             )
         self.refresh_bindings()
 
-    def _fill_systems(self) -> None:
+    def _fill_systems(self, items: list[ChecklistItem]) -> None:
         table = self.query_one("#systems", DataTable)
         row = table.cursor_row
         table.clear()
-        items = systems.checklist(self.ctx.engine, self.ctx.operator, self.lea_id)
         self.system_ids = [i.system.id for i in items if i.system.id is not None]
         for item in items:
             entry = item.entry
@@ -278,8 +319,8 @@ class CredentialScreen(ConsoleScreen):
     # --- which keys apply -------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action not in MANAGE_ACTIONS:
-            return True
+        if action not in MANAGE_ACTIONS or super().check_action(action, parameters) is not True:
+            return super().check_action(action, parameters)
         if not self.manager:
             return False
         live = self.state.status in (
@@ -565,7 +606,12 @@ class CredentialScreen(ConsoleScreen):
     def action_mark_updated(self) -> None:
         system_id = self._selected_system()
         if system_id is not None:
-            self._run(lambda: systems.mark_updated(self.ctx.engine, self.ctx.operator, system_id))
+            self.call_service(
+                "mark_updated",
+                "marking the system updated",
+                lambda: systems.mark_updated(self.ctx.engine, self.ctx.operator, system_id),
+                lambda _: self.reload(),
+            )
 
     def action_test_connection(self) -> None:
         system_id = self._selected_system()
@@ -611,13 +657,6 @@ class CredentialScreen(ConsoleScreen):
         self.app.push_screen(
             FormDialog(title, intro, fields, submit, loud=loud), lambda _: self.reload()
         )
-
-    def _run(self, change: Callable[[], object]) -> None:
-        try:
-            change()
-        except ConsoleError as refusal:
-            self.notify(str(refusal), title="Refused", severity="error")
-        self.reload()
 
 
 def _day(text: str) -> date:

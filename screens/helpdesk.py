@@ -281,7 +281,6 @@ class FamilyScreen(ConsoleScreen):
                     FormField("reason", "Reason (required)", "e.g. typo on the enrolment form"),
                 ],
                 submit,
-                threaded=True,
             ),
             done,
         )
@@ -414,7 +413,6 @@ class EmailApprovalsScreen(ConsoleScreen):
                 "go to the new address from now on.",
                 [],
                 submit,
-                threaded=True,
             ),
             "Approved: the new address is on file",
         )
@@ -434,7 +432,6 @@ class EmailApprovalsScreen(ConsoleScreen):
                 f"{chosen.guardian} (SSID {chosen.ssid}) keeps {chosen.old_email or 'no email'}.",
                 [FormField("reason", "Reason (required)", "e.g. the family did not ask for it")],
                 submit,
-                threaded=True,
             ),
             "Rejected: the address on file stays",
         )

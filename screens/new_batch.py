@@ -34,6 +34,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         self.ctx = ctx
         self.previewed: tuple[str, ...] | None = None
         self.policy: batches.PasswordPolicy | None = None
+        self.creating = False  # the batch is being created in a worker
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -69,7 +70,9 @@ class NewBatchScreen(ModalScreen[int | None]):
         return batches.narrowed(selection, program, year)
 
     def on_input_changed(self, _: Input.Changed) -> None:
-        self.query_one("#create", Button).disabled = self._fields() != self.previewed
+        self.query_one("#create", Button).disabled = (
+            self.creating or self._fields() != self.previewed
+        )
 
     def on_input_submitted(self, _: Input.Submitted) -> None:
         self._dry_run()
@@ -95,7 +98,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         self.app.call_from_thread(self._show_preview, fields, preview)
 
     def _show_error(self, message: str) -> None:
-        self.previewed = None
+        self.previewed, self.creating = None, False
         self.query_one("#create", Button).disabled = True
         self.query_one("#preview", Static).update(
             Content.from_markup("[b]Not possible:[/b] $message", message=safe_text(message))
@@ -126,22 +129,35 @@ class NewBatchScreen(ModalScreen[int | None]):
         if fields != self.previewed:
             self.notify("Run the dry run for these fields first", severity="warning")
             return
+        if self.creating:  # a second press while the first is being created
+            return
+        self.creating = True
+        self.query_one("#create", Button).disabled = True
+        self.query_one("#preview", Static).update("Creating the batch…")
+        self._create_batch(fields)
+
+    @work(thread=True, exclusive=True, group="create")
+    def _create_batch(self, fields: tuple[str, ...]) -> None:
+        """Off the UI thread: a batch over a district selects and writes tens of thousands of
+        rows, and the console must keep drawing meanwhile."""
         ctx = self.ctx
         try:
-            selection = self._selection(fields)
             policy = self.policy or batches.PasswordPolicy.from_settings(ctx.settings)
             batch_id = batches.create(
                 ctx.engine,
                 ctx.operator,
-                selection,
+                self._selection(fields),
                 name=fields[0],
                 password_channel=policy.channel,
                 password_delay=policy.delay,
                 resend_reason=fields[-1] or None,
             )
         except ConsoleError as error:
-            self._show_error(str(error))
+            self.app.call_from_thread(self._show_error, str(error))
             return
+        self.app.call_from_thread(self._created, batch_id)
+
+    def _created(self, batch_id: int) -> None:
         self.notify(f"Batch {batch_id} created; the worker starts sending it", title="New batch")
         self.dismiss(batch_id)
 

@@ -161,7 +161,10 @@ class NoticesScreen(ConsoleScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on an inbox notice marks it read."""
         if event.data_table.id == "inbox-table" and event.row_key.value:
-            notice_ledger.mark_read(
-                self.ctx.engine, int(event.row_key.value), self.ctx.operator.username
+            notice_id, username = int(event.row_key.value), self.ctx.operator.username
+            self.call_service(
+                "mark_read",
+                "marking the notice read",
+                lambda: notice_ledger.mark_read(self.ctx.engine, notice_id, username),
+                lambda _: self.action_refresh(),
             )
-            self.action_refresh()

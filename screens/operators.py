@@ -208,6 +208,6 @@ class OperatorsScreen(ConsoleScreen):
         submit: Callable[[dict[str, str]], object],
     ) -> None:
         self.app.push_screen(
-            FormDialog(title, intro, fields, submit, threaded=True),
+            FormDialog(title, intro, fields, submit),
             lambda _: self.action_refresh(),
         )

@@ -9,6 +9,8 @@ offers paper the note says so and the order is refused.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -58,13 +60,11 @@ class PaperOrderScreen(ChannelBatchScreen):
             self.rates = channel_batches.configured_rates(ctx.settings)
         except InvalidInput as error:
             self.rates, self.problem = Rates(), f"{error}; using the default rates"
+        # the LEA, or the site coordinator's own school, until the schools are read (on_mount)
         locked = school_scope(ctx.operator)
-        all_schools = roster_facts.schools(ctx.engine, ctx.operator.lea_id)
-        self.schools: list[tuple[int | None, str]] = (
-            [(i, n) for i, n in all_schools if i == locked]
-            if locked is not None
-            else [(None, "the whole LEA"), *all_schools]
-        )
+        self.schools: list[tuple[int | None, str]] = [
+            (locked, "your school") if locked is not None else (None, "the whole LEA")
+        ]
         self.school_index = 0
         self.grade: int | None = None
         self.who = coverage.Who.PLAN
@@ -82,6 +82,21 @@ class PaperOrderScreen(ChannelBatchScreen):
         self._show_choices()
         self.query_one(ChannelBatchTable).focus()
         self._refresh()
+        self.call_service(
+            "school",
+            "reading the schools",
+            lambda: roster_facts.schools(self.ctx.engine, self.ctx.operator.lea_id),
+            self._show_schools,
+        )
+
+    def _show_schools(self, found: list[tuple[int, str]]) -> None:
+        locked = school_scope(self.ctx.operator)
+        self.schools = (
+            [(i, n) for i, n in found if i == locked]
+            if locked is not None
+            else [(None, "the whole LEA"), *found]
+        )
+        self._show_choices()
 
     def _scope(self) -> Scope:
         return Scope(school_id=self.schools[self.school_index][0], grade=self.grade)
@@ -140,37 +155,47 @@ class PaperOrderScreen(ChannelBatchScreen):
         self._show_choices()
 
     def action_order(self) -> None:
-        try:
+        name, scope, who = f"ETS order {utcnow():%Y-%m-%d %H:%M}", self._scope(), self.who
+
+        def order() -> tuple[int, Path, int]:
             batch = paper_order.create(
                 self.ctx.engine,
                 self.ctx.operator,
-                name=f"ETS order {utcnow():%Y-%m-%d %H:%M}",
-                scope=self._scope(),
-                who=self.who,
+                name=name,
+                scope=scope,
+                who=who,
                 rates=self.rates,
             )
-        except ConsoleError as error:
-            self.notify(str(error), title="Not ordered", severity="error")
-            return
-        assert batch.id is not None
+            assert batch.id is not None
+            return (batch.id, *self._write_list(batch.id))
+
+        self.call_service("order", "placing the order", order, self._ordered, refused="Not ordered")
+
+    def _ordered(self, written: tuple[int, Path, int]) -> None:
         self._refresh()
         self._figures()
-        self._export(batch.id)
+        self._show_written(written)
 
     def action_export(self) -> None:
         selected = self.query_one(ChannelBatchTable).selected_id
         if selected is None:
             self.notify("No order yet: press ctrl+s to place one", title="ETS paper")
             return
-        self._export(selected)
+        self.call_service(
+            "export",
+            f"writing the list of order {selected}",
+            lambda: (selected, *self._write_list(selected)),
+            self._show_written,
+            refused="Order list not written",
+        )
 
-    def _export(self, batch_id: int) -> None:
+    def _write_list(self, batch_id: int) -> tuple[Path, int]:
+        """The order's CSV for the ETS order form (in a worker): where, and how many SSRs."""
         path = paper_order.order_csv_path(self.ctx.settings, batch_id)
-        try:
-            count = paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch_id, path)
-        except ConsoleError as error:
-            self.notify(str(error), title="Order list not written", severity="error")
-            return
+        return path, paper_order.export_csv(self.ctx.engine, self.ctx.operator, batch_id, path)
+
+    def _show_written(self, written: tuple[int, Path, int]) -> None:
+        batch_id, path, count = written
         self.query_one("#last", Static).update(
             plain(f"Order {batch_id}: {count:,} SSRs listed in {path}")
         )

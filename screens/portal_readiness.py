@@ -147,43 +147,50 @@ class PortalReadinessScreen(ConsoleScreen):
             calpads = portal_readiness.parse_date(
                 self.query_one("#calpads", Input).value, utcnow().date()
             )
-            answers = replace(
-                self.answers,
-                vendor_name=self.query_one("#vendor", Input).value,
-                calpads_updated_on=calpads,
-            )
-            portal_readiness.save_setup(self.ctx.engine, self.ctx.operator, answers)
         except ConsoleError as error:
             self.notify(str(error), title="Not saved", severity="error")
             return
-        self.notify("Portal answers saved", title="Portal readiness")
-        self._load()
+        answers = replace(
+            self.answers,
+            vendor_name=self.query_one("#vendor", Input).value,
+            calpads_updated_on=calpads,
+        )
+        self.call_service(
+            "save",
+            "saving the portal answers",
+            lambda: portal_readiness.save_setup(self.ctx.engine, self.ctx.operator, answers),
+            lambda _: self._done("Portal answers saved"),
+            refused="Not saved",
+        )
 
     def action_publish(self) -> None:
-        try:
-            batch = portal_readiness.publish(self.ctx.engine, self.ctx.operator)
-        except ConsoleError as error:
-            self.notify(str(error), title="Not published", severity="error")
-            return
-        self.notify(
-            f"Portal batch {batch.id}: {batch.families:,} families covered by the portal",
-            title="Portal readiness",
+        self.call_service(
+            "publish",
+            "publishing to the portal",
+            lambda: portal_readiness.publish(self.ctx.engine, self.ctx.operator),
+            lambda batch: self._done(
+                f"Portal batch {batch.id}: {batch.families:,} families covered by the portal"
+            ),
+            refused="Not published",
         )
-        self._load()
 
     def action_handoff(self, key: str) -> None:
         channel = HANDOFF_KEYS[key]
-        try:
-            done = portal_readiness.handoff(
-                self.ctx.engine, self.ctx.operator, channel, rates=self.rates
-            )
-        except ConsoleError as error:
-            self.notify(str(error), title="Not handed off", severity="error")
-            return
         where = {Option.PRINT: "key p", Option.PAPER: "key o", Option.SECURE: "key b"}[channel]
-        self.notify(
-            f"{done.families:,} families handed to {channel.value} {channel.caption}: "
-            f"batch {done.batch_id} ({where})",
-            title="Hand-off",
+        self.call_service(
+            "handoff",
+            f"handing the families to {channel.value} {channel.caption}",
+            lambda: portal_readiness.handoff(
+                self.ctx.engine, self.ctx.operator, channel, rates=self.rates
+            ),
+            lambda done: self._done(
+                f"{done.families:,} families handed to {channel.value} {channel.caption}: "
+                f"batch {done.batch_id} ({where})",
+                "Hand-off",
+            ),
+            refused="Not handed off",
         )
+
+    def _done(self, message: str, title: str = "Portal readiness") -> None:
+        self.notify(message, title=title)
         self._load()

@@ -151,20 +151,16 @@ class PrintBatchScreen(ChannelBatchScreen):
         self._show_choices()
 
     def action_create(self) -> None:
-        try:
-            batch = print_batch.create(
-                self.ctx.engine,
-                self.ctx.operator,
-                name=f"Print {utcnow():%Y-%m-%d %H:%M}",
-                who=self.who,
-                options=self._options(),
-            )
-        except ConsoleError as error:
-            self.notify(str(error), title="Not created", severity="error")
-            return
-        assert batch.id is not None
-        self.watched = batch.id
-        self._tick()
+        name, who, options = f"Print {utcnow():%Y-%m-%d %H:%M}", self.who, self._options()
+        self.call_service(
+            "create",
+            "creating the print batch",
+            lambda: print_batch.create(
+                self.ctx.engine, self.ctx.operator, name=name, who=who, options=options
+            ),
+            lambda batch: self._watch(batch.id),
+            refused="Not created",
+        )
 
     def action_print_selected(self) -> None:
         selected = self.query_one(ChannelBatchTable).selected_id
@@ -175,11 +171,15 @@ class PrintBatchScreen(ChannelBatchScreen):
 
     def _print(self, batch_id: int) -> None:
         """Queue the batch for ``ssr-console worker``; the status line then follows its progress."""
-        try:
-            print_batch.queue(self.ctx.engine, self.ctx.operator, batch_id)
-        except ConsoleError as error:
-            self.notify(str(error), title="Not printed", severity="error")
-            return
+        self.call_service(
+            "print_selected",
+            f"queueing batch {batch_id} for the worker",
+            lambda: print_batch.queue(self.ctx.engine, self.ctx.operator, batch_id),
+            lambda _: self._watch(batch_id),
+            refused="Not printed",
+        )
+
+    def _watch(self, batch_id: int | None) -> None:
         self.watched = batch_id
         self._tick()
 

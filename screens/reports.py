@@ -36,6 +36,7 @@ from services.plan.decisions import decided_when
 from services.reports import aggregates as reports
 from services.reports.aggregates import AtRisk, ChannelCost, Dimension, Row
 from services.roster import groups as student_groups
+from services.roster.groups import GroupSummary
 from widgets.bar_chart import Bar, BarChart
 from widgets.form_dialog import FormDialog, FormField
 from widgets.paged_table import Column, PagedTable
@@ -235,19 +236,27 @@ class ReportsScreen(ConsoleScreen):
             self.group_id = group.id
             self.group_name = group.name
 
-        groups = student_groups.list_groups(ctx.engine, ctx.operator, limit=8)
-        listing = "\n".join(
-            f"{g.id:>4}  {g.name} ({g.school_year}, {g.subject or 'any subject'}, {g.students:,})"
-            for g in groups
-        )
-        self.app.push_screen(
-            FormDialog(
-                "Limit to a student group",
-                (listing or "No groups yet.") + "\nEmpty: every student in your scope.",
-                [FormField("group", "Group number", value=str(self.group_id or ""))],
-                submit,
-            ),
-            self._reload_if_changed,
+        def ask(groups: list[GroupSummary]) -> None:
+            listing = "\n".join(
+                f"{g.id:>4}  {g.name} ({g.school_year}, {g.subject or 'any subject'}, "
+                f"{g.students:,})"
+                for g in groups
+            )
+            self.app.push_screen(
+                FormDialog(
+                    "Limit to a student group",
+                    (listing or "No groups yet.") + "\nEmpty: every student in your scope.",
+                    [FormField("group", "Group number", value=str(self.group_id or ""))],
+                    submit,
+                ),
+                self._reload_if_changed,
+            )
+
+        self.call_service(
+            "group",
+            "reading the student groups",
+            lambda: student_groups.list_groups(ctx.engine, ctx.operator, limit=8),
+            ask,
         )
 
     def _reload_if_changed(self, done: bool | None) -> None:

@@ -3,14 +3,21 @@ key, read what a widget shows, and wait for something to happen instead of sleep
 
 Screens load their data in workers, so after a key the app is only settled once its messages are
 handled, every worker has finished, and the messages the workers posted are handled in turn.
+``LoopLag`` watches the app's event loop meanwhile: a screen that calls a service on it (instead
+of in a worker) stalls every frame of that session, and the probe names the action that did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 
 from sqlalchemy.engine import Engine
 from textual.app import App
@@ -93,3 +100,81 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g} s: {what or predicate}")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class LoopLag:
+    """A task on the app's event loop that sleeps ``TICK`` seconds at a time and records how late
+    it wakes: a late wake-up is a stall, when the session drew no frame and read no key.
+
+    ``doing`` names what the test is driving, so each stall is charged to an action::
+
+        async with LoopLag() as lag:
+            lag.doing = "create a print batch"
+            await pilot.press("ctrl+s")
+        assert lag.worst < 0.1, lag.report()
+    """
+
+    TICK = 0.01
+    doing: str = "start"
+    stalls: dict[str, float] = field(default_factory=dict)  # action -> its longest stall (s)
+    culprits: dict[str, str] = field(default_factory=dict)  # action -> the code that stalled
+    _task: asyncio.Task[None] | None = None
+    _woke: float = 0.0  # monotonic time the probe last ran
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def worst(self) -> float:
+        return max(self.stalls.values(), default=0.0)
+
+    def report(self) -> str:
+        """The actions by their longest stall, longest first, in milliseconds."""
+        ranked = sorted(self.stalls.items(), key=lambda item: -item[1])
+        return "; ".join(
+            f"{action}: {stall * 1000:.0f} ms"
+            + (f" in {self.culprits[action]}" * bool(stall > 0.05))
+            for action, stall in ranked
+        )
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            self._woke = time.monotonic()
+            await asyncio.sleep(self.TICK)
+            late = loop.time() - before - self.TICK
+            if late > self.stalls.get(self.doing, 0.0):
+                self.stalls[self.doing] = late
+
+    def _sample(self, loop_thread: int) -> None:
+        """From a thread of its own: while the loop is late, note the project code it is in."""
+        while not self._stop.wait(0.02):
+            if time.monotonic() - self._woke > 0.05:
+                frame = sys._current_frames().get(loop_thread)
+                where = _project_frames(frame)
+                if where:
+                    self.culprits.setdefault(self.doing, where)
+
+    async def __aenter__(self) -> LoopLag:
+        self._woke = time.monotonic()
+        self._task = asyncio.create_task(self._watch())
+        threading.Thread(target=self._sample, args=(threading.get_ident(),), daemon=True).start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._stop.set()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def _project_frames(frame: FrameType | None) -> str:
+    """The console's own calls on a stack (screens, widgets, services), innermost last."""
+    found = []
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if any(f"/{part}/" in path for part in ("screens", "widgets", "services", "console")):
+            found.append(f"{Path(path).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(found[:3])

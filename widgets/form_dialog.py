@@ -4,9 +4,10 @@ person's details.
 The credential, operators, help desk and reports screens all open it, so it lives with the other
 shared pieces in widgets/ rather than in one of those screens. A dialog runs its action itself
 when submitted; if the service refuses (bad input, not allowed, reset not coordinated), the
-sentence appears in the dialog and everything typed stays there. With ``threaded=True`` the
-action runs in a worker thread (a service call that reads or writes the database), the dialog
-waiting for it without freezing the console.
+sentence appears in the dialog and everything typed stays there. The action (a service call
+that reads or writes the database) runs in a worker thread: the dialog says it is saving and
+ignores another submit meanwhile, and the console keeps drawing frames. So the action must not
+touch widgets; ``App.notify`` and starting a worker are safe from a thread (Textual 8).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 from textual.worker import WorkerFailed
@@ -25,6 +28,19 @@ from textual.worker import WorkerFailed
 from services.core.display import safe_text
 from services.core.errors import ConsoleError
 from widgets.plain import PlainInput, plain
+
+T = TypeVar("T")
+
+
+async def off_the_loop(node: DOMNode, call: Callable[[], T]) -> T:
+    """``call()`` in a thread worker of ``node``, awaited: its result, or the ``ConsoleError``
+    it raised (a refusal to show in the dialog); the console draws frames meanwhile."""
+    try:
+        return await node.run_worker(call, thread=True, exit_on_error=False).wait()
+    except WorkerFailed as failed:
+        if isinstance(failed.error, ConsoleError):
+            raise failed.error from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -54,14 +70,12 @@ class FormDialog(ModalScreen[bool]):
         submit: Callable[[dict[str, str]], object],
         *,
         loud: bool = False,
-        threaded: bool = False,
     ) -> None:
         super().__init__(classes="-loud" if loud else "")
         self.dialog_title = title
         self.intro = intro
         self.fields = fields
         self._submit = submit
-        self._threaded = threaded
         self._busy = False
 
     def compose(self) -> ComposeResult:
@@ -102,17 +116,12 @@ class FormDialog(ModalScreen[bool]):
             return
         values = {f.name: self.query_one(f"#field-{f.name}", Input).value for f in self.fields}
         self._busy = True
+        error = self.query_one("#error", Static)
+        error.update("Saving…")
         try:
-            if self._threaded:
-                run = partial(self._submit, values)
-                await self.run_worker(run, thread=True, exit_on_error=False).wait()
-            else:
-                self._submit(values)
-        except (ConsoleError, WorkerFailed) as failed:
-            refusal = failed.error if isinstance(failed, WorkerFailed) else failed
-            if not isinstance(refusal, ConsoleError):
-                raise
-            self.query_one("#error", Static).update(plain(str(refusal)))
+            await off_the_loop(self, partial(self._submit, values))
+        except ConsoleError as refusal:
+            error.update(plain(str(refusal)))
             return
         finally:
             self._busy = False
