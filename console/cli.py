@@ -276,6 +276,7 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, operator,
             options=options,
             progress=_import_progress,
             lea_cds=args.lea,
+            resumable=not args.username,  # a worker resumes with the recorded credential only
         )
 
 

@@ -1,36 +1,46 @@
 """Import SSRs from TOMS bulk downloads (`/`, type a path) or from the TOMS-style API with the
 credential recorded on the Credential screen (`t`); watch the counts, read every refusal.
 
-The import runs in a thread worker that calls ``services.intake.importer``; its progress arrives through
-the service's callback (posted back to the UI thread) and is also committed to the database, so
-the last run's counts, refusals and per-school summary are here again when the screen reopens.
-Leaving the screen does not stop an import: updates for a screen no longer shown are dropped.
+The screen queues the import in the database (``services.intake.queue``) and ``ssr-console
+worker`` runs it, outside this session: closing the session, or the console, stops nothing. The
+counts, refusals and per-school summary come from the database, read in a worker every second,
+so they are here again when the screen reopens. A run whose process died reads interrupted;
+ctrl+r queues it again and the worker resumes it, storing nothing twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from contextlib import suppress
-from pathlib import Path
+from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input, Static
 
 from screens.base import ConsoleScreen
-from services.core import toms, vault
-from services.core.errors import ConsoleError, InvalidInput
-from services.credential import lifecycle as credentials
+from services.core.context import ConsoleContext
+from services.core.errors import ConsoleError
 from services.intake import importer as intake
-from services.intake.importer import GroupCount, ImportSummary, Progress, Refused
-from services.intake.toms_api import TomsClient
+from services.intake import queue as import_queue
+from services.intake.importer import GroupCount, Progress, Refused
+from services.intake.records import ImportRun, RunStatus
 from widgets.plain import PlainTable, plain
 
 MAX_ROWS = 500  # the screen lists the first refusals; the rest stay in the database
+REFRESH_SECONDS = 1.0
+DONE = {RunStatus.FINISHED.value, RunStatus.FAILED.value, RunStatus.INTERRUPTED.value}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One look at the latest run: the row, refusals not shown yet, and (once done) the
+    per-school counts."""
+
+    run: ImportRun
+    refused: list[Refused]
+    groups: list[GroupCount] | None
 
 
 class ImportReportsScreen(ConsoleScreen):
@@ -39,7 +49,13 @@ class ImportReportsScreen(ConsoleScreen):
     BINDINGS = [
         Binding("slash", "focus_paths", "Path", show=True),
         Binding("t", "from_api", "From TOMS", tooltip="Fetch from the TOMS API ([toms] url)"),
+        Binding("ctrl+r", "resume", "Resume", tooltip="Resume the interrupted import"),
     ]
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self.run: ImportRun | None = None  # the latest run, as last read
+        self.shown_run: int | None = None  # the run whose refusals the table lists
 
     def compose_body(self) -> ComposeResult:
         yield Input(
@@ -55,132 +71,142 @@ class ImportReportsScreen(ConsoleScreen):
         self.query_one("#exceptions", DataTable).add_columns("Reason", "Source", "Detail")
         self.query_one("#summary", DataTable).add_columns("School", "Grade", "SSRs")
         self.query_one("#exceptions", DataTable).focus()  # letters stay navigation keys until /
-        self._show_last_run()
+        self._look()
+        self.set_interval(REFRESH_SECONDS, self._look)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        under_way = self.run is not None and self.run.status not in DONE
+        if action in ("from_api", "queue") and under_way:
+            return None
+        if action == "resume":
+            run = self.run
+            return run is not None and run.status in import_queue.RESUMABLE and not self.busy
+        return super().check_action(action, parameters)
 
     def action_focus_paths(self) -> None:
         self.query_one("#paths", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        paths = [Path(p.strip()).expanduser() for p in event.value.split(";") if p.strip()]
+        paths = [p.strip() for p in event.value.split(";") if p.strip()]
         if not paths:
             self.notify("Type the path of a zip file, a folder or a PDF", severity="warning")
             return
-        if self._starting():
-            self._run_import(paths)
+        if self.check_action("queue", ()) is not True:
+            self.notify("An import is already under way", severity="warning")
+            return
+        ctx = self.ctx
+        self._queue(lambda: import_queue.queue_paths(ctx.engine, ctx.settings, ctx.operator, paths))
 
     def action_from_api(self) -> None:
-        if self._starting():
-            self._run_import(None)
-
-    def _starting(self) -> bool:
-        if any(w.name == "import" and w.is_running for w in self.workers):
-            self.notify("An import is already running", severity="warning")
-            return False
-        self.query_one("#exceptions", DataTable).clear()
-        self.query_one("#summary", DataTable).clear()
-        self.query_one("#stats", Static).update("Starting…")
-        return True
-
-    @work(thread=True, exclusive=True, name="import")
-    def _run_import(self, paths: list[Path] | None) -> None:
-        """Off the UI thread: the service does the work and reports through the callback.
-        ``paths`` None: from the TOMS API, with the LEA's recorded credential."""
         ctx = self.ctx
-        report = lambda p: self._post(self._show_progress, p)  # noqa: E731
-        try:
-            if paths is None:
-                summary = asyncio.run(self._from_api(report))
-            else:
-                summary = intake.import_paths(
-                    ctx.engine, ctx.settings, paths, ctx.operator, progress=report
-                )
-        except intake.ImportStopped as error:  # begun, then stopped: the message says what was kept
-            self._post(self._failed, str(error), "")
-            return
-        except ConsoleError as error:
-            self._post(self._failed, str(error))
-            return
-        self._post(self._show_summary, summary)
+        self._queue(lambda: import_queue.queue_api(ctx.engine, ctx.settings, ctx.operator))
 
-    async def _from_api(self, report: Callable[[Progress], None]) -> ImportSummary:
-        settings = self.ctx.settings
-        url = toms.api_url(settings)
-        if url is None:
-            raise InvalidInput("No TOMS API is configured: set [toms] url")
-        username, secret = credentials.api_credential(
-            self.ctx.engine, self.ctx.operator.lea_id, vault.load(settings)
-        )
-        hosts = toms.download_hosts(settings)
-        async with TomsClient(
-            url, username, secret, download_hosts=hosts, deadline=toms.request_deadline(settings)
-        ) as client:
-            return await intake.import_from_api(
-                self.ctx.engine, settings, client, self.ctx.operator, progress=report
-            )
-
-    def _post(self, show: Callable[..., None], *args: object) -> None:
-        """Hand a result to the UI thread; once the operator has left the screen (or closed the
-        session) the import carries on regardless and its counts stay in the database."""
-        with suppress(RuntimeError):  # the app is no longer running
-            self.app.call_from_thread(self._if_shown, show, *args)
-
-    def _if_shown(self, show: Callable[..., None], *args: object) -> None:
-        with suppress(NoMatches):  # the screen is being taken down: its widgets are going
-            if self.is_attached:
-                show(*args)
-
-    def _failed(self, message: str, prefix: str = "Import not started: ") -> None:
-        self.query_one("#stats", Static).update(plain(f"{prefix}{message}"))
-        self.notify(message, title="Import", severity="error")
-
-    def _show_progress(self, progress: Progress, status: str = "running") -> None:
-        self.query_one("#stats", Static).update(
-            f"Run {progress.run_id} {status}: {progress.files:,} files · "
-            f"{progress.files_per_s:,.0f} files/s · matched {progress.stored:,} "
-            f"({progress.new_versions:,} new versions) · already stored {progress.duplicates:,}\n"
-            f"Exceptions {progress.exceptions:,}"
-        )
-        self._add_refusals(progress.refused)
-
-    def _add_refusals(self, refused: tuple[Refused, ...] | list[Refused]) -> None:
-        table = self.query_one("#exceptions", DataTable)
-        for item in refused:
-            if table.row_count >= MAX_ROWS:
-                break
-            table.add_row(item.reason.label, _tail(item.source, 48), item.detail)
-
-    def _show_groups(self, groups: tuple[GroupCount, ...] | list[GroupCount]) -> None:
-        table = self.query_one("#summary", DataTable)
-        table.clear()
-        for group in groups:
-            table.add_row(group.school, str(group.grade), f"{group.reports:,}")
-
-    def _show_summary(self, summary: ImportSummary) -> None:
-        self._show_progress(summary.progress, summary.status)
-        self._show_groups(summary.by_school_grade)
-        self.notify(
-            f"{summary.progress.stored:,} stored, {summary.progress.exceptions:,} exceptions",
-            title=f"Import run {summary.progress.run_id} {summary.status}",
-        )
-
-    def _show_last_run(self) -> None:
-        ctx = self.ctx
-        run = intake.latest_run(ctx.engine, ctx.operator)
+    def action_resume(self) -> None:
+        run = self.run
         if run is None or run.id is None:
             return
-        counts = Progress(
-            run.id,
-            files=run.files,
-            reports=run.reports,
-            stored=run.stored,
-            duplicates=run.duplicates,
-            new_versions=run.new_versions,
-            exceptions=run.exceptions,
-            elapsed=((run.finished_at or run.started_at) - run.started_at).total_seconds(),
+        run_id = run.id
+        self.call_service(
+            "resume",
+            f"queueing run {run_id} again",
+            lambda: import_queue.resume(self.ctx.engine, self.ctx.operator, run_id),
+            lambda _: self._look(),
+            refused="Not resumed",
         )
-        self._show_progress(counts, run.status)
-        self._add_refusals(intake.exceptions(ctx.engine, ctx.operator, run.id, limit=MAX_ROWS))
-        self._show_groups(intake.by_school_grade(ctx.engine, ctx.operator, run.id))
+
+    def _queue(self, queue: Callable[[], int]) -> None:
+        self.call_service(
+            "queue",
+            "queueing the import",
+            queue,
+            lambda _: self._look(),
+            refused="Import not started",
+        )
+
+    def _service_refused(self, title: str, message: str) -> None:
+        """A refused import also says why on the status line, where the counts would be."""
+        super()._service_refused(title, message)
+        if title == "Import not started":
+            self.query_one("#stats", Static).update(plain(f"{title}: {message}"))
+
+    @work(thread=True, exclusive=True, group="import-look")
+    def _look(self) -> None:
+        """Read the latest run, the refusals not listed yet, and its summary once it is done."""
+        ctx = self.ctx
+        try:
+            run = import_queue.latest(ctx.engine, ctx.operator)
+            if run is None or run.id is None:
+                return
+            listed = self._listed() if run.id == self.shown_run else 0
+            refused = intake.exceptions(
+                ctx.engine, ctx.operator, run.id, limit=MAX_ROWS - listed, offset=listed
+            )
+            done = run.status in DONE
+            groups = intake.by_school_grade(ctx.engine, ctx.operator, run.id) if done else None
+        except ConsoleError:  # the banner says the database is away; look again next time
+            return
+        self.on_ui_thread(self._show, Seen(run, refused, groups))
+
+    def _listed(self) -> int:
+        return self.query_one("#exceptions", DataTable).row_count
+
+    def _show(self, seen: Seen) -> None:
+        run = seen.run
+        before, self.run = self.run, run
+        exceptions = self.query_one("#exceptions", DataTable)
+        if run.id != self.shown_run or run.exceptions < exceptions.row_count:  # new, or resumed
+            exceptions.clear()
+            self.query_one("#summary", DataTable).clear()
+            self.shown_run = run.id
+        self.query_one("#stats", Static).update(plain(_status(run)))
+        for item in seen.refused:
+            if exceptions.row_count < MAX_ROWS:
+                exceptions.add_row(item.reason.label, _tail(item.source, 48), item.detail)
+        if seen.groups is not None:
+            summary = self.query_one("#summary", DataTable)
+            summary.clear()
+            for group in seen.groups:
+                summary.add_row(group.school, str(group.grade), f"{group.reports:,}")
+        ended = before is not None and before.id == run.id and before.status not in DONE
+        if ended and run.status in DONE:
+            self.notify(
+                f"{run.stored:,} stored, {run.exceptions:,} exceptions",
+                title=f"Import run {run.id} {run.status}",
+                severity="information" if run.status == RunStatus.FINISHED else "warning",
+            )
+        self.refresh_bindings()
+
+
+def _status(run: ImportRun) -> str:
+    """The status line: what the run is doing, and its counts as last committed."""
+    elapsed = (
+        (run.finished_at or run.heartbeat_at or run.started_at) - run.started_at
+    ).total_seconds()
+    progress = Progress(
+        run.id or 0,
+        files=run.files,
+        reports=run.reports,
+        stored=run.stored,
+        duplicates=run.duplicates,
+        new_versions=run.new_versions,
+        exceptions=run.exceptions,
+        elapsed=elapsed,
+    )
+    if run.status == RunStatus.QUEUED:
+        state = "queued: waiting for `ssr-console worker` (this session may close)"
+    elif run.status == RunStatus.RUNNING:
+        state = "running in `ssr-console worker` (this session may close)"
+    elif run.status == RunStatus.INTERRUPTED:
+        state = "interrupted: its process died; ctrl+r resumes it (nothing is stored twice)"
+    elif run.status == RunStatus.FAILED:
+        state = "failed (the audit log says why); ctrl+r tries again"
+    else:
+        state = run.status
+    return (
+        f"Run {run.id} {state}\n{progress.files:,} files · {progress.files_per_s:,.0f} files/s · "
+        f"matched {progress.stored:,} ({progress.new_versions:,} new versions) · already stored "
+        f"{progress.duplicates:,} · Exceptions {progress.exceptions:,}"
+    )
 
 
 def _tail(text: str, width: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from pathlib import Path
@@ -9,9 +10,14 @@ from pathlib import Path
 import pikepdf
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from textual.screen import Screen
+from textual.widgets import Static
 
+from services.core.settings import Settings
 from services.demo.ssr_pdf import ScoreLine, SsrInput, render
+from services.intake import queue as import_queue
 from services.roster.tables import LEA, School, Student
+from tests.pilot import until
 
 LEA_CDS = "1964733"
 SSIDS = [f"{1000000000 + n}" for n in range(1, 7)]  # students 0-2 grade 5 at A, 3-5 grade 8 at B
@@ -93,3 +99,20 @@ def encrypted(data: bytes, user_password: str = "") -> bytes:
 
 def files_under(root: Path) -> set[Path]:
     return {Path(folder) / f for folder, _, names in os.walk(root) for f in names}
+
+
+def stats(screen: Screen) -> str:
+    return str(screen.query_one("#stats", Static).render())
+
+
+async def worker_runs(pilot, engine: Engine, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """What ``ssr-console worker`` does with the queued import, while the console keeps going;
+    then the screen's next look at the database shows the run done."""
+    screen = pilot.app.screen
+    await until(lambda: "queued" in stats(screen), pilot, what="the run queued")
+    assert await asyncio.to_thread(import_queue.run_queued, engine, settings) == 1
+    await until(
+        lambda: not any(state in stats(screen) for state in ("queued", "running")),
+        pilot,
+        what="the run shown done",
+    )

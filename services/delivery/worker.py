@@ -1,5 +1,6 @@
-"""The batch runner behind ``ssr-console worker``: packages and sends, and prints the print
-batches operators queued (``services.channels.print_batch``), outside any SSH session.
+"""The batch runner behind ``ssr-console worker``: packages and sends, prints the print batches
+operators queued (``services.channels.print_batch``) and runs the imports they queued
+(``services.intake.queue``), outside any SSH session.
 
 One asyncio loop runs a packager (encryption on every core through a process pool, only a little
 ahead of sending, so passwords spend little time at rest and 300,000 SSRs never sit on disk at once)
@@ -56,6 +57,7 @@ from services.delivery.mailer import (
 )
 from services.delivery.return_path import ReturnPath
 from services.delivery.sms_gateway import SmsConfig, SmsGateway
+from services.intake import queue as import_queue
 from services.intake.report_store import ReportStore
 from services.roster.tables import Guardian
 
@@ -142,6 +144,7 @@ class Worker:
         self._busy = 0  # sends in progress
         self._packaging = 0  # packages being encrypted
         self._printing = False  # a print batch is being printed
+        self._importing = False  # a queued import is running
         self._relay_down_since: datetime | None = None  # the relay unreachable since then
         self._batches: dict[int, _BatchInfo] = {}
 
@@ -165,7 +168,11 @@ class Worker:
         keepalive = self.engine.connect() if is_sqlite(self.engine) else None
         pool = self._pool()
         connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
-        tasks = [asyncio.create_task(self._packager(pool)), asyncio.create_task(self._printer())]
+        tasks = [
+            asyncio.create_task(self._packager(pool)),
+            asyncio.create_task(self._printer()),
+            asyncio.create_task(self._importer()),
+        ]
         tasks += [asyncio.create_task(self._sender(c)) for c in connections]
         tasks += [asyncio.create_task(companion(self._stop)) for companion in self.companions]  # type: ignore[arg-type]
         beat = self.clock()
@@ -176,7 +183,7 @@ class Worker:
                     for task in tasks:
                         if task.done() and task.exception():
                             raise task.exception()  # type: ignore[misc]
-                idle = not (self._busy or self._packaging or self._printing)
+                idle = not (self._busy or self._packaging or self._printing or self._importing)
                 if once and idle and await self._db(self._idle_until_horizon):
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
@@ -275,7 +282,7 @@ class Worker:
         horizon = now + timedelta(seconds=self.config.once_horizon_seconds)
         if self.quota.blocked_until is not None and self.quota.blocked_until > horizon:
             return True
-        if print_batch.waiting(self.engine):
+        if print_batch.waiting(self.engine) or import_queue.waiting(self.engine):
             return False
         due = next_due(self.engine)
         return due is None or due > horizon
@@ -384,6 +391,19 @@ class Worker:
             finally:
                 self._printing = False
             if not printed:
+                await self._pause()
+
+    async def _importer(self) -> None:
+        """Run queued imports in a thread, one at a time (each uses its own check processes)."""
+        while not self._stop.is_set():
+            self._importing = True
+            try:
+                ran = await self._db(
+                    asyncio.to_thread, import_queue.run_queued, self.engine, self.settings
+                )
+            finally:
+                self._importing = False
+            if not ran:
                 await self._pause()
 
     # --- sending ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import pikepdf
-from sqlalchemy import Select, and_, bindparam, func, insert, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -99,6 +100,26 @@ class IntakeOptions:
                 values["keep_free_bytes"] = max(0, int(table["keep_free_mb"])) * MiB
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def as_request(self) -> dict[str, str]:
+        """The options an operator chose for this run (``import --pattern`` and the like), for
+        the run's request: a resumed run reads its files the same way."""
+        chosen = {
+            "name_pattern": self.name_pattern if self.name_pattern != DEFAULT_NAME_PATTERN else "",
+            "version_reason": self.version_reason,
+            "received_on": self.received_on.isoformat() if self.received_on else "",
+        }
+        return {key: value for key, value in chosen.items() if value}
+
+    @classmethod
+    def from_request(cls, settings: Settings, request: dict[str, Any]) -> IntakeOptions:
+        received = request.get("received_on")
+        return cls.from_settings(
+            settings,
+            name_pattern=request.get("name_pattern"),
+            version_reason=request.get("version_reason"),
+            received_on=date.fromisoformat(received) if received else None,
+        )
 
     def compiled_pattern(self) -> re.Pattern[str]:
         try:
@@ -264,22 +285,39 @@ def import_paths(
     progress: ProgressCallback | None = None,
     *,
     lea_cds: str | None = None,
+    run_id: int | None = None,
 ) -> ImportSummary:
     """Import files, folders and zips from the intake folders for ``operator`` (``scope_for``);
-    every path is checked to lie in one and to exist before anything starts."""
+    every path is checked to lie in one and to exist before anything starts. ``run_id``: run (or
+    resume) that queued run."""
     scope_for(engine, operator, lea_cds)  # a refusal comes before any path is looked at
-    given = list(paths)
-    if not given:
-        raise InvalidInput("Name at least one file or folder to import")
-    folders = intake_folders(settings)
-    targets = [intake_path(path, folders) for path in given]
+    targets = checked_paths(settings, paths)
     label = ", ".join(p.name or str(p) for p in targets)
+    options = options or IntakeOptions.from_settings(settings)
+    request = {"paths": [str(p) for p in targets], **options.as_request()}
     with Importer(
-        engine, settings, operator, label, options, progress, lea_cds=lea_cds
+        engine,
+        settings,
+        operator,
+        label,
+        options,
+        progress,
+        lea_cds=lea_cds,
+        run_id=run_id,
+        request=request,
     ) as importer:
         for path in targets:
             importer.import_path(path)
     return importer.summary()
+
+
+def checked_paths(settings: Settings, paths: Iterable[str | Path]) -> list[Path]:
+    """The paths to import, each checked to lie in an intake folder and to exist."""
+    given = list(paths)
+    if not given:
+        raise InvalidInput("Name at least one file or folder to import")
+    folders = intake_folders(settings)
+    return [intake_path(path, folders) for path in given]
 
 
 class Importer:
@@ -295,7 +333,12 @@ class Importer:
         progress: ProgressCallback | None = None,
         *,
         lea_cds: str | None = None,
+        run_id: int | None = None,
+        request: dict[str, Any] | None = None,
     ) -> None:
+        """A new run, saying ``request`` (what was asked, so it can be resumed); or with
+        ``run_id``, a queued or interrupted run this process takes over: its counts start again
+        and its refusals are recorded again, and what it stored before counts as stored, once."""
         self.engine = engine
         self.scope = scope = scope_for(engine, operator, lea_cds)
         self.options = options or IntakeOptions.from_settings(settings)
@@ -305,18 +348,24 @@ class Importer:
         self._versions_query = _versions_query(scope)
         interrupt_abandoned(engine)
         self.session = Session(engine, expire_on_commit=False)
-        run = ImportRun(
-            operator=scope.actor.name,
-            lea_id=scope.lea_id,
-            source=source[:500],
-            host=socket.gethostname()[:255],
-            pid=os.getpid(),
-            heartbeat_at=utcnow(),
-        )
-        self.session.add(run)
-        self.session.commit()
-        assert run.id is not None
-        self.progress = Progress(run.id)
+        self.taken_over = run_id is not None
+        if run_id is None:
+            run = ImportRun(
+                operator=scope.actor.name,
+                lea_id=scope.lea_id,
+                source=source[:500],
+                host=socket.gethostname()[:255],
+                pid=os.getpid(),
+                heartbeat_at=utcnow(),
+                request=json.dumps(request) if request is not None else None,
+            )
+            self.session.add(run)
+            self.session.commit()
+            assert run.id is not None
+            run_id = run.id
+        else:
+            self._take_over(run_id)
+        self.progress = Progress(run_id)
         self.reasons: Counter[str] = Counter()
         self._committed = self._counts()  # what the database holds; the truth after a failure
         self._committed_reasons: Counter[str] = Counter()
@@ -330,6 +379,30 @@ class Importer:
 
     def __enter__(self) -> Importer:
         return self
+
+    def _take_over(self, run_id: int) -> None:
+        zero = dict.fromkeys(
+            ("files", "reports", "stored", "duplicates", "new_versions", "exceptions"), 0
+        )
+        self.session.execute(
+            update(ImportRun)
+            .where(col(ImportRun.id) == run_id)
+            .values(
+                status=RunStatus.RUNNING.value,
+                host=socket.gethostname()[:255],
+                pid=os.getpid(),
+                heartbeat_at=utcnow(),
+                finished_at=None,
+                bytes_stored=0,
+                **zero,
+            )
+        )
+        self.session.execute(delete(ImportException).where(col(ImportException.run_id) == run_id))
+        self.session.commit()
+
+    def _stored_by_this_run(self, report_id: int) -> bool:
+        receipt = self.session.get(ReportReceipt, report_id)
+        return receipt is not None and receipt.run_id == self.progress.run_id
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, *_: object
@@ -375,12 +448,15 @@ class Importer:
     # -- inputs ---------------------------------------------------------------------------------
 
     def import_path(self, path: Path) -> None:
-        """A file or folder as given by the operator (a named symlink is followed, once)."""
+        """A file or folder as given by the operator (a named symlink is followed, once); what
+        it stored is committed when it is done, before the next path is opened."""
         if path.is_dir():
             for file in _walk(path, self):
                 self._import_file(file)
         else:
             self._import_file(path)
+        self._settle_checks(keep=0)
+        self._commit()
 
     def _import_file(self, path: Path) -> None:
         name = path.name.lower()
@@ -503,8 +579,14 @@ class Importer:
             return
         student, versions = found
         sha = sha or sha256_of(data)
-        if any(row[2] == sha for row in versions):
-            self.progress.duplicates += 1
+        same = next((row for row in versions if row[2] == sha), None)
+        if same is not None:
+            if self.taken_over and self._stored_by_this_run(same[0]):
+                # stored before this run was interrupted: counted again, never stored twice
+                self.progress.stored += 1
+                self.progress.new_versions += same[1] > 1
+            else:
+                self.progress.duplicates += 1
             return
         reason = ""
         if versions:
@@ -702,14 +784,27 @@ async def import_from_api(
     workers: int = 4,
     *,
     lea_cds: str | None = None,
+    run_id: int | None = None,
+    resumable: bool = True,
 ) -> ImportSummary:
     """Fetch every in-scope student's SSRs from the API. A listed report whose stored version is
     as recent as the API's ``available_at`` is skipped, so running it again after an interruption
     resumes where it stopped; a re-issued (corrected) one is fetched and kept as a new version,
-    and one listed without a date is fetched and kept only if its content differs."""
-    source = f"API {client!r}"
+    and one listed without a date is fetched and kept only if its content differs.
+    ``resumable``: the run may be resumed by a worker with the LEA's recorded credential (not
+    so for a credential given at the command line)."""
+    options = options or IntakeOptions.from_settings(settings)
+    request = {"api": True, **options.as_request()} if resumable else None
     with Importer(
-        engine, settings, operator, source, options, progress, lea_cds=lea_cds
+        engine,
+        settings,
+        operator,
+        f"API {client!r}",
+        options,
+        progress,
+        lea_cds=lea_cds,
+        run_id=run_id,
+        request=request,
     ) as importer:
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=workers * 4)
 
@@ -873,8 +968,9 @@ def visible_run(engine: Engine, operator: Operator | None, run_id: int) -> int:
     return run_id
 
 
-HEARTBEAT_S = 60.0
-"""A running import writes its counts at least this often, which shows it is alive."""
+HEARTBEAT_S = 2.0
+"""A running import writes its counts at least this often, which shows it is alive; the import
+screen, which reads its progress from the database every second, follows it this closely."""
 STALE_AFTER = timedelta(minutes=15)
 """A run silent this long is abandoned, wherever it ran (another machine's processes cannot be
 asked)."""

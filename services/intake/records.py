@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
 from services.core.columns import utcnow
@@ -73,6 +74,7 @@ REASON_LABELS = {
 
 
 class RunStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for ``ssr-console worker`` (the import screen queues runs)
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
@@ -100,6 +102,10 @@ class ImportRun(SQLModel, table=True):
     host: str = Field(default="", max_length=255)  # the process that runs it, and when it last
     pid: int | None = None  # wrote: a run whose process is gone is interrupted, not running
     heartbeat_at: datetime | None = None
+    request: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """What to import, as JSON (``{"paths": [...]}`` or ``{"api": true}``): a worker runs a queued
+    run from it, and an interrupted one is resumed from it. None: not resumable (an API import
+    with a credential typed at the command line)."""
 
 
 class ImportException(SQLModel, table=True):

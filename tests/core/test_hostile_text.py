@@ -44,7 +44,7 @@ from services.core.validation import plain_text
 from services.helpdesk import email_changes
 from services.roster.tables import Guardian, Student
 from tests.delivery_harness import copy_database, first_school_batch, seeded_template
-from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
+from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr, worker_runs
 from tests.pilot import settle
 from widgets.form_dialog import FormDialog
 
@@ -164,6 +164,7 @@ async def test_every_screen_shows_hostile_data_as_plain_escaped_text(
                 await pilot.press("slash")
                 screen.query_one("#paths", Input).value = str(archive)
                 await pilot.press("enter")
+                await worker_runs(pilot, world, settings)
                 shown.append(await drawn(app, pilot))
                 table = screen.query_one("#exceptions", DataTable)
                 sources = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]

@@ -23,7 +23,8 @@ from services.core.errors import InvalidInput
 from services.core.settings import Settings
 from services.intake.importer import import_paths, intake_folders
 from services.intake.records import ImportRun
-from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
+from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr, worker_runs
+from tests.pilot import settle
 
 OUTSIDE = "outside the intake folders"
 
@@ -102,9 +103,7 @@ async def test_a_site_coordinator_typing_server_paths_gets_a_sentence_and_no_lis
         screen = app.screen
         assert isinstance(screen, ImportReportsScreen)
         await pilot.press("slash", *"/etc/ssh;/root", "enter")
-        await pilot.pause()
-        await screen.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         stats = str(screen.query_one("#stats", Static).render())
         assert "Import not started" in stats and OUTSIDE in stats
         assert screen.query_one("#exceptions", DataTable).row_count == 0
@@ -112,9 +111,7 @@ async def test_a_site_coordinator_typing_server_paths_gets_a_sentence_and_no_lis
 
         screen.query_one("#paths", Input).value = name(SSIDS[0])  # a file in the inbox
         await pilot.press("enter")
-        await pilot.pause()
-        await screen.workers.wait_for_complete()
-        await pilot.pause()
+        await worker_runs(pilot, engine, plain)
         assert "matched 1" in str(screen.query_one("#stats", Static).render())
 
 
@@ -138,11 +135,10 @@ async def test_a_name_that_is_not_utf8_is_listed_and_the_session_goes_on(
         assert isinstance(screen, ImportReportsScreen)
         screen.query_one("#paths", Input).value = str(inbox)
         await pilot.press("slash", "enter")
-        await pilot.pause()
-        await screen.workers.wait_for_complete()
-        await pilot.pause()
+        await worker_runs(pilot, engine, plain)
         assert app.is_running and app.screen is screen
-        assert "finished: 2 files" in str(screen.query_one("#stats", Static).render())
+        shown = str(screen.query_one("#stats", Static).render())
+        assert "finished" in shown and "2 files" in shown
         table = screen.query_one("#exceptions", DataTable)
         (row,) = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert row[0] == "file name does not carry the report details"

@@ -1,4 +1,6 @@
-"""The import screen driven by keys at 80x24: `i`, type a path, enter; counts and refusals appear."""
+"""The import screen driven by keys at 80x24: `i`, type a path, enter; the import is queued, the
+worker runs it (``run_queued`` here, a real ``ssr-console worker`` in test_import_queue.py) and the
+counts and refusals appear, read from the database."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input
 
 from console.app import SSRConsoleApp
 from screens.import_reports import ImportReportsScreen
@@ -14,8 +16,9 @@ from services.access.tables import Operator, Role
 from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.intake import importer as intake
-from tests.intake_fixtures import SSIDS, STRANGER, name, seed_roster, ssr
-from tests.pilot import until
+from services.intake import queue as import_queue
+from tests.intake_fixtures import SSIDS, STRANGER, name, seed_roster, ssr, stats, worker_runs
+from tests.pilot import notices, settle, until
 
 SIZE = (80, 24)
 
@@ -53,11 +56,10 @@ async def test_import_screen_runs_an_import_off_the_ui_thread(
         assert app.focused is screen.query_one("#paths", Input)
         screen.query_one("#paths", Input).value = str(inbox)  # typing 60 keys adds seconds
         await pilot.press("enter")
-        await pilot.pause()
-        await screen.workers.wait_for_complete()
-        await pilot.pause()
-        stats = str(screen.query_one("#stats", Static).render())
-        assert "finished: 5 files" in stats and "matched 3" in stats and "Exceptions 2" in stats
+        await worker_runs(pilot, engine, settings)
+        shown = stats(screen)
+        assert "finished" in shown and "5 files" in shown, shown
+        assert "matched 3" in shown and "Exceptions 2" in shown
         refusals = cells(screen.query_one("#exceptions", DataTable))
         assert sorted(row[0] for row in refusals) == [
             "SSID is not a known student",
@@ -71,20 +73,19 @@ async def test_import_screen_runs_an_import_off_the_ui_thread(
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("i")  # reopened: the last run is read back from the database
-        await pilot.pause()
+        await settle(pilot)
         again = app.screen
         assert isinstance(again, ImportReportsScreen)
-        assert "finished: 5 files" in str(again.query_one("#stats", Static).render())
+        assert "finished" in stats(again) and "5 files" in stats(again)
         assert len(cells(again.query_one("#exceptions", DataTable))) == 2
 
         await pilot.press("slash", "x")
         assert again.query_one("#paths", Input).value == "x"
         again.query_one("#paths", Input).value = str(tmp_path / "missing")
         await pilot.press("enter")
-        await pilot.pause()
-        await again.workers.wait_for_complete()
-        await pilot.pause()
-        assert "No such file or folder" in str(again.query_one("#stats", Static).render())
+        await settle(pilot)
+        assert any("Import not started: No such file or folder" in n for n in notices(app))
+        assert "Run 1 finished" in stats(again)  # nothing was queued
 
 
 async def test_leaving_the_screen_does_not_stop_the_import(
@@ -101,16 +102,14 @@ async def test_leaving_the_screen_does_not_stop_the_import(
         await pilot.press("i", "slash")
         screen = app.screen
         screen.query_one("#paths", Input).value = str(inbox)
-        await pilot.press("enter", "escape")  # gone before the first progress report arrives
-
-        def finished() -> bool:
-            run = intake.latest_run(engine, operator)
-            return run is not None and run.status != "running"
-
-        await until(finished, timeout=10)
-        run = intake.latest_run(engine, operator)
-        assert run is not None and (run.status, run.stored) == ("finished", 6)
+        await pilot.press("enter")
+        await until(lambda: "queued" in stats(screen), pilot)
+        await pilot.press("escape")  # gone before the worker starts
         assert not screen.is_attached
+    # the session is closed: the worker runs the queued import regardless
+    assert import_queue.run_queued(engine, settings) == 1
+    run = intake.latest_run(engine, operator)
+    assert run is not None and (run.status, run.stored) == ("finished", 6)
 
 
 async def test_import_screen_fetches_from_the_toms_api_with_the_recorded_credential(
@@ -145,11 +144,8 @@ async def test_import_screen_fetches_from_the_toms_api_with_the_recorded_credent
             screen = app.screen
             assert isinstance(screen, ImportReportsScreen)
             await pilot.press("t")
-            await pilot.pause()
-            await screen.workers.wait_for_complete()
-            await pilot.pause()
-            stats = str(screen.query_one("#stats", Static).render())
-            assert "finished" in stats and "matched 3" in stats, stats
+            await worker_runs(pilot, engine, wired)
+            assert "finished" in stats(screen) and "matched 3" in stats(screen), stats(screen)
         assert state.tokens_issued >= 1
     finally:
         server.shutdown()
