@@ -28,7 +28,7 @@ from tests.databases import SeedDemo
 from tests.pilot import LoopLag, app_for, notices, settle, until
 from widgets.form_dialog import FormDialog
 
-STUDENTS = 60_000  # seeds (rows, no PDFs) in about 25 s on SQLite
+STUDENTS = 20_000  # seeds (rows, no PDFs) in about 13 s on SQLite
 MAX_STALL = 0.1  # seconds without a frame a person would notice
 SIZE = (100, 30)
 
