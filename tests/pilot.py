@@ -106,8 +106,9 @@ async def until(
 class LoopLag:
     """A task on the app's event loop that sleeps ``TICK`` seconds at a time and records how late
     it wakes: a late wake-up is a stall, when the session drew no frame and read no key. The time
-    the machine gave other processes meanwhile is not counted (tests share a small machine); a
-    thread worker holding the GIL, or a call blocking the loop, is.
+    the machine gave other processes meanwhile is not counted (tests share a small machine): the
+    longest any of this process's threads waited for a CPU. Work on the loop, and a worker thread
+    holding the GIL while it runs, are.
 
     ``doing`` names what the test is driving, so each stall is charged to an action::
 
@@ -146,12 +147,13 @@ class LoopLag:
             await asyncio.sleep(self.TICK)
             # Less the time the loop's thread was ready to run but the machine ran other
             # processes (a busy shared machine): what is left is the console's own doing.
-            late = loop.time() - before - self.TICK - (_runqueue_wait() - queued)
+            late = loop.time() - before - self.TICK - _descheduled(queued, _runqueue_wait())
             if late > self.stalls.get(self.doing, 0.0):
                 self.stalls[self.doing] = late
 
     def _sample(self, loop_thread: int) -> None:
         """From a thread of its own: while the loop is late, note the project code it is in."""
+        _PROBES.add(str(threading.get_native_id()))
         while not self._stop.wait(0.02):
             if time.monotonic() - self._woke > 0.05:
                 frame = sys._current_frames().get(loop_thread)
@@ -173,13 +175,25 @@ class LoopLag:
             await self._task
 
 
-def _runqueue_wait() -> float:
-    """Seconds this thread has waited, runnable, for a CPU (Linux ``schedstat``; 0 elsewhere)."""
-    try:
-        with open("/proc/thread-self/schedstat", encoding="ascii") as handle:
-            return int(handle.read().split()[1]) / 1e9
-    except OSError:
-        return 0.0
+_PROBES: set[str] = set()  # the samplers' own threads, whose waits are not the loop's
+
+
+def _runqueue_wait() -> dict[str, float]:
+    """Seconds each thread of this process has waited, runnable, for a CPU (Linux
+    ``schedstat``; nothing elsewhere)."""
+    waited = {}
+    for task in Path("/proc/self/task").glob("*"):
+        if task.name in _PROBES:
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            waited[task.name] = int((task / "schedstat").read_text().split()[1]) / 1e9
+    return waited
+
+
+def _descheduled(before: dict[str, float], after: dict[str, float]) -> float:
+    """How long the loop was held up by the machine rather than by the console: the longest any
+    thread (the loop's own, or a worker holding the GIL it waits for) waited for a CPU."""
+    return max((after[task] - before.get(task, after[task]) for task in after), default=0.0)
 
 
 def _project_frames(frame: FrameType | None) -> str:
