@@ -968,9 +968,9 @@ def visible_run(engine: Engine, operator: Operator | None, run_id: int) -> int:
     return run_id
 
 
-HEARTBEAT_S = 2.0
-"""A running import writes its counts at least this often, which shows it is alive; the import
-screen, which reads its progress from the database every second, follows it this closely."""
+HEARTBEAT_S = 60.0
+"""A running import writes its counts at least this often (and every ``commit_every`` reports,
+and after each path it was given), which shows it is alive; the import screen reads them."""
 STALE_AFTER = timedelta(minutes=15)
 """A run silent this long is abandoned, wherever it ran (another machine's processes cannot be
 asked)."""
