@@ -105,7 +105,7 @@ async def _record(pilot, secret: str, generated: str | None = None) -> None:
     await _settle(pilot)
 
 
-async def _until(pilot, condition, within: float = 10) -> float:
+async def _until(pilot, condition, within: float = 30) -> float:
     """Wait (pausing the app) until ``condition()`` holds; the monotonic time it did."""
     deadline = time.monotonic() + within
     while not condition():
