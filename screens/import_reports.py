@@ -56,6 +56,7 @@ class ImportReportsScreen(ConsoleScreen):
         super().__init__(ctx)
         self.run: ImportRun | None = None  # the latest run, as last read
         self.shown_run: int | None = None  # the run whose refusals the table lists
+        self.refusal = ""  # why the last import asked for was not queued, until another is
 
     def compose_body(self) -> ComposeResult:
         yield Input(
@@ -119,15 +120,20 @@ class ImportReportsScreen(ConsoleScreen):
             "queue",
             "queueing the import",
             queue,
-            lambda _: self._look(),
+            self._queued,
             refused="Import not started",
         )
+
+    def _queued(self, _: int) -> None:
+        self.refusal = ""
+        self._look()
 
     def _service_refused(self, title: str, message: str) -> None:
         """A refused import also says why on the status line, where the counts would be."""
         super()._service_refused(title, message)
         if title == "Import not started":
-            self.query_one("#stats", Static).update(plain(f"{title}: {message}"))
+            self.refusal = f"{title}: {message}"
+            self.query_one("#stats", Static).update(plain(self.refusal))
 
     @work(thread=True, exclusive=True, group="import-look")
     def _look(self) -> None:
@@ -158,7 +164,7 @@ class ImportReportsScreen(ConsoleScreen):
             exceptions.clear()
             self.query_one("#summary", DataTable).clear()
             self.shown_run = run.id
-        self.query_one("#stats", Static).update(plain(_status(run)))
+        self.query_one("#stats", Static).update(plain(self.refusal or _status(run)))
         for item in seen.refused:
             if exceptions.row_count < MAX_ROWS:
                 exceptions.add_row(item.reason.label, _tail(item.source, 48), item.detail)
