@@ -364,6 +364,7 @@ class Importer:
             assert run.id is not None
             run_id = run.id
         else:
+            visible_run(engine, operator, run_id)  # only a run the operator may see is taken over
             self._take_over(run_id)
         self.progress = Progress(run_id)
         self.reasons: Counter[str] = Counter()

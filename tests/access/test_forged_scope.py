@@ -10,6 +10,7 @@ no batch item for another school's student. A refusal (a sentence) is fine too.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import inspect
@@ -39,6 +40,7 @@ from services.core.working_days import WorkingCalendar
 from services.delivery import batches, notices
 from services.delivery.ledger import DeliveryBatch, DeliveryItem
 from services.intake import importer
+from services.intake import queue as import_queue
 from services.intake.records import ImportException, ImportRun, Reason
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
@@ -273,6 +275,27 @@ CALLS: dict[str, Callable[[World], list[Any]]] = {
     ],
     "services.intake.importer.visible_run": lambda w: [
         attempt(lambda: importer.visible_run(w.engine, w.site, w.other_run))
+    ],
+    "services.intake.importer.import_paths": lambda w: [
+        attempt(
+            lambda: importer.import_paths(
+                w.engine,
+                w.settings,
+                [importer.intake_folders(w.settings)[0]],
+                w.site,
+                run_id=w.other_run,
+            )
+        )
+    ],
+    "services.intake.importer.import_from_api": lambda w: [
+        attempt(
+            lambda: asyncio.run(
+                importer.import_from_api(w.engine, w.settings, None, w.site, run_id=w.other_run)  # type: ignore[arg-type]
+            )
+        )
+    ],
+    "services.intake.queue.resume": lambda w: [
+        attempt(lambda: import_queue.resume(w.engine, w.site, w.other_run))
     ],
     "services.intake.importer.exceptions": lambda w: [
         attempt(lambda: importer.exceptions(w.engine, w.site, w.other_run))
