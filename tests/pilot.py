@@ -122,6 +122,8 @@ class LoopLag:
     doing: str = "start"
     stalls: dict[str, float] = field(default_factory=dict)  # action -> its longest stall (s)
     culprits: dict[str, str] = field(default_factory=dict)  # action -> the code that stalled
+    in_services: dict[str, str] = field(default_factory=dict)  # action -> a service call it
+    # made on the loop while the loop was late (what a worker is for)
     _task: asyncio.Task[None] | None = None
     _woke: float = 0.0  # monotonic time the probe last ran
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -160,6 +162,8 @@ class LoopLag:
                 where = _project_frames(frame)
                 if where:
                     self.culprits.setdefault(self.doing, where)
+                if "services/" in where:
+                    self.in_services.setdefault(self.doing, where)
 
     async def __aenter__(self) -> LoopLag:
         self._woke = time.monotonic()
@@ -196,12 +200,16 @@ def _descheduled(before: dict[str, float], after: dict[str, float]) -> float:
     return max((after[task] - before.get(task, after[task]) for task in after), default=0.0)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _project_frames(frame: FrameType | None) -> str:
-    """The console's own calls on a stack (screens, widgets, services), innermost last."""
+    """The console's own calls on a stack (screens, widgets, services, console, tests),
+    innermost first, as paths under the repository."""
     found = []
     while frame is not None:
-        path = frame.f_code.co_filename
-        if any(f"/{part}/" in path for part in ("screens", "widgets", "services", "console")):
-            found.append(f"{Path(path).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        path = Path(frame.f_code.co_filename)
+        if path.is_relative_to(ROOT) and ".venv" not in path.parts:
+            found.append(f"{path.relative_to(ROOT)}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
     return " < ".join(found[:3])

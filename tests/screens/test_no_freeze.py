@@ -1,7 +1,7 @@
 """The console never freezes: every screen's main actions, driven by keys on a district-size demo
 LEA (20,000 students), while ``LoopLag`` watches the app's event loop. A service call made on the
 loop instead of in a worker stalls every frame of that SSH session; here it fails the test, which
-names the action. Every action (a key on an open screen) must leave the loop within 100 ms.
+names the action and the service it called.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ from widgets.form_dialog import FormDialog
 
 STUDENTS = 20_000  # seeds (rows, no PDFs) in 13 s; 60,000 seed in 23 s, but a dry run and a
 # create over them then take minutes of a shared two-core machine, for the same verdict
-MAX_STALL = 0.1  # seconds without a frame a person would notice
-OPEN = ": open"
-"""Steps that build a screen: Textual's own compose, styles and footer, which call no service (they
-are measured and reported, but on a loaded two-core machine they take 0.1-0.3 s of the loop)."""
 SIZE = (100, 30)
 
 
@@ -145,5 +141,9 @@ async def test_every_screen_action_keeps_the_loop_running(district) -> None:  # 
             )
             await step(pilot, lag, "help desk: open", "h")
             lag.doing = "done"
-    actions = {doing: stall for doing, stall in lag.stalls.items() if not doing.endswith(OPEN)}
-    assert max(actions.values()) < MAX_STALL, f"the event loop stalled: {lag.report()}"
+    # A service call on the loop while it was more than 50 ms late fails, whatever the machine's
+    # load (on main before issue 21: the advisor's plan.save, New batch create, the credential
+    # reads, ...). Stalls in Textual's own work (building a screen, the footer) are reported here;
+    # on a loaded two-core machine they reach 0.1-0.3 s.
+    assert not lag.in_services, f"a service call on the event loop: {lag.in_services}"
+    print(f"loop stalls by action: {lag.report()}")
