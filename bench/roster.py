@@ -7,12 +7,14 @@ them into a fresh database through the same code as ``ssr-console roster import`
 more (a re-import that changes nothing), printing the RSS at each quarter of users.csv's two
 passes and the links. The last line is ``result: key=value ...``.
 
-Measured 2026-11-29 on the shared 2-core machine with load average 8-18 from other work:
-default (10,000 students): import 17.6 s, re-import 12.9 s, RSS 110/114/118/118 MB, peak 115 MB.
-``--full`` (run at nice 10, load average about 9): writing the files 22.7 s; import 505 s
-(594 students/s), RSS 114/117/120/120 MB at each quarter; re-import 201 s, changing nothing,
-RSS 138 MB throughout; peak 140 MB. Memory is flat; the 2-minute goal is not met on this
-loaded machine (an unloaded measurement is still to be taken).
+Measured 2026-11-29 on the shared 2-core machine, loaded by other work (CPU seconds are the
+steadier figure there). Before (row-by-row RETURNING inserts, SQLAlchemy per-row parameters,
+default GC): 10,000 students import 3.4 s CPU (two runs 3.41/3.46), re-import 2.7-3.1 s CPU;
+``--full`` 505 s at load average about 9, RSS 114/117/120/120 MB. After: 10,000 students
+import 2.2-2.3 s CPU, re-import 2.0-2.1 s CPU; ``--full`` at nice 5, load average 14 to 9:
+import 171.5 s (1,749 students/s), RSS 137/140/142/142 MB at each quarter; re-import 168.9 s,
+changing nothing, RSS 159-160 MB; peak 152 MB. Memory is flat; the 2-minute goal is not shown
+on this loaded machine (an unloaded measurement is still to be taken).
 """
 
 from __future__ import annotations
