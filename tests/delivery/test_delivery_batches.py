@@ -271,7 +271,7 @@ def test_password_policy_comes_from_the_delivery_settings() -> None:
 
     assert policy() == batches.PasswordPolicy("email", timedelta(minutes=5))
     assert policy(password_channel="sms", password_delay_minutes=0).delay == timedelta(0)
-    with pytest.raises(InvalidInput, match="email or sms"):
+    with pytest.raises(InvalidInput, match="'email' or 'sms'"):
         policy(password_channel="fax")
     with pytest.raises(InvalidInput, match="number"):
         policy(password_delay_minutes="soon")
