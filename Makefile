@@ -17,7 +17,8 @@ demo: $(VENV)/.installed system-tools
 
 test: $(VENV)/.installed system-tools
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

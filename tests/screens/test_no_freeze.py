@@ -79,6 +79,8 @@ async def fill_dialog(pilot: Pilot, lag: LoopLag, doing: str, *values: str) -> N
     await until(lambda: not isinstance(pilot.app.screen, FormDialog), pilot, what=doing)
 
 
+@pytest.mark.serial  # it measures the event loop's stalls: make test runs it alone
+@pytest.mark.slow
 async def test_every_screen_action_keeps_the_loop_running(district) -> None:  # type: ignore[no-untyped-def]
     app, _ = district
     async with app.run_test(size=SIZE) as pilot:
