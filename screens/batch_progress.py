@@ -174,6 +174,7 @@ class BatchProgressScreen(ConsoleScreen):
                 per_day_cap=self.caps[1],
                 host=self.host,
                 stale_after=self.stale_after,
+                calendar=ctx.settings.calendar,
             )
         except ConsoleError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error")
@@ -220,6 +221,9 @@ class BatchProgressScreen(ConsoleScreen):
                 + (f"Rate {rate:,.1f} msg/min" if rate is not None else "Rate estimating")
                 + (f" · caps {caps}" if caps else "")
                 + f" · {progress.remaining_messages:,} messages left · ETA {eta}\n"
+                + "".join(
+                    f"{note}\n" for note in (progress.sending.notes() if progress.sending else [])
+                )
                 + worker_line(progress, utcnow())
                 + (f"\n{relay}" if (relay := relay_line(progress, utcnow())) else "")
             )

@@ -23,6 +23,7 @@ from services.core.display import safe_text
 from services.core.errors import ConsoleError
 from services.core.validation import LANGUAGES
 from services.delivery import batches
+from services.delivery.sending_time import SendingTime
 
 
 class NewBatchScreen(ModalScreen[int | None]):
@@ -92,10 +93,18 @@ class NewBatchScreen(ModalScreen[int | None]):
                 ctx.engine, ctx.operator, self._selection(fields), resend=bool(fields[-1])
             )
             self.policy = batches.PasswordPolicy.from_settings(ctx.settings)
+            sending = batches.dry_run_sending_time(
+                ctx.engine,
+                ctx.settings,
+                ctx.operator,
+                self._selection(fields),
+                preview,
+                by_sms=self.policy.channel == "sms",
+            )
         except ConsoleError as error:
             self.app.call_from_thread(self._show_error, str(error))
             return
-        self.app.call_from_thread(self._show_preview, fields, preview)
+        self.app.call_from_thread(self._show_preview, fields, preview, sending)
 
     def _show_error(self, message: str) -> None:
         self.previewed, self.creating = None, False
@@ -104,7 +113,9 @@ class NewBatchScreen(ModalScreen[int | None]):
             Content.from_markup("[b]Not possible:[/b] $message", message=safe_text(message))
         )
 
-    def _show_preview(self, fields: tuple[str, ...], preview: batches.DryRun) -> None:
+    def _show_preview(
+        self, fields: tuple[str, ...], preview: batches.DryRun, sending: SendingTime
+    ) -> None:
         languages = ", ".join(
             f"{LANGUAGES[code]} {count:,}" for code, count in sorted(preview.by_language.items())
         )
@@ -119,7 +130,8 @@ class NewBatchScreen(ModalScreen[int | None]):
             "(plan print or paper for them).\n"
             f"By language: {languages or 'none'}\n"
             f"Passwords go by {self.policy.channel if self.policy else 'email'}, "
-            f"{self._delay()} after each document is accepted.\n\n{samples}"
+            f"{self._delay()} after each document is accepted.\n"
+            f"{sending.text()}\n\n{samples}"
         )
         self.previewed = fields if preview.families else None
         self.query_one("#create", Button).disabled = self._fields() != self.previewed

@@ -207,12 +207,28 @@ def _create_email(new: NewBatch) -> int:
                 s.language: [s.document.subject, s.password.subject] for s in preview.samples
             },
         }
+        sending = batches.dry_run_sending_time(
+            new.engine,
+            new.settings,
+            new.operator,
+            new.selection,
+            preview,
+            by_sms=policy.channel == "sms",
+        )
+        figures["sending"] = {
+            "messages": sending.messages,
+            "minutes": sending.duration.total_seconds() / 60 if sending.duration else None,
+            "days": sending.days,
+            "last_day": sending.last_day.isoformat(),
+            "deadline": sending.deadline.isoformat() if sending.deadline else None,
+            "late": sending.late,
+        }
         text = (
             f"{preview.families:,} families would get {preview.ssrs:,} SSRs by email; "
             f"{preview.without_email:,} families in this scope have no email address.\n"
             f"Left out: {preview.left_out_sent:,} SSRs already sent, "
             f"{preview.left_out_under_way:,} in another batch.\n"
-            f"Passwords go by {policy.channel}."
+            f"Passwords go by {policy.channel}.\n{sending.text()}"
         )
         return _dry_run(new, text, figures)
     batch_id = batches.create(

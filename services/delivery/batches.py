@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, or_
+from sqlalchemy import Integer, and_, bindparam, case, func, insert, literal, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -35,6 +35,7 @@ from services.core.scope import Source, report_filters
 from services.core.settings import Settings
 from services.core.validation import LANGUAGES, plain_text
 from services.core.validation import grade as valid_grade
+from services.core.working_days import WorkingCalendar
 from services.delivery import ledger, mailer, messages, packaging
 from services.delivery.delivered import corrects_email_delivery, report_taken
 from services.delivery.ledger import (
@@ -44,6 +45,12 @@ from services.delivery.ledger import (
     DeliveryItem,
     ItemState,
     SendQuota,
+)
+from services.delivery.sending_time import (
+    SendingTime,
+    earliest_deadline,
+    relay_rate,
+    sending_time,
 )
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
@@ -256,6 +263,43 @@ def dry_run(
     )
 
 
+def dry_run_sending_time(
+    engine: Engine,
+    settings: Settings,
+    operator: Operator,
+    selection: Selection,
+    preview: DryRun,
+    by_sms: bool,
+    now: datetime | None = None,
+) -> SendingTime:
+    """How long the previewed batch would take through the relay's caps at the rate the relay
+    took lately, the days its daily cap needs, against the scope's earliest SSR deadline
+    (``by_sms``: passwords go by SMS, one message a family through the relay)."""
+    config = mailer.MailConfig.from_settings(settings)
+    now = now or utcnow()
+    selection = scoped(engine, operator, selection)
+    per_family = 1 if by_sms else 2  # a password sent by SMS is not relayed
+    with Session(engine) as session:
+        day = session.get(SendQuota, f"d:{now:%Y%m%d}")
+    return sending_time(
+        per_family * preview.families,
+        per_minute_cap=config.per_minute,
+        per_day_cap=config.per_day,
+        rate_per_minute=relay_rate(engine, now),
+        sent_today=day.count if day else 0,
+        now=now,
+        deadline=earliest_deadline(
+            engine,
+            settings.calendar,
+            operator.lea_id,
+            selection.school_id,
+            selection.grade,
+            selection.program.value if selection.program else None,
+            selection.admin_year,
+        ),
+    )
+
+
 def season(
     session: Session, lea_id: int, program: str | None, admin_year: int | None
 ) -> messages.Season:
@@ -399,11 +443,29 @@ class FamilyReport:
     file_path: str
 
 
-def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> list[FamilyReport]:
+def family_reports(
+    session: Session, batch: DeliveryBatch, guardian_id: int, query: Any = None
+) -> list[FamilyReport]:
     """The SSRs of one guardian's children in the batch's scope, in a stable order (a plan batch:
     the children whose family the guardian is, as ``services.delivery.delivered`` counts them), without
-    those an earlier batch took, unless this one is a deliberate re-send."""
+    those an earlier batch took, unless this one is a deliberate re-send.
 
+    ``query``: the batch's ``family_reports_query``, when the caller keeps it for many families."""
+    rows = session.execute(
+        query if query is not None else family_reports_query(batch), {"guardian_id": guardian_id}
+    ).all()
+    return [
+        FamilyReport(rid, ssid, Program(program).value, test, year, language, path)
+        for rid, ssid, program, test, year, language, path in rows
+    ]
+
+
+def family_reports_query(batch: DeliveryBatch) -> Any:
+    """The statement behind ``family_reports`` for one batch, the guardian a bound parameter.
+
+    Composing it costs SQLAlchemy tens of milliseconds of Python, more than running it, so the
+    worker builds it once per batch and runs it for each family it packages (everything in it
+    is fixed when the batch is made)."""
     scope = report_filters(
         batch.lea_id,
         batch.school_id,
@@ -412,7 +474,8 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
         batch.admin_year,
         one_family=True,
     )
-    rows = session.execute(
+    guardian = bindparam("guardian_id", type_=Integer)
+    return (
         sa_select(  # type: ignore[call-overload]
             ScoreReport.id,
             Student.ssid,
@@ -425,19 +488,15 @@ def family_reports(session: Session, batch: DeliveryBatch, guardian_id: int) -> 
         .join(Student, Student.id == ScoreReport.student_id)
         .join(StudentGuardian, StudentGuardian.student_id == Student.id)
         .where(
-            StudentGuardian.guardian_id == guardian_id,
+            StudentGuardian.guardian_id == guardian,
             may_receive(),
             *scope,
-            *([family_guardian(Student.id) == guardian_id] if batch.source == Source.PLAN else []),
+            *([family_guardian(Student.id) == guardian] if batch.source == Source.PLAN else []),
             *([corrects_email_delivery()] if batch.source == Source.CORRECTIONS else []),
             *([] if batch.resend_reason else [~report_taken(batch.lea_id, before=batch)]),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
-    ).all()
-    return [
-        FamilyReport(rid, ssid, Program(program).value, test, year, language, path)
-        for rid, ssid, program, test, year, language, path in rows
-    ]
+    )
 
 
 # --- reading batches -----------------------------------------------------------------------------
@@ -579,6 +638,7 @@ class Progress:
     eta: timedelta | None
     workers: ledger.WorkerPresence
     next_try: datetime | None = None  # the earliest message waiting for a later try
+    sending: SendingTime | None = None  # days the daily cap needs, against the deadline
 
     @property
     def total(self) -> int:
@@ -622,9 +682,11 @@ def progress(
     problems_limit: int = 50,
     host: str = "",
     stale_after: timedelta = ledger.STALE_AFTER,
+    calendar: WorkingCalendar | None = None,
 ) -> Progress:
     """Per-state counts, per-school breakdown, failures and uncertain items, rate and ETA, and
-    whether a worker is running (``host``: this machine, whose worker processes are checked)."""
+    whether a worker is running (``host``: this machine, whose worker processes are checked);
+    with the LEA's ``calendar``, the days left to send against the SSRs' deadline."""
     batch = get_batch(engine, operator, batch_id)
     now = now or utcnow()
     since = now - RATE_WINDOW
@@ -717,6 +779,25 @@ def progress(
         ),
         workers=ledger.worker_presence(engine, host, batch_id, now=now, stale_after=stale_after),
         next_try=next_try,
+        sending=None
+        if calendar is None
+        else sending_time(
+            remaining,
+            per_minute_cap=per_minute_cap,
+            per_day_cap=per_day_cap,
+            rate_per_minute=rate,
+            sent_today=sent_today,
+            now=now,
+            deadline=earliest_deadline(
+                engine,
+                calendar,
+                batch.lea_id,
+                batch.school_id,
+                batch.grade,
+                batch.program,
+                batch.admin_year,
+            ),
+        ),
     )
 
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -62,6 +63,9 @@ from services.intake.report_store import ReportStore
 from services.roster.tables import Guardian
 
 log = logging.getLogger("ssr.delivery")
+
+SWEEP_SECONDS = 1.0
+"""How often, at most, the packages of families whose password went out are deleted."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class Worker:
         self._importing = False  # a queued import is running
         self._relay_down_since: datetime | None = None  # the relay unreachable since then
         self._batches: dict[int, _BatchInfo] = {}
+        self._report_queries: dict[int, Any] = {}  # batches.family_reports_query, per batch
 
     def stop(self) -> None:
         """Finish the messages being sent, then return from ``run``."""
@@ -176,9 +181,14 @@ class Worker:
         tasks += [asyncio.create_task(self._sender(c)) for c in connections]
         tasks += [asyncio.create_task(companion(self._stop)) for companion in self.companions]  # type: ignore[arg-type]
         beat = self.clock()
+        swept, swept_at = -1, -SWEEP_SECONDS  # passwords sent at the last sweep, and when
         try:
             while not self._stop.is_set():
-                await self._db(self._finish_sent)
+                # Sweeping costs a query (and Python) each time: once a second while passwords
+                # go out, and with each heartbeat for what others cancelled or bounced.
+                if swept != self.tally.passwords and time.monotonic() - swept_at >= SWEEP_SECONDS:
+                    swept, swept_at = self.tally.passwords, time.monotonic()
+                    await self._db(self._finish_sent)
                 if any(t.done() for t in tasks):
                     for task in tasks:
                         if task.done() and task.exception():
@@ -188,6 +198,7 @@ class Worker:
                     break
                 if (self.clock() - beat).total_seconds() >= self.config.heartbeat_seconds:
                     await self._db(self._heartbeat)
+                    await self._db(self._finish_sent)
                     beat = self.clock()
                 await asyncio.sleep(self.config.poll_seconds)
         except DatabaseUnavailable:
@@ -325,7 +336,10 @@ class Worker:
             batch = session.get(DeliveryBatch, item.batch_id) if item else None
             if item is None or batch is None:
                 return None
-            return item.batch_id, batches.family_reports(session, batch, item.guardian_id)
+            if item.batch_id not in self._report_queries:
+                self._report_queries[item.batch_id] = batches.family_reports_query(batch)
+            query = self._report_queries[item.batch_id]
+            return item.batch_id, batches.family_reports(session, batch, item.guardian_id, query)
 
     async def _package(self, pool: Executor, item_id: int) -> None:
         found = await self._db(self._family_reports, item_id)

@@ -254,3 +254,16 @@ def test_a_site_coordinator_is_held_to_their_school(demo_cli: Cli) -> None:
     assert [b["id"] for b in demo_cli("batch", "list", "--json", operator="site").json()] == [
         mine.out.strip()
     ]
+
+
+def test_the_dry_run_says_how_many_days_the_daily_cap_needs(demo_cli: Cli) -> None:
+    demo_cli.config.write_text("[smtp]\nper_minute = 60\nper_day = 20\n")
+    figures = demo_cli(
+        "batch", "create", "--channel", "email", "--scope", "lea", "--dry-run", "--json"
+    ).json()
+    sending = figures["sending"]
+    assert sending["messages"] == 2 * figures["families"]
+    assert sending["days"] >= figures["families"] // 10  # 20 messages, ten families, a day
+    assert sending["deadline"] is not None  # the demo's SSRs are received, so they are due
+    text = demo_cli("batch", "create", "--channel", "email", "--scope", "lea", "--dry-run").ok()
+    assert f"daily cap of 20 messages spreads it over {sending['days']:,} day(s)" in text

@@ -303,3 +303,22 @@ async def test_new_batch_for_a_student_group_program_and_year(
         year,
     )
     assert chosen and chosen <= families
+
+
+async def test_dry_run_and_progress_say_the_days_a_daily_cap_needs(
+    engine: Engine, settings: Settings
+) -> None:
+    settings.extra["smtp"] = {"per_minute": 60, "per_day": 20}  # ten families a day
+    app = app_for(engine, settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press(*"Grade 3 spring", "tab", *"grade 3", "enter")
+        await until(lambda: "daily cap" in text(app.screen, "#preview"), pilot)
+        assert "daily cap of 20 messages spreads it over" in text(app.screen, "#preview")
+        batch_id, _ = batch_with_problems(engine)
+        await app.push_screen(BatchProgressScreen(app.ctx, batch_id))
+        await until(lambda: "daily cap" in text(app.screen, "#figures"), pilot)
+        assert "daily cap of 20 messages spreads it over" in text(app.screen, "#figures")
