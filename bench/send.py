@@ -372,7 +372,7 @@ def workers_scaling(
                 print(
                     f"{count} worker(s) x {connections} connections: {server.messages:,} messages "
                     f"for {families:,} families in {seconds:.1f} s "
-                    f"({row['messages_per_s']:.1f} messages/s), {server.duplicates} served twice",
+                    f"({row['messages_per_s']:.2f} messages/s), {server.duplicates} served twice",
                     flush=True,
                 )
                 rows.append(row)
@@ -405,7 +405,7 @@ def main() -> None:
         print(
             "result: "
             + " ".join(
-                f"workers_{r['workers']:.0f}_messages_per_s={r['messages_per_s']:.1f}" for r in rows
+                f"workers_{r['workers']:.0f}_messages_per_s={r['messages_per_s']:.2f}" for r in rows
             )
             + f" served_twice={sum(r['duplicates'] for r in rows):.0f}"
             + f" smtp_delay_s={args.smtp_delay} connections_per_worker={args.connections}"
