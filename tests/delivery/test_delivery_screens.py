@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -149,6 +150,15 @@ async def test_progress_screen_keys_pause_resume_retry_resolve_cancel(
         assert state_of(engine, ids[0]) is ItemState.CANCELLED
 
 
+async def open_new_batch(app: Any, pilot: Any) -> None:
+    """From the main menu to the New batch screen, as a coordinator presses it."""
+    await pilot.press("b")
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    assert isinstance(app.screen, NewBatchScreen)
+
+
 async def test_progress_refreshes_from_the_database_within_a_second(
     engine: Engine, settings: Settings
 ) -> None:
@@ -171,11 +181,7 @@ async def test_progress_refreshes_from_the_database_within_a_second(
 async def test_new_batch_needs_a_dry_run_before_create(engine: Engine, settings: Settings) -> None:
     app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        assert isinstance(app.screen, NewBatchScreen)
+        await open_new_batch(app, pilot)
         await pilot.press(*"Grade 3 spring", "tab", *"grade 33", "enter")
         await settle(pilot)
         assert "Not possible" in text(app.screen, "#preview")
@@ -213,11 +219,7 @@ async def test_new_batch_dry_run_says_what_was_left_out_and_a_resend_needs_a_rea
         )
     app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        assert isinstance(app.screen, NewBatchScreen)
+        await open_new_batch(app, pilot)
         await pilot.press(*"Grade 3 again", "tab", *"grade 3", "enter")
         await settle(pilot)
         preview = text(app.screen, "#preview")
@@ -274,11 +276,7 @@ async def test_new_batch_for_a_student_group_program_and_year(
     families = set(student_groups.guardian_ids(engine, caaspp, group.id))
     app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        assert isinstance(app.screen, NewBatchScreen)
+        await open_new_batch(app, pilot)
         await pilot.press(*"Readers", "tab", *"group readers", "tab", *"SBAC", "enter")
         await settle(pilot)
         assert "'SBAC' is not a program" in text(app.screen, "#preview")
@@ -311,10 +309,7 @@ async def test_dry_run_and_progress_say_the_days_a_daily_cap_needs(
     settings.extra["smtp"] = {"per_minute": 60, "per_day": 20}  # ten families a day
     app = app_for(engine, settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
+        await open_new_batch(app, pilot)
         await pilot.press(*"Grade 3 spring", "tab", *"grade 3", "enter")
         await until(lambda: "daily cap" in text(app.screen, "#preview"), pilot)
         assert "daily cap of 20 messages spreads it over" in text(app.screen, "#preview")
