@@ -42,6 +42,7 @@ from sqlmodel import Session, col, func, select
 
 from services.access import operators
 from services.core import db
+from services.core import vault as password_vault
 from services.core.settings import Settings
 from services.delivery import batches, mailer
 from services.delivery.ledger import DeliveryItem, ItemState
@@ -351,6 +352,7 @@ def workers_scaling(
                         select(func.count()).where(DeliveryItem.batch_id == batch_id)
                     ).one()
                 engine.dispose()
+                password_vault.load(settings)  # one key, made before the workers race for it
                 context = get_context("spawn")
                 processes = [
                     context.Process(target=_one_worker, args=(settings,)) for _ in range(count)
