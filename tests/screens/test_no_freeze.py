@@ -108,6 +108,7 @@ async def test_every_screen_action_keeps_the_loop_running(district) -> None:  # 
             await until(
                 lambda: isinstance(app.screen, BatchProgressScreen),
                 pilot,
+                timeout=180,  # a batch over the whole LEA, in a worker, on a shared machine
                 what=f"the new batch: {app.screen} {notices(app)} {lag.report()}",
             )
             await step(pilot, lag, "batch: pause", "p")
