@@ -13,7 +13,7 @@ from sqlalchemy import insert, literal, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from console.app import SSRConsoleApp
 from screens.batch_progress import BatchProgressScreen
@@ -105,12 +105,18 @@ async def test_every_screen_action_keeps_the_loop_running(district) -> None:  # 
             print(app.screen.query_one("#preview").render())
             lag.doing = "new batch: create"
             await pilot.click("#create")
+            # Created, the console goes back to the Batches list; enter opens the new batch.
             await until(
-                lambda: isinstance(app.screen, BatchProgressScreen),
+                lambda: (
+                    not isinstance(app.screen, NewBatchScreen)
+                    and app.screen.query_one("#batches", DataTable).row_count > 0
+                ),
                 pilot,
                 timeout=180,  # a batch over the whole LEA, in a worker, on a shared machine
                 what=f"the new batch: {app.screen} {notices(app)} {lag.report()}",
             )
+            await step(pilot, lag, "batch: open", "enter")
+            assert isinstance(app.screen, BatchProgressScreen), app.screen
             await step(pilot, lag, "batch: pause", "p")
             await step(pilot, lag, "batch: resume", "p")
             await step(pilot, lag, "batch: cancel", "x", "y")
