@@ -12,11 +12,24 @@ if engine is None:  # plain `alembic` command line, used to write new revisions
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///alembic-dev.db")
 
-with engine.begin() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=SQLModel.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    context.run_migrations()
+with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch migration rebuilds a SQLite table (copy, drop, rename); with foreign keys
+        # enforced, SQLite refuses to drop a table that other rows refer to. The pragma changes
+        # only outside a transaction (sqlite.org/foreignkeys.html, section 2), so it is set before.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        with connection.begin():
+            context.configure(
+                connection=connection,
+                target_metadata=SQLModel.metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+            )
+            context.run_migrations()
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
