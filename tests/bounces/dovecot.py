@@ -54,6 +54,7 @@ class Dovecot:
     pop3_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     mail: Path | None = None
+    run: Path | None = None
 
     def start(self) -> Dovecot:
         root = os.geteuid() == 0
@@ -61,12 +62,15 @@ class Dovecot:
         mail_user = "dovenull" if root else me
         # a folder the mail user can reach (a root test's tmp_path is not)
         self.mail = Path(tempfile.mkdtemp(prefix="ssr-dovecot-"))
+        # its sockets live in base_dir, and a socket path holds at most 107 bytes (unix(7)): a
+        # pytest tmp_path under xdist (/tmp/pytest-of-root/pytest-N/popen-gw0/test_.../) is longer
+        self.run = Path(tempfile.mkdtemp(prefix="ssr-dv-"))
         if root:
             shutil.chown(self.mail, mail_user, mail_user)
         (self.folder / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         conf = self.folder / "dovecot.conf"
         conf.write_text(
-            f"""base_dir = {self.folder}/run
+            f"""base_dir = {self.run}
 state_dir = {self.folder}/state
 log_path = {self.folder}/dovecot.log
 protocols = imap pop3
@@ -141,9 +145,10 @@ service pop3-login {{
                 self.process.kill()
                 self.process.wait()
             self.process = None
-        if self.mail is not None:
-            shutil.rmtree(self.mail, ignore_errors=True)
-            self.mail = None
+        for folder in (self.mail, self.run):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self.mail = self.run = None
 
     def client(self) -> imaplib.IMAP4_SSL:
         context = ssl.create_default_context(cafile=str(self.cert))
