@@ -57,9 +57,10 @@ NOT_A_FILTER = {
     "services.plan.decisions.current": "which school's plan applies to a family already reached",
     "services.plan.decisions.guardian_channel": "the plan of the school a family's child is in",
     "services.roster.facts.roster_facts": "counts for the advisor, which needs CHOOSE_PLAN",
+    "services.delivery.sending_time.earliest_deadline": "a date, for a selection already scoped",
 }
-"""Functions whose ``school_id`` says which school's plan or counts apply to data the caller
-already holds, not whose students to show; they return no student and take no operator."""
+"""Functions whose ``school_id`` says which school's plan, counts or deadline apply to data the
+caller already holds, not whose students to show; they return no student and take no operator."""
 
 
 def scoped_functions() -> dict[str, inspect.Signature]:
@@ -255,6 +256,14 @@ CALLS: dict[str, Callable[[World], list[Any]]] = {
     ],
     "services.delivery.batches.dry_run": lambda w: [
         attempt(lambda s=s: batches.dry_run(w.engine, w.site, s)) for s in selections(w)
+    ],
+    "services.delivery.batches.dry_run_sending_time": lambda w: [
+        attempt(
+            lambda s=s: batches.dry_run_sending_time(
+                w.engine, w.settings, w.site, s, batches.dry_run(w.engine, w.site, s), False
+            )
+        )
+        for s in selections(w)
     ],
     "services.delivery.batches.create": lambda w: [
         attempt(lambda s=s: batches.create(w.engine, w.site, s, name="forged"))
