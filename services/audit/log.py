@@ -74,6 +74,21 @@ def event_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def stored_event_hash(event: AuditEvent) -> str:
+    """The hash ``event`` should carry, from the fields it holds (and its ``prev_hash``)."""
+    return event_hash(
+        event.seq,
+        event.at,
+        event.operator,
+        event.role,
+        event.lea_id,
+        event.action,
+        event.target,
+        event.detail,
+        event.prev_hash,
+    )
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -176,18 +191,7 @@ def verify(engine: Engine, batch: int = 5000, anchor: Anchor | None = None) -> V
                 return Verification(
                     count, False, f"event {event.seq} does not follow its predecessor", event.seq
                 )
-            digest = event_hash(
-                event.seq,
-                event.at,
-                event.operator,
-                event.role,
-                event.lea_id,
-                event.action,
-                event.target,
-                event.detail,
-                event.prev_hash,
-            )
-            if digest != event.hash:
+            if stored_event_hash(event) != event.hash:
                 return Verification(count, False, f"event {event.seq} was altered", event.seq)
             prev, expected_seq = event.hash, expected_seq + 1
         head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)

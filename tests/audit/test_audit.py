@@ -62,17 +62,7 @@ def test_rewritten_row_with_fresh_hash_is_still_detected(chained) -> None:  # ty
     with db.session_scope(chained) as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.seq == 2)).one()
         event.detail = '{"i":42}'
-        event.hash = audit.event_hash(
-            event.seq,
-            event.at,
-            event.operator,
-            event.role,
-            event.lea_id,
-            event.action,
-            event.target,
-            event.detail,
-            event.prev_hash,
-        )
+        event.hash = audit.stored_event_hash(event)
     result = audit.verify(chained)
     assert not result.ok and result.seq == 3
 
@@ -114,17 +104,7 @@ def _rehash_from(engine, first: int) -> None:  # type: ignore[no-untyped-def]
         prev = events[first - 2].hash if first > 1 else audit.GENESIS
         for event in events[first - 1 :]:
             event.prev_hash = prev
-            event.hash = audit.event_hash(
-                event.seq,
-                event.at,
-                event.operator,
-                event.role,
-                event.lea_id,
-                event.action,
-                event.target,
-                event.detail,
-                event.prev_hash,
-            )
+            event.hash = audit.stored_event_hash(event)
             prev = event.hash
             session.add(event)
         head = session.get(AuditHead, 1)
