@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from services.core import db
 from services.core.settings import Settings
 from tests.databases import SeedDemo, Templates, copy_sqlite_file, pg_database, pg_database_url
+from tests.delivery_harness import MailSink
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +105,11 @@ def settings(tmp_path: Path, sqlite_url: str) -> Settings:
     """Imports may read anywhere under the test's own folder (the default would be data/inbox)."""
     intake = {"folders": [str(tmp_path)]}
     return Settings(database_url=sqlite_url, data_dir=tmp_path / "data", extra={"intake": intake})
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, keeping what it receives."""
+    server = MailSink().start()
+    yield server
+    server.stop()

@@ -44,13 +44,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[t
     engine.dispose()
 
 
-@pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
 def settings_for(tmp_path: Path, sink: MailSink, **smtp: object) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'ssr.db'}",

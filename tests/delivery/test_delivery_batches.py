@@ -48,13 +48,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator
     engine.dispose()
 
 
-@pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
 def settings(tmp_path: Path, sink: MailSink, **extra: object) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'ssr.db'}",

@@ -17,7 +17,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,13 +42,6 @@ from tests.delivery_harness import (
     write_config,
 )
 from tests.pilot import wait_for
-
-
-@pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
 
 
 def seeded_database(

@@ -44,13 +44,6 @@ STUDENTS = 30
 
 
 @pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def district(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[tuple[Engine, Path]]:
     """The demo roster without SSRs; its SSRs then come in through ``ssr-console import``."""
     engine = db.make_engine(any_url)

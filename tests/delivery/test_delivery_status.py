@@ -40,13 +40,6 @@ from tests.pilot import app_for, settle, text, until, wait_for
 
 
 @pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def engine(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
     template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
     copy_database(template, tmp_path / "ssr.db")

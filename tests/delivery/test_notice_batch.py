@@ -45,13 +45,6 @@ SENDER = "ssr-reports@localhost"  # MailConfig's default from_address: the confi
 
 
 @pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def world(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[Engine]:
     engine = db.make_engine(any_url)
     seed_demo(engine, Settings(any_url, tmp_path / "data"), students=30, seed=5, pdfs=False)

@@ -38,13 +38,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[t
     engine.dispose()
 
 
-@pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
 async def test_the_family_gets_its_translated_ssr_with_the_english_one(
     demo: tuple[Engine, Path], sink: MailSink
 ) -> None:

@@ -41,13 +41,6 @@ FAST = WorkerConfig(processes=1, poll_seconds=0.05, heartbeat_seconds=1.0, once_
 
 
 @pytest.fixture
-def sink() -> Iterator[MailSink]:
-    server = MailSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def world(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Engine]:
     template = seeded_template(tmp_path_factory.getbasetemp(), students=40, seed=7)
     copy_database(template, tmp_path / "ssr.db")
