@@ -11,8 +11,10 @@ a key file that others can read is refused rather than trusted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -54,14 +56,25 @@ def load(settings: Settings) -> Vault:
         return Vault(key.encode())
     path = key_path(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker created it at the same moment
-            return _read(path)
+        _create_key(path)
+    return _read(path)
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key where no process can read it half-written: into a private temporary file
+    first, then published under its name by a hard link, which fails if another process published
+    one first (then theirs is the key, and ours is dropped)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".vault-key-")  # mode 0600
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())
-    return _read(path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another worker published one first
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def _read(path: Path) -> Vault:
