@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from console import commands as command_groups
 from console import config
 from console.commands import credential as credential_command
@@ -137,9 +139,22 @@ def _run(argv: list[str] | None) -> int:
         return 130
 
 
+LONG_WORK = frozenset({"worker", "import", "roster", "seed", "db"})
+"""Commands that run unattended for as long as the work takes: no person waits on them, so they
+take ``[database] long_work_statement_timeout_seconds`` instead of the interactive limit."""
+
+
+def command_engine(command: str, settings: Settings) -> Engine:
+    """The engine for one command, with the timeouts its kind of work takes."""
+    timeouts = settings.database
+    return db.make_engine(
+        settings.database_url, timeouts.for_long_work() if command in LONG_WORK else timeouts
+    )
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
-    engine = db.make_engine(settings.database_url, settings.database)
     command = args.command or "open"
+    engine = command_engine(command, settings)
     if run := getattr(args, "run", None):
         return int(run(args, engine, settings))
     if command == "db":

@@ -35,6 +35,17 @@ class DatabaseSection(Section):
     """PostgreSQL: give up connecting after this long (a server that does not answer)."""
     statement_timeout_seconds: float = Field(default=120.0, ge=0)
     """PostgreSQL: cancel one statement that runs longer (0: never); the session carries on."""
+    long_work_statement_timeout_seconds: float = Field(default=0.0, ge=0)
+    """PostgreSQL, for unattended long work (``worker``, ``import``, ``roster import``, ``seed``,
+    ``db``): the same limit (0: never). A district-size batch or roster writes in statements that
+    may rightly run for minutes, and a cancelled one there costs a restart, not a person's wait."""
+
+    def for_long_work(self) -> DatabaseSection:
+        """These timeouts, with the statement limit of unattended long work."""
+        return self.model_copy(
+            update={"statement_timeout_seconds": self.long_work_statement_timeout_seconds}
+        )
+
     busy_timeout_seconds: float = Field(default=30.0, ge=0)
     """SQLite: wait this long for another process's write lock before saying it is busy."""
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from console.cli import command_engine
 from services.core import db
 from services.core.errors import DatabaseUnavailable
-from services.core.settings import DatabaseSection
+from services.core.settings import DatabaseSection, Settings
 
 
 def test_a_statement_over_the_postgresql_statement_timeout_is_cancelled(pg_url: str) -> None:
@@ -79,4 +80,23 @@ def test_sqlite_waits_the_configured_busy_timeout_for_another_writer(tmp_path: P
         other.close()
     with engine.begin() as connection:  # once the lock is gone, the write goes through
         connection.execute(text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), [("open", "200ms"), ("worker", "0"), ("roster", "0")]
+)
+def test_unattended_long_work_takes_its_own_statement_timeout(
+    pg_url: str, tmp_path: Path, command: str, shown: str
+) -> None:
+    """A person's console gives up on a slow statement; the worker, imports, seeding and
+    migrations run for as long as their work takes (``long_work_statement_timeout_seconds``)."""
+    settings = Settings(
+        database_url=pg_url,
+        data_dir=tmp_path,
+        extra={"database": {"statement_timeout_seconds": 0.2}},
+    )
+    engine = command_engine(command, settings)
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW statement_timeout")).scalar_one() == shown
     engine.dispose()
