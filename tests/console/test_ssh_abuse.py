@@ -79,6 +79,28 @@ async def test_rapid_unauthenticated_connections_are_throttled_with_one_summary_
     assert [e.action for e in lab.audit()].count("ssh.throttled") == 1
 
 
+async def test_a_school_signing_in_together_is_not_throttled_by_the_shipped_limits(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Coordinators behind one school NAT sign in at once (issue 22: 20 of them)."""
+    add_operators(engine)
+    lab = await open_lab(engine, tmp_path, stand_in)
+
+    async def sign_in(who: str) -> bool:
+        async with lab.client(who, connect_timeout=30):
+            return True
+
+    try:
+        signed_in = await asyncio.gather(
+            *(sign_in(("caaspp", "helpdesk")[i % 2]) for i in range(20))
+        )
+        assert all(signed_in)
+        await lab.flushed_audit("ssh.login", count=20)
+        assert "ssh.throttled" not in [e.action for e in lab.audit()]
+    finally:
+        await lab.server.close()
+
+
 def test_throttle_reports_an_address_once_per_interval_and_forgives_signed_in_connections() -> None:
     now = [0.0]
     throttle = Throttle(burst=2, per_minute=0.6, report_seconds=60, clock=lambda: now[0])
