@@ -91,6 +91,8 @@ def _show(args: argparse.Namespace, engine: Engine, settings: Settings, operator
         )
         return 0
     say("Plan in force: " + decisions.summary_text(advice.saved, operator.language))
+    if advice.saved is None:
+        say("Save one with `ssr-console plan recommend --save`.")
     for saved in past:
         when = decisions.decided_when(saved.decided_at, operator.language)
         overruled = f"  overruled: {saved.reason}" if saved.overruled else ""

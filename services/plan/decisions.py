@@ -370,10 +370,14 @@ def decided_when(moment: datetime, locale: str = "en") -> str:
     return f"{format_datetime(moment, format='short', tzinfo=UTC, locale=locale)} UTC"
 
 
+NO_PLAN = "No plan saved yet."
+
+
 def summary_text(plan: SavedPlan | None, locale: str = "en") -> str:
-    """A few lines on the plan in force, for the dashboard and the advisor screen."""
+    """A few lines on the plan in force, for the dashboard, the advisor screen and ``plan show``;
+    each adds its own way to save one when there is none."""
     if plan is None:
-        return "No plan saved yet. Press a to open the advisor."
+        return NO_PLAN
     lines = [plan.label + (" (overruled)" if plan.overruled else "")]
     lines += [
         f"{f.option.value} {f.option.caption}: {counted(f.families, 'family', 'families')}"
@@ -388,4 +392,6 @@ def summary_text(plan: SavedPlan | None, locale: str = "en") -> str:
 
 def dashboard_text(engine: Engine, operator: Operator) -> str:
     """The dashboard's plan panel for the operator's scope (their school's plan, else the LEA's)."""
-    return summary_text(current_for(engine, operator, school_scope(operator)), operator.language)
+    plan = current_for(engine, operator, school_scope(operator))
+    text = summary_text(plan, operator.language)
+    return text if plan else f"{text} Press a to open the advisor."

@@ -21,6 +21,9 @@ def _actions(cli: Cli) -> list[str]:
 
 def test_a_recommendation_is_saved_and_then_chooses_batch_families(demo_cli: Cli) -> None:
     assert demo_cli("plan", "show", "--json").json() == {"plan": None, "history": []}
+    unsaved = demo_cli("plan", "show").ok()
+    assert "No plan saved yet" in unsaved and "plan recommend --save" in unsaved
+    assert "Press" not in unsaved  # a screen's key means nothing on the command line
     # The roster marks portal users: an SIS with a portal is pre-filled; question 3 is not known
     demo_cli("plan", "recommend").refused("Answer --third-party-portal (question 3)")
     demo_cli("batch", "create", "--channel", "email", "--scope", "plan").refused(
