@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Date, cast, func
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -25,7 +24,7 @@ from services.core.scope import report_filters
 from services.core.working_days import WorkingCalendar
 from services.delivery.delivered import report_delivered
 from services.delivery.ledger import SendQuota
-from services.intake.score_reports import ScoreReport
+from services.intake.score_reports import ScoreReport, as_date, receipt_day
 from services.roster.tables import Student
 
 
@@ -141,11 +140,7 @@ def earliest_deadline(
     """The first deadline among the scope's SSRs not yet with their family (their receipt day
     per program, in SQL: a handful of rows however many SSRs)."""
     with Session(engine) as session:
-        day: Any  # the receipt day in UTC, as each database spells it
-        if session.get_bind().dialect.name == "sqlite":
-            day = func.date(col(ScoreReport.received_at))
-        else:
-            day = cast(func.timezone("UTC", col(ScoreReport.received_at)), Date)
+        day = receipt_day(session.get_bind())
         rows = session.execute(
             select(col(ScoreReport.program), func.min(day))
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
@@ -156,16 +151,11 @@ def earliest_deadline(
             .group_by(col(ScoreReport.program))
         ).all()
     dates = [
-        calendar.deadline(Program(p), received if isinstance(received, date) else _day(received))
+        calendar.deadline(Program(p), as_date(received))
         for p, received in rows
         if received is not None
     ]
     return min(dates) if dates else None
-
-
-def _day(value: object) -> date:
-    text = str(value)
-    return date.fromisoformat(text[:10])
 
 
 def _words(span: timedelta) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Column, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, Date, UniqueConstraint, cast, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel, col
 
 from services.core.columns import enum_column, utcnow
 from services.core.programs import Program
@@ -37,3 +39,20 @@ class ScoreReport(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     size_bytes: int = 0
     received_at: datetime = Field(default_factory=utcnow)
+
+
+def receipt_day(bind: Engine | Any) -> Any:
+    """SQL: the day (UTC) an SSR became available to the LEA, the day its delivery clock starts,
+    as the database of ``bind`` spells a date; read it back with ``as_date``."""
+    if bind.dialect.name == "sqlite":
+        return func.date(col(ScoreReport.received_at))
+    return cast(func.timezone("UTC", col(ScoreReport.received_at)), Date)
+
+
+def as_date(value: date | str | datetime) -> date:
+    """A receipt day as read back from either database (SQLite returns text)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value[:10])

@@ -11,10 +11,10 @@ and when the next deadline falls. SSRs are grouped by program and receipt day in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from babel.dates import format_date
-from sqlalchemy import Date, cast, func
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,7 @@ from services.core.columns import utcnow
 from services.core.programs import Program
 from services.core.working_days import WorkingCalendar
 from services.delivery.delivered import report_delivered
-from services.intake.score_reports import ScoreReport
+from services.intake.score_reports import ScoreReport, as_date, receipt_day
 from services.roster.tables import Student
 
 
@@ -55,7 +55,7 @@ def by_program(
     """Per program, the undelivered SSRs of the operator's scope and their deadlines."""
     require(operator, Permission.VIEW_DASHBOARD)
     with Session(engine) as session:
-        day = _receipt_day(session)
+        day = receipt_day(session.get_bind())
         query = (
             select(col(ScoreReport.program), day, func.count())
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
@@ -72,7 +72,7 @@ def by_program(
     result = []
     for program in Program:
         groups = [
-            (calendar.deadline(program, _as_date(received)), int(n))
+            (calendar.deadline(program, as_date(received)), int(n))
             for p, received, n in rows
             if Program(p) is program
         ]
@@ -100,18 +100,3 @@ def dashboard_text(
     if not programs:
         return "Every SSR received so far has reached its family (or none are received yet)."
     return "\n".join(p.text(operator.language) for p in programs)
-
-
-def _receipt_day(session: Session):  # type: ignore[no-untyped-def]
-    """The receipt day in UTC, as each database spells it."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.date(col(ScoreReport.received_at))
-    return cast(func.timezone("UTC", col(ScoreReport.received_at)), Date)
-
-
-def _as_date(value: date | str | datetime) -> date:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
