@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input, Label, Select, SelectionList, Stat
 
 from screens.base import ConsoleScreen
 from services.access.permissions import Permission, require, school_scope
+from services.channels import batches as channel_batches
 from services.core.channels import ASSIGNMENT_ORDER, Option
 from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError, InvalidInput
@@ -75,7 +76,7 @@ class AdvisorScreen(ConsoleScreen):
         self.recommendation: Recommendation | None = None
         self.rates_problem = ""
         try:
-            self.rates = Rates.from_mapping(_table(ctx.settings.extra.get("advisor")))
+            self.rates = channel_batches.configured_rates(ctx.settings)
         except InvalidInput as problem:
             self.rates, self.rates_problem = Rates(), f"{problem}; using the default rates."
 
@@ -420,12 +421,3 @@ class OverruleDialog(ModalScreen[plan.SavedPlan | None]):
 
     def action_dismiss_dialog(self) -> None:
         self.dismiss(None)
-
-
-def _table(value: object) -> dict[str, object]:
-    """The ``[advisor]`` config table, or nothing; any other shape is refused plainly."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput("The [advisor] setting must be a table of rates")
-    return value
