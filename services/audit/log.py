@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -89,6 +89,19 @@ def stored_event_hash(event: AuditEvent) -> str:
     )
 
 
+# Core statements on the tables, built once: the scheduler and the delivery worker write an event
+# per notice or message, and building and ORM-processing these per call cost more than running them.
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_NEXT_SEQ = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + 1)
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("digest"))
+_INSERT_EVENT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -97,34 +110,29 @@ def record(
     detail: dict[str, Any] | None = None,
     *,
     lea_id: int | None = None,
-) -> AuditEvent:
+) -> None:
     """Append an event to the chain within the caller's transaction (committed with its change)."""
-    result = session.execute(
-        update(AuditHead)
-        .where(col(AuditHead.id) == 1)
-        .values(seq=col(AuditHead.seq) + 1)
-        .returning(col(AuditHead.seq), col(AuditHead.hash))
-    ).one()  # the row is created by the first migration
-    seq, prev = int(result[0]), str(result[1])
+    seq, prev = session.execute(_NEXT_SEQ).one()  # the row is created by the first migration
     at = utcnow()
     text = _canonical(detail)
     lea = lea_id if lea_id is not None else actor.lea_id
-    digest = event_hash(seq, at, actor.name, actor.role, lea, action, target, text, prev)
-    event = AuditEvent(
-        seq=seq,
-        at=at,
-        operator=actor.name,
-        role=actor.role,
-        lea_id=lea,
-        action=action,
-        target=target,
-        detail=text,
-        prev_hash=prev,
-        hash=digest,
+    digest = event_hash(int(seq), at, actor.name, actor.role, lea, action, target, text, prev)
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "at": at,
+            "operator": actor.name,
+            "role": actor.role,
+            "lea_id": lea,
+            "action": action,
+            "target": target,
+            "detail": text,
+            "prev_hash": prev,
+            "hash": digest,
+        },
     )
-    session.add(event)
-    session.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(hash=digest))
-    return event
+    session.execute(_SET_HEAD_HASH, {"digest": digest})
 
 
 @dataclass(frozen=True)
