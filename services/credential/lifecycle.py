@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -757,6 +757,21 @@ def is_current(engine: Engine, credential_id: int) -> bool:
     with Session(engine) as session:
         credential = session.get(Credential, credential_id)
         return credential is not None and credential.revoked_at is None
+
+
+def current_among(engine: Engine, credential_ids: Iterable[int]) -> set[int]:
+    """Those of ``credential_ids`` not yet superseded, in one query (the scheduler checks a batch
+    of expiry notices just before it sends them)."""
+    wanted = list(credential_ids)
+    if not wanted:
+        return set()
+    with Session(engine) as session:
+        rows = session.execute(
+            sa.select(col(Credential.id)).where(
+                col(Credential.id).in_(wanted), col(Credential.revoked_at).is_(None)
+            )
+        ).all()
+    return {int(credential_id) for (credential_id,) in rows}
 
 
 # --- helpers shared by the credential modules -------------------------------------------------

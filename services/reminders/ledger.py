@@ -221,6 +221,34 @@ def mark_read(engine: Engine, notice_id: int, recipient: str) -> None:
 SCHEDULER = Actor("scheduler", "system")
 _OPEN = list(OPEN_STATES)
 
+# The per-notice moves as Core statements built once: a scan sends thousands of notices, each in
+# its own transactions, and building ORM updates cost more than the database spent on them.
+_NOTICE = Notice.__table__  # type: ignore[attr-defined]
+_THIS = _NOTICE.c.id == sa.bindparam("notice_id")
+_SENDING = _NOTICE.c.state == NoticeState.SENDING
+_CANCEL = (
+    update(_NOTICE)
+    .where(_THIS, _NOTICE.c.state.in_(_OPEN))
+    .values(state=NoticeState.CANCELLED, cancel_reason=sa.bindparam("reason"))
+)
+_HAND_OFF = update(_NOTICE).where(_THIS, _SENDING).values(claimed_at=sa.bindparam("now"))
+_MARK_SENT = (
+    update(_NOTICE)
+    .where(_THIS, _SENDING)
+    .values(
+        state=NoticeState.SENT, sent_at=sa.bindparam("now"), last_error=None, next_attempt_at=None
+    )
+)
+_MARK_FAILED = (
+    update(_NOTICE)
+    .where(_THIS, _SENDING)
+    .values(
+        state=NoticeState.FAILED,
+        last_error=sa.bindparam("error"),
+        next_attempt_at=sa.bindparam("retry_at"),
+    )
+)
+
 
 def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Write notices not yet in the ledger; a key already there (in any state) is left alone."""
@@ -268,6 +296,18 @@ def open_keys(session: Session) -> list[OpenKey]:
     return [OpenKey(int(i), NoticeKind(k), s, int(o), r) for i, k, s, o, r in rows]
 
 
+def closed_keys(session: Session, since: date) -> set[tuple[NoticeKind, str, int, str]]:
+    """Keys (kind, subject, offset, recipient) of notices sent or cancelled and due on or after
+    ``since``: a scan that plans them again would write nothing, so it leaves them out."""
+    rows = session.execute(
+        sa.select(_NOTICE.c.kind, _NOTICE.c.subject, _NOTICE.c.offset, _NOTICE.c.recipient).where(
+            _NOTICE.c.state.in_([NoticeState.SENT, NoticeState.CANCELLED]),
+            _NOTICE.c.due_on >= since,
+        )
+    ).all()
+    return {(NoticeKind(k), s, int(o), r) for k, s, o, r in rows}
+
+
 def due(session: Session, today: date, now: datetime) -> list[Notice]:
     """Notices to act on now: planned and due, failed and past their backoff, or left ``sending``."""
     query = select(Notice).where(
@@ -283,9 +323,7 @@ def cancel(session: Session, ids: Sequence[int], reason: str) -> int:
     cancelled = 0
     for notice_id in ids:
         changed = session.execute(
-            update(Notice)
-            .where(col(Notice.id) == notice_id, col(Notice.state).in_(_OPEN))
-            .values(state=NoticeState.CANCELLED, cancel_reason=reason[:100])
+            _CANCEL, {"notice_id": notice_id, "reason": reason[:100]}
         ).rowcount  # type: ignore[attr-defined]
         if changed:
             cancelled += 1
@@ -348,23 +386,15 @@ def claim(
 def hand_off(engine: Engine, notice: Notice, now: datetime) -> bool:
     """Commit that this notice goes to the relay now (from here a crash leaves it in doubt);
     False if it is no longer ``sending``."""
-    with session_scope(engine) as session:
-        moved = session.execute(
-            update(Notice)
-            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
-            .values(claimed_at=now)
-        ).rowcount  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        moved = connection.execute(_HAND_OFF, {"notice_id": notice.id, "now": now}).rowcount
     notice.claimed_at = now
     return bool(moved)
 
 
 def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
     with session_scope(engine) as session:
-        session.execute(
-            update(Notice)
-            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
-            .values(state=NoticeState.SENT, sent_at=now, last_error=None, next_attempt_at=None)
-        )
+        session.execute(_MARK_SENT, {"notice_id": notice.id, "now": now})
         audit.record(
             session,
             SCHEDULER,
@@ -386,9 +416,7 @@ def mark_failed(engine: Engine, notice: Notice, error: str, retry_at: datetime) 
     """Record a failed attempt and when the next one is due (the mailer's backoff)."""
     with session_scope(engine) as session:
         session.execute(
-            update(Notice)
-            .where(col(Notice.id) == notice.id, col(Notice.state) == NoticeState.SENDING)
-            .values(state=NoticeState.FAILED, last_error=error[:300], next_attempt_at=retry_at)
+            _MARK_FAILED, {"notice_id": notice.id, "error": error[:300], "retry_at": retry_at}
         )
         audit.record(
             session,

@@ -18,9 +18,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -300,15 +302,10 @@ def plan_ssr(
 ) -> list[PlannedNotice]:
     """Deadline notices for the program's coordinators, one per LEA, program and receipt day;
     past the deadline, a warning that the SSRs are past due."""
-    deadline = policy.calendar.deadline(group.program, group.received_on)
     if group.pending <= 0:
         return []
     role = PROGRAM_COORDINATOR[group.program]
-    chosen = choose(
-        ssr_schedule(deadline, today, policy.calendar, policy.ssr_offsets),
-        today,
-        policy.horizon_days,
-    )
+    deadline, chosen = ssr_timing(group.program, group.received_on, today, policy)
     return [
         PlannedNotice(
             kind=NoticeKind.SSR_DEADLINE,
@@ -327,6 +324,17 @@ def plan_ssr(
         for person in coordinators
         if person.holds(role)
     ]
+
+
+@lru_cache(maxsize=4096)
+def ssr_timing(
+    program: Program, received_on: date, today: date, policy: ReminderPolicy
+) -> tuple[date, tuple[tuple[int, date], ...]]:
+    """The deadline of SSRs received on a day and their notices to plan (offset, due day): the same
+    for every LEA, so a scan works them out once per program and day, not once per LEA."""
+    deadline = policy.calendar.deadline(program, received_on)
+    schedule = ssr_schedule(deadline, today, policy.calendar, policy.ssr_offsets)
+    return deadline, tuple(choose(schedule, today, policy.horizon_days))
 
 
 def plan_anchor(
@@ -407,8 +415,15 @@ def live_credentials(engine: Engine) -> Iterator[CredentialFact]:
 def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
     """Active LEA CAASPP and ELPAC coordinators, by LEA (by either of their roles)."""
     coordinator_roles = [Role.LEA_CAASPP, Role.LEA_ELPAC]
-    rows = session.exec(
-        select(Operator)
+    rows = session.execute(
+        sa.select(
+            col(Operator.username),
+            col(Operator.lea_id),
+            col(Operator.role),
+            col(Operator.email),
+            col(Operator.language),
+            col(Operator.second_role),
+        )
         .where(
             col(Operator.role).in_(coordinator_roles)
             | col(Operator.second_role).in_(coordinator_roles),
@@ -417,10 +432,8 @@ def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
         .order_by(col(Operator.lea_id), col(Operator.username))
     ).all()
     found: dict[int, list[Coordinator]] = defaultdict(list)
-    for o in rows:
-        found[o.lea_id].append(
-            Coordinator(o.username, o.lea_id, o.role, o.email, o.language, o.second_role)
-        )
+    for username, lea_id, role, email, language, second_role in rows:
+        found[lea_id].append(Coordinator(username, lea_id, role, email, language, second_role))
     return found
 
 
@@ -455,9 +468,12 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
         .group_by(col(Student.lea_id), col(ScoreReport.program), hour)
     ).all()
     counts: dict[tuple[int, Program, date], int] = defaultdict(int)
+    days: dict[str, date] = {}  # the same few hours recur for every LEA
     for lea_id, program, bucket, n in rows:
-        moment = datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
-        counts[(int(lea_id), Program(program), moment.astimezone(tz).date())] += int(n)
+        if bucket not in days:
+            moment = datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
+            days[bucket] = moment.astimezone(tz).date()
+        counts[(int(lea_id), Program(program), days[bucket])] += int(n)
     return [PendingGroup(lea, program, day, n) for (lea, program, day), n in sorted(counts.items())]
 
 
@@ -534,10 +550,12 @@ def scan(
         report.ssr_groups = len(groups)
         for group in groups:
             planned += plan_ssr(group, people.get(group.lea_id, ()), today, policy)
-            if policy.calendar.deadline(group.program, group.received_on) < today:
+            if ssr_timing(group.program, group.received_on, today, policy)[0] < today:
                 report.past_due += group.pending
         open_now = notice_ledger.open_keys(session)
         known = {(k.kind, k.subject, k.offset, k.recipient) for k in open_now}
+        if planned:  # a key already in the ledger in any state is left as it is
+            known |= notice_ledger.closed_keys(session, min(p.due_on for p in planned))
         fresh = [
             p.values() for p in planned if (p.kind, p.subject, p.offset, p.recipient) not in known
         ]
@@ -617,12 +635,13 @@ def _dispatch(
     fault: Callable[[str], None],
 ) -> None:
     """Claim a batch (committed), then send each notice and mark it sent or failed on its own."""
-    live = {f"credential:{c.credential_id}" for c in live_credentials(engine)}
-    moot = [
-        n.id
+    expiring = {
+        n.id: int(n.subject.removeprefix("credential:"))
         for n in notices
-        if n.kind is NoticeKind.CREDENTIAL_EXPIRY and n.subject not in live and n.id is not None
-    ]
+        if n.kind is NoticeKind.CREDENTIAL_EXPIRY and n.id is not None
+    }
+    live = credentials.current_among(engine, set(expiring.values()))
+    moot = [notice_id for notice_id, credential_id in expiring.items() if credential_id not in live]
     if moot:  # the credential was reset since the scan began
         with session_scope(engine) as session:
             report.cancelled += notice_ledger.cancel(
