@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from datetime import UTC, date, datetime
@@ -23,7 +24,10 @@ from services.core.settings import Settings
 DEMO_OPERATOR = "caaspp"
 
 
+@functools.cache
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command, built once per process (parsing does not change it): the SSH
+    launcher builds it before it forks, so a session does not pay the command modules' imports."""
     parser = argparse.ArgumentParser(prog="ssr-console", description=__doc__)
     parser.add_argument(
         "--version", action="version", version=f"ssr-console {version('ssr-console')}"

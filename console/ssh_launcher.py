@@ -42,8 +42,13 @@ from services.core.errors import ConsoleError
 
 HEADER = struct.Struct("!II")  # body length, request id (0 for the helper's own reports)
 MAX_BODY = 1 << 16  # far above a session's request (its environment is bounded by the server)
-PRELOAD = ("console.cli", "console.app", "sqlalchemy.dialects.sqlite")
-"""Imported by the helper before any fork; ``console.navigation.preload`` adds every screen."""
+PRELOAD = (
+    "console.cli",
+    "console.app",
+    "sqlalchemy.dialects.sqlite",
+    "textual.drivers.linux_driver",  # imported by App.run on Linux (App.get_driver_class)
+)
+"""Imported by the helper before any fork; ``prepare`` adds every screen and more."""
 
 
 class FrameError(ConsoleError):
@@ -314,13 +319,26 @@ class PreparedLauncher:
 # --- the helper process ----------------------------------------------------------------------
 
 
-def _helper_main(fd: int) -> None:
-    """Import the console, then fork one child per request and report each child's exit."""
+def prepare() -> None:
+    """Do once, before any fork, what every session would otherwise do before its first frame and
+    what needs no database: imports (the screens a session opens later too), the command line's
+    parser, the migrations' heads its schema check compares with, the ORM's mappers."""
     for module in PRELOAD:
         __import__(module)
-    from console import navigation
+    from sqlalchemy.orm import configure_mappers
 
-    navigation.preload()  # the screens a session opens later, shared instead of imported each time
+    from console import cli, navigation
+    from services.core import db
+
+    navigation.preload()
+    cli.build_parser()
+    db.head_revisions()
+    configure_mappers()
+
+
+def _helper_main(fd: int) -> None:
+    """Prepare the console, then fork one child per request and report each child's exit."""
+    prepare()
     gc.freeze()  # the children's collector then never writes to (and so copies) the shared objects
     sock = socket.socket(fileno=fd)
     wake_read, wake_write = os.pipe()

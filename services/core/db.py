@@ -7,18 +7,15 @@ deployments with many operators. The schema is only ever changed by Alembic migr
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from psycopg.errors import QueryCanceled
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
@@ -27,6 +24,12 @@ from sqlmodel import Session, create_engine
 from services.core import private_files
 from services.core.errors import DatabaseUnavailable, InvalidInput
 from services.core.settings import DatabaseSection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic and psycopg are imported where they are used: together they are a third of the
+# console's imports, and a console on SQLite with a current schema needs neither to paint.
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
 BACKENDS = ("sqlite", "postgresql")  # the databases the migrations and tests run on
@@ -84,7 +87,10 @@ def make_engine(url: str, timeouts: DatabaseSection | None = None) -> Engine:
         busy = timeouts.busy_timeout_seconds
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": busy})
         event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=round(busy * 1000)))
+        canceled: tuple[type[Exception], ...] = ()  # SQLite has no statement timeout
     else:
+        from psycopg.errors import QueryCanceled
+
         # connect_timeout is whole seconds ("The minimum allowed timeout is 2 seconds, therefore
         # a value of 1 is interpreted as 2", postgresql.org/docs/current/libpq-connect.html);
         # statement_timeout, a server setting passed in the startup options, is milliseconds
@@ -95,7 +101,10 @@ def make_engine(url: str, timeouts: DatabaseSection | None = None) -> Engine:
             "options": f"-c statement_timeout={statement_ms}",
         }
         engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-    event.listen(engine, "handle_error", partial(_unavailable, timeouts=timeouts))
+        canceled = (QueryCanceled,)
+    event.listen(
+        engine, "handle_error", partial(_unavailable, timeouts=timeouts, canceled=canceled)
+    )
     return engine
 
 
@@ -110,12 +119,17 @@ def _private_database(path: Path) -> None:
         private_files.tighten(path.with_name(path.name + suffix))
 
 
-def _unavailable(context: ExceptionContext, *, timeouts: DatabaseSection) -> None:
+def _unavailable(
+    context: ExceptionContext,
+    *,
+    timeouts: DatabaseSection,
+    canceled: tuple[type[Exception], ...],
+) -> None:
     """A database that is down, unreachable or locked becomes a sentence every screen and command
     already knows how to show (a ``ConsoleError``), instead of a traceback that ends the session."""
     if context.is_pre_ping:  # the pool reconnects by itself
         return
-    if isinstance(context.original_exception, QueryCanceled):
+    if isinstance(context.original_exception, canceled):
         limit = timeouts.statement_timeout_seconds
         raise DatabaseUnavailable(
             f"The database stopped a statement that ran longer than {limit:g} s "
@@ -150,6 +164,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -158,22 +174,35 @@ def _alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (every head by default)."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(_alembic_config(engine), revision)
 
 
 def current_revisions(engine: Engine) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def head_revisions() -> set[str]:
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The migrations' heads, read once per process: loading every migration script costs tens
+    of milliseconds, and the scripts a running process can apply are the ones it started with.
+    The SSH launcher reads them before it forks, so no session pays for it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return set(ScriptDirectory.from_config(config).get_heads())
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
 def needs_upgrade(engine: Engine) -> bool:
