@@ -24,24 +24,23 @@ from services.core.columns import utcnow
 from services.core.programs import Program
 from services.core.settings import Settings
 from services.delivery import batches
-from services.demo import district as demo
 from services.helpdesk import families as helpdesk
 from services.intake.score_reports import ScoreReport
 from services.plan import coverage
 from services.reports import aggregates as reports
 from services.roster.tables import Guardian, Student
 from tests.channel_world import World, pdftotext, world
+from tests.databases import SeedDemo
 
 CORRECTIONS = batches.Selection(batches.Source.CORRECTIONS)
 
 
 @pytest.fixture
-def printed(any_url: str, tmp_path: Path) -> Iterator[tuple[Engine, int]]:
+def printed(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[tuple[Engine, int]]:
     """The demo roster, a CAASPP SSR of 2026 for every student, all printed and mailed; then ETS
     re-issues one student's SSR (version 2). Yields the engine and that student's id."""
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(database_url=any_url, data_dir=tmp_path), students=12, pdfs=False)
+    seed_demo(engine, Settings(database_url=any_url, data_dir=tmp_path), students=12, pdfs=False)
     caaspp = operators.resolve(engine, "caaspp")
 
     def report(student_id: int, version: int) -> ScoreReport:

@@ -24,24 +24,23 @@ from services.core.errors import InvalidInput
 from services.core.programs import Program
 from services.core.settings import Settings
 from services.core.working_days import WorkingCalendar
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.plan.advisor import Answers
 from services.reports import aggregates, deadlines
 from services.roster.facts import roster_facts
 from services.roster.tables import Guardian, Student, StudentGuardian
+from tests.databases import SeedDemo
 
 NO_PORTAL = Answers(has_sis=True, sis_portal=False, third_party_portal=False, portal_share=0.0)
 
 
 @pytest.fixture
-def roster_only(any_url: str, tmp_path: Path) -> Iterator[Engine]:
+def roster_only(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[Engine]:
     """The demo LEA's roster, on either database, with no SSR downloaded from TOMS."""
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
     settings = Settings(database_url=any_url, data_dir=tmp_path / "data")
-    demo.seed(engine, settings, students=30, seed=5, pdfs=False)
+    seed_demo(engine, settings, students=30, seed=5, pdfs=False)
     yield engine
     engine.dispose()
 

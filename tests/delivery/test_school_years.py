@@ -18,18 +18,17 @@ from services.core.programs import Program
 from services.core.settings import Settings
 from services.delivery import batches
 from services.delivery.ledger import DeliveryBatch, DeliveryItem
-from services.demo import district as demo
 from services.intake.score_reports import ScoreReport
 from services.roster.tables import Student
+from tests.databases import SeedDemo
 
 
 @pytest.fixture
-def two_years(any_url: str, tmp_path: Path) -> Iterator[Engine]:
+def two_years(any_url: str, tmp_path: Path, seed_demo: SeedDemo) -> Iterator[Engine]:
     """The demo roster with a CAASPP SSR of 2025 and one of 2026 for every student (no files:
     a batch records its families and reports; only packaging reads them)."""
     engine = db.make_engine(any_url)
-    db.upgrade(engine)
-    demo.seed(engine, Settings(database_url=any_url, data_dir=tmp_path), students=12, pdfs=False)
+    seed_demo(engine, Settings(database_url=any_url, data_dir=tmp_path), students=12, pdfs=False)
     with Session(engine) as session:
         for sid in session.exec(select(Student.id)).all():
             for year in (2025, 2026):
