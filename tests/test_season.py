@@ -43,7 +43,7 @@ from tests.season_world import (
 )
 from tests.ssh_harness import make_key
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(minutes=5)
 
 COORDINATORS = {"maria": "maria.lopez@svusd.example", "tran": "tran.nguyen@svusd.example"}
 OPERATORS = {"maria": "lea_caaspp", "tran": "lea_elpac", "sam": "site", "tina": "tech", "hugo": "helpdesk"}  # fmt: skip
