@@ -293,7 +293,7 @@ def open_keys(session: Session) -> list[OpenKey]:
         col(c) for c in (Notice.id, Notice.kind, Notice.subject, Notice.offset, Notice.recipient)
     ]
     rows = session.execute(sa.select(*columns).where(col(Notice.state).in_(_OPEN))).all()
-    return [OpenKey(int(i), NoticeKind(k), s, int(o), r) for i, k, s, o, r in rows]
+    return [OpenKey(*row) for row in rows]  # the kind column reads back as a NoticeKind
 
 
 def closed_keys(session: Session, since: date) -> set[tuple[NoticeKind, str, int, str]]:
@@ -305,7 +305,7 @@ def closed_keys(session: Session, since: date) -> set[tuple[NoticeKind, str, int
             _NOTICE.c.due_on >= since,
         )
     ).all()
-    return {(NoticeKind(k), s, int(o), r) for k, s, o, r in rows}
+    return {(kind, subject, offset, recipient) for kind, subject, offset, recipient in rows}
 
 
 def due(session: Session, today: date, now: datetime) -> list[Notice]:
@@ -383,17 +383,26 @@ def claim(
     return list(rows)
 
 
-def hand_off(engine: Engine, notice: Notice, now: datetime) -> bool:
+def hand_off(engine: Engine, notice: Notice, now: datetime, sent: Sequence[Notice] = ()) -> bool:
     """Commit that this notice goes to the relay now (from here a crash leaves it in doubt);
-    False if it is no longer ``sending``."""
-    with engine.begin() as connection:
-        moved = connection.execute(_HAND_OFF, {"notice_id": notice.id, "now": now}).rowcount
-    notice.claimed_at = now
-    return bool(moved)
-
-
-def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
+    False if it is no longer ``sending``. ``sent``: notices already accepted, marked ``sent`` in
+    the same commit (one commit per notice instead of two; a crash before it leaves the one the
+    relay accepted in doubt, as a crash before its own mark would)."""
     with session_scope(engine) as session:
+        _record_sent(session, sent, now)
+        moved = session.execute(_HAND_OFF, {"notice_id": notice.id, "now": now})
+    notice.claimed_at = now
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_sent(engine: Engine, notices: Sequence[Notice], now: datetime) -> None:
+    if notices:
+        with session_scope(engine) as session:
+            _record_sent(session, notices, now)
+
+
+def _record_sent(session: Session, notices: Sequence[Notice], now: datetime) -> None:
+    for notice in notices:
         session.execute(_MARK_SENT, {"notice_id": notice.id, "now": now})
         audit.record(
             session,
@@ -412,9 +421,18 @@ def mark_sent(engine: Engine, notice: Notice, now: datetime) -> None:
         )
 
 
-def mark_failed(engine: Engine, notice: Notice, error: str, retry_at: datetime) -> None:
-    """Record a failed attempt and when the next one is due (the mailer's backoff)."""
+def mark_failed(
+    engine: Engine,
+    notice: Notice,
+    error: str,
+    retry_at: datetime,
+    now: datetime,
+    sent: Sequence[Notice] = (),
+) -> None:
+    """Record a failed attempt and when the next one is due (the mailer's backoff), and mark
+    ``sent`` (as ``hand_off`` does) in the same commit."""
     with session_scope(engine) as session:
+        _record_sent(session, sent, now)
         session.execute(
             _MARK_FAILED, {"notice_id": notice.id, "error": error[:300], "retry_at": retry_at}
         )
