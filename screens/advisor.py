@@ -202,7 +202,7 @@ class AdvisorScreen(ConsoleScreen):
     ) -> None:
         """The plan of the current school year (a new year starts without one), and the last
         decisions of any year."""
-        of_year = f" for {school_year.label(year.year)}" if year.year else ""
+        of_year = f" for {roster_facts.school_year_label(year.year)}" if year.year else ""
         lines = [
             f"Plan in force{of_year}: "
             + plan.summary_text(saved, self.locale).replace("\n", "\n  ")

@@ -49,12 +49,13 @@ from services.delivery.delivered import (
 from services.delivery.ledger import GAVE_UP, DeliveryBatch, DeliveryItem, ItemState
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
-from services.plan import family_channel, school_year
+from services.plan import family_channel
 from services.roster.facts import (
     current_year,
     delivery_guardians,
     english_fallback,
     family_guardian,
+    school_year_label,
 )
 from services.roster.tables import Guardian, School, Student, StudentGuardian
 
@@ -150,7 +151,7 @@ class CoverageSummary:
 
     def text(self) -> str:
         """The dashboard's coverage panel, headed by the school year it counts."""
-        heading = [f"School year {school_year.label(self.year)}"] if self.year is not None else []
+        heading = [f"School year {school_year_label(self.year)}"] if self.year is not None else []
         if not self.students:
             return "\n".join([*heading, "No SSRs received yet."])
         share = self.once / self.students

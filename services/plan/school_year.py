@@ -39,13 +39,8 @@ from services.delivery.delivered import correction_owed, report_delivered
 from services.intake.score_reports import ScoreReport
 from services.plan.advisor import administration_year
 from services.plan.tables import DistributionPlan
-from services.roster.facts import current_year, latest_year, started_year
+from services.roster.facts import current_year, latest_year, school_year_label, started_year
 from services.roster.tables import LEA, Student
-
-
-def label(year: int) -> str:
-    """An administration year as people name the school year: 2026 -> "2025-26"."""
-    return f"{year - 1}-{year % 100:02d}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ class SchoolYear:
     def text(self) -> str:
         if self.year is None:
             return "School year: none yet (no SSRs imported)"
-        line = f"School year {label(self.year)} (administration {self.year})"
+        line = f"School year {school_year_label(self.year)} (administration {self.year})"
         if self.newer_imported is not None:
             line += (
                 f"; SSRs of {self.newer_imported} are imported: "
@@ -90,15 +85,17 @@ class Started:
     plans_closed: int  # plans saved before any year was started, now filed under ``previous``
 
     def text(self) -> str:
-        lines = [f"School year {label(self.year)} started (administration {self.year})."]
+        lines = [
+            f"School year {school_year_label(self.year)} started (administration {self.year})."
+        ]
         if self.previous is not None:
             lines.append(
-                f"{label(self.previous)} stays in the history and its reports; its plan is "
+                f"{school_year_label(self.previous)} stays in the history and its reports; its plan is "
                 "closed: save this year's plan in the advisor."
             )
         if self.owed:
             lines.append(
-                f"{self.owed:,} student(s) of {label(self.previous or self.year)} still wait for "
+                f"{self.owed:,} student(s) of {school_year_label(self.previous or self.year)} still wait for "
                 f"their SSRs: a batch naming year {self.previous} still sends them."
             )
         lines.append("The credential, operators, roster and family channels carry over.")
@@ -157,19 +154,19 @@ def start(
             year = previous + 1 if previous is not None else administration_year(today)
         if previous is not None and year <= previous:
             raise InvalidInput(
-                f"School year {label(previous)} is already under way and years only move "
-                f"forward: the next is {label(previous + 1)} (year start {previous + 1})"
+                f"School year {school_year_label(previous)} is already under way and years only move "
+                f"forward: the next is {school_year_label(previous + 1)} (year start {previous + 1})"
             )
         begins, source = earliest_start(year, calendar)
         if today < begins:
             raise InvalidInput(
-                f"School year {label(year)} begins on {begins.isoformat()}{source}; "
+                f"School year {school_year_label(year)} begins on {begins.isoformat()}{source}; "
                 f"it cannot be started on {today.isoformat()}"
             )
         owed = owed_students(session, operator.lea_id, previous) if previous is not None else 0
         if owed and not leave_owed:
             raise InvalidInput(
-                f"{owed:,} student(s) of {label(previous or year)} still wait for their SSRs "
+                f"{owed:,} student(s) of {school_year_label(previous or year)} still wait for their SSRs "
                 "(see Coverage and the deadlines): deliver them first, or start the year anyway "
                 "with --leave-owed (a batch naming the year still sends them)"
             )

@@ -16,8 +16,7 @@ from services.access.permissions import Permission, allowed, require, school_sco
 from services.access.tables import Operator
 from services.core.errors import NotFound
 from services.intake.score_reports import ScoreReport
-from services.plan.school_year import label
-from services.roster.facts import current_year
+from services.roster.facts import current_year, school_year_label
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -45,7 +44,7 @@ class DashboardSummary:
     @property
     def where(self) -> str:
         """The heading line: LEA, scope and school year (short, to fit 80 columns)."""
-        year = f" · {label(self.school_year)}" if self.school_year else ""
+        year = f" · {school_year_label(self.school_year)}" if self.school_year else ""
         return f"{self.lea_name} (CDS {self.lea_cds}) · {self.scope}{year}"
 
 

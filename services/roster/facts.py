@@ -51,6 +51,11 @@ def started_year(session: Session, lea_id: int) -> int | None:
     return None if started is None else int(started)
 
 
+def school_year_label(year: int) -> str:
+    """An administration year as people name the school year: 2026 -> "2025-26"."""
+    return f"{year - 1}-{year % 100:02d}"
+
+
 def _filled(column: Any) -> ColumnElement[bool]:
     return and_(column.is_not(None), func.length(func.trim(column)) > 0)
 
