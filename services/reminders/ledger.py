@@ -255,14 +255,17 @@ def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    table = Notice.__table__  # type: ignore[attr-defined]
-    statement = insert(table).on_conflict_do_nothing(
-        index_elements=["kind", "subject", "offset", "recipient"]
+    # RETURNING counts the rows written on both databases (psycopg reports no row count for
+    # many rows at once) and lets SQLAlchemy send them as multi-row INSERTs
+    statement = (
+        insert(_NOTICE)
+        .on_conflict_do_nothing(index_elements=["kind", "subject", "offset", "recipient"])
+        .returning(_NOTICE.c.id)
     )
     written = 0
     for start in range(0, len(rows), 1000):
         result = session.execute(statement, [_row(r) for r in rows[start : start + 1000]])
-        written += max(result.rowcount, 0)  # type: ignore[attr-defined]
+        written += len(result.all())
     return written
 
 
