@@ -20,6 +20,7 @@ import pytest
 
 from services.core import db
 from services.intake import importer as intake
+from tests.databases import copy_sqlite_file
 from tests.intake_fixtures import LEA_CDS, SSIDS, name, seed_roster, ssr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,10 @@ exit $status
 """
 
 
+# One xdist worker runs this module (make test: --dist loadgroup): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("disk_full")
+
+
 @pytest.fixture(scope="module")
 def inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode:
@@ -45,9 +50,10 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def seeded_database(path: Path) -> Path:
+def seeded_database(template: Path, path: Path) -> Path:
+    """A copy of the session's migrated ``template`` at ``path``, with the roster."""
+    copy_sqlite_file(template, path)
     engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
     seed_roster(engine)
     with engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -76,14 +82,14 @@ def run_on_small_disk(
 @pytest.mark.slow
 @pytest.mark.parametrize("full", ["data volume", "data volume, no headroom", "store volume"])
 def test_an_import_that_fills_the_disk_says_what_it_stored(
-    inbox: Path, tmp_path: Path, full: str
+    inbox: Path, tmp_path: Path, sqlite_template: Path, full: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSR_")}
     disk = tmp_path / "disk"
     (tmp_path / "after").mkdir()
     config = tmp_path / "config.toml"
     if full.startswith("data volume"):  # the database and the store share the full disk
-        seeded = seeded_database(tmp_path / "seed.db")
+        seeded = seeded_database(sqlite_template, tmp_path / "seed.db")
         keep = 0 if "no headroom" in full else 8
         config.write_text(f'[intake]\nkeep_free_mb = {keep}\nfolders = ["{inbox}"]\n')
         database, kept = disk / "ssr.db", tmp_path / "after" / "ssr.db"
@@ -96,7 +102,7 @@ def test_an_import_that_fills_the_disk_says_what_it_stored(
             db_in=str(seeded),
         )
     else:  # the store has a volume of its own, filled to the last byte
-        database = kept = seeded_database(tmp_path / "ssr.db")
+        database = kept = seeded_database(sqlite_template, tmp_path / "ssr.db")
         config.write_text(f'[intake]\nkeep_free_mb = 0\nfolders = ["{inbox}"]\n')
         env["SSR_CONSOLE_STORE_DIR"] = str(disk)
         args = ["--config", str(config), "--data-dir", str(tmp_path / "data"), "import"]
