@@ -17,7 +17,7 @@ demo: $(VENV)/.installed system-tools
 
 test: $(VENV)/.installed system-tools
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not serial"
+	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -m serial
 
 lint: $(VENV)/.installed

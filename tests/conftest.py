@@ -28,9 +28,9 @@ from tests.delivery_harness import MailSink
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``slow`` first, the longest (``slow(minutes=N)``, 1 if unsaid) first of all.
 
-    xdist (``--dist loadgroup`` in ``make test``) hands tests out one at a time in this order, so
-    the long ones start at once, on both workers, and no worker is left running one alone at the
-    end while the other has finished. The rest keep their order."""
+    xdist (``--dist loadgroup --no-loadscope-reorder`` in ``make test``) hands tests out one at a
+    time in this order, so the long ones start at once, on both workers, and no worker is left
+    running one alone at the end while the other has finished. The rest keep their order."""
     items.sort(key=lambda item: -_slow_minutes(item))
 
 

@@ -29,6 +29,7 @@ from tests.ssh_harness import Terminal, make_key, run_ssh, ssh_argv
 SSHD = Path("/usr/sbin/sshd")
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("openssh_mode"),  # one worker: the module's sshd is started once
     pytest.mark.skipif(
         not SSHD.exists() or os.geteuid() != 0, reason="needs sshd (openssh-server) and root"
     ),

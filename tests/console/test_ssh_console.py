@@ -52,7 +52,10 @@ class Console:
         return {s.process.pid for s in self.server.sessions if s.process and s.process.pid}
 
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("ssh_console"),  # one worker: the module's console is served once
+]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

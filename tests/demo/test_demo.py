@@ -37,6 +37,10 @@ def _seeded(root: Path, students: int, pdfs: bool, seed: int = 2026) -> tuple[En
     return engine, settings
 
 
+# One xdist worker runs this module (make test: --dist loadgroup): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("demo")
+
+
 @pytest.fixture(scope="module")
 def with_pdfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Settings]:
     """60 students with their PDFs, shared by the PDF tests."""

@@ -17,6 +17,10 @@ from services.reports import deadlines
 CALENDAR = WorkingCalendar()
 
 
+# One xdist worker runs this module (make test: --dist loadgroup): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("deadlines")
+
+
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, templates):  # type: ignore[no-untyped-def]
     from services.core import db

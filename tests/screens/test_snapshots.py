@@ -42,6 +42,10 @@ SnapCompare = Callable[..., bool]
 RunBefore = Callable[[Pilot[None]], Awaitable[None]]
 
 
+# One xdist worker runs this module (make test: --dist loadgroup): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("snapshots")
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo LEA with its SSR PDFs, seeded once for these tests with the clock at NOW."""
