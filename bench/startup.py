@@ -8,8 +8,8 @@ time to open the students screen, and from each filter keypress to the refilled 
 repaint follows in the same refresh cycle).
 
 Default: 20,000 demo students seeded (rows only) into a temporary SQLite database. ``--full``:
-300,000, using a copy of /work/notes/db300k.db when it exists (else seeding one, which takes
-minutes).
+300,000, using a copy of /work/notes/db300k.db (or of ``--copy-of PATH``) when it exists (else
+seeding one, which takes minutes).
 The last line printed is ``result: first_frame_ms=... open_students_ms=... filter_ms=...``.
 """
 
@@ -122,7 +122,9 @@ async def table_timings(url: str) -> tuple[float, list[float]]:
     return open_ms, keys
 
 
-def prepare(full: bool, students: int | None, workdir: Path) -> tuple[str, int]:
+def prepare(
+    full: bool, students: int | None, workdir: Path, seeded: Path = SHARED_300K
+) -> tuple[str, int]:
     """A database URL with the demo LEA and how many students it holds."""
     from sqlalchemy import func, select
 
@@ -131,11 +133,11 @@ def prepare(full: bool, students: int | None, workdir: Path) -> tuple[str, int]:
     from services.demo import district as demo
     from services.roster.tables import Student
 
-    if full and students is None and SHARED_300K.exists():
+    if full and students is None and seeded.exists():
         # A copy, brought to the current schema, so the shared file is never changed.
         copy = workdir / "db300k.db"
         with (
-            closing(sqlite3.connect(f"file:{SHARED_300K}?mode=ro", uri=True)) as source,
+            closing(sqlite3.connect(f"file:{seeded}?mode=ro", uri=True)) as source,
             closing(sqlite3.connect(copy)) as target,
         ):
             source.backup(target)
@@ -164,13 +166,19 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="300,000 students")
     parser.add_argument("--students", type=int, help="seed this many instead")
     parser.add_argument("--runs", type=int, default=5, help="cold starts to time")
+    parser.add_argument(
+        "--copy-of",
+        type=Path,
+        default=SHARED_300K,
+        help="with --full: a seeded 300,000-student database to copy instead of seeding one",
+    )
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         probe(args.probe)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        url, students = prepare(args.full, args.students, Path(tmp))
+        url, students = prepare(args.full, args.students, Path(tmp), args.copy_of)
         print(f"database: {url} ({students:,} students)")
         starts, cpus = cold_start_ms(url, args.runs)
         print("cold start to first frame, wall ms: " + ", ".join(f"{t:.0f}" for t in starts))

@@ -134,8 +134,14 @@ class SSRConsoleApp(App[None]):
     def get_default_screen(self) -> ConsoleScreen:
         """The first destination, with its stylesheet: Textual (8.2) loads a screen's CSS_PATH
         when the screen is pushed, but not for the default screen (App._init_mode), so this
-        loads it the way a push would (tests/screens/test_snapshots.py pictures the result)."""
+        loads it the way a push would (tests/screens/test_snapshots.py pictures the result).
+
+        The help's stylesheet is read in the same pass: a stylesheet loaded later makes Textual
+        parse every rule again and restyle every widget on the screen, which cost the first ``?``
+        twice what showing the help does (issue 22)."""
         screen = DESTINATIONS[0].factory(self.ctx)
+        for path in HelpScreen("", []).css_path:
+            self.stylesheet.read(path)
         self._load_screen_css(screen)
         return screen
 
