@@ -20,7 +20,7 @@ import html
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,37 @@ def batch_shown(s: Season, batch_id: str) -> dict[str, Any]:
     return json.loads(s.cli.ok("batch", "show", batch_id, "--json", operator="maria"))
 
 
+def batch_reached(
+    s: Season, batch_id: str, ready: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """Wait until ``batch show`` says what ``ready`` wants, and return what it says. The waiting
+    reads the batch's status and item states in this process: a ``batch show`` process per look
+    would take most of the CPU the worker it waits for needs."""
+    from console import config
+    from services.access import operators
+    from services.channels import batches as channel_batches
+    from services.core import db
+    from services.delivery import batches
+
+    number = int(batch_id[1:])
+    engine = db.make_engine(config.load(s.config).database_url)
+    maria = operators.resolve(engine, "maria")
+
+    def looked() -> dict[str, Any]:
+        if batch_id[0] in "BN":
+            return {"status": batches.get_batch(engine, maria, number).status.value}
+        states = channel_batches.progress(engine, maria, number)
+        return {"states": {state.value: n for state, n in states.items()}}
+
+    try:
+        wait_for(lambda: ready(looked()), timeout=timeout, what=f"batch {batch_id}", interval=0.2)
+    finally:
+        engine.dispose()
+    shown = batch_shown(s, batch_id)
+    assert ready(shown), shown
+    return shown
+
+
 def arrived(s: Season, step: str, count: int, since: int = 0) -> list[Received]:
     """Wait until the relay accepted ``count`` messages of ``step`` (after message ``since``);
     they are those."""
@@ -260,12 +291,7 @@ def send_secure_email(s: Season) -> tuple[list[Received], list[Received]]:
     families = len(s.district.emailed)
     documents = arrived(s, "document", families, since)
     passwords = arrived(s, "password", families, since)
-    wait_for(
-        lambda: batch_shown(s, batch_id)["status"] == "finished",
-        timeout=60,
-        what=f"batch {batch_id} finished",
-        interval=0.5,
-    )
+    batch_reached(s, batch_id, lambda shown: shown["status"] == "finished", timeout=60)
     return documents, passwords
 
 
@@ -311,13 +337,9 @@ def print_and_order(s: Season) -> None:
     the student whose report TOMS never had ordered on paper from ETS, by SSID."""
     printed = [c for c in s.district.on_paper if c.source]
     batch_id = create_batch(s, "print", "plan")
-    wait_for(
-        lambda: batch_shown(s, batch_id)["states"].get("printed", 0) == len(printed),
-        timeout=90,
-        what=f"print batch {batch_id} printed",
-        interval=0.5,
-    )
-    detail = batch_shown(s, batch_id)["detail"]
+    detail = batch_reached(
+        s, batch_id, lambda shown: shown["states"].get("printed", 0) == len(printed), timeout=90
+    )["detail"]
     text = "".join(
         subprocess.run(
             ["pdftotext", "-enc", "UTF-8", str(Path(detail["folder"]) / name), "-"],
