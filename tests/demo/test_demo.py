@@ -26,12 +26,16 @@ from services.demo import ssr_pdf
 from services.intake.report_store import ReportStore
 from services.intake.score_reports import ScoreReport
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
+from tests.databases import copy_sqlite_file
 
 
-def _seeded(root: Path, students: int, pdfs: bool, seed: int = 2026) -> tuple[Engine, Settings]:
+def _seeded(
+    migrated: Path, root: Path, students: int, pdfs: bool, seed: int = 2026
+) -> tuple[Engine, Settings]:
+    """``demo.seed`` on a copy of the session's ``migrated`` database in ``root``."""
+    copy_sqlite_file(migrated, root / "ssr.db")
     url = f"sqlite:///{root / 'ssr.db'}"
     engine = db.make_engine(url)
-    db.upgrade(engine)
     settings = Settings(database_url=url, data_dir=root)
     demo.seed(engine, settings, students=students, seed=seed, pdfs=pdfs, workers=2)
     return engine, settings
@@ -42,15 +46,17 @@ pytestmark = pytest.mark.xdist_group("demo")
 
 
 @pytest.fixture(scope="module")
-def with_pdfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Settings]:
+def with_pdfs(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> tuple[Engine, Settings]:
     """60 students with their PDFs, shared by the PDF tests."""
-    return _seeded(tmp_path_factory.mktemp("pdfs"), 60, pdfs=True)
+    return _seeded(sqlite_template, tmp_path_factory.mktemp("pdfs"), 60, pdfs=True)
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def rows(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Engine:
     """3,000 students, rows only: enough for the shares to be meaningful, and fast."""
-    return _seeded(tmp_path_factory.mktemp("rows"), 3000, pdfs=False)[0]
+    return _seeded(sqlite_template, tmp_path_factory.mktemp("rows"), 3000, pdfs=False)[0]
 
 
 def _snapshot(engine: Engine, store: Path) -> list[tuple]:
@@ -75,13 +81,13 @@ def _snapshot(engine: Engine, store: Path) -> list[tuple]:
     return [tuple(str(v).replace(str(store), "<store>") for v in row) for t in tables for row in t]
 
 
-def test_same_seed_gives_same_rows_and_same_pdf_bytes(tmp_path, with_pdfs):
+def test_same_seed_gives_same_rows_and_same_pdf_bytes(tmp_path, sqlite_template, with_pdfs):
     engine, settings = with_pdfs
-    again, again_settings = _seeded(tmp_path, 60, pdfs=True)
+    again, again_settings = _seeded(sqlite_template, tmp_path, 60, pdfs=True)
     first = _snapshot(engine, settings.report_store)
     assert first == _snapshot(again, again_settings.report_store)
     assert any("CAASPP" in row for row in first)
-    other, _ = _seeded(tmp_path / "other", 60, pdfs=False, seed=7)
+    other, _ = _seeded(sqlite_template, tmp_path / "other", 60, pdfs=False, seed=7)
     assert _snapshot(other, tmp_path)[:60] != first[:60]
 
 
@@ -256,10 +262,9 @@ def test_cli_seed_runs_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.postgres
-def test_bulk_rows_on_postgresql(pg_url):
-    engine = db.make_engine(pg_url)
-    db.upgrade(engine)
-    settings = Settings(database_url=pg_url, data_dir=Path("/nonexistent"))
+def test_bulk_rows_on_postgresql(migrated_pg_url):
+    engine = db.make_engine(migrated_pg_url)
+    settings = Settings(database_url=migrated_pg_url, data_dir=Path("/nonexistent"))
     summary = demo.seed(engine, settings, students=300, pdfs=False)
     with engine.connect() as c:
         assert c.scalar(select(func.count()).select_from(Student)) == summary.students == 300

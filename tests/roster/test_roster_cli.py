@@ -13,6 +13,7 @@ from services.access.tables import Operator, Role
 from services.core import db
 from services.roster import records as roster
 from services.roster.tables import Student
+from tests.databases import copy_sqlite_file
 from tests.roster.test_sis_import import GUARDIANS, LEA_CDS, STUDENTS, write
 
 
@@ -25,10 +26,10 @@ def cli(data: Path, *args: str, config: Path | None = None) -> subprocess.Comple
     )  # fmt: skip
 
 
-def test_roster_import_from_the_command_line(tmp_path: Path) -> None:
+def test_roster_import_from_the_command_line(tmp_path: Path, sqlite_template: Path) -> None:
     data = tmp_path / "data"
+    copy_sqlite_file(sqlite_template, data / "ssr-console.db")
     engine = db.make_engine(f"sqlite:///{data / 'ssr-console.db'}")
-    db.upgrade(engine)
     with Session(engine) as session:
         lea = roster.create_lea(session, LEA_CDS, "Test Unified")
         session.add(
