@@ -27,7 +27,7 @@ from services.core import db
 from services.core.context import ConsoleContext
 from services.core.settings import Settings
 from services.demo import district as demo
-from tests.databases import copy_database
+from tests.databases import copy_database, copy_sqlite_file
 
 SIZE = (80, 24)
 STUDENTS, SEED = 60, 16
@@ -47,12 +47,13 @@ pytestmark = pytest.mark.xdist_group("snapshots")
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo LEA with its SSR PDFs, seeded once for these tests with the clock at NOW."""
+def template(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    """The demo LEA with its SSR PDFs, seeded once for these tests with the clock at NOW (on a
+    copy of the session's migrated database)."""
     folder = tmp_path_factory.mktemp("snapshot-demo")
+    copy_sqlite_file(sqlite_template, folder / "ssr.db")
     settings = Settings(database_url=f"sqlite:///{folder / 'ssr.db'}", data_dir=folder)
     engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
     with time_machine.travel(NOW, tick=False):
         demo.seed(engine, settings, students=STUDENTS, seed=SEED, pdfs=True, workers=2)
     with engine.connect() as connection:
