@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,11 +95,14 @@ _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 _NEXT_SEQ = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
-    .values(seq=_HEAD.c.seq + 1)
+    .values(seq=_HEAD.c.seq + bindparam("count"))
     .returning(_HEAD.c.seq, _HEAD.c.hash)
 )
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("digest"))
 _INSERT_EVENT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+Entry = tuple[str, str, dict[str, Any] | None]
+"""One event of ``record_many``: its action, target and detail."""
 
 
 def record(
@@ -112,27 +115,43 @@ def record(
     lea_id: int | None = None,
 ) -> None:
     """Append an event to the chain within the caller's transaction (committed with its change)."""
-    seq, prev = session.execute(_NEXT_SEQ).one()  # the row is created by the first migration
+    record_many(session, actor, [(action, target, detail)], lea_id=lea_id)
+
+
+def record_many(
+    session: Session, actor: Actor, entries: Sequence[Entry], *, lea_id: int | None = None
+) -> None:
+    """Append several events by one actor, in order, within the caller's transaction: the head
+    moves once for all of them (one lock, one insert), each still chained to the one before."""
+    if not entries:
+        return
+    # the head row is created by the first migration
+    last, prev = session.execute(_NEXT_SEQ, {"count": len(entries)}).one()
+    seq = int(last) - len(entries)
     at = utcnow()
-    text = _canonical(detail)
     lea = lea_id if lea_id is not None else actor.lea_id
-    digest = event_hash(int(seq), at, actor.name, actor.role, lea, action, target, text, prev)
-    session.execute(
-        _INSERT_EVENT,
-        {
-            "seq": seq,
-            "at": at,
-            "operator": actor.name,
-            "role": actor.role,
-            "lea_id": lea,
-            "action": action,
-            "target": target,
-            "detail": text,
-            "prev_hash": prev,
-            "hash": digest,
-        },
-    )
-    session.execute(_SET_HEAD_HASH, {"digest": digest})
+    rows = []
+    for action, target, detail in entries:
+        seq += 1
+        text = _canonical(detail)
+        digest = event_hash(seq, at, actor.name, actor.role, lea, action, target, text, prev)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "operator": actor.name,
+                "role": actor.role,
+                "lea_id": lea,
+                "action": action,
+                "target": target,
+                "detail": text,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    session.execute(_INSERT_EVENT, rows)
+    session.execute(_SET_HEAD_HASH, {"digest": prev})
 
 
 @dataclass(frozen=True)

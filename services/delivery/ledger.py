@@ -15,14 +15,17 @@ machines) share a batch; SQLite runs one worker. Each claim is also a guarded up
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, case, func, update
+from sqlalchemy import Column, Index, Text, UniqueConstraint, bindparam, case, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -31,6 +34,7 @@ from services.audit.log import SYSTEM_ACTOR, Actor
 from services.core.columns import enum_column, utcnow
 from services.core.db import is_sqlite, session_scope
 from services.core.errors import ConsoleError, InvalidInput, NotFound
+from services.roster.tables import Guardian
 
 
 class BatchStatus(enum.StrEnum):
@@ -210,6 +214,7 @@ class Claim:
     attempts: int
     ssr_count: int
     message_id: str = ""  # the Message-ID the message goes out with (kept in the ledger)
+    guardian_name: str = ""  # how the message addresses the family
 
     @property
     def sending(self) -> ItemState:
@@ -243,6 +248,23 @@ def _lock(statement: _S, engine: Engine) -> _S:
     return statement if is_sqlite(engine) else statement.with_for_update(skip_locked=True)
 
 
+_ITEMS = DeliveryItem.__table__  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _move(columns: tuple[str, ...], held: bool) -> Any:
+    """The guarded update of ``_set_state`` for one set of columns, built once: composing a
+    statement costs SQLAlchemy more Python than running it, and the worker moves items hundreds
+    of times a second."""
+    statement = update(_ITEMS).where(
+        _ITEMS.c.id == bindparam("item_id"),
+        _ITEMS.c.state.in_(bindparam("expected", expanding=True)),
+    )
+    if held:
+        statement = statement.where(_ITEMS.c.claimed_by == bindparam("holder"))
+    return statement.values({name: bindparam(f"new_{name}") for name in columns})
+
+
 def _set_state(
     session: Session,
     item_id: int | None,
@@ -253,13 +275,17 @@ def _set_state(
     """Move an item only if it is still in an expected state (and, given ``holder``, still claimed
     by that worker): a lost race or a claim another worker took over changes nothing."""
     values.setdefault("updated_at", utcnow())
-    statement = update(DeliveryItem).where(
-        col(DeliveryItem.id) == item_id, col(DeliveryItem.state).in_(list(expected))
-    )
+    parameters = {f"new_{name}": value for name, value in values.items()}
+    parameters.update(item_id=item_id, expected=list(expected))
     if holder is not None:
-        statement = statement.where(col(DeliveryItem.claimed_by) == holder)
-    result = session.execute(statement.values(**values))
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        parameters["holder"] = holder
+    result = session.execute(_move(tuple(values), holder is not None), parameters)
+    moved = result.rowcount == 1  # type: ignore[attr-defined]
+    loaded = session.identity_map.get(session.identity_key(DeliveryItem, item_id))
+    if moved and loaded is not None:  # a caller that read the item sees it moved
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
+    return moved
 
 
 def _settle(session: Session, claim: Claim, **values: Any) -> bool:
@@ -496,7 +522,16 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
 # --- packaging -----------------------------------------------------------------------------------
 
 
-def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]:
+@dataclass(frozen=True)
+class PackagingClaim:
+    """A pending item a worker took to package: the family it is for."""
+
+    item_id: int
+    batch_id: int
+    guardian_id: int
+
+
+def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[PackagingClaim]:
     """Take up to ``limit`` pending items of running batches to package."""
     now = utcnow()
     with session_scope(engine) as session:
@@ -513,66 +548,83 @@ def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[int]
                 engine,
             )
         ).all()
-        claimed: list[int] = []
-        for item_id in ids:
-            if item_id is not None and _set_state(
-                session, item_id, [ItemState.PENDING], claimed_by=worker_id, claimed_at=now
-            ):
-                claimed.append(item_id)
-    return claimed
+        if not ids:
+            return []
+        # One guarded update for them all: an item that moved meanwhile (a cancelled batch) is
+        # not returned, so it is not claimed.
+        rows = session.execute(
+            update(_ITEMS)
+            .where(
+                _ITEMS.c.id.in_(ids),
+                _ITEMS.c.state == ItemState.PENDING,
+                _ITEMS.c.claimed_by.is_(None),
+            )
+            .values(claimed_by=worker_id, claimed_at=now, updated_at=now)
+            .returning(_ITEMS.c.id, _ITEMS.c.batch_id, _ITEMS.c.guardian_id)
+        ).all()
+    return [PackagingClaim(*row) for row in sorted(rows)]
+
+
+_BACKLOG = sa_select(func.count()).select_from(_ITEMS).where(_ITEMS.c.state == ItemState.PACKAGED)
 
 
 def packaged_backlog(engine: Engine) -> int:
     """Packaged items not yet sent: the worker packages just ahead of sending, not the whole batch."""
-    with Session(engine) as session:
-        return session.exec(
-            select(func.count())
-            .select_from(DeliveryItem)
-            .where(DeliveryItem.state == ItemState.PACKAGED)
-        ).one()
+    with engine.connect() as connection:
+        return int(connection.execute(_BACKLOG).scalar_one())
 
 
-def mark_packaged(
-    engine: Engine,
-    item_id: int,
-    worker_id: str,
-    package_dir: str,
-    sealed_password: str,
-    ssr_count: int,
-) -> bool:
-    """The family's package is verified and its password sealed: ready for the document message.
+@dataclass(frozen=True)
+class Package:
+    """A family's package, made and verified under a packaging claim, with its sealed password."""
 
-    Only while ``worker_id`` still holds the packaging claim: a package made under a claim that
-    recovery gave to another worker is never recorded, so a file and the password sealed for it
-    always come from the same claim."""
+    claim: PackagingClaim
+    package_dir: str
+    sealed_password: str
+    ssr_count: int
+
+
+def mark_packaged(engine: Engine, worker_id: str, packages: Sequence[Package]) -> set[int]:
+    """The families' packages are verified and their passwords sealed: ready for the document
+    message. One transaction for them all; returns the items recorded.
+
+    Only while ``worker_id`` still holds an item's packaging claim: a package made under a claim
+    that recovery gave to another worker is never recorded, so a file and the password sealed for
+    it always come from the same claim."""
+    moved: list[Package] = []
     with session_scope(engine) as session:
-        moved = _set_state(
-            session,
-            item_id,
-            [ItemState.PENDING],
-            worker_id,
-            state=ItemState.PACKAGED,
-            package_dir=package_dir,
-            sealed_password=sealed_password,
-            ssr_count=ssr_count,
-            claimed_by=None,
-            claimed_at=None,
-            error=None,
-        )
-        if moved:
-            batch_id, guardian_id = session.exec(
-                select(DeliveryItem.batch_id, DeliveryItem.guardian_id).where(
-                    DeliveryItem.id == item_id
-                )
-            ).one()
-            audit.record(
+        for package in packages:
+            if _set_state(
                 session,
-                SYSTEM_ACTOR,
-                "delivery.packaged",
-                _item_target(item_id),
-                {"batch": batch_id, "guardian": guardian_id, "ssrs": ssr_count},
-            )
-        return moved
+                package.claim.item_id,
+                [ItemState.PENDING],
+                worker_id,
+                state=ItemState.PACKAGED,
+                package_dir=package.package_dir,
+                sealed_password=package.sealed_password,
+                ssr_count=package.ssr_count,
+                claimed_by=None,
+                claimed_at=None,
+                error=None,
+            ):
+                moved.append(package)
+        audit.record_many(
+            session,
+            SYSTEM_ACTOR,
+            [
+                (
+                    "delivery.packaged",
+                    _item_target(package.claim.item_id),
+                    {
+                        "batch": package.claim.batch_id,
+                        "guardian": package.claim.guardian_id,
+                        "ssrs": package.ssr_count,
+                    },
+                )
+                for package in moved
+            ],
+        )
+    return {package.claim.item_id for package in moved}
 
 
 def mark_failed(
@@ -611,6 +663,64 @@ def mark_failed(
 # --- sending -------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _candidates(locking: bool) -> tuple[tuple[ItemState, ItemState, Step, Any], ...]:
+    """The two claim queries (a due password, then a due document), built once per kind of
+    database. The batch's kind and the guardian's name come as scalar subqueries, so ``FOR UPDATE``
+    locks the item's row alone (never the batch's, which every other item shares)."""
+    items = _ITEMS.c
+    batches = DeliveryBatch.__table__.c  # type: ignore[attr-defined]
+    guardians = Guardian.__table__.c  # type: ignore[attr-defined]
+    now = bindparam("now", type_=items.next_attempt_at.type)
+    kind = sa_select(batches.kind).where(batches.id == items.batch_id).scalar_subquery()
+    first, last = (
+        sa_select(name).where(guardians.id == items.guardian_id).scalar_subquery()
+        for name in (guardians.first_name, guardians.last_name)
+    )
+    columns = (
+        items.id,
+        items.batch_id,
+        items.guardian_id,
+        items.address,
+        items.phone,
+        items.language,
+        items.package_dir,
+        items.sealed_password,
+        items.attempts,
+        items.ssr_count,
+        kind,
+        first,
+        last,
+    )
+    found = []
+    for source, target, step, due, statuses in (
+        (
+            ItemState.DOCUMENT_SENT,
+            ItemState.SENDING_PASSWORD,
+            Step.PASSWORD,
+            items.password_due_at <= now,
+            FINISHING,
+        ),
+        (ItemState.PACKAGED, ItemState.SENDING_DOCUMENT, Step.DOCUMENT, None, RUNNABLE),
+    ):
+        runnable = sa_select(batches.id).where(batches.status.in_(statuses))
+        statement = (
+            sa_select(*columns)
+            .where(
+                items.state == source,
+                items.next_attempt_at <= now,
+                *([] if due is None else [due]),
+                items.batch_id.in_(runnable),
+            )
+            .order_by(items.id)
+            .limit(1)
+        )
+        if locking:
+            statement = statement.with_for_update(skip_locked=True, of=_ITEMS)
+        found.append((source, target, step, statement))
+    return tuple(found)
+
+
 def claim_send(
     engine: Engine,
     worker_id: str,
@@ -626,51 +736,21 @@ def claim_send(
     message in doubt can be looked up in the relay's log.
     """
     with session_scope(engine) as session:
-        candidates = (
-            (
-                ItemState.DOCUMENT_SENT,
-                ItemState.SENDING_PASSWORD,
-                Step.PASSWORD,
-                DeliveryItem.password_due_at <= now,  # type: ignore[operator]
-                batch_ids(FINISHING),
-            ),
-            (
-                ItemState.PACKAGED,
-                ItemState.SENDING_DOCUMENT,
-                Step.DOCUMENT,
-                DeliveryItem.next_attempt_at <= now,
-                batch_ids(),
-            ),
-        )
-        for source, target, step, due, runnable in candidates:
-            row = session.exec(
-                _lock(
-                    select(DeliveryItem)
-                    .where(
-                        DeliveryItem.state == source,
-                        DeliveryItem.next_attempt_at <= now,
-                        due,
-                        DeliveryItem.batch_id.in_(runnable),  # type: ignore[attr-defined]
-                    )
-                    .order_by(DeliveryItem.id)  # type: ignore[arg-type]
-                    .limit(1),
-                    engine,
-                )
-            ).first()
+        for source, target, step, statement in _candidates(not is_sqlite(engine)):
+            row = session.execute(statement, {"now": now}).first()
             if row is None:
                 continue
             if reserve is not None and not reserve(session, now):
                 session.rollback()
                 return None
-            if step is Step.DOCUMENT and _kind(session, row.batch_id) is BatchKind.NOTICE:
+            item_id, batch_id, guardian_id, address, phone, language, package_dir = row[:7]
+            sealed_password, attempts, ssr_count, kind, first_name, last_name = row[7:]
+            if step is Step.DOCUMENT and kind == BatchKind.NOTICE:
                 step = Step.NOTICE
-            # Read before the UPDATE: the session synchronises ``row`` with it, so counting from
-            # ``row`` afterwards made every first try a second one (a family gave up after half
-            # its attempts, a password after one refusal).
-            attempts = row.attempts + 1
+            attempts += 1
             if not _set_state(
                 session,
-                row.id,  # type: ignore[arg-type]
+                item_id,
                 [source],
                 state=target,
                 claimed_by=worker_id,
@@ -682,18 +762,19 @@ def claim_send(
                 session.rollback()
                 return None
             return Claim(
-                item_id=row.id,  # type: ignore[arg-type]
-                batch_id=row.batch_id,
+                item_id=item_id,
+                batch_id=batch_id,
                 step=step,
-                guardian_id=row.guardian_id,
-                address=row.address,
-                phone=row.phone,
-                language=row.language,
-                package_dir=row.package_dir,
-                sealed_password=row.sealed_password,
+                guardian_id=guardian_id,
+                address=address,
+                phone=phone,
+                language=language,
+                package_dir=package_dir,
+                sealed_password=sealed_password,
                 attempts=attempts,
-                ssr_count=row.ssr_count,
+                ssr_count=ssr_count,
                 message_id=message_id,
+                guardian_name=f"{first_name or ''} {last_name or ''}".strip(),
             )
     return None
 
@@ -748,20 +829,30 @@ def record_accepted(
             )
 
 
-def clear_packages(engine: Engine, item_ids: list[int]) -> None:
-    """The package files of these items are deleted: sent families are done, cancelled and
-    bounced ones forget their password too."""
-    with session_scope(engine) as session:
+@functools.cache
+def _clear_statements() -> tuple[Any, ...]:
+    """The updates of ``clear_packages``, built once (the worker sweeps every second)."""
+    return tuple(
+        update(_ITEMS)
+        .where(
+            _ITEMS.c.id.in_(bindparam("ids", expanding=True)),
+            _ITEMS.c.state == state,
+        )
+        .values(package_dir=None, updated_at=bindparam("now"), **values)
         for state, values in (
             (ItemState.PASSWORD_SENT, {"state": ItemState.DONE}),
             (ItemState.CANCELLED, {"sealed_password": None}),
             (ItemState.BOUNCED, {"sealed_password": None}),
-        ):
-            session.execute(
-                update(DeliveryItem)
-                .where(col(DeliveryItem.id).in_(item_ids), col(DeliveryItem.state) == state)
-                .values(package_dir=None, updated_at=utcnow(), **values)
-            )
+        )
+    )
+
+
+def clear_packages(engine: Engine, item_ids: list[int]) -> None:
+    """The package files of these items are deleted: sent families are done, cancelled and
+    bounced ones forget their password too."""
+    with session_scope(engine) as session:
+        for statement in _clear_statements():
+            session.execute(statement, {"ids": item_ids, "now": utcnow()})
         _finish_batches(session)
 
 
@@ -863,21 +954,24 @@ def _kind(session: Session, batch_id: int) -> BatchKind:
     )
 
 
-def _finish_batches(session: Session) -> None:
-    """A running batch with no open item left is finished."""
+@functools.cache
+def _finish_statement() -> Any:
+    batches = DeliveryBatch.__table__  # type: ignore[attr-defined]
     open_items = (
-        select(DeliveryItem.id)
-        .where(
-            DeliveryItem.batch_id == DeliveryBatch.id,
-            DeliveryItem.state.in_(OPEN_STATES),  # type: ignore[attr-defined]
-        )
+        sa_select(_ITEMS.c.id)
+        .where(_ITEMS.c.batch_id == batches.c.id, _ITEMS.c.state.in_(OPEN_STATES))
         .exists()
     )
-    session.execute(
-        update(DeliveryBatch)
-        .where(col(DeliveryBatch.status) == BatchStatus.RUNNING, ~open_items)
-        .values(status=BatchStatus.FINISHED, finished_at=utcnow())
+    return (
+        update(batches)
+        .where(batches.c.status == BatchStatus.RUNNING, ~open_items)
+        .values(status=BatchStatus.FINISHED, finished_at=bindparam("now"))
     )
+
+
+def _finish_batches(session: Session) -> None:
+    """A running batch with no open item left is finished."""
+    session.execute(_finish_statement(), {"now": utcnow()})
 
 
 # --- operator actions ----------------------------------------------------------------------------

@@ -17,15 +17,16 @@ several workers; a slot reserved for a message that then fails is not given back
 
 from __future__ import annotations
 
+import base64
 import enum
 import html
 import random
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import encode_rfc2231, format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
 
 import aiosmtplib
@@ -89,7 +90,7 @@ class SmtpConnection:
         self._client = client
         return client
 
-    async def send(self, message: EmailMessage, return_path: str = "") -> SendResult:
+    async def send(self, message: Outgoing, return_path: str = "") -> SendResult:
         """Hand ``message`` to the relay; ``return_path`` is the envelope sender bounces go to
         (``services.delivery.return_path``), the From address when empty."""
         try:
@@ -100,11 +101,9 @@ class SmtpConnection:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
             await self.close()
             return SendResult(Outcome.RETRY, f"relay unreachable: {error}", True)
-        sender = return_path or _address(str(message["From"]))
-        recipient = str(message["To"])
         try:
-            await client.mail(sender)
-            await client.rcpt(_address(recipient))
+            await client.mail(return_path or message.sender)
+            await client.rcpt(message.recipient)
         except aiosmtplib.SMTPResponseException as error:
             await self._reset(error)
             if 500 <= error.code < 600:
@@ -114,7 +113,7 @@ class SmtpConnection:
             await self.close()
             return SendResult(Outcome.RETRY, f"connection lost before the message: {error}", True)
         try:
-            response = await client.data(wire_bytes(message))
+            response = await client.data(message.data)
         except aiosmtplib.SMTPResponseException as error:
             await self._reset(error)
             if 500 <= error.code < 600:
@@ -126,7 +125,7 @@ class SmtpConnection:
         return SendResult(
             Outcome.ACCEPTED,
             f"{response.code} {response.message}".strip(),
-            message_id=str(message["Message-ID"] or ""),
+            message_id=message.message_id,
         )
 
     async def _reset(self, error: aiosmtplib.SMTPResponseException) -> None:
@@ -147,35 +146,21 @@ class SmtpConnection:
                 client.close()
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as sent, CRLF line ends, with the Subject folded by ``email.header.Header``.
-
-    The standard library's header folder puts the space between two words at a fold between two
-    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrives as "con emquý vị");
-    ``Header`` keeps spaces inside the encoded text.
-    """
-    subject = message["Subject"]
-    if subject is None:
-        return message.as_bytes(policy=SMTP)
-    del message["Subject"]
-    try:
-        rest = message.as_bytes(policy=SMTP)
-    finally:
-        message["Subject"] = str(subject)
-    charset = "us-ascii" if str(subject).isascii() else "utf-8"
-    folded = Header(str(subject), charset, header_name="Subject").encode(linesep="\r\n")
-    return b"Subject: " + folded.encode("ascii") + b"\r\n" + rest
-
-
-def _address(header: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(header)[1]
-
-
 def new_message_id(config: MailConfig) -> str:
     """A Message-ID in the sender's domain, to find a message in the relay's log."""
     return make_msgid("ssr", domain=config.from_address.rpartition("@")[2] or "localhost")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message as handed to the relay: its envelope, its Message-ID and the bytes of its DATA;
+    ``attachments`` are the very files encoded in it (name and bytes), for a last check."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+    attachments: tuple[tuple[str, bytes], ...] = ()
 
 
 def build_message(
@@ -185,36 +170,91 @@ def build_message(
     subject: str,
     body: str,
     reference: str,
-    attachments: list[Path] = (),  # type: ignore[assignment]
+    attachments: Sequence[Path] = (),
     now: datetime | None = None,
     message_id: str = "",
     language: str = "en",
     direction: str | None = None,
-) -> EmailMessage:
+) -> Outgoing:
     """A plain-text message; ``reference`` (item and step) goes in a header for tracing, and
     ``message_id`` (``new_message_id``, already in the ledger) as its Message-ID.
 
     ``language`` (a BCP 47 tag) goes in ``Content-Language`` (RFC 3282). With a ``direction``
     ("ltr" or "rtl") the text also gets an HTML alternative with ``lang`` and ``dir`` on its root,
     so a mail client lays Arabic out right to left; the plain part stays the one tests and
-    text-only clients read."""
-    message = EmailMessage()
-    message["From"] = formataddr((config.from_name, config.from_address))
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now) if now else format_datetime(datetime.now().astimezone())
-    message["Message-ID"] = message_id or new_message_id(config)
-    message["X-SSR-Delivery"] = reference
-    message.set_content(body)
+    text-only clients read.
+
+    Written out directly as MIME (RFC 2045-2047, 2183): the worker sends two a family, and the
+    standard library's ``EmailMessage`` spent about 5 ms of Python on each (parsing every header
+    it was given, then folding it again), a third of the worker's time per message."""
+    message_id = message_id or new_message_id(config)
+    files = tuple((path.name, path.read_bytes()) for path in attachments)
+    text = _text_part("plain", body)
     if direction is not None:
-        message.add_alternative(html_body(body, language, direction), subtype="html")
-    for path in attachments:
-        message.add_attachment(
-            path.read_bytes(), maintype="application", subtype="pdf", filename=path.name
-        )
-    # Last: set_content and making the message multipart move Content-* headers into the parts.
-    message["Content-Language"] = language
-    return message
+        html = _text_part("html", html_body(body, language, direction))
+        text = _multipart("alternative", [text, html])
+    content = _multipart("mixed", [text, *map(_attachment_part, files)]) if files else text
+    headers = [
+        ("From", formataddr((config.from_name, config.from_address))),
+        ("To", to if to.isascii() else Header(to, "utf-8").encode()),
+        ("Subject", _subject(subject)),
+        ("Date", format_datetime(now or datetime.now().astimezone())),
+        ("Message-ID", message_id),
+        ("X-SSR-Delivery", reference),
+        ("Content-Language", language),
+        ("MIME-Version", "1.0"),
+    ]
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    return Outgoing(config.from_address, parseaddr(to)[1], message_id, head + content, files)
+
+
+def _subject(subject: str) -> str:
+    """The Subject folded by ``email.header.Header``, which keeps the space between two words
+    inside the encoded text: the standard library's header folder puts it at a fold between two
+    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrived as "con emquý vị")."""
+    charset = "us-ascii" if subject.isascii() else "utf-8"
+    return Header(subject, charset, header_name="Subject").encode(linesep="\r\n")
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    """A text part: as it is when it is ASCII (in lines SMTP carries: RFC 5321, section
+    4.5.3.1.6), else UTF-8 in base64."""
+    lines = text.splitlines()
+    if text.isascii() and all(len(line) <= 998 for line in lines):
+        encoding, payload = "7bit", "".join(f"{line}\r\n" for line in lines).encode("ascii")
+    else:
+        encoding, payload = "base64", _base64(text.encode("utf-8"))
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode("ascii") + payload
+
+
+def _attachment_part(file: tuple[str, bytes]) -> bytes:
+    name, data = file
+    filename = (
+        f'filename="{name}"' if name.isascii() else f"filename*={encode_rfc2231(name, 'utf-8')}"
+    )
+    return (
+        "Content-Type: application/pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        f"Content-Disposition: attachment; {filename}\r\n\r\n"
+    ).encode("ascii") + _base64(data)
+
+
+def _multipart(subtype: str, parts: list[bytes]) -> bytes:
+    boundary = f"=_ssr_{secrets.token_hex(16)}"  # random: no part can contain it
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    return (
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")
+        + b"".join(delimiter + part + b"\r\n" for part in parts)  # CRLF: the delimiter's own
+        + f"--{boundary}--\r\n".encode("ascii")
+    )
+
+
+def _base64(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters ending in CRLF (RFC 2045, section 6.8)."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
 def html_body(body: str, language: str, direction: str) -> str:

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from services.delivery.ledger import Claim, DeliveryBatch, DeliveryItem, ItemSta
 from services.delivery.mailer import (
     MailConfig,
     Outcome,
+    Outgoing,
     Quota,
     SendResult,
     SmtpConnection,
@@ -60,7 +60,6 @@ from services.delivery.return_path import ReturnPath
 from services.delivery.sms_gateway import SmsConfig, SmsGateway
 from services.intake import queue as import_queue
 from services.intake.report_store import ReportStore
-from services.roster.tables import Guardian
 
 log = logging.getLogger("ssr.delivery")
 
@@ -119,6 +118,12 @@ class _BatchInfo:
     season: messages.Season  # the tests and school year its messages name
 
 
+@dataclass(frozen=True)
+class _Packaged:
+    package: ledger.Package
+    ssids: list[str]  # for the log line that says it was made
+
+
 @dataclass
 class Worker:
     engine: Engine
@@ -151,7 +156,9 @@ class Worker:
         self._importing = False  # a queued import is running
         self._relay_down_since: datetime | None = None  # the relay unreachable since then
         self._batches: dict[int, _BatchInfo] = {}
-        self._report_queries: dict[int, Any] = {}  # batches.family_reports_query, per batch
+        self._checks: Executor | None = None  # the encryption processes, while running
+        # each batch, with its batches.family_reports_query
+        self._report_queries: dict[int, tuple[DeliveryBatch, Any]] = {}
 
     def stop(self) -> None:
         """Finish the messages being sent, then return from ``run``."""
@@ -171,7 +178,7 @@ class Worker:
         # On SQLite, closing the last connection checkpoints the WAL; one connection held open for
         # the run keeps each short transaction from paying for a checkpoint.
         keepalive = self.engine.connect() if is_sqlite(self.engine) else None
-        pool = self._pool()
+        pool = self._checks = self._pool()
         connections = [SmtpConnection(self.mail) for _ in range(self.mail.connections)]
         tasks = [
             asyncio.create_task(self._packager(pool)),
@@ -304,18 +311,21 @@ class Worker:
         """Keep every encryption process busy, and the packaged backlog under ``lookahead``."""
         assert self.config is not None
         slots = 2 * (self.config.processes or os.cpu_count() or 1)
-        running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Task[_Packaged | None]] = set()
         try:
             while not self._stop.is_set():
-                backlog = await self._db(ledger.packaged_backlog, self.engine)
-                limit = min(self.config.lookahead - backlog - len(running), slots - len(running))
-                ids = (
+                # no look at the database while every encryption slot is busy
+                limit = slots - len(running)
+                if limit > 0:
+                    backlog = await self._db(ledger.packaged_backlog, self.engine)
+                    limit = min(self.config.lookahead - backlog - len(running), limit)
+                claims = (
                     await self._db(ledger.claim_for_packaging, self.engine, self.worker_id, limit)
                     if limit > 0
                     else []
                 )
-                for item_id in ids:
-                    running.add(asyncio.create_task(self._package(pool, item_id)))
+                for claim in claims:
+                    running.add(asyncio.create_task(self._package(pool, claim)))
                 self._packaging = len(running)
                 if not running:
                     await self._pause()
@@ -323,40 +333,55 @@ class Worker:
                 finished, running = await asyncio.wait(
                     running, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED
                 )
-                for task in finished:
-                    task.result()  # an unexpected error stops the worker rather than vanishing
+                # an unexpected error stops the worker rather than vanishing
+                await self._db(self._record_packages, [task.result() for task in finished])
         finally:
             if running:
                 await asyncio.wait(running)
+                done = [t.result() for t in running if not t.cancelled() and t.exception() is None]
+                with contextlib.suppress(DatabaseUnavailable):  # recovery repackages them
+                    self._record_packages(done)
             self._packaging = 0
 
-    def _family_reports(self, item_id: int) -> tuple[int, list[Any]] | None:
-        with Session(self.engine) as session:
-            item = session.get(DeliveryItem, item_id)
-            batch = session.get(DeliveryBatch, item.batch_id) if item else None
-            if item is None or batch is None:
-                return None
-            if item.batch_id not in self._report_queries:
-                self._report_queries[item.batch_id] = batches.family_reports_query(batch)
-            query = self._report_queries[item.batch_id]
-            return item.batch_id, batches.family_reports(session, batch, item.guardian_id, query)
-
-    async def _package(self, pool: Executor, item_id: int) -> None:
-        found = await self._db(self._family_reports, item_id)
-        if found is None:
+    def _record_packages(self, packaged: list[_Packaged | None]) -> None:
+        """Record the packages made since the last look, in one transaction; a package whose
+        claim went to another worker meanwhile is nobody's and is deleted."""
+        made = [p for p in packaged if p is not None]
+        if not made:
             return
-        batch_id, reports = found
+        recorded = ledger.mark_packaged(self.engine, self.worker_id, [p.package for p in made])
+        for p in made:
+            item_id = p.package.claim.item_id
+            if item_id in recorded:
+                self.tally.packaged += 1
+                log.info("item %s packaged: %s", item_id, ", ".join(p.ssids))
+            else:
+                shutil.rmtree(p.package.package_dir, ignore_errors=True)
+
+    def _family_reports(self, claim: ledger.PackagingClaim) -> list[Any]:
+        with Session(self.engine) as session:
+            if claim.batch_id not in self._report_queries:
+                batch = session.get(DeliveryBatch, claim.batch_id)
+                assert batch is not None  # a batch's items are never without it
+                self._report_queries[claim.batch_id] = (batch, batches.family_reports_query(batch))
+            batch, query = self._report_queries[claim.batch_id]
+            return batches.family_reports(session, batch, claim.guardian_id, query)
+
+    async def _package(self, pool: Executor, claim: ledger.PackagingClaim) -> _Packaged | None:
+        """Make and verify the family's package (recorded by the packager with the others
+        finished at the same time); None when there is none to make."""
+        item_id = claim.item_id
+        reports = await self._db(self._family_reports, claim)
         if not reports:
             reason = "no SSR is on record for this family"
             await self._db(self._fail_claim, item_id, reason)
-            return
+            return None
         # Each claim packages into a folder of its own, so nothing another claim writes (a second
         # worker, or the encryption process of a killed one) can replace this claim's file.
-        family = self.outbox / str(batch_id) / str(item_id)
+        family = self.outbox / str(claim.batch_id) / str(item_id)
         shutil.rmtree(family, ignore_errors=True)  # what the claims of killed workers left
         folder = family / uuid.uuid4().hex
         password = packaging.passphrase()
-        ssids = sorted({r.ssid for r in reports})
         output = folder / packaging.attachment_name(
             [r.program for r in reports], [r.admin_year for r in reports]
         )
@@ -368,21 +393,9 @@ class Worker:
         except (packaging.PackagingError, OSError) as error:
             log.warning("item %s could not be packaged: %s", item_id, error)
             await self._db(self._fail_claim, item_id, str(error))
-            return
-        sealed = self.vault.seal(password)
-        if await self._db(
-            ledger.mark_packaged,
-            self.engine,
-            item_id,
-            self.worker_id,
-            str(folder),
-            sealed,
-            len(reports),
-        ):
-            self.tally.packaged += 1
-            log.info("item %s packaged: %s", item_id, ", ".join(ssids))
-        else:  # the claim went to another worker meanwhile: this package is nobody's
-            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        package = ledger.Package(claim, str(folder), self.vault.seal(password), len(reports))
+        return _Packaged(package, sorted({r.ssid for r in reports}))
 
     def _fail_claim(self, item_id: int, reason: str) -> None:
         ledger.mark_failed(self.engine, item_id, [ItemState.PENDING], reason, self.worker_id)
@@ -469,7 +482,7 @@ class Worker:
         """Send the claimed message; None when its package cannot be used (nothing was sent)."""
         assert self.mail is not None
         info = await self._db(self._batch, claim.batch_id)
-        name = await self._db(self._guardian_name, claim.guardian_id)
+        name = claim.guardian_name
         reference = f"{claim.item_id}; {claim.step.value}"
         if claim.step is Step.NOTICE:  # one message, no attachment, no password
             notice = messages.notice_message(
@@ -552,12 +565,7 @@ class Worker:
         assert self.mail is not None
         return self.return_path.for_message(claim.item_id, claim.message_id, self.mail.from_address)
 
-    def _guardian_name(self, guardian_id: int) -> str:
-        with Session(self.engine) as session:
-            guardian = session.get(Guardian, guardian_id)
-        return f"{guardian.first_name} {guardian.last_name}".strip() if guardian else ""
-
-    async def _document(self, claim: Claim, text: messages.Rendered, password: str) -> EmailMessage:
+    async def _document(self, claim: Claim, text: messages.Rendered, password: str) -> Outgoing:
         """The document message with the claim's package attached, each attachment opened with
         the family's password (``packaging.check_opens``) after the files were read for sending."""
         assert self.mail is not None
@@ -579,12 +587,13 @@ class Worker:
             )
         except OSError as error:
             raise ConsoleError(f"the encrypted package cannot be read ({error.strerror})") from None
-        for part in message.iter_attachments():
-            data = part.get_payload(decode=True)
-            name = part.get_filename() or "attachment"
-            if not isinstance(data, bytes):  # an attachment part decodes to bytes; never nested
-                raise ConsoleError(f"the package attachment {name} has no content")
-            await asyncio.to_thread(packaging.check_opens, name, data, password)
+        # In the encryption processes: opening an AES-256 R=6 PDF costs about 17 ms of CPU
+        # (its key derivation is slow on purpose), which on this process's own core held up
+        # every connection's sending.
+        assert self._checks is not None
+        loop = asyncio.get_running_loop()
+        for name, data in message.attachments:
+            await loop.run_in_executor(self._checks, packaging.check_opens, name, data, password)
         return message
 
     def _record(self, claim: Claim, result: SendResult) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
-from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import cache
 
@@ -213,8 +212,8 @@ class NoticeMailer:
             body=text.body,
             reference=f"notice:{notice.id}",
             language=notice.language.replace("_", "-"),
+            message_id=notice.message_id,
         )
-        message.replace_header("Message-ID", notice.message_id)
         result = asyncio.run(self._deliver(message))
         if result.outcome is not mailer.Outcome.ACCEPTED:
             error = RelayUnavailable if result.connection_error else NoticeSendError
@@ -222,7 +221,7 @@ class NoticeMailer:
                 f"SMTP {self.config.host}:{self.config.port} {result.outcome.value}: {result.detail}"
             )
 
-    async def _deliver(self, message: EmailMessage) -> mailer.SendResult:
+    async def _deliver(self, message: mailer.Outgoing) -> mailer.SendResult:
         connection = mailer.SmtpConnection(self.config)
         try:
             return await connection.send(message)
