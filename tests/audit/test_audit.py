@@ -76,6 +76,20 @@ def test_concurrent_writers_keep_one_chain(migrated_url: str) -> None:
     engine.dispose()
 
 
+def test_events_recorded_together_chain_like_single_ones(migrated_url: str) -> None:
+    """record_many (the delivery worker's packages) interleaved with single records."""
+    engine = db.make_engine(migrated_url)
+    _write(engine, 2)
+    with db.session_scope(engine) as session:
+        entries = [("test.many", f"item {i}", {"i": i}) for i in range(3)]
+        audit.record_many(session, Actor("system", "system"), entries)
+        audit.record_many(session, Actor("system", "system"), [])
+    _write(engine, 2, start=10)
+    result = audit.verify(engine)
+    assert result.ok and result.events == 7
+    engine.dispose()
+
+
 # --- anchors kept outside the database (issue 21) --------------------------------------------
 
 
