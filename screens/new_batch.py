@@ -125,6 +125,7 @@ class NewBatchScreen(ModalScreen[int | None]):
         )
         self.query_one("#preview", Static).update(
             f"{preview.families:,} families will get {preview.ssrs:,} SSRs by email.\n"
+            f"They are households of {preview.guardians:,} entitled guardians.\n"
             f"{self._left_out(preview)}\n"
             f"{preview.without_email:,} families in this scope have no email address "
             "(plan print or paper for them).\n"

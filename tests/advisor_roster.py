@@ -5,8 +5,9 @@ LEA 1234567 "Sample Unified" with two schools. Families (guardians) and their ch
   g2 email + address: s3 (a 2025 ELPAC report only, so one estimated SSR)
   g3 address only: s4          g4 blank email, no address: s5
   g5 portal, address, no email: s6 at Birch
-  g6 email + address (not primary) and g7 address only (primary): guardians of s9 at Birch,
-  so s9's family is g7 and g6 is not counted as a family
+  g6 email + address (not primary) and g7 address only (primary): guardians of s9 at Birch at
+  one address, one household (``services.roster.households``), so s9's family is g7 and g6 is not
+  counted as a family
   s8 at Birch has no guardian on the roster.
 """
 
@@ -20,6 +21,7 @@ from services.access.tables import Operator, Role
 from services.core.db import session_scope
 from services.core.programs import Program
 from services.intake.score_reports import ScoreReport
+from services.roster import households
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -91,6 +93,8 @@ def build(engine: Engine, *, reports: bool = True, other_lea: bool = True) -> Ro
                     is_primary=guardian_key != "g6",
                 )
             )
+        session.flush()
+        households.assign(session.connection(), lea.id)  # as the SIS import does
         if reports:
             rows = [
                 ("s1", Program.CAASPP, 2026, "ELA"),

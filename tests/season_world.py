@@ -70,7 +70,7 @@ class Contact:
 
     @property
     def addressable(self) -> bool:
-        """Owed a secure email of the children's reports."""
+        """May be written to (a notice), by email: entitled and not "do not contact"."""
         return bool(self.email) and self.receives_records and not self.do_not_contact
 
 
@@ -134,27 +134,31 @@ class District:
     def children_of(self, contact: Contact) -> list[Child]:
         return [self.child(c) for c in contact.children]
 
-    def family_of(self, child: Child) -> Contact:
-        """The guardian a child's reports go to: the first listed (the SIS's primary contact)
-        who may receive them (``services.roster.facts.family_guardian``)."""
-        return next(
-            g for g in self.guardians_of(child) if g.receives_records and not g.do_not_contact
-        )
+    def households_of(self, child: Child) -> list[Contact]:
+        """The guardians a child's reports go to (``services.roster.facts.recipient``): those who
+        may receive them, one per household (the same children at the same address), the
+        first listed (the SIS's primary contact) representing it."""
+        households: dict[tuple[str, tuple[str, ...]], Contact] = {}
+        for g in self.guardians_of(child):
+            if g.receives_records and not g.do_not_contact:
+                households.setdefault((g.address, g.children), g)
+        return list(households.values())
 
     @property
     def told(self) -> list[Contact]:
         """The guardians a notice batch writes to: everyone with an email address who may be
-        written to (custody and "do not contact", from the SIS)."""
+        written to (custody and "do not contact", from the SIS), both parents of a household."""
         return [g for g in self.contacts if g.addressable]
 
     @property
     def emailed(self) -> dict[str, list[Child]]:
-        """Email address -> children whose imported reports the plan's secure email sends there."""
+        """Email address -> children whose imported reports the plan's secure email sends there:
+        each household of a child gets its own delivery."""
         families: dict[str, list[Child]] = {}
         for child in self.children:
-            family = self.family_of(child)
-            if child.source and family.email:
-                families.setdefault(family.email, []).append(child)
+            for family in self.households_of(child):
+                if child.source and family.email:
+                    families.setdefault(family.email, []).append(child)
         return families
 
     @property

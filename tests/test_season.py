@@ -306,6 +306,17 @@ def check_secure_email(s: Season, documents: list[Received], passwords: list[Rec
     expected = s.district.emailed
     got = {parts["document"].recipient for parts in by_item.values()}
     assert got == set(expected), (sorted(got - set(expected)), sorted(set(expected) - got))
+    # Jose Santos's parents live at two addresses and both may receive his records: two
+    # households, two deliveries, each in its own language (Maria's in Filipino); the García
+    # parents share one address: one household, one delivery (to the primary contact).
+    jose = s.district.child("stu-10")
+    assert {"ben.santos@families.example", "maria.santos@families.example"} <= got
+    assert (
+        [jose]
+        == expected["ben.santos@families.example"]
+        == expected["maria.santos@families.example"]
+    )
+    assert "jorge@families.example" not in got and "carmen@families.example" in got
     opened = s.tmp / "opened"
     opened.mkdir(exist_ok=True)
     read: set[str] = set()
@@ -349,8 +360,8 @@ def print_and_order(s: Season) -> None:
     )  # fmt: skip
     assert set(re.findall(r"\b\d{10}\b", text)) == {c.ssid for c in printed}, text
     for child in printed:
-        family = s.district.family_of(child)
-        assert child.name in text and family.address in text, (child.name, family.address)
+        for family in s.district.households_of(child):
+            assert child.name in text and family.address in text, (child.name, family.address)
     order = create_batch(s, "paper", "lea")
     shown = batch_shown(s, order)
     never = [c for c in s.district.children if not c.source]
@@ -374,7 +385,8 @@ def send_corrections(s: Season) -> tuple[Received, Received]:
     create_batch(s, "email", "corrections")
     [document] = arrived(s, "document", 1, since)
     [password] = arrived(s, "password", 1, since)
-    assert document.recipient == s.district.family_of(corrected).email
+    [family] = s.district.households_of(corrected)
+    assert document.recipient == family.email
     opened = s.tmp / "corrected"
     opened.mkdir()
     check_family(opened, document, password)
@@ -404,6 +416,10 @@ def reports_agree(s: Season, read: set[str]) -> None:
     assert coverage["uncovered"] == coverage["several"] == coverage["corrected"] == 0, coverage
     assert coverage["by_channel"]["B"] == len(read), coverage
     assert coverage["by_channel"]["C"] == len(printed), coverage
+    entitled = {g for c in imported for g in s.district.guardians_of(c) if g.receives_records}
+    entitled = {g for g in entitled if not g.do_not_contact}
+    households = {g for c in imported for g in s.district.households_of(c)}
+    assert (coverage["families"], coverage["guardians"]) == (len(households), len(entitled))
     status = json.loads(s.cli.ok("report", "status", "--by", "channel", "--json", operator="tran"))
     total = status["total"]
     assert total["units"] == len(imported), status

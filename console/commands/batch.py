@@ -195,6 +195,7 @@ def _create_email(new: NewBatch) -> int:
         )
         figures = {
             "families": preview.families,
+            "guardians": preview.guardians,
             "ssrs": preview.ssrs,
             "without_email": preview.without_email,
             "by_language": preview.by_language,
@@ -224,7 +225,8 @@ def _create_email(new: NewBatch) -> int:
             "late": sending.late,
         }
         text = (
-            f"{preview.families:,} families would get {preview.ssrs:,} SSRs by email; "
+            f"{preview.families:,} families (households of {preview.guardians:,} entitled "
+            f"guardians) would get {preview.ssrs:,} SSRs by email; "
             f"{preview.without_email:,} families in this scope have no email address.\n"
             f"Left out: {preview.left_out_sent:,} SSRs already sent, "
             f"{preview.left_out_under_way:,} in another batch.\n"

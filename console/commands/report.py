@@ -83,6 +83,8 @@ def _coverage(
         "uncovered": found.uncovered,
         "by_channel": {o.value: n for o, n in found.by_channel.items()},
         "corrected": found.corrected,
+        "families": found.families,  # households, as the advisor and the batches count them
+        "guardians": found.guardians,  # entitled to the records (several may share a household)
         "translated": found.translated,  # families sent an SSR in their own language
         "english_fallback": found.english_fallback,  # families written to in English for want of texts
         "complete": found.complete,

@@ -2,9 +2,13 @@
 from ETS (D).
 
 Option B's secure-email batches keep their own ledger (``services.delivery.ledger``); these three
-share one: a ``ChannelBatch`` with one ``ChannelItem`` per student, naming the family (guardian)
-that receives the student's SSRs. A row per student, not per family, because coverage is per
-student (every SSR on exactly one channel) and a family's children may sit in different schools.
+share one: a ``ChannelBatch`` with one ``ChannelItem`` per student and household, naming the
+family (the guardian representing the household, ``services.roster.facts.recipient``) that
+receives the student's SSRs: a print run mails each household its own envelope, and the portal
+publishes to each; an ETS paper order holds one item per student, since ETS prints one set per
+student (``services.delivery.delivered``). A row per student, not per family, because coverage is
+per student (every SSR on exactly one channel) and a family's children may sit in different
+schools.
 Items are inserted with one ``INSERT ... SELECT`` so a 300,000-student batch never passes through
 Python; progress is an aggregate over item states. Batch states reuse option B's ``BatchStatus`` so
 the batch list reads the same whatever the channel.
@@ -95,11 +99,14 @@ class ChannelBatch(SQLModel, table=True):
 
 
 class ChannelItem(SQLModel, table=True):
-    """One student in a channel batch, with the family (guardian) their SSRs go to."""
+    """One student in a channel batch, with the family (guardian) their SSRs go to: one item per
+    household of the student (ETS paper: one per student)."""
 
     __tablename__ = "channel_item"
     __table_args__ = (
-        UniqueConstraint("batch_id", "student_id", name="uq_channel_item_student"),
+        UniqueConstraint(
+            "batch_id", "student_id", "guardian_id", name="uq_channel_item_student_guardian"
+        ),
         Index("ix_channel_item_batch_guardian", "batch_id", "guardian_id"),
         Index("ix_channel_item_student_state", "student_id", "state"),
     )
@@ -192,9 +199,10 @@ def create(
     # Counted, not the statement's rowcount: psycopg reports -1 for an INSERT ... SELECT, which
     # let an empty second batch through on PostgreSQL.
     families, students_count = session.execute(
-        select(func.count(func.distinct(ChannelItem.guardian_id)), func.count()).where(
-            ChannelItem.batch_id == batch.id
-        )
+        select(
+            func.count(func.distinct(ChannelItem.guardian_id)),
+            func.count(func.distinct(ChannelItem.student_id)),
+        ).where(ChannelItem.batch_id == batch.id)
     ).one()
     if not students_count:
         raise InvalidInput(

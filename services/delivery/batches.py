@@ -2,8 +2,10 @@
 
 A batch is chosen by school, grade, a list of guardians, the whole LEA, the families of a student
 group (``services.roster.groups``), the plan's secure-electronic families (``services.plan.decisions``),
-or the families owed a corrected SSR they had by email (``corrections``: ETS re-issued it). Families are guardians; each gets their children's
-SSRs in the batch's scope (the newest version of each report). The items are inserted with one
+or the families owed a corrected SSR they had by email (``corrections``: ETS re-issued it). A family
+is a household, written to through the guardian who represents it (``services.roster.facts.recipient``:
+two households of one student get two deliveries); each gets their children's SSRs in the batch's
+scope (the newest version of each report), and never what an earlier batch took for them. The items are inserted with one
 ``INSERT ... SELECT`` so a 300,000-SSR batch never passes through Python, and every figure shown
 (dry run, progress, per school) is an SQL aggregate.
 """
@@ -55,7 +57,13 @@ from services.delivery.sending_time import (
 from services.intake.score_reports import ScoreReport
 from services.plan import decisions as plan
 from services.roster import groups as student_groups
-from services.roster.facts import HAS_EMAIL, current_year, family_guardian, may_receive
+from services.roster.facts import (
+    HAS_EMAIL,
+    current_year,
+    household_guardians,
+    may_receive,
+    recipient,
+)
 from services.roster.tables import LEA, Guardian, School, Student, StudentGuardian
 
 
@@ -131,13 +139,11 @@ def family_conditions(engine: Engine, operator: Operator, selection: Selection) 
         conditions.append(col(Guardian.id).in_(student_groups.families(selection.group_id)))
     if selection.source is Source.CORRECTIONS:
         # Only the corrected SSRs; which of them are still owed is the "new" count below.
-        conditions.append(corrects_email_delivery())
+        conditions.append(corrects_email_delivery(col(Guardian.id)))
     if selection.source is Source.PLAN:
         current = plan.current(engine, lea_id, selection.school_id)
         if current is None:
             raise InvalidInput("There is no distribution plan yet; save one in the advisor first")
-        # Per family, as plan.student_channel decides: only the children whose family this is.
-        conditions.append(Guardian.id == family_guardian(Student.id))
         conditions.append(plan.channel_filter(current, Option.SECURE))
     return conditions
 
@@ -151,7 +157,9 @@ def _families(engine: Engine, operator: Operator, selection: Selection) -> Any:
     conditions = report_filters(
         lea_id, selection.school_id, selection.grade, selection.program, selection.admin_year
     )
-    conditions += family_conditions(engine, operator, selection)
+    # One guardian per household receives the SSRs (services.roster.facts.recipient); a notice,
+    # which carries no record, tells every guardian who may receive them.
+    conditions += [*family_conditions(engine, operator, selection), recipient()]
     return (
         sa_select(
             col(Guardian.id).label("guardian_id"),
@@ -160,8 +168,14 @@ def _families(engine: Engine, operator: Operator, selection: Selection) -> Any:
             col(Guardian.email).label("email"),
             col(Guardian.phone).label("phone"),
             func.count(col(ScoreReport.id)).label("ssrs"),
-            func.sum(case((report_taken(lea_id), 0), else_=1)).label("new"),
-            func.sum(case((report_taken(lea_id, delivered=True), 1), else_=0)).label("sent"),
+            func.sum(case((report_taken(lea_id, guardian_id=col(Guardian.id)), 0), else_=1)).label(
+                "new"
+            ),
+            func.sum(
+                case(
+                    (report_taken(lea_id, delivered=True, guardian_id=col(Guardian.id)), 1), else_=0
+                )
+            ).label("sent"),
         )
         .select_from(Guardian)
         .join(StudentGuardian, StudentGuardian.guardian_id == Guardian.id)  # type: ignore[arg-type]
@@ -182,7 +196,8 @@ class LanguageSample:
 
 @dataclass(frozen=True)
 class DryRun:
-    """What a batch would do, before anything is sent."""
+    """What a batch would do, before anything is sent. ``families`` are households, counted as
+    the advisor and coverage count them (``services.roster.facts``)."""
 
     families: int
     ssrs: int
@@ -193,6 +208,7 @@ class DryRun:
     left_out_under_way: int = 0  # ... left out: in another live batch (any channel)
     left_out_families: int = 0  # reachable families left out: nothing new for them
     resend: bool = False  # a deliberate re-send: nothing is left out
+    guardians: int = 0  # entitled guardians the families written to serve (several per household)
 
 
 def dry_run(
@@ -202,7 +218,12 @@ def dry_run(
     is under way (unless ``resend``), and both messages rendered in every language."""
     require(operator, Permission.RUN_BATCHES, lea_id=operator.lea_id)
     selection = scoped(engine, operator, selection)
-    families = _families(engine, operator, selection).subquery()
+    families = (
+        _families(engine, operator, selection)
+        .add_columns(household_guardians().label("guardians"))
+        .group_by(col(Guardian.household))
+        .subquery()
+    )
     has_email = and_(families.c.email.is_not(None), func.trim(families.c.email) != "")
     taken = literal(0) if resend else families.c.ssrs - families.c.new
     sent = literal(0) if resend else families.c.sent
@@ -216,14 +237,17 @@ def dry_run(
                 func.coalesce(func.sum(sent), 0),
                 func.coalesce(func.sum(taken - sent), 0),
                 func.count().filter(families.c.ssrs == taken),
+                func.coalesce(
+                    func.sum(case((families.c.ssrs == taken, 0), else_=families.c.guardians)), 0
+                ),
             ).group_by(families.c.language, has_email)
         ).all()
         lea_name = _lea_name(session, operator.lea_id)
         program = selection.program.value if selection.program else None
         sample_season = season(session, operator.lea_id, program, selection.admin_year)
     by_language: dict[str, int] = {}
-    total = ssrs = without = left_sent = left_live = left_families = 0
-    for language, reachable, count, reports, already, live, nothing_new in rows:
+    total = ssrs = without = left_sent = left_live = left_families = guardians = 0
+    for language, reachable, count, reports, already, live, nothing_new, served in rows:
         if not reachable:
             without += count
             continue
@@ -236,6 +260,7 @@ def dry_run(
         by_language[code] = by_language.get(code, 0) + count - nothing_new
         total += count - nothing_new
         ssrs += int(reports)
+        guardians += int(served)
     samples = [
         LanguageSample(
             code,
@@ -259,7 +284,16 @@ def dry_run(
         for code in LANGUAGES
     ]
     return DryRun(
-        total, ssrs, without, by_language, samples, left_sent, left_live, left_families, resend
+        total,
+        ssrs,
+        without,
+        by_language,
+        samples,
+        left_sent,
+        left_live,
+        left_families,
+        resend,
+        guardians,
     )
 
 
@@ -446,9 +480,9 @@ class FamilyReport:
 def family_reports(
     session: Session, batch: DeliveryBatch, guardian_id: int, query: Any = None
 ) -> list[FamilyReport]:
-    """The SSRs of one guardian's children in the batch's scope, in a stable order (a plan batch:
-    the children whose family the guardian is, as ``services.delivery.delivered`` counts them), without
-    those an earlier batch took, unless this one is a deliberate re-send.
+    """The SSRs of the children whose household the guardian represents (``recipient``) in the
+    batch's scope, in a stable order, without those an earlier batch took for this household,
+    unless this one is a deliberate re-send.
 
     ``query``: the batch's ``family_reports_query``, when the caller keeps it for many families."""
     rows = session.execute(
@@ -489,11 +523,14 @@ def family_reports_query(batch: DeliveryBatch) -> Any:
         .join(StudentGuardian, StudentGuardian.student_id == Student.id)
         .where(
             StudentGuardian.guardian_id == guardian,
-            may_receive(),
+            recipient(),
             *scope,
-            *([family_guardian(Student.id) == guardian] if batch.source == Source.PLAN else []),
-            *([corrects_email_delivery()] if batch.source == Source.CORRECTIONS else []),
-            *([] if batch.resend_reason else [~report_taken(batch.lea_id, before=batch)]),
+            *([corrects_email_delivery(guardian)] if batch.source == Source.CORRECTIONS else []),
+            *(
+                []
+                if batch.resend_reason
+                else [~report_taken(batch.lea_id, before=batch, guardian_id=guardian)]
+            ),
         )
         .order_by(Student.ssid, ScoreReport.program, ScoreReport.test, ScoreReport.language)
     )

@@ -112,6 +112,7 @@ class RosterFacts:
     unlinked_students: int = 0
     unlinked_ssrs: int = 0
     ssrs_estimated: bool = False
+    guardians: int = 0  # entitled to the students' records; a household of several is one family
 
     def _count(self, predicate: str | None = None) -> int:
         return sum(g.families for g in self.groups if predicate is None or getattr(g, predicate))
@@ -554,7 +555,8 @@ def recommendation_text(
     lines = [
         f"{rec.label}: {APPROACH_WORDS[rec.approach]}.",
         f"Estimated cost {money(rec.allocation.cost, locale)} for "
-        f"{counted(facts.ssrs, 'SSR', 'SSRs')} to {counted(facts.families, 'family', 'families')}.",
+        f"{counted(facts.ssrs, 'SSR', 'SSRs')} to {counted(facts.families, 'family', 'families')} "
+        f"(households; {counted(facts.guardians, 'guardian', 'guardians')} entitled).",
     ]
     for channel in rec.allocation.channels:
         lines.append("")

@@ -1,17 +1,21 @@
 """Coverage: which channel each student's SSRs are on, so that every SSR is on exactly one.
 
-A student with an SSR (the newest version of each report) is on a channel when a batch of that
-channel holds them and has not given up on them:
+A student's SSRs (the newest version of each report) go to each of the student's households (the
+families of ``services.roster.facts.recipient``: two parents at two addresses are two). A
+household is on a channel when a batch of that channel holds the student for it and has not
+given up on them:
 
-- B (secure email, ``services.delivery.ledger``): an item that carries the student
-  (``services.delivery.delivered.secure_item_carries``: one of the student's guardians, a plan batch only
-  the family's) and has not failed or bounced;
-- A, C, D (``services.channels.batches``): an item for the student that is pending or done (a
-  print run's family without a usable address is listed, not covered).
+- B (secure email, ``services.delivery.ledger``): an item for the household's guardian that
+  carries the student (``services.delivery.delivered.secure_item_carries``) and has not failed or
+  bounced;
+- A, C (``services.channels.batches``): an item for the student and that guardian, pending or
+  done (a print run's family without a usable address is listed, not covered); D: an item for
+  the student (ETS paper serves every household, ``services.delivery.delivered``).
 
-Students on no channel are the uncovered, listed with their family (the primary guardian, as in
-``services.roster.facts``) and why; students on two channels are counted too, because a family
-that gets the same report by email and on paper is a plan to fix. Every figure is one aggregate
+A student is on one channel when each household is on exactly one, on several when a household
+is on two or more (a family that gets the same report by email and on paper is a plan to fix),
+uncovered otherwise; the uncovered are listed per household (family) with why. Families and
+guardians are counted as the advisor and the batches count them. Every figure is one aggregate
 query over the students in scope; lists are paged. The same rules choose the students of a new
 batch (``_students_for``): the plan's families of a channel, every family in scope, or those the
 portal does not reach; never a student already on a channel. An ETS paper order takes students
@@ -28,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Select, and_, case, exists, func, literal, true
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from services.access.permissions import Permission, require
@@ -39,6 +44,7 @@ from services.core.errors import InvalidInput
 from services.core.paging import Page, prefix
 from services.core.scope import report_filters
 from services.delivery.delivered import (
+    channel_item_reaches,
     correction_owed,
     delivered_on,
     owed_corrections,
@@ -54,7 +60,8 @@ from services.roster.facts import (
     current_year,
     delivery_guardians,
     english_fallback,
-    family_guardian,
+    may_receive,
+    recipient,
     school_year_label,
 )
 from services.roster.tables import Guardian, School, Student, StudentGuardian
@@ -88,15 +95,18 @@ def roster_students(lea_id: int, scope: Scope) -> Select[Any, Any]:
 
 
 def families(lea_id: int, scope: Scope) -> Any:
-    """Subquery ``sid``, ``gid``: each student with an SSR and their family's guardian."""
+    """Subquery ``sid``, ``gid``: each student with an SSR and the guardian of each household."""
     return delivery_guardians(students_with_ssrs(lea_id, scope).subquery("with_ssrs"))
 
 
-def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any) -> Any:
-    """SQL: the student ``sid`` (in ``school_id``, ``grade``) is on channel ``option``."""
+def on_channel(
+    option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any, gid: Any = None
+) -> Any:
+    """SQL: the student ``sid`` (in ``school_id``, ``grade``) is on channel ``option`` for the
+    household of guardian ``gid`` (None: for any household)."""
     if option is Option.SECURE:
         return exists().where(
-            *secure_item_carries(sid, school_id, grade),
+            *secure_item_carries(sid, school_id, grade, gid),
             col(DeliveryBatch.lea_id) == lea_id,
             col(DeliveryItem.state).not_in(GAVE_UP),
         )
@@ -105,16 +115,24 @@ def on_channel(option: Option, lea_id: int, sid: Any, school_id: Any, grade: Any
         col(ChannelItem.state).in_(COVERING),
         col(ChannelBatch.id) == col(ChannelItem.batch_id),
         col(ChannelBatch.channel) == option.value,
+        channel_item_reaches(gid),
     )
 
 
 def _flags(lea_id: int, scope: Scope) -> Any:
-    """Per student in scope: sid, gid (NULL without a guardian) and one 0/1 column per channel."""
+    """Per student in scope and household: sid, gid (NULL: the student has none) and one 0/1
+    column per channel."""
     with_ssrs = students_with_ssrs(lea_id, scope).subquery("with_ssrs")
     family = delivery_guardians(with_ssrs)
     columns = [
         case(
-            (on_channel(o, lea_id, with_ssrs.c.sid, Student.school_id, Student.grade), 1), else_=0
+            (
+                on_channel(
+                    o, lea_id, with_ssrs.c.sid, Student.school_id, Student.grade, family.c.gid
+                ),
+                1,
+            ),
+            else_=0,
         ).label(o.value)
         for o in ASSIGNMENT_ORDER
     ]
@@ -144,6 +162,8 @@ class CoverageSummary:
     year: int | None = None  # the administration counted (``in_force``); None: none imported
     english_fallback: int = 0  # families written to in English: no catalog for their language
     translated: int = 0  # families who received an SSR in their own (non-English) language
+    families: int = 0  # households the students' SSRs go to (``services.roster.facts.recipient``)
+    guardians: int = 0  # guardians entitled to them (several in one household are one family)
 
     @property
     def complete(self) -> bool:
@@ -160,6 +180,7 @@ class CoverageSummary:
             f"On one channel {self.once:,} of {self.students:,} ({share:.0%})",
             " · ".join(f"{o.value} {n:,}" for o, n in self.by_channel.items()),
             f"Uncovered      {self.uncovered:,}",
+            f"Families       {self.families:,} ({self.guardians:,} guardians entitled)",
         ]
         if self.several:
             lines.append(f"On 2+ channels {self.several:,}: fix the plan")
@@ -191,36 +212,55 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
     scope = in_force(engine, operator, scope)
     flags = _flags(operator.lea_id, scope)
     channels = _channels(flags)
+    per_student = (
+        select(
+            flags.c.sid,
+            func.min(channels).label("fewest"),
+            func.max(channels).label("most"),
+            *(func.max(flags.c[o.value]).label(o.value) for o in ASSIGNMENT_ORDER),
+        )
+        .group_by(flags.c.sid)
+        .subquery("per_student")
+    )
     chosen = report_filters(
         operator.lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year
     )
-    families = (
-        sa.select(family_guardian(col(Student.id)).label("gid"))
-        .select_from(Student)
-        .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))
-        .where(*chosen)
-        .subquery()
-    )
+    single = per_student.c.fewest == 1
+    link = aliased(StudentGuardian)
     with Session(engine) as session:
         corrected = session.execute(owed_corrections(operator.lea_id, chosen)).scalar_one()
-        fallback = session.execute(
-            select(func.count(func.distinct(col(Guardian.id)))).where(
-                col(Guardian.id).in_(select(families.c.gid)), english_fallback()
+        families, guardians, fallback = session.execute(
+            select(
+                func.count(func.distinct(flags.c.gid)),
+                sa.select(func.count(func.distinct(col(StudentGuardian.guardian_id))))
+                .where(col(StudentGuardian.student_id).in_(select(flags.c.sid)), may_receive())
+                .scalar_subquery(),
+                func.count(func.distinct(case((english_fallback(), col(Guardian.id))))),
             )
-        ).scalar_one()
+            .select_from(flags)
+            .outerjoin(Guardian, col(Guardian.id) == flags.c.gid)
+        ).one()
         translated = session.execute(
-            select(func.count(func.distinct(family_guardian(col(Student.id)))))
+            select(func.count(func.distinct(link.guardian_id)))
             .select_from(ScoreReport)
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
-            .where(*chosen, col(ScoreReport.language) != "en", report_delivered())
+            .join(link, col(link.student_id) == col(Student.id))
+            .where(
+                *chosen,
+                col(ScoreReport.language) != "en",
+                recipient(link),
+                report_delivered(link.guardian_id),
+            )
         ).scalar_one()
         row = session.execute(
             select(
                 func.count(),
-                func.coalesce(func.sum(case((channels == 1, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((channels > 1, 1), else_=0)), 0),
-                *(func.coalesce(func.sum(flags.c[o.value]), 0) for o in ASSIGNMENT_ORDER),
-            ).select_from(flags)
+                func.coalesce(
+                    func.sum(case((and_(single, per_student.c.most == 1), 1), else_=0)), 0
+                ),
+                func.coalesce(func.sum(case((per_student.c.most > 1, 1), else_=0)), 0),
+                *(func.coalesce(func.sum(per_student.c[o.value]), 0) for o in ASSIGNMENT_ORDER),
+            ).select_from(per_student)
         ).one()
     students, once, several, *per_channel = (int(v) for v in row)
     return CoverageSummary(
@@ -233,6 +273,8 @@ def summary(engine: Engine, operator: Operator, scope: Scope | None = None) -> C
         year=scope.admin_year,
         english_fallback=int(fallback),
         translated=int(translated),
+        families=int(families),
+        guardians=int(guardians or 0),
     )
 
 
@@ -286,7 +328,9 @@ def uncovered(
     bounced = (
         sa.select(col(DeliveryItem.error))
         .where(
-            *secure_item_carries(flags.c.sid, col(Student.school_id), col(Student.grade)),
+            *secure_item_carries(
+                flags.c.sid, col(Student.school_id), col(Student.grade), flags.c.gid
+            ),
             col(DeliveryItem.state) == ItemState.BOUNCED,
         )
         .order_by(col(DeliveryItem.id).desc())
@@ -379,20 +423,22 @@ class Who(enum.StrEnum):
     CORRECTIONS = "corrections"  # owed a corrected SSR whose earlier version went by this channel
 
 
-def corrections_on(lea_id: int, scope: Scope, channel: Option) -> Select[int]:
-    """SQL: ids of the students of the scope owed a corrected SSR (``correction_owed``) whose
-    earlier version reached the family on ``channel`` (portal, print or ETS paper), and that no
-    live batch of any channel holds yet: a ``corrections`` batch of that channel takes them."""
+def corrections_on(lea_id: int, scope: Scope, channel: Option, sid: Any, gid: Any) -> Any:
+    """SQL: student ``sid`` of the scope is owed, in the household of guardian ``gid``, a
+    corrected SSR (``correction_owed``) whose earlier version reached that household on
+    ``channel`` (portal, print or ETS paper), and that no live batch of any channel holds for it
+    yet: a ``corrections`` batch of that channel takes them."""
     return (
-        sa.select(col(ScoreReport.student_id))
-        .join(Student, col(Student.id) == col(ScoreReport.student_id))
+        exists()
         .where(
+            col(Student.id) == sid,
+            col(ScoreReport.student_id) == col(Student.id),
             *report_filters(lea_id, scope.school_id, scope.grade, scope.program, scope.admin_year),
-            correction_owed(lea_id),
-            delivered_on(channel.value),
-            ~report_taken(lea_id),
+            correction_owed(lea_id, gid),
+            delivered_on(channel.value, gid),
+            ~report_taken(lea_id, guardian_id=gid),
         )
-        .correlate(None)  # its own Student, not the batch query's
+        .correlate_except(Student, ScoreReport)  # its own Student, not the batch query's
     )
 
 
@@ -428,21 +474,22 @@ def _students_for(
     exclude: Iterable[int] = (),
     only: Iterable[int] | None = None,
 ) -> Select[Any, Any]:
-    """``sid``, ``gid`` of the students a new ``channel`` batch takes; ``exclude`` leaves out
-    families (guardian ids) on purpose, ``only`` takes none but these (the bounced families of
-    a batch, ``services.bounces.moves``). A student already on any channel is never taken, so a
-    new batch cannot put an SSR on a second channel; ``Who.CORRECTIONS`` takes only students on
-    this channel who are owed a corrected SSR on it."""
+    """``sid``, ``gid`` of the students a new ``channel`` batch takes, one row per household
+    (portal, print) or per student (ETS paper: one set per student serves every household);
+    ``exclude`` leaves out families (guardian ids) on purpose, ``only`` takes none but these (the
+    bounced families of a batch, ``services.bounces.moves``). A household already on any channel
+    is never taken, so a new batch cannot put an SSR on a second channel; ``Who.CORRECTIONS``
+    takes only households on this channel that are owed a corrected SSR on it."""
     family = (
         delivery_guardians(roster_students(lea_id, scope).subquery("on_roster"))
         if channel is Option.PAPER and who is not Who.CORRECTIONS
         else families(lea_id, scope)
     )
     conditions: list[Any] = (
-        [family.c.sid.in_(corrections_on(lea_id, scope, channel))]
+        [corrections_on(lea_id, scope, channel, family.c.sid, family.c.gid)]
         if who is Who.CORRECTIONS  # already on this channel: owed the corrected version on it
         else [
-            ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade)
+            ~on_channel(o, lea_id, family.c.sid, Student.school_id, Student.grade, family.c.gid)
             for o in ASSIGNMENT_ORDER
         ]
     )
@@ -463,9 +510,14 @@ def _students_for(
         conditions.append(col(Guardian.id).not_in(excluded))
     if only is not None:
         conditions.append(col(Guardian.id).in_(sorted(set(only))))
-    return (
+    chosen = (
         select(family.c.sid, family.c.gid)
         .join(Student, col(Student.id) == family.c.sid)
         .join(Guardian, col(Guardian.id) == family.c.gid)
         .where(and_(*conditions))
+    )
+    if channel is not Option.PAPER:
+        return chosen
+    return chosen.with_only_columns(family.c.sid, func.min(family.c.gid).label("gid")).group_by(
+        family.c.sid
     )

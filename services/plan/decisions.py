@@ -322,9 +322,10 @@ def guardian_channel(
 
 
 def student_channel(engine: Engine, student_id: int) -> Option | None:
-    """The one channel of a student's SSRs: that of their family (primary) guardian, moved by a
-    person or under the plan in force for their school; None when nothing reaches them or they
-    have no guardian."""
+    """The channel of a student's SSRs to their first household: that of their primary guardian,
+    moved by a person or under the plan in force for their school (a second household, at another
+    address, has its own: ``services.roster.facts.recipient``); None when nothing reaches them or
+    they have no guardian."""
     with Session(engine) as session:
         student = session.get(Student, student_id)
         if student is None:

@@ -4,7 +4,8 @@ and channel; students at risk of missing the statutory deadline; cost so far by 
 Everything is an SQL aggregate over the operator's scope (their LEA; a site coordinator's school;
 optionally one student group), so a 300,000-student LEA answers in well under a second and no
 student row passes through Python. Each student's SSRs of one program are a *unit*; its state is
-the best any channel reached for the student:
+the best any channel reached for the household it reached least far (every household the
+student's reports go to, ``services.roster.facts.recipient``, is owed them):
 
 - delivered (``services.delivery.delivered``, shared with coverage and the deadline notices): the family's
   secure email went out with its password (B), the envelopes were mailed or handed out on the day
@@ -36,6 +37,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, literal, or_
 from sqlalchemy import select as select_columns  # more columns than sqlmodel.select types
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from services.access.permissions import Permission, require, school_scope
@@ -51,6 +53,7 @@ from services.core.working_days import WorkingCalendar
 from services.delivery.delivered import (
     CHANNEL_DELIVERED,
     SECURE_DELIVERED,
+    channel_item_reaches,
     owed_corrections,
     secure_item_carries,
 )
@@ -64,7 +67,7 @@ from services.delivery.ledger import (
 from services.intake.score_reports import ScoreReport
 from services.plan.advisor import money
 from services.reports.tables import ReportUnit
-from services.roster.facts import current_year
+from services.roster.facts import current_year, recipient
 from services.roster.groups import get as get_group
 from services.roster.groups import member_ids
 from services.roster.tables import LEA, School, Student, StudentGuardian
@@ -129,8 +132,9 @@ def _best(engine: Engine, *codes: Any) -> Any:
     return func.max(*codes) if is_sqlite(engine) else func.greatest(*codes)
 
 
-def _secure_code() -> Any:
-    """Correlated: the best code of the student's secure-email deliveries (0 if none)."""
+def _secure_code(household: Any = None) -> Any:
+    """Correlated: the best code of the student's secure-email deliveries (0 if none);
+    ``household``: a StudentGuardian alias of the outer query, its guardian's household's."""
     item_state = col(DeliveryItem.state)
     rank = _RANK[Option.SECURE]
     code = case(
@@ -144,15 +148,23 @@ def _secure_code() -> Any:
         .select_from(StudentGuardian)
         .join(DeliveryItem, col(DeliveryItem.guardian_id) == col(StudentGuardian.guardian_id))
         .join(DeliveryBatch, col(DeliveryBatch.id) == col(DeliveryItem.batch_id))
-        .where(*secure_item_carries(col(Student.id), col(Student.school_id), col(Student.grade)))
-        .correlate(Student)
+        .where(
+            *secure_item_carries(
+                col(Student.id),
+                col(Student.school_id),
+                col(Student.grade),
+                None if household is None else household.guardian_id,
+            )
+        )
+        .correlate(Student, *([] if household is None else [household]))
         .scalar_subquery(),
         0,
     )
 
 
-def _channel_code() -> Any:
-    """Correlated: the best code of the student's portal, print and paper batches (0 if none)."""
+def _channel_code(household: Any = None) -> Any:
+    """Correlated: the best code of the student's portal, print and paper batches (0 if none);
+    ``household``: as ``_secure_code`` (ETS paper serves every household)."""
     state = col(ChannelItem.state)
     rank = case(*((col(ChannelBatch.channel) == o.value, _RANK[o]) for o in _RANK), else_=0)
     code = (
@@ -172,11 +184,27 @@ def _channel_code() -> Any:
             col(ChannelItem.student_id) == col(Student.id),
             col(ChannelBatch.status) != BatchStatus.CANCELLED,
             state != ChannelItemState.CANCELLED,
+            channel_item_reaches(None if household is None else household.guardian_id),
         )
-        .correlate(Student)
+        .correlate(Student, *([] if household is None else [household]))
         .scalar_subquery(),
         0,
     )
+
+
+def _code(engine: Engine) -> Any:
+    """Correlated on Student: the unit's code, that of the household it reached least far (a
+    report is delivered when every household has it, ``services.delivery.delivered``); a student
+    without a household to send to: the best any batch reached."""
+    household = aliased(StudentGuardian)
+    least = (
+        select(func.min(_best(engine, _secure_code(household), _channel_code(household))))
+        .select_from(household)
+        .where(col(household.student_id) == col(Student.id), recipient(household))
+        .correlate(Student)
+        .scalar_subquery()
+    )
+    return func.coalesce(least, _best(engine, _secure_code(), _channel_code()))
 
 
 def _unit_rows(engine: Engine, school_ids: list[int], year: int, now: datetime) -> Any:
@@ -191,7 +219,7 @@ def _unit_rows(engine: Engine, school_ids: list[int], year: int, now: datetime) 
             col(Student.grade),
             col(Student.primary_language),
             func.min(col(ScoreReport.received_at)),
-            _best(engine, _secure_code(), _channel_code()),
+            _code(engine),
             literal(now, type_=ReportUnit.__table__.c.refreshed_at.type),  # type: ignore[attr-defined]
         )
         .join(ScoreReport, col(ScoreReport.student_id) == col(Student.id))

@@ -1,19 +1,24 @@
 """The roster facts the advisor needs, for one LEA or one school, computed by SQL aggregates.
 
-A family is the guardian who receives a student's SSRs: the student's primary guardian (the lowest
-id when several are marked primary, any linked guardian when none is); siblings sharing that
-guardian are one family, and a second guardian of the same student is not counted again, so every
-SSR is counted once. A family's SSR count is the number of SSRs of its children: distinct programs
-of the LEA's current administration (``current_year``), or one per student while none are imported
-(then ``ssrs_estimated``). The result is at most eight groups (portal user? email? mailing
-address?) however large the roster: nothing is loaded row by row.
+Who receives a student's SSRs (``recipient``): every guardian the SIS entitles to the student's
+records and does not mark "do not contact" (``may_receive``), one per household: guardians of the
+same students at the same mailing address (``services.roster.households``) are one household, and
+its primary guardian (the lowest id among several) represents it; a guardian without a household
+is their own. Parents at two addresses get two deliveries; two parents at one get one. A family is
+such a representative guardian: siblings sharing it are one family (one message, one envelope),
+and every count of families here, in coverage and in the batches' dry runs is of them.
+A family's SSR count is the number of SSRs of its children: distinct programs of the LEA's
+current administration (``current_year``), or one per student while none are imported (then
+``ssrs_estimated``), so a student of two households counts twice (two deliveries). The result is
+at most eight groups (portal user? email? mailing address?) however large the roster: nothing is
+loaded row by row.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -80,20 +85,64 @@ def may_receive(link: Any = StudentGuardian) -> ColumnElement[bool]:
     )
 
 
+def household(guardian: Any = Guardian) -> ColumnElement[str]:
+    """SQL: the household key of ``guardian`` (a Guardian or an alias of it); a guardian without a
+    shared household is their own (keys of shared ones hold a colon, so never collide with an id)."""
+    return func.coalesce(guardian.household, cast(guardian.id, String))
+
+
+def same_household(guardian: Any, other: Any) -> ColumnElement[bool]:
+    """SQL: Guardian aliases ``guardian`` and ``other`` are one household (or one guardian)."""
+    return or_(guardian.id == other.id, guardian.household == other.household)
+
+
+def recipient(link: Any = StudentGuardian) -> ColumnElement[bool]:
+    """SQL on ``link`` (StudentGuardian or an alias): its guardian receives this student's reports:
+    they may (``may_receive``), and represent their household among the student's guardians who
+    may: no other of them in the same household is primary when this one is not, or has a lower id
+    at the same rank."""
+    other = aliased(StudentGuardian)
+    mine, theirs = aliased(Guardian), aliased(Guardian)
+    represented = exists().where(
+        other.student_id == link.student_id,
+        other.guardian_id != link.guardian_id,
+        may_receive(other),
+        col(mine.id) == link.guardian_id,
+        col(theirs.id) == other.guardian_id,
+        col(mine.household) == theirs.household,  # NULL (no shared household) matches nobody
+        or_(
+            and_(col(other.is_primary), ~col(link.is_primary)),
+            and_(other.is_primary == link.is_primary, other.guardian_id < link.guardian_id),
+        ),
+    )
+    return and_(may_receive(link), ~represented)
+
+
+def household_guardians(guardian: Any = Guardian) -> ColumnElement[int]:
+    """SQL, correlated on ``guardian``: how many guardians of their household may receive some
+    student's reports (``may_receive``): the guardians one family's delivery serves."""
+    member, link = aliased(Guardian), aliased(StudentGuardian)
+    shared = (
+        select(func.count(func.distinct(member.id)))
+        .join(link, col(link.guardian_id) == member.id)
+        .where(col(member.household) == guardian.household, may_receive(link))
+        .scalar_subquery()
+    )
+    return case((guardian.household.is_(None), 1), else_=shared)
+
+
 def delivery_guardians(students: Any) -> Any:
-    """Per student of ``students`` (columns ``sid``, ``ssrs``): ``gid``, the family's guardian,
-    among those who may receive the reports (none: the student has no row)."""
-    link = col(StudentGuardian.guardian_id)
-    primary = func.min(case((col(StudentGuardian.is_primary), link)))
+    """Per student of ``students`` (columns ``sid``, ``ssrs``) and household: ``gid``, the family's
+    guardian (``recipient``); a student nobody may receive the reports of has no row, one of two
+    households has two."""
     return (
         select(
             students.c.sid,
             students.c.ssrs,
-            func.coalesce(primary, func.min(link)).label("gid"),
+            col(StudentGuardian.guardian_id).label("gid"),
         )
         .join(students, students.c.sid == col(StudentGuardian.student_id))
-        .where(may_receive())
-        .group_by(students.c.sid, students.c.ssrs)
+        .where(recipient())
         .subquery("family_of")
     )
 
@@ -120,21 +169,9 @@ def english_fallback() -> ColumnElement[bool]:
     )
 
 
-def family_guardian(student_id: Any) -> Any:
-    """SQL, correlated on ``student_id``: the id of the student's family guardian (the rule of
-    ``delivery_guardians``, for one student); NULL without a guardian."""
-    link = aliased(StudentGuardian)
-    primary = func.min(case((col(link.is_primary), link.guardian_id)))
-    return (
-        select(func.coalesce(primary, func.min(link.guardian_id)))
-        .where(link.student_id == student_id, may_receive(link))
-        .correlate_except(link)
-        .scalar_subquery()
-    )
-
-
 def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> RosterFacts:
-    """Counts of students, families by (portal, email, address), and their SSRs, for a scope."""
+    """Counts of students, families (households) by (portal, email, address), their SSRs, and
+    the guardians entitled, for a scope."""
     with Session(engine) as session:
         lea = session.get(LEA, lea_id)
         if lea is None:
@@ -205,6 +242,11 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
                 flags.c.portal, flags.c.email, flags.c.address, func.count(), func.sum(flags.c.ssrs)
             ).group_by(flags.c.portal, flags.c.email, flags.c.address)
         ).all()
+        guardians = session.execute(
+            select(func.count(func.distinct(col(StudentGuardian.guardian_id)))).where(
+                col(StudentGuardian.student_id).in_(select(students.c.sid)), may_receive()
+            )
+        ).scalar_one()
         linked = exists().where(col(StudentGuardian.student_id) == students.c.sid)
         total, unlinked, unlinked_ssrs = session.execute(
             select(
@@ -223,6 +265,7 @@ def roster_facts(engine: Engine, lea_id: int, school_id: int | None = None) -> R
         unlinked_students=int(unlinked),
         unlinked_ssrs=int(unlinked_ssrs),
         ssrs_estimated=year is None,
+        guardians=int(guardians),
     )
 
 

@@ -29,9 +29,9 @@ from services.audit.log import Actor
 from services.core import validation
 from services.core.db import session_scope
 from services.core.errors import InvalidInput, NotFound, PermissionDenied
-from services.roster.facts import family_guardian
+from services.roster.facts import recipient
 from services.roster.group_tables import StudentGroup, StudentGroupLogin, StudentGroupMember
-from services.roster.tables import School, Student
+from services.roster.tables import School, Student, StudentGuardian
 
 COLUMNS = ("group_name", "school_id", "school_year", "subject", "ssid", "login")
 _HEADER_ALIASES = {
@@ -500,11 +500,15 @@ def member_ids(group_id: int) -> Select[Any]:
 
 
 def families(group_id: int) -> Select[Any]:
-    """SQL: the families (``roster_facts.family_guardian``) of a group's students, to limit a
-    batch to them (``services.delivery.batches.Source.GROUP``)."""
+    """SQL: the families (``services.roster.facts.recipient``: one guardian per household) of a
+    group's students, to limit a batch to them (``services.delivery.batches.Source.GROUP``)."""
     return (
-        select(family_guardian(col(StudentGroupMember.student_id)))
-        .where(col(StudentGroupMember.group_id) == group_id)
+        select(col(StudentGuardian.guardian_id))
+        .join(
+            StudentGroupMember,
+            col(StudentGroupMember.student_id) == col(StudentGuardian.student_id),
+        )
+        .where(col(StudentGroupMember.group_id) == group_id, recipient())
         .distinct()
     )
 

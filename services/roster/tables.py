@@ -84,7 +84,7 @@ class Guardian(SQLModel, table=True):
     # channel); the household (same students, same normalised mailing address), one envelope each.
     sis_id: str | None = Field(default=None, max_length=255)
     do_not_contact: bool = False
-    household: str | None = Field(default=None, max_length=255)
+    household: str | None = Field(default=None, max_length=255, index=True)
 
 
 class StudentGuardian(SQLModel, table=True):
