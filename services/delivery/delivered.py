@@ -139,14 +139,19 @@ def delivered_on(channel: str | None = None, guardian_id: Any = None) -> ColumnE
     """SQL, correlated on ScoreReport: a version of the report reached a household by portal,
     print or ETS paper (``channel``: that one, "A", "C" or "D"; None: any of them);
     ``guardian_id``: the household of that guardian."""
-    return exists().where(
-        col(ChannelItem.student_id) == col(ScoreReport.student_id),
-        col(ChannelItem.state).in_(CHANNEL_DELIVERED),
-        col(ChannelBatch.id) == col(ChannelItem.batch_id),
-        col(ChannelBatch.status) != BatchStatus.CANCELLED,
-        channel_item_reaches(guardian_id),
-        *([col(ChannelBatch.channel) == channel] if channel is not None else []),
-        *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
+    # correlate_except: the report is the outermost query's, also under ``_every_household``
+    return (
+        exists()
+        .where(
+            col(ChannelItem.student_id) == col(ScoreReport.student_id),
+            col(ChannelItem.state).in_(CHANNEL_DELIVERED),
+            col(ChannelBatch.id) == col(ChannelItem.batch_id),
+            col(ChannelBatch.status) != BatchStatus.CANCELLED,
+            channel_item_reaches(guardian_id),
+            *([col(ChannelBatch.channel) == channel] if channel is not None else []),
+            *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
+        )
+        .correlate_except(ChannelItem, ChannelBatch)
     )
 
 
@@ -249,17 +254,21 @@ def _taken_on_channel(
 ) -> ColumnElement[bool]:
     """``report_taken`` on the portal, print and ETS paper channels (``paper_only``: ETS paper,
     which serves every household of the student)."""
-    return exists().where(
-        col(ChannelItem.student_id) == col(ScoreReport.student_id),
-        col(ChannelItem.state).in_(CHANNEL_DELIVERED if delivered else COVERING),
-        col(ChannelBatch.id) == col(ChannelItem.batch_id),
-        col(ChannelBatch.lea_id) == lea_id,
-        col(ChannelBatch.status) != BatchStatus.CANCELLED,
-        col(ChannelBatch.created_at) >= col(ScoreReport.received_at),
-        channel_item_reaches(guardian_id),
-        *([col(ChannelBatch.channel) == Option.PAPER.value] if paper_only else []),
-        *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
-        *([col(ChannelBatch.created_at) <= before.created_at] if before is not None else []),
+    return (
+        exists()
+        .where(
+            col(ChannelItem.student_id) == col(ScoreReport.student_id),
+            col(ChannelItem.state).in_(CHANNEL_DELIVERED if delivered else COVERING),
+            col(ChannelBatch.id) == col(ChannelItem.batch_id),
+            col(ChannelBatch.lea_id) == lea_id,
+            col(ChannelBatch.status) != BatchStatus.CANCELLED,
+            col(ChannelBatch.created_at) >= col(ScoreReport.received_at),
+            channel_item_reaches(guardian_id),
+            *([col(ChannelBatch.channel) == Option.PAPER.value] if paper_only else []),
+            *_for_report(col(ChannelBatch.program), col(ChannelBatch.admin_year)),
+            *([col(ChannelBatch.created_at) <= before.created_at] if before is not None else []),
+        )
+        .correlate_except(ChannelItem, ChannelBatch)
     )
 
 

@@ -18,7 +18,7 @@ uncovered otherwise; the uncovered are listed per household (family) with why. F
 guardians are counted as the advisor and the batches count them. Every figure is one aggregate
 query over the students in scope; lists are paged. The same rules choose the students of a new
 batch (``_students_for``): the plan's families of a channel, every family in scope, or those the
-portal does not reach; never a student already on a channel. An ETS paper order takes students
+portal does not reach; never a household already on a channel. An ETS paper order takes students
 from the roster, whether or not their SSRs were imported (``roster_students``).
 """
 
