@@ -215,7 +215,8 @@ def test_a_second_batch_takes_only_what_families_have_not_been_sent(
     assert "1 new versions" in cli(tmp_path, any_url, sink, "import", str(corrected)).stdout
     lea_scope = batches.Selection(batches.Source.LEA)
     fix = batches.dry_run(engine, caaspp, lea_scope)
-    assert fix.ssrs == fix.families >= 1 and fix.left_out_sent >= first.ssrs
+    # every household's SSRs already sent are left out, but for the corrected one's new version
+    assert fix.ssrs == fix.families >= 1 and fix.left_out_sent + fix.ssrs >= first.ssrs
     fixed = batches.create(engine, caaspp, lea_scope, name="Fix", password_delay=timedelta(0))
     engine.dispose()
     cli(tmp_path, any_url, sink, "worker", "--once")
