@@ -10,6 +10,7 @@ whenever the dashboard comes back into view, and whenever the data changes while
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass
 
 from textual import work
@@ -18,6 +19,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.widgets import Static
 
 from screens.base import ConsoleScreen
+from services.core.context import ConsoleContext
 from services.core.errors import ConsoleError
 from services.core.validation import LANGUAGES
 from services.reports import dashboard
@@ -42,11 +44,16 @@ PANELS = [
     Panel("deadlines", "Deadlines (20 working / 30 days)", "services.reports.deadlines:dashboard_text", calendar=True),
 ]
 # fmt: on
+SHOWN_SECONDS = 0.5
 
 
 class DashboardScreen(ConsoleScreen):
     TITLE = "Dashboard"
     CSS_PATH = "dashboard.tcss"
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        super().__init__(ctx)
+        self._left = threading.Event()  # set when the person leaves the dashboard
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
@@ -71,7 +78,25 @@ class DashboardScreen(ConsoleScreen):
         self.follow_changes(self._reload)
 
     def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+        self._left = threading.Event()
+        self._read_if_still_shown(self._left)
+
+    def on_screen_suspend(self) -> None:
+        self._left.set()
+
+    @work(thread=True, group="back-in-view")
+    def _read_if_still_shown(self, left: threading.Event) -> None:
+        """Going from one screen to another passes through the dashboard (the stack is popped
+        to it before the next is pushed): reading a district's coverage for that instant kept
+        the database and the workers busy long after, so the panels are read only once the
+        dashboard stayed in view for ``SHOWN_SECONDS``."""
+        if not left.wait(SHOWN_SECONDS):
+            self.app.call_from_thread(self._back_in_view)
+
+    def _back_in_view(self) -> None:
+        if not self.is_current:  # left while the call came
+            return
+        self._load_banners()
         for panel in PANELS:  # a plan saved or a credential reset meanwhile shows on return
             self._load_panel(panel)
 

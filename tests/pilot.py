@@ -14,6 +14,7 @@ import contextlib
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,11 @@ class LoopLag:
     longest any of this process's threads waited for a CPU. Work on the loop, and a worker thread
     holding the GIL while it runs, are.
 
+    The loop's task only reads the clock. A thread of the probe's own reads the threads' waits
+    (files in /proc) and charges each late wake-up, less those waits, to its action: a file read
+    on the loop gives up the GIL, and getting it back from a busy worker takes up to the switch
+    interval (5 ms) per read, so reading them there made the stalls it measured (0.2-0.5 s).
+
     ``doing`` names what the test is driving, so each stall is charged to an action::
 
         async with LoopLag() as lag:
@@ -119,13 +125,20 @@ class LoopLag:
     """
 
     TICK = 0.01
+    SAMPLE = 0.005  # seconds between two readings of the threads' waits
     doing: str = "start"
     stalls: dict[str, float] = field(default_factory=dict)  # action -> its longest stall (s)
     culprits: dict[str, str] = field(default_factory=dict)  # action -> the code that stalled
     in_services: dict[str, str] = field(default_factory=dict)  # action -> a service call it
     # made on the loop while the loop was late (what a worker is for)
     _task: asyncio.Task[None] | None = None
+    _sampler: threading.Thread | None = None
     _woke: float = 0.0  # monotonic time the probe last ran
+    _late: deque[tuple[str, float, float]] = field(default_factory=deque)  # wake-ups later than
+    # the action's longest stall so far, (action, slept at, woke at), for the sampler to charge
+    _waits: deque[tuple[float, dict[str, float]]] = field(
+        default_factory=lambda: deque(maxlen=2000)  # (monotonic time, the threads' waits then)
+    )
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -142,41 +155,60 @@ class LoopLag:
         )
 
     async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            before, queued = loop.time(), _runqueue_wait()
-            self._woke = time.monotonic()
+            before = self._woke = time.monotonic()
             await asyncio.sleep(self.TICK)
-            # Less the time the loop's thread was ready to run but the machine ran other
-            # processes (a busy shared machine): what is left is the console's own doing.
-            late = loop.time() - before - self.TICK - _descheduled(queued, _runqueue_wait())
-            if late > self.stalls.get(self.doing, 0.0):
-                self.stalls[self.doing] = late
+            woke = time.monotonic()
+            if woke - before - self.TICK > self.stalls.get(self.doing, 0.0):
+                self._late.append((self.doing, before, woke))
 
     def _sample(self, loop_thread: int) -> None:
-        """From a thread of its own: while the loop is late, note the project code it is in."""
+        """From a thread of its own: read the threads' waits, charge the late wake-ups, and while
+        the loop is late, note the project code it is in."""
         _PROBES.add(str(threading.get_native_id()))
-        while not self._stop.wait(0.02):
+        while True:
+            stopping = self._stop.wait(self.SAMPLE)
+            self._waits.append((time.monotonic(), _runqueue_wait()))
+            self._charge()
+            if stopping:
+                return
             if time.monotonic() - self._woke > 0.05:
                 frame = sys._current_frames().get(loop_thread)
                 where = _project_frames(frame)
                 if where:
                     self.culprits.setdefault(self.doing, where)
-                if "services/" in where:
+                if any(_is_service(call) for call in where.split(" < ")):
                     self.in_services.setdefault(self.doing, where)
+
+    def _charge(self) -> None:
+        """Each late wake-up read since, less the longest any thread waited for a CPU from the
+        last reading before the probe slept to the first after it woke (a slightly wider span:
+        a busy machine is forgiven a few milliseconds more, never less)."""
+        last = self._waits[-1][0]
+        while self._late and self._late[0][2] <= last:
+            doing, slept, woke = self._late.popleft()
+            before = next((w for t, w in reversed(self._waits) if t <= slept), self._waits[0][1])
+            after = next(w for t, w in self._waits if t >= woke)
+            late = woke - slept - self.TICK - _descheduled(before, after)
+            if late > self.stalls.get(doing, 0.0):
+                self.stalls[doing] = late
 
     async def __aenter__(self) -> LoopLag:
         self._woke = time.monotonic()
+        self._sampler = threading.Thread(
+            target=self._sample, args=(threading.get_ident(),), daemon=True
+        )
+        self._sampler.start()
         self._task = asyncio.create_task(self._watch())
-        threading.Thread(target=self._sample, args=(threading.get_ident(),), daemon=True).start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._stop.set()
+        assert self._task is not None and self._sampler is not None
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self._stop.set()
+        await asyncio.to_thread(self._sampler.join)  # it charges the last wake-ups
 
 
 _PROBES: set[str] = set()  # the samplers' own threads, whose waits are not the loop's
@@ -201,6 +233,14 @@ def _descheduled(before: dict[str, float], after: dict[str, float]) -> float:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+ON_THE_LOOP = ("services/core/display.py",)
+"""Service modules widgets call on the loop by design: the escaping of untrusted text every
+widget showing data applies (``widgets.plain``), no database or file behind it."""
+
+
+def _is_service(call: str) -> bool:
+    """Whether a frame from ``_project_frames`` is a service call (what a worker is for)."""
+    return call.startswith("services/") and not call.startswith(ON_THE_LOOP)
 
 
 def _project_frames(frame: FrameType | None) -> str:
