@@ -177,7 +177,7 @@ class LoopLag:
                 where = _project_frames(frame)
                 if where:
                     self.culprits.setdefault(self.doing, where)
-                if any(_is_service(call) for call in where.split(" < ")):
+                if "services/" in where and _waits_on_io(frame):
                     self.in_services.setdefault(self.doing, where)
 
     def _charge(self) -> None:
@@ -233,14 +233,27 @@ def _descheduled(before: dict[str, float], after: dict[str, float]) -> float:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-ON_THE_LOOP = ("services/core/display.py",)
-"""Service modules widgets call on the loop by design: the escaping of untrusted text every
-widget showing data applies (``widgets.plain``), no database or file behind it."""
+BLOCKING = (
+    "/sqlalchemy/",
+    "/psycopg/",
+    "/pathlib.py",
+    "/shutil.py",
+    "/subprocess.py",
+    "/socket.py",
+)
+"""Where a call waits on the database, a file, a process or the network: a service call there
+is what a worker is for. A stall can come anywhere (a garbage collection, Textual's own work),
+so the loop sampled in a pure service helper (the escaping ``widgets.plain`` applies, a
+permission check) is not taken for one."""
 
 
-def _is_service(call: str) -> bool:
-    """Whether a frame from ``_project_frames`` is a service call (what a worker is for)."""
-    return call.startswith("services/") and not call.startswith(ON_THE_LOOP)
+def _waits_on_io(frame: FrameType | None) -> bool:
+    """Whether the stack under ``frame`` is in the database, a file, a process or a socket."""
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in BLOCKING):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _project_frames(frame: FrameType | None) -> str:
