@@ -137,6 +137,7 @@ def allowed(operator, permission) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["caaspp", "elpac", "site", "tech", "helpdesk"])
 async def test_every_screen_shows_hostile_data_as_plain_escaped_text(
     world: Engine, settings: Settings, role: str

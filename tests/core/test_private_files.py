@@ -124,6 +124,7 @@ def open_to_others(root: Path) -> list[str]:
     return sorted(set(found))
 
 
+@pytest.mark.slow(minutes=3)
 async def test_a_demo_season_leaves_nothing_readable_by_others(
     tmp_path: Path, normal_umask: None, sink: MailSink
 ) -> None:

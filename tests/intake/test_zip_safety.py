@@ -8,6 +8,8 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from services.intake.records import Reason
 from services.intake.report_store import ReportStore
 from services.intake.zip_safety import MiB, Refusal, ZipEntry, ZipLimits, read_zip
@@ -223,6 +225,7 @@ def many_members(path: Path, count: int) -> None:
             zf.writestr(f"grade{number % 9 + 3}/{number:010d}_CAASPP_SB_2026_en.pdf", b"%PDF-")
 
 
+@pytest.mark.slow(minutes=2)
 def test_a_zip_of_100000_members_is_read_with_flat_memory(tmp_path: Path) -> None:
     """The central directory is read one record at a time (zipfile.ZipFile would hold all
     100,000 records, about 65 MB), so memory stays the same whatever the count."""
