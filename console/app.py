@@ -7,6 +7,7 @@ puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it 
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable
 
@@ -44,9 +45,12 @@ class SSRConsoleApp(App[None]):
         *(Binding(d.key, f"go({d.key!r})", f"Go to {d.title}", show=False) for d in DESTINATIONS),
     ]
 
-    def __init__(self, ctx: ConsoleContext) -> None:
+    def __init__(self, ctx: ConsoleContext, *, owns_process: bool = False) -> None:
+        """``owns_process``: the console is all this process runs (``ssr-console open``, an SSH
+        session), so what it loads may be hidden from the garbage collector once it is up."""
         super().__init__()
         self.ctx = ctx
+        self.owns_process = owns_process
         self._opened: dict[str, ConsoleScreen] = {}  # destination key -> its screen while open
         operator = ctx.operator
         self.sub_title = (
@@ -129,7 +133,8 @@ class SSRConsoleApp(App[None]):
 
     def on_ready(self) -> None:
         """Soon after the first frame, import the other screens so opening them is instant."""
-        self.set_timer(0.5, lambda: self.run_worker(preload, thread=True, name="preload screens"))
+        load = _preload_and_freeze if self.owns_process else preload
+        self.set_timer(0.5, lambda: self.run_worker(load, thread=True, name="preload screens"))
 
     def get_default_screen(self) -> ConsoleScreen:
         """The first destination, with its stylesheet: Textual (8.2) loads a screen's CSS_PATH
@@ -184,3 +189,18 @@ class SSRConsoleApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             title = self.screen.title or type(self.screen).__name__
             self.push_screen(HelpScreen(title, describe_keys(self.screen)))
+
+
+def _preload_and_freeze() -> None:
+    """Import every screen, then hide what the started console holds from the garbage collector.
+
+    Modules, stylesheets and the dashboard live as long as the console does, yet every full
+    collection walked them all again: 50-150 ms of CPU on the event loop, about one per screen
+    opened (tests/screens/test_no_freeze.py, issue 21). ``gc.freeze`` moves every object tracked
+    so far to a permanent generation that later collections ignore
+    (docs.python.org/3/library/gc.html#gc.freeze); objects made afterwards are collected as usual.
+    Only a process that is the console's alone does this: in a host process (a test run) it would
+    keep every earlier object, garbage included, for the rest of that process's life.
+    """
+    preload()
+    gc.freeze()

@@ -414,7 +414,7 @@ def _open(engine, settings: Settings) -> int:  # type: ignore[no-untyped-def]
         )
     from console.app import SSRConsoleApp
 
-    SSRConsoleApp(ConsoleContext(engine, settings, operator)).run()
+    SSRConsoleApp(ConsoleContext(engine, settings, operator), owns_process=True).run()
     return 0
 
 

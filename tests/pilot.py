@@ -35,9 +35,15 @@ EXTRA_ROUNDS = 2
 TIMEOUT = 15.0  # seconds: generous, a busy two-core machine runs several suites at once
 
 
-def app_for(engine: Engine, settings: Settings, username: str = "caaspp") -> SSRConsoleApp:
-    """The console as operator ``username`` sees it."""
-    return SSRConsoleApp(ConsoleContext(engine, settings, operators.resolve(engine, username)))
+def app_for(
+    engine: Engine, settings: Settings, username: str = "caaspp", *, owns_process: bool = False
+) -> SSRConsoleApp:
+    """The console as operator ``username`` sees it (``owns_process``: as its own process runs
+    it, ``SSRConsoleApp``)."""
+    return SSRConsoleApp(
+        ConsoleContext(engine, settings, operators.resolve(engine, username)),
+        owns_process=owns_process,
+    )
 
 
 async def settle(pilot: Pilot) -> None:  # type: ignore[type-arg]

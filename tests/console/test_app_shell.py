@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -198,3 +200,20 @@ async def test_a_refused_table_fetch_is_a_notification(seeded, settings) -> None
         await settle(pilot)
         assert isinstance(app.screen, StudentsScreen) and app.is_running
         assert "Students: Operator caaspp is disabled" in notices(app)
+
+
+@pytest.mark.parametrize("owns_process", [True, False])
+async def test_a_console_in_its_own_process_hides_what_it_loaded_from_the_collector(
+    seeded, settings, owns_process: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Once the screens are loaded, ``ssr-console open`` freezes the heap (no full collection walks
+    it again mid-keypress); a console hosted in another process (this test run) leaves it be."""
+    gc.unfreeze()
+    app = app_for(seeded, settings, "caaspp", owns_process=owns_process)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(1.0)  # the app starts the preload half a second after ready
+            await app.workers.wait_for_complete()
+            assert bool(gc.get_freeze_count()) is owns_process
+    finally:
+        gc.unfreeze()

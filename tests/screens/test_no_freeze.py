@@ -47,7 +47,7 @@ def district(tmp_path: Path, seed_demo: SeedDemo) -> Iterator[tuple[SSRConsoleAp
     # screen opened), and the stall was charged to whatever action was under way.
     gc.collect()
     gc.freeze()
-    yield app_for(engine, settings), settings
+    yield app_for(engine, settings, owns_process=True), settings  # as `ssr-console open` runs it
     gc.unfreeze()
 
 
