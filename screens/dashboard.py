@@ -128,7 +128,13 @@ class DashboardScreen(ConsoleScreen):
             text = read(self.ctx.engine, self.ctx.operator, *extra)
         except ConsoleError as error:
             text = str(error)
-        self.app.call_from_thread(self.query_one(f"#{panel.key}", Static).update, plain(text))
+        self.app.call_from_thread(self._show_panel, panel.key, text)
+
+    def _show_panel(self, key: str, text: str) -> None:
+        """On the loop, where widgets may be touched; a dashboard closed while the panel was read
+        (the console quitting) has no panel left to show it in, and that is no error."""
+        for panel in self.query(f"#{key}").results(Static):
+            panel.update(plain(text))
 
     def show_summary(self, summary: DashboardSummary) -> None:
         self.query_one("#where", Static).update(plain(summary.where))
