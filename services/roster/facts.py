@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -83,17 +83,6 @@ def may_receive(link: Any = StudentGuardian) -> ColumnElement[bool]:
         col(link.receives_records),
         ~exists().where(col(barred.id) == link.guardian_id, col(barred.do_not_contact)),
     )
-
-
-def household(guardian: Any = Guardian) -> ColumnElement[str]:
-    """SQL: the household key of ``guardian`` (a Guardian or an alias of it); a guardian without a
-    shared household is their own (keys of shared ones hold a colon, so never collide with an id)."""
-    return func.coalesce(guardian.household, cast(guardian.id, String))
-
-
-def same_household(guardian: Any, other: Any) -> ColumnElement[bool]:
-    """SQL: Guardian aliases ``guardian`` and ``other`` are one household (or one guardian)."""
-    return or_(guardian.id == other.id, guardian.household == other.household)
 
 
 def recipient(link: Any = StudentGuardian) -> ColumnElement[bool]:
