@@ -24,9 +24,29 @@ def test_downgrade_then_upgrade_round_trips(any_url: str) -> None:
     db.upgrade(engine)
     db.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert db.current_revisions(engine) == _alembic_current(engine) == set()
     db.upgrade(engine)
     assert db.current_revisions(engine) == db.head_revisions()
+    assert db.current_revisions(engine) == _alembic_current(engine)
     engine.dispose()
+
+
+def test_heads_read_from_the_scripts_are_alembics() -> None:
+    """``db`` reads the heads from the scripts' text, so a command need not import Alembic."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert db.head_revisions() == set(ScriptDirectory.from_config(config).get_heads())
+
+
+def _alembic_current(engine) -> set[str]:  # type: ignore[no-untyped-def]
+    """What Alembic itself reads as the database's revisions."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
 
 
 def test_migrations_match_the_models(any_url: str) -> None:
