@@ -54,6 +54,8 @@ class DashboardScreen(ConsoleScreen):
     def __init__(self, ctx: ConsoleContext) -> None:
         super().__init__(ctx)
         self._left = threading.Event()  # set when the person leaves the dashboard
+        self._painted = False  # its first frame is on screen
+        self._waiting: threading.Event | None = None  # the stay in view the panels wait on
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
@@ -74,12 +76,29 @@ class DashboardScreen(ConsoleScreen):
         return panel
 
     def on_mount(self) -> None:
-        self._load_summary()
         self.follow_changes(self._reload)
 
+    def on_show(self) -> None:
+        """The first frame is on screen (Textual sends Show after painting a new layout): only
+        now start counting. Read from mount on, the figures' queries shared the CPU with the first
+        frame, and with twenty SSH sessions opening at once every dashboard waited for everyone's
+        coverage panels (issue 22)."""
+        if not self._painted:
+            self._painted = True
+            self._load_summary()
+            self._read_when_shown()
+
     def on_screen_resume(self) -> None:
-        self._left = threading.Event()
-        self._read_if_still_shown(self._left)
+        if self._left.is_set():
+            self._left = threading.Event()
+        self._read_when_shown()
+
+    def _read_when_shown(self) -> None:
+        """Start the wait for this stay in view, once painted and only once per stay (Show and
+        ScreenResume may come in either order)."""
+        if self._painted and self._waiting is not self._left:
+            self._waiting = self._left
+            self._read_if_still_shown(self._left)
 
     def on_screen_suspend(self) -> None:
         self._left.set()
