@@ -46,9 +46,17 @@ PRELOAD = (
     "console.cli",
     "console.app",
     "sqlalchemy.dialects.sqlite",
-    "textual.drivers.linux_driver",  # imported by App.run on Linux (App.get_driver_class)
+    "sqlite3",  # the SQLite dialect imports it when an engine is made
+    "concurrent.futures.thread",  # the pool of the screens' thread workers
+    # imported by Textual while it starts an app and lays out its first screen
+    "textual.drivers.linux_driver",  # App.run on Linux (App.get_driver_class)
+    "textual.pilot",  # App.run_async, even when no pilot drives the app
+    "textual.layouts.factory",
+    "textual.scrollbar",
 )
-"""Imported by the helper before any fork; ``prepare`` adds every screen and more."""
+"""Imported by the helper before any fork; ``prepare`` adds every screen and more. A module a
+session imports itself after the fork costs that session its import time and its own copy of the
+module: list here what ``sys.modules`` gains in a session up to its first frame."""
 
 
 class FrameError(ConsoleError):
@@ -322,18 +330,24 @@ class PreparedLauncher:
 def prepare() -> None:
     """Do once, before any fork, what every session would otherwise do before its first frame and
     what needs no database: imports (the screens a session opens later too), the command line's
-    parser, the migrations' heads its schema check compares with, the ORM's mappers."""
+    parser, the migrations' heads its schema check compares with, the ORM's mappers, the modules of
+    the dashboard's panels and the character width table Textual measures text with."""
     for module in PRELOAD:
         __import__(module)
+    from rich.cells import cell_len
     from sqlalchemy.orm import configure_mappers
 
     from console import cli, navigation
+    from screens.dashboard import PANELS
     from services.core import db
 
     navigation.preload()
+    for panel in PANELS:
+        __import__(panel.source.partition(":")[0])
     cli.build_parser()
     db.head_revisions()
     configure_mappers()
+    cell_len("…")  # loads rich's Unicode width table (UNICODE_VERSION is the server's alone)
 
 
 def _helper_main(fd: int) -> None:
