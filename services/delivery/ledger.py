@@ -162,6 +162,8 @@ class DeliveryItem(SQLModel, table=True):
     claimed_at: datetime | None = None
     uncertain_step: str | None = Field(default=None, max_length=10)
     package_dir: str | None = Field(default=None, max_length=500)
+    # SHA-256 (hex) of the package file as verified: checked against the file before it is sent.
+    package_sha256: str | None = Field(default=None, max_length=64)
     # Fernet token of the PDF password (services.core.vault); erased once the password is sent.
     sealed_password: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The message last handed to the relay (either step): its Message-ID and when, so an item in
@@ -210,6 +212,7 @@ class Claim:
     phone: str | None
     language: str
     package_dir: str | None
+    package_sha256: str | None
     sealed_password: str | None
     attempts: int
     ssr_count: int
@@ -580,6 +583,7 @@ class Package:
 
     claim: PackagingClaim
     package_dir: str
+    package_sha256: str  # of the verified file in ``package_dir``
     sealed_password: str
     ssr_count: int
 
@@ -601,6 +605,7 @@ def mark_packaged(engine: Engine, worker_id: str, packages: Sequence[Package]) -
                 worker_id,
                 state=ItemState.PACKAGED,
                 package_dir=package.package_dir,
+                package_sha256=package.package_sha256,
                 sealed_password=package.sealed_password,
                 ssr_count=package.ssr_count,
                 claimed_by=None,
@@ -685,6 +690,7 @@ def _candidates(locking: bool) -> tuple[tuple[ItemState, ItemState, Step, Any], 
         items.phone,
         items.language,
         items.package_dir,
+        items.package_sha256,
         items.sealed_password,
         items.attempts,
         items.ssr_count,
@@ -744,7 +750,8 @@ def claim_send(
                 session.rollback()
                 return None
             item_id, batch_id, guardian_id, address, phone, language, package_dir = row[:7]
-            sealed_password, attempts, ssr_count, kind, first_name, last_name = row[7:]
+            package_sha256, sealed_password, attempts, ssr_count, kind = row[7:12]
+            first_name, last_name = row[12:]
             if step is Step.DOCUMENT and kind == BatchKind.NOTICE:
                 step = Step.NOTICE
             attempts += 1
@@ -770,6 +777,7 @@ def claim_send(
                 phone=phone,
                 language=language,
                 package_dir=package_dir,
+                package_sha256=package_sha256,
                 sealed_password=sealed_password,
                 attempts=attempts,
                 ssr_count=ssr_count,

@@ -5,7 +5,9 @@ any keyboard: six words from a 2048-word list, at most 32 characters in all, bec
 readers (Evince, Okular, many phone viewers) silently cut longer passwords even for AES-256. Drawing
 uniformly among the six-word phrases that fit leaves 61.8 bits (``passphrase_bits``). Each package
 gets its own random owner password, which is never stored. A package is written to a temporary name and
-renamed only after ``verify`` reopened it with the user password, so nothing unverified can be attached.
+renamed only after ``verify`` reopened it with the user password, so nothing unverified can be attached;
+its SHA-256 (``PackagedFile.sha256``, the very bytes verified) is what the worker checks the file
+against before attaching it, so a file replaced or altered since is never sent.
 
 ``package`` is a plain function of paths and strings so a process pool can run it on every core;
 ``die_with_worker`` is that pool's initializer.
@@ -119,6 +121,7 @@ class PackagedFile:
     output: str
     pages: int
     size_bytes: int
+    sha256: str  # of the bytes ``verify`` read: the file as it may be sent
 
 
 def attachment_name(programs: Sequence[str], years: Sequence[int]) -> str:
@@ -138,7 +141,8 @@ def package(sources: Sequence[Path | str], output: Path, user_password: str) -> 
     key derivation per family instead of one per SSR. Streams are copied as the SSRs hold them
     (``compress_streams=False``: qpdf would otherwise decode and deflate again each content
     stream, a sixth of the cost, for a few bytes). The output takes its final name only after
-    ``verify``; on any failure nothing is left behind.
+    ``verify``; on any failure nothing is left behind. The file is read once: ``verify`` reads
+    those bytes and the digest returned is of those bytes.
     """
     if not user_password:
         raise PackagingError("An SSR package needs a non-empty password")
@@ -163,7 +167,8 @@ def package(sources: Sequence[Path | str], output: Path, user_password: str) -> 
                     user=user_password, owner=owner_password(), R=6, aes=True
                 ),
             )
-        pages_written = verify(temp, user_password, contents)
+        data = temp.read_bytes()
+        pages_written = verify_bytes(output.name, data, user_password, contents)
     except (pikepdf.PdfError, OSError) as error:
         temp.unlink(missing_ok=True)
         raise PackagingError(f"{current.name} could not be packaged: {error}") from None
@@ -172,25 +177,12 @@ def package(sources: Sequence[Path | str], output: Path, user_password: str) -> 
         raise
     os.replace(temp, output)
     return PackagedFile(
-        tuple(str(s) for s in sources), str(output), pages_written, output.stat().st_size
+        tuple(str(s) for s in sources),
+        str(output),
+        pages_written,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
     )
-
-
-def check_opens(name: str, data: bytes, user_password: str) -> None:
-    """Raise ``PackagingError`` unless ``data`` is an encrypted PDF that ``user_password`` opens.
-
-    The last check before a document is handed to the relay, on the very bytes attached to the
-    message (pikepdf, independent of ``verify``): a family never gets a file its password message
-    cannot open, whatever happened to the package on disk since it was verified."""
-    try:
-        with pikepdf.open(io.BytesIO(data), password=user_password) as pdf:
-            encrypted = pdf.is_encrypted
-    except pikepdf.PasswordError:
-        raise PackagingError(f"{name} does not open with the password sealed for it") from None
-    except pikepdf.PdfError as error:
-        raise PackagingError(f"{name} cannot be read: {error}") from None
-    if not encrypted:
-        raise PackagingError(f"{name} opens without a password")
 
 
 def page_content(page: pikepdf.Page) -> bytes:
@@ -204,9 +196,15 @@ def page_content(page: pikepdf.Page) -> bytes:
 
 
 def verify(path: Path, user_password: str, contents: Sequence[bytes]) -> int:
-    """Reopen an encrypted PDF with its password: the AES-256 security handler (V=5, R=6, AESV3)
-    must accept the password and yield the key the file was written with, and every page must
-    decrypt to exactly what the SSRs drew (``contents``, one entry per page, in order).
+    """``verify_bytes`` of the file at ``path``."""
+    return verify_bytes(path.name, path.read_bytes(), user_password, contents)
+
+
+def verify_bytes(file_name: str, data: bytes, user_password: str, contents: Sequence[bytes]) -> int:
+    """Reopen an encrypted PDF (the bytes ``data`` of ``file_name``) with its password: the AES-256
+    security handler (V=5, R=6, AESV3) must accept the password and yield the key the file was
+    written with, and every page must decrypt to exactly what the SSRs drew (``contents``, one
+    entry per page, in order).
 
     The password is checked by this module's own R=6 key derivation (``_hash_r6`` over OpenSSL),
     independent of the qpdf code that wrote the file: U must validate the password, the key
@@ -217,24 +215,24 @@ def verify(path: Path, user_password: str, contents: Sequence[bytes]) -> int:
     with warnings.catch_warnings():  # an unencrypted file would warn, then fail below
         warnings.simplefilter("ignore", UserWarning)
         # A placeholder key: qpdf checks no password, and the /Encrypt dictionary is plain text.
-        pdf = pikepdf.open(path, password=bytes(32).hex(), hex_password=True)
+        pdf = pikepdf.open(io.BytesIO(data), password=bytes(32).hex(), hex_password=True)
     with pdf:
         handler = pdf.trailer.get(pikepdf.Name.Encrypt)
         if not isinstance(handler, pikepdf.Dictionary):
-            raise PackagingError(f"{path.name} opens without a password")
-        key = _file_key(path, handler, user_password)
-    with pikepdf.open(path, password=key.hex(), hex_password=True) as pdf:
+            raise PackagingError(f"{file_name} opens without a password")
+        key = _file_key(file_name, handler, user_password)
+    with pikepdf.open(io.BytesIO(data), password=key.hex(), hex_password=True) as pdf:
         if len(pdf.pages) != len(contents) or not contents:
             raise PackagingError(
-                f"{path.name} has {len(pdf.pages)} pages instead of the SSRs' {len(contents)}"
+                f"{file_name} has {len(pdf.pages)} pages instead of the SSRs' {len(contents)}"
             )
         for number, (page, expected) in enumerate(zip(pdf.pages, contents, strict=True), 1):
             if page_content(page) != expected:
-                raise PackagingError(f"{path.name} page {number} does not read back as written")
+                raise PackagingError(f"{file_name} page {number} does not read back as written")
         return len(contents)
 
 
-def _file_key(path: Path, handler: pikepdf.Dictionary, user_password: str) -> bytes:
+def _file_key(file_name: str, handler: pikepdf.Dictionary, user_password: str) -> bytes:
     """The file key that ``user_password`` unlocks (ISO 32000-2, Algorithms 2.A and 13)."""
     filters = handler.get(pikepdf.Name.CF)
     standard = filters.get(pikepdf.Name.StdCF) if isinstance(filters, pikepdf.Dictionary) else None
@@ -248,17 +246,17 @@ def _file_key(path: Path, handler: pikepdf.Dictionary, user_password: str) -> by
         or handler.get(pikepdf.Name.StmF) != pikepdf.Name.StdCF
         or handler.get(pikepdf.Name.StrF) != pikepdf.Name.StdCF
     ):
-        raise PackagingError(f"{path.name} is not AES-256 encrypted (revision {revision})")
+        raise PackagingError(f"{file_name} is not AES-256 encrypted (revision {revision})")
     user, wrapped, sealed = (_string(handler, name, size) for name, size in _KEY_STRINGS)
     password = user_password.encode("utf-8")[:127]
     if _hash_r6(password, user[32:40]) != user[:32]:
-        raise PackagingError(f"{path.name} does not open with its password")
+        raise PackagingError(f"{file_name} does not open with its password")
     unwrap = Cipher(algorithms.AES(_hash_r6(password, user[40:48])), modes.CBC(bytes(16)))
     key = unwrap.decryptor().update(wrapped)
     # Perms is one AES-256 block; CBC with a zero IV decrypts it exactly as the ECB the standard names.
     perms = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).decryptor().update(sealed)
     if perms[9:12] != b"adb" or int.from_bytes(perms[:4], "little", signed=True) != int(handler.P):
-        raise PackagingError(f"{path.name}: the password does not yield the file's key")
+        raise PackagingError(f"{file_name}: the password does not yield the file's key")
     return key
 
 

@@ -343,6 +343,45 @@ async def test_a_package_deleted_before_its_document_is_made_again(
     assert all(i.state == ItemState.DONE for i in items(engine, batch_id))
 
 
+async def test_a_package_replaced_on_disk_is_never_sent_and_is_made_again(
+    engine: Engine, tmp_path: Path, sink: MailSink
+) -> None:
+    """Package files swapped after they were verified (a plain PDF, one encrypted under another
+    password, the package with one byte changed): none of those bytes goes out; each family is
+    packaged again and gets one document, which its own password opens."""
+    import pikepdf
+
+    from services.delivery import packaging
+
+    sink.start()
+    batch_id = make_batch(engine)
+    clock = Clock((datetime.now(UTC) + timedelta(days=1)).replace(hour=12))
+    await Worker(engine, settings(tmp_path, sink, per_day=1), clock=clock, config=FAST).run(
+        once=True
+    )
+    packaged = [i for i in items(engine, batch_id) if i.state == ItemState.PACKAGED][:3]
+    assert len(packaged) == 3
+    plain, other, altered = (next(Path(i.package_dir or "").glob("*.pdf")) for i in packaged)
+    with pikepdf.new() as pdf:
+        pdf.add_blank_page()
+        pdf.save(tmp_path / "plain.pdf")
+    packaging.package([tmp_path / "plain.pdf"], tmp_path / "other.pdf", "other-words-entirely")
+    plain.write_bytes((tmp_path / "plain.pdf").read_bytes())
+    other.write_bytes((tmp_path / "other.pdf").read_bytes())
+    changed = bytearray(altered.read_bytes())
+    changed[len(changed) // 2] ^= 1
+    altered.write_bytes(bytes(changed))
+    swapped = {path.read_bytes() for path in (plain, other, altered)}
+    await Worker(engine, settings(tmp_path, sink), clock=clock, config=FAST).run(once=True)
+    received = sink.by_item()
+    for item in packaged:
+        parts = received[item.id]  # type: ignore[index]
+        assert len(parts["document"]) == 1 and len(parts["password"]) == 1
+        assert not {data for _, data in parts["document"][0].attachments()} & swapped
+        check_family(tmp_path, parts["document"][0], parts["password"][0])
+    assert all(i.state == ItemState.DONE for i in items(engine, batch_id))
+
+
 def test_bad_relay_settings_are_refused_with_a_sentence(tmp_path: Path) -> None:
     import subprocess
     import sys
