@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from services.core.programs import Program
 from services.core.scope import report_filters
 from services.core.working_days import WorkingCalendar
-from services.delivery.delivered import report_delivered
+from services.delivery.delivered import report_undelivered
 from services.delivery.ledger import SendQuota
 from services.intake.score_reports import ScoreReport, as_date, receipt_day
 from services.roster.tables import Student
@@ -146,7 +146,7 @@ def earliest_deadline(
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
             .where(
                 *report_filters(lea_id, school_id, grade, program, admin_year),
-                ~report_delivered(),
+                report_undelivered(),
             )
             .group_by(col(ScoreReport.program))
         ).all()

@@ -35,7 +35,7 @@ from services.core.programs import Program
 from services.core.working_days import WorkingCalendar
 from services.credential import lifecycle as credentials
 from services.credential import reset as credential_reset
-from services.delivery.delivered import report_delivered
+from services.delivery.delivered import report_undelivered
 from services.delivery.ledger import bounce_rates
 from services.intake.score_reports import ScoreReport
 from services.reminders import ledger as notice_ledger
@@ -440,7 +440,7 @@ def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
 def undelivered_clause() -> Any:
     """Which SSRs still count as not delivered to their family (``services.delivery.delivered``, the
     definition coverage and the reports use too); correlated on ScoreReport joined to Student."""
-    return ~report_delivered()
+    return report_undelivered()
 
 
 def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> list[PendingGroup]:

@@ -23,7 +23,7 @@ from services.access.tables import Operator
 from services.core.columns import utcnow
 from services.core.programs import Program
 from services.core.working_days import WorkingCalendar
-from services.delivery.delivered import report_delivered
+from services.delivery.delivered import report_undelivered
 from services.intake.score_reports import ScoreReport, as_date, receipt_day
 from services.roster.tables import Student
 
@@ -62,7 +62,7 @@ def by_program(
             .where(
                 col(Student.lea_id) == operator.lea_id,
                 col(Student.withdrawn_at).is_(None),  # withdrawn: no longer ours to deliver
-                ~report_delivered(),
+                report_undelivered(),
             )
             .group_by(col(ScoreReport.program), day)
         )

@@ -28,7 +28,7 @@ from services.core.channels import Option
 from services.core.errors import InvalidInput
 from services.core.settings import Settings
 from services.delivery import batches
-from services.delivery.delivered import report_delivered
+from services.delivery.delivered import report_delivered, report_undelivered
 from services.delivery.ledger import DeliveryItem
 from services.delivery.worker import Worker, WorkerConfig
 from services.intake.score_reports import ScoreReport
@@ -128,15 +128,22 @@ def _items(w: World, batch_id: int) -> dict[int, int]:
 
 
 def _delivered(w: World) -> bool:
-    """The student's reports are with every household (``report_delivered``)."""
+    """The student's reports are with every household (``report_delivered``); on the way, every
+    SSR of the LEA is either delivered or ``report_undelivered``, never both."""
     with Session(w.engine) as session:
-        counts = session.execute(
-            select(func.count(), func.count().filter(report_delivered()))
+        query = (
+            select(
+                func.count(),
+                func.count().filter(report_delivered()),
+                func.count().filter(report_undelivered()),
+            )
             .select_from(ScoreReport)
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
-            .where(col(Student.id) == w.student)
-        ).one()
+        )
+        counts = session.execute(query.where(col(Student.id) == w.student)).one()
+        everyone = session.execute(query).one()
     assert counts[0] > 0
+    assert everyone[0] == everyone[1] + everyone[2] and counts[0] == counts[1] + counts[2]
     return bool(counts[0] == counts[1])
 
 
