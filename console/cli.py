@@ -17,7 +17,7 @@ from console import commands as command_groups
 from console import config
 from console.commands import credential as credential_command
 from console.output import say as _say
-from services.core import db, private_files, toms, vault
+from services.core import db, private_files
 from services.core.errors import ConsoleError, InvalidInput
 from services.core.settings import Settings
 
@@ -266,6 +266,7 @@ async def _import_from_api(args: argparse.Namespace, engine, settings, operator,
     """By default the credential recorded for the LEA (sealed in the vault) and ``[toms] url``.
     With ``--username``, another one: its secret from an owner-only file, standard input, the
     environment or a no-echo prompt, never the command line (``ps`` shows it to every account)."""
+    from services.core import toms, vault  # vault imports cryptography: only this command needs it
     from services.credential import lifecycle as credentials
     from services.intake import importer as intake
     from services.intake.toms_api import TomsClient
