@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from services.access.tables import Operator
@@ -106,7 +106,7 @@ Entry = tuple[str, str, dict[str, Any] | None]
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     actor: Actor,
     action: str,
     target: str = "",
@@ -119,10 +119,15 @@ def record(
 
 
 def record_many(
-    session: Session, actor: Actor, entries: Sequence[Entry], *, lea_id: int | None = None
+    session: Session | Connection,
+    actor: Actor,
+    entries: Sequence[Entry],
+    *,
+    lea_id: int | None = None,
 ) -> None:
-    """Append several events by one actor, in order, within the caller's transaction: the head
-    moves once for all of them (one lock, one insert), each still chained to the one before."""
+    """Append several events by one actor, in order, within the caller's transaction (an ORM
+    session's or a Core connection's): the head moves once for all of them (one lock, one
+    insert), each still chained to the one before."""
     if not entries:
         return
     # the head row is created by the first migration

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Column, Index, UniqueConstraint, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.access.permissions import Permission, require
@@ -390,25 +390,29 @@ def hand_off(engine: Engine, notice: Notice, now: datetime, sent: Sequence[Notic
     """Commit that this notice goes to the relay now (from here a crash leaves it in doubt);
     False if it is no longer ``sending``. ``sent``: notices already accepted, marked ``sent`` in
     the same commit (one commit per notice instead of two; a crash before it leaves the one the
-    relay accepted in doubt, as a crash before its own mark would)."""
-    with session_scope(engine) as session:
-        _record_sent(session, sent, now)
-        moved = session.execute(_HAND_OFF, {"notice_id": notice.id, "now": now})
+    relay accepted in doubt, as a crash before its own mark would).
+
+    These per-notice moves run on a Core connection, not an ORM session: they are Core
+    statements anyway, and the session's own begin, flush and commit doubled the CPU of each
+    transaction (0.10 against 0.19-0.24 ms for five updates on SQLite), once per notice sent."""
+    with engine.begin() as connection:
+        _record_sent(connection, sent, now)
+        moved = connection.execute(_HAND_OFF, {"notice_id": notice.id, "now": now})
     notice.claimed_at = now
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    return bool(moved.rowcount)
 
 
 def mark_sent(engine: Engine, notices: Sequence[Notice], now: datetime) -> None:
     if notices:
-        with session_scope(engine) as session:
-            _record_sent(session, notices, now)
+        with engine.begin() as connection:
+            _record_sent(connection, notices, now)
 
 
-def _record_sent(session: Session, notices: Sequence[Notice], now: datetime) -> None:
+def _record_sent(connection: Connection, notices: Sequence[Notice], now: datetime) -> None:
     for notice in notices:
-        session.execute(_MARK_SENT, {"notice_id": notice.id, "now": now})
+        connection.execute(_MARK_SENT, {"notice_id": notice.id, "now": now})
         audit.record(
-            session,
+            connection,
             SCHEDULER,
             "notice.sent",
             f"notice:{notice.id}",
@@ -434,13 +438,13 @@ def mark_failed(
 ) -> None:
     """Record a failed attempt and when the next one is due (the mailer's backoff), and mark
     ``sent`` (as ``hand_off`` does) in the same commit."""
-    with session_scope(engine) as session:
-        _record_sent(session, sent, now)
-        session.execute(
+    with engine.begin() as connection:
+        _record_sent(connection, sent, now)
+        connection.execute(
             _MARK_FAILED, {"notice_id": notice.id, "error": error[:300], "retry_at": retry_at}
         )
         audit.record(
-            session,
+            connection,
             SCHEDULER,
             "notice.failed",
             f"notice:{notice.id}",
