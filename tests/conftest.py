@@ -43,12 +43,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` first, the longest (``slow(minutes=N)``, 1 if unsaid) first of all.
+    """Tests marked ``slow`` first, the longest (``slow(minutes=N)``, 1 if unsaid) first of all;
+    then the modules that run on one worker (``xdist_group``); then the rest, in their order.
 
     xdist (``--dist loadgroup --no-loadscope-reorder`` in ``make test``) hands tests out one at a
-    time in this order, so the long ones start at once, on both workers, and no worker is left
-    running one alone at the end while the other has finished. The rest keep their order."""
-    items.sort(key=lambda item: -_slow_minutes(item))
+    time in this order (a group as one unit, where its first test is), so the long ones start at
+    once, on both workers, and no worker is left running one alone at the end while the other has
+    finished. A group is a minute or more of tests in one go: the snapshots, last in file order,
+    were handed out with 50 tests left and ran on while the other worker had nothing to do."""
+    items.sort(
+        key=lambda item: (-_slow_minutes(item), item.get_closest_marker("xdist_group") is None)
+    )
 
 
 def _slow_minutes(item: pytest.Item) -> float:
