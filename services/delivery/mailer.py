@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import html
 import random
 import secrets
@@ -208,10 +209,14 @@ def build_message(
     return Outgoing(config.from_address, parseaddr(to)[1], message_id, head + content, files)
 
 
+@functools.lru_cache(maxsize=256)
 def _subject(subject: str) -> str:
     """The Subject folded by ``email.header.Header``, which keeps the space between two words
     inside the encoded text: the standard library's header folder puts it at a fold between two
-    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrived as "con emquý vị")."""
+    encoded-words, where RFC 2047 readers drop it ("con em quý vị" arrived as "con emquý vị").
+
+    Cached: a batch's subjects are a few (one per language and count form), and ``Header``
+    spends 0.1-0.3 ms of Python on each non-ASCII one, measuring candidate folds byte by byte."""
     charset = "us-ascii" if subject.isascii() else "utf-8"
     return Header(subject, charset, header_name="Subject").encode(linesep="\r\n")
 
@@ -253,8 +258,10 @@ def _multipart(subtype: str, parts: list[bytes]) -> bytes:
 
 
 def _base64(data: bytes) -> bytes:
-    """Base64 in lines of 76 characters ending in CRLF (RFC 2045, section 6.8)."""
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+    """Base64 in lines of 76 characters ending in CRLF (RFC 2045, section 6.8): encoded at once,
+    then cut (``base64.encodebytes`` encodes each line apart, then the LFs are replaced)."""
+    encoded = base64.b64encode(data)
+    return b"".join([encoded[i : i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
 
 
 def html_body(body: str, language: str, direction: str) -> str:
