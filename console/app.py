@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Iterable
+from pathlib import Path, PurePath
 
 from rich.text import Text
 from textual.app import App, SystemCommand
@@ -19,6 +20,8 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import WorkerFailed
 
+import screens
+import widgets
 from console import crash
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
 from screens.base import ConsoleScreen
@@ -33,8 +36,24 @@ from services.reports import dashboard
 NO_SCREENSHOTS = "Screenshots are turned off: a screen can show a secret key"
 
 
+def _stylesheets() -> list[str | PurePath]:
+    """Every screen's and dialog's stylesheet: the ``.tcss`` files beside the modules of screens/
+    and widgets/ (tests/screens/test_styles.py holds each of them to be a screen's CSS_PATH)."""
+    return [
+        path.resolve()  # as Textual names a screen's, so it finds it already read
+        for package in (screens, widgets)
+        for path in sorted(Path(package.__path__[0]).glob("*.tcss"))
+    ]
+
+
 class SSRConsoleApp(App[None]):
     TITLE = "SSR Console"
+    CSS_PATH = _stylesheets()
+    """Read with Textual's own styles before the first frame. Textual reads a screen's CSS_PATH
+    when the screen is first pushed, and then parses every rule again (a fresh stylesheet, none
+    of its parse cache) and restyles every widget of every open screen: 130-250 ms on the event
+    loop at each screen's first opening (tests/screens/test_no_freeze.py, issue 21). A screen
+    whose stylesheet is already read is pushed without either."""
     COMMANDS = App.COMMANDS | {DestinationCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
@@ -137,18 +156,9 @@ class SSRConsoleApp(App[None]):
         self.set_timer(0.5, lambda: self.run_worker(load, thread=True, name="preload screens"))
 
     def get_default_screen(self) -> ConsoleScreen:
-        """The first destination, with its stylesheet: Textual (8.2) loads a screen's CSS_PATH
-        when the screen is pushed, but not for the default screen (App._init_mode), so this
-        loads it the way a push would (tests/screens/test_snapshots.py pictures the result).
-
-        The help's stylesheet is read in the same pass: a stylesheet loaded later makes Textual
-        parse every rule again and restyle every widget on the screen, which cost the first ``?``
-        twice what showing the help does (issue 22)."""
-        screen = DESTINATIONS[0].factory(self.ctx)
-        for path in HelpScreen("", []).css_path:
-            self.stylesheet.read(path)
-        self._load_screen_css(screen)
-        return screen
+        """The first destination. Textual reads no CSS_PATH for the default screen (App._init_mode):
+        the app's CSS_PATH holds the dashboard's (tests/screens/test_snapshots.py pictures it)."""
+        return DESTINATIONS[0].factory(self.ctx)
 
     async def action_go(self, key: str) -> None:
         """Open a destination above the dashboard, or say plainly why the operator may not.
