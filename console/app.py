@@ -185,11 +185,28 @@ class SSRConsoleApp(App[None]):
             except ConsoleError as error:
                 self.notify(str(error), title=destination.title, severity="error")
                 return
-        while len(self.screen_stack) > 1 and self.screen is not target:
-            await self.pop_screen()
-        if screen is not None:
-            self._opened[key] = screen
+        if screen is None:
+            while len(self.screen_stack) > 1 and self.screen is not target:
+                await self.pop_screen()
+            return
+        self._opened[key] = screen
+        if len(self.screen_stack) == 1:
             await self.push_screen(screen)
+        else:
+            await self._replace_above_dashboard(screen)
+
+    async def _replace_above_dashboard(self, screen: ConsoleScreen) -> None:
+        """Put ``screen`` in place of every screen above the dashboard, none of them (nor the
+        dashboard) shown in between. Popping them first made each one beneath current again for
+        an instant: laid out, drawn and reading its figures in workers, only to be covered
+        (tests/screens/test_no_freeze.py, issue 21). Textual can only switch the top screen, so
+        the covered ones are taken out of its stack (``_screen_stack``, the list itself) and
+        removed, as its own ``_replace_screen`` removes a popped one."""
+        covered = self.screen_stack[1:-1]
+        await self.switch_screen(screen)
+        for stale in covered:
+            self._screen_stack.remove(stale)
+            await stale.remove()
 
     async def action_back(self) -> None:
         if len(self.screen_stack) > 1:

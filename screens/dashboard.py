@@ -105,10 +105,10 @@ class DashboardScreen(ConsoleScreen):
 
     @work(thread=True, group="back-in-view")
     def _read_if_still_shown(self, left: threading.Event) -> None:
-        """Going from one screen to another passes through the dashboard (the stack is popped
-        to it before the next is pushed): reading a district's coverage for that instant kept
-        the database and the workers busy long after, so the panels are read only once the
-        dashboard stayed in view for ``SHOWN_SECONDS``."""
+        """Going from one screen to another can pass through the dashboard (esc, then the next
+        screen's key): reading a district's coverage for that instant kept the database and the
+        workers busy long after, so the panels are read only once the dashboard stayed in view
+        for ``SHOWN_SECONDS``."""
         if not left.wait(SHOWN_SECONDS):
             self.app.call_from_thread(self._back_in_view)
 

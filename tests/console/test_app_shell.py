@@ -125,6 +125,27 @@ async def test_moving_between_destinations_keeps_the_stack_shallow(seeded, setti
         assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
 
 
+async def test_a_destination_replaces_the_screens_above_the_dashboard(seeded, settings) -> None:  # type: ignore[no-untyped-def]
+    """Neither the dashboard nor a screen beneath the top is made current on the way (laid out,
+    drawn, reading its figures, to be covered at once): the next destination replaces them."""
+    app = app_for(seeded, settings, "caaspp")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await settle(pilot)
+        audit = app.screen
+        await app.push_screen(StudentsScreen(app.ctx))  # as a screen opens one of its own
+        await settle(pilot)
+        shown: list[object] = []
+        app.screen_change_signal.subscribe(app, shown.append, immediate=True)
+        await pilot.press("s")
+        await settle(pilot)
+        assert isinstance(app.screen, StudentsScreen) and len(app.screen_stack) == 2
+        assert shown == [app.screen] and not audit.is_attached
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
+
+
 async def test_tech_coordinator_is_refused_students_with_a_notification(seeded, settings) -> None:  # type: ignore[no-untyped-def]
     app = app_for(seeded, settings, "tech")
     async with app.run_test(size=SIZE) as pilot:
