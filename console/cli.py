@@ -19,7 +19,7 @@ from console.commands import credential as credential_command
 from console.output import say as _say
 from services.core import db, private_files
 from services.core.errors import ConsoleError, InvalidInput
-from services.core.settings import Settings
+from services.core.settings import DatabaseSection, Settings
 
 DEMO_OPERATOR = "caaspp"
 
@@ -127,12 +127,7 @@ def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = config.load(
-            args.config,
-            database_url=args.database_url,
-            data_dir=args.data_dir,
-            operator=args.operator,
-        )
+        settings = settings_for(args)
         if tightened := private_files.secure_data_dir(settings.data_dir):
             _say(f"ssr-console: {tightened}", file=sys.stderr)
         return _dispatch(parser, args, settings)
@@ -148,12 +143,41 @@ LONG_WORK = frozenset({"worker", "import", "roster", "seed", "db"})
 take ``[database] long_work_statement_timeout_seconds`` instead of the interactive limit."""
 
 
-def command_engine(command: str, settings: Settings) -> Engine:
-    """The engine for one command, with the timeouts its kind of work takes."""
-    timeouts = settings.database
-    return db.make_engine(
-        settings.database_url, timeouts.for_long_work() if command in LONG_WORK else timeouts
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings a command line names: its config file, the environment, its options."""
+    return config.load(
+        args.config,
+        database_url=args.database_url,
+        data_dir=args.data_dir,
+        operator=args.operator,
     )
+
+
+_kept_engines: dict[tuple[str, str], Engine] = {}  # (URL, timeouts) -> engine; see keep_engine
+
+
+def _timeouts(command: str, settings: Settings) -> DatabaseSection:
+    timeouts = settings.database
+    return timeouts.for_long_work() if command in LONG_WORK else timeouts
+
+
+def command_engine(command: str, settings: Settings) -> Engine:
+    """The engine for one command, with the timeouts its kind of work takes: the one this
+    process kept for the same database and timeouts (``keep_engine``), or a new one."""
+    timeouts = _timeouts(command, settings)
+    kept = _kept_engines.get((settings.database_url, timeouts.model_dump_json()))
+    return kept if kept is not None else db.make_engine(settings.database_url, timeouts)
+
+
+def keep_engine(command: str, settings: Settings) -> Engine:
+    """A new engine for ``command``, which this process's later ``command_engine`` calls with the
+    same database and timeouts return. The SSH launcher's helper keeps the ``open`` engine and
+    runs the dashboard's reads on it before it forks: a session's SQL is then already in the
+    engine's compiled cache, which each forked session inherits (issue 22)."""
+    timeouts = _timeouts(command, settings)
+    engine = db.make_engine(settings.database_url, timeouts)
+    _kept_engines[settings.database_url, timeouts.model_dump_json()] = engine
+    return engine
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:

@@ -34,6 +34,13 @@ class Panel:
     source: str  # "module:function" returning the panel's text
     calendar: bool = False  # the function also takes the LEA's working-day calendar
 
+    def read(self, ctx: ConsoleContext) -> str:
+        """The panel's text for the operator of ``ctx``: a service call, for a worker."""
+        module, _, function = self.source.partition(":")
+        read = getattr(importlib.import_module(module), function)
+        extra = [ctx.settings.calendar] if self.calendar else []
+        return str(read(ctx.engine, ctx.operator, *extra))
+
 
 # fmt: off
 PANELS = [
@@ -140,11 +147,8 @@ class DashboardScreen(ConsoleScreen):
         )
 
     def _read_panel(self, panel: Panel) -> None:
-        module, _, function = panel.source.partition(":")
-        read = getattr(importlib.import_module(module), function)
         try:
-            extra = [self.ctx.settings.calendar] if panel.calendar else []
-            text = read(self.ctx.engine, self.ctx.operator, *extra)
+            text = panel.read(self.ctx)
         except ConsoleError as error:
             text = str(error)
         self.app.call_from_thread(self._show_panel, panel.key, text)

@@ -11,16 +11,20 @@ from services.access.tables import Operator
 from services.core.errors import NotFound
 
 
+def active(engine: Engine) -> list[Operator]:
+    """Every operator who may sign in, by username, detached from the session that read them."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.exec(select(Operator).where(Operator.active).order_by(Operator.username))
+        )
+
+
 def resolve(engine: Engine, username: str | None) -> Operator:
     """The active operator named ``username``; a clear refusal names the known ones otherwise."""
-    with Session(engine, expire_on_commit=False) as session:
-        known = session.exec(
-            select(Operator).where(Operator.active).order_by(Operator.username)
-        ).all()
-        for operator in known:
-            if operator.username == username:
-                session.expunge(operator)
-                return operator
+    known = active(engine)
+    for operator in known:
+        if operator.username == username:
+            return operator
     names = ", ".join(o.username for o in known) or (
         "none yet: run `ssr-console setup` for a real LEA, or `ssr-console demo` to try it"
     )
