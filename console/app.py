@@ -7,6 +7,7 @@ puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import Iterable
@@ -180,7 +181,10 @@ class SSRConsoleApp(App[None]):
         if target not in self.screen_stack:
             target = None
             try:  # built before anything is closed: a refusal leaves the operator where they were
-                db.ping(self.ctx.engine)  # no screen is built on a database that is away
+                # No screen is built on a database that is away. Asked from a thread: a server
+                # that does not answer held every frame of the session for up to its connect
+                # timeout (10 s by default), and a local PostgreSQL's first connect is 16 ms.
+                await asyncio.to_thread(db.ping, self.ctx.engine)
                 screen = destination.factory(self.ctx)
             except ConsoleError as error:
                 self.notify(str(error), title=destination.title, severity="error")
