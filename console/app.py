@@ -8,12 +8,14 @@ puts the terminal in raw mode, so ctrl+z never stops the process; tests keep it 
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path, PurePath
+from weakref import WeakValueDictionary
 
 from rich.text import Text
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
@@ -24,6 +26,7 @@ from textual.worker import WorkerFailed
 import screens
 import widgets
 from console import crash
+from console.collector import Collector
 from console.navigation import BY_KEY, DESTINATIONS, DestinationCommands, preload
 from screens.base import ConsoleScreen
 from screens.help import HelpScreen, describe_keys
@@ -35,6 +38,8 @@ from services.core.errors import ConsoleError
 from services.reports import dashboard
 
 NO_SCREENSHOTS = "Screenshots are turned off: a screen can show a secret key"
+RECLAIM_CHECK_SECONDS = 2.0
+"""How often a console process checks whether the collector's reclaim is due."""
 
 
 def _stylesheets() -> list[str | PurePath]:
@@ -71,7 +76,10 @@ class SSRConsoleApp(App[None]):
         super().__init__()
         self.ctx = ctx
         self.owns_process = owns_process
-        self._opened: dict[str, ConsoleScreen] = {}  # destination key -> its screen while open
+        # Destination key -> its screen while open. Weak: a closed screen held here kept its
+        # widgets and their render caches alive for the rest of the session (issue 21).
+        self._opened: WeakValueDictionary[str, ConsoleScreen] = WeakValueDictionary()
+        self.collector = Collector() if owns_process else None
         operator = ctx.operator
         self.sub_title = (
             f"{operator.display_name} · {operator.roles_label} · "
@@ -153,8 +161,27 @@ class SSRConsoleApp(App[None]):
 
     def on_ready(self) -> None:
         """Soon after the first frame, import the other screens so opening them is instant."""
-        load = _preload_and_freeze if self.owns_process else preload
+        collector = self.collector
+        if collector is None:
+            load = preload
+        else:
+            load = partial(_preload_and_freeze, collector)
+            self.set_interval(RECLAIM_CHECK_SECONDS, self._reclaim_if_due)
         self.set_timer(0.5, lambda: self.run_worker(load, thread=True, name="preload screens"))
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.collector is not None and isinstance(event, events.InputEvent):
+            self.collector.input_seen()
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+
+    def _reclaim_if_due(self) -> None:
+        """The garbage the collector's frozen heap holds, collected while nobody waits."""
+        if self.collector is not None:
+            self.collector.reclaim_if_due(busy=any(w.is_running for w in self.workers))
 
     def get_default_screen(self) -> ConsoleScreen:
         """The first destination. Textual reads no CSS_PATH for the default screen (App._init_mode):
@@ -222,16 +249,17 @@ class SSRConsoleApp(App[None]):
             self.push_screen(HelpScreen(title, describe_keys(self.screen)))
 
 
-def _preload_and_freeze() -> None:
+def _preload_and_freeze(collector: Collector) -> None:
     """Import every screen, then hide what the started console holds from the garbage collector.
 
     Modules, stylesheets and the dashboard live as long as the console does, yet every full
     collection walked them all again: 50-150 ms of CPU on the event loop, about one per screen
     opened (tests/screens/test_no_freeze.py, issue 21). ``gc.freeze`` moves every object tracked
     so far to a permanent generation that later collections ignore
-    (docs.python.org/3/library/gc.html#gc.freeze); objects made afterwards are collected as usual.
-    Only a process that is the console's alone does this: in a host process (a test run) it would
-    keep every earlier object, garbage included, for the rest of that process's life.
+    (docs.python.org/3/library/gc.html#gc.freeze); from then on ``console.collector`` freezes what
+    each full collection leaves too. Only a process that is the console's alone does this: in a
+    host process (a test run) it would keep every earlier object, garbage included, until the
+    collector's next reclaim.
     """
     preload()
-    gc.freeze()
+    collector.start()
