@@ -184,7 +184,7 @@ class BatchProgressScreen(ConsoleScreen):
     def _show(self, progress: batches.Progress) -> None:
         if not self.is_attached:  # closed while the worker read: nothing left to show it on
             return
-        self.progress = progress
+        previous, self.progress = self.progress, progress
         batch = progress.batch
         self.title = f"Batch {batch.id}: {batch.name}"
         status = batch.status.value
@@ -228,8 +228,12 @@ class BatchProgressScreen(ConsoleScreen):
                 + (f"\n{relay}" if (relay := relay_line(progress, utcnow())) else "")
             )
         )
-        self._fill_schools(progress)
-        self._fill_problems(progress)
+        # Read every second: a table refilled with the same rows is measured and drawn again
+        # for nothing (issue 21), so each is refilled only when its rows changed.
+        if previous is None or progress.schools != previous.schools:
+            self._fill_schools(progress)
+        if previous is None or progress.problems != previous.problems:
+            self._fill_problems(progress)
 
     def _fill_schools(self, progress: batches.Progress) -> None:
         table = self.query_one("#school-table", DataTable)

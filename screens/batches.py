@@ -35,6 +35,8 @@ class BatchesScreen(ConsoleScreen):
         Binding("t", "test_send", "Test send"),
     ]
 
+    shown: list[batches.BatchSummary] | None = None  # the rows the table holds
+
     def compose_body(self) -> ComposeResult:
         yield Static(
             "enter: progress · e: new batch · f: notice to families first · t: test send", id="hint"
@@ -58,6 +60,9 @@ class BatchesScreen(ConsoleScreen):
         self.app.call_from_thread(self._show, found)
 
     def _show(self, found: list[batches.BatchSummary]) -> None:
+        if found == self.shown:  # read every second: the same rows are not measured again
+            return
+        self.shown = found
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()

@@ -31,12 +31,17 @@ class ChannelBatchTable(PlainTable):
     def __init__(self, *, not_done: str = "Listed", id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.not_done = not_done
+        self.shown: list[BatchRow] | None = None  # the rows the table holds
 
     def on_mount(self) -> None:
         self.add_columns("#", "Name", "State", "Done", self.not_done, "Created (UTC)")
 
     def show(self, rows: Sequence[BatchRow]) -> None:
-        """Replace the rows, keeping the cursor on the same batch when it is still listed."""
+        """Replace the rows, keeping the cursor on the same batch when it is still listed. The
+        screens read them every second: the same rows are not measured and drawn again."""
+        if list(rows) == self.shown:
+            return
+        self.shown = list(rows)
         selected = self.selected_id
         self.clear()
         for row in rows:
