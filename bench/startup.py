@@ -27,6 +27,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pilot's settle
+
 SHARED_300K = Path("/work/notes/db300k.db")
 OPERATOR = "caaspp"
 TYPED = ["gar", "1", "12", "ngu"]  # name prefixes and SSID prefixes, one key at a time
@@ -91,6 +93,7 @@ async def table_timings(url: str) -> tuple[float, list[float]]:
     from services.core import db
     from services.core.context import ConsoleContext
     from services.core.settings import Settings
+    from tests.pilot import settle  # waits past workers cancelled to make way for newer ones
     from widgets.paged_table import PagedTable
 
     engine = db.make_engine(url)
@@ -111,12 +114,10 @@ async def table_timings(url: str) -> tuple[float, list[float]]:
             await loaded.wait()
             elapsed = (time.perf_counter() - started) * 1000
             await press
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             return elapsed
 
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         open_ms = await timed("s")
         table = app.screen.query_one(PagedTable)
         assert table.rows, "the students table is empty"
