@@ -534,36 +534,52 @@ class PackagingClaim:
     guardian_id: int
 
 
+@functools.cache
+def _packaging_claim(locking: bool) -> tuple[Any, Any]:
+    """The two statements of ``claim_for_packaging``, built once per kind of database: the
+    packager claims a family or two at a time, and composing them cost more than running them."""
+    items = _ITEMS.c
+    pending = (
+        sa_select(items.id)
+        .where(
+            items.state == ItemState.PENDING,
+            items.claimed_by.is_(None),
+            items.batch_id.in_(batch_ids(kind=BatchKind.DELIVERY)),
+        )
+        .order_by(items.id)
+        .limit(bindparam("limit"))
+    )
+    if locking:
+        pending = pending.with_for_update(skip_locked=True)
+    # One guarded update for them all: an item that moved meanwhile (a cancelled batch) is not
+    # returned, so it is not claimed.
+    claim = (
+        update(_ITEMS)
+        .where(
+            items.id.in_(bindparam("ids", expanding=True)),
+            items.state == ItemState.PENDING,
+            items.claimed_by.is_(None),
+        )
+        .values(
+            claimed_by=bindparam("worker_id"),
+            claimed_at=bindparam("now"),
+            updated_at=bindparam("updated_at"),
+        )
+        .returning(items.id, items.batch_id, items.guardian_id)
+    )
+    return pending, claim
+
+
 def claim_for_packaging(engine: Engine, worker_id: str, limit: int) -> list[PackagingClaim]:
     """Take up to ``limit`` pending items of running batches to package."""
     now = utcnow()
+    pending, claim = _packaging_claim(not is_sqlite(engine))
     with session_scope(engine) as session:
-        ids = session.exec(
-            _lock(
-                select(DeliveryItem.id)
-                .where(
-                    DeliveryItem.state == ItemState.PENDING,
-                    DeliveryItem.claimed_by.is_(None),  # type: ignore[union-attr]
-                    DeliveryItem.batch_id.in_(batch_ids(kind=BatchKind.DELIVERY)),  # type: ignore[attr-defined]
-                )
-                .order_by(DeliveryItem.id)  # type: ignore[arg-type]
-                .limit(limit),
-                engine,
-            )
-        ).all()
+        ids = session.execute(pending, {"limit": limit}).scalars().all()
         if not ids:
             return []
-        # One guarded update for them all: an item that moved meanwhile (a cancelled batch) is
-        # not returned, so it is not claimed.
         rows = session.execute(
-            update(_ITEMS)
-            .where(
-                _ITEMS.c.id.in_(ids),
-                _ITEMS.c.state == ItemState.PENDING,
-                _ITEMS.c.claimed_by.is_(None),
-            )
-            .values(claimed_by=worker_id, claimed_at=now, updated_at=now)
-            .returning(_ITEMS.c.id, _ITEMS.c.batch_id, _ITEMS.c.guardian_id)
+            claim, {"ids": list(ids), "worker_id": worker_id, "now": now, "updated_at": now}
         ).all()
     return [PackagingClaim(*row) for row in sorted(rows)]
 
