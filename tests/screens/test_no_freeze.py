@@ -1,7 +1,8 @@
 """The console never freezes: every screen's main actions, driven by keys on a district-size demo
 LEA (20,000 students), while ``LoopLag`` watches the app's event loop. A service call made on the
-loop instead of in a worker stalls every frame of that SSH session; here it fails the test, which
-names the action and the service it called.
+loop instead of in a worker stalls every frame of that SSH session, and so does any other stall;
+here a service call on the loop, or any stall over 100 ms (issue 21), fails the test, which names
+the action and the code it was in.
 """
 
 from __future__ import annotations
@@ -166,8 +167,12 @@ async def test_every_screen_action_keeps_the_loop_running(district) -> None:  # 
             lag.doing = "done"
     # A service call on the loop while it was more than 50 ms late fails, whatever the machine's
     # load (on main before issue 21: the advisor's plan.save, New batch create, the credential
-    # reads, ...). Stalls in Textual's own work (building a screen, the footer) are reported here;
-    # on a loaded two-core machine they reach 0.1-0.3 s.
+    # reads, ...); so does any stall over 100 ms, the issue's bound. LoopLag does not count the
+    # time the machine gave other processes, so the bound holds on a shared machine: 44 actions,
+    # worst 59 ms at load 6-10 (it was 300-500 ms: full garbage collections of the screens' heap,
+    # now frozen by console/collector.py, each screen's stylesheet parsed on its first push, and
+    # action_go passing through the dashboard).
+    print(f"loop stalls by action: {lag.report()}")
     assert not lag.in_services, f"a service call on the event loop: {lag.in_services}"
     assert (exports / "coverage.csv").exists() and (exports / "at-risk.csv").exists()
-    print(f"loop stalls by action: {lag.report()}")
+    assert lag.worst <= 0.100, f"an event-loop stall over 100 ms: {lag.report()}"
