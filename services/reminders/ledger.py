@@ -32,6 +32,7 @@ from sqlalchemy import Column, Index, UniqueConstraint, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.access.permissions import Permission, require
@@ -250,6 +251,25 @@ _MARK_FAILED = (
 )
 
 
+_CLAIMABLE = (
+    select(Notice)
+    .where(col(Notice.id).in_(sa.bindparam("ids", expanding=True)), col(Notice.state).in_(_OPEN))
+    .order_by(col(Notice.id))
+)
+_CLAIMED = {"state": NoticeState.SENDING, "claimed_at": None}
+_CLAIM = (
+    update(_NOTICE)
+    .where(_THIS)
+    .values(
+        **_CLAIMED,
+        attempts=sa.bindparam("attempts"),
+        late=sa.bindparam("late"),
+        message_id=sa.bindparam("message_id"),
+        pending=sa.bindparam("pending"),
+    )
+)
+
+
 def plan(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Write notices not yet in the ledger; a key already there (in any state) is left alone."""
     if not rows:
@@ -357,11 +377,8 @@ def claim(
     recorded in the audit log. Notices no longer open are skipped.
     """
     with session_scope(engine) as session:
-        rows = session.exec(
-            select(Notice)
-            .where(col(Notice.id).in_(list(ids)), col(Notice.state).in_(_OPEN))
-            .order_by(col(Notice.id))
-        ).all()
+        rows = list(session.scalars(_CLAIMABLE, {"ids": list(ids)}))
+        moves = []
         for notice in rows:
             if in_doubt(notice):
                 audit.record(
@@ -376,14 +393,25 @@ def claim(
                     },
                     lea_id=notice.lea_id,
                 )
-            notice.state = NoticeState.SENDING
-            notice.claimed_at = None
-            notice.attempts += 1
-            notice.late = notice.due_on < today
-            notice.message_id = notice.message_id or message_id()
-            notice.pending = pending.get(notice.subject, notice.pending)
-            session.add(notice)
-    return list(rows)
+            moves.append(
+                {
+                    "notice_id": notice.id,
+                    "attempts": notice.attempts + 1,
+                    "late": notice.due_on < today,
+                    "message_id": notice.message_id or message_id(),
+                    "pending": pending.get(notice.subject, notice.pending),
+                }
+            )
+        if moves:
+            session.execute(_CLAIM, moves)
+    # the objects were only read (nothing for the session to flush): they take the values just
+    # committed as their loaded state, without the change tracking each assignment costs
+    for notice, move in zip(rows, moves, strict=True):
+        for key, value in _CLAIMED.items():
+            set_committed_value(notice, key, value)
+        for key in ("attempts", "late", "message_id", "pending"):
+            set_committed_value(notice, key, move[key])
+    return rows
 
 
 def hand_off(engine: Engine, notice: Notice, now: datetime, sent: Sequence[Notice] = ()) -> bool:
