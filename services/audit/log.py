@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection, Engine
@@ -100,6 +101,16 @@ _NEXT_SEQ = (
 )
 _SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("digest"))
 _INSERT_EVENT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+# A writer that appends event after event (the scheduler marking notices sent, one commit each)
+# keeps the head it last wrote to each database (by engine: the pool hands out its connections in
+# turn) and moves the head with one statement while it is still that one, instead of reading it
+# and writing its hash in two.
+_LAST_HEAD: WeakKeyDictionary[Engine, tuple[int, str]] = WeakKeyDictionary()
+_ADVANCE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1, _HEAD.c.seq == bindparam("seq"), _HEAD.c.hash == bindparam("prev"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("digest"))
+)
 
 Entry = tuple[str, str, dict[str, Any] | None]
 """One event of ``record_many``: its action, target and detail."""
@@ -130,11 +141,38 @@ def record_many(
     insert), each still chained to the one before."""
     if not entries:
         return
+    engine = (session.connection() if isinstance(session, Session) else session).engine
+    lea = lea_id if lea_id is not None else actor.lea_id
+    known = _LAST_HEAD.get(engine)
+    if known is not None:
+        rows = _chain(known, utcnow(), actor, lea, entries)
+        # the head moves only if it is still the one this process last wrote: then the rows
+        # hold exactly what the general path below would compute from it; if not (another
+        # writer since, or that transaction rolled back), nothing moved, and it reads the head
+        moved = session.execute(
+            _ADVANCE_HEAD,
+            {
+                "seq": known[0],
+                "prev": known[1],
+                "new_seq": rows[-1]["seq"],
+                "digest": rows[-1]["hash"],
+            },
+        )
+        if moved.rowcount:  # type: ignore[attr-defined]
+            _append(session, engine, rows)
+            return
     # the head row is created by the first migration
     last, prev = session.execute(_NEXT_SEQ, {"count": len(entries)}).one()
-    seq = int(last) - len(entries)
-    at = utcnow()
-    lea = lea_id if lea_id is not None else actor.lea_id
+    rows = _chain((int(last) - len(entries), prev), utcnow(), actor, lea, entries)
+    session.execute(_SET_HEAD_HASH, {"digest": rows[-1]["hash"]})
+    _append(session, engine, rows)
+
+
+def _chain(
+    head: tuple[int, str], at: datetime, actor: Actor, lea: int | None, entries: Sequence[Entry]
+) -> list[dict[str, Any]]:
+    """The event rows of ``entries`` chained on from the head ``(seq, hash)``."""
+    seq, prev = head
     rows = []
     for action, target, detail in entries:
         seq += 1
@@ -155,8 +193,12 @@ def record_many(
             }
         )
         prev = digest
+    return rows
+
+
+def _append(session: Session | Connection, engine: Engine, rows: list[dict[str, Any]]) -> None:
     session.execute(_INSERT_EVENT, rows)
-    session.execute(_SET_HEAD_HASH, {"digest": prev})
+    _LAST_HEAD[engine] = (rows[-1]["seq"], rows[-1]["hash"])
 
 
 @dataclass(frozen=True)
