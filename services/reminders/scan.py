@@ -657,31 +657,34 @@ def _dispatch(
     claimed = notice_ledger.claim(engine, wanted, now, today, sender.message_id, pending)
     report.in_doubt += sum(n.id in doubtful for n in claimed)
     names = _lea_names(engine, {n.lea_id for n in claimed})
-    unmarked: list[Notice] = []  # accepted; marked sent with the next notice's move, one commit
-    for notice in claimed:
-        fault("after-claim")
-        if notice.email:
-            try:
-                if report.relay_down:  # one wait for an unreachable relay per scan is enough
-                    raise RelayUnavailable(f"not tried, relay down: {report.errors[-1]}")
-                handed = notice_ledger.hand_off(engine, notice, now, unmarked)
-                unmarked = []
-                if not handed:
-                    continue  # no longer sending: nothing to do
-                sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
-            except Exception as error:  # any failure is recorded and retried
-                retry_at = now + sender.backoff(notice.attempts)
-                notice_ledger.mark_failed(engine, notice, str(error), retry_at, now, unmarked)
-                unmarked = []
-                report.failed += 1
-                report.errors.append(str(error))
-                report.relay_down = report.relay_down or isinstance(error, RelayUnavailable)
-                continue
-        fault("after-send")
-        unmarked.append(notice)
-        report.sent += 1
-        report.late += int(notice.late)
-    notice_ledger.mark_sent(engine, unmarked, now)
+    with engine.connect() as connection:  # one commit per notice, on one connection
+        unmarked: list[Notice] = []  # accepted; marked sent with the next notice's move, one commit
+        for notice in claimed:
+            fault("after-claim")
+            if notice.email:
+                try:
+                    if report.relay_down:  # one wait for an unreachable relay per scan is enough
+                        raise RelayUnavailable(f"not tried, relay down: {report.errors[-1]}")
+                    handed = notice_ledger.hand_off(connection, notice, now, unmarked)
+                    unmarked = []
+                    if not handed:
+                        continue  # no longer sending: nothing to do
+                    sender.send(notice, names.get(notice.lea_id, f"LEA {notice.lea_id}"))
+                except Exception as error:  # any failure is recorded and retried
+                    retry_at = now + sender.backoff(notice.attempts)
+                    notice_ledger.mark_failed(
+                        connection, notice, str(error), retry_at, now, unmarked
+                    )
+                    unmarked = []
+                    report.failed += 1
+                    report.errors.append(str(error))
+                    report.relay_down = report.relay_down or isinstance(error, RelayUnavailable)
+                    continue
+            fault("after-send")
+            unmarked.append(notice)
+            report.sent += 1
+            report.late += int(notice.late)
+        notice_ledger.mark_sent(connection, unmarked, now)
 
 
 def _lea_names(engine: Engine, lea_ids: set[int]) -> dict[int, str]:
