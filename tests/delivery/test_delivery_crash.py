@@ -134,7 +134,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     assert figures["families"] >= 60
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=4)  # 160-290 s: started with the seasons, not among the one-minute tests
 def test_sigkill_a_2000_family_batch(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, sink: MailSink
 ) -> None:
