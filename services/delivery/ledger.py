@@ -458,13 +458,10 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
     """
     now = utcnow()
     with session_scope(engine) as session:
-        alive = {worker_id}
+        alive, dead = {worker_id}, set[str]()
         if not is_sqlite(engine):
-            alive |= {
-                other.id
-                for other in session.exec(select(DeliveryWorker)).all()
-                if _worker_alive(other, host, now, stale_after)
-            }
+            for other in session.exec(select(DeliveryWorker)).all():
+                (alive if _worker_alive(other, host, now, stale_after) else dead).add(other.id)
         claimed = col(DeliveryItem.claimed_by)
         rows = session.exec(
             _lock(
@@ -479,11 +476,8 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
             # the item locks) claimed only after registering: read the list again, now that its
             # claims are seen, so a starting worker is never taken for a dead one.
             now = utcnow()
-            alive |= {
-                other.id
-                for other in session.exec(select(DeliveryWorker)).all()
-                if _worker_alive(other, host, now, stale_after)
-            }
+            for other in session.exec(select(DeliveryWorker)).all():
+                (alive if _worker_alive(other, host, now, stale_after) else dead).add(other.id)
         uncertain = 0
         for item_id, state, batch_id, owner in rows:
             if owner in alive:
@@ -514,11 +508,15 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
         # A batch whose last open items were in flight has nothing left to run: it is finished
         # (its uncertain items wait for an operator, who reopens it by deciding one).
         _finish_batches(session)
-        session.execute(
-            DeliveryWorker.__table__.delete().where(  # type: ignore[attr-defined]
-                col(DeliveryWorker.id).not_in(alive)
-            )
+        # Only the workers found dead go: one that registered after the reads above (several
+        # started at once) is neither, and removed, its claims would look like a dead worker's
+        # until its next heartbeat. On SQLite one worker runs, so every other one is dead.
+        gone = (
+            col(DeliveryWorker.id).not_in(alive)
+            if is_sqlite(engine)
+            else col(DeliveryWorker.id).in_(dead - alive)
         )
+        session.execute(DeliveryWorker.__table__.delete().where(gone))  # type: ignore[attr-defined]
     return uncertain
 
 

@@ -327,3 +327,37 @@ def test_plan_batch_takes_the_plans_secure_electronic_families(engine: Engine) -
             ).all()
         )
     assert chosen == expected
+
+
+@pytest.mark.postgres
+def test_a_worker_registering_during_anothers_recovery_is_not_removed(migrated_pg_url: str) -> None:
+    """Several workers started at once on PostgreSQL: one registers while another's recovery runs.
+    Recovery removes the workers it found dead, never one it did not see: removed, the newcomer's
+    claims would look like a dead worker's until its next heartbeat, be released and claimed again
+    (its half-written package deleted by the next claimant) or, in flight, marked uncertain."""
+    import socket
+
+    from sqlalchemy import event
+
+    engine = db.make_engine(migrated_pg_url)
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ledger.register_worker(engine, "killed", host, dead.pid)
+    ledger.register_worker(engine, "recovering", host, os.getpid())
+
+    registered: list[str] = []
+
+    def newcomer_registers(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        if not registered and statement.lstrip().upper().startswith("DELETE FROM DELIVERY_WORKER"):
+            registered.append("newcomer")  # once: its own registration passes through here too
+            ledger.register_worker(engine, "newcomer", host, os.getpid())  # its own connection
+
+    event.listen(engine, "before_cursor_execute", newcomer_registers)
+    ledger.recover(engine, "recovering", host)
+    event.remove(engine, "before_cursor_execute", newcomer_registers)
+    assert registered, "recovery removed no worker: the test did not run its race"
+    with Session(engine) as session:
+        workers = set(session.exec(select(ledger.DeliveryWorker.id)).all())
+    assert workers == {"recovering", "newcomer"}, workers
+    engine.dispose()
