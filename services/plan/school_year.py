@@ -35,7 +35,7 @@ from services.core.db import session_scope
 from services.core.errors import InvalidInput, NotFound
 from services.core.scope import report_filters
 from services.core.working_days import WorkingCalendar
-from services.delivery.delivered import correction_owed, report_delivered
+from services.delivery.delivered import correction_owed, report_undelivered
 from services.intake.score_reports import ScoreReport
 from services.plan.advisor import administration_year
 from services.plan.tables import DistributionPlan
@@ -122,7 +122,7 @@ def owed_students(session: Session, lea_id: int, year: int) -> int:
             .join(Student, col(Student.id) == col(ScoreReport.student_id))
             .where(
                 *report_filters(lea_id, None, None, None, year),
-                or_(~report_delivered(), correction_owed(lea_id)),
+                or_(report_undelivered(), correction_owed(lea_id)),
             )
         ).scalar_one()
     )

@@ -437,12 +437,6 @@ def coordinators_by_lea(session: Session) -> dict[int, list[Coordinator]]:
     return found
 
 
-def undelivered_clause() -> Any:
-    """Which SSRs still count as not delivered to their family (``services.delivery.delivered``, the
-    definition coverage and the reports use too); correlated on ScoreReport joined to Student."""
-    return report_undelivered()
-
-
 def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> list[PendingGroup]:
     """Undelivered SSRs received within ``PAST_DUE_LOOKBACK_DAYS``, past due or not, counted per
     LEA, program and receipt day.
@@ -467,7 +461,7 @@ def pending_groups(session: Session, today: date, policy: ReminderPolicy) -> lis
         .where(
             col(ScoreReport.received_at) >= since,
             col(Student.withdrawn_at).is_(None),  # withdrawn: no deadline warnings
-            undelivered_clause(),
+            report_undelivered(),  # the definition coverage and the reports use too
         )
         .group_by(col(Student.lea_id), col(ScoreReport.program), hour)
     ).all()
