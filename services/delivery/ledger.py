@@ -456,12 +456,16 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
     host and its process is gone (a SIGKILLed worker restarted by systemd). Runs at start and with
     every heartbeat. Returns how many items were marked uncertain.
     """
-    now = utcnow()
     with session_scope(engine) as session:
         alive, dead = {worker_id}, set[str]()
-        if not is_sqlite(engine):
+
+        def read_workers() -> None:
+            now = utcnow()
             for other in session.exec(select(DeliveryWorker)).all():
                 (alive if _worker_alive(other, host, now, stale_after) else dead).add(other.id)
+
+        if not is_sqlite(engine):
+            read_workers()
         claimed = col(DeliveryItem.claimed_by)
         rows = session.exec(
             _lock(
@@ -475,9 +479,7 @@ def recover(engine: Engine, worker_id: str, host: str, stale_after: timedelta = 
             # A worker that registered after the list above was read (while this one waited for
             # the item locks) claimed only after registering: read the list again, now that its
             # claims are seen, so a starting worker is never taken for a dead one.
-            now = utcnow()
-            for other in session.exec(select(DeliveryWorker)).all():
-                (alive if _worker_alive(other, host, now, stale_after) else dead).add(other.id)
+            read_workers()
         uncertain = 0
         for item_id, state, batch_id, owner in rows:
             if owner in alive:
